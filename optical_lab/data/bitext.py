@@ -1,0 +1,43 @@
+"""Parallel text (English <-> another language), the only training signal OPTICAL uses."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Bitext:
+    """Line-aligned English and foreign sentences, with an optional document id per pair."""
+
+    english: list[str]
+    foreign: list[str]
+    lang: str
+    doc_ids: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.english) != len(self.foreign):
+            raise ValueError(f"ragged bitext: {len(self.english)} English vs {len(self.foreign)} {self.lang} lines")
+        if self.doc_ids and len(self.doc_ids) != len(self.english):
+            raise ValueError("doc_ids must have one entry per sentence pair")
+
+    def __len__(self) -> int:
+        return len(self.english)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(zip(self.english, self.foreign))
+
+    def select(self, indices: list[int]) -> "Bitext":
+        return Bitext(
+            [self.english[i] for i in indices],
+            [self.foreign[i] for i in indices],
+            self.lang,
+            [self.doc_ids[i] for i in indices] if self.doc_ids else [],
+            self.source,
+        )
+
+    def sample(self, n: int | None, seed: int = 0) -> "Bitext":
+        """At most ``n`` pairs drawn without replacement (all of them when ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        return self.select(sorted(random.Random(seed).sample(range(len(self)), n)))

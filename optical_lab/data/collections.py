@@ -1,0 +1,102 @@
+"""Retrieval tasks built from NTREX, with document-level folds.
+
+**Known-item CLIR** (the design of Sasaki et al., 2018 and CLIRMatrix): for each NTREX document,
+the query is the English document's *first sentence* and the relevant document is the
+target-language text of the *same* document without that first sentence. One relevant document
+per query, 123 queries against 123 documents per language.
+
+**Sentence retrieval**: each English sentence retrieves its own translation among all target
+sentences of the evaluated documents (accuracy@1 and MRR).
+
+**Folds** split *documents*, never sentences: a fold's evaluation documents contribute no sentence
+to that fold's training (or dev) bitext, so a student never sees a line it is evaluated on.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .bitext import Bitext
+from .ntrex import NtrexCorpus
+
+
+@dataclass
+class Collection:
+    """A TREC-style test collection: queries, documents, graded relevance."""
+
+    name: str
+    lang: str
+    queries: dict[str, str]
+    documents: dict[str, str]
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def restrict(self, doc_ids: set[str]) -> "Collection":
+        """Keep only the given documents and the queries whose relevant documents survive."""
+        documents = {d: t for d, t in self.documents.items() if d in doc_ids}
+        qrels = {q: rel for q, rel in self.qrels.items() if any(d in documents for d in rel)}
+        queries = {q: t for q, t in self.queries.items() if q in qrels}
+        return Collection(self.name, self.lang, queries, documents, qrels)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Document ids of one fold: train (bitext source), dev (model selection), eval (scores)."""
+
+    index: int
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    eval: tuple[str, ...]
+
+
+def _sentences_by_document(corpus: NtrexCorpus) -> dict[str, list[int]]:
+    by_doc: dict[str, list[int]] = {}
+    for line, doc in enumerate(corpus.doc_ids):
+        by_doc.setdefault(doc, []).append(line)
+    return by_doc
+
+
+def known_item_collection(corpus: NtrexCorpus) -> Collection:
+    """English first sentence -> target-language rest of the same document."""
+    queries, documents, qrels = {}, {}, {}
+    for doc, lines in _sentences_by_document(corpus).items():
+        queries[doc] = corpus.english[lines[0]]
+        documents[doc] = " ".join(corpus.target[i] for i in lines[1:])
+        qrels[doc] = {doc: 1}
+    return Collection(f"ntrex-known-item-{corpus.lang}", corpus.lang, queries, documents, qrels)
+
+
+def sentence_collection(corpus: NtrexCorpus, doc_ids: set[str] | None = None) -> Collection:
+    """English sentence -> its translation, among the target sentences of ``doc_ids`` (all when None)."""
+    queries, documents, qrels = {}, {}, {}
+    for line, doc in enumerate(corpus.doc_ids):
+        if doc_ids is not None and doc not in doc_ids:
+            continue
+        sid = f"s{line + 1}"
+        queries[sid] = corpus.english[line]
+        documents[sid] = corpus.target[line]
+        qrels[sid] = {sid: 1}
+    return Collection(f"ntrex-sentences-{corpus.lang}", corpus.lang, queries, documents, qrels)
+
+
+def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: float = 0.1) -> list[Fold]:
+    """Split documents into ``k`` folds; each fold's non-eval documents are split train/dev.
+
+    ``k == 1`` is allowed and means "evaluate on half, train on the other half" (fold 0 of k=2),
+    the cheapest honest setting for demos.
+    """
+    docs = list(dict.fromkeys(doc_ids))
+    random.Random(seed).shuffle(docs)
+    n_parts = max(k, 2)
+    parts = [docs[i::n_parts] for i in range(n_parts)]
+    folds = []
+    for i in range(k):
+        rest = [d for j, part in enumerate(parts) if j != i for d in part]
+        n_dev = max(1, round(dev_fraction * len(rest))) if dev_fraction > 0 else 0
+        folds.append(Fold(i, tuple(sorted(rest[n_dev:])), tuple(sorted(rest[:n_dev])), tuple(sorted(parts[i]))))
+    return folds
+
+
+def fold_bitext(corpus: NtrexCorpus, docs: tuple[str, ...] | set[str]) -> Bitext:
+    """All sentence pairs of the given documents (e.g. a fold's training documents)."""
+    keep = set(docs)
+    return corpus.bitext().select([i for i, d in enumerate(corpus.doc_ids) if d in keep])

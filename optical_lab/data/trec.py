@@ -1,0 +1,114 @@
+"""TREC file formats: topics (TSV), qrels, runs, and documents (TSV or JSONL).
+
+Every reader validates the format and names the file and line of the first problem.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .collections import Collection
+from .errors import DataError
+from .text_files import read_lines
+
+Run = dict[str, dict[str, float]]  # qid -> docid -> score
+Qrels = dict[str, dict[str, int]]  # qid -> docid -> relevance
+
+
+def read_topics(path: str | Path) -> dict[str, str]:
+    """``qid<TAB>text`` per line."""
+    topics = {}
+    for number, line in enumerate(read_lines(path), start=1):
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[0].strip():
+            raise DataError("expected 'qid<TAB>query text'", path=path, line=number, fix="separate the id and the text with one tab")
+        topics[parts[0].strip()] = "\t".join(parts[1:]).strip()
+    return topics
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """``qid 0 docid relevance`` per line (whitespace separated)."""
+    qrels: Qrels = {}
+    for number, line in enumerate(read_lines(path), start=1):
+        parts = line.split()
+        if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
+            raise DataError("expected 'qid iteration docid relevance'", path=path, line=number, fix="use the 4-column TREC qrels format")
+        qrels.setdefault(parts[0], {})[parts[2]] = int(parts[3])
+    return qrels
+
+
+def read_run(path: str | Path) -> Run:
+    """``qid Q0 docid rank score tag`` per line."""
+    run: Run = {}
+    for number, line in enumerate(read_lines(path), start=1):
+        parts = line.split()
+        try:
+            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+        except (IndexError, ValueError):
+            raise DataError("expected 'qid Q0 docid rank score tag'", path=path, line=number, fix="use the 6-column TREC run format") from None
+    return run
+
+
+def read_documents(path: str | Path) -> dict[str, str]:
+    """Documents from ``docid<TAB>text`` TSV, or JSONL with ``doc_id``/``docno``/``id`` and ``text``."""
+    path = Path(path)
+    docs = {}
+    for number, line in enumerate(read_lines(path), start=1):
+        if path.suffix in {".jsonl", ".json"}:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON ({exc.msg})", path=path, line=number, fix="one JSON object per line") from None
+            key = next((k for k in ("doc_id", "docno", "id", "_id") if k in record), None)
+            if key is None or "text" not in record:
+                raise DataError("JSON record needs an id ('doc_id', 'docno' or 'id') and 'text'", path=path, line=number,
+                                fix='write e.g. {"doc_id": "d1", "text": "..."}')
+            docs[str(record[key])] = (record.get("title", "") + " " + record["text"]).strip()
+        else:
+            parts = line.split("\t", 1)
+            if len(parts) != 2:
+                raise DataError("expected 'docid<TAB>text'", path=path, line=number, fix="separate the id and the text with one tab")
+            docs[parts[0].strip()] = parts[1]
+    return docs
+
+
+def load_trec_collection(topics: str | Path, qrels: str | Path, documents: str | Path, lang: str, name: str = "") -> Collection:
+    """A user's own collection from the three TREC-style files."""
+    queries, rels = read_topics(topics), read_qrels(qrels)
+    unknown = sorted(set(rels) - set(queries))
+    if unknown:
+        raise DataError(f"qrels name {len(unknown)} topics not in the topics file (e.g. {unknown[0]!r})", path=qrels,
+                        fix="use the same query ids in topics and qrels")
+    return Collection(name or Path(documents).stem, lang, queries, read_documents(documents), rels)
+
+
+def load_ir_datasets(dataset_id: str, lang: str) -> Collection:  # pragma: no cover - needs internet + ir_datasets
+    """Bridge to ``ir_datasets`` (e.g. ``wikiclir/sw``), for users with internet access."""
+    try:
+        import ir_datasets
+    except ImportError as exc:
+        raise DataError("the ir_datasets bridge needs the ir_datasets package", fix="pip install ir_datasets") from exc
+    ds = ir_datasets.load(dataset_id)
+    queries = {q.query_id: q.text for q in ds.queries_iter()}
+    documents = {d.doc_id: getattr(d, "text", "") for d in ds.docs_iter()}
+    qrels: Qrels = {}
+    for q in ds.qrels_iter():
+        qrels.setdefault(q.query_id, {})[q.doc_id] = q.relevance
+    return Collection(dataset_id, lang, queries, documents, qrels)
+
+
+def write_topics(topics: Mapping[str, str], path: str | Path) -> None:
+    Path(path).write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), encoding="utf-8")
+
+
+def write_qrels(qrels: Qrels, path: str | Path) -> None:
+    Path(path).write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), encoding="utf-8")
+
+
+def write_run(run: Run, path: str | Path, tag: str = "optical_lab") -> None:
+    lines: list[str] = []
+    for qid, scores in run.items():
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n" for rank, (doc, score) in enumerate(ranked, start=1))
+    Path(path).write_text("".join(lines), encoding="utf-8")

@@ -1,0 +1,165 @@
+"""A transformer encoder seen the way retrieval and OT distillation need it.
+
+:class:`Encoder` wraps ``transformers.AutoModel`` + its tokenizer and exposes two views:
+
+* **token embeddings** with their attention mask and a special-token mask
+  (what the OT loss aligns), and
+* **pooled sentence embeddings**: mean over real tokens, L2-normalised — the pooling
+  the all-MiniLM-L6-v2 / multilingual-e5 model cards prescribe.
+
+Retrieval roles: some models (e5) expect ``"query: "`` / ``"passage: "`` prefixes; the
+encoder adds them when ``role`` is given, so callers never handle model-specific strings.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+Role = Literal["query", "passage"] | None
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class TokenBatch:
+    """Contextual token embeddings of a padded batch of sentences."""
+
+    embeddings: torch.Tensor  # (B, L, d)
+    mask: torch.Tensor  # (B, L) bool, True on real tokens (incl. special ones)
+    special: torch.Tensor  # (B, L) bool, True on [CLS]/[SEP]/<s>/</s>
+    input_ids: torch.Tensor  # (B, L)
+
+
+def mean_pool(embeddings: torch.Tensor, mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Average the real-token embeddings of each row; L2-normalise when asked."""
+    weights = mask.to(embeddings.dtype).unsqueeze(-1)
+    pooled = (embeddings * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+    return F.normalize(pooled, dim=-1) if normalize else pooled
+
+
+class Encoder(torch.nn.Module):
+    """Tokenizer + transformer body, with pooled and token-level outputs."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        *,
+        name: str = "",
+        max_length: int = 256,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = max_length
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str = "minilm",
+        device: str | torch.device | None = None,
+        max_length: int | None = None,
+    ) -> "Encoder":
+        """Load a registry name (``minilm``, ``me5-small``), a Hugging Face id or a local folder."""
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the unused pooler weights otherwise print a load report
+
+        from .registry import resolve_backbone
+
+        spec = resolve_backbone(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(spec.path)
+        model = AutoModel.from_pretrained(spec.path, add_pooling_layer=False) if spec.is_bert else AutoModel.from_pretrained(spec.path)
+        encoder = cls(
+            model,
+            tokenizer,
+            name=spec.name,
+            max_length=max_length or spec.max_length,
+            query_prefix=spec.query_prefix,
+            passage_prefix=spec.passage_prefix,
+        )
+        return encoder.to(device or default_device())
+
+    def copy(self) -> "Encoder":
+        """An independent copy (the student starts as a copy of the teacher)."""
+        return copy.deepcopy(self)
+
+    def save(self, folder: str | Path) -> None:
+        """Save as a normal Hugging Face folder (model + tokenizer)."""
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    # ---------------------------------------------------------------- encoding
+    def _with_prefix(self, texts: Sequence[str], role: Role) -> list[str]:
+        prefix = {"query": self.query_prefix, "passage": self.passage_prefix}.get(role or "", "")
+        return [prefix + t for t in texts]
+
+    def tokenize(self, texts: Sequence[str], role: Role = None) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(
+            self._with_prefix(texts, role),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def tokens(self, texts: Sequence[str], role: Role = None) -> TokenBatch:
+        """Contextual token embeddings (differentiable) of ``texts``."""
+        batch = self.tokenize(texts, role)
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        mask = batch["attention_mask"].bool()
+        return TokenBatch(out.last_hidden_state, mask, batch["special_tokens_mask"].bool() & mask, batch["input_ids"])
+
+    def forward(self, texts: Sequence[str], role: Role = None) -> torch.Tensor:
+        """Pooled, normalised sentence embeddings (differentiable), shape (B, d)."""
+        tok = self.tokens(texts, role)
+        return mean_pool(tok.embeddings, tok.mask)
+
+    @torch.no_grad()
+    def encode(
+        self,
+        texts: Sequence[str],
+        role: Role = None,
+        batch_size: int = 64,
+        progress: bool | str = False,
+    ) -> torch.Tensor:
+        """Pooled embeddings of many texts, on CPU, in input order.
+
+        Texts are sorted by length so each batch carries little padding.
+        """
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = torch.empty(len(texts), self.dim)
+        desc = progress if isinstance(progress, str) else f"encode {self.name}"
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+            idx = order[start : start + batch_size]
+            out[idx] = self([texts[i] for i in idx], role).float().cpu()
+        self.train(was_training)
+        return out

@@ -1,0 +1,4 @@
+"""Dense retrieval over a Collection."""
+from .dense import dense_search, retrieve
+
+__all__ = ["dense_search", "retrieve"]

@@ -1,0 +1,56 @@
+"""The packaged teacher: pooled + token outputs, and a real zero-shot run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from optical_lab.data import load_ntrex
+from optical_lab.experiments.evaluate import evaluate_ntrex
+from optical_lab.models import mean_pool
+
+
+def test_pooled_equals_mean_of_tokens(teacher):
+    texts = ["A short sentence.", "A somewhat longer sentence with more tokens in it."]
+    tokens = teacher.tokens(texts)
+    assert tokens.embeddings.shape[:2] == tokens.mask.shape
+    assert tokens.mask[0].sum() < tokens.mask[1].sum()  # padding is masked
+    assert tokens.special[:, 0].all()  # [CLS]
+    pooled = teacher(texts)
+    assert torch.allclose(pooled, mean_pool(tokens.embeddings, tokens.mask), atol=1e-6)
+    assert torch.allclose(pooled.norm(dim=-1), torch.ones(2), atol=1e-5)
+    # batching and sorting by length do not change embeddings
+    one_by_one = torch.cat([teacher.encode([t]) for t in texts])
+    assert torch.allclose(teacher.encode(texts, batch_size=1), one_by_one, atol=1e-5)
+    assert torch.allclose(teacher.encode(texts), pooled.detach(), atol=1e-5)
+
+
+def test_retriever_semantics(teacher):
+    e = teacher.encode(["How old is the Eiffel tower?", "The Eiffel tower was built in 1889.", "Bananas are yellow."])
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.2
+
+
+def test_zero_shot_english_ceiling_beats_hausa(teacher):
+    # a real run on a third of the documents: English (monolingual ceiling) must beat Hausa
+    eng, hau = load_ntrex("eng"), load_ntrex("hau")
+    docs = set(eng.documents()[::3])
+    r_eng = evaluate_ntrex(eng, teacher, teacher, eval_docs=docs, sentence_task=False)["clir"].summary
+    r_hau = evaluate_ntrex(hau, teacher, teacher, eval_docs=docs, sentence_task=False)["clir"].summary
+    assert r_eng["MRR@10"] > 0.7
+    assert r_eng["MRR@10"] > r_hau["MRR@10"] + 0.15
+
+
+def test_cli_evaluate_writes_results(tmp_path, capsys):
+    from optical_lab.cli import main
+
+    assert main(["evaluate", "--langs", "eng", "--no-sentence-task", "--max-length", "64", "--out", str(tmp_path)]) == 0
+    folder = next(tmp_path.iterdir())
+    for name in ("config.json", "environment.json", "metrics.csv", "eng/clir.run", "eng/clir.per_query.csv", "eng/clir.qrels"):
+        assert (folder / name).exists(), name
+    assert "MRR@10" in capsys.readouterr().out
+
+
+def test_cli_reports_data_errors(capsys):
+    from optical_lab.cli import main
+
+    assert main(["evaluate", "--langs", "xyz"]) == 1
+    assert "unknown language code" in capsys.readouterr().err
