@@ -94,7 +94,8 @@ class Encoder(torch.nn.Module):
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
         )
-        return encoder.to(device or default_device())
+        # inference mode by default (no dropout); the trainer switches the student to train()
+        return encoder.to(device or default_device()).eval()
 
     def copy(self) -> "Encoder":
         """An independent copy (the student starts as a copy of the teacher)."""

@@ -1,0 +1,18 @@
+"""Optimal transport for OPTICAL: costs, marginals, batched Sinkhorn, distillation loss.
+
+Cuturi, "Sinkhorn Distances", NeurIPS 2013; Huang, Yu & Allan, "OPTICAL", WSDM 2023 (arXiv:2301.12566).
+"""
+from optical_lab.ot.costs import cost_matrix
+from optical_lab.ot.loss import OTDistillationLoss
+from optical_lab.ot.marginals import masked_marginals, special_token_mask, uniform_marginals
+from optical_lab.ot.sinkhorn import SinkhornOutput, sinkhorn
+
+__all__ = [
+    "cost_matrix",
+    "uniform_marginals",
+    "masked_marginals",
+    "special_token_mask",
+    "sinkhorn",
+    "SinkhornOutput",
+    "OTDistillationLoss",
+]
