@@ -16,3 +16,11 @@ def teacher():
 
     torch.manual_seed(0)
     return Encoder.load("minilm", device="cpu", max_length=128)
+
+
+# Appended for the methods/trainer/compare tests: on a shared 2-core machine, two intra-op threads
+# that cannot both get a core wait for each other at every operation (a training step ~5x slower);
+# use the cores the 1-minute load leaves free (all of them on an idle machine).
+from optical_lab.methods.runtime import set_threads  # noqa: E402
+
+set_threads(0)

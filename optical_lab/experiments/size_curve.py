@@ -1,0 +1,99 @@
+"""Bitext-size curve: how OPTICAL and the augmentation baseline scale with training pairs.
+
+``optical-lab compare --size-curve 100,300,all --langs hau,swa ...`` trains ``optical`` and
+``config.aug_method`` (default translate-train) on **nested** subsets of each fold's training
+bitext (the 100 pairs are inside the 300; ``all`` = every training pair of the fold) with the
+same step budget, plus ``zero-shot`` as the 0-pair point, and writes under ``<out>/size_curve/``:
+
+* ``size_curve.csv`` — plot-ready long table: lang, method, size, train_pairs (mean actual count),
+  task, metric, mean, ci, ci_low, ci_high, n (queries pooled over folds and seeds), and for the
+  augmentation rows the paired randomization p-value against optical at that size, Holm-corrected
+  over the sizes of a language and metric;
+* ``size_curve.md`` — the headline metric as a table.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.significance import holm, mean_ci, paired_randomization_test
+from .summary import REFERENCE, load_per_query, reported_metrics
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compare import Runner
+
+CURVE = "size_curve"
+
+
+def curve_table(per_query: pd.DataFrame, reference: str = REFERENCE, n_resamples: int = 10_000) -> pd.DataFrame:
+    """Means/CIs per (lang, method, size, metric) and p-values of each method vs ``reference`` per size."""
+    rows = []
+    for lang in dict.fromkeys(per_query.lang):
+        for task, metric in reported_metrics(per_query):
+            part = per_query[(per_query.lang == lang) & (per_query.task == task)]
+            for (method, size), group in part.groupby(["method", "size"], sort=False, dropna=False):
+                values = group[metric].dropna().to_numpy(float)
+                mean, ci = mean_ci(values)
+                rows.append({"lang": lang, "method": method, "size": size,
+                             "train_pairs": float(group.drop_duplicates(["fold", "seed"])["train_pairs"].mean()),
+                             "task": task, "metric": metric, "mean": mean, "ci": ci, "ci_low": mean - ci,
+                             "ci_high": mean + ci, "n": len(values), "p_vs_optical": np.nan, "p_holm": np.nan})
+            # paired tests at each size, Holm over the sizes of this language and metric
+            tests = []
+            for size, group in part.groupby("size", sort=False):
+                ref = group[group.method == reference].set_index(["fold", "seed", "qid"])[metric]
+                for method in group.method.unique():
+                    if method == reference:
+                        continue
+                    other = group[group.method == method].set_index(["fold", "seed", "qid"])[metric]
+                    joined = pd.concat([other.rename("a"), ref.rename("b")], axis=1, join="inner")
+                    tests.append((method, size, paired_randomization_test(joined.a, joined.b, n_resamples=n_resamples)))
+            adjusted = holm([p for _, _, p in tests]) if tests else []
+            for (method, size, p), p_adj in zip(tests, adjusted):
+                for row in rows:
+                    if (row["lang"], row["method"], row["size"], row["task"], row["metric"]) == (lang, method, size, task, metric):
+                        row["p_vs_optical"], row["p_holm"] = p, p_adj
+    return pd.DataFrame(rows)
+
+
+def run_size_curve(runner: "Runner") -> pd.DataFrame:
+    """Train/evaluate every (size, method) cell of the curve, then write the curve tables."""
+    plan = runner.plan
+    methods = [REFERENCE, plan.train.aug_method]
+    variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
+    variants += [(method, size) for size in plan.size_curve or [None] for method in methods]
+    runner.write_plan(CURVE)
+    root = runner.out / CURVE / "runs"
+    runner.run_variants(variants, root, desc="size-curve cells")
+    runner.accelerator.wait_for_everyone()
+    per_query = load_per_query(root, extra=("size", "train_pairs"))
+    per_query = per_query[per_query.lang.isin(plan.langs)]
+    labels = {0: "0", None: "all"}
+    per_query["size"] = per_query["size"].map(lambda s: labels.get(s, str(s)) if not isinstance(s, str) else s)
+    wanted = {"0"} | {labels.get(s, str(s)) for s in plan.size_curve or [None]}
+    per_query = per_query[per_query["size"].isin(wanted)]
+    table = curve_table(per_query)
+    folder = runner.out / CURVE
+    if runner.accelerator.is_main_process:
+        table.to_csv(folder / "size_curve.csv", index=False)
+    primary = [(t, m) for t, m in reported_metrics(per_query) if m == runner.task.primary][:1] or reported_metrics(per_query)[:1]
+    task, metric = primary[0]
+    head = table[(table.task == task) & (table.metric == metric)].copy()
+    head["value"] = [f"{m:.3f} ± {c:.3f}" for m, c in zip(head["mean"], head["ci"])]
+    wide = head.pivot_table(index=["lang", "size"], columns="method", values="value", aggfunc="first", sort=False)
+    pairs = head.pivot_table(index=["lang", "size"], values="train_pairs", aggfunc="max", sort=False)
+    wide.insert(0, "train_pairs", pairs["train_pairs"].round().astype(int))
+    order = {lang: i for i, lang in enumerate(plan.langs)}
+    wide = wide.reset_index()
+    wide = wide.sort_values(["lang", "train_pairs"], key=lambda col: col.map(order) if col.name == "lang" else col)
+    wide = wide[["lang", "size", "train_pairs", *[m for m in ("zero-shot", *methods) if m in wide.columns]]].fillna("—")
+    lines = [f"## Bitext-size curve: {metric} ({task}), mean ± 95% CI", "", wide.to_markdown(index=False), "",
+             f"Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
+             f"folds); 0 = zero-shot. "
+             f"p-values (optical vs {plan.train.aug_method}, paired randomization, Holm over sizes) are in "
+             "`size_curve.csv`.", ""]
+    if runner.accelerator.is_main_process:
+        (folder / "size_curve.md").write_text("\n".join(lines), encoding="utf-8")
+    return head.drop(columns=["value"])[["lang", "method", "size", "train_pairs", "mean", "ci", "p_holm"]]

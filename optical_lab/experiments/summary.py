@@ -1,0 +1,348 @@
+"""Statistics and tables for a comparison, computed from per-query scores only.
+
+Input: one long table with a row per (lang, method, fold, seed, task, qid) and a column per
+metric (:func:`load_per_query` builds it from a results folder). For every language and metric:
+
+* **mean ± 95% CI** (Student t) over the per-query values pooled across folds and seeds;
+* a **paired randomization test** of every method against the reference (``optical``), pairing
+  the same query of the same fold and seed (Smucker, Allan & Carterette, CIKM 2007), with
+  **Holm** correction over the methods compared within that language and metric (Holm 1979);
+* the **winner** on the headline metric and whether it is significant. When OPTICAL is not the
+  best method the verdict says so ("optical loses to ...").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.significance import holm, mean_ci, paired_randomization_test
+
+KEYS = ["lang", "method", "fold", "seed", "task", "qid"]
+# What the tables report per sub-task (columns of the per-query CSVs); others are kept but not shown.
+REPORTED: dict[str, list[str]] = {
+    "clir": ["MRR@10", "nDCG@10", "MAP"],
+    "sentence": ["acc@1"],
+    "qald": ["F1", "Hits@1", "MRR"],
+}
+REFERENCE = "optical"
+ALPHA = 0.05
+
+
+def metric_label(task: str, metric: str) -> str:
+    return f"{task}:{metric}"
+
+
+def reported_metrics(per_query: pd.DataFrame) -> list[tuple[str, str]]:
+    """(task, metric) pairs present in the table, in REPORTED order (unknown tasks: every metric)."""
+    out = []
+    for task in dict.fromkeys(per_query["task"]):
+        columns = [c for c in per_query.columns if c not in KEYS and per_query.loc[per_query["task"] == task, c].notna().any()]
+        wanted = REPORTED.get(task, columns)
+        out.extend((task, m) for m in wanted if m in columns)
+    return out
+
+
+def method_order(methods) -> list[str]:
+    from ..methods.registry import METHODS
+
+    methods = list(dict.fromkeys(methods))
+    return [m for m in METHODS if m in methods] + [m for m in methods if m not in METHODS]
+
+
+@dataclass
+class ComparisonSummary:
+    """All the numbers of a comparison (tidy tables) and their markdown rendering."""
+
+    means: pd.DataFrame  # lang, task, metric, method, mean, ci, n
+    tests: pd.DataFrame  # lang, task, metric, method, reference, delta, p, p_holm, significant
+    winners: pd.DataFrame  # lang, task, metric, winner, ..., verdict
+    primary: tuple[str, str]
+    reference: str = REFERENCE
+    alpha: float = ALPHA
+    notes: list[str] = field(default_factory=list)
+
+    def wide(self, task: str, metric: str) -> pd.DataFrame:
+        """lang x method table of 'mean ± ci' strings, '*' marking a significant difference from the reference."""
+        part = self.means[(self.means.task == task) & (self.means.metric == metric)]
+        sig = self.tests[(self.tests.task == task) & (self.tests.metric == metric)].set_index(["lang", "method"])["significant"]
+        cells: dict[str, dict[str, str]] = {}
+        for row in part.itertuples():
+            best = part[part.lang == row.lang]["mean"].max()
+            text = f"{row.mean:.3f} ± {row.ci:.3f}"
+            if sig.get((row.lang, row.method), False):
+                text += " *"
+            if np.isclose(row.mean, best):
+                text = f"**{text}**"
+            cells.setdefault(row.lang, {})[row.method] = text
+        table = pd.DataFrame(cells).T
+        table = table[[m for m in method_order(part.method) if m in table.columns]]
+        table.index.name = "lang"
+        return table
+
+    def winners_table(self) -> pd.DataFrame:
+        task, metric = self.primary
+        w = self.winners[(self.winners.task == task) & (self.winners.metric == metric)]
+        return w[["lang", "winner", "winner_mean", "reference_mean", "runner_up", "p_holm", "significant", "verdict"]].set_index("lang")
+
+    def winners_by_metric(self) -> pd.DataFrame:
+        """lang x metric: the best method, with '*' when it differs significantly from the reference."""
+        table: dict[str, dict[str, str]] = {}
+        for row in self.winners.itertuples():
+            mark = " *" if row.significant else ""
+            text = f"{row.winner}{mark}" if row.winner != self.reference else f"**{row.winner}**{mark}"
+            table.setdefault(metric_label(row.task, row.metric), {})[row.lang] = text
+        out = pd.DataFrame(table)
+        out.index.name = "lang"
+        return out
+
+    def to_markdown(self) -> str:
+        task, metric = self.primary
+        lines = [f"## Per-language winner ({metric}, {task})", "",
+                 self.winners_table().to_markdown(floatfmt=".3f"), "",
+                 f"Winner on every reported metric (bold: `{self.reference}`; `*`: the winner differs significantly "
+                 f"from `{self.reference}`, or, when `{self.reference}` wins, from every other method):", "",
+                 self.winners_by_metric().to_markdown(), "",
+                 f"Significance: paired randomization test (10,000 sign flips) of each method against "
+                 f"`{self.reference}` on per-query scores paired by (fold, seed, query), Holm-corrected over "
+                 f"the methods within each language and metric; significant = adjusted p < {self.alpha}.", ""]
+        for t, m in reported_metrics_from(self.means):
+            lines += [f"## {m} ({t}) — mean ± 95% CI over queries pooled across folds and seeds", "",
+                      self.wide(t, m).to_markdown(), "",
+                      f"`*` = significantly different from `{self.reference}` (Holm-adjusted p < {self.alpha}); "
+                      "bold = best in the row.", ""]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def write(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.means.to_csv(folder / "summary.csv", index=False)
+        self.tests.to_csv(folder / "significance.csv", index=False)
+        self.winners.to_csv(folder / "winners.csv", index=False)
+        (folder / "summary.md").write_text(self.to_markdown(), encoding="utf-8")
+
+
+def reported_metrics_from(means: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(means.task, means.metric)))
+
+
+def _paired(per_query: pd.DataFrame, lang: str, task: str, metric: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    part = per_query[(per_query.lang == lang) & (per_query.task == task)]
+    key = ["fold", "seed", "qid"]
+    left = part[part.method == a].set_index(key)[metric]
+    right = part[part.method == b].set_index(key)[metric]
+    joined = pd.concat([left.rename("a"), right.rename("b")], axis=1, join="inner").sort_index()
+    return joined["a"].to_numpy(float), joined["b"].to_numpy(float)
+
+
+def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, reference: str = REFERENCE,
+              alpha: float = ALPHA, n_resamples: int = 10_000, langs: list[str] | None = None) -> ComparisonSummary:
+    """Means, CIs, tests and winners from the long per-query table (languages in ``langs`` order)."""
+    metrics = reported_metrics(per_query)
+    primary = primary or metrics[0]
+    present = list(dict.fromkeys(per_query["lang"]))
+    order = [l for l in (langs or []) if l in present] + [l for l in present if l not in (langs or [])]
+    mean_rows, test_rows, winner_rows = [], [], []
+    for lang in order:
+        methods = method_order(per_query.loc[per_query.lang == lang, "method"])
+        for task, metric in metrics:
+            part = per_query[(per_query.lang == lang) & (per_query.task == task)]
+            means = {}
+            for method in methods:
+                values = part.loc[part.method == method, metric].dropna().to_numpy(float)
+                if len(values) == 0:
+                    continue
+                mean, ci = mean_ci(values)
+                means[method] = mean
+                mean_rows.append({"lang": lang, "task": task, "metric": metric, "method": method, "mean": mean,
+                                  "ci": ci, "ci_low": mean - ci, "ci_high": mean + ci, "n": len(values)})
+            others = [m for m in means if m != reference]
+            tests = {}
+            if reference in means and others:
+                raw = []
+                for method in others:
+                    x, y = _paired(per_query, lang, task, metric, method, reference)
+                    raw.append(paired_randomization_test(x, y, n_resamples=n_resamples) if len(x) else 1.0)
+                for method, p, p_adj in zip(others, raw, holm(raw)):
+                    tests[method] = p_adj
+                    test_rows.append({"lang": lang, "task": task, "metric": metric, "method": method,
+                                      "reference": reference, "delta": means[method] - means[reference],
+                                      "p": p, "p_holm": p_adj, "significant": p_adj < alpha})
+            if means:
+                winner_rows.append(_verdict(lang, task, metric, means, tests, reference, alpha))
+    columns_tests = ["lang", "task", "metric", "method", "reference", "delta", "p", "p_holm", "significant"]
+    return ComparisonSummary(pd.DataFrame(mean_rows), pd.DataFrame(test_rows, columns=columns_tests),
+                             pd.DataFrame(winner_rows), primary, reference, alpha)
+
+
+def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm: dict[str, float],
+             reference: str, alpha: float) -> dict:
+    ranked = sorted(means, key=lambda m: -means[m])  # stable: ties keep method order
+    if reference in means and np.isclose(means[reference], means[ranked[0]], rtol=0, atol=1e-12):
+        ranked.remove(reference)  # a tie is not a loss: the reference leads the ranking
+        ranked.insert(0, reference)
+    winner = ranked[0]
+    row = {"lang": lang, "task": task, "metric": metric, "winner": winner, "winner_mean": means[winner],
+           "reference_mean": means.get(reference, np.nan), "runner_up": None, "p_holm": np.nan,
+           "significant": False, "optical_wins": winner == reference}
+    if reference not in means:
+        row["verdict"] = f"{winner} best ({reference} not run)"
+        return row
+    if winner == reference:
+        runner_up = ranked[1] if len(ranked) > 1 else None
+        row["runner_up"] = runner_up
+        if runner_up is None:
+            row["verdict"] = f"{reference} (only method)"
+            return row
+        worst_p = max(p_holm.values())
+        row["p_holm"] = p_holm[runner_up]
+        row["significant"] = worst_p < alpha
+        tied = [m for m in ranked[1:] if np.isclose(means[m], means[reference], rtol=0, atol=1e-12)]
+        if row["significant"]:
+            row["verdict"] = f"{reference} wins, significantly better than every other method"
+        elif tied:
+            row["verdict"] = f"{reference} ties with {', '.join(tied)} (no difference)"
+        else:
+            not_sig = [m for m, p in p_holm.items() if p >= alpha]
+            row["verdict"] = f"{reference} wins, but not significantly better than {', '.join(not_sig)}"
+        return row
+    row["runner_up"] = reference
+    row["p_holm"] = p_holm.get(winner, np.nan)
+    row["significant"] = bool(row["p_holm"] < alpha)
+    how = "significantly" if row["significant"] else "not significantly"
+    row["verdict"] = f"{reference} LOSES: {winner} is better ({how}, Holm p={row['p_holm']:.3g})"
+    return row
+
+
+# ---------------------------------------------------------------- results folders
+def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Long per-query table from every finished cell under ``cells_root`` (``<lang>/<method>/fold<k>-seed<s>``).
+
+    ``extra`` names further fields of each cell's ``done.json`` to copy into columns (e.g. ``size``).
+    """
+    import json
+
+    frames = []
+    for done in sorted(Path(cells_root).glob("*/*/*/done.json")):
+        info = json.loads(done.read_text(encoding="utf-8"))
+        for csv in sorted(done.parent.glob("*.per_query.csv")):
+            table = pd.read_csv(csv, dtype={"qid": str})
+            table.insert(0, "task", csv.name.split(".")[0])
+            for column in extra:
+                table[column] = info.get(column)
+            for column, value in (("seed", info["seed"]), ("fold", info["fold"]), ("method", info["method"]),
+                                  ("lang", info["lang"])):
+                table.insert(0, column, value)
+            frames.append(table)
+    if not frames:
+        raise FileNotFoundError(f"no finished cells under {cells_root}")
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- results document
+def parse_time_log(path: str | Path) -> dict[str, str]:
+    """The fields of a ``/usr/bin/time -v`` report that a results document states."""
+    wanted = {"Elapsed (wall clock) time (h:mm:ss or m:ss)": "wall", "Maximum resident set size (kbytes)": "max_rss_kb",
+              "User time (seconds)": "user_s", "System time (seconds)": "system_s", "Percent of CPU this job got": "cpu",
+              "Command being timed": "command", "Exit status": "exit"}
+    out = {}
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        if key in wanted:
+            out[wanted[key]] = value.strip().strip('"')
+    return out
+
+
+def mean_load(path: str | Path) -> float | None:
+    """Mean 1-minute load average of a log with ``HH:MM:SS <contents of /proc/loadavg>`` lines."""
+    values = [float(line.split()[1]) for line in Path(path).read_text().splitlines() if len(line.split()) > 2]
+    return sum(values) / len(values) if values else None
+
+
+def _timing_lines(time_log: str | Path | None, load_log: str | Path | None, cores: int | None) -> list[str]:
+    lines = []
+    if time_log:
+        t = parse_time_log(time_log)
+        cpu_min = (float(t.get("user_s", 0)) + float(t.get("system_s", 0))) / 60
+        lines.append(f"- **wall time {t.get('wall')}** (h:mm:ss), **peak memory {int(t.get('max_rss_kb', 0)) / 1024**2:.2f} GiB** "
+                     f"(max resident set), CPU time {cpu_min:.1f} min ({t.get('cpu')} of one core), "
+                     f"exit status {t.get('exit')} — measured with `/usr/bin/time -v`.")
+    if load_log:
+        load = mean_load(load_log)
+        if load is not None:
+            lines.append(f"- the machine was shared with other jobs: mean 1-minute load average during the run "
+                         f"{load:.1f} on {cores} cores (this run itself contributes about 1).")
+    return lines
+
+
+def render_report(results: str | Path, time_log: str | Path | None = None, load_log: str | Path | None = None,
+                  title: str = "Results: all-MiniLM-L6-v2 teacher", curve_time_log: str | Path | None = None,
+                  curve_load_log: str | Path | None = None) -> str:
+    """Markdown that embeds a comparison's generated ``summary.md`` (and size curve), its config and
+    the measured wall time / memory — every number comes from files the run wrote."""
+    import json
+
+    results = Path(results)
+    config = json.loads((results / "config.json").read_text(encoding="utf-8"))
+    env = json.loads((results / "environment_compare.json").read_text(encoding="utf-8"))
+    argv = " ".join(["optical-lab", *env.get("argv", [])[1:]])
+    lines = [f"# {title}", "",
+             f"Generated by `python -m optical_lab.experiments.summary report` from `{results}` "
+             "(nothing below is typed by hand).", "",
+             "## What ran", "", "```", argv, "```", "",
+             f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads "
+             f"{config.get('threads') or 'auto (per cell: see each done.json)'}, "
+             f"GPU: {env.get('cuda') or 'none'}; packages: "
+             + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v) + ".",
+             f"- started {env.get('time')}; training precision / evaluation encodes: "
+             f"{config['train']['mixed_precision']}.",
+             *_timing_lines(time_log, load_log, env.get("cpu_count"))]
+    lines += ["", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
+    curve = results / "size_curve" / "size_curve.md"
+    if curve.exists():
+        curve_cfg = json.loads((results / "config_size_curve.json").read_text(encoding="utf-8"))
+        curve_env = json.loads((results / "environment_size_curve.json").read_text(encoding="utf-8"))
+        lines += ["## Bitext-size curve", "", "```", " ".join(["optical-lab", *curve_env.get("argv", [])[1:]]), "```", "",
+                  f"- languages {', '.join(curve_cfg['langs'])}; {curve_cfg['folds']} fold(s) x {curve_cfg['seeds']} seed(s); "
+                  "plot-ready CSV: `size_curve/size_curve.csv`.",
+                  *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")), "",
+                  curve.read_text(encoding="utf-8").replace("## ", "### ", 1)]
+    lines += ["## Configuration", "", "Training configuration saved with every result "
+              "(`config.json`; each cell's `config.json` repeats it with its seed):", "", "```json",
+              json.dumps(config["train"], indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.summary")
+    sub = parser.add_subparsers(dest="command", required=True)
+    table = sub.add_parser("table", help="recompute summary.md/csv of a comparison folder")
+    table.add_argument("results")
+    report = sub.add_parser("report", help="write a results document that embeds the generated tables")
+    report.add_argument("--results", required=True)
+    report.add_argument("--time-log", help="output of /usr/bin/time -v for the run")
+    report.add_argument("--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run")
+    report.add_argument("--curve-time-log")
+    report.add_argument("--curve-load-log")
+    report.add_argument("--title", default="Results: all-MiniLM-L6-v2 teacher")
+    report.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "table":
+        folder = Path(args.results)
+        summarize(load_per_query(folder / "runs")).write(folder)
+        print((folder / "summary.md").read_text(encoding="utf-8"))
+    else:
+        text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,
+                             args.curve_load_log)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,361 @@
+"""The one training loop, for every objective.
+
+``Trainer(student, teacher, objective, train, dev, config, out_dir).train()`` runs AdamW with a
+linear warm-up (then linear decay), gradient clipping and seeded, resumable batches, through
+:class:`accelerate.Accelerator` (CPU by default, CUDA when present; ``accelerate launch`` runs it
+data-parallel unchanged: each process takes its share of every batch and gradients are averaged).
+
+* **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev
+  sentence-retrieval MRR (teacher English -> student foreign, the direction of the evaluation) is
+  computed and the best student state is kept; the untrained student (step 0) is a candidate, so
+  training that does not help on dev falls back to the starting point. Optional early stopping.
+* **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev
+  evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end.
+* **Checkpoints** every ``checkpoint_every`` steps, written atomically (temporary file + rename):
+  student, optimizer, scheduler, every RNG state, step, best-so-far state and dev history. A run
+  killed at any point restarts from the last checkpoint and finishes with the same step count and
+  bit-identical weights as an uninterrupted run (CPU; the batch of step ``s`` is a pure function
+  of ``(seed, s)``, so no sampler state is needed).
+* **Batches** are reshuffled every epoch and, by default, grouped by length (less padding).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ..data.bitext import Bitext
+from ..models.encoder import Encoder
+from .base import Objective
+from .config import TrainConfig
+from .runtime import resolve_mixed_precision
+from .teacher import FrozenTeacher, truncation
+
+LOG_NAME = "train_log.jsonl"
+CHECKPOINT_NAME = "checkpoint.pt"
+SUMMARY_NAME = "train_summary.json"
+
+
+def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
+    """An Accelerator for ``mixed_precision`` ("auto" resolved for this machine).
+
+    accelerate keeps one process-wide state; a single process that trains with different
+    precisions one after another (tests, notebooks) gets it reset instead of an error.
+    """
+    precision = resolve_mixed_precision(mixed_precision)
+    cpu = not torch.cuda.is_available()
+    try:
+        return Accelerator(mixed_precision=precision, cpu=cpu)
+    except ValueError:
+        if AcceleratorState().num_processes > 1:
+            raise
+        AcceleratorState._reset_state(True)
+        return Accelerator(mixed_precision=precision, cpu=cpu)
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: tuple[int, ...] | None
+                   ) -> tuple[tuple[int, ...], ...]:
+    """The batches of one epoch: a seeded shuffle, optionally grouped by length.
+
+    With ``lengths``, the shuffled pairs are cut into pools of 8 batches, each pool is sorted by
+    length and cut into batches, and the batches are shuffled again: batches hold sentences of
+    similar length, so little compute goes to padding (about a third of a step otherwise).
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    if lengths is None:
+        return tuple(tuple(order[i : i + batch_size]) for i in range(0, n, batch_size))
+    pool = 8 * batch_size
+    batches = []
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(tuple(chunk[i : i + batch_size]) for i in range(0, len(chunk), batch_size))
+    shuffle = torch.randperm(len(batches), generator=generator).tolist()
+    return tuple(batches[i] for i in shuffle)
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None) -> list[int]:
+    """Pair indices of batch ``step`` (1-based): a pure function of its arguments, so a resumed run
+    draws exactly the batches an uninterrupted one would, without any sampler state."""
+    per_epoch = math.ceil(n / batch_size)
+    epoch, j = divmod(step - 1, per_epoch)
+    return list(_epoch_batches(n, batch_size, seed, epoch, tuple(lengths) if lengths is not None else None)[j])
+
+
+@torch.no_grad()
+def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
+    """MRR when query i's only relevant document is document i (normalised embeddings)."""
+    scores = queries.float() @ documents.float().T
+    rank = (scores > scores.diagonal()[:, None]).sum(1) + 1
+    return float((1.0 / rank).mean())
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and LayerNorm weights (the usual BERT fine-tuning recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, english: Sequence[str],
+               foreign: Sequence[str], optimizer: torch.optim.Optimizer, scheduler: Any,
+               accelerator: Accelerator, config: TrainConfig) -> tuple[float, float]:
+    """One optimisation step (forward, backward, gradient sync + clipping, AdamW, schedule).
+
+    Returns (loss, gradient norm before clipping). Used by :class:`Trainer` and the benchmark.
+    """
+    student.train()
+    with truncation(student, config.max_length), accelerator.autocast():
+        loss = objective(student, teacher, english, foreign)
+    accelerator.backward(loss)
+    if accelerator.num_processes > 1:  # data parallel without wrapping the Encoder in DDP
+        for param in student.parameters():
+            if param.grad is not None:
+                param.grad = accelerator.reduce(param.grad, reduction="mean")
+    params = [p for p in student.parameters() if p.grad is not None]
+    if config.grad_clip > 0:
+        grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
+    else:
+        grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), grad_norm
+
+
+def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    optimizer = torch.optim.AdamW(parameter_groups(student, config.weight_decay), lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, max(1, config.steps))
+    return optimizer, scheduler
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainResult:
+    steps: int  # optimisation steps done
+    best_step: int  # step of the selected state (0 = the untrained student)
+    best_dev_mrr: float | None
+    dev_history: list[tuple[int, float]] = field(default_factory=list)
+    resumed_from: int | None = None
+    stopped_early: bool = False
+    train_pairs: int = 0
+    dev_pairs: int = 0
+    wall_s: float = 0.0
+    mixed_precision: str = "no"
+
+
+@dataclass
+class _State:
+    step: int = 0
+    best_step: int = 0
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+    bad_evals: int = 0
+    stopped: bool = False
+
+    def record(self, step: int, score: float, student: Encoder, patience: int) -> bool:
+        self.history.append((step, score))
+        if score > self.best_score:
+            self.best_step, self.best_score, self.bad_evals = step, score, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
+            return True
+        self.bad_evals += 1
+        self.stopped = bool(patience) and self.bad_evals >= patience
+        return False
+
+
+class Trainer:
+    """Train ``student`` with ``objective`` on ``train``; select on ``dev``; write to ``out_dir``."""
+
+    def __init__(self, student: Encoder, teacher: Encoder | FrozenTeacher, objective: Objective, train: Bitext,
+                 dev: Bitext | None, config: TrainConfig, out_dir: str | Path | None = None,
+                 accelerator: Accelerator | None = None, desc: str = "train",
+                 initial_dev_score: float | None = None) -> None:
+        if len(train) == 0:
+            raise ValueError("empty training bitext")
+        if isinstance(teacher, FrozenTeacher):
+            if teacher.max_length != config.max_length:
+                raise ValueError(f"teacher truncates at {teacher.max_length}, config at {config.max_length}")
+        else:
+            teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache)
+        self.student, self.teacher, self.objective = student, teacher, objective
+        self.train_bitext, self.config = train, config
+        self.dev = dev.sample(config.max_dev_pairs, seed=0) if dev is not None and len(dev) > 1 else None
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.accelerator = accelerator or make_accelerator(config.mixed_precision)
+        self.desc = desc
+        # dev MRR of the untrained student when the caller already knows it (every student of a
+        # fold starts as the same copy of the teacher, so the comparison runner computes it once)
+        self.initial_dev_score = initial_dev_score
+        self._log_handle = None
+
+    # ------------------------------------------------------------------ files
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir else None
+
+    def _open_log(self, keep_until: int | None) -> None:
+        if not (self.out_dir and self.accelerator.is_main_process):
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / LOG_NAME
+        kept: list[str] = []
+        if keep_until is not None and path.exists():  # resumed: drop what came after the checkpoint
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line)["step"] <= keep_until]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        self._log_handle = open(path, "a", encoding="utf-8")
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self._log_handle is not None:
+            self._log_handle.write(json.dumps(record) + "\n")
+            self._log_handle.flush()
+
+    def _save_checkpoint(self, state: _State, optimizer, scheduler) -> None:
+        if not (self.checkpoint_path and self.accelerator.is_main_process):
+            return
+        atomic_torch_save({
+            "step": state.step, "fingerprint": self.config.fingerprint(), "student": self.student.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
+            "best_step": state.best_step, "best_score": state.best_score, "best_state": state.best_state,
+            "history": state.history, "bad_evals": state.bad_evals, "stopped": state.stopped,
+        }, self.checkpoint_path)
+
+    def _load_checkpoint(self, optimizer, scheduler) -> _State:
+        ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        if ckpt["fingerprint"] != self.config.fingerprint():
+            raise ValueError(f"{self.checkpoint_path} was written with another configuration; "
+                             "delete it or train into another folder")
+        self.student.load_state_dict(ckpt["student"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"])
+        return _State(ckpt["step"], ckpt["best_step"], ckpt["best_score"], ckpt["best_state"],
+                      [tuple(h) for h in ckpt["history"]], ckpt["bad_evals"], ckpt["stopped"])
+
+    # ------------------------------------------------------------------- loop
+    def _dev_score(self, queries: torch.Tensor) -> float:
+        with self.accelerator.autocast():
+            documents = self.student.encode(self.dev.foreign, batch_size=64)
+        return retrieval_mrr(queries, documents)
+
+    def train(self) -> TrainResult:
+        cfg, acc = self.config, self.accelerator
+        start = time.perf_counter()
+        set_seed(cfg.seed)
+        student = self.student.to(acc.device)
+        student.requires_grad_(True)
+        if cfg.teacher_cache:
+            with acc.autocast():  # the teacher's targets in the precision everything else runs in
+                self.teacher.precompute(self.train_bitext.english)
+        queries = None
+        if self.dev is not None:
+            with acc.autocast():
+                queries = self.teacher.encode(self.dev.english)
+        optimizer, scheduler = make_optimizer(student, cfg)
+
+        resumed_from = None
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            state = self._load_checkpoint(optimizer, scheduler)
+            resumed_from = state.step
+            self._open_log(keep_until=state.step)
+        else:
+            state = _State()
+            self._open_log(keep_until=None)
+            if queries is not None and cfg.select_initial:
+                score = self._dev_score(queries) if self.initial_dev_score is None else self.initial_dev_score
+                state.record(0, score, student, cfg.patience)
+                self._log({"step": 0, "event": "dev", "dev_mrr": score, "best": True})
+
+        bar = tqdm(total=cfg.steps, initial=state.step, desc=self.desc, leave=False,
+                   disable=not cfg.progress or not acc.is_local_main_process)
+        train = self.train_bitext
+        lengths = [len(f) for f in train.foreign] if cfg.group_by_length else None
+        while state.step < cfg.steps and not state.stopped:
+            step = state.step + 1
+            tic = time.perf_counter()
+            index = batch_indices(step, len(train), cfg.batch_size, cfg.seed, lengths)
+            index = index[acc.process_index :: acc.num_processes]
+            loss, grad_norm = train_step(student, self.teacher, self.objective, [train.english[i] for i in index],
+                                         [train.foreign[i] for i in index], optimizer, scheduler, acc, cfg)
+            state.step = step
+            self._log({"step": step, "event": "train", "loss": loss, **self.objective.last_logs,
+                       "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                       "seconds": round(time.perf_counter() - tic, 4)})
+            if queries is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+                score = self._dev_score(queries)
+                best = state.record(step, score, student, cfg.patience)
+                self._log({"step": step, "event": "dev", "dev_mrr": score, "best": best})
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps and not state.stopped:
+                self._save_checkpoint(state, optimizer, scheduler)
+                acc.wait_for_everyone()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", dev=f"{state.best_score:.3f}" if state.history else "-")
+        bar.close()
+        if cfg.keep_checkpoint:  # the final state too, e.g. to compare runs
+            self._save_checkpoint(state, optimizer, scheduler)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+        if state.best_state is not None:  # the selected student, not merely the last one
+            student.load_state_dict(state.best_state)
+        else:
+            state.best_step = state.step
+        result = TrainResult(
+            steps=state.step, best_step=state.best_step,
+            best_dev_mrr=None if state.best_score == -math.inf else state.best_score,
+            dev_history=state.history, resumed_from=resumed_from, stopped_early=state.stopped,
+            train_pairs=len(train), dev_pairs=len(self.dev) if self.dev is not None else 0,
+            wall_s=round(time.perf_counter() - start, 2), mixed_precision=acc.mixed_precision,
+        )
+        if self.out_dir is not None and acc.is_main_process:
+            tmp = self.out_dir / (SUMMARY_NAME + ".tmp")
+            tmp.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+            tmp.replace(self.out_dir / SUMMARY_NAME)
+            if not cfg.keep_checkpoint and self.checkpoint_path.exists():
+                self.checkpoint_path.unlink()
+        student.eval()
+        return result
