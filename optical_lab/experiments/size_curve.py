@@ -13,6 +13,7 @@ same step budget, plus ``zero-shot`` as the 0-pair point, and writes under ``<ou
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,39 +62,51 @@ def curve_table(per_query: pd.DataFrame, reference: str = REFERENCE, n_resamples
 def run_size_curve(runner: "Runner") -> pd.DataFrame:
     """Train/evaluate every (size, method) cell of the curve, then write the curve tables."""
     plan = runner.plan
-    methods = [REFERENCE, plan.train.aug_method]
     variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
-    variants += [(method, size) for size in plan.size_curve or [None] for method in methods]
+    variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
     runner.write_plan(CURVE)
-    root = runner.out / CURVE / "runs"
-    runner.run_variants(variants, root, desc="size-curve cells")
+    runner.run_variants(variants, runner.out / CURVE / "runs", desc="size-curve cells")
     runner.accelerator.wait_for_everyone()
-    per_query = load_per_query(root, extra=("size", "train_pairs"))
-    per_query = per_query[per_query.lang.isin(plan.langs)]
+    if not runner.accelerator.is_main_process:
+        return pd.DataFrame()
+    return write_curve(runner.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, runner.task.primary)
+
+
+def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_method: str,
+                primary_metric: str = "MRR@10") -> pd.DataFrame:
+    """``size_curve.csv`` and ``size_curve.md`` from the finished cells under ``<out>/size_curve/runs``."""
+    folder = Path(out) / CURVE
+    methods = [REFERENCE, aug_method]
+    per_query = load_per_query(folder / "runs", extra=("size", "train_pairs"))
+    per_query = per_query[per_query.lang.isin(langs) & per_query.method.isin(["zero-shot", *methods])]
     labels = {0: "0", None: "all"}
     per_query["size"] = per_query["size"].map(lambda s: labels.get(s, str(s)) if not isinstance(s, str) else s)
-    wanted = {"0"} | {labels.get(s, str(s)) for s in plan.size_curve or [None]}
-    per_query = per_query[per_query["size"].isin(wanted)]
+    per_query = per_query[per_query["size"].isin({"0"} | {labels.get(s, str(s)) for s in sizes})]
     table = curve_table(per_query)
-    folder = runner.out / CURVE
-    if runner.accelerator.is_main_process:
-        table.to_csv(folder / "size_curve.csv", index=False)
-    primary = [(t, m) for t, m in reported_metrics(per_query) if m == runner.task.primary][:1] or reported_metrics(per_query)[:1]
+    table.to_csv(folder / "size_curve.csv", index=False)
+    primary = [(t, m) for t, m in reported_metrics(per_query) if m == primary_metric][:1] or reported_metrics(per_query)[:1]
     task, metric = primary[0]
     head = table[(table.task == task) & (table.metric == metric)].copy()
     head["value"] = [f"{m:.3f} ± {c:.3f}" for m, c in zip(head["mean"], head["ci"])]
     wide = head.pivot_table(index=["lang", "size"], columns="method", values="value", aggfunc="first", sort=False)
     pairs = head.pivot_table(index=["lang", "size"], values="train_pairs", aggfunc="max", sort=False)
     wide.insert(0, "train_pairs", pairs["train_pairs"].round().astype(int))
-    order = {lang: i for i, lang in enumerate(plan.langs)}
+    order = {lang: i for i, lang in enumerate(langs)}
     wide = wide.reset_index()
     wide = wide.sort_values(["lang", "train_pairs"], key=lambda col: col.map(order) if col.name == "lang" else col)
     wide = wide[["lang", "size", "train_pairs", *[m for m in ("zero-shot", *methods) if m in wide.columns]]].fillna("—")
     lines = [f"## Bitext-size curve: {metric} ({task}), mean ± 95% CI", "", wide.to_markdown(index=False), "",
-             f"Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
-             f"folds); 0 = zero-shot. "
-             f"p-values (optical vs {plan.train.aug_method}, paired randomization, Holm over sizes) are in "
-             "`size_curve.csv`.", ""]
-    if runner.accelerator.is_main_process:
-        (folder / "size_curve.md").write_text("\n".join(lines), encoding="utf-8")
+             "Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
+             f"folds); 0 = zero-shot. p-values ({REFERENCE} vs {aug_method}, paired randomization, Holm over sizes) "
+             "are in `size_curve.csv`.", ""]
+    (folder / "size_curve.md").write_text("\n".join(lines), encoding="utf-8")
     return head.drop(columns=["value"])[["lang", "method", "size", "train_pairs", "mean", "ci", "p_holm"]]
+
+
+if __name__ == "__main__":  # rebuild the tables of a finished curve: python -m optical_lab.experiments.size_curve <out>
+    import json
+    import sys
+
+    config = json.loads((Path(sys.argv[1]) / f"config_{CURVE}.json").read_text(encoding="utf-8"))
+    print(write_curve(sys.argv[1], config["langs"], config["size_curve"], config["train"]["aug_method"])
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -280,7 +280,7 @@ def _timing_lines(time_log: str | Path | None, load_log: str | Path | None, core
 
 def render_report(results: str | Path, time_log: str | Path | None = None, load_log: str | Path | None = None,
                   title: str = "Results: all-MiniLM-L6-v2 teacher", curve_time_log: str | Path | None = None,
-                  curve_load_log: str | Path | None = None) -> str:
+                  curve_load_log: str | Path | None = None, notes: list[str] | None = None) -> str:
     """Markdown that embeds a comparison's generated ``summary.md`` (and size curve), its config and
     the measured wall time / memory — every number comes from files the run wrote."""
     import json
@@ -299,7 +299,8 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
              + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v) + ".",
              f"- started {env.get('time')}; training precision / evaluation encodes: "
              f"{config['train']['mixed_precision']}.",
-             *_timing_lines(time_log, load_log, env.get("cpu_count"))]
+             *_timing_lines(time_log, load_log, env.get("cpu_count")),
+             *[f"- {note}" for note in notes or []]]
     lines += ["", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
     curve = results / "size_curve" / "size_curve.md"
     if curve.exists():
@@ -329,6 +330,7 @@ def _main(argv: list[str] | None = None) -> None:
     report.add_argument("--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run")
     report.add_argument("--curve-time-log")
     report.add_argument("--curve-load-log")
+    report.add_argument("--note", action="append", default=[], help="a sentence to add under 'What ran' (repeatable)")
     report.add_argument("--title", default="Results: all-MiniLM-L6-v2 teacher")
     report.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -338,7 +340,7 @@ def _main(argv: list[str] | None = None) -> None:
         print((folder / "summary.md").read_text(encoding="utf-8"))
     else:
         text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,
-                             args.curve_load_log)
+                             args.curve_load_log, args.note)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
