@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.bitext import Bitext
+from ..experiments.records import write_json
 from ..models.encoder import Encoder
 from .base import Objective
 from .config import TrainConfig
@@ -352,9 +353,7 @@ class Trainer:
             wall_s=round(time.perf_counter() - start, 2), mixed_precision=acc.mixed_precision,
         )
         if self.out_dir is not None and acc.is_main_process:
-            tmp = self.out_dir / (SUMMARY_NAME + ".tmp")
-            tmp.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-            tmp.replace(self.out_dir / SUMMARY_NAME)
+            write_json(result, self.out_dir / SUMMARY_NAME)
             if not cfg.keep_checkpoint and self.checkpoint_path.exists():
                 self.checkpoint_path.unlink()
         student.eval()

@@ -235,11 +235,11 @@ def student_folder(teacher: Encoder, lang: str, method: str, config: "TrainConfi
 
 def save_student(student: Encoder, folder: str | Path) -> Path:
     """Write the student's weights to ``folder/student.pt`` atomically (what the cache reads)."""
+    from ..methods.trainer import atomic_torch_save
+
     path = Path(folder) / "student.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(student.state_dict(), tmp)
-    tmp.replace(path)
+    atomic_torch_save(student.state_dict(), path)
     return path
 
 
