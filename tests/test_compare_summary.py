@@ -97,3 +97,22 @@ def test_time_log_parsing(tmp_path):
     load = tmp_path / "load.txt"
     load.write_text("08:00:00 2.0 1.0 1.0 1/100 5\n08:00:30 4.0 1.0 1.0 1/100 6\n")
     assert mean_load(load) == 3.0
+
+
+def test_rerun_differences_pairs_size_curve_all_cells_with_comparison_cells(tmp_path):
+    import json
+
+    from optical_lab.experiments.summary import rerun_differences
+
+    def cell(path, mrr, step, threads):
+        path.mkdir(parents=True)
+        (path / "done.json").write_text(json.dumps({"metrics": {"clir": {"MRR@10": mrr}}, "best_step": step,
+                                                    "threads": threads}))
+
+    cell(tmp_path / "runs/hau/optical/fold0-seed0", 0.60, 8, 2)
+    cell(tmp_path / "size_curve/runs/hau/optical@all/fold0-seed0", 0.62, 16, 1)
+    cell(tmp_path / "size_curve/runs/hau/optical@n100/fold0-seed0", 0.10, 8, 1)  # another size: not a rerun
+    cell(tmp_path / "size_curve/runs/swa/optical@all/fold0-seed0", 0.50, 8, 1)  # no comparison cell: skipped
+    diffs = rerun_differences(tmp_path)
+    assert len(diffs) == 1 and diffs.loc[0, "method"] == "optical"
+    assert abs(diffs.loc[0, "abs_diff"] - 0.02) < 1e-12 and not diffs.loc[0, "same_best_step"]

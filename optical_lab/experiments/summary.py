@@ -273,9 +273,48 @@ def _timing_lines(time_log: str | Path | None, load_log: str | Path | None, core
     if load_log:
         load = mean_load(load_log)
         if load is not None:
-            lines.append(f"- the machine was shared with other jobs: mean 1-minute load average during the run "
-                         f"{load:.1f} on {cores} cores (this run itself contributes about 1).")
+            lines.append(f"- mean 1-minute load average during the run {load:.1f} on {cores} cores (sampled every 30 s; "
+                         "this run's own threads account for up to the number of cores it used, anything above "
+                         "that is other jobs sharing the machine).")
     return lines
+
+
+def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "MRR@10")) -> pd.DataFrame:
+    """The size curve's ``all`` cells retrain exactly the comparison's cells (same pairs, config and
+    seed) in a separate run: their difference is the run-to-run noise floor (bf16 sums depend on
+    the thread count). One row per cell present in both runs."""
+    import json
+
+    task, name = metric
+    rows = []
+    for redo in sorted(Path(results).glob("size_curve/runs/*/*@all/*/done.json")):
+        lang, method, cell = redo.parts[-4], redo.parts[-3].removesuffix("@all"), redo.parts[-2]
+        first = Path(results) / "runs" / lang / method / cell / "done.json"
+        if first.exists():
+            a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (first, redo))
+            rows.append({"lang": lang, "method": method, "cell": cell, "comparison": a["metrics"][task][name],
+                         "rerun": b["metrics"][task][name], "threads": (a.get("threads"), b.get("threads")),
+                         "same_best_step": a.get("best_step") == b.get("best_step")})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["abs_diff"] = (frame.comparison - frame.rerun).abs()
+    return frame
+
+
+def _if_exists(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def _rerun_lines(results: Path) -> list[str]:
+    diffs = rerun_differences(results)
+    if diffs.empty:
+        return []
+    threads = sorted({t for pair in diffs.threads for t in pair if t})
+    return [f"- run-to-run noise: the {len(diffs)} `all` cells above retrain comparison cells with identical pairs, "
+            f"config and seed (torch threads used: {threads}); their MRR@10 differs from the comparison's by "
+            f"{diffs.abs_diff.mean():.4f} on average, at most {diffs.abs_diff.max():.4f}; "
+            f"{int((~diffs.same_best_step).sum())} of {len(diffs)} selected a different dev step. "
+            "bf16 reductions depend on the thread count, so a difference of this size between methods is noise."]
 
 
 def render_report(results: str | Path, time_log: str | Path | None = None, load_log: str | Path | None = None,
@@ -286,6 +325,11 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
     import json
 
     results = Path(results)
+    # the logs `make full` keeps next to a run, unless others are named
+    time_log = time_log or _if_exists(results / "time_v.txt")
+    load_log = load_log or _if_exists(results / "loadavg.log")
+    curve_time_log = curve_time_log or _if_exists(results / "size_curve" / "time_v.txt")
+    curve_load_log = curve_load_log or _if_exists(results / "size_curve" / "loadavg.log")
     config = json.loads((results / "config.json").read_text(encoding="utf-8"))
     env = json.loads((results / "environment_compare.json").read_text(encoding="utf-8"))
     argv = " ".join(["optical-lab", *env.get("argv", [])[1:]])
@@ -301,7 +345,7 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
              f"{config['train']['mixed_precision']}.",
              *_timing_lines(time_log, load_log, env.get("cpu_count")),
              *[f"- {note}" for note in notes or []]]
-    lines += ["", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
+    lines += ["", "## Comparison", "", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
     curve = results / "size_curve" / "size_curve.md"
     if curve.exists():
         curve_cfg = json.loads((results / "config_size_curve.json").read_text(encoding="utf-8"))
@@ -309,7 +353,8 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
         lines += ["## Bitext-size curve", "", "```", " ".join(["optical-lab", *curve_env.get("argv", [])[1:]]), "```", "",
                   f"- languages {', '.join(curve_cfg['langs'])}; {curve_cfg['folds']} fold(s) x {curve_cfg['seeds']} seed(s); "
                   "plot-ready CSV: `size_curve/size_curve.csv`.",
-                  *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")), "",
+                  *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")),
+                  *_rerun_lines(results), "",
                   curve.read_text(encoding="utf-8").replace("## ", "### ", 1)]
     lines += ["## Configuration", "", "Training configuration saved with every result "
               "(`config.json`; each cell's `config.json` repeats it with its seed):", "", "```json",
@@ -326,8 +371,8 @@ def _main(argv: list[str] | None = None) -> None:
     table.add_argument("results")
     report = sub.add_parser("report", help="write a results document that embeds the generated tables")
     report.add_argument("--results", required=True)
-    report.add_argument("--time-log", help="output of /usr/bin/time -v for the run")
-    report.add_argument("--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run")
+    report.add_argument("--time-log", help="output of /usr/bin/time -v for the run (default: RESULTS/time_v.txt)")
+    report.add_argument("--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run (default: RESULTS/loadavg.log)")
     report.add_argument("--curve-time-log")
     report.add_argument("--curve-load-log")
     report.add_argument("--note", action="append", default=[], help="a sentence to add under 'What ran' (repeatable)")
