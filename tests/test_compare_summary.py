@@ -116,3 +116,16 @@ def test_rerun_differences_pairs_size_curve_all_cells_with_comparison_cells(tmp_
     diffs = rerun_differences(tmp_path)
     assert len(diffs) == 1 and diffs.loc[0, "method"] == "optical"
     assert abs(diffs.loc[0, "abs_diff"] - 0.02) < 1e-12 and not diffs.loc[0, "same_best_step"]
+
+
+def test_report_counts_cells_where_selection_kept_the_untrained_student(tmp_path):
+    import json
+
+    from optical_lab.experiments.summary import _selection_lines
+
+    for i, (method, step) in enumerate([("optical", 0), ("optical", 16), ("sentence-kd", 8), ("zero-shot", 0)]):
+        cell = tmp_path / "runs" / "hau" / method / f"fold{i}-seed0"
+        cell.mkdir(parents=True)
+        (cell / "done.json").write_text(json.dumps({"method": method, "best_step": step}))
+    (line,) = _selection_lines(tmp_path)
+    assert "sentence-kd 0/1, optical 1/2 cells" in line and "zero-shot 1/" not in line

@@ -1,7 +1,9 @@
 """README numbers are generated from results files, and stay in sync with them."""
 from pathlib import Path
 
-from optical_lab.reports.readme import REPO, render, stale_blocks
+import pytest
+
+from optical_lab.reports.readme import DEFAULT_FILES, REPO, render, stale_blocks
 
 SUMMARY = "## Winner\n\n| a |\n|---|\n| 1 |\n\n## Second\n\ntext\n\n## Third\n\nmore\n"
 
@@ -29,7 +31,8 @@ def test_render_picks_one_named_section(tmp_path: Path):
     assert render(doc, root=tmp_path) == '<!-- include res/summary.md section="Second" -->\ntext\n<!-- end include -->\n'
 
 
-def test_readme_tables_match_committed_results():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "<!-- include " in readme  # the README's result tables are generated blocks
-    assert stale_blocks(readme) == [], "run: python -m optical_lab.reports.readme"
+@pytest.mark.parametrize("name", DEFAULT_FILES)
+def test_markdown_tables_match_committed_results(name: str):
+    text = (REPO / name).read_text(encoding="utf-8")
+    assert "<!-- include " in text  # the result tables are generated blocks
+    assert stale_blocks(text) == [], "run: python -m optical_lab.reports.readme"

@@ -301,6 +301,22 @@ def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "M
     return frame
 
 
+def _selection_lines(results: Path) -> list[str]:
+    """How often dev-set model selection kept the untrained student (``best_step`` 0), per method:
+    where it does, that method's cells equal zero-shot by construction."""
+    import json
+
+    kept: dict[str, list[int]] = {}
+    for done in sorted(results.glob("runs/*/*/*/done.json")):
+        info = json.loads(done.read_text(encoding="utf-8"))
+        if info.get("method") != "zero-shot" and "best_step" in info:
+            kept.setdefault(info["method"], []).append(int(info["best_step"] == 0))
+    if not kept:
+        return []
+    parts = ", ".join(f"{m} {sum(kept[m])}/{len(kept[m])}" for m in method_order(kept))
+    return [f"- dev-set model selection kept the untrained student (best step 0, i.e. the zero-shot model) in: {parts} cells."]
+
+
 def _if_exists(path: Path) -> Path | None:
     return path if path.exists() else None
 
@@ -344,6 +360,7 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
              f"- started {env.get('time')}; training precision / evaluation encodes: "
              f"{config['train']['mixed_precision']}.",
              *_timing_lines(time_log, load_log, env.get("cpu_count")),
+             *_selection_lines(results),
              *[f"- {note}" for note in notes or []]]
     lines += ["", "## Comparison", "", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
     curve = results / "size_curve" / "size_curve.md"
