@@ -19,8 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-BLOCK = re.compile(r'(<!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
-                   r"(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+BLOCK = re.compile(r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
+                   r"(?P<body>.*?)(?P<close><!-- end include -->)", re.DOTALL)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILES = ("README.md", "docs/qald.md")
 
@@ -45,7 +45,7 @@ def included_text(path: Path, sections: int | None = None, section: str | None =
 
 def render(markdown: str, root: Path = REPO) -> str:
     """``markdown`` with every include block refreshed from its file."""
-    return BLOCK.sub(lambda m: m.group(1) + _expected(m, root) + m.group(6), markdown)
+    return BLOCK.sub(lambda m: m["open"] + _expected(m, root) + m["close"], markdown)
 
 
 def _expected(match: re.Match, root: Path) -> str:
