@@ -129,3 +129,19 @@ def test_report_counts_cells_where_selection_kept_the_untrained_student(tmp_path
         (cell / "done.json").write_text(json.dumps({"method": method, "best_step": step}))
     (line,) = _selection_lines(tmp_path)
     assert "sentence-kd 0/1, optical 1/2 cells" in line and "zero-shot 1/" not in line
+
+
+def test_dev_trajectories_average_the_selection_signal_per_method_and_step(tmp_path):
+    import json
+
+    from optical_lab.experiments.summary import dev_trajectories
+
+    histories = {("hau", "optical"): [[0, 0.5], [8, 0.7]], ("swa", "optical"): [[0, 0.3], [8, 0.5]],
+                 ("hau", "translate-train"): [[0, 0.5], [8, 0.2]]}
+    for (lang, method), history in histories.items():
+        cell = tmp_path / "runs" / lang / method / "fold0-seed0"
+        cell.mkdir(parents=True)
+        (cell / "train_summary.json").write_text(json.dumps({"dev_history": history}))
+    table = dev_trajectories(tmp_path)
+    assert list(table.index) == ["translate-train", "optical"]  # the registry's method order
+    assert table.loc["optical", 8] == 0.6 and table.loc["translate-train", 8] == 0.2

@@ -317,6 +317,33 @@ def _selection_lines(results: Path) -> list[str]:
     return [f"- dev-set model selection kept the untrained student (best step 0, i.e. the zero-shot model) in: {parts} cells."]
 
 
+def dev_trajectories(results: str | Path) -> pd.DataFrame:
+    """Dev-bitext MRR (the model-selection signal) at every evaluated step, averaged over a method's
+    cells: shows whether training moved the student towards or away from the dev target."""
+    import json
+
+    rows = []
+    for path in sorted(Path(results).glob("runs/*/*/*/train_summary.json")):
+        method = path.parts[-3]
+        for step, mrr in json.loads(path.read_text(encoding="utf-8")).get("dev_history", []):
+            rows.append({"method": method, "step": int(step), "dev_MRR": float(mrr)})
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).pivot_table(index="method", columns="step", values="dev_MRR", aggfunc="mean")
+    return table.reindex(method_order(table.index))
+
+
+def _dev_lines(results: Path) -> list[str]:
+    table = dev_trajectories(results)
+    if table.empty:
+        return []
+    table.columns = [f"step {c}" for c in table.columns]
+    return ["## Model-selection signal", "",
+            "Dev-bitext sentence-retrieval MRR (what selects each student; never evaluation documents) at every "
+            "evaluated step, mean over languages and folds. Step 0 is the untrained copy of the teacher.", "",
+            table.to_markdown(floatfmt=".3f"), ""]
+
+
 def _if_exists(path: Path) -> Path | None:
     return path if path.exists() else None
 
@@ -373,6 +400,7 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
                   *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")),
                   *_rerun_lines(results), "",
                   curve.read_text(encoding="utf-8").replace("## ", "### ", 1)]
+    lines += _dev_lines(results)
     lines += ["## Configuration", "", "Training configuration saved with every result "
               "(`config.json`; each cell's `config.json` repeats it with its seed):", "", "```json",
               json.dumps(config["train"], indent=2), "```", ""]
