@@ -79,7 +79,10 @@ def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
         assert (cell / name).exists(), name
     saved = json.loads((cell / "config.json").read_text())
     assert saved["train"]["steps"] == 2 and saved["plan"]["langs"] == ["hau"]
-    assert "Per-language winner" in (tmp_path / "summary.md").read_text()
+    summary_md = (tmp_path / "summary.md").read_text()
+    assert "Per-language winner" in summary_md
+    # a finished comparison re-summarised from its folder alone gives the same document (nothing retrained)
+    assert compare.Runner.from_folder(tmp_path).summarize(tmp_path / "runs").to_markdown() == summary_md
 
     assert main(args + ["--size-curve", "8,all"]) == 0
     curve = pd.read_csv(tmp_path / "size_curve/size_curve.csv")

@@ -60,6 +60,7 @@ def test_no_difference_is_not_significant_and_ties_are_not_losses():
     table = synthetic({"zero-shot": 0.0, "optical": 0.0}, noise=0.0)
     row = summarize(table).winners_table().loc["hau"]
     assert row.winner == "optical" and not row.significant and "ties" in row.verdict
+    assert summarize(table).winners_by_metric().loc["hau", "clir:MRR@10"] == "**optical** (tie)"
     noisy = synthetic({"sentence-kd": 0.0, "optical": 0.001}, noise=0.05, n=10, folds=1, seeds=1)
     row = summarize(noisy).winners_table().loc["hau"]
     assert not row.significant

@@ -322,6 +322,15 @@ class Runner:
         ]
         return summary
 
+    @classmethod
+    def from_folder(cls, out: str | Path, progress: bool = False) -> "Runner":
+        """The runner of a comparison already written to ``out`` (its ``config.json``), e.g. to
+        re-summarise finished cells after the summary code changed; nothing is retrained."""
+        saved = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
+        names = set(ComparePlan.__dataclass_fields__) - {"train"}
+        plan = ComparePlan(**{k: v for k, v in saved.items() if k in names}, train=TrainConfig.from_dict(saved["train"]))
+        return cls(plan, out, progress=progress)
+
     def _report(self, info: dict[str, Any]) -> None:
         self.timings.append(info)
         metrics = "  ".join(f"{task}:{name}={value:.3f}" for task, values in info["metrics"].items()

@@ -92,7 +92,10 @@ class ComparisonSummary:
         table: dict[str, dict[str, str]] = {}
         for row in self.winners.itertuples():
             mark = " *" if row.significant else ""
-            text = f"{row.winner}{mark}" if row.winner != self.reference else f"**{row.winner}**{mark}"
+            if row.winner != self.reference:
+                text = f"{row.winner}{mark}"
+            else:  # a tie at the top is shown as one: the reference leads it only by convention
+                text = f"**{row.winner}**{mark}" + (" (tie)" if row.verdict.startswith(f"{self.reference} ties") else "")
             table.setdefault(metric_label(row.task, row.metric), {})[row.lang] = text
         out = pd.DataFrame(table)
         out.index.name = "lang"
@@ -103,7 +106,8 @@ class ComparisonSummary:
         lines = [f"## Per-language winner ({metric}, {task})", "",
                  self.winners_table().to_markdown(floatfmt=".3f"), "",
                  f"Winner on every reported metric (bold: `{self.reference}`; `*`: the winner differs significantly "
-                 f"from `{self.reference}`, or, when `{self.reference}` wins, from every other method):", "",
+                 f"from `{self.reference}`, or, when `{self.reference}` wins, from every other method; (tie): "
+                 f"`{self.reference}` shares the best mean with another method):", "",
                  self.winners_by_metric().to_markdown(), "",
                  f"Significance: paired randomization test (10,000 sign flips) of each method against "
                  f"`{self.reference}` on per-query scores paired by (fold, seed, query), Holm-corrected over "
@@ -412,7 +416,7 @@ def _main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.summary")
     sub = parser.add_subparsers(dest="command", required=True)
-    table = sub.add_parser("table", help="recompute summary.md/csv of a comparison folder")
+    table = sub.add_parser("table", help="recompute summary.md/csv of a comparison folder from its finished cells")
     table.add_argument("results")
     report = sub.add_parser("report", help="write a results document that embeds the generated tables")
     report.add_argument("--results", required=True)
@@ -426,7 +430,13 @@ def _main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "table":
         folder = Path(args.results)
-        summarize(load_per_query(folder / "runs")).write(folder)
+        if (folder / "config.json").exists():  # a comparison folder: keep its language order and notes
+            from .compare import Runner
+
+            runner = Runner.from_folder(folder)
+            runner.summarize(folder / "runs").write(folder)
+        else:
+            summarize(load_per_query(folder / "runs")).write(folder)
         print((folder / "summary.md").read_text(encoding="utf-8"))
     else:
         text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,
