@@ -12,8 +12,10 @@ metric (:func:`load_per_query` builds it from a results folder). For every langu
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -222,16 +224,20 @@ def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm:
 
 
 # ---------------------------------------------------------------- results folders
+def cell_records(folder: str | Path, name: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(path, parsed JSON)`` of the file ``name`` (``done.json``, ``train_summary.json``) in every
+    cell folder ``<folder>/<lang>/<method>/<fold-seed>/``."""
+    for path in sorted(Path(folder).glob(f"*/*/*/{name}")):
+        yield path, json.loads(path.read_text(encoding="utf-8"))
+
+
 def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """Long per-query table from every finished cell under ``cells_root`` (``<lang>/<method>/fold<k>-seed<s>``).
 
     ``extra`` names further fields of each cell's ``done.json`` to copy into columns (e.g. ``size``).
     """
-    import json
-
     frames = []
-    for done in sorted(Path(cells_root).glob("*/*/*/done.json")):
-        info = json.loads(done.read_text(encoding="utf-8"))
+    for done, info in cell_records(cells_root, "done.json"):
         for csv in sorted(done.parent.glob("*.per_query.csv")):
             table = pd.read_csv(csv, dtype={"qid": str})
             table.insert(0, "task", csv.name.split(".")[0])
@@ -287,15 +293,14 @@ def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "M
     """The size curve's ``all`` cells retrain exactly the comparison's cells (same pairs, config and
     seed) in a separate run: their difference is the run-to-run noise floor (bf16 sums depend on
     the thread count). One row per cell present in both runs."""
-    import json
-
     task, name = metric
     rows = []
-    for redo in sorted(Path(results).glob("size_curve/runs/*/*@all/*/done.json")):
-        lang, method, cell = redo.parts[-4], redo.parts[-3].removesuffix("@all"), redo.parts[-2]
-        first = Path(results) / "runs" / lang / method / cell / "done.json"
-        if first.exists():
-            a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (first, redo))
+    for redo, b in cell_records(Path(results) / "size_curve" / "runs", "done.json"):
+        lang, method, cell = redo.parts[-4], redo.parts[-3], redo.parts[-2]
+        first = Path(results) / "runs" / lang / method.removesuffix("@all") / cell / "done.json"
+        if method.endswith("@all") and first.exists():
+            a = json.loads(first.read_text(encoding="utf-8"))
+            method = method.removesuffix("@all")
             rows.append({"lang": lang, "method": method, "cell": cell, "comparison": a["metrics"][task][name],
                          "rerun": b["metrics"][task][name], "threads": (a.get("threads"), b.get("threads")),
                          "same_best_step": a.get("best_step") == b.get("best_step")})
@@ -308,11 +313,8 @@ def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "M
 def _selection_lines(results: Path) -> list[str]:
     """How often dev-set model selection kept the untrained student (``best_step`` 0), per method:
     where it does, that method's cells equal zero-shot by construction."""
-    import json
-
     kept: dict[str, list[int]] = {}
-    for done in sorted(results.glob("runs/*/*/*/done.json")):
-        info = json.loads(done.read_text(encoding="utf-8"))
+    for _, info in cell_records(results / "runs", "done.json"):
         if info.get("method") != "zero-shot" and "best_step" in info:
             kept.setdefault(info["method"], []).append(int(info["best_step"] == 0))
     if not kept:
@@ -324,12 +326,10 @@ def _selection_lines(results: Path) -> list[str]:
 def dev_trajectories(results: str | Path) -> pd.DataFrame:
     """Dev-bitext MRR (the model-selection signal) at every evaluated step, averaged over a method's
     cells: shows whether training moved the student towards or away from the dev target."""
-    import json
-
     rows = []
-    for path in sorted(Path(results).glob("runs/*/*/*/train_summary.json")):
+    for path, summary in cell_records(Path(results) / "runs", "train_summary.json"):
         method = path.parts[-3]
-        for step, mrr in json.loads(path.read_text(encoding="utf-8")).get("dev_history", []):
+        for step, mrr in summary.get("dev_history", []):
             rows.append({"method": method, "step": int(step), "dev_MRR": float(mrr)})
     if not rows:
         return pd.DataFrame()
@@ -369,8 +369,6 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
                   curve_load_log: str | Path | None = None, notes: list[str] | None = None) -> str:
     """Markdown that embeds a comparison's generated ``summary.md`` (and size curve), its config and
     the measured wall time / memory — every number comes from files the run wrote."""
-    import json
-
     results = Path(results)
     # the logs `make full` keeps next to a run, unless others are named
     time_log = time_log or _if_exists(results / "time_v.txt")
