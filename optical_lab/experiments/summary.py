@@ -97,7 +97,7 @@ class ComparisonSummary:
             if row.winner != self.reference:
                 text = f"{row.winner}{mark}"
             else:  # a tie at the top is shown as one: the reference leads it only by convention
-                text = f"**{row.winner}**{mark}" + (" (tie)" if row.verdict.startswith(f"{self.reference} ties") else "")
+                text = f"**{row.winner}**{mark}" + (" (tie)" if row.tie else "")
             table.setdefault(metric_label(row.task, row.metric), {})[row.lang] = text
         out = pd.DataFrame(table)
         out.index.name = "lang"
@@ -193,7 +193,7 @@ def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm:
     winner = ranked[0]
     row = {"lang": lang, "task": task, "metric": metric, "winner": winner, "winner_mean": means[winner],
            "reference_mean": means.get(reference, np.nan), "runner_up": None, "p_holm": np.nan,
-           "significant": False, "optical_wins": winner == reference}
+           "significant": False, "optical_wins": winner == reference, "tie": False}
     if reference not in means:
         row["verdict"] = f"{winner} best ({reference} not run)"
         return row
@@ -207,6 +207,7 @@ def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm:
         row["p_holm"] = p_holm[runner_up]
         row["significant"] = worst_p < alpha
         tied = [m for m in ranked[1:] if np.isclose(means[m], means[reference], rtol=0, atol=1e-12)]
+        row["tie"] = bool(tied)
         if row["significant"]:
             row["verdict"] = f"{reference} wins, significantly better than every other method"
         elif tied:
@@ -296,11 +297,11 @@ def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "M
     task, name = metric
     rows = []
     for redo, b in cell_records(Path(results) / "size_curve" / "runs", "done.json"):
-        lang, method, cell = redo.parts[-4], redo.parts[-3], redo.parts[-2]
-        first = Path(results) / "runs" / lang / method.removesuffix("@all") / cell / "done.json"
-        if method.endswith("@all") and first.exists():
+        lang, sized, cell = redo.parts[-4], redo.parts[-3], redo.parts[-2]
+        method = sized.removesuffix("@all")
+        first = Path(results) / "runs" / lang / method / cell / "done.json"
+        if sized.endswith("@all") and first.exists():
             a = json.loads(first.read_text(encoding="utf-8"))
-            method = method.removesuffix("@all")
             rows.append({"lang": lang, "method": method, "cell": cell, "comparison": a["metrics"][task][name],
                          "rerun": b["metrics"][task][name], "threads": (a.get("threads"), b.get("threads")),
                          "same_best_step": a.get("best_step") == b.get("best_step")})
