@@ -5,14 +5,14 @@ import argparse
 from pathlib import Path
 
 from ..data.fetch import DEFAULT_NTREX_LANGS, fetch
-from ..data.languages import DATASETS, language_table
+from ..data.languages import DATASETS, known_languages, language_table
 from ..data.paths import candidate_data_dirs, data_source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["where", "langs", "fetch"],
+    parser.add_argument("action", choices=["where", "langs", "overlap", "fetch"],
                         help="where: the data folder in use; langs: every language it knows and which datasets have it; "
-                             "fetch: download the data")
+                             "overlap: evaluation texts found in each training bitext (leak survey); fetch: download the data")
     parser.add_argument("--langs", default=",".join(DEFAULT_NTREX_LANGS), help="NTREX languages to fetch")
     parser.add_argument("--dest", default=None, help="target folder (default: the user cache)")
     parser.add_argument("--force", action="store_true", help="download again even if present")
@@ -35,6 +35,42 @@ def print_languages(show_all: bool = False) -> None:
         print(f"(+{hidden} more that NTREX-128 has upstream: `--all` lists them, `data fetch --langs CODE` fetches one)")
 
 
+def print_overlap_survey() -> None:
+    """The leak survey of the data folder: each training bitext (MAFAND-MT train, NTREX) against
+    every evaluation set of the same language (MAFAND dev/test, NTREX, SIB-200), both sides."""
+    from ..data.leakage import measure_overlap
+    from ..data.mafand import load_mafand, mafand_langs
+    from ..data.ntrex import load_ntrex
+    from ..data.sib import load_sib
+
+    known = known_languages()
+    sib_english = [t for split in load_sib("eng").splits.values() for t in split.texts] if "sib-200" in known["eng"].datasets else []
+    print("train | evaluation set | texts | exact | normalised | e.g.")
+
+    def show(report) -> None:
+        for s in report.sets:
+            print(f"{report.train} | {s.name} | {s.n_texts} | {s.exact} | {s.normalised} | {s.examples[0][:60] if s.examples else ''}")
+
+    for lang, entry in sorted(known.items()):
+        if lang == "eng":
+            continue
+        evaluation: dict[str, list[str]] = {}
+        if "ntrex-128" in entry.datasets:
+            ntrex = load_ntrex(lang)
+            evaluation.update({"ntrex.eng": ntrex.english, f"ntrex.{lang}": ntrex.target})
+        if "sib-200" in entry.datasets and sib_english:
+            evaluation.update({"sib.eng": sib_english,
+                               f"sib.{lang}": [t for split in load_sib(lang).splits.values() for t in split.texts]})
+        if "mafand-mt" in entry.datasets:
+            for split in ("dev", "test"):
+                bitext = load_mafand(lang, split)
+                evaluation.update({f"mafand-{split}.eng": bitext.english, f"mafand-{split}.{lang}": bitext.foreign})
+            show(measure_overlap(load_mafand(lang, "train"), evaluation, f"mafand-train.{lang}"))
+        if "ntrex-128" in entry.datasets:
+            show(measure_overlap(ntrex.bitext(), {k: v for k, v in evaluation.items() if not k.startswith("ntrex")},
+                                 f"ntrex.{lang}"))
+
+
 def main(args: argparse.Namespace) -> None:
     if args.action == "where":
         for how, folder in candidate_data_dirs():
@@ -43,6 +79,8 @@ def main(args: argparse.Namespace) -> None:
         print(f"using: {source.path}  ({source.how})")
     elif args.action == "langs":
         print_languages(args.all)
+    elif args.action == "overlap":
+        print_overlap_survey()
     else:
         dest = fetch(Path(args.dest) if args.dest else None, tuple(args.langs.split(",")), force=args.force)
         print(f"data ready in {dest}")
