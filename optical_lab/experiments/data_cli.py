@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.fetch import DEFAULT_NTREX_LANGS, fetch
+from ..data.fetch import DEFAULT_NTREX_LANGS, DEFAULT_SIB_LANGS, fetch
 from ..data.languages import DATASETS, known_languages, language_table
 from ..data.paths import candidate_data_dirs, data_source
 
@@ -14,6 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where: the data folder in use; langs: every language it knows and which datasets have it; "
                              "overlap: evaluation texts found in each training bitext (leak survey); fetch: download the data")
     parser.add_argument("--langs", default=",".join(DEFAULT_NTREX_LANGS), help="NTREX languages to fetch")
+    parser.add_argument("--sib-langs", default=",".join(DEFAULT_SIB_LANGS),
+                        help="SIB-200 languages to fetch (FLORES-200 codes like wol_Latn; English is always fetched)")
+    parser.add_argument("--allow-unpinned", action="store_true",
+                        help="fetch: accept files without a SHA-256 pin (languages the mirror lacks) on a line-count check")
     parser.add_argument("--dest", default=None, help="target folder (default: the user cache)")
     parser.add_argument("--force", action="store_true", help="download again even if present")
     parser.add_argument("--all", action="store_true",
@@ -82,5 +86,7 @@ def main(args: argparse.Namespace) -> None:
     elif args.action == "overlap":
         print_overlap_survey()
     else:
-        dest = fetch(Path(args.dest) if args.dest else None, tuple(args.langs.split(",")), force=args.force)
+        dest = fetch(Path(args.dest) if args.dest else None, tuple(c.strip() for c in args.langs.split(",") if c.strip()),
+                     force=args.force, sib_langs=tuple(c.strip() for c in args.sib_langs.split(",") if c.strip()),
+                     allow_unpinned=args.allow_unpinned)
         print(f"data ready in {dest}")
