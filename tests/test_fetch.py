@@ -5,7 +5,6 @@ import http.client
 import io
 import socket
 import urllib.error
-from pathlib import Path
 
 import pytest
 
@@ -64,7 +63,7 @@ def _tamper(good: bytes) -> bytes:
 @pytest.mark.parametrize("body,message", [
     (lambda rel, good: _tamper(good), "has SHA-256"),  # same length: a line count would accept it
     (lambda rel, good: FakeResponse(good[:-100], None), "has SHA-256"),  # truncated, no Content-Length
-    (lambda rel, good: FakeResponse(good[:-100], len(good)), f"stopped after"),  # truncated, announced length
+    (lambda rel, good: FakeResponse(good[:-100], len(good)), "stopped after"),  # truncated, announced length
 ])
 def test_tampered_or_truncated_file_is_refused(tmp_path, body, message):
     (tmp_path / ITEM.relative).parent.mkdir(parents=True)

@@ -85,3 +85,15 @@ def test_user_folder_with_only_wolof(tmp_path, monkeypatch):
     assert normalize_lang("zul") == "zul"  # listed upstream, fetchable: known, but its file is missing
     with pytest.raises(DataError, match=r"(?s)no NTREX translation for 'zul'.*data fetch --langs zul"):
         load_ntrex("zul")
+
+
+def test_cli_data_langs_lists_the_user_folder(tmp_path, monkeypatch, capsys):
+    from optical_lab.cli import main
+
+    _synthetic_ntrex(tmp_path, "qaa-Latn")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert main(["data", "langs"]) == 0
+    out = capsys.readouterr().out
+    assert f"languages in {tmp_path}" in out
+    assert [line.split() for line in out.splitlines()[2:]] == [["eng", "English", "eng", "-", "-", "-"],
+                                                              ["qaa", "qaa", "qaa-Latn", "-", "-", "-"]]

@@ -131,7 +131,7 @@ def _verify(part: Path, item: Download, allow_unpinned: bool) -> None:
     if not allow_unpinned:
         raise DataError(f"no SHA-256 pin for {item.relative}, so its content cannot be verified", path=item.relative,
                         fix="fetch only the pinned (mirrored) languages, or pass --allow-unpinned to accept it on a line-count check")
-    if part.suffix == ".json" or item.relative.endswith(".json"):
+    if item.relative.endswith(".json"):
         try:
             json.loads(part.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
