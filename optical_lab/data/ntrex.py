@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .bitext import Bitext
 from .errors import DataError
-from .languages import normalize_lang
+from .languages import canonical_code, dataset_code, normalize_lang
 from .paths import data_dir
 from .text_files import read_lines
 
@@ -33,8 +33,14 @@ class NtrexCorpus:
 
 
 def ntrex_file(lang: str, root: Path | None = None) -> Path:
+    """The NTREX file of ``lang`` (any spelling): NTREX's own spelling of the code names the file
+    (``aze`` -> ``newstest2019-ref.aze-Latn.txt``), found from the file names in the folder."""
     root = root or data_dir("ntrex-128") / "ntrex-128"
-    return root / ("newstest2019-src.eng.txt" if lang == "eng" else f"newstest2019-ref.{lang}.txt")
+    lang = canonical_code(lang)
+    if lang == "eng":
+        return root / "newstest2019-src.eng.txt"
+    raw = dataset_code(lang, "ntrex-128", root.parent) or lang
+    return root / f"newstest2019-ref.{raw}.txt"
 
 
 def load_doc_ids(root: Path | None = None) -> list[str]:
@@ -50,11 +56,13 @@ def load_doc_ids(root: Path | None = None) -> list[str]:
 
 def load_ntrex(lang: str, root: Path | None = None) -> NtrexCorpus:
     """English + ``lang`` (``eng`` gives English on both sides, the monolingual ceiling)."""
-    lang = normalize_lang(lang)
+    root = root or data_dir("ntrex-128") / "ntrex-128"
+    lang = normalize_lang(lang, root.parent)
     english = read_lines(ntrex_file("eng", root), expected=NTREX_LINES)
     path = ntrex_file(lang, root)
     if not path.exists():
         raise DataError(f"no NTREX translation for {lang!r}", path=path,
-                        fix="NTREX-128 has it upstream: run `optical-lab data fetch --langs " + lang + "`")
+                        fix=f"NTREX-128 has 128 languages upstream: run `optical-lab data fetch --langs {lang}`, "
+                            "or add the file (one sentence per line, line-aligned with newstest2019-src.eng.txt)")
     target = english if lang == "eng" else read_lines(path, expected=NTREX_LINES)
     return NtrexCorpus(lang, english, target, load_doc_ids(root))

@@ -3,10 +3,16 @@
 Order: ``$OPTICAL_LAB_DATA`` -> ``../shared/data`` beside the checkout -> the user cache
 (``$OPTICAL_LAB_CACHE`` or ``~/.cache/optical_lab``)``/data``, which ``optical-lab data fetch``
 fills from the upstream GitHub files.
+
+``$OPTICAL_LAB_DATA`` is an explicit choice, so it is never silently skipped: when it is set, it
+must be a folder holding at least one dataset folder (and the asked one, when a loader asks for
+one), otherwise the run stops with a clear error instead of quietly reading ``../shared/data``
+(a user who points at their own data must never be evaluated on someone else's).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError
@@ -14,7 +20,7 @@ from .errors import DataError
 DATA_ENV = "OPTICAL_LAB_DATA"
 CACHE_ENV = "OPTICAL_LAB_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_SUBFOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus")
+DATASET_FOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus", "sib-200")
 
 
 def cache_dir() -> Path:
@@ -33,18 +39,46 @@ def candidate_data_dirs() -> list[tuple[str, Path]]:
     return found
 
 
-def data_dir(subfolder: str | None = None) -> Path:
-    """The first data directory that exists (and holds ``subfolder`` when given)."""
+@dataclass(frozen=True)
+class DataSource:
+    """The data folder a run read, and how it was chosen (the runner records this with the results)."""
+
+    path: Path
+    how: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"data_dir": str(self.path.resolve()), "found_by": self.how}
+
+
+def _check_env_folder(folder: Path, subfolder: str | None) -> None:
+    """``$OPTICAL_LAB_DATA`` must exist and hold data; it never falls through to another folder."""
+    keep = f"set {DATA_ENV} to the folder holding {', '.join(f + '/' for f in DATASET_FOLDERS)}, or unset it"
+    if not folder.is_dir():
+        raise DataError(f"${DATA_ENV} points to {folder}, which is not a directory", fix=keep)
+    held = [name for name in DATASET_FOLDERS if (folder / name).is_dir()]
+    if not held:
+        raise DataError(f"${DATA_ENV} points to {folder}, which holds none of the dataset folders "
+                        f"({', '.join(DATASET_FOLDERS)})", fix=keep + "; `optical-lab data fetch --dest DIR` fills one")
+    if subfolder is not None and subfolder not in held:
+        raise DataError(f"${DATA_ENV} points to {folder}, which has no {subfolder}/ folder (it holds {', '.join(held)})",
+                        fix=f"add {subfolder}/ there (`optical-lab data fetch --dest {folder}`), or unset {DATA_ENV}")
+
+
+def data_source(subfolder: str | None = None) -> DataSource:
+    """The data folder to use (holding ``subfolder`` when given) and how it was found."""
     for how, folder in candidate_data_dirs():
-        if how.startswith("$") and not folder.is_dir():
-            raise DataError(
-                f"${DATA_ENV} points to {folder}, which is not a directory",
-                fix=f"set {DATA_ENV} to the folder holding ntrex-128/, mafand-mt/, qald-9-plus/, or unset it",
-            )
+        if how.startswith("$"):
+            _check_env_folder(folder, subfolder)
+            return DataSource(folder, how)
         if folder.is_dir() and (subfolder is None or (folder / subfolder).is_dir()):
-            return folder
+            return DataSource(folder, how)
     tried = "\n".join(f"    - {folder} ({how})" for how, folder in candidate_data_dirs())
     raise DataError(
         f"no data directory{' with ' + subfolder + '/' if subfolder else ''} found; looked in:\n{tried}",
         fix=f"run `optical-lab data fetch` (downloads to the user cache), or set {DATA_ENV}=/path/to/data",
     )
+
+
+def data_dir(subfolder: str | None = None) -> Path:
+    """The first data directory that exists (and holds ``subfolder`` when given)."""
+    return data_source(subfolder).path

@@ -18,6 +18,8 @@ def read_lines(path: str | Path, *, expected: int | None = None, allow_empty_lin
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path, line=line,
                         fix="re-encode the file as UTF-8 (e.g. `iconv -t utf-8`)") from None
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark (Windows editors write one): not part of line 1
+        text = text[1:]
     if not text.strip():
         raise DataError("file is empty", path=path, fix="re-download it or point to the right file")
     lines = text.split("\n")

@@ -1,10 +1,13 @@
 """TREC file formats: topics (TSV), qrels, runs, and documents (TSV or JSONL).
 
-Every reader validates the format and names the file and line of the first problem.
+Every reader validates the format and names the file and line of the first problem. A UTF-8
+byte-order mark at the start of a file is dropped (:func:`~.text_files.read_lines`), so a file
+saved by a Windows editor does not get a first query id of ``"\ufeffq1"``.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -28,25 +31,45 @@ def read_topics(path: str | Path) -> dict[str, str]:
 
 
 def read_qrels(path: str | Path) -> Qrels:
-    """``qid 0 docid relevance`` per line (whitespace separated)."""
+    """``qid 0 docid relevance`` per line (whitespace separated).
+
+    A (qid, docid) pair judged twice with the *same* relevance is accepted (merged qrels often
+    repeat a judgement; it changes nothing). Judged twice with *different* relevance is an error:
+    which one is true cannot be guessed, and keeping the last one silently changes the scores.
+    """
     qrels: Qrels = {}
+    first_line: dict[tuple[str, str], int] = {}
     for number, line in enumerate(read_lines(path), start=1):
         parts = line.split()
         if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
             raise DataError("expected 'qid iteration docid relevance'", path=path, line=number, fix="use the 4-column TREC qrels format")
-        qrels.setdefault(parts[0], {})[parts[2]] = int(parts[3])
+        qid, docid, relevance = parts[0], parts[2], int(parts[3])
+        previous = qrels.get(qid, {}).get(docid)
+        if previous is not None and previous != relevance:
+            raise DataError(f"query {qid!r}, document {docid!r} judged {relevance} here but {previous} on line "
+                            f"{first_line[(qid, docid)]}", path=path, line=number,
+                            fix="keep one judgement per (query, document) pair")
+        first_line.setdefault((qid, docid), number)
+        qrels.setdefault(qid, {})[docid] = relevance
     return qrels
 
 
 def read_run(path: str | Path) -> Run:
-    """``qid Q0 docid rank score tag`` per line."""
+    """``qid Q0 docid rank score tag`` per line; scores must be finite, one score per (qid, docid)."""
     run: Run = {}
     for number, line in enumerate(read_lines(path), start=1):
         parts = line.split()
         try:
-            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+            qid, docid, score = parts[0], parts[2], float(parts[4])
         except (IndexError, ValueError):
             raise DataError("expected 'qid Q0 docid rank score tag'", path=path, line=number, fix="use the 6-column TREC run format") from None
+        if not math.isfinite(score):
+            raise DataError(f"score {parts[4]!r} is not a finite number", path=path, line=number,
+                            fix="write a finite score for every document (NaN/inf make the ranking undefined)")
+        if docid in run.get(qid, {}):
+            raise DataError(f"query {qid!r} ranks document {docid!r} twice", path=path, line=number,
+                            fix="list each document once per query")
+        run.setdefault(qid, {})[docid] = score
     return run
 
 
