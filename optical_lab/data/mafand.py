@@ -15,6 +15,13 @@ MAFAND_TRAIN_LINES = {"hau": 3098, "ibo": 6998, "swa": 30782, "yor": 6644, "zul"
 SPLITS = ("train", "dev", "test")
 
 
+def mafand_files(lang: str, splits: tuple[str, ...] = ("train", "dev"), root: Path | None = None) -> list[Path]:
+    """The files :func:`load_mafand` reads for ``splits`` (recorded with a result's provenance)."""
+    lang = normalize_lang(lang)
+    folder = (root or data_dir("mafand-mt") / "mafand-mt") / f"en-{lang}"
+    return [folder / f"{split}.{side}" for split in splits for side in ("en", lang)]
+
+
 def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bitext:
     lang = normalize_lang(lang)
     if lang not in MAFAND_LANGS:
