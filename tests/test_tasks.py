@@ -9,7 +9,7 @@ import pytest
 from optical_lab.data import DataError
 from optical_lab.experiments.summary import REPORTED
 from optical_lab.tasks import TASKS, get_task
-from optical_lab.tasks.base import Task, TaskFold
+from optical_lab.tasks.base import Task
 
 
 def test_every_registered_task_follows_the_protocol():

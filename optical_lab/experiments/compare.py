@@ -42,7 +42,8 @@ def parse_sizes(text: str) -> list[int | None]:
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     """``--<option>`` for every option of every registered task (``--topics``, ``--qald-file``, ...)."""
     for name, help_text in cli_options().items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=f"task_{name}", default=None, help=help_text)
+        parser.add_argument("--" + name.replace("_", "-"), dest=f"task_{name}", metavar=name.upper(), default=None,
+                            help=help_text)
 
 
 def task_options_from_args(args: argparse.Namespace) -> dict:

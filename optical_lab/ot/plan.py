@@ -24,7 +24,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .costs import COST_KINDS, CostKind, cost_matrix
