@@ -1,7 +1,8 @@
 """optical_lab: cross-lingual retrieval for low-resource languages.
 
-Data flow: ``data`` -> ``models`` -> ``ot`` -> ``methods`` -> ``retrieval`` -> ``evaluation``
--> ``experiments`` -> ``reports`` (tables, plots, widgets, notebooks).
+Layers, lowest first (imports only point down; docs/architecture.md, tests/test_architecture.py):
+``io`` -> ``data`` -> ``models`` -> ``ot`` -> ``retrieval``/``evaluation`` -> ``methods`` -> ``tasks``
+-> ``experiments`` -> ``reports`` (tables, plots, widgets, notebooks) -> ``cli``.
 """
 
 __version__ = "0.1.0"

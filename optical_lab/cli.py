@@ -1,4 +1,7 @@
-"""Command line: ``optical-lab <command>``. Each command lives in its own module; this file only wires them."""
+"""Command line: ``optical-lab <command>``. Each command lives in its own module; this file only wires them.
+
+The top of the import layers (docs/architecture.md): commands are imported by name when used.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +10,7 @@ import sys
 
 # command -> (module with add_arguments/main, help)
 COMMANDS = {
-    "evaluate": ("optical_lab.experiments.zero_shot", "zero-shot evaluation on NTREX known-item CLIR + sentence retrieval"),
+    "evaluate": ("optical_lab.experiments.evaluate", "zero-shot evaluation (the teacher on both sides) on any task: ntrex, qald, trec, ..."),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
@@ -22,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(module=module)
-        try:
-            importlib.import_module(module).add_arguments(command)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            command.set_defaults(missing=True)
+        importlib.import_module(module).add_arguments(command)
     return parser
 
 
@@ -35,9 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "missing", False):
-        print(f"optical-lab {args.command}: not available in this version", file=sys.stderr)
-        return 2
     try:
         importlib.import_module(args.module).main(args)
     except DataError as exc:

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from optical_lab.data import DataError
-from optical_lab.experiments import compare
-from optical_lab.experiments.compare import ComparePlan, Runner, subsample
-from optical_lab.experiments.tasks import NtrexTask, TaskFold
+from optical_lab.experiments import runner as runner_module
+from optical_lab.experiments.runner import ComparePlan, Runner, training_bitext
 from optical_lab.methods import preset
+from optical_lab.tasks.base import TaskFold
+from optical_lab.tasks.ntrex import NtrexTask
 
 
 class SmallTask(NtrexTask):
@@ -65,7 +67,7 @@ def test_finished_cells_are_skipped_and_configs_never_mixed(tmp_path, teacher):
 def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
     from optical_lab.cli import main
 
-    monkeypatch.setattr(compare, "get_task", lambda name: SmallTask())
+    monkeypatch.setattr(runner_module, "get_task", lambda name, **options: SmallTask())
     args = ["compare", "--langs", "hau", "--methods", "zero-shot,translate-train,optical", "--folds", "1",
             "--preset", "tiny", "--steps", "2", "--mixed-precision", "no", "--no-progress", "--out", str(tmp_path)]
     assert main(args) == 0
@@ -82,7 +84,7 @@ def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
     summary_md = (tmp_path / "summary.md").read_text()
     assert "Per-language winner" in summary_md
     # a finished comparison re-summarised from its folder alone gives the same document (nothing retrained)
-    assert compare.Runner.from_folder(tmp_path).summarize(tmp_path / "runs").to_markdown() == summary_md
+    assert Runner.from_folder(tmp_path).summarize(tmp_path / "runs").to_markdown() == summary_md
 
     assert main(args + ["--size-curve", "8,all"]) == 0
     curve = pd.read_csv(tmp_path / "size_curve/size_curve.csv")
@@ -99,14 +101,12 @@ def test_subsets_are_nested():
     from optical_lab.data import Bitext
 
     bitext = Bitext([f"e{i}" for i in range(50)], [f"f{i}" for i in range(50)], "hau")
-    small, large = subsample(bitext, 10, seed=1), subsample(bitext, 30, seed=1)
+    small, large = bitext.subsample(10, seed=1), bitext.subsample(30, seed=1)
     assert set(small.english) < set(large.english) and len(small) == 10
-    assert subsample(bitext, None, 1) is bitext and subsample(bitext, 80, 1) is bitext
+    assert bitext.subsample(None, 1) is bitext and bitext.subsample(80, 1) is bitext
 
 
 def test_bitext_sources():
-    from optical_lab.experiments.compare import training_bitext
-
     fold = NtrexTask().folds("hau", 2, 0)[1]
     plan = ComparePlan(langs=["hau"], methods=["optical"], bitext="mafand")
     train, dev, source = training_bitext(plan, "hau", fold)
@@ -120,7 +120,7 @@ def test_bitext_sources():
 
 
 def test_qald_task_runs_through_the_same_harness(tmp_path, teacher):
-    from optical_lab.experiments.tasks import get_task
+    from optical_lab.tasks import get_task
 
     class SmallQald(type(get_task("qald"))):
         def folds(self, lang, k, seed):
@@ -135,3 +135,84 @@ def test_qald_task_runs_through_the_same_harness(tmp_path, teacher):
     assert summary.primary == ("qald", "F1")
     assert set(summary.means.metric) == {"F1", "Hits@1", "MRR"}
     assert (tmp_path / "runs/ukr/optical/fold0-seed0/qald.per_query.csv").exists()
+
+
+@pytest.mark.parametrize("results", ["results/compare-minilm", "results/compare-me5-small"])
+def test_committed_results_are_still_recognised(results):
+    # TrainConfig now nests the OT settings in a SinkhornSpec: the saved (flat) configs must still load
+    # and every finished cell must keep its fingerprint, or a resumed run would refuse/recompute it
+    from optical_lab.experiments.runner import cell_fingerprint
+
+    folder = Path(__file__).resolve().parents[1] / results
+    checked = 0
+    for name, runs in (("config.json", "runs"), ("config_size_curve.json", "size_curve/runs")):
+        if not (folder / name).exists():
+            continue
+        saved = json.loads((folder / name).read_text())
+        assert "epsilon" in saved["train"] and "sinkhorn" not in saved["train"]  # the old flat layout
+        runner = Runner.from_folder(folder) if name == "config.json" else None
+        plan = runner.plan if runner else ComparePlan(
+            **{k: v for k, v in saved.items() if k in set(ComparePlan.__dataclass_fields__) - {"train"}},
+            train=runner_module.TrainConfig.from_dict(saved["train"]))
+        assert plan.train.fingerprint() == saved["train_fingerprint"]
+        assert plan.train.sinkhorn.epsilon == saved["train"]["epsilon"] and plan.train.sinkhorn.n_iters == saved["train"]["n_iters"]
+        for done in sorted((folder / runs).glob("*/*/*/done.json")):
+            info = json.loads(done.read_text())
+            assert cell_fingerprint(plan, info["method"], info.get("size", "default")) == info["fingerprint"], done
+            checked += 1
+    assert checked >= 84
+
+
+def test_task_options_reach_the_task_and_the_fingerprint(tmp_path):
+    from optical_lab.experiments.runner import cell_fingerprint
+    from optical_lab.tasks.trec import TrecTask
+
+    plan = ComparePlan(langs=["hau"], methods=["zero-shot"], task="trec",
+                       task_options={"topics": "t.tsv", "qrels": "q.txt", "docs": "d.tsv"})
+    runner = Runner(plan, tmp_path, progress=False)
+    assert isinstance(runner.task, TrecTask) and runner.task.docs == "d.tsv"
+    assert runner.task.options() == {"topics": "t.tsv", "qrels": "q.txt", "docs": "d.tsv", "dev_fraction": 0.1}
+    other = ComparePlan(langs=["hau"], methods=["zero-shot"], task="trec", task_options={**plan.task_options, "docs": "e.tsv"})
+    assert cell_fingerprint(plan, "zero-shot") != cell_fingerprint(other, "zero-shot")
+
+
+def test_compare_help_lists_ot_settings_and_the_method_registry():
+    from optical_lab.cli import build_parser
+    from optical_lab.methods.registry import SPECS
+
+    parser = build_parser()
+    compare_parser = parser._subparsers._group_actions[0].choices["compare"]
+    actions = {opt: a for a in compare_parser._actions for opt in a.option_strings}
+    assert {"--epsilon", "--n-iters", "--ot-grad", "--topics", "--qrels", "--docs", "--qald-file"} <= set(actions)
+    for spec in SPECS:  # the help is generated from the registry, not typed
+        assert f"{spec.name} ({spec.help})" in actions["--methods"].help
+    assert actions["--aug-method"].choices == ["translate-train", "code-switch"]
+    args = parser.parse_args(["compare", "--epsilon", "0.1", "--n-iters", "7", "--ot-grad", "autodiff"])
+    from optical_lab.experiments.compare import plan_from_args
+
+    assert plan_from_args(args).train.sinkhorn.replace() == runner_module.TrainConfig().sinkhorn.replace(
+        epsilon=0.1, n_iters=7, grad="autodiff")
+    with pytest.raises(DataError, match="epsilon"):
+        plan_from_args(parser.parse_args(["compare", "--epsilon", "0"]))
+
+
+def test_provenance_names_commit_data_and_model(tmp_path):
+    import hashlib
+    import subprocess
+
+    from optical_lab.experiments.records import provenance
+
+    data = tmp_path / "file.txt"
+    data.write_text("some data\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00\x01")
+    record = provenance([data, tmp_path / "missing.txt"], model)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert record["git"]["commit"] == head and isinstance(record["git"]["dirty"], bool)
+    assert record["data_files_sha256"][str(data)] == hashlib.sha256(b"some data\n").hexdigest()
+    assert record["data_files_sha256"][str(tmp_path / "missing.txt")] is None
+    assert record["teacher_files"]["files"] == 1 and len(record["teacher_files"]["sha256"]) == 64
+    (model / "weights.bin").write_bytes(b"\x00\x02")
+    assert provenance([], model)["teacher_files"]["sha256"] != record["teacher_files"]["sha256"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from optical_lab.data import load_ntrex
-from optical_lab.experiments.evaluate import evaluate_ntrex
+from optical_lab.tasks.ntrex import evaluate_ntrex
 from optical_lab.models import mean_pool
 
 
@@ -54,3 +54,17 @@ def test_cli_reports_data_errors(capsys):
 
     assert main(["evaluate", "--langs", "xyz"]) == 1
     assert "unknown language code" in capsys.readouterr().err
+
+
+def test_pooling_is_chosen_by_the_backbone(teacher):
+    from optical_lab.models.registry import resolve_backbone
+
+    assert resolve_backbone("minilm").pooling == "mean" and teacher.pooling == "mean"
+    cls = type(teacher)(teacher.model, teacher.tokenizer, **{**teacher.settings(), "pooling": "cls"})
+    texts = ["Welsh AMs worried about their title", "a second sentence"]
+    tokens = teacher.tokens(texts)
+    with torch.no_grad():
+        torch.testing.assert_close(cls(texts), torch.nn.functional.normalize(tokens.embeddings[:, 0], dim=-1))
+        assert not torch.allclose(cls(texts), teacher(texts))
+    with pytest.raises(ValueError, match="pooling"):
+        type(teacher)(teacher.model, teacher.tokenizer, pooling="max")

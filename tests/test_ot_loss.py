@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optical_lab.ot import OTDistillationLoss, cost_matrix, masked_marginals, sinkhorn, special_token_mask
+from optical_lab.ot import OTDistillationLoss, cost_matrix, masked_marginals, sinkhorn
 
 
 def batch(seed: int = 0, B: int = 3, n: int = 6, m: int = 5, d: int = 8):
@@ -50,8 +50,8 @@ def test_special_tokens_are_excluded_from_the_marginals():
     teacher, t_mask, student, s_mask = batch(3)
     t_ids = torch.tensor([[101, 5, 6, 7, 8, 102], [101, 5, 102, 0, 0, 0], [101, 102, 0, 0, 0, 0]])
     s_ids = torch.tensor([[0, 9, 9, 9, 2], [0, 9, 9, 9, 2], [0, 9, 2, 1, 1]])
-    t_special = special_token_mask(t_ids, [0, 101, 102])
-    s_special = special_token_mask(s_ids, [0, 1, 2])
+    t_special = torch.isin(t_ids, torch.tensor([0, 101, 102]))  # what the tokenizer's special-token mask gives
+    s_special = torch.isin(s_ids, torch.tensor([0, 1, 2]))
     loss_fn = OTDistillationLoss(exclude_special=True)
     loss = loss_fn(teacher, t_mask, student, s_mask, teacher_special=t_special, student_special=s_special)
     plan = loss_fn.last_output.plan
@@ -81,3 +81,22 @@ def test_all_padding_student_gives_finite_zero_contribution():
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(student.grad).all() and (student.grad[1] == 0).all()
     assert loss_fn.last_output.transport_cost[1] == 0
+
+
+def test_the_loss_is_the_token_plan_and_counts_unconverged_problems():
+    from optical_lab.ot import SinkhornConvergenceWarning, SinkhornSpec, token_plan
+
+    teacher, t_mask, student, s_mask = batch(4)
+    spec = SinkhornSpec(epsilon=0.05, n_iters=500, tol=1e-6)
+    loss_fn = OTDistillationLoss(spec)
+    loss = loss_fn(teacher, t_mask, student, s_mask)
+    plan = token_plan(teacher, t_mask, student, s_mask, spec)
+    torch.testing.assert_close(loss, plan.output.transport_cost.mean())
+    assert plan.not_converged == 0 and loss_fn.not_converged == 0 and loss_fn.problems == len(teacher)
+    # one iteration cannot reach the tolerance: a POT-style warning, and the loss counts the problems
+    short = OTDistillationLoss(spec, n_iters=1)
+    with pytest.warns(SinkhornConvergenceWarning, match="did not converge"):
+        short(teacher, t_mask, student, s_mask)
+    assert short.spec.n_iters == 1 and short.not_converged == short.problems == len(teacher)
+    with pytest.raises(ValueError, match="epsilon"):
+        SinkhornSpec(epsilon=0.0)

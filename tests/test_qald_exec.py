@@ -7,7 +7,8 @@ pytest.importorskip("pyoxigraph")
 
 from optical_lab.data.errors import DataError  # noqa: E402
 from optical_lab.data.qald import Answers, load_qald  # noqa: E402
-from optical_lab.data.sparql_exec import execute, open_graph, score_predictions  # noqa: E402
+from optical_lab.data.sparql_exec import execute, open_graph  # noqa: E402
+from optical_lab.evaluation.answer_f1 import score_predictions  # noqa: E402
 
 GRAPH = """
 @prefix dbr: <http://dbpedia.org/resource/> .

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from optical_lab.data.errors import DataError
-from optical_lab.experiments.qald_task import QaldTask, chance_scores, get_dataset, qald_summary, question_texts
-from optical_lab.experiments.tasks import get_task
+from optical_lab.tasks import get_task
+from optical_lab.tasks.qald import QaldTask, chance_scores, get_dataset, qald_summary, question_texts
 
 
 def test_get_task_and_folds():

@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent('''
     fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
     train, dev = fold_bitext(corpus, fold.train).select(list(range(48))), fold_bitext(corpus, fold.dev)
     cfg = TrainConfig(steps=14, batch_size=4, max_length=24, warmup_steps=2, eval_every=4, checkpoint_every=2,
-                      keep_checkpoint=True, max_dev_pairs=12, mixed_precision="no", progress=False, n_iters=20)
+                      keep_checkpoint=True, max_dev_pairs=12, mixed_precision="no", progress=False).replace(n_iters=20)
     objective = build_objective("optical+aug", cfg, train)
     if delay:  # slow the steps down (not the maths) so the test can kill the run mid-way
         forward = objective.forward

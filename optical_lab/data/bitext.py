@@ -41,3 +41,15 @@ class Bitext:
         if n is None or n >= len(self):
             return self
         return self.select(sorted(random.Random(seed).sample(range(len(self)), n)))
+
+    def subsample(self, n: int | None, seed: int) -> "Bitext":
+        """The first ``n`` pairs of a seeded permutation, in their original order (all of them when
+        ``n`` is None or not smaller than the bitext). Nested: for one seed, the 100-pair subsample
+        is inside the 300-pair one — what the bitext-size curve needs. Every training-pair cap
+        (comparison cells, the size curve, rebuilt students in notebooks and figures) uses this."""
+        if n is None or n >= len(self):
+            return self
+        import torch  # the permutation the committed results were drawn with
+
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)).tolist()
+        return self.select(sorted(order[:n]))

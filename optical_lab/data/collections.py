@@ -90,10 +90,17 @@ def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: 
     parts = [docs[i::n_parts] for i in range(n_parts)]
     folds = []
     for i in range(k):
-        rest = [d for j, part in enumerate(parts) if j != i for d in part]
-        n_dev = max(1, round(dev_fraction * len(rest))) if dev_fraction > 0 else 0
-        folds.append(Fold(i, tuple(sorted(rest[n_dev:])), tuple(sorted(rest[:n_dev])), tuple(sorted(parts[i]))))
+        train, dev = split_dev([d for j, part in enumerate(parts) if j != i for d in part], dev_fraction)
+        folds.append(Fold(i, train, dev, tuple(sorted(parts[i]))))
     return folds
+
+
+def split_dev(docs: list[str], dev_fraction: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(train documents, dev documents), each sorted: the first ``round(dev_fraction * n)`` documents
+    of ``docs`` (at least 1 when ``dev_fraction > 0``) are held out for model selection. ``docs``
+    comes already shuffled by the caller: the one train/dev rule of every task."""
+    n_dev = max(1, round(dev_fraction * len(docs))) if dev_fraction > 0 else 0
+    return tuple(sorted(docs[n_dev:])), tuple(sorted(docs[:n_dev]))
 
 
 def fold_bitext(corpus: NtrexCorpus, docs: tuple[str, ...] | set[str]) -> Bitext:

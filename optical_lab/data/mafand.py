@@ -26,6 +26,14 @@ def mafand_langs(root: Path | None = None) -> list[str]:
                   if "mafand-mt" in entry.datasets and code != "eng")
 
 
+def mafand_files(lang: str, splits: tuple[str, ...] = ("train", "dev"), root: Path | None = None) -> list[Path]:
+    """The files :func:`load_mafand` reads for ``splits`` (recorded with a result's provenance)."""
+    folder_root = root or data_dir("mafand-mt") / "mafand-mt"
+    lang = canonical_code(lang)
+    raw = known_languages(folder_root.parent)[lang].datasets["mafand-mt"]
+    return [folder_root / f"en-{raw}" / f"{split}.{side}" for split in splits for side in ("en", raw)]
+
+
 def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bitext:
     """One split of the ``en-LANG`` pair; ``root`` is the ``mafand-mt`` folder (default: the data directory's)."""
     folder_root = root or data_dir("mafand-mt") / "mafand-mt"

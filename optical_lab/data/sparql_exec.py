@@ -3,8 +3,9 @@
 Optional: needs ``pip install pyoxigraph`` (extra ``optical_lab[sparql]``). Nothing here touches the
 network — the user supplies the graph (Turtle, N-Triples, RDF/XML, ... any format pyoxigraph reads,
 guessed from the file extension). A DBpedia dump is *not* shipped; on a small or different graph
-the gold answers of QALD will of course not be reproduced, so :func:`score_predictions` scores
-predicted queries against *gold answers you pass in* (by default QALD's stored answers).
+the gold answers of QALD will of course not be reproduced, so
+:func:`optical_lab.evaluation.answer_f1.score_predictions` scores predicted queries against *gold
+answers you pass in* (by default QALD's stored answers).
 
 Answers come back as :class:`~optical_lab.data.qald.Answers` normalised exactly like the gold
 (:func:`optical_lab.data.qald.normalize_term`: IRIs as-is, literals without datatype / language tag,
@@ -98,16 +99,3 @@ def execute(store, sparql: str, prefixes: Mapping[str, str] | None = None) -> Ex
             if term is not None:
                 values.add(normalize_term(term))
     return Execution(Answers(frozenset(values)))
-
-
-def score_predictions(store, predicted: Mapping[str, str], gold: Mapping[str, Any]):
-    """Execute each predicted query and score it against ``gold[qid]`` with QALD answer F1.
-
-    Returns ``(per-question scores, aggregates, executions)``; a question without a prediction, or
-    whose query fails, counts as unanswered (empty answer), as in GERBIL QA.
-    """
-    from ..evaluation.answer_f1 import score_answers
-
-    executions = {qid: execute(store, query) for qid, query in predicted.items()}
-    per_question, aggregates = score_answers(gold, {qid: e.answers for qid, e in executions.items()})
-    return per_question, aggregates, executions

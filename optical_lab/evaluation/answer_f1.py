@@ -43,6 +43,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..data.sparql_exec import execute
+
 Convention = str  # "standard" | "qald"
 
 
@@ -141,3 +143,15 @@ def score_answers(gold: Mapping[str, Any], predicted: Mapping[str, Any]) -> tupl
     ``predicted`` counts as unanswered (empty answer), as in GERBIL."""
     per_question = {qid: score_question(g, predicted.get(qid)) for qid, g in gold.items()}
     return per_question, aggregate_scores(per_question.values())
+
+
+def score_predictions(store, predicted: Mapping[str, str], gold: Mapping[str, Any]):
+    """Execute each predicted SPARQL query on ``store`` (:func:`optical_lab.data.sparql_exec.open_graph`)
+    and score it against ``gold[qid]`` with QALD answer F1.
+
+    Returns ``(per-question scores, aggregates, executions)``; a question without a prediction, or
+    whose query fails, counts as unanswered (empty answer), as in GERBIL QA.
+    """
+    executions = {qid: execute(store, query) for qid, query in predicted.items()}
+    per_question, aggregates = score_answers(gold, {qid: e.answers for qid, e in executions.items()})
+    return per_question, aggregates, executions

@@ -1,361 +1,29 @@
 """`optical-lab compare`: train every method per language, fold and seed, evaluate, and compare.
 
-For each (language, method, fold, seed) **cell** the student (a copy of the frozen English
-teacher) is trained on the fold's training bitext only, selected on the fold's dev bitext, and
-evaluated by the task (queries by the teacher, documents by the student). A cell's folder
-``<out>/runs/<lang>/<method>/fold<k>-seed<s>/`` receives its TREC runs (gzipped), per-query
-metrics, config and training log as soon as it is done; ``done.json`` is written last, so a
-re-run into the same ``--out`` skips finished cells (``--resume``, the default) and a killed cell
-resumes from its last training checkpoint. Then :mod:`.summary` writes ``summary.md``/``.csv``
-(means ± 95% CI, Holm-corrected paired randomization tests against ``optical``, winners).
-
-``--size-curve 100,300,all`` instead trains ``optical`` and the augmentation method named by
-``aug_method`` (default translate-train) on nested subsets of each fold's training bitext and
-writes the plot-ready ``size_curve/size_curve.csv`` (:mod:`.size_curve`).
+This module is the command line only: it turns arguments into a
+:class:`~optical_lab.experiments.runner.ComparePlan` and hands it to the
+:class:`~optical_lab.experiments.runner.Runner` (the cells, their folders, resume) — see there and
+:mod:`.summary` (the statistics). Methods and tasks are listed from their registries
+(:mod:`optical_lab.methods.registry`, :mod:`optical_lab.tasks.registry`), so neither needs an edit
+here when one is added.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import gzip
-import hashlib
-import json
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
 
-import torch
-from tqdm.auto import tqdm
-
-from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..data.languages import parse_langs
-from ..data.mafand import MAFAND_LANGS, load_mafand
-from ..methods.config import PRESETS, TrainConfig, preset
-from ..methods.registry import build_objective, parse_methods
-from ..methods.runtime import resolve_mixed_precision, set_threads
-from ..methods.teacher import FrozenTeacher
-from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
-from ..models.encoder import Encoder
-from .evaluate import TaskResult
-from .records import environment, write_json
-from .summary import ComparisonSummary, load_per_query, summarize
-from .tasks import Task, TaskFold, get_task
+from ..methods.config import PRESETS, preset
+from ..methods.registry import AUGMENTATIONS, methods_help, parse_methods
+from ..methods.runtime import set_threads
+from ..ot import SinkhornSpec
+from ..tasks.registry import TASKS, cli_options
+from .runner import ComparePlan, Runner
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
-RUNS = "runs"
 
 
-@dataclass
-class ComparePlan:
-    """Everything that decides the numbers of a comparison (saved as ``<out>/config.json``)."""
-
-    langs: list[str]
-    methods: list[str]
-    folds: int = 2
-    seeds: int = 1
-    task: str = "ntrex"
-    model: str = "minilm"
-    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists
-    preset: str = "default"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval_max_length: int | None = None  # None: the model's own limit (256 for minilm)
-    eval_batch_size: int = 32
-    fold_seed: int = 0
-    threads: int = 0  # torch threads; 0 = auto, re-decided before every cell from the machine's load
-    size_curve: list[int | None] | None = None  # None entry = every training pair
-
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds))
-
-
-class EvalEncoder(Encoder):
-    """An encoder as the evaluation sees it: same weights, fixed encode batch size, optional memo.
-
-    * ``memo=True`` (the teacher): ``encode`` remembers its answers. Queries (and, for zero-shot,
-      documents) are the same for every method of a language and fold, so they are encoded once.
-    * ``batch_size``: every ``encode`` uses it, whatever the caller asks (encode sorts texts by
-      length; on CPU 32 is ~1.5x faster than 128 for sentence batches, measured on 2 cores).
-    """
-
-    def __init__(self, base: Encoder, memo: bool = False, batch_size: int | None = 32) -> None:
-        super().__init__(base.model, base.tokenizer, name=base.name, max_length=base.max_length,
-                         query_prefix=base.query_prefix, passage_prefix=base.passage_prefix)
-        self.memo = memo
-        self.batch_size = batch_size
-        self._memo: dict[tuple, torch.Tensor] = {}
-
-    def encode(self, texts: Sequence[str], role=None, batch_size: int = 64, progress: bool | str = False) -> torch.Tensor:
-        batch_size = self.batch_size or batch_size
-        if not self.memo:
-            return super().encode(texts, role, batch_size, progress)
-        key = (role, self.max_length, torch.is_autocast_enabled(self.device.type), tuple(texts))
-        if key not in self._memo:
-            self._memo[key] = super().encode(texts, role, batch_size, progress)
-        return self._memo[key].clone()
-
-    def clear(self) -> None:
-        self._memo.clear()
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise, and
-    a long comparison's resident memory creeps up from fragmentation)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-# ------------------------------------------------------------------ bitext
-def subsample(bitext: Bitext, n: int | None, seed: int) -> Bitext:
-    """The first ``n`` pairs of a seeded permutation (nested: the 100-pair set is inside the 300-pair set)."""
-    if n is None or n >= len(bitext):
-        return bitext
-    order = torch.randperm(len(bitext), generator=torch.Generator().manual_seed(seed)).tolist()
-    return bitext.select(sorted(order[:n]))
-
-
-def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitext, Bitext, str]:
-    """(train, dev, source name) for a fold: NTREX documents outside the fold, or MAFAND-MT."""
-    if plan.bitext == "mafand":
-        if lang in MAFAND_LANGS:
-            return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
-        tqdm.write(f"note: MAFAND-MT has no en-{lang}; {lang} trains on the task's own bitext")
-    elif plan.bitext != "ntrex":
-        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex or --bitext mafand")
-    return fold.train, fold.dev, fold.train.source or plan.task
-
-
-# ------------------------------------------------------------------ cells
-def _digest(data: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "default") -> str:
-    """What a finished cell's numbers depend on; training settings do not matter for zero-shot."""
-    data: dict[str, Any] = {"task": plan.task, "model": plan.model, "eval_max_length": plan.eval_max_length,
-                            "eval_batch_size": plan.eval_batch_size,
-                            "folds": plan.folds, "fold_seed": plan.fold_seed,
-                            "precision": resolve_mixed_precision(plan.train.mixed_precision)}
-    if method != "zero-shot":
-        train = {k: v for k, v in plan.train.to_dict().items() if k not in ("seed", "progress", "checkpoint_every",
-                                                                             "keep_checkpoint")}
-        data.update(method=method, bitext=plan.bitext, train=train, size=size)
-    return _digest(data)
-
-
-def write_results(folder: Path, results: dict[str, TaskResult], tag: str) -> None:
-    """Gzipped TREC run + per-query CSV per sub-task."""
-    for name, result in results.items():
-        lines = []
-        for qid, scores in result.run.items():
-            ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-            lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1))
-        with gzip.open(folder / f"{name}.run.gz", "wt", encoding="utf-8", compresslevel=9) as handle:
-            handle.write("".join(lines))
-        result.per_query.to_csv(folder / f"{name}.per_query.csv", float_format="%.6g")
-
-
-class Runner:
-    """Runs the cells of a plan into ``out``; skips finished ones."""
-
-    def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
-                 progress: bool = True) -> None:
-        self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
-        self.task = task or get_task(plan.task)
-        self.accelerator = make_accelerator(plan.train.mixed_precision)
-        self.plan.train = plan.train.replace(mixed_precision=self.accelerator.mixed_precision, progress=progress)
-        self._base: Encoder | None = None
-        self._teacher: EvalEncoder | None = None
-        self.timings: list[dict[str, Any]] = []
-        self._initial: dict[int, float] = {}
-        self._busy = False  # whether this process has been computing (its threads are in the load average)
-
-    # -------------------------------------------------------------- set-up
-    @property
-    def base(self) -> Encoder:
-        """The frozen teacher, loaded once; students start as copies of it."""
-        if self._base is None:
-            self._base = Encoder.load(self.plan.model, device=self.accelerator.device, max_length=self.plan.eval_max_length)
-            self._base.requires_grad_(False)
-        return self._base
-
-    @property
-    def teacher(self) -> EvalEncoder:
-        if self._teacher is None:
-            self._teacher = EvalEncoder(self.base, memo=True, batch_size=self.plan.eval_batch_size)
-        return self._teacher
-
-    def write_plan(self, kind: str) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not self.accelerator.is_main_process:
-            return
-        write_json({"kind": kind, **asdict(self.plan), "train_fingerprint": self.plan.train.fingerprint()},
-                   self.out / ("config.json" if kind == "compare" else f"config_{kind}.json"))
-        write_json(environment() | {"torch_threads": torch.get_num_threads()}, self.out / f"environment_{kind}.json")
-
-    # -------------------------------------------------------------- one cell
-    def run_cell(self, folder: Path, lang: str, fold: TaskFold, method: str, seed: int, train: Bitext, dev: Bitext,
-                 source: str, frozen: FrozenTeacher | None, size: int | None | str = "default") -> dict[str, Any]:
-        """Train (unless zero-shot), evaluate, write; or read the finished cell."""
-        fingerprint = cell_fingerprint(self.plan, method, size)
-        done = folder / "done.json"
-        if done.exists():
-            info = json.loads(done.read_text(encoding="utf-8"))
-            if self.resume and info.get("fingerprint") == fingerprint:
-                return info | {"skipped": True}
-            if self.resume:
-                raise DataError(f"{folder} holds results of another configuration",
-                                fix="write to another --out folder, or pass --no-resume to recompute it")
-        if folder.exists() and not self.resume and self.accelerator.is_main_process:
-            shutil.rmtree(folder)
-        self.accelerator.wait_for_everyone()
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg = self.plan.train.replace(seed=seed)
-        threads = set_threads(self.plan.threads, own=torch.get_num_threads() if self._busy else 0)
-        self._busy = True
-        start = time.perf_counter()
-        train_info: dict[str, Any] = {}
-        if method == "zero-shot":
-            student: Encoder = self.teacher  # the very same encoder (and memo) on both sides
-            pairs = None
-        else:
-            cap = cfg.max_train_pairs if size == "default" else size
-            pairs = subsample(train, cap, seed)
-            objective = build_objective(method, cfg, pairs)
-            student = self.base.copy()
-            result = Trainer(student, frozen, objective, pairs, dev, cfg, out_dir=folder, accelerator=self.accelerator,
-                             desc=f"{lang} {method} f{fold.index} s{seed}",
-                             initial_dev_score=self.initial_dev_score(frozen, dev)).train()
-            train_info = asdict(result)
-            if getattr(objective, "dictionary", None) is not None:
-                objective.dictionary.save(folder / "dictionary.tsv")
-        train_s = time.perf_counter() - start
-        if method != "zero-shot":
-            student = EvalEncoder(student, memo=False, batch_size=self.plan.eval_batch_size)
-        with self.accelerator.autocast():
-            results = self.task.evaluate(lang, fold, self.teacher, student)
-        eval_s = time.perf_counter() - start - train_s
-        main_process = self.accelerator.is_main_process  # under `accelerate launch`, one writer
-        if main_process:
-            write_results(folder, results, tag=f"{method}-{self.plan.model}")
-        summary = {name: r.summary for name, r in results.items()}
-        info = {"lang": lang, "method": method, "fold": fold.index, "seed": seed, "size": size,
-                "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
-                "train_pairs": len(pairs) if pairs is not None else 0, "dev_pairs": train_info.get("dev_pairs", 0),
-                "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
-                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads, "metrics": summary}
-        if main_process:
-            write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
-                       folder / "config.json")
-            write_json(info, done)  # last: marks the cell finished
-        self.accelerator.wait_for_everyone()
-        del student
-        release_memory()
-        return info
-
-    def initial_dev_score(self, frozen: FrozenTeacher, dev: Bitext) -> float | None:
-        """Dev MRR of the untrained student (= the teacher), once per fold; None without dev pairs."""
-        if dev is None or len(dev) < 2:
-            return None
-        key = id(frozen)
-        if key not in self._initial:
-            sample = dev.sample(self.plan.train.max_dev_pairs, seed=0)  # the trainer's own dev sample
-            with self.accelerator.autocast():
-                self._initial[key] = retrieval_mrr(frozen.encode(sample.english), frozen.encode(sample.foreign))
-        return self._initial[key]
-
-    # -------------------------------------------------------------- loops
-    def cells(self, variants: list[tuple[str, int | None | str]], root: Path):
-        """Every (folder, lang, fold, method, seed, train, dev, source, frozen teacher, size), in run order.
-
-        ``variants`` are (method, size) pairs; size ``"default"`` = the config's ``max_train_pairs``.
-        """
-        for lang in self.plan.langs:
-            self.teacher.clear()
-            for fold in self.task.folds(lang, self.plan.folds, self.plan.fold_seed):
-                train, dev, source = training_bitext(self.plan, lang, fold)
-                frozen = FrozenTeacher(self.base, self.plan.train.max_length, self.plan.train.teacher_cache)
-                for seed in self.plan.seed_list():
-                    for method, size in variants:
-                        name = method if size == "default" else f"{method}@{size_label(size)}"
-                        folder = root / lang / name / f"fold{fold.index}-seed{seed}"
-                        yield folder, lang, fold, method, seed, train, dev, source, frozen, size
-                self._initial.pop(id(frozen), None)
-                del frozen
-                release_memory()
-
-    def run_variants(self, variants: list[tuple[str, int | None | str]], root: Path, desc: str = "cells") -> None:
-        total = len(self.plan.langs) * self.plan.folds * self.plan.seeds * len(variants)
-        bar = tqdm(total=total, desc=desc, disable=not self.progress)
-        for cell in self.cells(variants, root):
-            self._report(self.run_cell(*cell))
-            bar.update(1)
-        bar.close()
-
-    def run(self) -> ComparisonSummary:
-        self.write_plan("compare")
-        root = self.out / RUNS
-        self.run_variants([(m, "default") for m in self.plan.methods], root)
-        self.accelerator.wait_for_everyone()
-        summary = self.summarize(root)
-        if self.accelerator.is_main_process:
-            summary.write(self.out)
-        return summary
-
-    def summarize(self, root: Path) -> ComparisonSummary:
-        per_query = load_per_query(root)
-        per_query = per_query[per_query.lang.isin(self.plan.langs) & per_query.method.isin(self.plan.methods)]
-        primary = _primary(self.task, per_query)
-        summary = summarize(per_query, primary=primary, langs=self.plan.langs)
-        n_cells = per_query.groupby(["lang", "method"])[["fold", "seed"]].apply(lambda g: len(g.drop_duplicates()))
-        summary.notes += [
-            f"task `{self.plan.task}`, model `{self.plan.model}`, bitext `{self.plan.bitext}`, "
-            f"{self.plan.folds} fold(s) x {self.plan.seeds} seed(s) = {int(n_cells.max())} run(s) per language and method; "
-            "queries encoded by the teacher, documents by the student.",
-            f"training config (preset `{self.plan.preset}`): see `config.json` (fingerprint {self.plan.train.fingerprint()}).",
-        ]
-        return summary
-
-    @classmethod
-    def from_folder(cls, out: str | Path, progress: bool = False) -> "Runner":
-        """The runner of a comparison already written to ``out`` (its ``config.json``), e.g. to
-        re-summarise finished cells after the summary code changed; nothing is retrained."""
-        saved = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
-        names = set(ComparePlan.__dataclass_fields__) - {"train"}
-        plan = ComparePlan(**{k: v for k, v in saved.items() if k in names}, train=TrainConfig.from_dict(saved["train"]))
-        return cls(plan, out, progress=progress)
-
-    def _report(self, info: dict[str, Any]) -> None:
-        self.timings.append(info)
-        metrics = "  ".join(f"{task}:{name}={value:.3f}" for task, values in info["metrics"].items()
-                            for name, value in values.items() if name in ("MRR@10", "acc@1", "F1"))
-        how = "cached" if info.get("skipped") else f"train {info['train_s']:.0f}s eval {info['eval_s']:.0f}s"
-        step = f" best step {info['best_step']}" if info.get("best_step") is not None else ""
-        size = info.get("size", "default")
-        name = info["method"] if size == "default" else f"{info['method']}@{size_label(size)}"
-        tqdm.write(f"{info['lang']} {name:<15} fold{info['fold']} seed{info['seed']}  {metrics}  ({how}{step})")
-
-
-def size_label(size: int | None | str) -> str:
-    return "all" if size is None else f"n{size}"
-
-
-def _primary(task: Task, per_query) -> tuple[str, str]:
-    from ..experiments.summary import reported_metrics
-
-    for sub, metric in reported_metrics(per_query):
-        if metric == task.primary:
-            return sub, metric
-    return reported_metrics(per_query)[0]
-
-
-# ------------------------------------------------------------------ CLI
 def parse_sizes(text: str) -> list[int | None]:
     sizes: list[int | None] = []
     for part in text.split(","):
@@ -371,13 +39,31 @@ def parse_sizes(text: str) -> list[int | None]:
     return sizes
 
 
+def add_task_options(parser: argparse.ArgumentParser) -> None:
+    """``--<option>`` for every option of every registered task (``--topics``, ``--qald-file``, ...)."""
+    for name, help_text in cli_options().items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=f"task_{name}", metavar=name.upper(), default=None,
+                            help=help_text)
+
+
+def task_options_from_args(args: argparse.Namespace) -> dict:
+    """The options given on the command line that the chosen task has (others are refused)."""
+    given = {name: getattr(args, f"task_{name}") for name in cli_options() if getattr(args, f"task_{name}", None) is not None}
+    own = set(TASKS[args.task].OPTIONS)
+    foreign = sorted(set(given) - own)
+    if foreign:
+        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {args.task!r}",
+                        fix=f"use --task {next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)}, or drop it")
+    return given
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
-    parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: zero-shot, sentence-kd, "
-                                                         "translate-train, code-switch, optical, optical+aug")
+    parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
     parser.add_argument("--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)")
     parser.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
-    parser.add_argument("--task", default="ntrex", choices=["ntrex", "qald"])
+    parser.add_argument("--task", default="ntrex", choices=list(TASKS), help="evaluation task (optical_lab/tasks/)")
+    add_task_options(parser)
     parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
     parser.add_argument("--bitext", default="ntrex", choices=["ntrex", "mafand"],
                         help="training bitext: NTREX documents outside the fold, or MAFAND-MT train (dev: MAFAND dev)")
@@ -389,7 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-length", type=int, help="training truncation in tokens")
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--aug-method", choices=["translate-train", "code-switch"],
+    default = SinkhornSpec()
+    parser.add_argument("--epsilon", type=float, help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
+                                                       f"(default {default.epsilon}; small = sharp alignments)")
+    parser.add_argument("--n-iters", type=int, help=f"OPTICAL: Sinkhorn iterations (default {default.n_iters})")
+    parser.add_argument("--ot-grad", choices=["envelope", "autodiff"],
+                        help=f"OPTICAL: gradient through the plan (default {default.grad}: plan held constant)")
+    parser.add_argument("--aug-method", choices=list(AUGMENTATIONS),
                         help="augmentation joined to OPTICAL in optical+aug and drawn in the size curve")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"])
     parser.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
@@ -404,8 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> ComparePlan:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
-                 "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision}
-    config = preset(args.preset, **overrides)
+                 "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
+                 "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad}
+    try:
+        config = preset(args.preset, **overrides)
+    except ValueError as exc:  # e.g. an OT setting SinkhornSpec refuses
+        raise DataError(str(exc), fix="e.g. --epsilon 0.05 --n-iters 50") from None
     if args.max_train_pairs is not None:
         cap = args.max_train_pairs.strip().lower()
         if cap != "all" and not cap.isdigit():
@@ -416,7 +112,7 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
     except ValueError as exc:
         raise DataError(str(exc), fix="e.g. --methods all, or --methods zero-shot,optical") from None
     return ComparePlan(langs=parse_langs(args.langs), methods=methods, folds=args.folds, seeds=args.seeds,
-                       task=args.task, model=args.model, bitext=args.bitext, preset=args.preset, train=config,
+                       task=args.task, task_options=task_options_from_args(args), model=args.model, bitext=args.bitext, preset=args.preset, train=config,
                        eval_max_length=args.eval_max_length, fold_seed=args.fold_seed, threads=args.threads,
                        size_curve=parse_sizes(args.size_curve) if args.size_curve else None)
 
@@ -427,9 +123,7 @@ def main(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress)
     if plan.size_curve is not None:
-        from .size_curve import run_size_curve
-
-        curve = run_size_curve(runner)
+        curve = runner.run_size_curve()
         print(curve.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     else:
         summary = runner.run()

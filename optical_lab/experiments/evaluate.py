@@ -1,68 +1,82 @@
-"""Evaluate one pair of encoders (query side, document side) on the NTREX tasks of one language.
+"""`optical-lab evaluate`: zero-shot evaluation — the teacher on both sides — on any registered task.
 
-Known-item CLIR (English first sentence -> target-language document) and sentence retrieval
-(English sentence -> its translation), restricted to a set of evaluation documents so a trained
-student is only ever scored on documents it never saw.
+``--task ntrex`` (default: known-item CLIR + sentence retrieval), ``ntrex-sentence``, ``qald``, or
+``trec --topics T --qrels Q --docs D`` (a user's own collection); every language's whole
+evaluation set is scored (no folds: nothing is trained). Results land in
+``results/evaluate-<task>-<timestamp>/``: ``config.json``, ``environment.json`` (versions and
+provenance), ``metrics.csv`` / ``metrics.md`` (one row per language: the main sub-task's metrics,
+then ``<sub-task>_<metric>`` for the others) and, per language, each sub-task's TREC run, topics,
+qrels and per-query CSV. Trained methods: ``optical-lab compare``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from ..data.collections import known_item_collection, sentence_collection
-from ..data.ntrex import NtrexCorpus
-from ..data.trec import Run, write_qrels, write_run, write_topics
-from ..evaluation.metrics import CLIR_MEASURES, SENTENCE_MEASURES, aggregate, per_query
+from ..data.languages import parse_langs
+from ..io import write_json
 from ..models.encoder import Encoder
-from ..retrieval.dense import retrieve
+from ..tasks.base import TaskFold, save_results
+from ..tasks.registry import TASKS, get_task
+from .compare import add_task_options, task_options_from_args
+from .records import new_results_dir, record_run
+
+DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
 
 @dataclass
-class TaskResult:
-    """Run and per-query scores of one task."""
-
-    task: str  # "clir" or "sentence"
-    run: Run
-    per_query: pd.DataFrame
-
-    @property
-    def summary(self) -> dict[str, float]:
-        return aggregate(self.per_query)
+class ZeroShotConfig:
+    langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
+    model: str = "minilm"
+    max_length: int = 256
+    task: str = "ntrex"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    method: str = "zero-shot"
 
 
-def evaluate_ntrex(
-    corpus: NtrexCorpus,
-    query_encoder: Encoder,
-    doc_encoder: Encoder,
-    eval_docs: set[str] | None = None,
-    sentence_task: bool = True,
-    progress: bool = False,
-) -> dict[str, TaskResult]:
-    """Score ``query_encoder`` x ``doc_encoder`` on the known-item and sentence tasks."""
-    clir = known_item_collection(corpus)
-    if eval_docs is not None:
-        clir = clir.restrict(eval_docs)
-    results = {}
-    run = retrieve(clir, query_encoder, doc_encoder, progress=progress)
-    results["clir"] = TaskResult("clir", run, per_query(run, clir.qrels, CLIR_MEASURES))
-    if sentence_task:
-        sentences = sentence_collection(corpus, eval_docs)
-        run = retrieve(sentences, query_encoder, doc_encoder, k=10, batch_size=128, progress=progress)
-        results["sentence"] = TaskResult("sentence", run, per_query(run, sentences.qrels, SENTENCE_MEASURES))
-    return results
+def run_zero_shot(config: ZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
+    task = get_task(config.task, **config.task_options)
+    folder = new_results_dir(f"evaluate-{task.name}", out_root)
+    teacher = Encoder.load(config.model, max_length=config.max_length)
+    record_run(folder, config, [f for lang in config.langs for f in task.data_files(lang)], teacher.source)
+    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+    rows = []
+    for lang in config.langs:
+        results = task.evaluate(lang, everything, teacher, teacher)
+        save_results(folder / lang, results, tag=f"zero-shot-{config.model}", compress=False, inputs=True)
+        main, *others = results
+        row = {"lang": lang, **results[main].summary}
+        for sub in others:
+            row.update({f"{sub}_{k}": v for k, v in results[sub].summary.items()})
+        rows.append(row)
+        if progress:
+            print(f"{lang}: " + "  ".join(f"{k}={v:.3f}" for k, v in row.items() if k != "lang"), flush=True)
+    table = pd.DataFrame(rows).set_index("lang")
+    table.to_csv(folder / "metrics.csv")
+    (folder / "metrics.md").write_text(table.to_markdown(floatfmt=".3f") + "\n", encoding="utf-8")
+    write_json({"results_dir": str(folder)}, folder / "done.json")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"\nresults: {folder}")
+    return table
 
 
-def save_task_results(results: dict[str, TaskResult], corpus: NtrexCorpus, folder: Path, tag: str,
-                      eval_docs: set[str] | None = None) -> None:
-    """TREC topics/qrels/run and per-query CSV for every task, under ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    clir = known_item_collection(corpus)
-    if eval_docs is not None:
-        clir = clir.restrict(eval_docs)
-    write_topics(clir.queries, folder / "clir.topics.tsv")
-    write_qrels(clir.qrels, folder / "clir.qrels")
-    for name, result in results.items():
-        write_run(result.run, folder / f"{name}.run", tag=tag)
-        result.per_query.to_csv(folder / f"{name}.per_query.csv")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="zero-shot", choices=["zero-shot"], help="only zero-shot here; trained methods: `optical-lab compare`")
+    parser.add_argument("--task", default="ntrex", choices=list(TASKS), help="evaluation task (optical_lab/tasks/)")
+    add_task_options(parser)
+    parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes (eng = monolingual ceiling)")
+    parser.add_argument("--model", default="minilm", help="registry name (minilm, me5-small), HF id or local path")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
+    parser.add_argument("--out", default="results")
+
+
+def main(args: argparse.Namespace) -> None:
+    options = task_options_from_args(args)
+    if args.no_sentence_task and args.task == "ntrex":
+        options["sentence_task"] = False
+    config = ZeroShotConfig(parse_langs(args.langs), args.model, args.max_length, args.task, options)
+    run_zero_shot(config, args.out)

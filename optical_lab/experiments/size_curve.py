@@ -10,20 +10,20 @@ same step budget, plus ``zero-shot`` as the 0-pair point, and writes under ``<ou
   augmentation rows the paired randomization p-value against optical at that size, Holm-corrected
   over the sizes of a language and metric;
 * ``size_curve.md`` — the headline metric as a table.
+
+The cells are run by :meth:`optical_lab.experiments.runner.Runner.run_size_curve`; this module only
+turns finished cells into the tables.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..evaluation.significance import holm, mean_ci, paired_randomization_test
-from .summary import REFERENCE, load_per_query, reported_metrics
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .compare import Runner
+from ..evaluation.significance import holm, mean_ci
+from ..methods.registry import REFERENCE
+from .summary import load_per_query, paired_test, reported_metrics
 
 CURVE = "size_curve"
 
@@ -44,32 +44,15 @@ def curve_table(per_query: pd.DataFrame, reference: str = REFERENCE, n_resamples
             # paired tests at each size, Holm over the sizes of this language and metric
             tests = []
             for size, group in part.groupby("size", sort=False):
-                ref = group[group.method == reference].set_index(["fold", "seed", "qid"])[metric]
                 for method in group.method.unique():
-                    if method == reference:
-                        continue
-                    other = group[group.method == method].set_index(["fold", "seed", "qid"])[metric]
-                    joined = pd.concat([other.rename("a"), ref.rename("b")], axis=1, join="inner")
-                    tests.append((method, size, paired_randomization_test(joined.a, joined.b, n_resamples=n_resamples)))
+                    if method != reference:
+                        tests.append((method, size, paired_test(group, metric, method, reference, n_resamples)))
             adjusted = holm([p for _, _, p in tests]) if tests else []
             for (method, size, p), p_adj in zip(tests, adjusted):
                 for row in rows:
                     if (row["lang"], row["method"], row["size"], row["task"], row["metric"]) == (lang, method, size, task, metric):
                         row["p_vs_optical"], row["p_holm"] = p, p_adj
     return pd.DataFrame(rows)
-
-
-def run_size_curve(runner: "Runner") -> pd.DataFrame:
-    """Train/evaluate every (size, method) cell of the curve, then write the curve tables."""
-    plan = runner.plan
-    variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
-    variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
-    runner.write_plan(CURVE)
-    runner.run_variants(variants, runner.out / CURVE / "runs", desc="size-curve cells")
-    runner.accelerator.wait_for_everyone()
-    if not runner.accelerator.is_main_process:
-        return pd.DataFrame()
-    return write_curve(runner.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, runner.task.primary)
 
 
 def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_method: str,

@@ -21,16 +21,15 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.significance import holm, mean_ci, paired_randomization_test
+from ..evaluation.verdict import ALPHA, is_tie, ranking, tied_with
+from ..methods.config import TrainConfig
+from ..methods.registry import REFERENCE, method_order
+from ..tasks.registry import TASKS, reported_metrics as tasks_reported
 
 KEYS = ["lang", "method", "fold", "seed", "task", "qid"]
-# What the tables report per sub-task (columns of the per-query CSVs); others are kept but not shown.
-REPORTED: dict[str, list[str]] = {
-    "clir": ["MRR@10", "nDCG@10", "MAP"],
-    "sentence": ["acc@1"],
-    "qald": ["F1", "Hits@1", "MRR"],
-}
-REFERENCE = "optical"
-ALPHA = 0.05
+# What the tables report per sub-task (columns of the per-query CSVs; each task's ``reported``);
+# other columns are kept but not shown.
+REPORTED: dict[str, list[str]] = tasks_reported()
 
 
 def metric_label(task: str, metric: str) -> str:
@@ -45,13 +44,6 @@ def reported_metrics(per_query: pd.DataFrame) -> list[tuple[str, str]]:
         wanted = REPORTED.get(task, columns)
         out.extend((task, m) for m in wanted if m in columns)
     return out
-
-
-def method_order(methods) -> list[str]:
-    from ..methods.registry import METHODS
-
-    methods = list(dict.fromkeys(methods))
-    return [m for m in METHODS if m in methods] + [m for m in methods if m not in METHODS]
 
 
 @dataclass
@@ -76,7 +68,7 @@ class ComparisonSummary:
             text = f"{row.mean:.3f} ± {row.ci:.3f}"
             if sig.get((row.lang, row.method), False):
                 text += " *"
-            if np.isclose(row.mean, best):
+            if is_tie(row.mean, best):
                 text = f"**{text}**"
             cells.setdefault(row.lang, {})[row.method] = text
         table = pd.DataFrame(cells).T
@@ -135,13 +127,22 @@ def reported_metrics_from(means: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(means.task, means.metric)))
 
 
-def _paired(per_query: pd.DataFrame, lang: str, task: str, metric: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    part = per_query[(per_query.lang == lang) & (per_query.task == task)]
+def paired_scores(part: pd.DataFrame, metric: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query ``metric`` of methods ``a`` and ``b`` paired by (fold, seed, query), in sorted key
+    order (the randomization test's sign flips are drawn in this order, so it is fixed), from a
+    per-query table of one language and sub-task."""
     key = ["fold", "seed", "qid"]
     left = part[part.method == a].set_index(key)[metric]
     right = part[part.method == b].set_index(key)[metric]
     joined = pd.concat([left.rename("a"), right.rename("b")], axis=1, join="inner").sort_index()
     return joined["a"].to_numpy(float), joined["b"].to_numpy(float)
+
+
+def paired_test(part: pd.DataFrame, metric: str, a: str, b: str, n_resamples: int = 10_000) -> float:
+    """Paired randomization p-value of ``a`` vs ``b`` (1.0 without common queries): the one paired
+    test of the comparison tables and the size curve."""
+    x, y = paired_scores(part, metric, a, b)
+    return paired_randomization_test(x, y, n_resamples=n_resamples) if len(x) else 1.0
 
 
 def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, reference: str = REFERENCE,
@@ -170,8 +171,7 @@ def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, r
             if reference in means and others:
                 raw = []
                 for method in others:
-                    x, y = _paired(per_query, lang, task, metric, method, reference)
-                    raw.append(paired_randomization_test(x, y, n_resamples=n_resamples) if len(x) else 1.0)
+                    raw.append(paired_test(part, metric, method, reference, n_resamples))
                 for method, p, p_adj in zip(others, raw, holm(raw)):
                     tests[method] = p_adj
                     test_rows.append({"lang": lang, "task": task, "metric": metric, "method": method,
@@ -186,10 +186,7 @@ def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, r
 
 def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm: dict[str, float],
              reference: str, alpha: float) -> dict:
-    ranked = sorted(means, key=lambda m: -means[m])  # stable: ties keep method order
-    if reference in means and np.isclose(means[reference], means[ranked[0]], rtol=0, atol=1e-12):
-        ranked.remove(reference)  # a tie is not a loss: the reference leads the ranking
-        ranked.insert(0, reference)
+    ranked = ranking(means, reference)  # stable: ties keep method order; a tie is not a loss
     winner = ranked[0]
     row = {"lang": lang, "task": task, "metric": metric, "winner": winner, "winner_mean": means[winner],
            "reference_mean": means.get(reference, np.nan), "runner_up": None, "p_holm": np.nan,
@@ -206,7 +203,7 @@ def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm:
         worst_p = max(p_holm.values())
         row["p_holm"] = p_holm[runner_up]
         row["significant"] = worst_p < alpha
-        tied = [m for m in ranked[1:] if np.isclose(means[m], means[reference], rtol=0, atol=1e-12)]
+        tied = tied_with(means, reference, ranked[1:])
         row["tie"] = bool(tied)
         if row["significant"]:
             row["verdict"] = f"{reference} wins, significantly better than every other method"
@@ -251,6 +248,37 @@ def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.Da
     if not frames:
         raise FileNotFoundError(f"no finished cells under {cells_root}")
     return pd.concat(frames, ignore_index=True)
+
+
+def summarize_plan(root: str | Path, plan: dict[str, Any], primary_metric: str | None = None) -> ComparisonSummary:
+    """The summary of a comparison's finished cells under ``root``, as its plan (the ``config.json``
+    dict: langs, methods, task, model, bitext, folds, seeds, preset, train) defines it. The runner
+    and ``table`` both call this, so re-summarising a folder gives what the run wrote."""
+    per_query = load_per_query(root)
+    per_query = per_query[per_query.lang.isin(plan["langs"]) & per_query.method.isin(plan["methods"])]
+    primary_metric = primary_metric or TASKS[plan["task"]].primary
+    metrics = reported_metrics(per_query)
+    primary = next(((sub, m) for sub, m in metrics if m == primary_metric), metrics[0])
+    summary = summarize(per_query, primary=primary, langs=plan["langs"])
+    n_cells = per_query.groupby(["lang", "method"])[["fold", "seed"]].apply(lambda g: len(g.drop_duplicates()))
+    fingerprint = TrainConfig.from_dict(plan["train"]).fingerprint()
+    summary.notes += [
+        f"task `{plan['task']}`, model `{plan['model']}`, bitext `{plan['bitext']}`, "
+        f"{plan['folds']} fold(s) x {plan['seeds']} seed(s) = {int(n_cells.max())} run(s) per language and method; "
+        "queries encoded by the teacher, documents by the student.",
+        f"training config (preset `{plan['preset']}`): see `config.json` (fingerprint {fingerprint}).",
+    ]
+    return summary
+
+
+def summarize_folder(folder: str | Path) -> ComparisonSummary:
+    """Re-summarise a comparison folder from its ``config.json`` and finished cells (nothing is
+    retrained); without a ``config.json``, every finished cell under ``runs/`` counts."""
+    folder = Path(folder)
+    if (folder / "config.json").exists():  # keep its language order, methods and notes
+        plan = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return summarize_plan(folder / "runs", plan)
+    return summarize(load_per_query(folder / "runs"))
 
 
 # ---------------------------------------------------------------- results document
@@ -429,13 +457,7 @@ def _main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "table":
         folder = Path(args.results)
-        if (folder / "config.json").exists():  # a comparison folder: keep its language order and notes
-            from .compare import Runner
-
-            runner = Runner.from_folder(folder)
-            runner.summarize(folder / "runs").write(folder)
-        else:
-            summarize(load_per_query(folder / "runs")).write(folder)
+        summarize_folder(folder).write(folder)
         print((folder / "summary.md").read_text(encoding="utf-8"))
     else:
         text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,

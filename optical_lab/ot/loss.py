@@ -12,16 +12,17 @@ real tokens, optionally IDF-weighted, special tokens optionally removed) and the
 
 The teacher is frozen (its tokens are detached), so gradients reach the student only. With the default
 ``grad="envelope"`` the plan is treated as a constant: :math:`\partial \mathcal{L} / \partial C_b = P^\star_b / B`.
-Empty pairs (no real token left on one side) contribute 0 to the mean.
+Empty pairs (no real token left on one side) contribute 0 to the mean. The problem itself (masks,
+marginals, cost, solve) is built by :func:`optical_lab.ot.token_plan`.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from optical_lab.ot.costs import CostKind, cost_matrix
-from optical_lab.ot.marginals import masked_marginals
-from optical_lab.ot.sinkhorn import Grad, Method, SinkhornOutput, sinkhorn
+from .plan import SinkhornSpec, TokenPlan, token_plan
 
 
 class OTDistillationLoss(torch.nn.Module):
@@ -29,26 +30,26 @@ class OTDistillationLoss(torch.nn.Module):
 
     Parameters
     ----------
-    epsilon : entropic regularisation, in cost units (cosine costs lie in [0, 2]).
-    n_iters : Sinkhorn iterations.
-    cost : ground cost, see :func:`optical_lab.ot.cost_matrix`.
-    grad : ``"envelope"`` (plan constant, cheap backward) or ``"autodiff"`` (through the iterations).
-    method : ``"auto"``, ``"kernel"`` or ``"log"``, see :func:`optical_lab.ot.sinkhorn`.
+    spec : the OT setting (:class:`optical_lab.ot.SinkhornSpec`); keyword overrides of its fields
+        (``epsilon=``, ``n_iters=``, ``grad=``, ...) are applied on top.
     exclude_special : drop tokens flagged by ``teacher_special`` / ``student_special`` from the marginals.
 
-    The solver output of the last call is kept in ``self.last_output`` (for logging).
+    The plan of the last call is kept in ``self.last_plan`` (``self.last_output`` is its solver
+    output); ``self.not_converged`` / ``self.problems`` count, over all calls, the problems that
+    did not reach the tolerance and all problems solved.
     """
 
-    def __init__(self, epsilon: float = 0.05, n_iters: int = 50, cost: CostKind = "cosine",
-                 grad: Grad = "envelope", method: Method = "auto", exclude_special: bool = True) -> None:
+    def __init__(self, spec: SinkhornSpec | None = None, exclude_special: bool = True, **overrides: Any) -> None:
         super().__init__()
-        self.epsilon = epsilon
-        self.n_iters = n_iters
-        self.cost = cost
-        self.grad = grad
-        self.method = method
+        self.spec = (spec or SinkhornSpec()).replace(**overrides)
         self.exclude_special = exclude_special
-        self.last_output: SinkhornOutput | None = None
+        self.last_plan: TokenPlan | None = None
+        self.not_converged = 0
+        self.problems = 0
+
+    @property
+    def last_output(self):
+        return None if self.last_plan is None else self.last_plan.output
 
     def forward(
         self,
@@ -66,19 +67,14 @@ class OTDistillationLoss(torch.nn.Module):
         ``teacher_tokens`` (B, n, d) and ``student_tokens`` (B, m, d); masks are bool, ``True`` = real token;
         ``*_special`` are bool masks of special tokens; ``*_weights`` optional non-negative token weights.
         """
-        teacher_keep, student_keep = teacher_mask.bool(), student_mask.bool()
-        if self.exclude_special:
-            if teacher_special is not None:
-                teacher_keep = teacher_keep & ~teacher_special.bool()
-            if student_special is not None:
-                student_keep = student_keep & ~student_special.bool()
-        C = cost_matrix(teacher_tokens.detach(), student_tokens, teacher_keep, student_keep, kind=self.cost)
-        a = masked_marginals(teacher_keep, teacher_weights, dtype=C.dtype)
-        b = masked_marginals(student_keep, student_weights, dtype=C.dtype)
-        out = sinkhorn(C, a, b, epsilon=self.epsilon, n_iters=self.n_iters, method=self.method, grad=self.grad)
-        self.last_output = out
-        return out.transport_cost.mean()
+        plan = token_plan(teacher_tokens, teacher_mask, student_tokens, student_mask, self.spec,
+                          teacher_special=teacher_special, student_special=student_special,
+                          teacher_weights=teacher_weights, student_weights=student_weights,
+                          exclude_special=self.exclude_special)
+        self.last_plan = plan
+        self.not_converged += plan.not_converged
+        self.problems += len(plan.output.converged)
+        return plan.output.transport_cost.mean()
 
     def extra_repr(self) -> str:
-        return (f"epsilon={self.epsilon}, n_iters={self.n_iters}, cost={self.cost!r}, grad={self.grad!r}, "
-                f"method={self.method!r}, exclude_special={self.exclude_special}")
+        return f"spec={self.spec}, exclude_special={self.exclude_special}"

@@ -13,8 +13,6 @@ problem as *empty* (zero plan, zero cost; see :func:`optical_lab.ot.sinkhorn`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import Tensor
 
@@ -46,19 +44,3 @@ def masked_marginals(mask: Tensor, weights: Tensor | None = None, *, dtype: torc
         w = torch.where(mask, weights, 0.0).to(dtype or weights.dtype)
     total = w.sum(-1, keepdim=True)
     return w / torch.where(total > 0, total, 1.0)
-
-
-def uniform_marginals(mask: Tensor, *, dtype: torch.dtype | None = None) -> Tensor:
-    """Uniform probability over the real tokens of each row (``masked_marginals`` without weights)."""
-    return masked_marginals(mask, dtype=dtype)
-
-
-def special_token_mask(input_ids: Tensor, special_ids: Iterable[int] | Tensor) -> Tensor:
-    """Boolean mask, ``True`` where ``input_ids`` is a special token ([CLS], [SEP], <s>, </s>, pad, ...).
-
-    ``special_ids`` is e.g. ``tokenizer.all_special_ids``. Combine with the attention mask as
-    ``attention_mask & ~special_token_mask(ids, tokenizer.all_special_ids)`` to drop them from the marginals.
-    """
-    ids = torch.as_tensor(list(special_ids) if not isinstance(special_ids, Tensor) else special_ids,
-                          dtype=input_ids.dtype, device=input_ids.device)
-    return torch.isin(input_ids, ids)

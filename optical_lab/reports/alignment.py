@@ -1,12 +1,15 @@
 """Token-level transport plans for real sentence pairs — the one implementation behind the
 notebooks, the widget explorers and ``optical-lab figures``.
 
-Pipeline (the same pieces the OPTICAL loss uses, from :mod:`optical_lab.ot`):
+Pipeline (the very function the OPTICAL loss calls, :func:`optical_lab.ot.token_plan`):
 
     English sentence --teacher--> token embeddings X (n, d)   (rows)
     foreign sentence --student--> token embeddings Y (m, d)   (columns)
-    C = cost_matrix(X, Y, kind="cosine")  ->  a, b uniform over the real tokens
-    plan = sinkhorn(C, a, b, epsilon, n_iters).plan            (n, m), sums to 1
+    token_plan(X, Y, spec): C = cost(X, Y), a, b uniform over the real tokens,
+    plan = Sinkhorn(C, a, b; spec.epsilon, spec.n_iters)       (n, m), sums to 1
+
+Figures solve each plan to convergence in float64: :data:`FIGURE_SPEC` is the training
+:class:`~optical_lab.ot.SinkhornSpec` with 100 iterations instead of 50.
 
 Special tokens ([CLS]/[SEP]/<s>/</s>) and padding are excluded before the cost is built, so
 every row and column of the plan is a token a reader can see. Token embeddings are computed
@@ -26,15 +29,17 @@ import numpy as np
 import torch
 
 from ..models.encoder import Encoder, Role
+from ..ot import SinkhornSpec, token_plan
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from ..experiments.tasks import TaskFold
     from ..methods import TrainConfig
+    from ..tasks.base import TaskFold
 
-DEFAULT_EPSILON = 0.05
-DEFAULT_ITERS = 100
+FIGURE_SPEC = SinkhornSpec(n_iters=100)
+DEFAULT_EPSILON = FIGURE_SPEC.epsilon
+DEFAULT_ITERS = FIGURE_SPEC.n_iters
 
 
 @dataclass
@@ -126,22 +131,14 @@ def plan_from_views(
     cost: str = "cosine",
 ) -> Alignment:
     """Entropic OT plan between two token views with uniform marginals over their tokens."""
-    from ..ot import cost_matrix, masked_marginals, sinkhorn
-
-    if epsilon <= 0:
-        raise ValueError(f"epsilon must be positive, got {epsilon}")
-    if n_iters < 1:
-        raise ValueError(f"n_iters must be at least 1, got {n_iters}")
+    spec = FIGURE_SPEC.replace(epsilon=float(epsilon), n_iters=int(n_iters), cost=cost)  # validates both
     x = teacher_view.embeddings.unsqueeze(0).double()  # float64: the plan sums to 1 to ~1e-12
     y = student_view.embeddings.unsqueeze(0).double()
-    x_mask = torch.ones(x.shape[:2], dtype=torch.bool)
-    y_mask = torch.ones(y.shape[:2], dtype=torch.bool)
-    with torch.no_grad():
-        C = cost_matrix(x, y, x_mask, y_mask, kind=cost)
-        out = sinkhorn(C, masked_marginals(x_mask, dtype=C.dtype), masked_marginals(y_mask, dtype=C.dtype),
-                       epsilon=float(epsilon), n_iters=int(n_iters), grad="envelope")
+    with torch.no_grad():  # the views hold real tokens only: every mask is all-true
+        solved = token_plan(x, torch.ones(x.shape[:2], dtype=torch.bool), y, torch.ones(y.shape[:2], dtype=torch.bool), spec)
+    out = solved.output
     plan = out.plan[0].double().cpu().numpy()
-    C0 = C[0].double().cpu().numpy()
+    C0 = solved.cost[0].double().cpu().numpy()
     return Alignment(
         plan=plan,
         cost=C0,
@@ -195,7 +192,7 @@ def notebook_config(**overrides) -> "TrainConfig":
     from ..methods import TrainConfig
 
     small = dict(steps=12, batch_size=8, warmup_steps=2, max_train_pairs=240, max_dev_pairs=64, eval_every=6,
-                 checkpoint_every=0, n_iters=30) if small_mode() else {}
+                 checkpoint_every=0, n_iters=30) if small_mode() else {}  # n_iters: TrainConfig.sinkhorn's
     return TrainConfig(progress=False, checkpoint_every=0).replace(**{**small, **overrides})
 
 
@@ -262,12 +259,11 @@ def distilled_student(
     (``result.fold.eval_key``), which it never saw. Students are cached (:func:`student_folder`)
     so the notebooks, explorers and figures share one training run; ``force`` retrains.
     """
-    from ..experiments.compare import subsample
-    from ..experiments.tasks import NtrexTask
     from ..methods import Trainer, build_objective
+    from ..tasks.registry import get_task
 
     config = config or notebook_config()
-    task_fold = NtrexTask().folds(lang, n_folds, seed=0)[fold]
+    task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
     folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config, fold, n_folds)
     weights = folder / "student.pt"
     student = teacher.copy()
@@ -276,7 +272,7 @@ def distilled_student(
         student.eval()
         return DistilledStudent(student, lang, method, task_fold, config, folder,
                                 json.loads((folder / "train_summary.json").read_text()))
-    train = subsample(task_fold.train, config.max_train_pairs, config.seed)  # the comparison cell's pairs
+    train = task_fold.train.subsample(config.max_train_pairs, config.seed)  # the comparison cell's pairs
     objective = build_objective(method, config, train)
     if objective is None:
         raise ValueError(f"{method!r} trains nothing: use the teacher itself")
@@ -339,7 +335,7 @@ def before_after_table(corpus, teacher: Encoder, students: "dict[str, Encoder]",
     named document encoder (queries always by the teacher): one row per encoder."""
     import pandas as pd
 
-    from ..experiments.evaluate import evaluate_ntrex
+    from ..tasks.ntrex import evaluate_ntrex
 
     rows = {}
     for name, encoder in students.items():

@@ -9,10 +9,11 @@ no sentence is written by hand, so the text cannot disagree with the table. Per 
     not significant (Holm p=0.31). Zero-shot 0.301.
 
 "The augmentation rival" is the best-scoring augmentation method of that language
-(``translate-train`` or ``code-switch``, :data:`optical_lab.methods.AUGMENTATIONS`); when another
+(the methods flagged ``augmentation`` in :mod:`optical_lab.methods.registry`); when another
 method (e.g. ``optical+aug``) beats both, the sentence adds it. The p-value is the Holm-adjusted
 paired randomization test against OPTICAL over the methods of that language, as computed by the
-comparison harness.
+comparison harness. Ties and significance follow :mod:`optical_lab.evaluation.verdict`, the rule
+the summary tables use too.
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from typing import Sequence
 import pandas as pd
 
 from ..data.languages import HIGH_RESOURCE, NAMES
+from ..evaluation.verdict import ALPHA, is_tie
+from ..methods.registry import AUGMENTATIONS, METHODS as METHOD_NAMES, REFERENCE, method_spec
+from ..tasks.registry import TASKS
 
-REFERENCE = "optical"
-AUGMENTATION_METHODS = ("translate-train", "code-switch")
-ALPHA = 0.05
-TIE = 5e-4  # |difference| below this (in metric units) is reported as a tie
+AUGMENTATION_METHODS = AUGMENTATIONS
 
 
 @dataclass
@@ -58,9 +59,10 @@ class SummaryTables:
         return cls(summary.means, summary.tests, summary.winners, None, list(summary.notes))
 
     def primary(self) -> tuple[str, str]:
-        """The headline (task, metric): known-item CLIR MRR@10 when present, else the first reported."""
+        """The headline (sub-task, metric): the first registered task's headline present (known-item
+        CLIR MRR@10 for NTREX), else the first reported."""
         pairs = list(dict.fromkeys(zip(self.means["task"], self.means["metric"])))
-        for wanted in (("clir", "MRR@10"), ("qald", "F1")):
+        for wanted in headlines():
             if wanted in pairs:
                 return wanted
         if not pairs:
@@ -76,6 +78,11 @@ class SummaryTables:
         tests = self.tests[(self.tests.task == task) & (self.tests.metric == metric)]
         merged = part.merge(tests[["lang", "method", "delta", "p_holm", "significant"]], on=["lang", "method"], how="left")
         return merged.reset_index(drop=True)
+
+
+def headlines() -> list[tuple[str, str]]:
+    """(main sub-task, primary metric) of every registered task, in registry order."""
+    return [(next(iter(cls.reported)), cls.primary) for cls in TASKS.values()]
 
 
 @dataclass
@@ -126,17 +133,18 @@ def answer_language(tables: SummaryTables, lang: str, task: str | None = None, m
     tests = tables.tests[(tables.tests.lang == lang) & (tables.tests.task == task) & (tables.tests.metric == metric)]
     p_holm = {m: _num(p) for m, p in zip(tests.method, tests.p_holm)}
     f = f"{{:.{digits}f}}"
-    label = f"{metric}" if task in ("clir", "qald") else f"{task} {metric}"
+    label = f"{metric}" if (task, metric) in headlines() else f"{task} {metric}"
+    name = method_spec(reference).display if reference in METHOD_NAMES else reference
     zero = means.get("zero-shot")
     ranked = sorted(means, key=lambda m: -means[m])
     best = ranked[0] if ranked else None
     ans = LanguageAnswer(lang, task, metric, means.get(reference), cis.get(reference), None, None, None, None, False,
                          "no comparison", best, means.get(best) if best else None, p_holm.get(best), zero)
     if reference not in means:
-        ans.text = f"{lang}: OPTICAL was not run; best {label}: {best} {f.format(means[best])}." if best else f"{lang}: no results."
+        ans.text = f"{lang}: {name} was not run; best {label}: {best} {f.format(means[best])}." if best else f"{lang}: no results."
         return ans
     present = [m for m in rivals if m in means]
-    opt_text = f"OPTICAL {label} {f.format(means[reference])} ± {f.format(cis[reference])}"
+    opt_text = f"{name} {label} {f.format(means[reference])} ± {f.format(cis[reference])}"
     if not present:
         ans.text = f"{lang}: {opt_text}; no augmentation method was run, so the question is open here."
         return ans
@@ -147,20 +155,21 @@ def answer_language(tables: SummaryTables, lang: str, task: str | None = None, m
     diff = means[rival] - means[reference]
     sig = "significant" if ans.significant else "not significant"
     head = f"{lang}: {opt_text} vs {rival} {f.format(means[rival])} ± {f.format(cis[rival])}"
-    if abs(diff) < TIE:
+    if is_tie(means[rival], means[reference]):
         ans.outcome = "tie"
         verdict = f"tie ({_fmt_p(ans.p_holm)})"
     elif diff > 0:
         ans.outcome = "augmentation wins"
-        verdict = f"{rival} wins by {f.format(diff)}, OPTICAL loses, {sig} ({_fmt_p(ans.p_holm)})"
+        verdict = f"{rival} wins by {f.format(diff)}, {name} loses, {sig} ({_fmt_p(ans.p_holm)})"
     else:
         ans.outcome = "optical wins"
-        verdict = f"OPTICAL wins by {f.format(-diff)}, {sig} ({_fmt_p(ans.p_holm)})"
+        verdict = f"{name} wins by {f.format(-diff)}, {sig} ({_fmt_p(ans.p_holm)})"
     extras = []
-    if best not in (reference, rival) and means[best] > max(means[reference], means[rival]) + TIE:
+    top = max(means[reference], means[rival])
+    if best not in (reference, rival) and means[best] > top and not is_tie(means[best], top):
         sig_best = p_holm.get(best)
         how = "significantly" if sig_best is not None and sig_best < alpha else "not significantly"
-        extras.append(f"best overall is {best} {f.format(means[best])} ({how} above OPTICAL, {_fmt_p(sig_best)})")
+        extras.append(f"best overall is {best} {f.format(means[best])} ({how} above {name}, {_fmt_p(sig_best)})")
     if zero is not None:
         extras.append(f"zero-shot {f.format(zero)}")
     tail = "; ".join(extras)
@@ -177,9 +186,10 @@ def answer_all(tables: SummaryTables, task: str | None = None, metric: str | Non
 
 def overall(answers: Sequence[LanguageAnswer]) -> str:
     """One paragraph over languages, low-resource first (high-resource ones are reference points)."""
+    name = method_spec(REFERENCE).display
     compared = [a for a in answers if a.outcome != "no comparison"]
     if not compared:
-        return "No language has both OPTICAL and an augmentation method: the question cannot be answered from these results."
+        return f"No language has both {name} and an augmentation method: the question cannot be answered from these results."
     low = [a for a in compared if a.lang not in HIGH_RESOURCE]
     high = [a for a in compared if a.lang in HIGH_RESOURCE]
 
@@ -190,7 +200,7 @@ def overall(answers: Sequence[LanguageAnswer]) -> str:
         parts = []
         if wins:
             s = sum(a.significant for a in wins)
-            parts.append(f"OPTICAL wins in {len(wins)} ({', '.join(a.lang for a in wins)}; {s} significant)")
+            parts.append(f"{name} wins in {len(wins)} ({', '.join(a.lang for a in wins)}; {s} significant)")
         if losses:
             s = sum(a.significant for a in losses)
             parts.append(f"loses in {len(losses)} ({', '.join(a.lang for a in losses)}; {s} significant)")
@@ -201,7 +211,7 @@ def overall(answers: Sequence[LanguageAnswer]) -> str:
     metric = compared[0].metric
     lines = []
     if low:
-        lines.append(f"Low-resource languages ({len(low)}), {metric}, OPTICAL vs the best augmentation method: {tally(low)}.")
+        lines.append(f"Low-resource languages ({len(low)}), {metric}, {name} vs the best augmentation method: {tally(low)}.")
     if high:
         lines.append(f"High-resource references ({len(high)}): {tally(high)}.")
     sig_win = [a for a in low if a.outcome == "optical wins" and a.significant]
@@ -214,10 +224,10 @@ def overall(answers: Sequence[LanguageAnswer]) -> str:
             verdict = ("Data augmentation is significantly better than OT distillation in "
                        f"{len(sig_loss)} of {len(low)} low-resource languages and significantly worse in none.")
         elif sig_win and sig_loss:
-            verdict = (f"Mixed: OPTICAL is significantly better in {len(sig_win)} and significantly worse in "
+            verdict = (f"Mixed: {name} is significantly better in {len(sig_win)} and significantly worse in "
                        f"{len(sig_loss)} of {len(low)} low-resource languages.")
         else:
-            verdict = (f"No significant difference between OPTICAL and the best augmentation method in any of the "
+            verdict = (f"No significant difference between {name} and the best augmentation method in any of the "
                        f"{len(low)} low-resource languages at this budget.")
         lines.append("Answer: " + verdict)
     return " ".join(lines)

@@ -31,14 +31,24 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..data.languages import HIGH_RESOURCE
-from .answer import SummaryTables, answer_markdown
+from .answer import SummaryTables, answer_markdown, headlines
 from .plots import grid, order_methods, plot_language_comparison, plot_loss_curve, plot_size_curve, save_figure
 
 DEFAULT_RESULTS = "results/compare-minilm"
 DEFAULT_OUT = "figures"
 EPSILONS = (0.02, 0.5)  # sharp vs diffuse (training uses 0.05)
+# the names the committed figures have; another task's headline gets comparison_<sub-task>_<metric>
 FILE_NAMES = {("clir", "MRR@10"): "comparison_mrr10", ("sentence", "acc@1"): "comparison_acc1",
               ("qald", "F1"): "comparison_qald_f1"}
+
+
+def figure_name(task: str, metric: str) -> str | None:
+    """File name of the comparison chart of (sub-task, metric): one per registered task's headline."""
+    if (task, metric) in FILE_NAMES:
+        return FILE_NAMES[(task, metric)]
+    if (task, metric) in headlines():
+        return f"comparison_{task}_{''.join(ch for ch in metric.lower() if ch.isalnum())}"
+    return None
 
 
 @dataclass
@@ -104,12 +114,11 @@ def loss_curves_figure(results: Path, lang: str, fold: int = 0, seed: int = 0):
 
 
 # ------------------------------------------------------------------ transport plans
-def plan_pair(teacher, lang: str, eval_docs: set[str]) -> int:
+def plan_pair(teacher, corpus, eval_docs: set[str]) -> int:
     """A short held-out sentence pair (first legible one of the fold's evaluation documents)."""
-    from ..data.ntrex import load_ntrex
     from .alignment import short_pairs
 
-    corpus = load_ntrex(lang)
+    lang = corpus.lang
     candidates = (short_pairs(corpus, eval_docs, teacher.tokenizer)
                   or short_pairs(corpus, eval_docs, teacher.tokenizer, 4, 24, 40, min_word_share=0.0))
     if not candidates:
@@ -134,9 +143,12 @@ def epsilon_figure(teacher, student, english: str, foreign: str, lang: str, epsi
     return fig, plans
 
 
-def before_after_figure(teacher, student, english: str, foreign: str, lang: str, epsilon: float = 0.05,
-                        n_iters: int = 100):
-    from .alignment import plan_from_views, token_view
+def before_after_figure(teacher, student, english: str, foreign: str, lang: str, epsilon: float | None = None,
+                        n_iters: int | None = None):
+    from .alignment import DEFAULT_EPSILON, DEFAULT_ITERS, plan_from_views, token_view
+
+    epsilon = DEFAULT_EPSILON if epsilon is None else epsilon
+    n_iters = DEFAULT_ITERS if n_iters is None else n_iters
 
     rows = token_view(teacher, english)
     before = plan_from_views(rows, token_view(teacher, foreign), epsilon, n_iters)
@@ -173,7 +185,7 @@ def comparison_folder(preferred: str | Path | None = None, fallback: str | Path 
     preferred = Path(preferred) if preferred is not None else REPO_ROOT / DEFAULT_RESULTS
     if (preferred / "summary.csv").exists():
         return preferred
-    from ..experiments.compare import ComparePlan, Runner
+    from ..experiments.runner import ComparePlan, Runner
     from ..methods import preset
     from .alignment import small_mode
 
@@ -219,7 +231,7 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
     if (results / "summary.csv").exists():
         tables = SummaryTables.read(results)
         for (task, metric) in dict.fromkeys(zip(tables.means.task, tables.means.metric)):
-            name = FILE_NAMES.get((task, metric))
+            name = figure_name(task, metric)
             if name is None:
                 continue
             save(comparison_figure(tables, task, metric), name,
@@ -249,17 +261,16 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
         log(f"skip loss curves: {exc}")
 
     if plans:
-        from ..experiments.tasks import NtrexTask
         from ..models.encoder import Encoder
+        from ..tasks.registry import get_task
         from .alignment import distilled_student
 
         config, n_folds, model = _cell_config(results)
         teacher = teacher or Encoder.load(model)
-        fold = NtrexTask().folds(lang, n_folds, seed=0)[0]
-        line = plan_pair(teacher, lang, fold.eval_key)
-        from ..data.ntrex import load_ntrex
-
-        corpus = load_ntrex(lang)
+        task = get_task("ntrex")
+        fold = task.folds(lang, n_folds, seed=0)[0]
+        corpus = task.corpus(lang)
+        line = plan_pair(teacher, corpus, fold.eval_key)
         english, foreign = corpus.english[line], corpus.target[line]
         fig, _ = epsilon_figure(teacher, teacher, english, foreign, lang)
         save(fig, "transport_plan_epsilon",
@@ -274,10 +285,10 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
                 same = saved is not None and rebuilt is not None and abs(saved - rebuilt) < 1e-3
                 log(f"rebuilt student: dev MRR {rebuilt:.4f} vs comparison cell {saved:.4f}"
                     + ("" if same else "  (differs: another machine/precision; the figure shows the rebuilt student)"))
-            fig, _ = before_after_figure(teacher, run.student, english, foreign, lang, epsilon=config.epsilon)
+            fig, _ = before_after_figure(teacher, run.student, english, foreign, lang, epsilon=config.sinkhorn.epsilon)
             save(fig, "transport_plan_before_after",
                  f"NTREX line {line + 1} ({lang}, held out): plan before and after OPTICAL distillation "
-                 f"(ε={config.epsilon:g}, student retrained with the comparison's config, fold 0, "
+                 f"(ε={config.sinkhorn.epsilon:g}, student retrained with the comparison's config, fold 0, "
                  f"dev-selected step {run.result.get('best_step')}).")
         elif train:
             log(f"skip before/after plan: no {results / 'config.json'} with the training config")

@@ -16,28 +16,25 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-# One colour per method, stable across every figure: OPT blues for OT distillation, warm colours for
-# data augmentation, grey for the untrained teacher (methods not listed get the next free colour).
-METHOD_ORDER = ("zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical+aug")
-METHOD_COLORS = {"zero-shot": "#9e9e9e", "sentence-kd": "#8e6bbf", "translate-train": "#e6862e",
-                 "code-switch": "#d4b52a", "optical": "#1f5fa8", "optical+aug": "#6aaed6"}
+from ..methods.registry import BY_NAME, method_order
+
 _PALETTE = plt.get_cmap("tab10").colors
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, tuple | str]:
-    """A fixed colour per method name: OPTICAL is the same blue in every figure."""
+    """A fixed colour per method name (:class:`optical_lab.methods.registry.MethodSpec`): OPTICAL is the
+    same blue in every figure; methods the registry does not know get the next free palette colour."""
     methods = list(dict.fromkeys(methods))
-    colors: dict[str, tuple | str] = {m: METHOD_COLORS[m] for m in methods if m in METHOD_COLORS}
-    rest = sorted(m for m in methods if m not in METHOD_COLORS)
+    colors: dict[str, tuple | str] = {m: BY_NAME[m].color for m in methods if m in BY_NAME}
+    rest = sorted(m for m in methods if m not in BY_NAME)
     for i, m in enumerate(rest):
         colors[m] = _PALETTE[(i + 2) % len(_PALETTE)]
     return colors
 
 
 def order_methods(methods: Iterable[str]) -> list[str]:
-    """Known methods in :data:`METHOD_ORDER`, then the others alphabetically."""
-    methods = list(dict.fromkeys(methods))
-    return [m for m in METHOD_ORDER if m in methods] + sorted(m for m in methods if m not in METHOD_ORDER)
+    """Methods in registry order (:func:`optical_lab.methods.registry.method_order`)."""
+    return method_order(methods)
 
 
 def _new_ax(ax, figsize):

@@ -36,18 +36,16 @@ harness does not crash and the zero-shot English ceiling is measured with the sa
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pandas as pd
 
-from ..data.collections import fold_bitext
 from ..data.errors import DataError
 from ..data.languages import normalize_lang
-from ..data.ntrex import load_ntrex
+from ..data.ntrex import load_ntrex, ntrex_file
 from ..data.qald import QaldDataset, load_qald
 from ..data.sparql_text import verbalize
 from ..data.trec import Qrels, Run
@@ -55,8 +53,7 @@ from ..evaluation.answer_f1 import aggregate_scores, score_question
 from ..evaluation.metrics import per_query as ir_per_query
 from ..models.encoder import Encoder
 from ..retrieval.dense import dense_search
-from .evaluate import TaskResult
-from .tasks import TaskFold
+from .base import TaskBase, TaskFold, TaskResult, bitext_folds
 
 Translations = Literal["first", "all"]
 PER_QUERY_COLUMNS = ("F1", "precision", "recall", "Hits@1", "MRR", "tp", "fp", "fn", "qald_precision", "qald_recall")
@@ -164,41 +161,34 @@ def chance_scores(dataset: QaldDataset, question_ids: list[str] | None = None) -
 
 
 # --------------------------------------------------------------------------- the Task protocol
-def dev_split(doc_ids: list[str], seed: int, fold: int, dev_fraction: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(train documents, dev documents): a seeded shuffle of the documents, the first
-    ``round(dev_fraction * n)`` (at least 1 when ``dev_fraction > 0``) held out for dev."""
-    docs = list(dict.fromkeys(doc_ids))
-    random.Random(f"qald-dev-{seed}-{fold}").shuffle(docs)
-    n_dev = max(1, round(dev_fraction * len(docs))) if dev_fraction > 0 else 0
-    return tuple(sorted(docs[n_dev:])), tuple(sorted(docs[:n_dev]))
-
-
 @dataclass
-class QaldTask:
+class QaldTask(TaskBase):
     """QALD-9-plus question -> SPARQL retrieval; students train on NTREX bitext (module doc)."""
 
-    path: str | None = None  # a QALD-JSON file; None = QALD-9-plus DBpedia test
+    qald_file: str | None = None  # a QALD-JSON file; None = QALD-9-plus DBpedia test
     translations: Translations = "first"
     dev_fraction: float = 0.1
     keep_operators: bool = False
-    name: str = "qald"
-    primary: str = "F1"
+    name: ClassVar[str] = "qald"
+    primary: ClassVar[str] = "F1"
+    reported: ClassVar[dict[str, list[str]]] = {"qald": ["F1", "Hits@1", "MRR"]}
+    OPTIONS: ClassVar[dict[str, str]] = {"qald_file": "qald task: a QALD-JSON file (default: QALD-9-plus DBpedia test)"}
 
     @property
     def dataset(self) -> QaldDataset:
-        return get_dataset(self.path)
+        return get_dataset(self.qald_file)
 
     def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]:
         lang = normalize_lang(lang)
         eval_ids = tuple(dict.fromkeys(q for q, _ in question_texts(self.dataset, lang, self.translations).values()))
-        corpus = load_ntrex(lang)  # eng: English on both sides
-        folds = []
-        for index in range(max(1, k)):
-            train, dev = dev_split(corpus.doc_ids, seed, index, self.dev_fraction)
-            folds.append(TaskFold(index, fold_bitext(corpus, train), fold_bitext(corpus, dev), eval_ids))
-        return folds
+        # eng: English on both sides (the identity bitext), so the English ceiling runs the same code
+        return bitext_folds(load_ntrex(lang), k, seed, self.dev_fraction, salt="qald", eval_key=eval_ids)
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         result = evaluate_qald(lang, student, teacher, dataset=self.dataset, translations=self.translations,
                                keep_operators=self.keep_operators)
         return {"qald": result}
+
+    def data_files(self, lang: str) -> list[Path]:
+        english = ntrex_file("eng")
+        return [Path(self.dataset.path), english, ntrex_file(normalize_lang(lang)), english.parent / "DOCUMENT_IDS.tsv"]

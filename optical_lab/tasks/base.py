@@ -1,0 +1,133 @@
+"""What every evaluation task is: the protocol the runner, the ``evaluate`` command and the reports use.
+
+A task says, per language and fold, which bitext the student may train on (``train``), which
+held-out bitext selects the model (``dev``), and how to score a (teacher, student) pair on the
+fold's evaluation items — which never overlap the training bitext. A task object carries its
+data: it loads a corpus or collection once and keeps it, so a comparison never re-reads files
+per cell.
+
+A task's ``evaluate`` returns one :class:`TaskResult` per **sub-task** (NTREX gives ``clir`` and
+``sentence``); the sub-task name names the result files (``<sub-task>.run.gz``,
+``<sub-task>.per_query.csv``) and the rows of the summary tables, and ``reported`` says which
+metric columns the tables show for it.
+
+Options (a TREC collection's files, QALD's translation policy) are the task's dataclass fields;
+``options()`` is what a results folder records, and ``OPTIONS`` (field -> help) is what the
+command line offers as ``--<field>``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+
+import pandas as pd
+
+from ..data.bitext import Bitext
+from ..data.collections import Collection, fold_bitext, split_dev
+from ..data.ntrex import NtrexCorpus
+from ..data.trec import Qrels, Run, write_qrels, write_run, write_topics
+from ..evaluation.metrics import aggregate, per_query
+from ..models.encoder import Encoder
+from ..retrieval.dense import retrieve
+
+
+@dataclass
+class TaskFold:
+    """One fold of a task for one language."""
+
+    index: int
+    train: Bitext  # what the student may learn from
+    dev: Bitext  # model selection only
+    eval_key: Any  # what the task needs to score this fold (e.g. the evaluation document ids)
+
+
+@dataclass
+class TaskResult:
+    """Run and per-query scores of one sub-task."""
+
+    task: str  # the sub-task name, e.g. "clir", "sentence", "qald"
+    run: Run
+    per_query: pd.DataFrame
+    topics: dict[str, str] | None = None  # the queries scored (written with ``save_results(inputs=True)``)
+    qrels: Qrels | None = None
+
+    @property
+    def summary(self) -> dict[str, float]:
+        return aggregate(self.per_query)
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    primary: str  # the headline metric column of the main sub-task, e.g. "MRR@10"
+    reported: ClassVar[Mapping[str, Sequence[str]]]  # sub-task -> metric columns the tables show
+
+    def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]: ...
+
+    def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]: ...
+
+    def data_files(self, lang: str) -> list[Path]: ...
+
+
+class TaskBase:
+    """Shared plumbing for task dataclasses: their options and the files they read."""
+
+    OPTIONS: ClassVar[dict[str, str]] = {}  # option field -> command-line help
+
+    def options(self) -> dict[str, Any]:
+        """The task's settings as saved with a result (its dataclass fields, without name/primary)."""
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.init and f.name not in ("name", "primary") and not f.name.startswith("_")}
+
+    def data_files(self, lang: str) -> list[Path]:  # pragma: no cover - every task overrides it
+        return []
+
+
+def evaluate_collection(name: str, collection: Collection, query_encoder: Encoder, doc_encoder: Encoder,
+                        measures: tuple[str, ...], k: int = 100, batch_size: int = 32,
+                        progress: bool = False) -> TaskResult:
+    """Dense retrieval over ``collection`` (queries by ``query_encoder``, documents by ``doc_encoder``),
+    scored per query with ir_measures: the whole evaluation of a TREC-style sub-task."""
+    run = retrieve(collection, query_encoder, doc_encoder, k=k, batch_size=batch_size, progress=progress)
+    return TaskResult(name, run, per_query(run, collection.qrels, measures), collection.queries, collection.qrels)
+
+
+def bitext_folds(corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, salt: str,
+                 eval_key: Any) -> list[TaskFold]:
+    """Folds of a task that evaluates on the same items in every fold (QALD, a user's TREC collection)
+    and trains on NTREX bitext: the folds differ only in the document-level train/dev split, a
+    shuffle seeded by ``(salt, seed, fold index)``."""
+    folds = []
+    for index in range(max(1, k)):
+        docs = list(dict.fromkeys(corpus.doc_ids))
+        random.Random(f"{salt}-dev-{seed}-{index}").shuffle(docs)
+        train, dev = split_dev(docs, dev_fraction)
+        folds.append(TaskFold(index, fold_bitext(corpus, train), fold_bitext(corpus, dev), eval_key))
+    return folds
+
+
+def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, compress: bool = True,
+                 inputs: bool = False) -> None:
+    """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`, gzipped when ``compress``)
+    and its per-query CSV; with ``inputs``, also its topics and qrels (when the task kept them), so a
+    run can be re-scored with any TREC tool. The one place results of any task are written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, result in results.items():
+        if inputs and result.topics is not None:
+            write_topics(result.topics, folder / f"{name}.topics.tsv")
+        if inputs and result.qrels is not None:
+            write_qrels(result.qrels, folder / f"{name}.qrels")
+        path = folder / f"{name}.run"
+        write_run(result.run, path, tag=tag)
+        if compress:
+            with path.open("rb") as plain, gzip.open(folder / f"{name}.run.gz", "wb", compresslevel=9) as packed:
+                shutil.copyfileobj(plain, packed)
+            path.unlink()
+        result.per_query.to_csv(folder / f"{name}.per_query.csv", float_format="%.6g")
