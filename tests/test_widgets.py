@@ -93,7 +93,7 @@ def test_typing_your_own_sentences(explorer):
     explorer.english.value = "The dog sleeps."  # typing in the box recomputes
     assert explorer.alignment.row_tokens[1] == "dog"
     explorer.english.value = "   "  # an empty box is reported, not raised
-    assert explorer.error and "empty" in explorer.status.value
+    assert explorer.error and "empty" in explorer.message.value
     explorer.pair.value = 1
     assert explorer.error is None and explorer.alignment.english == load_ntrex("hau").english[1]
 
