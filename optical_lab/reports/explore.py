@@ -159,7 +159,7 @@ def build_app(config: AppConfig) -> ExplorerApp:
     for lang, path in config.students.items():
         try:
             students[lang] = load_student(path, teacher)
-            labels[lang] = str(path)
+            labels[lang] = str(path).replace(str(Path.home()), "~", 1)  # where it came from, readably
         except (DataError, OSError, ValueError, RuntimeError) as exc:
             problems.append(f"could not load the {NAMES.get(lang, lang)} student from {path}: {exc}")
     return ExplorerApp(teacher, students, labels, config, problems)
