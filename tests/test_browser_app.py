@@ -113,13 +113,21 @@ def _free_port() -> int:
 
 @contextmanager
 def explore_server(student: Path, log_path: Path, notebook: Path = APP_NOTEBOOK):
-    """``optical-lab explore`` on a free loopback port; yields its URL; always stopped (its whole
-    process group: the command, Voilà, the kernel)."""
+    """``optical-lab explore`` on a free loopback port; yields its URL; always stopped."""
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPTICAL_LAB_SMALL": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "optical_lab.cli", "explore", "--no-browser", "--port", str(port),
                "--langs", "hau,swa", "--student", f"hau={student}", "--notebook", str(notebook)]
+    with serve(command, port, log_path) as url:
+        yield url
+
+
+@contextmanager
+def serve(command: list[str], port: int, log_path: Path):
+    """Run a server ``command`` listening on ``port``; yield its URL once it answers; always stop it
+    (SIGTERM, then SIGKILL, to its whole process group: the command, Voilà or Jupyter, the kernel)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPTICAL_LAB_SMALL": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
+    env.pop("OPTICAL_LAB_EXPLORE", None)
     with open(log_path, "w") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                   start_new_session=True)
@@ -134,7 +142,7 @@ def explore_server(student: Path, log_path: Path, notebook: Path = APP_NOTEBOOK)
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the explore server did not start:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.3)
         yield url
     finally:
@@ -377,3 +385,29 @@ def test_app_config_defaults_are_offline_and_studentless(monkeypatch):
     assert config.model == "minilm" and config.students == {}
     monkeypatch.setenv("OPTICAL_LAB_EXPLORE", AppConfig(students={"hau": "/x"}, langs=["hau"]).to_json())
     assert AppConfig.from_environment().students == {"hau": "/x"}
+
+
+def test_app_notebook_renders_in_jupyterlab(browser, tmp_path):
+    """``make lab``: the same notebook run in JupyterLab renders live widgets that answer (the
+    jupyterlab-manager front-end talks to the kernel's ipywidgets)."""
+    shutil.copy(APP_NOTEBOOK, tmp_path / APP_NOTEBOOK.name)  # JupyterLab may autosave: never the repository's copy
+    port = _free_port()
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+               "--IdentityProvider.token=", "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={tmp_path}",
+               f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+               *(["--allow-root"] if os.geteuid() == 0 else [])]
+    with serve(command, port, tmp_path / "lab.log") as url:
+        page = Page(browser, f"{url}lab/tree/{APP_NOTEBOOK.name}")
+        try:
+            page.wait_until("() => { const k = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;"
+                            " return k && k.connectionStatus === 'connected'; }", None,
+                            "JupyterLab did not open the notebook with a kernel", 90)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            load_app(page)
+            assert "no student (teacher only)" in page.text(".optical-app-header")
+            foreign = page.value(FOREIGN)
+            page.select_option(".optical-align-lang select", "Swahili (swa)")
+            page.wait_changed(FOREIGN, "value", foreign, "in JupyterLab the language switch did not reach the kernel")
+            page.assert_clean()
+        finally:
+            page.close()
