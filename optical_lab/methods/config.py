@@ -19,6 +19,10 @@ AugMethod = Literal["translate-train", "code-switch"]
 # results saved before SinkhornSpec existed hold these flat keys: the name each had in TrainConfig,
 # and the SinkhornSpec field it is now
 LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost", "ot_grad": "grad"}
+# fields added after results were saved -> the value that reproduces those results. A saved config
+# without the key reads as that value, and the fingerprint leaves the field out while it has that
+# value, so committed results keep their fingerprints (and new settings get new ones).
+ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False}
 
 
 @dataclass
@@ -57,6 +61,14 @@ class TrainConfig:
     sinkhorn: SinkhornSpec = field(default_factory=SinkhornSpec)
     exclude_special: bool = True
     english_weight: float = 1.0  # weight of the student(English) -> teacher(English) term (optical, sentence-kd)
+    # which token cost OPTICAL minimises: "plain" = the paper's cosine cost; "centred" = cosine between
+    # mean-centred tokens (SinkhornSpec.centre: the collapse-to-the-mean direction removed); "both" =
+    # the sum of the two terms. Chosen on dev bitext (docs/protocol_v2.md); diagnostics: optical.py.
+    ot_variant: Literal["plain", "centred", "both"] = "plain"
+    # training and dev selection encode with the backbone's retrieval prefixes exactly as evaluation
+    # does (e5: "query: " for the teacher's English queries, "passage: " for every text the student
+    # learns to place as a document); no-op for backbones without prefixes (MiniLM)
+    use_prefixes: bool = True
 
     # --- contrastive objectives (translate-train, code-switch)
     temperature: float = 0.05
@@ -96,9 +108,12 @@ class TrainConfig:
         spec = data.pop("sinkhorn")
         data.update({old: spec[new] for old, new in LEGACY_OT_KEYS.items()})
         default = SinkhornSpec()
-        for name in ("tol", "method"):
+        for name in ("tol", "method", "centre"):
             if spec[name] != getattr(default, name):
                 data[f"ot_{name}"] = spec[name]
+        for name, legacy in ADDED_FIELDS.items():
+            if data[name] == legacy:
+                del data[name]
         return data
 
     def fingerprint(self, ignore: tuple[str, ...] = ("progress",)) -> str:
@@ -111,7 +126,7 @@ class TrainConfig:
         """From a saved ``config.json`` (nested ``sinkhorn``, or the flat OT keys of older results);
         unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        data = _fold_ot_keys(dict(data), SinkhornSpec())
+        data = _fold_ot_keys({**ADDED_FIELDS, **data}, SinkhornSpec())
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -137,6 +152,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # unit tests: seconds
     "tiny": {"steps": 3, "batch_size": 4, "max_length": 24, "warmup_steps": 1, "eval_every": 0,
              "checkpoint_every": 0, "max_train_pairs": 32, "max_dev_pairs": 16, "n_iters": 20, "progress": False},
+    # protocol v2 (docs/protocol_v2.md): 300 steps x 16 = 4,800 pairs seen by every method, 128-token
+    # truncation (MAFAND foreign cut rate 0-9 %), dev selection every 50 steps on up to 1,000 dev pairs
+    "v2": {"steps": 300, "batch_size": 16, "max_length": 128, "warmup_steps": 30, "eval_every": 50,
+           "max_train_pairs": None, "max_dev_pairs": 1000},
     # closer to the paper's budget, for a GPU
     "paper": {"steps": 1000, "batch_size": 32, "max_length": 128, "warmup_steps": 100, "eval_every": 100,
               "checkpoint_every": 200, "patience": 5, "max_train_pairs": None, "lr": 2e-5},
