@@ -43,9 +43,12 @@ class TrainConfig:
     patience: int = 0  # stop after this many dev evaluations without improvement (0: never)
     select_initial: bool = True  # the untrained student (step 0) is a candidate too
 
-    # --- checkpoints (atomic, every N steps; 0 disables them)
+    # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
     checkpoint_every: int = 8
     keep_checkpoint: bool = False  # keep ``checkpoint.pt`` after a run finished
+    # wall-clock seconds between checkpoints (a killed run loses at most this much work); 0 = every
+    # ``checkpoint_every`` steps instead (deterministic, for tests). Not part of ``fingerprint()``.
+    checkpoint_seconds: float = 300.0
 
     # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets
     epsilon: float = 0.05
@@ -83,8 +86,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def fingerprint(self, ignore: tuple[str, ...] = ("progress",)) -> str:
-        """Short hash of the settings that change results (used to refuse mixing configs)."""
+    def fingerprint(self, ignore: tuple[str, ...] = ("progress", "checkpoint_seconds")) -> str:
+        """Short hash of the settings that change results (used to refuse mixing configs).
+
+        ``checkpoint_seconds`` (added later, changes no result) is left out so that the
+        fingerprints of existing configs stay what they were."""
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
