@@ -154,7 +154,19 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
 
 
 def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    optimizer = torch.optim.AdamW(parameter_groups(student, config.weight_decay), lr=config.lr)
+    """AdamW (fused kernel where torch has one for the device) with the linear warm-up/decay schedule.
+
+    The fused kernel updates all parameters in one pass: measured on 2 CPU cores, 14 ms instead of
+    83 ms per MiniLM step (the 30k x 384 word-embedding matrix is half the model and is updated
+    every step), which was the whole gap to sentence-transformers' trainer (benchmarks/
+    bench_train_step.py). It is element-wise, so 1 and 2 threads give bit-identical weights; it
+    differs from the unfused AdamW by float32 rounding (~3e-8 after 3 steps).
+    """
+    groups = parameter_groups(student, config.weight_decay)
+    try:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, max(1, config.steps))
     return optimizer, scheduler
 
