@@ -52,9 +52,12 @@ class TrainConfig:
     patience: int = 0  # stop after this many dev evaluations without improvement (0: never)
     select_initial: bool = True  # the untrained student (step 0) is a candidate too
 
-    # --- checkpoints (atomic, every N steps; 0 disables them)
+    # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
     checkpoint_every: int = 8
     keep_checkpoint: bool = False  # keep ``checkpoint.pt`` after a run finished
+    # wall-clock seconds between checkpoints (a killed run loses at most this much work); 0 = every
+    # ``checkpoint_every`` steps instead (deterministic, for tests). Not part of ``fingerprint()``.
+    checkpoint_seconds: float = 300.0
 
     # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets (epsilon, iterations,
     # tolerance, cost, gradient, solver: optical_lab.ot.SinkhornSpec owns their defaults)
@@ -114,6 +117,8 @@ class TrainConfig:
         for name, legacy in ADDED_FIELDS.items():
             if data[name] == legacy:
                 del data[name]
+        # how often a run is checkpointed changes no number (added after results were saved)
+        del data["checkpoint_seconds"]
         return data
 
     def fingerprint(self, ignore: tuple[str, ...] = ("progress",)) -> str:
