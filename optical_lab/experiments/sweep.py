@@ -108,7 +108,8 @@ class Sweep:
         if self._frozen is None:
             self._encoder = Encoder.load(self.model, device=self.accelerator.device)
             self._encoder.requires_grad_(False)
-            self._frozen = FrozenTeacher(self._encoder, self.base_config.max_length, self.base_config.teacher_cache)
+            self._frozen = FrozenTeacher(self._encoder, self.base_config.max_length, self.base_config.teacher_cache,
+                                         role=self.base_config.training_role)
         return self._frozen
 
     # -------------------------------------------------------------- one setting

@@ -100,6 +100,15 @@ class TrainConfig:
         accepted too and change :attr:`sinkhorn`."""
         return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
+    @property
+    def training_role(self) -> str | None:
+        """The role every training text is encoded in (``None``: no prefix), see ``use_prefixes``."""
+        return "passage" if self.use_prefixes else None
+
+    def dev_roles(self) -> tuple[str | None, str | None]:
+        """(English queries, foreign documents) roles of dev selection: those of evaluation."""
+        return ("query", "passage") if self.use_prefixes else (None, None)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -94,9 +94,10 @@ class FrozenTeacher:
     """
 
     def __init__(self, encoder: Encoder, max_length: int | None = None, cache: bool = True,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, role: str | None = None) -> None:
         self.encoder = encoder
         self.max_length = max_length
+        self.role = role  # the role (prefix) of the training targets, TrainConfig.training_role
         self.cache_enabled = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.disk_hits = self.disk_misses = 0  # precompute() calls served from / written to cache_dir
@@ -114,7 +115,7 @@ class FrozenTeacher:
     @torch.no_grad()
     def _compute(self, texts: Sequence[str]) -> TokenBatch:
         with truncation(self.encoder, self.max_length), eval_mode(self.encoder):
-            batch = self.encoder.tokens(list(texts))
+            batch = self.encoder.tokens(list(texts), self.role)
         return TokenBatch(batch.embeddings.float(), batch.mask, batch.special, batch.input_ids)
 
     @torch.no_grad()
@@ -145,6 +146,7 @@ class FrozenTeacher:
         autocast = str(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else "no"
         key = json.dumps({"model": model_hash(self.encoder), "texts": texts_hash(unique_texts),
                           "max_length": self.max_length, "autocast": autocast, "device": device,
+                          **({"role": self.role} if self.role else {}),
                           "torch": torch.__version__, "format": 1}, sort_keys=True)
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
@@ -166,12 +168,12 @@ class FrozenTeacher:
         batch = self.tokens(texts)
         return mean_pool(batch.embeddings, batch.mask)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, role: str | None = None) -> torch.Tensor:
         """Pooled embeddings of many texts at the encoder's own (evaluation) length, on CPU (memoised:
         the teacher never changes)."""
-        key = (tuple(texts), batch_size, self.encoder.max_length, torch.is_autocast_enabled(self.device.type))
+        key = (tuple(texts), batch_size, self.encoder.max_length, torch.is_autocast_enabled(self.device.type), role)
         if key not in self._encoded:
-            self._encoded[key] = self.encoder.encode(list(texts), batch_size=batch_size)
+            self._encoded[key] = self.encoder.encode(list(texts), role, batch_size=batch_size)
         return self._encoded[key]
 
 

@@ -52,7 +52,7 @@ from transformers import get_linear_schedule_with_warmup
 from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..io import write_json
-from ..models.encoder import Encoder
+from ..models.encoder import Encoder, as_role
 from .base import Objective
 from .config import TrainConfig
 from .runtime import resolve_mixed_precision
@@ -135,7 +135,7 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
     Returns (loss, gradient norm before clipping). Used by :class:`Trainer` and the benchmark.
     """
     student.train()
-    with truncation(student, config.max_length), accelerator.autocast():
+    with truncation(student, config.max_length), as_role(student, config.training_role), accelerator.autocast():
         loss = objective(student, teacher, english, foreign)
     accelerator.backward(loss)
     if accelerator.num_processes > 1:  # data parallel without wrapping the Encoder in DDP
@@ -318,8 +318,11 @@ class Trainer:
         if isinstance(teacher, FrozenTeacher):
             if teacher.max_length != config.max_length:
                 raise ValueError(f"teacher truncates at {teacher.max_length}, config at {config.max_length}")
+            if teacher.encoder.prefix(teacher.role) != teacher.encoder.prefix(config.training_role):
+                raise ValueError(f"teacher targets are encoded as {teacher.role!r}, the config trains as "
+                                 f"{config.training_role!r} (use_prefixes={config.use_prefixes})")
         else:
-            teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache)
+            teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache, role=config.training_role)
         self.student, self.teacher, self.objective = student, teacher, objective
         self.train_bitext, self.config = train, config
         self.dev = dev.sample(config.max_dev_pairs, seed=0) if dev is not None and len(dev) > 1 else None
@@ -398,7 +401,7 @@ class Trainer:
     # ------------------------------------------------------------------- loop
     def _dev_score(self, queries: torch.Tensor) -> float:
         with self.accelerator.autocast():
-            documents = self.student.encode(self.dev.foreign, batch_size=64)
+            documents = self.student.encode(self.dev.foreign, self.config.dev_roles()[1], batch_size=64)
         return retrieval_mrr(queries, documents)
 
     def train(self) -> TrainResult:
@@ -413,7 +416,7 @@ class Trainer:
         queries = None
         if self.dev is not None:
             with acc.autocast():
-                queries = self.teacher.encode(self.dev.english)
+                queries = self.teacher.encode(self.dev.english, role=self.config.dev_roles()[0])
         optimizer, scheduler = make_optimizer(student, cfg)
 
         resumed_from = None
