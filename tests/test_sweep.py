@@ -48,3 +48,25 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
 
     monkeypatch.setattr(sweep_module, "Trainer", no_training)
     assert Sweep(out, **options).run_all() == chosen
+
+
+def test_compare_reads_per_method_settings_into_cell_identity(tmp_path):
+    from optical_lab.experiments.compare import read_method_config
+    from optical_lab.experiments.runner import ComparePlan, cell_fingerprint
+    from optical_lab.data.errors import DataError
+
+    chosen = tmp_path / "chosen.json"
+    chosen.write_text(json.dumps({"optical": {"lr": 3e-5, "ot_variant": "centred"}, "sentence-kd": {"lr": 1e-4}}))
+    config = read_method_config(str(chosen), ["zero-shot", "optical"])
+    assert config == {"optical": {"lr": 3e-5, "ot_variant": "centred"}}
+    plan = ComparePlan(langs=["hau"], methods=["zero-shot", "optical"], method_config=config)
+    assert plan.train_config("optical").lr == 3e-5 and plan.train_config("optical").ot_variant == "centred"
+    assert plan.train_config("sentence-kd").lr == plan.train.lr
+    assert cell_fingerprint(plan, "optical") != cell_fingerprint(ComparePlan(langs=["hau"], methods=["optical"]), "optical")
+    assert cell_fingerprint(plan, "zero-shot") == cell_fingerprint(ComparePlan(langs=["hau"], methods=["zero-shot"]),
+                                                                   "zero-shot")
+    with pytest.raises(DataError, match="max_length"):
+        ComparePlan(langs=["hau"], methods=["optical"], method_config={"optical": {"max_length": 32}})
+    chosen.write_text("[1, 2]")
+    with pytest.raises(DataError, match="chosen.json"):
+        read_method_config(str(chosen), ["optical"])

@@ -10,12 +10,14 @@ here when one is added.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from ..data.errors import DataError
 from ..data.languages import parse_langs
 from ..methods.config import PRESETS, preset
-from ..methods.registry import AUGMENTATIONS, methods_help, parse_methods
+from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_methods
 from ..methods.runtime import set_threads
 from ..ot import SinkhornSpec
 from ..tasks.registry import TASKS, cli_options
@@ -87,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    parser.add_argument("--method-config", default=None,
+                        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`")
     parser.add_argument("--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison")
     parser.add_argument("--out", default="results/compare", help="results folder (re-running into it skips finished cells)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -114,7 +118,25 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
     return ComparePlan(langs=parse_langs(args.langs), methods=methods, folds=args.folds, seeds=args.seeds,
                        task=args.task, task_options=task_options_from_args(args), model=args.model, bitext=args.bitext, preset=args.preset, train=config,
                        eval_max_length=args.eval_max_length, fold_seed=args.fold_seed, threads=args.threads,
-                       size_curve=parse_sizes(args.size_curve) if args.size_curve else None)
+                       size_curve=parse_sizes(args.size_curve) if args.size_curve else None,
+                       method_config=read_method_config(args.method_config, methods))
+
+
+def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
+    """Per-method settings from a sweep's ``chosen.json`` (``{method: {setting: value}}``)."""
+    if not path:
+        return {}
+    try:
+        chosen = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read --method-config {path}: {exc}", path=path,
+                        fix="pass the chosen.json written by `optical-lab sweep`") from None
+    unknown = sorted(set(chosen) - set(METHODS)) if isinstance(chosen, dict) else []
+    if not isinstance(chosen, dict) or unknown or not all(isinstance(v, dict) for v in chosen.values()):
+        raise DataError(f"--method-config {path}: expected {{method: {{setting: value}}}} for known methods"
+                        + (f"; unknown: {', '.join(unknown)}" if unknown else ""), path=path,
+                        fix="pass the chosen.json written by `optical-lab sweep`")
+    return {m: v for m, v in chosen.items() if m in methods}
 
 
 def main(args: argparse.Namespace) -> None:

@@ -68,9 +68,25 @@ class ComparePlan:
     fold_seed: int = 0
     threads: int = 0  # torch threads; 0 = auto, re-decided before every cell from the machine's load
     size_curve: list[int | None] | None = None  # None entry = every training pair
+    # per-method overrides of ``train`` (protocol v2: chosen on dev bitext by `optical-lab sweep`,
+    # its chosen.json); settings the methods of a fold share (the teacher's targets) cannot differ
+    method_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    SHARED_SETTINGS = ("max_length", "use_prefixes", "mixed_precision", "teacher_cache", "max_dev_pairs")
+
+    def __post_init__(self) -> None:
+        for method, overrides in self.method_config.items():
+            shared = sorted(set(overrides) & set(self.SHARED_SETTINGS))
+            if shared:
+                raise DataError(f"method_config for {method} overrides {', '.join(shared)}, which every method of a "
+                                "fold shares", fix="set them for the whole comparison (--max-length, --preset, ...)")
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
+
+    def train_config(self, method: str) -> TrainConfig:
+        """The training settings of ``method``: ``train`` with the method's own overrides."""
+        return self.train.replace(**self.method_config.get(method, {}))
 
 
 class EvalEncoder(Encoder):
@@ -137,7 +153,7 @@ def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "d
     if plan.task_options:  # absent when empty: results from before task options keep their fingerprints
         data["task_options"] = plan.task_options
     if method != "zero-shot":
-        train = {k: v for k, v in plan.train.fingerprint_fields().items()
+        train = {k: v for k, v in plan.train_config(method).fingerprint_fields().items()
                  if k not in ("seed", "progress", "checkpoint_every", "keep_checkpoint")}
         data.update(method=method, bitext=plan.bitext, train=train, size=size)
     return _digest(data)
@@ -209,7 +225,7 @@ class Runner:
             shutil.rmtree(folder)
         self.accelerator.wait_for_everyone()
         folder.mkdir(parents=True, exist_ok=True)
-        cfg = self.plan.train.replace(seed=seed)
+        cfg = self.plan.train_config(method).replace(seed=seed)
         threads = set_threads(self.plan.threads, own=torch.get_num_threads() if self._busy else 0)
         self._busy = True
         start = time.perf_counter()
