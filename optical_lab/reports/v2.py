@@ -1,0 +1,158 @@
+"""The protocol-v2 analysis and results document (``docs/protocol_v2.md``, "Primary analysis").
+
+``python -m optical_lab.reports.v2 results/v2-minilm`` reads a finished (or partly finished)
+comparison, runs the pre-registered primary analysis — OPTICAL against every other arm, per-query
+scores averaged over seeds, a language-stratified sign-flip test pooled over the primary languages,
+Holm over the family, each test with its minimum detectable effect — and writes
+
+* ``<results>/analysis.json``: every test (p, Holm p, MDE, the numbers it rests on), the answer per
+  endpoint, and the bookkeeping a reader needs to trust it (cells per arm, how often dev selection
+  kept the untrained student, the collapse diagnostics of the OPTICAL runs);
+* ``docs/results_v2.md`` (``--doc``): the same as a document, generated, never edited by hand.
+
+A comparison that is not complete yet is analysed as it stands and says so: the family is only
+tested when every primary language has every arm (an incomplete family would test something
+other than what was registered).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.pooled import Endpoint, answer, pooled_comparisons, seed_averaged, stratified_randomization_test
+from ..experiments.summary import cell_records, load_per_query
+from ..io import write_json
+from ..methods.registry import AUGMENTATIONS, REFERENCE
+
+PRIMARY_LANGS = ("hau", "yor", "swa", "zul", "ibo")
+ENDPOINTS = (Endpoint("clir", "MRR@10"), Endpoint("flores-en-xx", "acc@1"))
+MDE_TARGETS = {"clir:MRR@10": 0.02, "flores-en-xx:acc@1": 0.015}
+DIAGNOSTICS = ("token_cos", "plan_entropy", "marginal_error")
+
+
+def cells(results: Path) -> pd.DataFrame:
+    """One row per finished cell: language, method, seed, selected step, training time."""
+    rows = [{"lang": info["lang"], "method": info["method"], "fold": info["fold"], "seed": info["seed"],
+             "best_step": info.get("best_step"), "train_s": info.get("train_s"), "eval_s": info.get("eval_s")}
+            for _, info in cell_records(results / "runs", "done.json")]
+    return pd.DataFrame(rows)
+
+
+def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.DataFrame:
+    """Per OPTICAL cell, the collapse diagnostics averaged over its last ``last`` training steps."""
+    rows = []
+    for done, info in cell_records(results / "runs", "done.json"):
+        log = done.parent / "train_log.jsonl"
+        if info["method"] != method or not log.exists():
+            continue
+        steps = [r for r in map(json.loads, log.read_text(encoding="utf-8").splitlines()) if r.get("event") == "train"]
+        steps = steps[-last:]
+        if steps and all(k in steps[0] for k in DIAGNOSTICS):
+            rows.append({"lang": info["lang"], "seed": info["seed"],
+                         **{k: float(np.mean([s[k] for s in steps])) for k in DIAGNOSTICS}})
+    return pd.DataFrame(rows)
+
+
+def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) -> pd.DataFrame:
+    """Secondary (unpowered) table: seed-averaged mean per language and arm, and OPTICAL against the
+    best augmentation arm in that language (difference, unadjusted sign-flip p)."""
+    table = seed_averaged(per_query, endpoint, langs)
+    rows = []
+    for lang in langs:
+        if lang not in table.index.get_level_values("lang"):
+            continue
+        scores = table.loc[lang]
+        row: dict[str, Any] = {"lang": lang, **{m: scores[m].mean() for m in scores.columns}}
+        augs = [m for m in AUGMENTATIONS if m in scores and scores[m].notna().all()]
+        if REFERENCE in scores and augs:
+            best = max(augs, key=lambda m: scores[m].mean())
+            diff = (scores[REFERENCE] - scores[best]).dropna().to_numpy()
+            row.update(best_augmentation=best, difference=float(diff.mean()),
+                       p=stratified_randomization_test({lang: diff}, n_resamples=10_000)[1])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS) -> dict[str, Any]:
+    """The primary analysis of a v2 results folder (see the module doc); also written to analysis.json."""
+    results = Path(results)
+    config = json.loads((results / "config.json").read_text(encoding="utf-8"))
+    per_query = load_per_query(results / "runs")
+    methods = [m for m in config["methods"] if m != REFERENCE]
+    done = cells(results)
+    complete = all(((done.lang == lang) & (done.method == m)).any() for lang in langs for m in config["methods"])
+    out: dict[str, Any] = {"results": str(results), "primary_languages": list(langs), "reference": REFERENCE,
+                           "complete": complete, "seeds_per_cell": done.groupby(["lang", "method"]).seed.nunique()
+                           .to_dict() if len(done) else {}}
+    out["seeds_per_cell"] = {f"{k[0]}/{k[1]}": int(v) for k, v in out["seeds_per_cell"].items()}
+    trained = done[done.method != "zero-shot"]
+    out["step0_selected"] = {m: f"{int((g.best_step == 0).sum())}/{len(g)}" for m, g in trained.groupby("method")}
+    out["step0_fraction"] = float((trained.best_step == 0).mean()) if len(trained) else None
+    if complete:
+        table = pooled_comparisons(per_query, REFERENCE, methods, list(ENDPOINTS), list(langs))
+        out["tests"] = table.to_dict(orient="records")
+        augs = [m for m in AUGMENTATIONS if m in methods]
+        out["answers"] = {e.label: answer(table, e.label, augs) for e in ENDPOINTS}
+        out["mde_met"] = {e.label: bool(table[table.endpoint == e.label].mde.max() <= MDE_TARGETS[e.label])
+                          for e in ENDPOINTS}
+    write_json(out, results / "analysis.json")
+    return out
+
+
+def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> str:
+    results = Path(results)
+    per_query = load_per_query(results / "runs")
+    lines = [f"# Protocol v2 results: `{results}`", "",
+             "Generated by `python -m optical_lab.reports.v2` from the results folder; the protocol and its "
+             "primary analysis were registered before any v2 number existed ([protocol_v2.md](protocol_v2.md)).", ""]
+    if not analysis["complete"]:
+        lines += ["**Incomplete**: not every primary language has every arm yet, so the registered family is not "
+                  "tested. Finished cells so far are tabled below as they stand.", ""]
+    else:
+        lines += ["## The answer (primary, pooled over " + ", ".join(langs) + ")", ""]
+        lines += [f"- **{label}**: {text}" for label, text in analysis["answers"].items()]
+        tests = pd.DataFrame(analysis["tests"])
+        lines += ["", "## Primary tests", "", tests[["endpoint", "method", "reference_mean", "method_mean", "difference",
+                                                         "p", "p_holm", "significant", "mde", "queries", "min_seeds"]]
+                  .to_markdown(index=False, floatfmt=".4f"), "",
+                  "difference = OPTICAL − method (language-stratified mean); mde = minimum detectable effect "
+                  "(α 0.05, power 0.8). Targets: " + ", ".join(f"{k} ≤ {v}" for k, v in MDE_TARGETS.items())
+                  + "; met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in analysis["mde_met"].items()), ""]
+    lines += ["## Per language (secondary, unpowered, unadjusted)", ""]
+    for endpoint in ENDPOINTS:
+        if endpoint.task not in set(per_query.task):
+            continue
+        table = per_language(per_query, endpoint, [l for l in langs if l in set(per_query.lang)])
+        lines += [f"### {endpoint.label}", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    lines += ["## Model selection and the OT diagnostics", "",
+              "Dev selection kept the untrained student (step 0) in: "
+              + ", ".join(f"{m} {v}" for m, v in analysis["step0_selected"].items()) + ".", ""]
+    diag = diagnostics(results)
+    if len(diag):
+        lines += ["OPTICAL runs, mean over their last 20 steps (token_cos: mean pairwise cosine of a sentence's "
+                  "student tokens, the collapse indicator):", "",
+                  diag.groupby("lang")[list(DIAGNOSTICS)].mean().reset_index().to_markdown(index=False, floatfmt=".4f"),
+                  ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a v2 comparison folder, e.g. results/v2-minilm")
+    parser.add_argument("--doc", default=None, help="also write the results document here, e.g. docs/results_v2.md")
+    args = parser.parse_args(argv)
+    analysis = analyse(args.results)
+    if args.doc:
+        Path(args.doc).write_text(render(args.results, analysis), encoding="utf-8")
+    print(json.dumps({k: analysis[k] for k in ("complete", "step0_selected") if k in analysis}, indent=2))
+    for label, text in analysis.get("answers", {}).items():
+        print(f"{label}: {text}")
+
+
+if __name__ == "__main__":
+    main()
