@@ -205,11 +205,13 @@ def main() -> None:
     parser.add_argument("--against", choices=["sentence-transformers"], help="also compare pairs/s with this trainer")
     parser.add_argument("--st-steps", type=int, default=12, help="timed steps per round of the trainer comparison")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the trainer comparison (best counts)")
+    parser.add_argument("--precision", choices=["auto", "no", "bf16"], default="auto",
+                        help="TrainConfig.mixed_precision ('no' = float32, what an AVX2-only CPU runs)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
-    config = TrainConfig(progress=False)
+    config = TrainConfig(progress=False, mixed_precision=args.precision)
     accelerator = make_accelerator(config.mixed_precision)
     precision = accelerator.mixed_precision
     lines: list[str] = []
@@ -225,7 +227,7 @@ def main() -> None:
     emit()
     emit(f"Command: `{command}`  ")
     emit(f"CPU: {cpu_line()}  ")
-    emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (TrainConfig 'auto' on this CPU); "
+    emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (--precision {args.precision}); "
          f"at start: {load_line()}")
     emit()
 
