@@ -41,7 +41,7 @@ readme: venv     ## refresh the README's generated result tables from results/
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sinkhorn.py
-	$(BIN)/python benchmarks/bench_train_step.py
+	$(BIN)/python benchmarks/bench_train_step.py --against sentence-transformers
 
 figures: venv
 	$(BIN)/optical-lab figures

@@ -291,8 +291,10 @@ class Runner:
             self.teacher.clear()
             for fold in self.task.folds(lang, self.plan.folds, self.plan.fold_seed):
                 train, dev, source = training_bitext(self.plan, lang, fold)
+                # the teacher's training targets, on disk under <out>/.cache/teacher: a resumed or
+                # re-run comparison (another process, another session) reads them instead of recomputing
                 frozen = FrozenTeacher(self.base, self.plan.train.max_length, self.plan.train.teacher_cache,
-                                       role=self.plan.train.training_role)
+                                       cache_dir=self.out / ".cache" / "teacher", role=self.plan.train.training_role)
                 for seed in self.plan.seed_list():
                     for method, size in variants:
                         name = method if size == "default" else f"{method}@{size_label(size)}"

@@ -109,7 +109,7 @@ class Sweep:
             self._encoder = Encoder.load(self.model, device=self.accelerator.device)
             self._encoder.requires_grad_(False)
             self._frozen = FrozenTeacher(self._encoder, self.base_config.max_length, self.base_config.teacher_cache,
-                                         role=self.base_config.training_role)
+                                         cache_dir=self.out / ".cache" / "teacher", role=self.base_config.training_role)
         return self._frozen
 
     # -------------------------------------------------------------- one setting
