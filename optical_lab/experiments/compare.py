@@ -99,7 +99,9 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad}
     try:
-        config = preset(args.preset, **overrides)
+        config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
+    except DataError:
+        raise
     except ValueError as exc:  # e.g. an OT setting SinkhornSpec refuses
         raise DataError(str(exc), fix="e.g. --epsilon 0.05 --n-iters 50") from None
     if args.max_train_pairs is not None:
