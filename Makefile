@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab figures bench full full-me5 readme clean-venv
+.PHONY: demo test test-slow lab explore figures bench full full-me5 readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,11 @@ bench: venv
 figures: venv
 	$(BIN)/optical-lab figures
 
-lab: venv        ## JupyterLab in the project's environment
+lab: venv        ## JupyterLab in the project's environment (widgets render: jupyterlab_widgets is pinned with ipywidgets)
 	$(BIN)/jupyter lab notebooks/
+
+explore: venv    ## the explorers as a local web app; a saved student: make explore STUDENT=hau=PATH
+	$(BIN)/optical-lab explore $(if $(STUDENT),--student $(STUDENT))
 
 clean-venv:
 	rm -rf $(VENV)

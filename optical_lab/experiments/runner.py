@@ -429,7 +429,9 @@ class Runner:
         if key not in self._initial:
             sample = dev.sample(self.plan.train.max_dev_pairs, seed=0)  # the trainer's own dev sample
             with self.accelerator.autocast():
-                self._initial[key] = retrieval_mrr(frozen.encode(sample.english), frozen.encode(sample.foreign))
+                queries, documents = self.plan.train.dev_roles()
+                self._initial[key] = retrieval_mrr(frozen.encode(sample.english, role=queries),
+                                                   frozen.encode(sample.foreign, role=documents))
         return self._initial[key]
 
     # -------------------------------------------------------------- loops
@@ -442,7 +444,8 @@ class Runner:
             self.teacher.clear()
             for fold in self.task.folds(lang, self.plan.folds, self.plan.fold_seed):
                 train, dev, source = training_bitext(self.plan, lang, fold)
-                frozen = FrozenTeacher(self.base, self.plan.train.max_length, self.plan.train.teacher_cache)
+                frozen = FrozenTeacher(self.base, self.plan.train.max_length, self.plan.train.teacher_cache,
+                                       role=self.plan.train.training_role)
                 for seed in self.plan.seed_list():
                     for method, size in variants:
                         folder = cell_folder(root, lang, method, size, fold.index, seed)

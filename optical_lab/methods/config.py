@@ -21,6 +21,10 @@ AugMethod = Literal["translate-train", "code-switch"]
 # results saved before SinkhornSpec existed hold these flat keys: the name each had in TrainConfig,
 # and the SinkhornSpec field it is now
 LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost", "ot_grad": "grad"}
+# fields added after results were saved -> the value that reproduces those results. A saved config
+# without the key reads as that value, and the fingerprint leaves the field out while it has that
+# value, so committed results keep their fingerprints (and new settings get new ones).
+ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False}
 
 
 @dataclass
@@ -50,15 +54,26 @@ class TrainConfig:
     patience: int = 0  # stop after this many dev evaluations without improvement (0: never)
     select_initial: bool = True  # the untrained student (step 0) is a candidate too
 
-    # --- checkpoints (atomic, every N steps; 0 disables them)
+    # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
     checkpoint_every: int = 8
     keep_checkpoint: bool = False  # keep ``checkpoint.pt`` after a run finished
+    # wall-clock seconds between checkpoints (a killed run loses at most this much work); 0 = every
+    # ``checkpoint_every`` steps instead (deterministic, for tests). Not part of ``fingerprint()``.
+    checkpoint_seconds: float = 300.0
 
     # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets (epsilon, iterations,
     # tolerance, cost, gradient, solver: optical_lab.ot.SinkhornSpec owns their defaults)
     sinkhorn: SinkhornSpec = field(default_factory=SinkhornSpec)
     exclude_special: bool = True
     english_weight: float = 1.0  # weight of the student(English) -> teacher(English) term (optical, sentence-kd)
+    # which token cost OPTICAL minimises: "plain" = the paper's cosine cost; "centred" = cosine between
+    # mean-centred tokens (SinkhornSpec.centre: the collapse-to-the-mean direction removed); "both" =
+    # the sum of the two terms. Chosen on dev bitext (docs/protocol_v2.md); diagnostics: optical.py.
+    ot_variant: Literal["plain", "centred", "both"] = "plain"
+    # training and dev selection encode with the backbone's retrieval prefixes exactly as evaluation
+    # does (e5: "query: " for the teacher's English queries, "passage: " for every text the student
+    # learns to place as a document); no-op for backbones without prefixes (MiniLM)
+    use_prefixes: bool = True
 
     # --- contrastive objectives (translate-train, code-switch)
     temperature: float = 0.05
@@ -120,6 +135,15 @@ class TrainConfig:
         accepted too and change :attr:`sinkhorn`."""
         return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
+    @property
+    def training_role(self) -> str | None:
+        """The role every training text is encoded in (``None``: no prefix), see ``use_prefixes``."""
+        return "passage" if self.use_prefixes else None
+
+    def dev_roles(self) -> tuple[str | None, str | None]:
+        """(English queries, foreign documents) roles of dev selection: those of evaluation."""
+        return ("query", "passage") if self.use_prefixes else (None, None)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -131,9 +155,14 @@ class TrainConfig:
         spec = data.pop("sinkhorn")
         data.update({old: spec[new] for old, new in LEGACY_OT_KEYS.items()})
         default = SinkhornSpec()
-        for name in ("tol", "method"):
+        for name in ("tol", "method", "centre"):
             if spec[name] != getattr(default, name):
                 data[f"ot_{name}"] = spec[name]
+        for name, legacy in ADDED_FIELDS.items():
+            if data[name] == legacy:
+                del data[name]
+        # how often a run is checkpointed changes no number (added after results were saved)
+        del data["checkpoint_seconds"]
         return data
 
     def fingerprint(self, ignore: tuple[str, ...] = ("progress",)) -> str:
@@ -146,7 +175,7 @@ class TrainConfig:
         """From a saved ``config.json`` (nested ``sinkhorn``, or the flat OT keys of older results);
         unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        data = _fold_ot_keys(dict(data), SinkhornSpec())
+        data = _fold_ot_keys({**ADDED_FIELDS, **data}, SinkhornSpec())
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -193,6 +222,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # unit tests: seconds
     "tiny": {"steps": 3, "batch_size": 4, "max_length": 24, "warmup_steps": 1, "eval_every": 0,
              "checkpoint_every": 0, "max_train_pairs": 32, "max_dev_pairs": 16, "n_iters": 20, "progress": False},
+    # protocol v2 (docs/protocol_v2.md): 300 steps x 16 = 4,800 pairs seen by every method, 128-token
+    # truncation (MAFAND foreign cut rate 0-9 %), dev selection every 50 steps on up to 1,000 dev pairs
+    "v2": {"steps": 300, "batch_size": 16, "max_length": 128, "warmup_steps": 30, "eval_every": 50,
+           "max_train_pairs": None, "max_dev_pairs": 1000},
     # closer to the paper's budget, for a GPU
     "paper": {"steps": 1000, "batch_size": 32, "max_length": 128, "warmup_steps": 100, "eval_every": 100,
               "checkpoint_every": 200, "patience": 5, "max_train_pairs": None, "lr": 2e-5},

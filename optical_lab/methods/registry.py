@@ -61,7 +61,7 @@ def _code_switch(config: TrainConfig, bitext: Bitext) -> Objective:
 
 def _optical(config: TrainConfig, bitext: Bitext) -> Objective:
     return OpticalLoss(OTDistillationLoss(config.sinkhorn, exclude_special=config.exclude_special),
-                       english_weight=config.english_weight)
+                       english_weight=config.english_weight, variant=config.ot_variant)
 
 
 def _optical_aug(config: TrainConfig, bitext: Bitext) -> Objective:

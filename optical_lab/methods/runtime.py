@@ -1,12 +1,30 @@
 """Hardware-dependent settings, resolved once per run and written into the saved config.
 
-* ``mixed_precision="auto"``: bf16 autocast where the hardware does bf16 matrix products natively
-  (CPUs with AMX or AVX512-BF16, where it is 2-3x faster than float32; CUDA GPUs with bf16
-  support), float32 elsewhere. Weights, optimizer state and the OT solver stay float32.
+* ``mixed_precision="auto"``: bf16 autocast where the hardware does bf16 matrix products natively,
+  float32 elsewhere; weights, optimizer state and the OT solver stay float32. On CPUs "native"
+  means the ``amx_bf16`` or ``avx512_bf16`` flag (rule below); on CUDA, ``is_bf16_supported()``.
+  The rule is a fixed function of the CPU flags rather than a start-up micro-benchmark because the
+  resolved precision is part of every cell's fingerprint: a timing that flips under load would
+  make the same machine refuse its own results folder. Measured (2048x2048 matmul, best of 5):
+
+  ============================================  ============  ============  ============
+  CPU (flags)                                    threads       float32       bf16
+  ============================================  ============  ============  ============
+  AMD EPYC, avx512_bf16 without AMX              1 / 2         109 / 224     484 / 967 GFLOP/s
+  x86-64 with AVX2 only (issue #15's machine)    1 / 2         52 / 71       0.3 GFLOP/s
+  ============================================  ============  ============  ============
+
+  so AVX512-BF16 counts as native even without AMX (4.4x faster than float32), and an AVX2-only
+  CPU gets float32 (bf16 there is emulated, ~200x slower).
 * ``threads=0`` ("auto"): the cores other jobs leave free (at least 1). On a shared 2-core machine
   two intra-op threads that cannot both get a core wait for each other at every operation
   (measured: one training step 9 s with 2 threads vs 1.4 s with 1 thread while another job ran;
-  a zero-shot evaluation 88 s vs 12 s). The comparison runner re-decides before every cell.
+  a zero-shot evaluation 88 s vs 12 s). The comparison runner re-decides before every cell from
+  the CPU time *other processes* used since its previous decision (machine busy time minus this
+  process's own CPU time, both measured), so the run's own load never counts against it; the
+  1-minute load average minus ``own`` threads is only the fallback (first call, no ``/proc``): it
+  lags a minute behind a change of thread count and counts this process's non-torch threads
+  (tokenizers) as "others", which could pin a busy run to 1 thread on an idle machine.
   Training steps give bit-identical results with 1 or 2 threads (checked); evaluation encodes can
   differ in the 5th decimal, so each cell records the thread count it used.
 """
@@ -14,18 +32,31 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where it does not exist)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Native bf16 matrix products: AMX or AVX512-BF16 (see the module doc for the measurement)."""
+    return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
 def resolve_mixed_precision(value: str) -> str:
@@ -37,21 +68,60 @@ def resolve_mixed_precision(value: str) -> str:
     return "bf16" if cpu_has_bf16() else "no"
 
 
-def auto_threads(own: int = 0) -> int:
-    """Intra-op threads: the cores the 1-minute load of *other* jobs leaves free (>= 1).
+class CpuReading(NamedTuple):
+    wall: float  # monotonic seconds
+    busy: float  # CPU seconds all cores of the machine spent busy (user, nice, system, irq, steal)
+    own: float  # CPU seconds of this process (all its threads)
 
-    ``own``: threads this process itself kept busy lately (part of the load average).
+
+def cpu_reading() -> CpuReading | None:
+    """Machine busy time and this process's CPU time now; None without ``/proc/stat``."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    times = os.times()
+    return CpuReading(time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks,
+                      times.user + times.system)
+
+
+def others_load(before: CpuReading, after: CpuReading, min_seconds: float = 1.0) -> float | None:
+    """Cores other processes kept busy on average between two readings (None: too short to tell)."""
+    wall = after.wall - before.wall
+    if wall < min_seconds:
+        return None
+    return max(0.0, ((after.busy - before.busy) - (after.own - before.own)) / wall)
+
+
+def auto_threads(own: int = 0, others: float | None = None) -> int:
+    """Intra-op threads: the cores that ``others`` (cores busy with other jobs) leave free (>= 1).
+
+    Without a measured ``others``: the 1-minute load average minus ``own``, the threads this
+    process itself kept busy lately (part of the load average).
     """
     cores = os.cpu_count() or 1
-    try:
-        others = max(0.0, os.getloadavg()[0] - own)
-    except OSError:
-        return cores
+    if others is None:
+        try:
+            others = max(0.0, os.getloadavg()[0] - own)
+        except OSError:
+            return cores
     return max(1, min(cores, int(cores - others + 0.5)))
 
 
+_last_reading: list[CpuReading | None] = [None]  # taken by the previous set_threads call
+
+
 def set_threads(threads: int = 0, own: int = 0) -> int:
-    """Set torch's intra-op threads (``0`` = :func:`auto_threads`); returns the number used."""
-    n = threads or auto_threads(own)
+    """Set torch's intra-op threads (``0`` = :func:`auto_threads`); returns the number used.
+
+    With ``0``, the other processes' load is measured over the time since the previous call
+    (e.g. the previous cell of a comparison); ``own`` is used only by the load-average fallback.
+    """
+    reading, previous = cpu_reading(), _last_reading[0]
+    _last_reading[0] = reading
+    others = others_load(previous, reading) if previous is not None and reading is not None else None
+    n = threads or auto_threads(own, others)
     torch.set_num_threads(n)
     return n

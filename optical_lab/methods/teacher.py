@@ -6,15 +6,29 @@ Each sentence is encoded **on its own** (no padding, no batch neighbours), so a 
 depends on nothing but the sentence: a run is bit-for-bit reproducible whether it is resumed from
 a checkpoint, run alone, or run after other methods or bitext sizes filled the cache (with
 batched encoding, low-precision kernels give slightly different numbers for different batches).
+
+With ``cache_dir`` the precomputed outputs are also kept **on disk** (one safetensors file per set
+of texts), so other processes and later runs -- every method and seed of a comparison, a resumed
+or repeated ``compare`` -- load them instead of encoding again. A file is named by a hash of
+everything its numbers depend on: the teacher's weights, configuration and tokenizer, the
+truncation length, the autocast precision, the device type, the torch version and the texts
+themselves; anything changed is a different file, never a stale hit.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
+import weakref
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
+from ..data.errors import DataError
 from ..models.encoder import Encoder, TokenBatch, mean_pool
 
 
@@ -40,16 +54,53 @@ def eval_mode(module: torch.nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
+_MODEL_HASHES: "weakref.WeakKeyDictionary[Encoder, tuple[int, str]]" = weakref.WeakKeyDictionary()
+
+
+def model_hash(encoder: Encoder) -> str:
+    """SHA-256 of an encoder's weights, model configuration and tokenizer (memoised per encoder
+    until one of its tensors is modified in place)."""
+    tensors = list(encoder.state_dict().items())
+    version = sum(t._version for _, t in tensors)
+    memo = _MODEL_HASHES.get(encoder)
+    if memo is not None and memo[0] == version:
+        return memo[1]
+    digest = hashlib.sha256()
+    for name, tensor in tensors:
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    config = getattr(encoder.model, "config", None)
+    digest.update((config.to_json_string(use_diff=False) if config is not None else type(encoder.model).__name__).encode())
+    backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
+    digest.update((backend.to_str() if backend is not None else repr(encoder.tokenizer)).encode())
+    _MODEL_HASHES[encoder] = (version, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def texts_hash(texts: Sequence[str]) -> str:
+    """SHA-256 of a list of texts (order and boundaries included)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
 class FrozenTeacher:
     """No-grad view of a teacher :class:`Encoder` with a per-sentence token cache.
 
     ``max_length`` is the training-time truncation; evaluation uses the encoder itself.
+    ``cache_dir``: where precomputed outputs are shared between processes and runs (None: memory only).
     """
 
-    def __init__(self, encoder: Encoder, max_length: int | None = None, cache: bool = True) -> None:
+    def __init__(self, encoder: Encoder, max_length: int | None = None, cache: bool = True,
+                 cache_dir: str | Path | None = None, role: str | None = None) -> None:
         self.encoder = encoder
         self.max_length = max_length
+        self.role = role  # the role (prefix) of the training targets, TrainConfig.training_role
         self.cache_enabled = cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.disk_hits = self.disk_misses = 0  # precompute() calls served from / written to cache_dir
         self._tokens: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._encoded: dict[tuple, torch.Tensor] = {}
 
@@ -64,18 +115,40 @@ class FrozenTeacher:
     @torch.no_grad()
     def _compute(self, texts: Sequence[str]) -> TokenBatch:
         with truncation(self.encoder, self.max_length), eval_mode(self.encoder):
-            batch = self.encoder.tokens(list(texts))
+            batch = self.encoder.tokens(list(texts), self.role)
         return TokenBatch(batch.embeddings.float(), batch.mask, batch.special, batch.input_ids)
 
     @torch.no_grad()
     def precompute(self, texts: Sequence[str]) -> None:
-        """Cache the token outputs of ``texts``, one sentence at a time (see the module doc)."""
+        """Cache the token outputs of ``texts``, one sentence at a time (see the module doc); from
+        and to ``cache_dir`` when given."""
         if not self.cache_enabled:
             return
-        for text in dict.fromkeys(texts):
+        unique = list(dict.fromkeys(texts))
+        if all(text in self._tokens for text in unique):
+            return
+        path = self.cache_path(unique) if self.cache_dir is not None else None
+        if path is not None and path.exists():
+            self._tokens.update(zip(unique, _read_rows(path, len(unique))))
+            self.disk_hits += 1
+            return
+        for text in unique:
             if text not in self._tokens:
                 batch = self._compute([text])
                 self._tokens[text] = (batch.embeddings[0].cpu(), batch.special[0].cpu(), batch.input_ids[0].cpu())
+        if path is not None:
+            _write_rows(path, [self._tokens[t] for t in unique])
+            self.disk_misses += 1
+
+    def cache_path(self, unique_texts: Sequence[str]) -> Path:
+        """The cache file of these (deduplicated) texts under the current autocast precision."""
+        device = self.device.type
+        autocast = str(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else "no"
+        key = json.dumps({"model": model_hash(self.encoder), "texts": texts_hash(unique_texts),
+                          "max_length": self.max_length, "autocast": autocast, "device": device,
+                          **({"role": self.role} if self.role else {}),
+                          "torch": torch.__version__, "format": 1}, sort_keys=True)
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
     def tokens(self, texts: Sequence[str]) -> TokenBatch:
         """Token embeddings (B, L, d), float32, detached; from the cache when every text is in it."""
@@ -95,10 +168,33 @@ class FrozenTeacher:
         batch = self.tokens(texts)
         return mean_pool(batch.embeddings, batch.mask)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, role: str | None = None) -> torch.Tensor:
         """Pooled embeddings of many texts at the encoder's own (evaluation) length, on CPU (memoised:
         the teacher never changes)."""
-        key = (tuple(texts), batch_size, self.encoder.max_length, torch.is_autocast_enabled(self.device.type))
+        key = (tuple(texts), batch_size, self.encoder.max_length, torch.is_autocast_enabled(self.device.type), role)
         if key not in self._encoded:
-            self._encoded[key] = self.encoder.encode(list(texts), batch_size=batch_size)
+            self._encoded[key] = self.encoder.encode(list(texts), role, batch_size=batch_size)
         return self._encoded[key]
+
+
+def _write_rows(path: Path, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+    """Per-sentence (embeddings, special, input_ids) rows as one safetensors file (concatenated
+    along the token axis, with the lengths), written atomically under a unique temporary name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"embeddings": torch.cat([r[0] for r in rows]).contiguous(),
+               "special": torch.cat([r[1] for r in rows]).contiguous(),
+               "input_ids": torch.cat([r[2] for r in rows]).contiguous(),
+               "lengths": torch.tensor([len(r[0]) for r in rows], dtype=torch.int64)}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"rows": str(len(rows))})
+    os.replace(tmp, path)
+
+
+def _read_rows(path: Path, n: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    tensors = load_file(str(path))
+    lengths = tensors["lengths"].tolist()
+    if len(lengths) != n:  # a name collision or a damaged file: never serve wrong targets
+        raise DataError(f"{len(lengths)} cached teacher rows for {n} texts", path=path,
+                        fix="delete the file (a cache: it is recomputed)")
+    parts = [tensors[k].split(lengths) for k in ("embeddings", "special", "input_ids")]
+    return list(zip(*parts))

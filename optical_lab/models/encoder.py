@@ -14,10 +14,11 @@ encoder adds them when ``role`` is given, so callers never handle model-specific
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -132,8 +133,13 @@ class Encoder(torch.nn.Module):
         return int(self.model.config.hidden_size)
 
     # ---------------------------------------------------------------- encoding
+    def prefix(self, role: Role) -> str:
+        """The string this backbone puts before a text of ``role`` ("" for MiniLM, "passage: " for e5)."""
+        role = role or getattr(self, "default_role", None)
+        return {"query": self.query_prefix, "passage": self.passage_prefix}.get(role or "", "")
+
     def _with_prefix(self, texts: Sequence[str], role: Role) -> list[str]:
-        prefix = {"query": self.query_prefix, "passage": self.passage_prefix}.get(role or "", "")
+        prefix = self.prefix(role)
         return [prefix + t for t in texts]
 
     def tokenize(self, texts: Sequence[str], role: Role = None) -> dict[str, torch.Tensor]:
@@ -186,3 +192,18 @@ class Encoder(torch.nn.Module):
             out[idx] = self([texts[i] for i in idx], role).float().cpu()
         self.train(was_training)
         return out
+
+
+@contextlib.contextmanager
+def as_role(encoder: Encoder, role: Role) -> Iterator[Encoder]:
+    """Temporarily encode every text without an explicit role as ``role`` (its prefix added).
+
+    Training objectives call ``encoder.tokens(texts)`` without a role; the trainer wraps them in
+    ``as_role(student, "passage")`` so a prefixed backbone (e5) learns on the same inputs it is
+    evaluated on (``TrainConfig.use_prefixes``)."""
+    old = getattr(encoder, "default_role", None)
+    encoder.default_role = role
+    try:
+        yield encoder
+    finally:
+        encoder.default_role = old

@@ -67,3 +67,15 @@ def cost_matrix(
     rows = x_mask.bool() if x_mask is not None else cost.new_ones(B, n, dtype=torch.bool)
     cols = y_mask.bool() if y_mask is not None else cost.new_ones(B, m, dtype=torch.bool)
     return torch.where(rows[:, :, None] & cols[:, None, :], cost, 0.0)
+
+
+def centre_tokens(x: Tensor, mask: Tensor) -> Tensor:
+    r"""Each set's tokens minus the set's mean token: :math:`x_{bi} - \frac{1}{|K_b|}\sum_{k \in K_b} x_{bk}`.
+
+    ``x`` (B, n, d); ``mask`` (B, n) bool, ``True`` for the tokens :math:`K_b` the mean is taken over
+    (those that carry transport mass). Rows outside the mask are returned centred too (their cost is
+    masked anyway); an all-False row keeps its values.
+    """
+    keep = mask.to(x.dtype)[..., None]
+    mean = (x * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp_min(1.0)
+    return x - mean

@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .costs import COST_KINDS, CostKind, cost_matrix
+from .costs import COST_KINDS, CostKind, centre_tokens, cost_matrix
 from .marginals import masked_marginals
 from .sinkhorn import Grad, Method, SinkhornOutput, sinkhorn
 
@@ -44,6 +44,13 @@ class SinkhornSpec:
     default 50: see ``benchmarks/RESULTS_train_step.md``); ``tol`` (None: sqrt of the dtype's
     machine epsilon) decides convergence; ``grad="envelope"`` treats the plan as a constant in the
     backward pass (exact at convergence, Danskin), ``"autodiff"`` differentiates the iterations.
+
+    ``centre=True`` subtracts each sentence's mean token embedding (over the tokens that carry mass)
+    from its tokens before the cost (:func:`optical_lab.ot.costs.centre_tokens`). With the plain
+    cosine cost a student can lower :math:`\langle P, C\rangle` by moving *every* foreign token
+    towards the teacher sentence's mean direction (tokens collapse, the plan flattens: sentence-level
+    KD in disguise, issue #13); on centred tokens that direction is removed, so only the
+    token-to-token structure around the mean is matched.
     """
 
     epsilon: float = 0.05
@@ -52,6 +59,7 @@ class SinkhornSpec:
     cost: CostKind = "cosine"
     grad: Grad = "envelope"
     method: Method = "auto"
+    centre: bool = False
 
     def __post_init__(self) -> None:
         if not self.epsilon > 0:
@@ -118,7 +126,10 @@ def token_plan(
             rows = rows & ~teacher_special.bool()
         if student_special is not None:
             cols = cols & ~student_special.bool()
-    C = cost_matrix(teacher_tokens.detach(), student_tokens, rows, cols, kind=spec.cost)
+    teacher_tokens = teacher_tokens.detach()
+    if spec.centre:
+        teacher_tokens, student_tokens = centre_tokens(teacher_tokens, rows), centre_tokens(student_tokens, cols)
+    C = cost_matrix(teacher_tokens, student_tokens, rows, cols, kind=spec.cost)
     a = masked_marginals(rows, teacher_weights, dtype=C.dtype)
     b = masked_marginals(cols, student_weights, dtype=C.dtype)
     plan = TokenPlan(C, a, b, rows, cols, spec.solve(C, a, b), spec)

@@ -1,0 +1,251 @@
+"""`optical-lab sweep`: per-method hyper-parameters chosen on dev bitext only (protocol v2).
+
+``docs/protocol_v2.md`` fixes the procedure before any v2 result exists; this module is that
+procedure, nothing more. On one declared tuning language (default ``hau``) and seed 0, every
+setting is trained on the language's MAFAND-MT ``train`` bitext with the full v2 budget and scored
+by its best dev MRR on MAFAND-MT ``dev`` (the trainer's own model selection). **No evaluation
+collection is ever encoded here.** Three stages, each reading the choices of the one before:
+
+1. learning rate per trained method from :data:`LR_GRID` (OPTICAL at its default variant, optical+aug
+   at weight 1);
+2. OPTICAL at its chosen lr: cost variant (:data:`VARIANTS`) x epsilon (:data:`EPSILONS`), then the
+   English term on/off at the chosen variant;
+3. optical+aug at its chosen lr with OPTICAL's chosen settings: the augmentation weight
+   (:data:`AUG_WEIGHTS`).
+
+Rule: the highest best-dev-MRR wins; settings within :data:`TIE` of the best count as tied and the
+first of them in grid order — the simpler one — is taken (grids are listed simplest first).
+
+Every setting is a cell folder ``<out>/<method>/<slug>/`` with the trainer's log (loss, gradient
+norm, and for OPTICAL the collapse diagnostics ``token_cos``/``plan_entropy`` every step) and a
+``done.json`` written last, so a killed sweep resumes where it stopped and a finished one is only
+read. ``<out>/chosen.json`` holds the per-method settings, which ``optical-lab compare
+--method-config`` reads; ``<out>/sweep.md`` is the table of every setting tried.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..data.errors import DataError
+from ..data.leakage import guard_overlap
+from ..data.mafand import load_mafand, mafand_files
+from ..data.ntrex import load_ntrex
+from ..data.sib import load_sib
+from ..io import write_json
+from ..methods.config import TrainConfig, preset
+from ..methods.registry import build_objective, parse_methods
+from ..methods.runtime import set_threads
+from ..methods.teacher import FrozenTeacher
+from ..methods.trainer import Trainer, make_accelerator
+from ..models.encoder import Encoder
+from .records import environment, provenance
+
+LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
+VARIANTS = ("plain", "centred", "both")
+EPSILONS = (0.05, 0.02, 0.1)
+ENGLISH_WEIGHTS = (1.0, 0.0)
+AUG_WEIGHTS = (1.0, 0.1)
+TIE = 0.002
+TRAINED = ("sentence-kd", "translate-train", "code-switch", "optical", "optical+aug")
+
+
+def slug(setting: dict[str, Any]) -> str:
+    """Folder name of a setting, e.g. ``lr3e-05`` or ``lr0.0001-ot_variant=centred-epsilon=0.02``."""
+    return "-".join(f"lr{v:g}" if k == "lr" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in setting.items())
+
+
+def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The registered rule: best dev MRR, ties (within ``TIE``) to the first in grid order."""
+    scored = [r for r in rows if r["best_dev_mrr"] is not None]
+    if not scored:
+        raise ValueError("no setting has a dev score")
+    best = max(r["best_dev_mrr"] for r in scored)
+    return next(r for r in scored if r["best_dev_mrr"] >= best - TIE)
+
+
+class Sweep:
+    """Trains the grid's settings for one language and model into ``out``; reads finished ones."""
+
+    def __init__(self, out: str | Path, lang: str = "hau", model: str = "minilm", preset_name: str = "v2",
+                 methods: list[str] | None = None, seed: int = 0, threads: int = 0, allow_overlap: int = 0,
+                 progress: bool = True, **overrides: Any) -> None:
+        self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
+        self.methods = methods or list(TRAINED)
+        self.threads, self.progress = threads, progress
+        self.base_config = preset(preset_name, **overrides).replace(progress=progress)
+        self.preset_name = preset_name
+        self.train = load_mafand(lang, "train")
+        self.dev = load_mafand(lang, "dev")
+        self.allow_overlap = allow_overlap
+        self.accelerator = make_accelerator(self.base_config.mixed_precision)
+        self.base_config = self.base_config.replace(mixed_precision=self.accelerator.mixed_precision)
+        self._encoder: Encoder | None = None
+        self._frozen: FrozenTeacher | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    # -------------------------------------------------------------- set-up
+    def evaluation_texts(self) -> dict[str, list[str]]:
+        """Every evaluation text the protocol's students are judged on for this language (both sides)."""
+        ntrex = load_ntrex(self.lang)
+        sib = load_sib(self.lang)
+        english = load_sib("eng")
+        return {"ntrex": ntrex.english + ntrex.target,
+                "flores/sib": [t for split in sib.splits.values() for t in split.texts]
+                + [t for split in english.splits.values() for t in split.texts]}
+
+    @property
+    def frozen(self) -> FrozenTeacher:
+        if self._frozen is None:
+            self._encoder = Encoder.load(self.model, device=self.accelerator.device)
+            self._encoder.requires_grad_(False)
+            self._frozen = FrozenTeacher(self._encoder, self.base_config.max_length, self.base_config.teacher_cache,
+                                         role=self.base_config.training_role)
+        return self._frozen
+
+    # -------------------------------------------------------------- one setting
+    def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
+        folder = self.out / method / slug(setting)
+        config = self.base_config.replace(seed=self.seed, **setting)
+        fingerprint = config.fingerprint(ignore=("progress", "checkpoint_every", "keep_checkpoint"))
+        done = folder / "done.json"
+        if done.exists():
+            info = json.loads(done.read_text(encoding="utf-8"))
+            if info.get("fingerprint") != fingerprint:
+                raise DataError(f"{folder} holds a sweep cell of another configuration",
+                                fix="sweep into another --out folder")
+            return info | {"cached": True}
+        folder.mkdir(parents=True, exist_ok=True)
+        threads = set_threads(self.threads)
+        train = self.train.subsample(config.max_train_pairs, self.seed)
+        objective = build_objective(method, config, train)
+        student = self.frozen.encoder.copy()
+        start = time.perf_counter()
+        result = Trainer(student, self.frozen, objective, train, self.dev, config, out_dir=folder,
+                         accelerator=self.accelerator, desc=f"sweep {self.lang} {method} {slug(setting)}").train()
+        info = {"lang": self.lang, "model": self.model, "method": method, "stage": stage, "setting": setting,
+                "fingerprint": fingerprint, "best_dev_mrr": result.best_dev_mrr, "best_step": result.best_step,
+                "dev_history": result.dev_history, "train_s": round(time.perf_counter() - start, 1),
+                "threads": threads, "steps": result.steps, "train_pairs": len(train),
+                "dev_pairs": result.dev_pairs, "diagnostics": last_diagnostics(folder / "train_log.jsonl")}
+        write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
+        write_json(info, done)  # last: marks the cell finished
+        del student
+        return info
+
+    def stage(self, name: str, method: str, settings: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = []
+        for setting in settings:
+            info = self.run(method, setting, name)
+            rows.append(info)
+            self.rows.append(info)
+            tqdm.write(f"{name} {method:<15} {slug(setting):<45} best dev MRR {info['best_dev_mrr']:.4f} "
+                       f"(step {info['best_step']}{', cached' if info.get('cached') else ''})")
+        return choose(rows)["setting"]
+
+    # -------------------------------------------------------------- the three stages
+    def stages(self) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """(stage, method, settings) in run order; later stages use :attr:`chosen`."""
+        for method in self.methods:
+            yield "1-lr", method, [{"lr": lr} for lr in LR_GRID]
+        if "optical" in self.methods:
+            lr = self.chosen["optical"]["lr"]
+            yield "2-variant", "optical", [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS]
+            best = self.chosen["optical"]
+            yield "2-english", "optical", [{**best, "english_weight": w} for w in ENGLISH_WEIGHTS]
+            if "optical+aug" in self.methods:
+                optical = {k: v for k, v in self.chosen["optical"].items() if k != "lr"}
+                lr = self.chosen["optical+aug"]["lr"]
+                yield "3-aug-weight", "optical+aug", [{"lr": lr, **optical, "aug_weight": w} for w in AUG_WEIGHTS]
+
+    def run_all(self) -> dict[str, dict[str, Any]]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        report = guard_overlap(self.train, self.evaluation_texts(), allow_overlap=self.allow_overlap,
+                               train_name=f"mafand-mt/{self.lang} train")
+        report_dev = guard_overlap(self.dev, self.evaluation_texts(), allow_overlap=self.allow_overlap,
+                                   train_name=f"mafand-mt/{self.lang} dev")
+        report.write_json(self.out / "leakage_train.json")
+        report_dev.write_json(self.out / "leakage_dev.json")
+        write_json({"kind": "sweep", "lang": self.lang, "model": self.model, "preset": self.preset_name,
+                    "seed": self.seed, "methods": self.methods, "train": asdict(self.base_config),
+                    "grids": {"lr": LR_GRID, "ot_variant": VARIANTS, "epsilon": EPSILONS,
+                              "english_weight": ENGLISH_WEIGHTS, "aug_weight": AUG_WEIGHTS}, "tie": TIE},
+                   self.out / "config.json")
+        data_files = [p for split in ("train", "dev") for p in mafand_files(self.lang, (split,))]
+        write_json(environment() | provenance(data_files, self.frozen.encoder.source)
+                   | {"torch_threads": torch.get_num_threads()},
+                   self.out / "environment.json")
+        self.chosen: dict[str, dict[str, Any]] = {}
+        for stage, method, settings in self.stages():
+            self.chosen[method] = self.stage(stage, method, settings)
+            write_json(self.chosen, self.out / "chosen.json")
+        self.write_table()
+        return self.chosen
+
+    def write_table(self) -> pd.DataFrame:
+        table = sweep_table(self.rows)
+        (self.out / "sweep.md").write_text(render(table, self.chosen, self.lang, self.model), encoding="utf-8")
+        return table
+
+
+def last_diagnostics(log: Path) -> dict[str, float]:
+    """Mean of the OPTICAL diagnostics over the last 20 logged training steps (empty for other methods)."""
+    keys = ("token_cos", "plan_entropy", "marginal_error", "ot_not_converged", "grad_norm")
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    steps = [r for r in rows if r.get("event") == "train"][-20:]
+    return {k: sum(r[k] for r in steps) / len(steps) for k in keys if steps and all(k in r for r in steps)}
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    records = []
+    for r in rows:
+        records.append({"stage": r["stage"], "method": r["method"], "setting": slug(r["setting"]),
+                        "best dev MRR": r["best_dev_mrr"], "best step": r["best_step"],
+                        **{k: v for k, v in r.get("diagnostics", {}).items()}, "train s": r["train_s"]})
+    return pd.DataFrame(records)
+
+
+def render(table: pd.DataFrame, chosen: dict[str, dict[str, Any]], lang: str, model: str) -> str:
+    lines = [f"# Hyper-parameter sweep on dev bitext ({model}, {lang}, seed 0)", "",
+             "Generated by `optical-lab sweep` (docs/protocol_v2.md). Score: best dev MRR on MAFAND-MT dev; "
+             "no evaluation collection was encoded. Diagnostics (OPTICAL) are means over the last 20 training "
+             "steps: `token_cos` = mean pairwise cosine of a sentence's student tokens (collapse indicator), "
+             "`plan_entropy` = normalised row entropy of the plan, `marginal_error` = Sinkhorn's.", "",
+             "## Chosen", ""]
+    lines += [f"- **{m}**: {slug(s)}" for m, s in chosen.items()]
+    lines += ["", "## Every setting tried", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", default="hau", help="the declared tuning language (MAFAND-MT train/dev)")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--methods", default=",".join(TRAINED), help="trained methods to tune")
+    parser.add_argument("--preset", default="v2")
+    parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--allow-overlap", type=int, default=0,
+                        help="evaluation texts that may occur in the bitext before the sweep refuses")
+    parser.add_argument("--out", default="results/v2-minilm/sweep")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main(args: argparse.Namespace) -> None:
+    methods = [m for m in parse_methods(args.methods) if m != "zero-shot"]
+    sweep = Sweep(args.out, lang=args.lang, model=args.model, preset_name=args.preset, methods=methods, seed=args.seed,
+                  threads=args.threads, allow_overlap=args.allow_overlap, progress=not args.no_progress,
+                  steps=args.steps)
+    chosen = sweep.run_all()
+    print(json.dumps(chosen, indent=2))
+    print(f"results: {args.out}/chosen.json, {args.out}/sweep.md")
