@@ -124,16 +124,17 @@ def main(args: argparse.Namespace) -> None:
     set_threads(plan.threads)
     start = time.perf_counter()
     runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress)
+    result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
+    if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
+        return
     if plan.size_curve is not None:
-        curve = runner.run_size_curve()
-        print(curve.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     else:
-        summary = runner.run()
         print()
-        print(summary.winners_table().to_string(float_format=lambda v: f"{v:.3f}"))
-        task, metric = summary.primary
+        print(result.winners_table().to_string(float_format=lambda v: f"{v:.3f}"))
+        task, metric = result.primary
         print()
-        print(summary.wide(task, metric).to_string())
+        print(result.wide(task, metric).to_string())
     threads = sorted({info.get("threads") for info in runner.timings if info.get("threads")})
     print(f"\nresults: {args.out}  ({time.perf_counter() - start:.0f} s, torch threads {threads or '-'}, "
           f"precision {runner.plan.train.mixed_precision})")

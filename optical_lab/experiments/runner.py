@@ -456,7 +456,7 @@ class Runner:
 
     def run_variants(self, variants: list[tuple[str, int | None | str]], root: Path, desc: str = "cells") -> None:
         total = len(self.plan.langs) * self.plan.folds * self.plan.seeds * len(variants)
-        bar = tqdm(total=total, desc=desc, disable=not self.progress)
+        bar = tqdm(total=total, desc=desc, disable=not self.progress or not self.accelerator.is_main_process)
         for cell in self.cells(variants, root):
             self._report(self.run_cell(*cell))
             bar.update(1)
@@ -510,7 +510,8 @@ class Runner:
         step = f" best step {info['best_step']}" if info.get("best_step") is not None else ""
         size = info.get("size", "default")
         name = info["method"] if size == "default" else f"{info['method']}@{size_label(size)}"
-        tqdm.write(f"{info['lang']} {name:<15} fold{info['fold']} seed{info['seed']}  {metrics}  ({how}{step})")
+        if self.accelerator.is_main_process:  # under data-parallel: one report, not one per process
+            tqdm.write(f"{info['lang']} {name:<15} fold{info['fold']} seed{info['seed']}  {metrics}  ({how}{step})")
 
 
 def size_label(size: int | None | str) -> str:

@@ -123,6 +123,8 @@ class TrainConfig:
                 raise DataError(f"{name} = {value!r}: must be a finite number {bounds}", fix=_fix(name, example))
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise DataError(f"mixed_precision = {self.mixed_precision!r}", fix="use --mixed-precision auto, no or bf16")
+        if self.ot_variant not in ("plain", "centred", "both"):
+            raise DataError(f"ot_variant = {self.ot_variant!r}", fix="use plain, centred or both")
         if self.aug_method not in get_args(AugMethod):
             raise DataError(f"aug_method = {self.aug_method!r}",
                             fix=f"use --aug-method {' or '.join(get_args(AugMethod))}")
@@ -190,7 +192,8 @@ _OPTIONAL = {"max_train_pairs"}
 # (setting, low, high, example); those in _POSITIVE must be > low
 _REAL_RANGES = (("lr", 0.0, math.inf, 2e-4), ("weight_decay", 0.0, math.inf, 0.01), ("grad_clip", 0.0, math.inf, 1.0),
                 ("english_weight", 0.0, math.inf, 1.0), ("temperature", 0.0, math.inf, 0.05),
-                ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0))
+                ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0),
+                ("checkpoint_seconds", 0.0, math.inf, 300))
 _POSITIVE = {"lr", "temperature"}
 _CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs"}  # offered as --<name>
 
