@@ -86,9 +86,11 @@ def test_two_processes_follow_the_one_process_trajectory(tmp_path, teacher):
         train_a, train_b = _log(a, "train"), _log(b, "train")
         assert [r["step"] for r in train_a] == [r["step"] for r in train_b] == [1, 2, 3, 4, 5]  # logged once
         for ra, rb in zip(train_a, train_b):
-            assert ra["loss"] == pytest.approx(rb["loss"], rel=RTOL), (method, ra, rb)
-            assert ra["grad_norm"] == pytest.approx(rb["grad_norm"], rel=RTOL), (method, ra, rb)
-            assert ra["lr"] == rb["lr"]  # the schedule steps once per global batch
+            assert set(ra) == set(rb)
+            # the loss, its terms, the count of unconverged OT problems, the schedule, the gradient norm
+            # (the plan diagnostics token_cos/plan_entropy are token-weighted: pooled approximately)
+            for key in ("loss", "ot_foreign", "ot_english", "ot_not_converged", "lr", "grad_norm"):
+                assert ra[key] == pytest.approx(rb[key], rel=RTOL, abs=1e-9), (method, key, ra, rb)
         dev_a, dev_b = _log(a, "dev"), _log(b, "dev")
         assert [r["dev_mrr"] for r in dev_a] == pytest.approx([r["dev_mrr"] for r in dev_b], abs=DEV_ATOL)
         done_a, done_b = (json.loads((f / "done.json").read_text()) for f in (a, b))

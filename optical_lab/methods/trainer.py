@@ -161,6 +161,12 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+# logged terms named ``*not_converged`` count problems in the batch (summed over processes under
+# data-parallel); every other term is averaged over processes weighted by their pairs: exact for the
+# loss terms (means over pairs), approximate for diagnostics averaged over tokens (plan_entropy)
+COUNT_SUFFIX = "not_converged"
+
+
 class StepModule(torch.nn.Module):
     """The student and the objective as one module: its forward is the objective's loss on a batch.
 
@@ -201,11 +207,14 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
     # loss by N * here / total (1 in one process: nothing is multiplied)
     weight = accelerator.num_processes * here / total
     accelerator.backward(loss if weight == 1 else loss * weight)
-    if accelerator.num_processes > 1:  # the global batch's loss and terms: pair-weighted means over processes
+    if accelerator.num_processes > 1:  # the global batch's loss and terms
         terms = list(objective.last_logs)
-        local = torch.tensor([float(loss.detach())] + [objective.last_logs[k] for k in terms], dtype=torch.float64,
-                             device=accelerator.device) * here
-        pooled = (accelerator.reduce(local, reduction="sum") / total).tolist()
+        counts = torch.tensor([k.endswith(COUNT_SUFFIX) for k in terms], device=accelerator.device)
+        values = torch.tensor([float(loss.detach())] + [objective.last_logs[k] for k in terms], dtype=torch.float64,
+                              device=accelerator.device)
+        scale = torch.ones_like(values) * here / total  # means: pair-weighted over processes
+        scale[1:][counts] = 1.0  # counts: summed
+        pooled = accelerator.reduce(values * scale, reduction="sum").tolist()
         loss = torch.tensor(pooled[0])
         objective.last_logs = dict(zip(terms, pooled[1:]))
     params = [p for p in student.parameters() if p.grad is not None]
