@@ -240,3 +240,26 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_resumed_log_is_replaced_not_truncated_under_a_late_writer(tmp_path, teacher):
+    # `_open_log` truncated the log in place and appended: a run still writing to it (killed, not yet
+    # dead) appended its steps into the resumed run's log
+    from optical_lab.data import Bitext
+    from optical_lab.methods import build_objective
+    from optical_lab.methods.trainer import LOG_NAME, Trainer
+
+    config = preset("tiny", mixed_precision="no")
+    pairs = Bitext(["a house", "a tree"], ["nyumba", "mti"], "swa")
+    trainer = Trainer(teacher, teacher, build_objective("sentence-kd", config, pairs), pairs, None, config,
+                      out_dir=tmp_path)
+    log = tmp_path / LOG_NAME
+    log.write_text("".join(json.dumps({"step": s, "event": "train"}) + "\n" for s in range(4)))
+    late = open(log, "a")
+    trainer._open_log(keep_until=2)
+    late.write(json.dumps({"step": 99, "event": "train"}) + "\n")
+    late.close()
+    trainer._log({"step": 3, "event": "train"})
+    trainer._close_log()
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [0, 1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOG_NAME]
