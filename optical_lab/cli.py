@@ -1,6 +1,11 @@
 """Command line: ``optical-lab <command>``. Each command lives in its own module; this file only wires them.
 
 The top of the import layers (docs/architecture.md): commands are imported by name when used.
+
+Every failure ends in a short message on stderr and exit status 1, never a traceback: a
+:class:`~optical_lab.data.errors.DataError` as it is (what is wrong, where, and the fix), any other
+exception as one line with its type. ``--debug`` (before or after the command name) re-raises it
+with the traceback instead.
 """
 from __future__ import annotations
 
@@ -21,12 +26,19 @@ COMMANDS = {
 }
 
 
+DEBUG_HELP = "on an error, show the full traceback instead of the one-line message"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optical-lab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="optical-lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(module=module)
+        # also accepted after the command name; SUPPRESS keeps a top-level --debug when absent here
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         importlib.import_module(module).add_arguments(command)
     return parser
 
@@ -37,8 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         importlib.import_module(args.module).main(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted (finished cells are kept; re-run the same command to resume)", file=sys.stderr)
+        return 130
     except DataError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the command line's last line of defence
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"error: {type(exc).__name__}: {message}  (re-run with --debug for the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -5,10 +5,13 @@ atomically (temporary file + rename): a reader sees the old file or the new one,
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -24,10 +27,36 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_json(obj: Any, path: str | Path) -> None:
-    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+# the process's umask, read once: mkstemp creates files readable by their owner only, whereas a results
+# folder is shared, so the final file gets the mode an ordinary open() would have given it
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(handle)`` on a new temporary file beside ``path``, flush it to disk, then rename
+    it over ``path``: a reader (or a crash) sees the old file or the new one, never half of one.
+
+    The temporary name is unique (``<name>.<random>.tmp``, :func:`tempfile.mkstemp`): two writers of
+    the same file never write into one temporary file; the last rename wins. It is removed when
+    ``write`` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    """Write JSON atomically (:func:`atomic_write`): a crash never leaves half a file."""
+    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

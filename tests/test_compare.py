@@ -26,7 +26,8 @@ class SmallTask(NtrexTask):
 
 def _runner(tmp_path, teacher, methods, **train):
     config = preset("tiny", mixed_precision="no", **train)
-    plan = ComparePlan(langs=["hau"], methods=methods, folds=1, seeds=1, train=config)
+    plan = ComparePlan(langs=["hau"], methods=methods, folds=1, seeds=1, train=config.replace(steps=max(config.steps, 1)))
+    plan.train = config  # steps=0 with a trained method is refused by ComparePlan.validate: set past it on purpose
     runner = Runner(plan, tmp_path, task=SmallTask(), progress=False)
     runner._base = teacher  # the session's teacher (never modified: students are copies)
     return runner
@@ -55,10 +56,13 @@ def test_finished_cells_are_skipped_and_configs_never_mixed(tmp_path, teacher):
     second = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=1)
     second.run()
     assert all(info.get("skipped") for info in second.timings)
+    config_before = (tmp_path / "config.json").read_bytes()
     changed = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=2)
-    with pytest.raises(DataError, match="another configuration"):
+    with pytest.raises(DataError, match="sentence-kd.*another configuration"):
         changed.run()
-    assert changed.timings[0].get("skipped")  # zero-shot does not depend on training settings
+    # refused before anything is written: the folder still describes the cells it holds
+    assert (tmp_path / "config.json").read_bytes() == config_before and not changed.timings
+    assert not (tmp_path / ".optical-lab.lock").exists()
     changed.resume = False
     changed.run()
     assert json.loads((tmp_path / "runs/hau/sentence-kd/fold0-seed0/train_summary.json").read_text())["steps"] == 2
@@ -144,7 +148,7 @@ def test_committed_results_are_still_recognised(results):
     from optical_lab.experiments.runner import cell_fingerprint
 
     folder = Path(__file__).resolve().parents[1] / results
-    checked = 0
+    checked = before = 0
     for name, runs in (("config.json", "runs"), ("config_size_curve.json", "size_curve/runs")):
         if not (folder / name).exists():
             continue
@@ -156,10 +160,15 @@ def test_committed_results_are_still_recognised(results):
             train=runner_module.TrainConfig.from_dict(saved["train"]))
         assert plan.train.fingerprint() == saved["train_fingerprint"]
         assert plan.train.sinkhorn.epsilon == saved["train"]["epsilon"] and plan.train.sinkhorn.n_iters == saved["train"]["n_iters"]
+        served = Runner(plan, folder, progress=False)
         for done in sorted((folder / runs).glob("*/*/*/done.json")):
             info = json.loads(done.read_text())
             assert cell_fingerprint(plan, info["method"], info.get("size", "default")) == info["fingerprint"], done
+            # recorded before input hashing: served on the configuration alone (nothing loaded, nothing written)
+            assert served.finished(done.parent, info["lang"], info["method"], info.get("size", "default")) == info
             checked += 1
+        assert served._base is None and len(served._unhashed) == checked - before
+        before = checked
     assert checked >= 84
 
 

@@ -4,6 +4,16 @@
   score differences (Smucker, Allan & Carterette, CIKM 2007) — the standard IR significance test.
 * :func:`holm`: Holm-Bonferroni step-down correction for several comparisons (Holm, 1979).
 * :func:`mean_ci`: mean and 95% confidence half-width (Student t over the given values).
+
+Why not ``scipy.stats.permutation_test`` (``permutation_type="samples"`` on the differences is the
+same sign-flip test): it is neither as fast nor the same numbers. Measured with 10,000 resamples
+(scipy 1.17.1, numpy 2.4.6, 2-core AMD EPYC under a load average of ~7, median of 7 calls, both
+in the same run): 23 ms here vs 126 ms with scipy (``vectorized=True``) for 123 queries (one NTREX
+fold), 128 ms vs 872 ms for 1,000 queries. And its p-values differ from the committed ones:
+scipy's two-sided p-value is ``2 * min(P(<=), P(>=))`` where this test counts ``|mean| >=
+|observed|``, and it draws other sign vectors (123 queries: p = 0.4602 vs 0.4624 here). Scipy
+does enumerate all 2**n sign vectors when that is at most ``n_resamples`` (n <= 13), which this
+function does not; with NTREX's 61-62 queries per fold and language that case never arises.
 """
 from __future__ import annotations
 

@@ -103,7 +103,9 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad}
     try:
-        config = preset(args.preset, **overrides)
+        config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
+    except DataError:
+        raise
     except ValueError as exc:  # e.g. an OT setting SinkhornSpec refuses
         raise DataError(str(exc), fix="e.g. --epsilon 0.05 --n-iters 50") from None
     if args.max_train_pairs is not None:
@@ -144,16 +146,17 @@ def main(args: argparse.Namespace) -> None:
     set_threads(plan.threads)
     start = time.perf_counter()
     runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress)
+    result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
+    if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
+        return
     if plan.size_curve is not None:
-        curve = runner.run_size_curve()
-        print(curve.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     else:
-        summary = runner.run()
         print()
-        print(summary.winners_table().to_string(float_format=lambda v: f"{v:.3f}"))
-        task, metric = summary.primary
+        print(result.winners_table().to_string(float_format=lambda v: f"{v:.3f}"))
+        task, metric = result.primary
         print()
-        print(summary.wide(task, metric).to_string())
+        print(result.wide(task, metric).to_string())
     threads = sorted({info.get("threads") for info in runner.timings if info.get("threads")})
     print(f"\nresults: {args.out}  ({time.perf_counter() - start:.0f} s, torch threads {threads or '-'}, "
           f"precision {runner.plan.train.mixed_precision})")

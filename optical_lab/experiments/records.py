@@ -4,12 +4,18 @@
 says on what: the git commit of the code (and whether the working tree had uncommitted changes),
 the data directory and a SHA-256 of every data file the run reads, and one SHA-256 over the
 teacher model's files. Two results with the same provenance were computed from the same inputs.
+
+:func:`make_results_dir` creates a results folder or says in one line why it cannot (a file in the
+way, no permission); :class:`FolderLock` keeps two runs from writing into one folder at once.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -99,11 +105,104 @@ def provenance(data_files: Iterable[str | Path] = (), model_dir: str | Path | No
             "teacher_files": folder_digest(model_dir) if model_dir else None}
 
 
+def make_results_dir(folder: str | Path, flag: str = "--out") -> Path:
+    """``folder``, created (with its parents) and checked writable; a :class:`DataError` naming the
+    path and the fix when it cannot be (a file in the way, a read-only folder) instead of a traceback
+    half-way through a run."""
+    folder = Path(folder)
+    fix = f"give {flag} a folder you can write to"
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{flag} {folder} is an existing file, not a folder", fix=fix)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise DataError(f"{flag} {folder} cannot be created: {blocker} is a file", fix=fix) from None
+    except OSError as exc:
+        raise DataError(f"{flag} {folder} cannot be created: {exc.strerror}", fix=fix) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{flag} {folder} is not writable", fix=fix)
+    return folder
+
+
 def new_results_dir(kind: str, root: str | Path = "results") -> Path:
     """``results/<kind>-<timestamp>/``, created."""
-    folder = Path(root) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    make_results_dir(root)
+    return make_results_dir(Path(root) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+class FolderLock:
+    """An exclusive lock on a results folder for one run: ``with FolderLock(out): ...``.
+
+    The lock is ``fcntl.flock`` on ``<folder>/.optical-lab.lock``, whose text records who holds it
+    (pid, host, start time, command line). A second run into the same folder **refuses** at once,
+    naming the holder, rather than waiting: a comparison lasts minutes to hours, and a user who
+    started two by mistake wants to know now. A run that dies (even by SIGKILL) releases its lock
+    with its process, so a left-over lock file is never mistaken for a live run on this host (no
+    stale-lock clean-up to get wrong); the file is removed on a normal exit. On a shared network
+    file system ``flock`` is as good as the file system's locking.
+    """
+
+    NAME = ".optical-lab.lock"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / self.NAME
+        self._handle = None
+
+    def acquire(self) -> "FolderLock":
+        make_results_dir(self.folder)
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()
+                handle.close()
+                raise DataError(f"{self.folder} is in use by another run ({describe_holder(holder)})",
+                                fix="wait until it finishes, or write to another --out folder") from None
+            # the file may have been removed by the previous holder between our open and our lock:
+            # then we hold a lock on a deleted file, and must lock the one now at this path
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv}) + "\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)  # while still locked: nobody can hold this inode meanwhile
+        finally:
+            self._handle.close()  # releases the flock
+            self._handle = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
+def describe_holder(text: str) -> str:
+    """The lock file's record in words (pid, host, start, command)."""
+    try:
+        info = json.loads(text)
+        return (f"pid {info['pid']} on {info['host']}, started {info['started']}: "
+                f"{' '.join(map(str, info.get('argv', [])))}")
+    except (ValueError, KeyError, TypeError):
+        return "it has not written its details yet"
 
 
 def record_run(folder: Path, config: Any, data_files: Iterable[str | Path] = (), model_dir: str | Path | None = None) -> None:

@@ -9,6 +9,13 @@ re-run into the same ``--out`` skips finished cells (``--resume``, the default) 
 resumes from its last training checkpoint. Then :mod:`.summary` writes ``summary.md``/``.csv``
 (means ± 95% CI, Holm-corrected paired randomization tests against ``optical``, winners).
 
+**What a finished cell is** (``done.json``): its configuration fingerprint
+(:func:`cell_fingerprint`) *and* its inputs (:func:`cell_inputs`: a SHA-256 of every data file the
+cell reads, of the teacher's files, and :data:`RESULTS_EPOCH`). A re-run serves a cell from its
+folder only when both match; otherwise it refuses, naming what changed, **before anything is
+written** (:meth:`Runner.check_existing`) — ``--no-resume`` recomputes. One run at a time writes
+into a folder (:class:`~.records.FolderLock`; a second one refuses, naming the first).
+
 ``--size-curve 100,300,all`` instead trains ``optical`` and the augmentation method named by
 ``aug_method`` (default translate-train) on nested subsets of each fold's training bitext and
 writes the plot-ready ``size_curve/size_curve.csv`` (:meth:`Runner.run_size_curve`, tables by
@@ -16,6 +23,7 @@ writes the plot-ready ``size_curve/size_curve.csv`` (:meth:`Runner.run_size_curv
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import hashlib
@@ -28,25 +36,32 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
+from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
-from ..methods.config import TrainConfig
-from ..methods.registry import REFERENCE, build_objective
+from ..methods.config import PRESETS, TrainConfig
+from ..methods.registry import BY_NAME, REFERENCE, build_objective
 from ..methods.runtime import resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
 from ..models.encoder import Encoder
+from ..models.registry import check_model_name
 from ..tasks.base import Task, TaskFold, save_results
-from ..tasks.registry import get_task
-from .records import environment, provenance
+from ..tasks.registry import TASKS, get_task
+from .records import FolderLock, environment, provenance
 from .size_curve import CURVE, write_curve
 from .summary import ComparisonSummary, summarize_plan
 
 RUNS = "runs"
+# Part of every cell's identity: bump it when a code change alters the numbers of a finished cell
+# (a fixed bug in an objective, a new metric definition). The git commit and package versions are
+# provenance (environment_*.json), not identity: most commits (docs, speed, refactors) leave every
+# number unchanged, and must not invalidate committed results.
+RESULTS_EPOCH = 1
 
 
 @dataclass
@@ -80,6 +95,43 @@ class ComparePlan:
             if shared:
                 raise DataError(f"method_config for {method} overrides {', '.join(shared)}, which every method of a "
                                 "fold shares", fix="set them for the whole comparison (--max-length, --preset, ...)")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse a plan no run can use, before the model is loaded or a file written (the training
+        settings check themselves: :meth:`TrainConfig.validate`)."""
+        def need(ok: bool, problem: str, fix: str) -> None:
+            if not ok:
+                raise DataError(problem, fix=fix)
+
+        def count(name: str, low: int, example: int) -> None:
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                 f"{name} = {value!r}: must be an integer >= {low}", f"e.g. --{name.replace('_', '-')} {example}")
+
+        need(bool(self.langs), "no language to run", "e.g. --langs hau,swa")
+        need(bool(self.methods), "no method to run", "e.g. --methods all, or --methods zero-shot,optical")
+        unknown = [m for m in self.methods if m not in BY_NAME]
+        need(not unknown, f"unknown method(s) {', '.join(unknown)}", f"use some of {', '.join(BY_NAME)}")
+        count("folds", 1, 2)
+        count("seeds", 1, 1)
+        count("eval_batch_size", 1, 32)
+        count("fold_seed", 0, 0)
+        count("threads", 0, 0)
+        if self.eval_max_length is not None:
+            count("eval_max_length", 3, 256)
+        need(self.task in TASKS, f"unknown task {self.task!r}", f"use --task {' or --task '.join(TASKS)}")
+        need(self.bitext in ("ntrex", "mafand"), f"unknown bitext source {self.bitext!r}", "use --bitext ntrex or --bitext mafand")
+        need(self.preset in PRESETS, f"unknown preset {self.preset!r}", f"use --preset {' or --preset '.join(PRESETS)}")
+        bad = [s for s in self.size_curve or [] if s is not None and (not isinstance(s, int) or s < 1)]
+        need(not bad, f"size-curve sizes {bad}: must be positive integers or 'all'", "e.g. --size-curve 100,300,all")
+        trained = [m for m in self.methods if m != "zero-shot"] + ([REFERENCE] if self.size_curve is not None else [])
+        need(self.train.steps > 0 or not trained,
+             f"steps = {self.train.steps} trains nothing: {', '.join(trained)} would be the untrained teacher under "
+             "another name", "give --steps a positive number, or use --methods zero-shot for the untrained model")
+        check_model_name(self.model)
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
@@ -159,6 +211,53 @@ def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "d
     return _digest(data)
 
 
+def cell_folder(root: Path, lang: str, method: str, size: int | None | str, fold: int, seed: int) -> Path:
+    """``<root>/<lang>/<method>[@<size>]/fold<k>-seed<s>``: where a cell's files live."""
+    name = method if size == "default" else f"{method}@{size_label(size)}"
+    return root / lang / name / f"fold{fold}-seed{seed}"
+
+
+# ------------------------------------------------------------------ inputs
+def _data_key(path: str, data_root: str | None) -> str:
+    """A data file's name in a cell's identity: its path inside the data folder (the same bytes in
+    another clone's data folder are the same input, so the folder itself is provenance, not
+    identity), or the path as given for a file outside it (a user's TREC collection)."""
+    if data_root:
+        try:
+            return Path(path).absolute().relative_to(Path(data_root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def cell_inputs(record: dict[str, Any], files: Sequence[str | Path], model: str) -> dict[str, Any]:
+    """What a cell's numbers depend on besides its configuration, from a :func:`~.records.provenance`
+    record (hashed once per run): ``epoch`` (:data:`RESULTS_EPOCH`), ``data`` (data file -> SHA-256,
+    None for a file that does not exist) and ``model`` (one SHA-256 over the teacher's files; the hub
+    id when the teacher is not a local folder)."""
+    hashes = record["data_files_sha256"]
+    teacher = record.get("teacher_files") or {}
+    return {"epoch": RESULTS_EPOCH,
+            "data": {_data_key(str(f), record.get("data_dir")): hashes[str(f)] for f in files},
+            "model": teacher.get("sha256") or f"hub:{model}"}
+
+
+def input_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two :func:`cell_inputs` records, in words (empty when nothing does)."""
+    changes = []
+    if saved.get("epoch") != current["epoch"]:
+        changes.append(f"results epoch {saved.get('epoch')} -> {current['epoch']} (a code change altered the numbers)")
+    if saved.get("model") != current["model"]:
+        changes.append("the teacher model's files changed")
+    old, new = saved.get("data", {}), current["data"]
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            what = ("now read" if name not in old else "no longer read" if name not in new
+                    else "missing now" if new[name] is None else "content changed")
+            changes.append(f"{name} ({what})")
+    return changes
+
+
 class Runner:
     """Runs the cells of a plan into ``out``; skips finished ones."""
 
@@ -173,6 +272,8 @@ class Runner:
         self.timings: list[dict[str, Any]] = []
         self._initial: dict[int, float] = {}
         self._busy = False  # whether this process has been computing (its threads are in the load average)
+        self._provenance: dict[str, Any] | None = None
+        self._unhashed: set[Path] = set()  # finished cells recorded before input hashing
 
     # -------------------------------------------------------------- set-up
     @property
@@ -193,20 +294,91 @@ class Runner:
         """The plan as ``config.json`` saves it (and as :func:`.summary.summarize_plan` reads it)."""
         return {"kind": kind, **asdict(self.plan), "train_fingerprint": self.plan.train.fingerprint()}
 
-    def data_files(self) -> list[Path]:
-        """Every data file this plan reads: the task's, and MAFAND-MT's when it is the bitext."""
-        files = [f for lang in self.plan.langs for f in self.task.data_files(lang)]
-        if self.plan.bitext == "mafand":
-            files += [f for lang in self.plan.langs if lang in MAFAND_LANGS for f in mafand_files(lang)]
+    def lang_files(self, lang: str) -> list[Path]:
+        """Every data file the cells of ``lang`` read: the task's, and MAFAND-MT's when it is the bitext."""
+        files = list(self.task.data_files(lang))
+        if self.plan.bitext == "mafand" and lang in MAFAND_LANGS:
+            files += mafand_files(lang)
         return list(dict.fromkeys(files))
 
+    def data_files(self) -> list[Path]:
+        """Every data file this plan reads."""
+        return list(dict.fromkeys(f for lang in self.plan.langs for f in self.lang_files(lang)))
+
+    def provenance(self) -> dict[str, Any]:
+        """:func:`~.records.provenance` of this run (data files and teacher hashed once per run)."""
+        if self._provenance is None:
+            self._provenance = provenance(self.data_files(), self.base.source)
+        return self._provenance
+
+    def inputs(self, lang: str) -> dict[str, Any]:
+        """The :func:`cell_inputs` of every cell of ``lang``."""
+        return cell_inputs(self.provenance(), self.lang_files(lang), self.plan.model)
+
     def write_plan(self, kind: str) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
         if not self.accelerator.is_main_process:
             return
         write_json(self.record(kind), self.out / ("config.json" if kind == "compare" else f"config_{kind}.json"))
-        write_json(environment() | {"torch_threads": torch.get_num_threads()}
-                   | provenance(self.data_files(), self.base.source), self.out / f"environment_{kind}.json")
+        write_json(environment() | {"torch_threads": torch.get_num_threads()} | self.provenance(),
+                   self.out / f"environment_{kind}.json")
+
+    # -------------------------------------------------------------- acceptance
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the results folder's :class:`~.records.FolderLock` while the body runs (the main
+        process takes it; under data-parallel every process learns whether it got it)."""
+        lock, failure = FolderLock(self.out), None
+        if self.accelerator.is_main_process:
+            try:
+                lock.acquire()
+            except DataError as exc:
+                failure = exc
+        if self.accelerator.num_processes > 1:
+            message = broadcast_object_list([str(failure) if failure else None])[0]
+            failure = failure or (DataError(message) if message else None)
+        if failure is not None:
+            raise failure
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def finished(self, folder: Path, lang: str, method: str, size: int | None | str) -> dict[str, Any] | None:
+        """The record of a finished cell this run may serve as it is; None when the cell has to be
+        computed. Raises when the cell was finished with another configuration or other inputs
+        (data files, teacher, :data:`RESULTS_EPOCH`): serving it would mix numbers of two setups.
+
+        A cell recorded before input hashing (no ``inputs`` in its ``done.json``, e.g. the committed
+        ``results/compare-*``) is accepted on its configuration alone, and reported once per run."""
+        done = folder / "done.json"
+        if not self.resume or not done.exists():
+            return None
+        info = json.loads(done.read_text(encoding="utf-8"))
+        if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
+            raise DataError(f"{folder} holds results of another configuration",
+                            fix="write to another --out folder, or pass --no-resume to recompute it")
+        if "inputs" not in info:
+            self._unhashed.add(folder)
+            return info
+        changes = input_changes(info["inputs"], self.inputs(lang))
+        if changes:
+            raise DataError(f"{folder} was computed from other inputs: {'; '.join(changes)}",
+                            fix="pass --no-resume to recompute the cells with the current inputs, "
+                                "or write to another --out folder")
+        return info
+
+    def check_existing(self, variants: list[tuple[str, int | None | str]], root: Path) -> None:
+        """Every finished cell of this run either is served as it is or refuses the run — checked
+        before anything is written, so a refused run leaves the folder (its ``config.json`` too)
+        exactly as it was."""
+        for lang in self.plan.langs:
+            for method, size in variants:
+                for fold in range(self.plan.folds):
+                    for seed in self.plan.seed_list():
+                        self.finished(cell_folder(root, lang, method, size, fold, seed), lang, method, size)
+        if self._unhashed and self.accelerator.is_main_process:
+            tqdm.write(f"note: {len(self._unhashed)} finished cells were recorded before input hashing (no 'inputs' in "
+                       "their done.json): served on their configuration alone; --no-resume recomputes them")
 
     # -------------------------------------------------------------- one cell
     def run_cell(self, folder: Path, lang: str, fold: TaskFold, method: str, seed: int, train: Bitext, dev: Bitext,
@@ -214,13 +386,9 @@ class Runner:
         """Train (unless zero-shot), evaluate, write; or read the finished cell."""
         fingerprint = cell_fingerprint(self.plan, method, size)
         done = folder / "done.json"
-        if done.exists():
-            info = json.loads(done.read_text(encoding="utf-8"))
-            if self.resume and info.get("fingerprint") == fingerprint:
-                return info | {"skipped": True}
-            if self.resume:
-                raise DataError(f"{folder} holds results of another configuration",
-                                fix="write to another --out folder, or pass --no-resume to recompute it")
+        finished = self.finished(folder, lang, method, size)
+        if finished is not None:
+            return finished | {"skipped": True}
         if folder.exists() and not self.resume and self.accelerator.is_main_process:
             shutil.rmtree(folder)
         self.accelerator.wait_for_everyone()
@@ -258,7 +426,8 @@ class Runner:
                 "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
                 "train_pairs": len(pairs) if pairs is not None else 0, "dev_pairs": train_info.get("dev_pairs", 0),
                 "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
-                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads, "metrics": summary}
+                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads, "metrics": summary,
+                "inputs": self.inputs(lang), "data_dir": self.provenance()["data_dir"]}
         if main_process:
             write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
                        folder / "config.json")
@@ -297,8 +466,7 @@ class Runner:
                                        cache_dir=self.out / ".cache" / "teacher", role=self.plan.train.training_role)
                 for seed in self.plan.seed_list():
                     for method, size in variants:
-                        name = method if size == "default" else f"{method}@{size_label(size)}"
-                        folder = root / lang / name / f"fold{fold.index}-seed{seed}"
+                        folder = cell_folder(root, lang, method, size, fold.index, seed)
                         yield folder, lang, fold, method, seed, train, dev, source, frozen, size
                 self._initial.pop(id(frozen), None)
                 del frozen
@@ -306,20 +474,23 @@ class Runner:
 
     def run_variants(self, variants: list[tuple[str, int | None | str]], root: Path, desc: str = "cells") -> None:
         total = len(self.plan.langs) * self.plan.folds * self.plan.seeds * len(variants)
-        bar = tqdm(total=total, desc=desc, disable=not self.progress)
+        bar = tqdm(total=total, desc=desc, disable=not self.progress or not self.accelerator.is_main_process)
         for cell in self.cells(variants, root):
             self._report(self.run_cell(*cell))
             bar.update(1)
         bar.close()
 
     def run(self) -> ComparisonSummary:
-        self.write_plan("compare")
         root = self.out / RUNS
-        self.run_variants([(m, "default") for m in self.plan.methods], root)
-        self.accelerator.wait_for_everyone()
-        summary = self.summarize(root)
-        if self.accelerator.is_main_process:
-            summary.write(self.out)
+        variants: list[tuple[str, int | None | str]] = [(m, "default") for m in self.plan.methods]
+        with self.locked():
+            self.check_existing(variants, root)  # refuses before anything is written
+            self.write_plan("compare")
+            self.run_variants(variants, root)
+            self.accelerator.wait_for_everyone()
+            summary = self.summarize(root)
+            if self.accelerator.is_main_process:
+                summary.write(self.out)
         return summary
 
     def summarize(self, root: Path) -> ComparisonSummary:
@@ -331,12 +502,14 @@ class Runner:
         plan = self.plan
         variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
         variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
-        self.write_plan(CURVE)
-        self.run_variants(variants, self.out / CURVE / RUNS, desc="size-curve cells")
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return pd.DataFrame()
-        return write_curve(self.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, self.task.primary)
+        with self.locked():
+            self.check_existing(variants, self.out / CURVE / RUNS)  # refuses before anything is written
+            self.write_plan(CURVE)
+            self.run_variants(variants, self.out / CURVE / RUNS, desc="size-curve cells")
+            self.accelerator.wait_for_everyone()
+            if not self.accelerator.is_main_process:
+                return pd.DataFrame()
+            return write_curve(self.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, self.task.primary)
 
     @classmethod
     def from_folder(cls, out: str | Path, progress: bool = False) -> "Runner":
@@ -355,7 +528,8 @@ class Runner:
         step = f" best step {info['best_step']}" if info.get("best_step") is not None else ""
         size = info.get("size", "default")
         name = info["method"] if size == "default" else f"{info['method']}@{size_label(size)}"
-        tqdm.write(f"{info['lang']} {name:<15} fold{info['fold']} seed{info['seed']}  {metrics}  ({how}{step})")
+        if self.accelerator.is_main_process:  # under data-parallel: one report, not one per process
+            tqdm.write(f"{info['lang']} {name:<15} fold{info['fold']} seed{info['seed']}  {metrics}  ({how}{step})")
 
 
 def size_label(size: int | None | str) -> str:

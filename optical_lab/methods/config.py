@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from ..data.errors import DataError
 from ..ot import SinkhornSpec
 
 AugMethod = Literal["translate-train", "code-switch"]
@@ -95,6 +97,41 @@ class TrainConfig:
     teacher_cache: bool = True  # precompute the frozen teacher's outputs on the training English once
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse a value no run can use, before anything is loaded or written (every way of building a
+        config — a preset, ``replace``, the command line, a saved ``config.json`` — passes through here).
+
+        Raises :class:`DataError` naming the setting, its command-line flag and a valid value. A
+        negative ``steps`` or a zero ``batch_size`` used to run and label the untrained model as the
+        method, or fail deep in the trainer with a ``ZeroDivisionError``."""
+        for name, low, example in _AT_LEAST:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise DataError(f"{name} = {value!r}: must be an integer >= {low}"
+                                + (" (or None: no cap)" if name in _OPTIONAL else ""),
+                                fix=_fix(name, example))
+        for name, low, high, example in _REAL_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not low <= value <= high or (name in _POSITIVE and value <= 0):
+                bounds = f"> {low}" if name in _POSITIVE else f"in [{low}, {high}]" if high < math.inf else f">= {low}"
+                raise DataError(f"{name} = {value!r}: must be a finite number {bounds}", fix=_fix(name, example))
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise DataError(f"mixed_precision = {self.mixed_precision!r}", fix="use --mixed-precision auto, no or bf16")
+        if self.ot_variant not in ("plain", "centred", "both"):
+            raise DataError(f"ot_variant = {self.ot_variant!r}", fix="use plain, centred or both")
+        if self.aug_method not in get_args(AugMethod):
+            raise DataError(f"aug_method = {self.aug_method!r}",
+                            fix=f"use --aug-method {' or '.join(get_args(AugMethod))}")
+        if not isinstance(self.sinkhorn, SinkhornSpec):
+            raise DataError(f"sinkhorn = {self.sinkhorn!r} is not a SinkhornSpec",
+                            fix="build it with TrainConfig.replace(epsilon=..., n_iters=...) or TrainConfig.from_dict")
+
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` are
         accepted too and change :attr:`sinkhorn`."""
@@ -142,6 +179,28 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         data = _fold_ot_keys({**ADDED_FIELDS, **data}, SinkhornSpec())
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# (setting, smallest value, example) of the integer settings; None allowed for those in _OPTIONAL.
+# steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
+# refuses 0 steps for a trained method (experiments.runner.ComparePlan.validate).
+_AT_LEAST = (("steps", 0, 24), ("batch_size", 1, 16), ("warmup_steps", 0, 3), ("max_length", 3, 64),
+             ("seed", 0, 0), ("max_train_pairs", 1, 1000), ("max_dev_pairs", 2, 200), ("eval_every", 0, 8),
+             ("patience", 0, 0), ("checkpoint_every", 0, 8), ("dict_iterations", 1, 5), ("dict_min_count", 1, 2),
+             ("dict_max_translations", 1, 3))
+_OPTIONAL = {"max_train_pairs"}
+# (setting, low, high, example); those in _POSITIVE must be > low
+_REAL_RANGES = (("lr", 0.0, math.inf, 2e-4), ("weight_decay", 0.0, math.inf, 0.01), ("grad_clip", 0.0, math.inf, 1.0),
+                ("english_weight", 0.0, math.inf, 1.0), ("temperature", 0.0, math.inf, 0.05),
+                ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0),
+                ("checkpoint_seconds", 0.0, math.inf, 300))
+_POSITIVE = {"lr", "temperature"}
+_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs"}  # offered as --<name>
+
+
+def _fix(name: str, example: Any) -> str:
+    """A valid value, written as the command line takes it (``--batch-size 16``) or as code."""
+    return f"e.g. --{name.replace('_', '-')} {example}" if name in _CLI else f"e.g. TrainConfig({name}={example})"
 
 
 def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec) -> dict[str, Any]:

@@ -2,8 +2,24 @@
 
 ``Trainer(student, teacher, objective, train, dev, config, out_dir).train()`` runs AdamW with a
 linear warm-up (then linear decay), gradient clipping and seeded, resumable batches, through
-:class:`accelerate.Accelerator` (CPU by default, CUDA when present; ``accelerate launch`` runs it
-data-parallel unchanged: each process takes its share of every batch and gradients are averaged).
+:class:`accelerate.Accelerator` (CPU by default, CUDA when present).
+
+* **Data-parallel** (``torchrun --nproc_per_node N -m optical_lab.cli compare ...`` or
+  ``accelerate launch --multi_gpu --num_processes N -m optical_lab.cli compare ...``; on CPU too,
+  with gloo): the student and the objective are one module (:class:`StepModule`) that
+  ``accelerator.prepare`` wraps in DistributedDataParallel, and the optimizer is prepared with it.
+  Every process draws the same *global* batch of ``batch_size`` pairs and trains on its share
+  (pairs ``rank::N``); its loss is weighted by its share of the pairs, so the averaged gradient is
+  the gradient of the global batch's mean loss, as in one process. The logged loss (and each
+  logged term) is that of the global batch, written once, by the main process. The scheduler is
+  not prepared: accelerate would step it once per process per step, while one step here is one
+  global batch. What differs from one process: dropout masks (each process draws its own, as in
+  any DDP run), float summation order, and in-batch negatives (translate-train, code-switch and
+  optical+aug contrast each pair with the pairs of its own share only). For OPTICAL and
+  sentence-KD with dropout off, 2 processes follow the 1-process loss trajectory and select the
+  same step (``tests/test_data_parallel.py``). ``accelerate launch --cpu --num_processes N``
+  starts *one* process (accelerate runs several CPU processes only through MPI): refused, with
+  the commands that work.
 
 * **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev
   sentence-retrieval MRR (teacher English -> student foreign, the direction of the evaluation) is
@@ -45,13 +61,13 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.bitext import Bitext
 from ..data.errors import DataError
-from ..io import write_json
+from ..io import atomic_write, write_json
 from ..models.encoder import Encoder, as_role
 from .base import Objective
 from .config import TrainConfig
@@ -69,15 +85,33 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     accelerate keeps one process-wide state; a single process that trains with different
     precisions one after another (tests, notebooks) gets it reset instead of an error.
     """
+    check_launch()
     precision = resolve_mixed_precision(mixed_precision)
     cpu = not torch.cuda.is_available()
+    # DDP must not expect a gradient for every parameter: the backbone's pooler (unused by mean
+    # pooling) never gets one
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     try:
-        return Accelerator(mixed_precision=precision, cpu=cpu)
+        return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
     except ValueError:
         if AcceleratorState().num_processes > 1:
             raise
         AcceleratorState._reset_state(True)
-        return Accelerator(mixed_precision=precision, cpu=cpu)
+        return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
+
+
+def check_launch() -> None:
+    """Refuse ``accelerate launch --cpu --num_processes N`` (N > 1): accelerate then starts a single
+    process (several CPU processes only through ``mpirun``), so the run would silently not be
+    data-parallel. Recognised by what that launcher sets: a rendezvous address but no world size."""
+    env = os.environ
+    mpi = any(k in env for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"))
+    if env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and "MASTER_ADDR" in env \
+            and "WORLD_SIZE" not in env and not mpi:
+        raise DataError("`accelerate launch --cpu --num_processes N` starts one process, not N: "
+                        "this run would not be data-parallel",
+                        fix="use `accelerate launch --multi_gpu --num_processes N -m optical_lab.cli ...` (CPU too) "
+                            "or `torchrun --nproc_per_node N -m optical_lab.cli ...`; or drop --num_processes")
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,21 +161,62 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+# logged terms named ``*not_converged`` count problems in the batch (summed over processes under
+# data-parallel); every other term is averaged over processes weighted by their pairs: exact for the
+# loss terms (means over pairs), approximate for diagnostics averaged over tokens (plan_entropy)
+COUNT_SUFFIX = "not_converged"
+
+
+class StepModule(torch.nn.Module):
+    """The student and the objective as one module: its forward is the objective's loss on a batch.
+
+    Objectives call the student's own methods (``tokens``, ``pool``), not its ``forward``; DDP
+    synchronises the gradients of a forward that ran through its wrapper only, so it is this module
+    that ``accelerator.prepare`` wraps. The teacher is frozen and kept out of the module's
+    parameters (nothing of it is broadcast or synchronised).
+    """
+
+    def __init__(self, student: Encoder, objective: Objective, teacher: FrozenTeacher) -> None:
+        super().__init__()
+        self.student, self.objective = student, objective
+        self.__dict__["teacher"] = teacher  # not a submodule
+
+    def forward(self, english: Sequence[str], foreign: Sequence[str]) -> torch.Tensor:
+        return self.objective(self.student, self.teacher, english, foreign)
+
+
 def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, english: Sequence[str],
                foreign: Sequence[str], optimizer: torch.optim.Optimizer, scheduler: Any,
-               accelerator: Accelerator, config: TrainConfig) -> tuple[float, float]:
+               accelerator: Accelerator, config: TrainConfig, model: torch.nn.Module | None = None,
+               share: tuple[int, int] | None = None) -> tuple[float, float]:
     """One optimisation step (forward, backward, gradient sync + clipping, AdamW, schedule).
 
-    Returns (loss, gradient norm before clipping). Used by :class:`Trainer` and the benchmark.
+    ``model``: the prepared :class:`StepModule` (DDP under data-parallel; built here when None).
+    ``share``: (pairs this process trains on, pairs of the global batch) when ``english``/``foreign``
+    are this process's share of a global batch (a share of 0 pairs passes one pair with weight 0:
+    every process must take part in the gradient exchange).
+    Returns (loss of the global batch, gradient norm before clipping), the same on every process;
+    ``objective.last_logs`` is set to the global batch's terms. Used by :class:`Trainer` and the benchmark.
     """
     student.train()
+    model = model if model is not None else StepModule(student, objective, teacher)
+    here, total = share if share is not None else (len(foreign), len(foreign))
     with truncation(student, config.max_length), as_role(student, config.training_role), accelerator.autocast():
-        loss = objective(student, teacher, english, foreign)
-    accelerator.backward(loss)
-    if accelerator.num_processes > 1:  # data parallel without wrapping the Encoder in DDP
-        for param in student.parameters():
-            if param.grad is not None:
-                param.grad = accelerator.reduce(param.grad, reduction="mean")
+        loss = model(english, foreign)
+    # the gradient DDP averages over N processes is the global mean's when process r weighs its mean
+    # loss by N * here / total (1 in one process: nothing is multiplied)
+    weight = accelerator.num_processes * here / total
+    accelerator.backward(loss if weight == 1 else loss * weight)
+    if accelerator.num_processes > 1:  # the global batch's loss and terms
+        terms = list(objective.last_logs)
+        counts = torch.tensor([k.endswith(COUNT_SUFFIX) for k in terms], device=accelerator.device)
+        values = torch.tensor([float(loss.detach())] + [objective.last_logs[k] for k in terms], dtype=torch.float64,
+                              device=accelerator.device)
+        scale = torch.ones_like(values) * here / total  # means: pair-weighted over processes
+        scale[1:][counts] = 1.0  # counts: summed
+        pooled = accelerator.reduce(values * scale, reduction="sum").tolist()
+        loss = torch.tensor(pooled[0])
+        objective.last_logs = dict(zip(terms, pooled[1:]))
     params = [p for p in student.parameters() if p.grad is not None]
     if config.grad_clip > 0:
         grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
@@ -260,13 +335,9 @@ class _Interrupt:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` to a uniquely named temporary file, flushed to disk, then renamed over ``path``
+    (:func:`optical_lab.io.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 @dataclass
@@ -333,6 +404,7 @@ class Trainer:
         # fold starts as the same copy of the teacher, so the comparison runner computes it once)
         self.initial_dev_score = initial_dev_score
         self._log_handle = None
+        self._model: torch.nn.Module | None = None  # the prepared StepModule while training
         self.checkpoints_written = self.checkpoint_bytes = 0
 
     # ------------------------------------------------------------------ files
@@ -349,7 +421,10 @@ class Trainer:
         if keep_until is not None and path.exists():  # resumed: drop what came after the checkpoint
             kept = [line for line in path.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line)["step"] <= keep_until]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        # the kept lines replace the log atomically, as a new file: a writer still appending to the
+        # old one (a run killed but not yet dead) writes into a file nobody reads
+        text = "".join(line + "\n" for line in kept).encode("utf-8")
+        atomic_write(path, lambda handle: handle.write(text))
         self._log_handle = open(path, "a", encoding="utf-8")
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -418,6 +493,9 @@ class Trainer:
             with acc.autocast():
                 queries = self.teacher.encode(self.dev.english, role=self.config.dev_roles()[0])
         optimizer, scheduler = make_optimizer(student, cfg)
+        # DDP around student + objective under data-parallel, the very modules otherwise; the
+        # scheduler stays unprepared (see the module doc)
+        self._model, optimizer = acc.prepare(StepModule(student, self.objective, self.teacher), optimizer)
 
         resumed_from = None
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
@@ -464,6 +542,8 @@ class Trainer:
             write_json(result, self.out_dir / SUMMARY_NAME)
             if not cfg.keep_checkpoint and self.checkpoint_path.exists():
                 self.checkpoint_path.unlink()
+        self._model = None
+        acc.free_memory()  # the accelerator keeps every prepared model and optimizer until told
         student.eval()
         return result
 
@@ -479,10 +559,13 @@ class Trainer:
         while state.step < cfg.steps and not state.stopped:
             step = state.step + 1
             tic = time.perf_counter()
-            index = batch_indices(step, len(train), cfg.batch_size, cfg.seed, lengths)
-            index = index[acc.process_index :: acc.num_processes]
+            batch = batch_indices(step, len(train), cfg.batch_size, cfg.seed, lengths)  # the global batch
+            index = batch[acc.process_index :: acc.num_processes]  # this process's share
+            share = (len(index), len(batch))
+            index = index or batch[:1]  # a share of 0 pairs still takes part (weight 0)
             loss, grad_norm = train_step(student, self.teacher, self.objective, [train.english[i] for i in index],
-                                         [train.foreign[i] for i in index], optimizer, scheduler, acc, cfg)
+                                         [train.foreign[i] for i in index], optimizer, scheduler, acc, cfg,
+                                         model=self._model, share=share)
             state.step = step
             self._log({"step": step, "event": "train", "loss": loss, **self.objective.last_logs,
                        "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,

