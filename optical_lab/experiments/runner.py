@@ -90,13 +90,6 @@ class ComparePlan:
     SHARED_SETTINGS = ("max_length", "use_prefixes", "mixed_precision", "teacher_cache", "max_dev_pairs")
 
     def __post_init__(self) -> None:
-        for method, overrides in self.method_config.items():
-            shared = sorted(set(overrides) & set(self.SHARED_SETTINGS))
-            if shared:
-                raise DataError(f"method_config for {method} overrides {', '.join(shared)}, which every method of a "
-                                "fold shares", fix="set them for the whole comparison (--max-length, --preset, ...)")
-
-    def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
@@ -127,8 +120,13 @@ class ComparePlan:
         need(self.preset in PRESETS, f"unknown preset {self.preset!r}", f"use --preset {' or --preset '.join(PRESETS)}")
         bad = [s for s in self.size_curve or [] if s is not None and (not isinstance(s, int) or s < 1)]
         need(not bad, f"size-curve sizes {bad}: must be positive integers or 'all'", "e.g. --size-curve 100,300,all")
+        for method, overrides in self.method_config.items():
+            shared = sorted(set(overrides) & set(self.SHARED_SETTINGS))
+            need(not shared, f"method_config for {method} overrides {', '.join(shared)}, which every method of a fold "
+                 "shares", "set them for the whole comparison (--max-length, --preset, ...)")
+            self.train_config(method)  # TrainConfig.validate() refuses a bad per-method value
         trained = [m for m in self.methods if m != "zero-shot"] + ([REFERENCE] if self.size_curve is not None else [])
-        need(self.train.steps > 0 or not trained,
+        need(all(self.train_config(m).steps > 0 for m in trained) or not trained,
              f"steps = {self.train.steps} trains nothing: {', '.join(trained)} would be the untrained teacher under "
              "another name", "give --steps a positive number, or use --methods zero-shot for the untrained model")
         check_model_name(self.model)
