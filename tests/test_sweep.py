@@ -9,6 +9,11 @@ from optical_lab.experiments import sweep as sweep_module
 from optical_lab.experiments.sweep import Sweep, choose, slug
 
 
+def choose_stage1(out, method, grid):
+    rows = [json.loads((out / method / slug({"lr": lr}) / "done.json").read_text()) for lr in grid]
+    return choose(rows)["setting"]["lr"]
+
+
 def test_choose_takes_the_first_setting_within_the_tie_margin():
     rows = [{"setting": {"lr": 1e-5}, "best_dev_mrr": 0.500}, {"setting": {"lr": 3e-5}, "best_dev_mrr": 0.5015},
             {"setting": {"lr": 1e-4}, "best_dev_mrr": 0.490}, {"setting": {"lr": 3e-4}, "best_dev_mrr": None}]
@@ -23,6 +28,7 @@ def test_slug_is_a_readable_folder_name():
 
 def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "LR_GRID", (1e-5, 1e-3))
+    monkeypatch.setattr(sweep_module, "LR_EDGE", 3e-3)
     monkeypatch.setattr(sweep_module, "VARIANTS", ("plain", "centred"))
     monkeypatch.setattr(sweep_module, "EPSILONS", (0.05,))
     monkeypatch.setattr(sweep_module, "AUG_WEIGHTS", (1.0,))
@@ -31,6 +37,10 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
                    progress=False)
     chosen = Sweep(out, **options).run_all()
     assert set(chosen) == {"sentence-kd", "optical", "optical+aug"}
+    # a method whose best lr was the grid's largest also tried the next one
+    for method in chosen:
+        tried = {p.name for p in (out / method).iterdir() if p.name.startswith("lr") and "-" not in p.name[3:]}
+        assert (slug({"lr": 3e-3}) in tried) == (choose_stage1(out, method, (1e-5, 1e-3)) == 1e-3)
     lr = json.loads((out / "optical" / slug({"lr": chosen["optical"]["lr"]}) / "done.json").read_text())["setting"]["lr"]
     # stage 2 ran at OPTICAL's stage-1 lr; stage 3 carries OPTICAL's chosen settings
     variants = sorted(p.name for p in (out / "optical").iterdir() if "ot_variant" in p.name)

@@ -7,7 +7,7 @@ by its best dev MRR on MAFAND-MT ``dev`` (the trainer's own model selection). **
 collection is ever encoded here.** Three stages, each reading the choices of the one before:
 
 1. learning rate per trained method from :data:`LR_GRID` (OPTICAL at its default variant, optical+aug
-   at weight 1);
+   at weight 1); a method whose best lr is the grid's largest also tries :data:`LR_EDGE`, once;
 2. OPTICAL at its chosen lr: cost variant (:data:`VARIANTS`) x epsilon (:data:`EPSILONS`), then the
    English term on/off at the chosen variant;
 3. optical+aug at its chosen lr with OPTICAL's chosen settings: the augmentation weight
@@ -50,6 +50,7 @@ from ..models.encoder import Encoder
 from .records import environment, provenance
 
 LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
+LR_EDGE = 1e-3  # tried once when a method's best lr is the grid's largest (deviation 2, protocol_v2.md)
 VARIANTS = ("plain", "centred", "both")
 EPSILONS = (0.05, 0.02, 0.1)
 ENGLISH_WEIGHTS = (1.0, 0.0)
@@ -147,7 +148,8 @@ class Sweep:
         for setting in settings:
             info = self.run(method, setting, name)
             rows.append(info)
-            self.rows.append(info)
+            if not any(r["method"] == method and r["setting"] == setting for r in self.rows):
+                self.rows.append(info)
             tqdm.write(f"{name} {method:<15} {slug(setting):<45} best dev MRR {info['best_dev_mrr']:.4f} "
                        f"(step {info['best_step']}{', cached' if info.get('cached') else ''})")
         return choose(rows)["setting"]
@@ -157,6 +159,8 @@ class Sweep:
         """(stage, method, settings) in run order; later stages use :attr:`chosen`."""
         for method in self.methods:
             yield "1-lr", method, [{"lr": lr} for lr in LR_GRID]
+            if self.chosen[method]["lr"] == LR_GRID[-1]:  # best at the edge: one step further, then choose again
+                yield "1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)]
         if "optical" in self.methods:
             lr = self.chosen["optical"]["lr"]
             yield "2-variant", "optical", [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS]
@@ -177,7 +181,7 @@ class Sweep:
         report_dev.write_json(self.out / "leakage_dev.json")
         write_json({"kind": "sweep", "lang": self.lang, "model": self.model, "preset": self.preset_name,
                     "seed": self.seed, "methods": self.methods, "train": asdict(self.base_config),
-                    "grids": {"lr": LR_GRID, "ot_variant": VARIANTS, "epsilon": EPSILONS,
+                    "grids": {"lr": LR_GRID, "lr_edge": LR_EDGE, "ot_variant": VARIANTS, "epsilon": EPSILONS,
                               "english_weight": ENGLISH_WEIGHTS, "aug_weight": AUG_WEIGHTS}, "tie": TIE},
                    self.out / "config.json")
         data_files = [p for split in ("train", "dev") for p in mafand_files(self.lang, (split,))]
