@@ -46,14 +46,18 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
                             help=help_text)
 
 
-def task_options_from_args(args: argparse.Namespace) -> dict:
-    """The options given on the command line that the chosen task has (others are refused)."""
+def task_options_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> dict:
+    """The task options given on the command line (``--topics``, ``--flores-split``, ...), refused
+    when none of ``tasks`` (default: ``args.task``) has them; each task takes its own
+    (:func:`optical_lab.tasks.registry.get_task`)."""
+    tasks = tasks or [args.task]
     given = {name: getattr(args, f"task_{name}") for name in cli_options() if getattr(args, f"task_{name}", None) is not None}
-    own = set(TASKS[args.task].OPTIONS)
+    own = {option for name in tasks for option in TASKS[name].OPTIONS}
     foreign = sorted(set(given) - own)
     if foreign:
-        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {args.task!r}",
-                        fix=f"use --task {next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)}, or drop it")
+        owner = next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)
+        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {' or '.join(repr(t) for t in tasks)}",
+                        fix=f"use --task{'s' if len(tasks) > 1 else ''} {owner}, or drop it")
     return given
 
 

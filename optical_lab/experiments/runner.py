@@ -78,6 +78,7 @@ class EvalEncoder(Encoder):
 
     * ``memo=True`` (the teacher): ``encode`` remembers its answers. Queries (and, for zero-shot,
       documents) are the same for every method of a language and fold, so they are encoded once.
+      ``optical-lab evaluate`` memoises the student too (its weights never change there).
     * ``batch_size``: every ``encode`` uses it, whatever the caller asks (encode sorts texts by
       length; on CPU 32 is ~1.5x faster than 128 for sentence batches, measured on 2 cores).
     """
@@ -92,7 +93,9 @@ class EvalEncoder(Encoder):
         batch_size = self.batch_size or batch_size
         if not self.memo:
             return super().encode(texts, role, batch_size, progress)
-        key = (role, self.max_length, torch.is_autocast_enabled(self.device.type), tuple(texts))
+        # keyed by the texts as the model sees them (prefix included): a backbone without role
+        # prefixes (MiniLM) encodes a sentence once whether it is a query or a passage
+        key = (self.max_length, torch.is_autocast_enabled(self.device.type), tuple(self._with_prefix(texts, role)))
         if key not in self._memo:
             self._memo[key] = super().encode(texts, role, batch_size, progress)
         return self._memo[key].clone()
