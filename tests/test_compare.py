@@ -151,9 +151,8 @@ def test_committed_results_are_still_recognised(results):
         saved = json.loads((folder / name).read_text())
         assert "epsilon" in saved["train"] and "sinkhorn" not in saved["train"]  # the old flat layout
         runner = Runner.from_folder(folder) if name == "config.json" else None
-        plan = runner.plan if runner else ComparePlan(
-            **{k: v for k, v in saved.items() if k in set(ComparePlan.__dataclass_fields__) - {"train"}},
-            train=runner_module.TrainConfig.from_dict(saved["train"]))
+        plan = runner.plan if runner else runner_module.plan_from_saved(saved)
+        assert "fold_scheme" not in saved and plan.fold_scheme == "per-fold-dev"  # what an old config ran
         assert plan.train.fingerprint() == saved["train_fingerprint"]
         assert plan.train.sinkhorn.epsilon == saved["train"]["epsilon"] and plan.train.sinkhorn.n_iters == saved["train"]["n_iters"]
         for done in sorted((folder / runs).glob("*/*/*/done.json")):

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
+from ..data.collections import LEGACY_FOLD_SCHEME
 from ..data.errors import DataError
 from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
@@ -44,6 +45,8 @@ from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import get_task
 from .records import environment, provenance
 from .size_curve import CURVE, write_curve
+from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
+                    skipped_eval_tasks, split_user_bitext)
 from .summary import ComparisonSummary, summarize_plan
 
 RUNS = "runs"
@@ -60,7 +63,8 @@ class ComparePlan:
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
     model: str = "minilm"
-    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists
+    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists;
+    # "user": the user's files in bitext_files (one TSV, or English + foreign line-aligned files)
     preset: str = "default"
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_max_length: int | None = None  # None: the model's own limit (256 for minilm)
@@ -68,9 +72,22 @@ class ComparePlan:
     fold_seed: int = 0
     threads: int = 0  # torch threads; 0 = auto, re-decided before every cell from the machine's load
     size_curve: list[int | None] | None = None  # None entry = every training pair
+    eval_tasks: list[str] = field(default_factory=list)  # further tasks every student is scored on ([] = the task only)
+    bitext_files: list[str] = field(default_factory=list)  # bitext == "user": the files
+    fold_scheme: str = "held-out-dev"  # NTREX document folds (data.collections.FOLD_SCHEMES); absent in old configs
+    allow_overlap: int = DEFAULT_ALLOWED_OVERLAP  # leak guard: evaluation texts a (language, fold) may train on
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
+
+
+def plan_from_saved(saved: dict[str, Any]) -> ComparePlan:
+    """The plan of a saved ``config.json``. A config written before fold schemes existed ran the
+    ``per-fold-dev`` scheme, so that is what its missing field means."""
+    names = set(ComparePlan.__dataclass_fields__) - {"train"}
+    fields = {k: v for k, v in saved.items() if k in names}
+    fields.setdefault("fold_scheme", LEGACY_FOLD_SCHEME)
+    return ComparePlan(**fields, train=TrainConfig.from_dict(saved["train"]))
 
 
 class EvalEncoder(Encoder):
@@ -116,13 +133,16 @@ def release_memory() -> None:
 
 # ------------------------------------------------------------------ bitext
 def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitext, Bitext, str]:
-    """(train, dev, source name) for a fold: NTREX documents outside the fold, or MAFAND-MT."""
+    """(train, dev, source name) for a fold: NTREX documents outside the fold, MAFAND-MT, or the user's files."""
+    if plan.bitext == "user":
+        train, dev = split_user_bitext(load_user_bitext(tuple(plan.bitext_files), lang), plan.fold_seed)
+        return train, dev, train.source
     if plan.bitext == "mafand":
         if lang in MAFAND_LANGS:
             return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
         tqdm.write(f"note: MAFAND-MT has no en-{lang}; {lang} trains on the task's own bitext")
     elif plan.bitext != "ntrex":
-        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex or --bitext mafand")
+        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
     return fold.train, fold.dev, fold.train.source or plan.task
 
 
@@ -139,10 +159,16 @@ def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "d
                             "precision": resolve_mixed_precision(plan.train.mixed_precision)}
     if plan.task_options:  # absent when empty: results from before task options keep their fingerprints
         data["task_options"] = plan.task_options
+    if plan.eval_tasks:  # likewise for evaluation tasks and the fold scheme (issue #12)
+        data["eval_tasks"] = plan.eval_tasks
+    if plan.fold_scheme != LEGACY_FOLD_SCHEME:
+        data["fold_scheme"] = plan.fold_scheme
     if method != "zero-shot":
         train = {k: v for k, v in plan.train.fingerprint_fields().items()
                  if k not in ("seed", "progress", "checkpoint_every", "keep_checkpoint")}
         data.update(method=method, bitext=plan.bitext, train=train, size=size)
+        if plan.bitext_files:
+            data["bitext_files"] = plan.bitext_files
     return _digest(data)
 
 
@@ -150,9 +176,13 @@ class Runner:
     """Runs the cells of a plan into ``out``; skips finished ones."""
 
     def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
-                 progress: bool = True) -> None:
+                 progress: bool = True, save_student: bool = False) -> None:
         self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
+        self.save_student = save_student  # write each trained student to <cell>/student (Encoder.save)
         self.task = task or get_task(plan.task, **plan.task_options)
+        self.eval_tasks = {name: get_task(name, **plan.task_options) for name in plan.eval_tasks if name != plan.task}
+        for each in (self.task, *self.eval_tasks.values()):
+            each.fold_scheme = plan.fold_scheme
         self.accelerator = make_accelerator(plan.train.mixed_precision)
         self.plan.train = plan.train.replace(mixed_precision=self.accelerator.mixed_precision, progress=progress)
         self._base: Encoder | None = None
@@ -182,7 +212,9 @@ class Runner:
 
     def data_files(self) -> list[Path]:
         """Every data file this plan reads: the task's, and MAFAND-MT's when it is the bitext."""
-        files = [f for lang in self.plan.langs for f in self.task.data_files(lang)]
+        files = [f for lang in self.plan.langs for task in (self.task, *self.eval_tasks.values())
+                 if task is self.task or not task.unavailable(lang) for f in task.data_files(lang)]
+        files += self.plan.bitext_files
         if self.plan.bitext == "mafand":
             files += [f for lang in self.plan.langs if lang in MAFAND_LANGS for f in mafand_files(lang)]
         return list(dict.fromkeys(files))
@@ -229,13 +261,16 @@ class Runner:
                              desc=f"{lang} {method} f{fold.index} s{seed}",
                              initial_dev_score=self.initial_dev_score(frozen, dev)).train()
             train_info = asdict(result)
+            if self.save_student and self.accelerator.is_main_process:
+                student.save(folder / "student", teacher=self.plan.model, lang=lang, method=method)
             if getattr(objective, "dictionary", None) is not None:
                 objective.dictionary.save(folder / "dictionary.tsv")
         train_s = time.perf_counter() - start
         if method != "zero-shot":
             student = EvalEncoder(student, memo=False, batch_size=self.plan.eval_batch_size)
         with self.accelerator.autocast():
-            results = self.task.evaluate(lang, fold, self.teacher, student)
+            results = evaluate_everywhere(self.task, self.eval_tasks, lang, fold, self.plan.folds, self.plan.fold_seed,
+                                          self.teacher, student)
         eval_s = time.perf_counter() - start - train_s
         main_process = self.accelerator.is_main_process  # under `accelerate launch`, one writer
         if main_process:
@@ -294,8 +329,27 @@ class Runner:
             bar.update(1)
         bar.close()
 
+    def check_leakage(self) -> dict[str, Any]:
+        """The leak guard (:mod:`.suite`): measure every (language, fold), refuse above
+        ``plan.allow_overlap``; nothing is written here, so a refused run leaves ``out`` untouched."""
+        note_skips(skipped_eval_tasks(self.eval_tasks, self.plan.langs))
+        reports = {}
+        for lang in self.plan.langs:
+            folds = self.task.folds(lang, self.plan.folds, self.plan.fold_seed)
+            bitexts = [training_bitext(self.plan, lang, fold) for fold in folds]
+            reports[lang] = leak_reports(self.task, self.eval_tasks, lang, folds, bitexts, self.plan.folds,
+                                         self.plan.fold_seed)
+        return guard(reports, self.plan.allow_overlap)
+
+    def accept(self, kind: str) -> None:
+        """Leak guard, then the plan and the overlap counts into ``out``: every run starts here."""
+        leakage = self.check_leakage()
+        self.write_plan(kind)
+        if self.accelerator.is_main_process:
+            write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))
+
     def run(self) -> ComparisonSummary:
-        self.write_plan("compare")
+        self.accept("compare")
         root = self.out / RUNS
         self.run_variants([(m, "default") for m in self.plan.methods], root)
         self.accelerator.wait_for_everyone()
@@ -313,7 +367,7 @@ class Runner:
         plan = self.plan
         variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
         variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
-        self.write_plan(CURVE)
+        self.accept(CURVE)
         self.run_variants(variants, self.out / CURVE / RUNS, desc="size-curve cells")
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
@@ -325,9 +379,7 @@ class Runner:
         """The runner of a comparison already written to ``out`` (its ``config.json``), e.g. to
         re-summarise finished cells after the summary code changed; nothing is retrained."""
         saved = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
-        names = set(ComparePlan.__dataclass_fields__) - {"train"}
-        plan = ComparePlan(**{k: v for k, v in saved.items() if k in names}, train=TrainConfig.from_dict(saved["train"]))
-        return cls(plan, out, progress=progress)
+        return cls(plan_from_saved(saved), out, progress=progress)
 
     def _report(self, info: dict[str, Any]) -> None:
         self.timings.append(info)
