@@ -119,6 +119,10 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                 skipped.append({"task": name, "lang": lang, "reason": reason})
             else:
                 todo.setdefault(name, []).append(lang)
+    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+    for name, langs in todo.items():
+        for lang in langs:
+            tasks[name].eval_texts(lang, everything)  # reads and checks the data now, before anything is written
     if not todo:
         raise DataError(f"none of the tasks {', '.join(tasks)} has any of the languages {', '.join(config.langs)}",
                         fix="`optical-lab data langs` lists which dataset has which language")
@@ -147,7 +151,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
         task, by_lang = tasks[name], {}
         task_start = time.perf_counter()
         for lang in langs:
-            results = task.evaluate(lang, TaskFold(0, None, None, None), teacher, student)  # every item
+            results = task.evaluate(lang, everything, teacher, student)
             save_results(folder / name / lang, results, tag=f"{config.method}-{config.model}", compress=False,
                          inputs=task.SAVE_INPUTS)
             by_lang[lang] = results
