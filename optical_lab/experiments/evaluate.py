@@ -206,6 +206,9 @@ def render_summary(folder: str | Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="zero-shot", choices=["zero-shot"],
+                        help="zero-shot (the teacher on both sides) unless --student names a saved student; "
+                             "training methods: `optical-lab compare`")
     parser.add_argument("--tasks", "--task", dest="tasks", default="suite",
                         help=f"comma-separated tasks (optical_lab/tasks/); 'suite' = {','.join(SUITE)}")
     add_task_options(parser)
