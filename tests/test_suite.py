@@ -291,3 +291,15 @@ def test_bad_sib_file_is_refused_before_evaluate_writes(data, tmp_path, capsys):
     assert "unknown task 'nope'" in capsys.readouterr().err and not out.exists()
     assert main(["evaluate", "--langs", LANG, "--student", str(tmp_path), "--out", str(out)]) == 1
     assert "not a saved encoder folder" in capsys.readouterr().err and not out.exists()
+
+
+def test_guard_records_a_dev_set_that_other_folds_evaluate(data, tmp_path):
+    from optical_lab.experiments.runner import ComparePlan, Runner
+
+    for scheme, reads_other_folds in (("per-fold-dev", True), ("held-out-dev", False)):
+        plan = ComparePlan(langs=[LANG], methods=["optical"], folds=2, task="ntrex-sentences", model="tiny",
+                           fold_scheme=scheme)
+        record = Runner(plan, tmp_path / scheme, progress=False).check_leakage()
+        for fold in record["langs"][LANG]:
+            assert fold["leaked"] == 0 and (fold["dev_leaked_to_other_folds"] > 0) == reads_other_folds
+        assert not (tmp_path / scheme).exists()  # measuring writes nothing

@@ -174,7 +174,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
 def render_summary(folder: str | Path) -> str:
     """``summary.md`` of an evaluation folder, from its files only (config, environment, tables,
     skipped languages, and ``time_v.txt`` when present): what a results document includes."""
-    from .summary import parse_time_log
+    from .summary import mean_load, parse_time_log
 
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -195,6 +195,10 @@ def render_summary(folder: str | Path) -> str:
         lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {timing.get('wall')}** (h:mm:ss), peak memory "
                      f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
                      f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}.")
+    load = mean_load(folder / "loadavg.log") if (folder / "loadavg.log").exists() else None
+    if load is not None:
+        lines.append(f"- mean 1-minute load average during the run {load:.1f} on {env.get('cpu_count')} cores (sampled "
+                     "every 30 s; above the run's own threads it is other jobs sharing the machine).")
     for name in config["tasks"]:
         if (folder / f"{name}.md").exists():
             lines += ["", f"## {name}", "", (folder / f"{name}.md").read_text(encoding="utf-8").rstrip()]
