@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import time
-
 from pathlib import Path
 
 from ..data.collections import FOLD_SCHEMES
