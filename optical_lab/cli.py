@@ -15,7 +15,8 @@ import sys
 
 # command -> (module with add_arguments/main, help)
 COMMANDS = {
-    "evaluate": ("optical_lab.experiments.evaluate", "zero-shot evaluation (the teacher on both sides) on any task: ntrex, qald, trec, ..."),
+    "evaluate": ("optical_lab.experiments.evaluate", "evaluate the zero-shot teacher or a saved student on the suite "
+                                                     "(ntrex-clir, ntrex-sentences, flores-sentences, sib-topics) or any task"),
     "sweep": ("optical_lab.experiments.sweep", "choose per-method hyper-parameters on dev bitext only (protocol v2)"),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),

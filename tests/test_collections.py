@@ -49,3 +49,27 @@ def test_restrict_and_sentence_task(corpus):
     assert set(clir.documents) == set(clir.queries) == set(fold.eval)
     sentences = sentence_collection(corpus, set(fold.eval))
     assert len(sentences.queries) == sum(d in set(fold.eval) for d in corpus.doc_ids)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_held_out_dev_is_never_evaluated_by_any_fold(corpus, k):
+    folds = document_folds(corpus.doc_ids, k=k, seed=0, scheme="held-out-dev")
+    dev = set(folds[0].dev)
+    assert all(set(f.dev) == dev for f in folds)  # one dev set for the whole comparison
+    evaluated = {d for f in folds for d in f.eval}
+    assert dev and not dev & evaluated
+    for fold in folds:
+        assert not set(fold.train) & set(fold.eval) and not set(fold.train) & dev
+    if k >= 2:
+        assert evaluated | dev == set(corpus.documents())
+    # as many dev documents as the old scheme gives one fold (6 of 123 with two folds)
+    legacy = document_folds(corpus.doc_ids, k=k, seed=0)
+    assert len(dev) == len(legacy[0].dev)
+
+
+def test_the_committed_scheme_is_unchanged_and_its_leak_documented(corpus):
+    legacy = document_folds(corpus.doc_ids, k=2, seed=0)
+    assert legacy == document_folds(corpus.doc_ids, k=2, seed=0, scheme="per-fold-dev")  # still the default
+    assert set(legacy[0].dev) <= set(legacy[1].eval)  # fold 0 selects on fold 1's evaluation documents
+    with pytest.raises(ValueError, match="fold scheme"):
+        document_folds(corpus.doc_ids, scheme="nope")

@@ -155,9 +155,8 @@ def test_committed_results_are_still_recognised(results):
         saved = json.loads((folder / name).read_text())
         assert "epsilon" in saved["train"] and "sinkhorn" not in saved["train"]  # the old flat layout
         runner = Runner.from_folder(folder) if name == "config.json" else None
-        plan = runner.plan if runner else ComparePlan(
-            **{k: v for k, v in saved.items() if k in set(ComparePlan.__dataclass_fields__) - {"train"}},
-            train=runner_module.TrainConfig.from_dict(saved["train"]))
+        plan = runner.plan if runner else runner_module.plan_from_saved(saved)
+        assert "fold_scheme" not in saved and plan.fold_scheme == "per-fold-dev"  # what an old config ran
         assert plan.train.fingerprint() == saved["train_fingerprint"]
         assert plan.train.sinkhorn.epsilon == saved["train"]["epsilon"] and plan.train.sinkhorn.n_iters == saved["train"]["n_iters"]
         served = Runner(plan, folder, progress=False)
@@ -225,3 +224,26 @@ def test_provenance_names_commit_data_and_model(tmp_path):
     assert record["teacher_files"]["files"] == 1 and len(record["teacher_files"]["sha256"]) == 64
     (model / "weights.bin").write_bytes(b"\x00\x02")
     assert provenance([], model)["teacher_files"]["sha256"] != record["teacher_files"]["sha256"]
+
+
+@pytest.mark.parametrize("target, results", [("full", "results/compare-minilm"), ("full-me5", "results/compare-me5-small")])
+def test_the_makefile_command_still_finds_the_committed_cells_finished(target, results):
+    # `make full` re-run into the committed folder must skip every cell (same fingerprints), so the
+    # fold scheme those results ran (per-fold-dev) is named on its command line
+    import re
+    import shlex
+
+    from optical_lab.cli import build_parser
+    from optical_lab.experiments.compare import plan_from_args
+    from optical_lab.experiments.runner import cell_fingerprint
+
+    root = Path(__file__).resolve().parents[1]
+    recipe = re.search(rf"^{re.escape(target)}:.*\n\t\$\(BIN\)/optical-lab (compare .*)$", (root / "Makefile").read_text(),
+                       flags=re.MULTILINE).group(1)
+    plan = plan_from_args(build_parser().parse_args(shlex.split(recipe)))
+    plan.train = plan.train.replace(mixed_precision=json.loads((root / results / "config.json").read_text())["train"]["mixed_precision"])
+    cells = sorted((root / results / "runs").glob("*/*/*/done.json"))
+    assert len(cells) >= 84
+    for done in cells:
+        info = json.loads(done.read_text())
+        assert cell_fingerprint(plan, info["method"]) == info["fingerprint"], done

@@ -42,10 +42,11 @@ def test_zero_shot_english_ceiling_beats_hausa(teacher):
 def test_cli_evaluate_writes_results(tmp_path, capsys):
     from optical_lab.cli import main
 
-    assert main(["evaluate", "--langs", "eng", "--no-sentence-task", "--max-length", "64", "--out", str(tmp_path)]) == 0
-    folder = next(tmp_path.iterdir())
-    for name in ("config.json", "environment.json", "metrics.csv", "eng/clir.run", "eng/clir.per_query.csv", "eng/clir.qrels"):
-        assert (folder / name).exists(), name
+    assert main(["evaluate", "--tasks", "ntrex", "--langs", "eng", "--no-sentence-task", "--max-length", "64",
+                 "--out", str(tmp_path)]) == 0
+    for name in ("config.json", "environment.json", "ntrex.csv", "ntrex/eng/clir.run", "ntrex/eng/clir.per_query.csv"):
+        assert (tmp_path / name).exists(), name
+    assert not (tmp_path / "ntrex/eng/clir.topics.tsv").exists()  # no copy of the public data in a results folder
     assert "MRR@10" in capsys.readouterr().out
 
 

@@ -29,7 +29,9 @@ def test_ntrex_task_reads_its_corpus_once():
     first = task.folds("hau", 2, 0)
     assert task.corpus("hau") is task.corpus("hau")  # read once, then kept
     assert [f.index for f in first] == [0, 1] and not set(first[0].train.doc_ids) & first[0].eval_key
-    assert get_task("ntrex-sentence").reported == {"sentence": ["acc@1"]}
+    assert get_task("ntrex-sentence").reported == {"sentence": ["acc@1"]}  # the old name is an alias
+    assert get_task("ntrex-sentence").name == "ntrex-sentences"
+    assert get_task("ntrex-clir").reported == {"clir": ["MRR@10", "nDCG@10", "MAP"]}
 
 
 def _collection(tmp_path, corpus, n=6):
@@ -63,15 +65,17 @@ def test_trec_collection_through_the_cli(tmp_path, teacher, monkeypatch, capsys)
 
     files = _collection(tmp_path, get_task("ntrex").corpus("hau"))
     monkeypatch.setattr(evaluate.Encoder, "load", classmethod(lambda cls, *a, **k: teacher))
-    out = tmp_path / "out"
+    folder = tmp_path / "out"
     assert main(["evaluate", "--task", "trec", "--topics", files["topics"], "--qrels", files["qrels"],
-                 "--docs", files["docs"], "--langs", "hau", "--out", str(out)]) == 0
-    folder = next(out.iterdir())
-    assert folder.name.startswith("evaluate-trec-")
-    for name in ("metrics.csv", "hau/trec.run", "hau/trec.qrels", "hau/trec.topics.tsv", "hau/trec.per_query.csv"):
+                 "--docs", files["docs"], "--langs", "hau", "--out", str(folder)]) == 0
+    for name in ("trec.csv", "trec.md", "summary.md", "trec/hau/trec.run", "trec/hau/trec.qrels",
+                 "trec/hau/trec.topics.tsv", "trec/hau/trec.per_query.csv"):
         assert (folder / name).exists(), name
-    assert pd.read_csv(folder / "metrics.csv").loc[0, "MRR@10"] > 0
+    assert pd.read_csv(folder / "trec.csv").loc[0, "MRR@10"] > 0
     env = json.loads((folder / "environment.json").read_text())
     assert env["data_files_sha256"][files["docs"]] and env["teacher_files"]["files"] > 0
     assert main(["evaluate", "--task", "ntrex", "--docs", files["docs"], "--langs", "hau"]) == 1  # not ntrex's
     assert "not an option of task 'ntrex'" in capsys.readouterr().err
+    assert main(["evaluate", "--task", "trec", "--topics", files["topics"], "--qrels", files["qrels"],
+                 "--docs", files["docs"], "--langs", "hau", "--out", str(folder)]) == 1  # never overwrites results
+    assert "already holds evaluation results" in capsys.readouterr().err

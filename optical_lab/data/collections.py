@@ -9,7 +9,9 @@ per query, 123 queries against 123 documents per language.
 sentences of the evaluated documents (accuracy@1 and MRR).
 
 **Folds** split *documents*, never sentences: a fold's evaluation documents contribute no sentence
-to that fold's training (or dev) bitext, so a student never sees a line it is evaluated on.
+to that fold's training (or dev) bitext, so a student never sees a line it is evaluated on. With
+the ``held-out-dev`` scheme (new comparisons) no fold's dev documents are evaluated by any fold
+either (:func:`document_folds`).
 """
 from __future__ import annotations
 
@@ -78,15 +80,42 @@ def sentence_collection(corpus: NtrexCorpus, doc_ids: set[str] | None = None) ->
     return Collection(f"ntrex-sentences-{corpus.lang}", corpus.lang, queries, documents, qrels)
 
 
-def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: float = 0.1) -> list[Fold]:
-    """Split documents into ``k`` folds; each fold's non-eval documents are split train/dev.
+FOLD_SCHEMES = ("held-out-dev", "per-fold-dev")
+# "per-fold-dev": the scheme of the results committed before issue #12 (a fold's dev documents are
+# drawn from its non-evaluation documents, i.e. from the other folds' evaluation documents).
+# "held-out-dev": one dev document set, held out from every fold's evaluation set.
+LEGACY_FOLD_SCHEME = "per-fold-dev"
+
+
+def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: float = 0.1,
+                   scheme: str = LEGACY_FOLD_SCHEME) -> list[Fold]:
+    """Split documents into ``k`` evaluation folds, with train and dev documents for each.
 
     ``k == 1`` is allowed and means "evaluate on half, train on the other half" (fold 0 of k=2),
-    the cheapest honest setting for demos.
+    the cheapest honest setting for demos. Documents are shuffled with ``seed``; then
+
+    * ``scheme="per-fold-dev"`` (the committed results'): the documents are dealt into
+      ``max(k, 2)`` parts; fold *i* evaluates part *i* and splits the other parts train/dev with
+      :func:`split_dev`. Fold 0's dev documents are then fold 1's evaluation documents: each fold's
+      student never sees its own evaluation documents, but model selection of one fold reads
+      sentences another fold is scored on.
+    * ``scheme="held-out-dev"`` (new comparisons): the first documents of the shuffle (as many as
+      ``per-fold-dev`` gives one fold, ``round(dev_fraction * n * (parts - 1) / parts)``, at least 1)
+      are the dev set of **every** fold and are never evaluated; the rest are dealt into the parts,
+      fold *i* evaluates part *i* and trains on the others. No dev sentence of any fold is an
+      evaluation sentence of any fold, at the price of those few documents leaving the evaluation.
     """
+    if scheme not in FOLD_SCHEMES:
+        raise ValueError(f"unknown fold scheme {scheme!r}; use one of {FOLD_SCHEMES}")
     docs = list(dict.fromkeys(doc_ids))
     random.Random(seed).shuffle(docs)
     n_parts = max(k, 2)
+    if scheme == "held-out-dev":
+        n_dev = max(1, round(dev_fraction * len(docs) * (n_parts - 1) / n_parts)) if dev_fraction > 0 else 0
+        dev, docs = tuple(sorted(docs[:n_dev])), docs[n_dev:]
+        parts = [docs[i::n_parts] for i in range(n_parts)]
+        return [Fold(i, tuple(sorted(d for j, part in enumerate(parts) if j != i for d in part)), dev,
+                     tuple(sorted(parts[i]))) for i in range(k)]
     parts = [docs[i::n_parts] for i in range(n_parts)]
     folds = []
     for i in range(k):

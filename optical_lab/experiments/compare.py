@@ -14,14 +14,16 @@ import json
 import time
 from pathlib import Path
 
+from ..data.collections import FOLD_SCHEMES
 from ..data.errors import DataError
 from ..data.languages import parse_langs
 from ..methods.config import PRESETS, preset
 from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_methods
 from ..methods.runtime import set_threads
 from ..ot import SinkhornSpec
-from ..tasks.registry import TASKS, cli_options
+from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, task_name
 from .runner import ComparePlan, Runner
+from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
 
@@ -48,14 +50,18 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
                             help=help_text)
 
 
-def task_options_from_args(args: argparse.Namespace) -> dict:
-    """The options given on the command line that the chosen task has (others are refused)."""
+def task_options_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> dict:
+    """The task options given on the command line (``--topics``, ``--flores-split``, ...), refused
+    when none of ``tasks`` (default: ``args.task``) has them; each task takes its own
+    (:func:`optical_lab.tasks.registry.get_task`)."""
+    tasks = tasks or [task_name(args.task)]
     given = {name: getattr(args, f"task_{name}") for name in cli_options() if getattr(args, f"task_{name}", None) is not None}
-    own = set(TASKS[args.task].OPTIONS)
+    own = {option for name in tasks for option in TASKS[name].OPTIONS}
     foreign = sorted(set(given) - own)
     if foreign:
-        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {args.task!r}",
-                        fix=f"use --task {next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)}, or drop it")
+        owner = next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)
+        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {' or '.join(repr(t) for t in tasks)}",
+                        fix=f"use --task{'s' if len(tasks) > 1 else ''} {owner}, or drop it")
     return given
 
 
@@ -64,11 +70,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
     parser.add_argument("--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)")
     parser.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
-    parser.add_argument("--task", default="ntrex", choices=list(TASKS), help="evaluation task (optical_lab/tasks/)")
+    parser.add_argument("--task", default="ntrex", choices=[*TASKS, *ALIASES],
+                        help="the task whose folds decide training and evaluation (optical_lab/tasks/)")
+    parser.add_argument("--eval-tasks", default=None,
+                        help=f"further tasks every trained student is scored on, e.g. 'suite' = {','.join(SUITE)} "
+                             "(default: the --task only); each evaluates the languages it has")
     add_task_options(parser)
     parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
-    parser.add_argument("--bitext", default="ntrex", choices=["ntrex", "mafand"],
-                        help="training bitext: NTREX documents outside the fold, or MAFAND-MT train (dev: MAFAND dev)")
+    parser.add_argument("--bitext", default="ntrex",
+                        help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
+                             "train, dev: MAFAND dev), or a TSV file of english<TAB>foreign pairs (one --langs entry)")
+    parser.add_argument("--bitext-en", default=None, help="your English side, line-aligned with --bitext-xx")
+    parser.add_argument("--bitext-xx", default=None, help="your foreign side, line-aligned with --bitext-en")
+    parser.add_argument("--allow-overlap", type=int, default=DEFAULT_ALLOWED_OVERLAP,
+                        help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
+                             f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)")
+    parser.add_argument("--fold-scheme", default="held-out-dev", choices=list(FOLD_SCHEMES),
+                        help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
+                             "committed results' scheme)")
+    parser.add_argument("--save-student", action="store_true",
+                        help="write every trained student to <cell>/student (safetensors + tokenizer), for "
+                             "`optical-lab evaluate --student`")
     parser.add_argument("--preset", default="default", choices=list(PRESETS), help="training budget (see methods/config.py)")
     parser.add_argument("--max-train-pairs", default=None, help="cap on training pairs per fold ('all' = no cap; "
                                                                 "default: the preset's, 1000)")
@@ -117,10 +139,18 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
         methods = parse_methods(args.methods)
     except ValueError as exc:
         raise DataError(str(exc), fix="e.g. --methods all, or --methods zero-shot,optical") from None
-    return ComparePlan(langs=parse_langs(args.langs), methods=methods, folds=args.folds, seeds=args.seeds,
-                       task=args.task, task_options=task_options_from_args(args), model=args.model, bitext=args.bitext, preset=args.preset, train=config,
+    langs = parse_langs(args.langs)
+    task = task_name(args.task)
+    eval_tasks = [t for t in parse_tasks(args.eval_tasks) if t != task] if args.eval_tasks else []
+    if args.allow_overlap < 0:
+        raise DataError(f"bad --allow-overlap {args.allow_overlap}", fix="a count of evaluation texts, 0 or more")
+    bitext, bitext_files = bitext_from_args(args, langs)
+    return ComparePlan(langs=langs, methods=methods, folds=args.folds, seeds=args.seeds,
+                       task=task, task_options=task_options_from_args(args, [task, *eval_tasks]), model=args.model,
+                       bitext=bitext, preset=args.preset, train=config,
                        eval_max_length=args.eval_max_length, fold_seed=args.fold_seed, threads=args.threads,
-                       size_curve=parse_sizes(args.size_curve) if args.size_curve else None,
+                       size_curve=parse_sizes(args.size_curve) if args.size_curve else None, eval_tasks=eval_tasks,
+                       bitext_files=bitext_files, fold_scheme=args.fold_scheme, allow_overlap=args.allow_overlap,
                        method_config=read_method_config(args.method_config, methods))
 
 
@@ -141,11 +171,34 @@ def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
     return {m: v for m, v in chosen.items() if m in methods}
 
 
+def bitext_from_args(args: argparse.Namespace, langs: list[str]) -> tuple[str, list[str]]:
+    """(plan.bitext, plan.bitext_files) from ``--bitext`` / ``--bitext-en`` / ``--bitext-xx``. A user's
+    files are read (strictly: path, line and fix on the first problem) here, before anything is written."""
+    pair = [args.bitext_en, args.bitext_xx]
+    if any(pair) and not all(pair):
+        raise DataError(f"--bitext-{'xx' if args.bitext_en else 'en'} is missing",
+                        fix="give both sides: --bitext-en english.txt --bitext-xx foreign.txt (line-aligned)")
+    if all(pair) and args.bitext != "ntrex":
+        raise DataError("--bitext and --bitext-en/--bitext-xx both name a training bitext", fix="use one of them")
+    if not all(pair) and args.bitext in ("ntrex", "mafand"):
+        return args.bitext, []
+    files = [str(Path(f).resolve()) for f in (pair if all(pair) else [args.bitext])]
+    for name in files:
+        if not Path(name).is_file():
+            raise DataError(f"no such bitext file {name}", path=name,
+                            fix="--bitext takes ntrex, mafand or a TSV file (english<TAB>foreign per line)")
+    if len(langs) != 1:
+        raise DataError(f"a user bitext is in one language, but --langs names {len(langs)}",
+                        fix=f"run one comparison per language, e.g. --langs {langs[0]}")
+    load_user_bitext(tuple(files), langs[0])  # validate now
+    return "user", files
+
+
 def main(args: argparse.Namespace) -> None:
     plan = plan_from_args(args)
     set_threads(plan.threads)
     start = time.perf_counter()
-    runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress)
+    runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress, save_student=args.save_student)
     result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
     if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
         return

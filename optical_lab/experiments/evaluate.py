@@ -1,42 +1,67 @@
-"""`optical-lab evaluate`: zero-shot evaluation — the teacher on both sides — on any registered task.
+"""`optical-lab evaluate`: score the zero-shot teacher, or any saved student, on the evaluation suite.
 
-``--task ntrex`` (default: known-item CLIR + sentence retrieval), ``ntrex-sentence``, ``qald``, or
-``trec --topics T --qrels Q --docs D`` (a user's own collection); every language's whole
-evaluation set is scored (no folds: nothing is trained). Results land in
-``results/evaluate-<task>-<timestamp>/``: ``config.json``, ``environment.json`` (versions and
-provenance), ``metrics.csv`` / ``metrics.md`` (one row per language: the main sub-task's metrics,
-then ``<sub-task>_<metric>`` for the others) and, per language, each sub-task's TREC run, topics,
-qrels and per-query CSV. Trained methods: ``optical-lab compare``.
+``--tasks ntrex-clir,ntrex-sentences,flores-sentences,sib-topics`` (``suite``, the default, is
+those four; any registered task works, e.g. ``qald`` or ``trec --topics T --qrels Q --docs D``)
+over ``--langs`` (``all`` = every language of the data directory). Each task evaluates every
+language it has and skips the others with one line saying why (``skipped.csv``); every
+language's whole evaluation set is scored (no folds: nothing is trained here).
+
+Queries (and the topic classifier's English training embeddings) are encoded by the teacher
+``--model``; documents by ``--student PATH`` (a folder written by ``Encoder.save``, e.g. by
+``optical-lab compare --save-student``) or, without it, by the teacher too (zero-shot). A saved
+student names the teacher it was distilled from, which is then the default ``--model``.
+
+The results folder (``--out``; default ``results/evaluate-<tasks>-<timestamp>``) receives
+``config.json``, ``environment.json`` (versions, CPU flags, provenance: data-file and model
+hashes), per task ``<task>.csv`` / ``<task>.md`` (one row per language: the main sub-task's
+metrics, then ``<sub-task>_<metric>`` for the others), per task and language the sub-tasks' TREC
+runs and per-query CSVs (``<task>/<lang>/``), and ``summary.md`` (every table, the skipped
+languages, and the wall time when ``time_v.txt`` from ``/usr/bin/time -v`` lies beside it;
+``python -m optical_lab.experiments.evaluate FOLDER`` re-renders it). Trained methods:
+``optical-lab compare``.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..data.errors import DataError
-from ..data.languages import parse_langs
+from ..data.languages import known_languages, parse_langs
 from ..io import write_json
-from ..models.encoder import Encoder
+from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
-from ..tasks.registry import TASKS, get_task
+from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
-from .records import new_results_dir, record_run
+from .records import environment, folder_digest, new_results_dir, provenance
+from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
 
 
 @dataclass
-class ZeroShotConfig:
+class EvaluateConfig:
+    """What decides the numbers of an evaluation (saved as ``config.json``)."""
+
     langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
+    tasks: list[str] = field(default_factory=lambda: list(SUITE))
     model: str = "minilm"
+    student: str | None = None  # a saved student's folder; None = zero-shot (the teacher on both sides)
     max_length: int = 256
-    task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)
-    method: str = "zero-shot"
+    batch_size: int = 32
+
+    @property
+    def method(self) -> str:
+        return "zero-shot" if self.student is None else "student"
 
     def __post_init__(self) -> None:
         check_zero_shot_settings(self.langs, self.model, self.max_length)
@@ -51,46 +76,183 @@ def check_zero_shot_settings(langs: list[str], model: str, max_length: int) -> N
     check_model_name(model)
 
 
-def run_zero_shot(config: ZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
-    task = get_task(config.task, **config.task_options)
-    folder = new_results_dir(f"evaluate-{task.name}", out_root)
-    teacher = Encoder.load(config.model, max_length=config.max_length)
-    record_run(folder, config, [f for lang in config.langs for f in task.data_files(lang)], teacher.source)
-    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+def cpu_flags(path: str = "/proc/cpuinfo") -> dict[str, bool]:
+    """Which of the instruction-set flags that decide CPU encoding speed the machine has."""
+    try:
+        line = next(l for l in Path(path).read_text().splitlines() if l.startswith("flags"))
+    except (OSError, StopIteration):
+        return {}
+    flags = set(line.split(":", 1)[1].split())
+    return {flag: flag in flags for flag in CPU_FLAGS}
+
+
+def student_teacher(student: str | None) -> str | None:
+    """The teacher a saved student records (``optical_lab_encoder.json``), if any."""
+    if student is None:
+        return None
+    folder = Path(student)
+    if not (folder / "config.json").is_file():
+        raise DataError(f"--student {student} is not a saved encoder folder (no config.json)", path=folder,
+                        fix="pass a folder written by Encoder.save, e.g. <compare out>/runs/<lang>/<method>/"
+                            "<fold-seed>/student from `optical-lab compare --save-student`")
+    info = folder / ENCODER_FILE
+    return json.loads(info.read_text(encoding="utf-8")).get("teacher") if info.is_file() else None
+
+
+def data_languages() -> list[str]:
+    """``--langs all``: every language some dataset folder holds files for (not NTREX's upstream list)."""
+    return sorted(code for code, entry in known_languages().items() if entry.datasets)
+
+
+def task_table(results_by_lang: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per language: the first sub-task's metrics, then ``<sub-task>_<metric>`` for the others."""
     rows = []
-    for lang in config.langs:
-        results = task.evaluate(lang, everything, teacher, teacher)
-        save_results(folder / lang, results, tag=f"zero-shot-{config.model}", compress=False, inputs=True)
+    for lang, results in results_by_lang.items():
         main, *others = results
         row = {"lang": lang, **results[main].summary}
         for sub in others:
             row.update({f"{sub}_{k}": v for k, v in results[sub].summary.items()})
         rows.append(row)
-        if progress:
-            print(f"{lang}: " + "  ".join(f"{k}={v:.3f}" for k, v in row.items() if k != "lang"), flush=True)
-    table = pd.DataFrame(rows).set_index("lang")
-    table.to_csv(folder / "metrics.csv")
-    (folder / "metrics.md").write_text(table.to_markdown(floatfmt=".3f") + "\n", encoding="utf-8")
-    write_json({"results_dir": str(folder)}, folder / "done.json")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return pd.DataFrame(rows).set_index("lang")
+
+
+def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
+
+    Everything that can be refused (unknown task option, no task having any language, a folder
+    already holding results, a missing model) is refused before anything is written."""
+    start = time.perf_counter()
+    tasks = {name: get_task(name, **config.task_options) for name in config.tasks}
+    todo: dict[str, list[str]] = {}
+    skipped = []
+    for name, task in tasks.items():
+        for lang in config.langs:
+            reason = task.unavailable(lang)
+            if reason:
+                skipped.append({"task": name, "lang": lang, "reason": reason})
+            else:
+                todo.setdefault(name, []).append(lang)
+    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+    for name, langs in todo.items():
+        for lang in langs:
+            tasks[name].eval_texts(lang, everything)  # reads and checks the data now, before anything is written
+    if not todo:
+        raise DataError(f"none of the tasks {', '.join(tasks)} has any of the languages {', '.join(config.langs)}",
+                        fix="`optical-lab data langs` lists which dataset has which language")
+    folder = Path(out) if out else Path("results") / f"evaluate-{'-'.join(config.tasks) if len(config.tasks) < 3 else 'suite'}"
+    if out is None:
+        folder = new_results_dir(folder.name, folder.parent)
+    elif (folder / "config.json").exists():
+        raise DataError(f"{folder} already holds evaluation results", path=folder,
+                        fix="choose another --out folder, or delete this one to recompute it")
+    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
+                          batch_size=config.batch_size)
+    student = teacher if config.student is None else EvalEncoder(
+        Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_files = [f for name, langs in todo.items() for lang in langs for f in tasks[name].data_files(lang)]
+    write_json(config.__dict__ | {"method": config.method, "task_options_used": {n: t.options() for n, t in tasks.items()},
+                                  "student_files": folder_digest(config.student) if config.student else None},
+               folder / "config.json")
+    write_json(environment() | {"cpu_flags": cpu_flags()} | provenance(data_files, teacher.source),
+               folder / "environment.json")
+    for row in skipped:
+        print(f"skip {row['task']} {row['lang']}: {row['reason']}", flush=True)
+    pd.DataFrame(skipped, columns=["task", "lang", "reason"]).to_csv(folder / "skipped.csv", index=False)
+    tables, seconds = {}, {}
+    for name, langs in todo.items():
+        task, by_lang = tasks[name], {}
+        task_start = time.perf_counter()
+        for lang in langs:
+            results = task.evaluate(lang, everything, teacher, student)
+            save_results(folder / name / lang, results, tag=f"{config.method}-{config.model}", compress=False,
+                         inputs=task.SAVE_INPUTS)
+            by_lang[lang] = results
+            if progress:
+                summary = task_table({lang: results}).iloc[0]
+                print(f"{name} {lang}: " + "  ".join(f"{k}={v:.3f}" for k, v in summary.items()), flush=True)
+        seconds[name] = round(time.perf_counter() - task_start, 1)
+        tables[name] = table = task_table(by_lang)
+        table.to_csv(folder / f"{name}.csv")
+        (folder / f"{name}.md").write_text(table.to_markdown(floatfmt=".3f") + "\n", encoding="utf-8")
+    write_json({"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
+               folder / "done.json")
+    (folder / "summary.md").write_text(render_summary(folder), encoding="utf-8")
+    for name, table in tables.items():
+        print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
     print(f"\nresults: {folder}")
-    return table
+    return tables
+
+
+def render_summary(folder: str | Path) -> str:
+    """``summary.md`` of an evaluation folder, from its files only (config, environment, tables,
+    skipped languages, and ``time_v.txt`` when present): what a results document includes."""
+    from .summary import mean_load, parse_time_log
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    env = json.loads((folder / "environment.json").read_text(encoding="utf-8"))
+    done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in env.get("cpu_flags", {}).items())
+    who = f"student `{config['student']}` (queries by teacher `{config['model']}`)" if config.get("student") else \
+        f"zero-shot: teacher `{config['model']}` on both sides"
+    lines = ["## What ran", "", "```", " ".join(["optical-lab", *env.get("argv", [])[1:]]), "```", "",
+             f"- {who}; evaluation truncation {config['max_length']} tokens; tasks {', '.join(config['tasks'])}.",
+             f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}, "
+             f"GPU: {env.get('cuda') or 'none'}; CPU flags: {flags or 'unknown'}.",
+             f"- started {env.get('time')}; evaluation time per task (s): "
+             + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items()) + f"; total {done.get('seconds')} s."]
+    if (folder / "time_v.txt").exists():
+        timing = parse_time_log(folder / "time_v.txt")
+        cpu_min = (float(timing.get("user_s", 0)) + float(timing.get("system_s", 0))) / 60
+        lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {timing.get('wall')}** (h:mm:ss), peak memory "
+                     f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
+                     f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}.")
+    load = mean_load(folder / "loadavg.log") if (folder / "loadavg.log").exists() else None
+    if load is not None:
+        lines.append(f"- mean 1-minute load average during the run {load:.1f} on {env.get('cpu_count')} cores (sampled "
+                     "every 30 s; above the run's own threads it is other jobs sharing the machine).")
+    for name in config["tasks"]:
+        if (folder / f"{name}.md").exists():
+            lines += ["", f"## {name}", "", (folder / f"{name}.md").read_text(encoding="utf-8").rstrip()]
+    skipped = pd.read_csv(folder / "skipped.csv") if (folder / "skipped.csv").exists() else pd.DataFrame()
+    if len(skipped):
+        lines += ["", "## Skipped (the task has no data for the language)", ""]
+        lines += [f"- {name}: {', '.join(part.lang)}" for name, part in skipped.groupby("task", sort=False)]
+    return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="zero-shot", choices=["zero-shot"], help="only zero-shot here; trained methods: `optical-lab compare`")
-    parser.add_argument("--task", default="ntrex", choices=list(TASKS), help="evaluation task (optical_lab/tasks/)")
+    parser.add_argument("--method", default="zero-shot", choices=["zero-shot"],
+                        help="zero-shot (the teacher on both sides) unless --student names a saved student; "
+                             "training methods: `optical-lab compare`")
+    parser.add_argument("--tasks", "--task", dest="tasks", default="suite",
+                        help=f"comma-separated tasks (optical_lab/tasks/); 'suite' = {','.join(SUITE)}")
     add_task_options(parser)
-    parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes (eng = monolingual ceiling)")
-    parser.add_argument("--model", default="minilm", help="registry name (minilm, me5-small), HF id or local path")
+    parser.add_argument("--langs", default=DEFAULT_LANGS,
+                        help="comma-separated language codes (any spelling; eng = monolingual ceiling), or 'all'")
+    parser.add_argument("--model", default=None, help="teacher: registry name (minilm, me5-small), HF id or local path "
+                                                      "(default: the --student's teacher, else minilm)")
+    parser.add_argument("--student", default=None, help="a saved student folder (Encoder.save / compare --save-student); "
+                                                        "without it the teacher is evaluated zero-shot")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
-    parser.add_argument("--out", default="results")
+    parser.add_argument("--out", default=None, help="results folder (default: results/evaluate-<tasks>-<timestamp>)")
 
 
 def main(args: argparse.Namespace) -> None:
-    options = task_options_from_args(args)
-    if args.no_sentence_task and args.task == "ntrex":
+    tasks = parse_tasks(args.tasks)
+    options = task_options_from_args(args, tasks)
+    if args.no_sentence_task:
         options["sentence_task"] = False
-    config = ZeroShotConfig(parse_langs(args.langs), args.model, args.max_length, args.task, options)
-    run_zero_shot(config, args.out)
+    langs = data_languages() if args.langs.strip() == "all" else parse_langs(args.langs)
+    model = args.model or student_teacher(args.student) or "minilm"
+    config = EvaluateConfig(langs, tasks, model, str(Path(args.student).resolve()) if args.student else None,
+                            args.max_length, options)
+    run_evaluation(config, args.out)
+
+
+if __name__ == "__main__":  # re-render summary.md of a finished evaluation folder
+    target = Path(sys.argv[1])
+    (target / "summary.md").write_text(render_summary(target), encoding="utf-8")
+    print(f"wrote {target / 'summary.md'}")

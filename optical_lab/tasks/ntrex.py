@@ -5,7 +5,7 @@ document is the target-language text of the same document without that first sen
 queries against 123 documents per language; :func:`optical_lab.data.collections.known_item_collection`).
 Queries are encoded by the teacher, documents by the student. By default the task also runs
 NTREX sentence retrieval on the same evaluation documents, so one cell gives both sub-tasks,
-``clir`` and ``sentence``; folds and corpus handling are the sentence task's
+``clir`` and ``sentence`` (``ntrex-clir`` is the same task with ``clir`` only); folds and corpus handling are the sentence task's
 (:class:`optical_lab.tasks.ntrex_sentence.NtrexSentenceTask`, which this class extends).
 """
 from __future__ import annotations
@@ -55,3 +55,12 @@ class NtrexTask(NtrexSentenceTask):
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         return evaluate_ntrex(self.corpus(lang), teacher, student, eval_docs=fold.eval_key,
                               sentence_task=self.sentence_task)
+
+
+@dataclass
+class NtrexClirTask(NtrexTask):
+    """Known-item CLIR only (``clir``): the suite's ``ntrex-clir``, next to ``ntrex-sentences``."""
+
+    sentence_task: bool = False
+    name: ClassVar[str] = "ntrex-clir"
+    reported: ClassVar[dict[str, list[str]]] = {SUBTASK: ["MRR@10", "nDCG@10", "MAP"]}

@@ -189,6 +189,13 @@ class QaldTask(TaskBase):
                                keep_operators=self.keep_operators)
         return {"qald": result}
 
+    def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
+        """The questions in ``lang`` and in English, and the verbalised SPARQL candidates."""
+        questions = [t for _, t in question_texts(self.dataset, lang, self.translations).values()]
+        english = [t for _, t in question_texts(self.dataset, "eng", self.translations).values()]
+        return {f"qald questions {normalize_lang(lang)}": questions, "qald questions eng": english,
+                "qald candidates": list(candidate_texts(self.dataset, self.keep_operators).values())}
+
     def data_files(self, lang: str) -> list[Path]:
         english = ntrex_file("eng")
         return [Path(self.dataset.path), english, ntrex_file(normalize_lang(lang)), english.parent / "DOCUMENT_IDS.tsv"]

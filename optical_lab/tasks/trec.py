@@ -35,6 +35,7 @@ class TrecTask(TaskBase):
     docs: str | None = None
     dev_fraction: float = 0.1
     name: ClassVar[str] = "trec"
+    SAVE_INPUTS: ClassVar[bool] = True
     primary: ClassVar[str] = "MRR@10"
     reported: ClassVar[dict[str, list[str]]] = {SUBTASK: ["MRR@10", "nDCG@10", "MAP"]}
     OPTIONS: ClassVar[dict[str, str]] = {"topics": "trec task: topics file (qid<TAB>English query text)",
@@ -58,6 +59,11 @@ class TrecTask(TaskBase):
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         return {SUBTASK: evaluate_collection(SUBTASK, self.collection(lang), teacher, student, CLIR_MEASURES)}
+
+    def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
+        collection = self.collection(lang)
+        return {f"trec topics ({collection.name})": list(collection.queries.values()),
+                f"trec documents ({collection.name})": list(collection.documents.values())}
 
     def data_files(self, lang: str) -> list[Path]:
         english = ntrex_file("eng")
