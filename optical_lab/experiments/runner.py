@@ -50,7 +50,7 @@ from ..methods.runtime import resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
 from ..models.encoder import Encoder
-from ..models.registry import check_model_name
+from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
 from .records import FolderLock, environment, provenance
@@ -126,6 +126,10 @@ class ComparePlan:
         need(self.task in TASKS, f"unknown task {self.task!r}", f"use --task {' or --task '.join(TASKS)}")
         need(self.bitext in ("ntrex", "mafand", "user"), f"unknown bitext source {self.bitext!r}",
              "use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
+        if self.fold_scheme == "all-eval":
+            need(self.folds == 1 and self.bitext != "ntrex",
+                 f"fold scheme all-eval evaluates every document, so the students need other bitext and one fold "
+                 f"(got --bitext {self.bitext}, --folds {self.folds})", "use --folds 1 with --bitext mafand or a file")
         need(self.preset in PRESETS, f"unknown preset {self.preset!r}", f"use --preset {' or --preset '.join(PRESETS)}")
         bad = [s for s in self.size_curve or [] if s is not None and (not isinstance(s, int) or s < 1)]
         need(not bad, f"size-curve sizes {bad}: must be positive integers or 'all'", "e.g. --size-curve 100,300,all")
@@ -210,6 +214,10 @@ def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitex
         tqdm.write(f"note: MAFAND-MT has no en-{lang}; {lang} trains on the task's own bitext")
     elif plan.bitext != "ntrex":
         raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
+    if len(fold.train) == 0:
+        raise DataError(f"no training bitext for {lang}: fold scheme {plan.fold_scheme} keeps every {plan.task} "
+                        f"document for evaluation and {plan.bitext} has no {lang}",
+                        fix=f"drop {lang} from --langs, or use --fold-scheme held-out-dev")
     return fold.train, fold.dev, fold.train.source or plan.task
 
 
@@ -231,8 +239,11 @@ def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "d
     if plan.fold_scheme != LEGACY_FOLD_SCHEME:
         data["fold_scheme"] = plan.fold_scheme
     if method != "zero-shot":
-        train = {k: v for k, v in plan.train_config(method).fingerprint_fields().items()
-                 if k not in ("seed", "progress", "checkpoint_every", "keep_checkpoint")}
+        # use_prefixes changes no number on a backbone without prefixes (MiniLM): left out there, so
+        # results trained before the setting existed keep their fingerprints
+        ignore = () if uses_prefixes(plan.model) else ("use_prefixes",)
+        ignore += ("seed", "progress", "checkpoint_every", "keep_checkpoint")
+        train = {k: v for k, v in plan.train_config(method).fingerprint_fields().items() if k not in ignore}
         data.update(method=method, bitext=plan.bitext, train=train, size=size)
         if plan.bitext_files:
             data["bitext_files"] = plan.bitext_files

@@ -80,6 +80,21 @@ def check_model_name(name_or_path: str) -> None:
                         "or a hub id with its organisation (e.g. google-bert/bert-base-multilingual-cased)")
 
 
+# retrieval prefixes of the registry's backbones (query, passage); absent = none
+PREFIXES: dict[str, tuple[str, str]] = {"me5-small": ("query: ", "passage: ")}
+
+
+def uses_prefixes(name_or_path: str) -> bool:
+    """Whether the backbone puts prefixes before queries/passages (cheap: loads and builds nothing)."""
+    if name_or_path in PREFIXES:
+        return True
+    saved = Path(name_or_path) / "optical_lab_encoder.json"
+    if saved.is_file():
+        settings = json.loads(saved.read_text(encoding="utf-8"))
+        return bool(settings.get("query_prefix") or settings.get("passage_prefix"))
+    return False
+
+
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
     """Map a registry name, local path or hub id to what :class:`Encoder` needs."""
     check_model_name(name_or_path)
@@ -90,7 +105,7 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         from .me5 import ensure_me5_small
 
         path = ensure_me5_small()
-        return BackboneSpec("me5-small", str(path), "query: ", "passage: ", max_length=256, is_bert=True)
+        return BackboneSpec("me5-small", str(path), *PREFIXES["me5-small"], max_length=256, is_bert=True)
     local = Path(name_or_path)
     if (local / "optical_lab_encoder.json").is_file():  # a student saved by Encoder.save: its own settings
         saved = json.loads((local / "optical_lab_encoder.json").read_text(encoding="utf-8"))
