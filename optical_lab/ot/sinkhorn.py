@@ -44,10 +44,29 @@ i.e. two batched mat-vec products and two reciprocals. The current potentials ar
   the block is recomputed with the exact log-domain updates above. The iterates are those of
   ``ot.batch.solve_batch(method="log_sinkhorn")`` (same limit as ``ot.bregman.sinkhorn_log``); no NaN/Inf for
   any :math:`\varepsilon > 0`.
-- ``method="auto"``: ``"kernel"`` when :math:`\max_{ij}(C_{ij} - \min_k C_{ik}) / \varepsilon \le \tau`, else ``"log"``.
+- ``method="auto"``, *per problem*: ``"kernel"`` for the problems whose spread
+  :math:`\max_{ij}(C_{ij} - \min_k C_{ik}) / \varepsilon \le \tau`, ``"log"`` for the others (solved as a
+  separate batch; ``SinkhornOutput.log_domain`` says which). One wide-range pair no longer sends the whole
+  batch to the slower log path, and every problem gets the iterates it would get alone.
 
 Each iteration ends with the :math:`g`-update, so :math:`P^\top \mathbf{1} = b` holds to rounding; the
 convergence criterion, checked every ``check_every`` iterations, is :math:`\|P\mathbf{1} - a\|_1 \le` ``tol``.
+
+Batches of different lengths (``buckets``)
+------------------------------------------
+A padded batch costs :math:`B \cdot n \cdot m` cells per mat-vec product however short most problems are
+(real NTREX pairs use about a third of a 64 x 64 batch). With ``buckets`` the problems are sorted by real size
+:math:`n_b m_b` and split into equal-count groups; each group is *compacted* (its real tokens moved first,
+padded only to its own longest problem) and solved as its own batch, and the results are scattered back
+(``take`` / ``scatter``: exact, and differentiable). Padding never interacts with real tokens, so this
+changes nothing but float rounding. Each group costs a fixed overhead per iteration (about four eager
+ops), so ``buckets="auto"`` picks the number of groups :math:`k \le 8` minimising
+``cells + (k + 1) * BUCKET_COST_CELLS`` (the ``+ 1`` charges the compaction), against the padded batch
+as it is; ``BUCKET_COST_CELLS`` = :math:`2^{16}` was measured on the benchmark machine (a group's fixed
+cost per iteration is about that many cells of mat-vec work; ``benchmarks/RESULTS_sinkhorn.md``). On CPU
+groups are padded to at least ``BMM_MIN_CELLS`` = 400 cells: torch's CPU ``bmm`` runs a slow per-problem
+loop below :math:`n \cdot m = 400` for a mat-vec (measured 2-3x slower). Other devices are launch-bound:
+``"auto"`` keeps the padded batch there. With ``tol``, each group stops on its own.
 
 Gradients
 ---------
@@ -106,10 +125,11 @@ class SinkhornOutput:
     entropic_cost : (B,) :math:`\\langle P, C\\rangle_F + \\varepsilon\\,\\mathrm{KL}(P \\| a\\otimes b)`
         (:math:`= \\langle f, a\\rangle + \\langle g, b\\rangle` at convergence).
     marginal_error : (B,) :math:`\\|P\\mathbf{1} - a\\|_1 + \\|P^\\top\\mathbf{1} - b\\|_1`.
-    n_iters : number of Sinkhorn iterations run (one iteration = one f- and one g-update).
+    n_iters : number of Sinkhorn iterations run (one iteration = one f- and one g-update; the most of any group).
     converged : (B,) bool, ``marginal_error <= tol`` (``tol=None``: ``sqrt(finfo(dtype).eps)``).
     errors : max over the batch of :math:`\\|P\\mathbf{1} - a\\|_1`, logged at every check.
-    method : the method actually used (``"kernel"`` or ``"log"``).
+    method : the method actually used (``"kernel"``, ``"log"``, or ``"mixed"`` when ``method="auto"`` chose both).
+    log_domain : (B,) bool, the problems solved in the log domain (False for empty problems).
     """
 
     plan: Tensor
@@ -492,9 +512,9 @@ class _ScalingIterations(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------------------- length buckets
-MAX_BUCKETS = 8
-BUCKET_COST_CELLS = 2**15
-BMM_MIN_CELLS = 400
+MAX_BUCKETS = 8  # most groups ``buckets="auto"`` considers
+BUCKET_COST_CELLS = 2**16  # one group's fixed cost per iteration, in cells of mat-vec work (module docstring)
+BMM_MIN_CELLS = 400  # torch's CPU bmm uses its batched BLAS path from rows * cols * inner >= 400 on
 
 
 @dataclass(frozen=True)
@@ -561,9 +581,9 @@ def _length_buckets(real_a: Tensor, real_b: Tensor, buckets: Buckets, n_iters: i
     def cost(groups: list[tuple[int, int, int, int]]) -> int:
         return sum((hi - lo) * n_k * m_k for lo, hi, n_k, m_k in groups) + BUCKET_COST_CELLS * len(groups)
 
-    if buckets == "auto":
+    if buckets == "auto":  # the compaction itself (gather, scatter back) is charged as one more bucket
         chosen = min((split(k) for k in range(1, min(MAX_BUCKETS, B) + 1)), key=cost)
-        if cost(chosen) >= B * n * m + BUCKET_COST_CELLS:
+        if cost(chosen) + BUCKET_COST_CELLS >= B * n * m + BUCKET_COST_CELLS:
             return whole
     else:
         chosen = split(min(int(buckets), B))
