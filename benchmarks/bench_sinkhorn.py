@@ -100,7 +100,7 @@ def make_ntrex_problem(B: int, lang: str = "hau", max_pairs: int = 256):
             foreign = student.tokens([bitext.foreign[i] for i in order])
         _NTREX.update(x=english.embeddings, keep_x=english.mask & ~english.special,
                       y=foreign.embeddings, keep_y=foreign.mask & ~foreign.special)
-        assert abs(config.epsilon - EPSILON) < 1e-12, "the benchmark runs at the training epsilon"
+        assert abs(config.sinkhorn.epsilon - EPSILON) < 1e-12, "the benchmark runs at the training epsilon"
     keep_x, keep_y = _NTREX["keep_x"][:B], _NTREX["keep_y"][:B]
     n, m = int(_NTREX["x"][:B].shape[1]), int(_NTREX["y"][:B].shape[1])
     n = int(keep_x.sum(0).nonzero().max()) + 2  # the batch's own padded length (+ its [SEP])

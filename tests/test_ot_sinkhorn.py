@@ -119,7 +119,10 @@ def test_no_nan_float32_epsilon_1e_3(method, grad):
     a[2] = 0.0  # an all-padding row on one side
     C.requires_grad_(True)
     out = sinkhorn(C, a, b, epsilon=1e-3, n_iters=60, method=method, grad=grad)
-    assert out.method == "log"
+    # 'auto' chooses per problem: problem 5 has a single real column (cost spread 0) and runs the kernel;
+    # the empty problem 2 uses neither
+    assert out.method == ("log" if method == "log" else "mixed")
+    assert out.log_domain.tolist() == [True, True, False, True, True, method == "log"]
     for t in (out.plan, out.f, out.g, out.transport_cost, out.entropic_cost, out.marginal_error):
         assert torch.isfinite(t).all()
     (out.transport_cost.sum() + out.entropic_cost.sum()).backward()
@@ -147,11 +150,23 @@ def test_all_padding_rows_return_zero_plan_and_cost(method, grad):
     assert (all_empty.plan == 0).all() and all_empty.transport_cost.item() == 0
 
 
+def cost_spread(C, mask_a, mask_b):
+    """max_ij (C_ij - min_k C_ik) over the real pairs of each problem, computed the slow, obvious way."""
+    return torch.tensor([float((Ci[ra][:, rb] - Ci[ra][:, rb].amin(1, keepdim=True)).max())
+                         for Ci, ra, rb in zip(C, mask_a, mask_b)])
+
+
 def test_auto_method_choice_and_kernel_warning():
-    C, a, b, _, _ = ragged_problem(7, dtype=torch.float32)
-    assert sinkhorn(C, a, b, epsilon=0.05, n_iters=10).method == "kernel"  # spread <= 1 -> 20 < 21.8
-    assert sinkhorn(C, a, b, epsilon=0.01, n_iters=10).method == "log"
-    assert sinkhorn(C.double(), a.double(), b.double(), epsilon=0.01, n_iters=10).method == "kernel"
+    C, a, b, mask_a, mask_b = ragged_problem(7, dtype=torch.float32)
+    spread = cost_spread(C, mask_a, mask_b)
+    assert (spread <= 1).all() and (spread > 0.01 * 21.8).sum() == 3 and (spread < 0.01 * 21.8).sum() == 2
+    out = sinkhorn(C, a, b, epsilon=0.05, n_iters=10)  # spread <= 1 -> 20 < 21.8 = tau(float32)
+    assert out.method == "kernel" and not out.log_domain.any()
+    # per problem: the log domain exactly where spread / epsilon > tau, the kernel elsewhere
+    out = sinkhorn(C, a, b, epsilon=0.01, n_iters=10)
+    assert out.method == "mixed" and out.log_domain.tolist() == (spread / 0.01 > 21.8).tolist()
+    assert sinkhorn(C[out.log_domain], a[out.log_domain], b[out.log_domain], epsilon=0.01).method == "log"
+    assert sinkhorn(C.double(), a.double(), b.double(), epsilon=0.01, n_iters=10).method == "kernel"  # tau = 177
     with pytest.warns(RuntimeWarning, match="underflow"):
         sinkhorn(C, a, b, epsilon=0.001, n_iters=10, method="kernel")
 

@@ -44,10 +44,29 @@ i.e. two batched mat-vec products and two reciprocals. The current potentials ar
   the block is recomputed with the exact log-domain updates above. The iterates are those of
   ``ot.batch.solve_batch(method="log_sinkhorn")`` (same limit as ``ot.bregman.sinkhorn_log``); no NaN/Inf for
   any :math:`\varepsilon > 0`.
-- ``method="auto"``: ``"kernel"`` when :math:`\max_{ij}(C_{ij} - \min_k C_{ik}) / \varepsilon \le \tau`, else ``"log"``.
+- ``method="auto"``, *per problem*: ``"kernel"`` for the problems whose spread
+  :math:`\max_{ij}(C_{ij} - \min_k C_{ik}) / \varepsilon \le \tau`, ``"log"`` for the others (solved as a
+  separate batch; ``SinkhornOutput.log_domain`` says which). One wide-range pair no longer sends the whole
+  batch to the slower log path, and every problem gets the iterates it would get alone.
 
 Each iteration ends with the :math:`g`-update, so :math:`P^\top \mathbf{1} = b` holds to rounding; the
 convergence criterion, checked every ``check_every`` iterations, is :math:`\|P\mathbf{1} - a\|_1 \le` ``tol``.
+
+Batches of different lengths (``buckets``)
+------------------------------------------
+A padded batch costs :math:`B \cdot n \cdot m` cells per mat-vec product however short most problems are
+(real NTREX pairs use about a third of a 64 x 64 batch). With ``buckets`` the problems are sorted by real size
+:math:`n_b m_b` and split into equal-count groups; each group is *compacted* (its real tokens moved first,
+padded only to its own longest problem) and solved as its own batch, and the results are scattered back
+(``take`` / ``scatter``: exact, and differentiable). Padding never interacts with real tokens, so this
+changes nothing but float rounding. Each group costs a fixed overhead per iteration (about four eager
+ops), so ``buckets="auto"`` picks the number of groups :math:`k \le 8` minimising
+``cells + (k + 1) * BUCKET_COST_CELLS`` (the ``+ 1`` charges the compaction), against the padded batch
+as it is; ``BUCKET_COST_CELLS`` = :math:`2^{16}` was measured on the benchmark machine (a group's fixed
+cost per iteration is about that many cells of mat-vec work; ``benchmarks/RESULTS_sinkhorn.md``). On CPU
+groups are padded to at least ``BMM_MIN_CELLS`` = 400 cells: torch's CPU ``bmm`` runs a slow per-problem
+loop below :math:`n \cdot m = 400` for a mat-vec (measured 2-3x slower). Other devices are launch-bound:
+``"auto"`` keeps the padded batch there. With ``tol``, each group stops on its own.
 
 Gradients
 ---------
@@ -91,6 +110,7 @@ from torch.autograd.function import once_differentiable
 
 Method = Literal["auto", "kernel", "log"]
 Grad = Literal["autodiff", "envelope"]
+Buckets = Literal["auto"] | int
 
 
 @dataclass
@@ -105,10 +125,11 @@ class SinkhornOutput:
     entropic_cost : (B,) :math:`\\langle P, C\\rangle_F + \\varepsilon\\,\\mathrm{KL}(P \\| a\\otimes b)`
         (:math:`= \\langle f, a\\rangle + \\langle g, b\\rangle` at convergence).
     marginal_error : (B,) :math:`\\|P\\mathbf{1} - a\\|_1 + \\|P^\\top\\mathbf{1} - b\\|_1`.
-    n_iters : number of Sinkhorn iterations run (one iteration = one f- and one g-update).
+    n_iters : number of Sinkhorn iterations run (one iteration = one f- and one g-update; the most of any group).
     converged : (B,) bool, ``marginal_error <= tol`` (``tol=None``: ``sqrt(finfo(dtype).eps)``).
     errors : max over the batch of :math:`\\|P\\mathbf{1} - a\\|_1`, logged at every check.
-    method : the method actually used (``"kernel"`` or ``"log"``).
+    method : the method actually used (``"kernel"``, ``"log"``, or ``"mixed"`` when ``method="auto"`` chose both).
+    log_domain : (B,) bool, the problems solved in the log domain (False for empty problems).
     """
 
     plan: Tensor
@@ -121,6 +142,7 @@ class SinkhornOutput:
     converged: Tensor
     errors: list[float] = field(default_factory=list)
     method: str = "kernel"
+    log_domain: Tensor | None = None
 
 
 def max_log_scaling(dtype: torch.dtype) -> float:
@@ -142,6 +164,7 @@ def sinkhorn(
     method: Method = "auto",
     check_every: int = 10,
     grad: Grad = "autodiff",
+    buckets: Buckets = "auto",
 ) -> SinkhornOutput:
     r"""Solve ``B`` entropic OT problems of different lengths (padded to ``n x m``) with Sinkhorn.
 
@@ -157,43 +180,106 @@ def sinkhorn(
     n_iters : int
         Maximum number of iterations (exactly this many when ``tol`` is None).
     tol : float, optional
-        Stop once :math:`\max_b \|P\mathbf{1} - a\|_1 \le` ``tol`` (checked every ``check_every`` iterations).
+        Stop a group of problems once its :math:`\max_b \|P\mathbf{1} - a\|_1 \le` ``tol`` (checked every
+        ``check_every`` iterations).
     method : {"auto", "kernel", "log"}
-        Multiplicative kernel updates or stabilised log-domain updates (see the module docstring).
+        Multiplicative kernel updates or stabilised log-domain updates (see the module docstring); ``"auto"``
+        chooses per problem.
     check_every : int
         Iterations between convergence checks (and, for ``"log"``, between absorptions).
     grad : {"autodiff", "envelope"}
         Differentiate the unrolled iterations, or treat the plan as a constant (``dC = P``).
+    buckets : "auto" or int
+        Length buckets (module docstring): ``1`` solves the padded batch as given; ``k > 1`` solves ``k``
+        equal-count buckets of problems sorted by their real size, each compacted to its own longest
+        problem; ``"auto"`` picks the cheapest of the two by a cost model (CPU; one padded batch elsewhere).
+        Results are the same up to float rounding.
 
     Returns
     -------
     SinkhornOutput
     """
-    _check_inputs(C, a, b, epsilon, n_iters, check_every, method, grad)
-    B, n, m = C.shape
+    _check_inputs(C, a, b, epsilon, n_iters, check_every, method, grad, buckets)
     a, b = a.to(C.dtype), b.to(C.dtype)
-    keep = ((a.sum(-1) > 0) & (b.sum(-1) > 0))[:, None]  # (B, 1); False for empty problems
-    a_solve = torch.where(keep, a, 1.0 / n)  # empty problems are solved with dummy uniform marginals,
-    b_solve = torch.where(keep, b, 1.0 / m)  # then zeroed out: no 0/0 anywhere
-    # float 0/1 mask of the (real, real) pairs (float products are much faster than bool ops on CPU)
-    valid = (a_solve > 0).to(C.dtype)[:, :, None] * (b_solve > 0).to(C.dtype)[:, None, :]
-    C = C * valid
     tau = max_log_scaling(C.dtype)
-    with torch.no_grad():  # per-row shift (leaves the plan unchanged) and the auto method choice
-        row_min = (C + (1.0 - valid) * torch.finfo(C.dtype).max).amin(-1)
-        row_min = torch.where(row_min < torch.finfo(C.dtype).max / 2, row_min, 0.0)  # rows without real pairs
-        spread = float(((C - row_min[:, :, None]) * valid).amax()) / epsilon if C.numel() else 0.0
-    if method == "auto":
-        method = "kernel" if spread <= tau else "log"
-    elif method == "kernel" and spread > tau:
-        warnings.warn(f"method='kernel' with cost spread / epsilon = {spread:.3g} > {tau:.3g}: exp(-C/eps) may "
-                      "underflow and give inf/NaN; use method='log' or 'auto'", RuntimeWarning, stacklevel=2)
+    parts: list[tuple[_Layout, SinkhornOutput]] = []
+    for layout in _length_buckets(a > 0, b > 0, buckets, n_iters):
+        problems = _Problems.build(*layout.gather(C, a, b), epsilon)
+        if method == "kernel" and problems.spread.numel() and float(problems.spread.max()) > tau:
+            warnings.warn(f"method='kernel' with cost spread / epsilon = {float(problems.spread.max()):.3g} > "
+                          f"{tau:.3g}: exp(-C/eps) may underflow and give inf/NaN; use method='log' or 'auto'",
+                          RuntimeWarning, stacklevel=2)
+        use_log = problems.needs_log(tau) if method == "auto" else torch.full_like(problems.keep, method == "log")
+        for log_domain in (False, True):
+            chosen = use_log == log_domain
+            if bool(chosen.all()):  # the common case: one method for the whole bucket, no copies
+                parts.append((layout, _solve(problems, epsilon, n_iters, tol, log_domain, check_every, grad, tau)))
+            elif bool(chosen.any()):
+                index = chosen.nonzero()[:, 0]
+                parts.append((layout.select(index), _solve(problems.select(index), epsilon, n_iters, tol,
+                                                           log_domain, check_every, grad, tau)))
+    if len(parts) == 1 and parts[0][0].whole:
+        return parts[0][1]
+    return _assemble(parts, C.shape, (a.sum(-1) > 0) & (b.sum(-1) > 0))
 
+
+class _Problems:
+    """A padded batch of problems ready to solve: the masks, the masked cost and its per-row shift.
+
+    ``keep`` (B,) is False for empty problems, which are solved with dummy uniform marginals
+    ``a_solve``, ``b_solve`` and zero cost (no 0/0 anywhere) and zeroed at the end. ``valid`` is the float 0/1 mask of the
+    (real, real) pairs (float products are much faster than bool ops on CPU), ``C`` is 0 off ``valid``,
+    ``row_min`` the per-row minimum over real pairs (the kernel's shift, which leaves the plan unchanged)
+    and ``spread`` (B,) = :math:`\max_{ij}(C_{ij} - \min_k C_{ik})/\varepsilon`, the kernel's dynamic range.
+    """
+
+    def __init__(self, C: Tensor, a: Tensor, b: Tensor, keep: Tensor, a_solve: Tensor, b_solve: Tensor,
+                 valid: Tensor, row_min: Tensor, spread: Tensor) -> None:
+        self.C, self.a, self.b, self.keep = C, a, b, keep
+        self.a_solve, self.b_solve, self.valid, self.row_min, self.spread = a_solve, b_solve, valid, row_min, spread
+
+    @classmethod
+    def build(cls, C: Tensor, a: Tensor, b: Tensor, epsilon: float) -> _Problems:
+        B, n, m = C.shape
+        keep = (a.sum(-1) > 0) & (b.sum(-1) > 0)
+        a_solve = torch.where(keep[:, None], a, 1.0 / n)
+        b_solve = torch.where(keep[:, None], b, 1.0 / m)
+        # from a, b (not a_solve, b_solve): an empty problem has no valid pair, so its dummy problem has zero
+        # cost and an all-ones kernel whatever its C (no underflow, and no gradient reaches its C)
+        valid = (a > 0).to(C.dtype)[:, :, None] * (b > 0).to(C.dtype)[:, None, :]
+        C = C * valid
+        with torch.no_grad():
+            big = torch.finfo(C.dtype).max
+            work = torch.mul(valid, -big).add_(big).add_(C)  # C on valid pairs, +big elsewhere
+            row_min = work.amin(-1) if C.numel() else C.new_zeros(B, n)
+            row_min = torch.where(row_min < big / 2, row_min, 0.0)  # rows without real pairs
+            spread = (torch.sub(C, row_min[:, :, None], out=work).mul_(valid).amax((1, 2)).div_(epsilon)
+                      if C.numel() else C.new_zeros(B))
+        return cls(C, a, b, keep, a_solve, b_solve, valid, row_min, spread)
+
+    def needs_log(self, tau: float) -> Tensor:
+        """``method='auto'``, per problem: the log domain where the spread exceeds ``tau``. Empty problems join
+        the kernel problems (or the log ones if there are no others): they never add a solve of their own."""
+        use_log = self.spread > tau
+        if not bool(self.keep.all()):
+            use_log = torch.where(self.keep, use_log, bool(self.keep.any() and use_log[self.keep].all()))
+        return use_log
+
+    def select(self, index: Tensor) -> _Problems:
+        return _Problems(*(t.index_select(0, index) for t in (self.C, self.a, self.b, self.keep, self.a_solve,
+                                                              self.b_solve, self.valid, self.row_min, self.spread)))
+
+
+def _solve(problems: _Problems, epsilon: float, n_iters: int, tol: float | None, log_domain: bool,
+           check_every: int, grad: Grad, tau: float) -> SinkhornOutput:
+    """Sinkhorn on one padded batch with one method (``log_domain``: absorptions and the log-domain fallback)."""
+    C, a, b, keep = problems.C, problems.a, problems.b, problems.keep
     context = torch.no_grad() if grad == "envelope" else contextlib.nullcontext()
     with context:
-        state = _ScalingState.initial(C / epsilon, row_min / epsilon, a_solve, b_solve, valid)
+        state = _ScalingState.initial(C / epsilon, problems.row_min / epsilon, problems.a_solve, problems.b_solve,
+                                      problems.valid)
         log = _ConvergenceLog(tol)
-        if method == "kernel":
+        if not log_domain:
             state, done = state.iterate(n_iters, check_every, log)
         else:
             done = 0
@@ -208,8 +294,8 @@ def sinkhorn(
                     state = state.absorb()
 
         f, g = state.potentials()
-        kept = keep.to(C.dtype)
-        plan = state.plan() * kept[:, :, None]
+        kept = keep.to(C.dtype)[:, None]
+        plan = state.plan(kept)
         a_kept, b_kept = a * kept, b * kept
         f = epsilon * torch.where(a_kept > 0, f, 0.0)
         g = epsilon * torch.where(b_kept > 0, g, 0.0)
@@ -225,13 +311,15 @@ def sinkhorn(
         marginal_error = (row_mass - a_kept).abs().sum(-1) + (col_mass - b_kept).abs().sum(-1)
         threshold = tol if tol is not None else math.sqrt(torch.finfo(C.dtype).eps)
         converged = marginal_error <= threshold
+    method = "log" if log_domain else "kernel"
     return SinkhornOutput(plan=plan, f=f, g=g, transport_cost=transport_cost,
                           entropic_cost=transport_cost + entropy_term, marginal_error=marginal_error,
-                          n_iters=done, converged=converged, errors=log.errors, method=method)
+                          n_iters=done, converged=converged, errors=log.errors, method=method,
+                          log_domain=torch.full_like(keep, log_domain) & keep)
 
 
 def _check_inputs(C: Tensor, a: Tensor, b: Tensor, epsilon: float, n_iters: int, check_every: int,
-                  method: str, grad: str) -> None:
+                  method: str, grad: str, buckets: Buckets) -> None:
     if C.dim() != 3:
         raise ValueError(f"C must have shape (B, n, m), got {tuple(C.shape)}")
     B, n, m = C.shape
@@ -247,6 +335,8 @@ def _check_inputs(C: Tensor, a: Tensor, b: Tensor, epsilon: float, n_iters: int,
         raise ValueError(f"method must be 'auto', 'kernel' or 'log', got {method!r}")
     if grad not in ("autodiff", "envelope"):
         raise ValueError(f"grad must be 'autodiff' or 'envelope', got {grad!r}")
+    if buckets != "auto" and (isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1):
+        raise ValueError(f"buckets must be 'auto' or an int >= 1, got {buckets!r}")
 
 
 @dataclass(frozen=True)
@@ -278,11 +368,15 @@ class _ScalingState:
     @classmethod
     def from_potentials(cls, C_eps: Tensor, a: Tensor, b: Tensor, valid: Tensor, phi: Tensor,
                         gamma: Tensor) -> _ScalingState:
-        """Absorb (phi, gamma) into the kernel; padded pairs (valid = 0) get kernel value 1: no denominator is 0."""
-        K = torch.exp((phi[:, :, None] + gamma[:, None, :] - C_eps) * valid)
+        """Absorb (phi, gamma) into the kernel; padded pairs (valid = 0) get kernel value 1: no denominator is 0.
+
+        In-place steps wherever autograd allows: each (B, n, m) temporary avoided is one fresh allocation
+        less, and on CPU (glibc) fresh allocations of this size page-fault (benchmarks/RESULTS_sinkhorn.md)."""
+        K = torch.add(phi[:, :, None], gamma[:, None, :]).sub_(C_eps).mul_(valid).exp_()
+        KbT = K.mT.clone(memory_format=torch.contiguous_format).mul_(b[:, :, None])  # a copy, always
+        Ka = K * a[:, :, None] if K.requires_grad or a.requires_grad else K.mul_(a[:, :, None])
         B, n, m = K.shape
-        return cls(C_eps, a, b, valid, phi, gamma, Ka=K * a[:, :, None], KbT=(K * b[:, None, :]).mT.contiguous(),
-                   s=K.new_ones(B, 1, n), t=K.new_ones(B, 1, m))
+        return cls(C_eps, a, b, valid, phi, gamma, Ka=Ka, KbT=KbT, s=K.new_ones(B, 1, n), t=K.new_ones(B, 1, m))
 
     def iterate(self, n_iters: int, check_every: int | None = None,
                 log: _ConvergenceLog | None = None) -> tuple[_ScalingState, int]:
@@ -317,8 +411,9 @@ class _ScalingState:
             gamma = -torch.logsumexp(log_a[:, :, None] + phi[:, :, None] - self.C_eps, dim=1)
         return _ScalingState.from_potentials(self.C_eps, self.a, self.b, self.valid, phi, gamma)
 
-    def plan(self) -> Tensor:
-        return self.s.mT * self.Ka * (self.b[:, None, :] * self.t)
+    def plan(self, kept: Tensor) -> Tensor:
+        """:math:`P = \mathrm{diag}(a s) \tilde K \mathrm{diag}(b t)`, zeroed for problems with ``kept`` = 0 (B, 1)."""
+        return (self.s * kept[:, :, None]).mT.mul(self.Ka).mul_(self.b[:, None, :] * self.t)
 
 
 
@@ -414,3 +509,114 @@ class _ScalingIterations(torch.autograd.Function):
         grad_Ka = torch.bmm(s_hist.mT, rho_hist).neg_()
         grad_KbT = torch.bmm(t_hist[:, :-1].mT, qbar_hist)
         return grad_Ka, grad_KbT, tbar, None, None, None
+
+
+# ----------------------------------------------------------------------------------------- length buckets
+MAX_BUCKETS = 8  # most groups ``buckets="auto"`` considers
+BUCKET_COST_CELLS = 2**16  # one group's fixed cost per iteration, in cells of mat-vec work (module docstring)
+BMM_MIN_CELLS = 400  # torch's CPU bmm uses its batched BLAS path from rows * cols * inner >= 400 on
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a group of problems sits in the padded batch: problems ``index`` (k,), their real tokens first in
+    ``rows`` (k, n_k) and ``cols`` (k, m_k) (``n_k``, ``m_k`` = the group's own padded size). ``whole``: the
+    batch as given (identity indices, nothing to gather or scatter)."""
+
+    index: Tensor
+    rows: Tensor
+    cols: Tensor
+    shape: tuple[int, int, int]  # (B, n, m) of the whole padded batch
+    whole: bool = False
+
+    @classmethod
+    def identity(cls, shape: tuple[int, int, int], device: torch.device) -> _Layout:
+        B, n, m = shape
+        return cls(torch.arange(B, device=device), torch.arange(n, device=device).expand(B, n),
+                   torch.arange(m, device=device).expand(B, m), shape, whole=True)
+
+    def select(self, index: Tensor) -> _Layout:
+        return _Layout(self.index[index], self.rows[index], self.cols[index], self.shape)
+
+    def row_cells(self) -> Tensor:
+        """Flat indices into (B * n) of this group's (k, n_k) rows."""
+        return self.index[:, None] * self.shape[1] + self.rows
+
+    def col_cells(self) -> Tensor:
+        return self.index[:, None] * self.shape[2] + self.cols
+
+    def cells(self) -> Tensor:
+        """Flat indices into (B * n * m) of this group's (k, n_k, m_k) cost entries."""
+        return self.row_cells()[:, :, None] * self.shape[2] + self.cols[:, None, :]
+
+    def gather(self, C: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if self.whole:
+            return C, a, b
+        return C.take(self.cells()), a.take(self.row_cells()), b.take(self.col_cells())
+
+
+def _length_buckets(real_a: Tensor, real_b: Tensor, buckets: Buckets, n_iters: int) -> list[_Layout]:
+    """Split the batch into length buckets (module docstring), or keep it whole."""
+    (B, n), m = real_a.shape, real_b.shape[1]
+    whole = [_Layout.identity((B, n, m), real_a.device)]
+    on_cpu = real_a.device.type == "cpu"
+    if buckets == 1 or B == 0 or n == 0 or m == 0 or (buckets == "auto" and not on_cpu):
+        return whole
+    n_real, m_real = real_a.sum(1), real_b.sum(1)
+    order = torch.argsort(n_real * m_real, stable=True)
+    ns, ms = n_real[order].tolist(), m_real[order].tolist()
+
+    def split(k: int) -> list[tuple[int, int, int, int]]:
+        """``k`` equal-count buckets of the sorted problems: (start, stop, n_k, m_k)."""
+        bounds = [B * i // k for i in range(k + 1)]
+        groups = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            n_k, m_k = max(1, max(ns[lo:hi])), max(1, max(ms[lo:hi]))
+            if on_cpu and n_k * m_k < BMM_MIN_CELLS:  # below it torch's CPU bmm loops problem by problem
+                m_k = min(m, max(m_k, -(-BMM_MIN_CELLS // n_k)))
+                n_k = min(n, max(n_k, -(-BMM_MIN_CELLS // m_k)))
+            groups.append((lo, hi, n_k, m_k))
+        return groups
+
+    def cost(groups: list[tuple[int, int, int, int]]) -> int:
+        return sum((hi - lo) * n_k * m_k for lo, hi, n_k, m_k in groups) + BUCKET_COST_CELLS * len(groups)
+
+    if buckets == "auto":  # the compaction itself (gather, scatter back) is charged as one more bucket
+        chosen = min((split(k) for k in range(1, min(MAX_BUCKETS, B) + 1)), key=cost)
+        if cost(chosen) + BUCKET_COST_CELLS >= B * n * m + BUCKET_COST_CELLS:
+            return whole
+    else:
+        chosen = split(min(int(buckets), B))
+    rows = torch.argsort((~real_a).to(torch.uint8), dim=1, stable=True)  # real tokens first, in order
+    cols = torch.argsort((~real_b).to(torch.uint8), dim=1, stable=True)
+    layouts = []
+    for lo, hi, n_k, m_k in chosen:
+        index = order[lo:hi]
+        layouts.append(_Layout(index, rows[index, :n_k], cols[index, :m_k], (B, n, m)))
+    return layouts
+
+
+def _assemble(parts: list[tuple[_Layout, SinkhornOutput]], shape: torch.Size, keep: Tensor) -> SinkhornOutput:
+    """Scatter the groups' outputs back into the padded (B, n, m) layout (differentiable: the adjoint of the
+    gather). ``keep`` (B,): the non-empty problems, which name the method used (``"mixed"`` if both)."""
+    B, n, m = shape
+    layouts, outputs = [layout for layout, _ in parts], [output for _, output in parts]
+
+    def scatter(size: int, cells: list[Tensor], values: list[Tensor]) -> Tensor:
+        flat = torch.cat([v.flatten() for v in values])
+        return flat.new_zeros(size).scatter(0, torch.cat([c.flatten() for c in cells]), flat)
+
+    index = [layout.index for layout in layouts]
+    per_problem = {name: scatter(B, index, [getattr(o, name) for o in outputs])
+                   for name in ("transport_cost", "entropic_cost", "marginal_error")}
+    converged, log_domain = (torch.zeros_like(keep).index_put_((torch.cat(index),), torch.cat([getattr(o, name)
+                             for o in outputs])) for name in ("converged", "log_domain"))
+    errors = [max(o.errors[k] for o in outputs if k < len(o.errors)) for k in range(max(len(o.errors) for o in outputs))]
+    used = log_domain[keep]
+    method = "log" if used.numel() and bool(used.all()) else "mixed" if bool(used.any()) else outputs[0].method
+    return SinkhornOutput(
+        plan=scatter(B * n * m, [layout.cells() for layout in layouts], [o.plan for o in outputs]).view(B, n, m),
+        f=scatter(B * n, [layout.row_cells() for layout in layouts], [o.f for o in outputs]).view(B, n),
+        g=scatter(B * m, [layout.col_cells() for layout in layouts], [o.g for o in outputs]).view(B, m),
+        converged=converged, n_iters=max(o.n_iters for o in outputs), errors=errors, method=method,
+        log_domain=log_domain, **per_problem)
