@@ -303,3 +303,9 @@ def test_guard_records_a_dev_set_that_other_folds_evaluate(data, tmp_path):
         for fold in record["langs"][LANG]:
             assert fold["leaked"] == 0 and (fold["dev_leaked_to_other_folds"] > 0) == reads_other_folds
         assert not (tmp_path / scheme).exists()  # measuring writes nothing
+
+
+def test_wall_clock_reads_both_time_formats():
+    from optical_lab.experiments.evaluate import wall_clock
+
+    assert wall_clock("58:20.59") == "58 min 21 s" and wall_clock("1:02:03") == "1 h 02 min 03 s" and wall_clock("") == "?"

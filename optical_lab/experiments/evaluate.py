@@ -184,6 +184,16 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     return tables
 
 
+def wall_clock(text: str) -> str:
+    """``/usr/bin/time``'s elapsed time (``m:ss.cc`` or ``h:mm:ss``) as ``1 h 02 min 03 s`` / ``58 min 21 s``."""
+    try:
+        seconds = round(sum(float(part) * 60 ** i for i, part in enumerate(reversed(text.split(":")))))
+    except ValueError:
+        return text or "?"
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours} h " if hours else "") + f"{rest // 60:02d} min {rest % 60:02d} s"
+
+
 def render_summary(folder: str | Path) -> str:
     """``summary.md`` of an evaluation folder, from its files only (config, environment, tables,
     skipped languages, and ``time_v.txt`` when present): what a results document includes."""
@@ -205,7 +215,7 @@ def render_summary(folder: str | Path) -> str:
     if (folder / "time_v.txt").exists():
         timing = parse_time_log(folder / "time_v.txt")
         cpu_min = (float(timing.get("user_s", 0)) + float(timing.get("system_s", 0))) / 60
-        lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {timing.get('wall')}** (h:mm:ss), peak memory "
+        lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {wall_clock(timing.get('wall', ''))}**, peak memory "
                      f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
                      f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}.")
     load = mean_load(folder / "loadavg.log") if (folder / "loadavg.log").exists() else None

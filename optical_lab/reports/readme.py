@@ -22,7 +22,7 @@ from pathlib import Path
 BLOCK = re.compile(r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
                    r"(?P<body>.*?)(?P<close><!-- end include -->)", re.DOTALL)
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_FILES = ("README.md", "docs/qald.md")
+DEFAULT_FILES = ("README.md", "docs/qald.md", "docs/results_suite_zero_shot.md")
 
 
 def included_text(path: Path, sections: int | None = None, section: str | None = None) -> str:
@@ -60,7 +60,7 @@ def stale_blocks(markdown: str, root: Path = REPO) -> list[str]:
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optical_lab.reports.readme", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", default=list(DEFAULT_FILES), help="markdown files (default: README.md, docs/qald.md)")
+    parser.add_argument("files", nargs="*", default=list(DEFAULT_FILES), help="markdown files (default: " + ", ".join(DEFAULT_FILES) + ")")
     parser.add_argument("--check", action="store_true", help="only report stale blocks; exit 1 if any")
     args = parser.parse_args(argv)
     status = 0
