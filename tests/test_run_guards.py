@@ -157,7 +157,8 @@ def test_a_changed_data_file_is_never_served_from_the_cache(tmp_path, teacher, d
 
     config_before = (out / "config.json").read_bytes()
     lines = data_copy.read_text(encoding="utf-8").splitlines()
-    data_copy.write_text("xxxx\n" * len(lines), encoding="utf-8")
+    # distinct lines, so the leak guard (which runs first) has no duplicate to refuse on
+    data_copy.write_text("".join(f"xxxx {i}\n" for i in range(len(lines))), encoding="utf-8")
     capsys.readouterr()
     changed = _plan_runner(out, teacher)
     with pytest.raises(DataError, match=f"other inputs: ntrex-128/{data_copy.name} \\(content changed\\)"):

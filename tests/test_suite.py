@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from optical_lab.data import DataError
+from optical_lab.models import registry
 from optical_lab.models.encoder import Encoder
 
 LANG = "quc"  # K'iche': in no table, default or docstring of the package (checked below)
@@ -77,6 +78,7 @@ def data(tmp_path, monkeypatch, tiny):
         return tiny if name_or_path == "tiny" else real_load(cls, name_or_path, device="cpu", max_length=max_length)
 
     monkeypatch.setattr(Encoder, "load", classmethod(load))
+    monkeypatch.setattr(registry, "NAMES", (*registry.NAMES, "tiny"))  # a known name, not a typo
     return root
 
 

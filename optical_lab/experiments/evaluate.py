@@ -40,7 +40,7 @@ from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
-from .records import environment, folder_digest, new_results_dir, provenance
+from .records import environment, folder_digest, make_results_dir, new_results_dir, provenance
 from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
@@ -145,11 +145,12 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     elif (folder / "config.json").exists():
         raise DataError(f"{folder} already holds evaluation results", path=folder,
                         fix="choose another --out folder, or delete this one to recompute it")
+    else:
+        make_results_dir(folder)  # a file in the way, or no write permission: one line, before the model loads
     teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
                           batch_size=config.batch_size)
     student = teacher if config.student is None else EvalEncoder(
         Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size)
-    folder.mkdir(parents=True, exist_ok=True)
     data_files = [f for name, langs in todo.items() for lang in langs for f in tasks[name].data_files(lang)]
     write_json(config.__dict__ | {"method": config.method, "task_options_used": {n: t.options() for n, t in tasks.items()},
                                   "student_files": folder_digest(config.student) if config.student else None},

@@ -541,9 +541,8 @@ class Runner:
                                          self.plan.fold_seed)
         return guard(reports, self.plan.allow_overlap)
 
-    def accept(self, kind: str) -> None:
-        """Leak guard, then the plan and the overlap counts into ``out``: every run starts here."""
-        leakage = self.check_leakage()
+    def accept(self, kind: str, leakage: dict[str, Any]) -> None:
+        """The plan and the leak guard's overlap counts into ``out`` (the run was accepted)."""
         self.write_plan(kind)
         if self.accelerator.is_main_process:
             write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))
@@ -551,9 +550,10 @@ class Runner:
     def run(self) -> ComparisonSummary:
         root = self.out / RUNS
         variants: list[tuple[str, int | None | str]] = [(m, "default") for m in self.plan.methods]
+        leakage = self.check_leakage()  # the leak guard refuses before anything is written, the folder included
         with self.locked():
             self.check_existing(variants, root)  # refuses before anything is written
-            self.accept("compare")  # the leak guard, then the plan and the overlap counts
+            self.accept("compare", leakage)
             self.run_variants(variants, root)
             self.accelerator.wait_for_everyone()
             summary = self.summarize(root)
@@ -570,9 +570,10 @@ class Runner:
         plan = self.plan
         variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
         variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
+        leakage = self.check_leakage()  # the leak guard refuses before anything is written, the folder included
         with self.locked():
             self.check_existing(variants, self.out / CURVE / RUNS)  # refuses before anything is written
-            self.accept(CURVE)
+            self.accept(CURVE, leakage)
             self.run_variants(variants, self.out / CURVE / RUNS, desc="size-curve cells")
             self.accelerator.wait_for_everyone()
             if not self.accelerator.is_main_process:
