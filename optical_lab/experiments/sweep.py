@@ -173,9 +173,10 @@ class Sweep:
 
     def run_all(self) -> dict[str, dict[str, Any]]:
         self.out.mkdir(parents=True, exist_ok=True)
-        report = guard_overlap(self.train, self.evaluation_texts(), allow_overlap=self.allow_overlap,
+        evaluation = self.evaluation_texts()  # read once, checked against both bitexts
+        report = guard_overlap(self.train, evaluation, allow_overlap=self.allow_overlap,
                                train_name=f"mafand-mt/{self.lang} train")
-        report_dev = guard_overlap(self.dev, self.evaluation_texts(), allow_overlap=self.allow_overlap,
+        report_dev = guard_overlap(self.dev, evaluation, allow_overlap=self.allow_overlap,
                                    train_name=f"mafand-mt/{self.lang} dev")
         report.write_json(self.out / "leakage_train.json")
         report_dev.write_json(self.out / "leakage_dev.json")
