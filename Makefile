@@ -44,6 +44,7 @@ v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MA
 	$(BIN)/optical-lab compare --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds 3 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
 	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
+	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
 
 readme: venv     ## refresh the README's generated result tables from results/

@@ -37,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optical_lab.ot import cost_matrix, sinkhorn  # noqa: E402
+from optical_lab.methods.runtime import cpu_model  # noqa: E402
 from optical_lab.ot.marginals import masked_marginals  # noqa: E402
 
 N_TOKENS, DIM, EPSILON, N_ITERS = 32, 384, 0.05, 100
@@ -206,14 +207,7 @@ def ours_from_points(x, y, a, b, mode: str, n_iters: int):
 
 # --------------------------------------------------------------------------------------------- report
 def machine_info() -> list[str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import geomloss
 
     return [f"- CPU: {cpu}, {os.cpu_count()} logical cores, torch threads = {torch.get_num_threads()}",

@@ -44,7 +44,7 @@ import torch
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
 from optical_lab.methods import TrainConfig, Trainer, build_objective
-from optical_lab.methods.runtime import cpu_flags, set_threads
+from optical_lab.methods.runtime import cpu_flags, cpu_model, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, train_step
 from optical_lab.models import Encoder
@@ -59,12 +59,7 @@ SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx
 
 # ------------------------------------------------------------------ machine
 def cpu_line() -> str:
-    model = "unknown CPU"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     flags = cpu_flags()
     shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in SHOWN_FLAGS)
     return f"{model}, {os.cpu_count()} logical cores; flags: {shown}"

@@ -60,3 +60,17 @@ def test_incomplete_family_is_reported_but_not_tested(tmp_path):
     analysis = analyse(tmp_path)
     assert not analysis["complete"] and "tests" not in analysis
     assert "**Incomplete**" in render(tmp_path, analysis)
+
+
+def test_the_measured_compute_plan_is_tabled_when_plan_json_exists(tmp_path):
+    _write_results(tmp_path)
+    analysis = analyse(tmp_path)
+    assert "Training budget, truncation" not in render(tmp_path, analysis)
+    (tmp_path / "plan.json").write_text(json.dumps({
+        "machine": {"cpu": "Test CPU", "cores": 2, "flags": ["avx2"], "precision": "no"},
+        "budget": {"steps": 300, "batch_size": 16, "max_length": 128},
+        "truncation": {"hau": {"pairs": 3098, "distinct_pairs": 3098, "cut_foreign": {"64": 0.46, "128": 0.12},
+                               "cut_english": {"64": 0.09, "128": 0.005}}},
+        "step_seconds": {"optical": {"median_s": 1.25}}}))
+    doc = render(tmp_path, analysis)
+    assert "Test CPU" in doc and "foreign cut @128" in doc and "0.120" in doc and "optical 1.25 s" in doc

@@ -129,6 +129,7 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
             continue
         table = per_language(per_query, endpoint, [l for l in langs if l in set(per_query.lang)])
         lines += [f"### {endpoint.label}", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    lines += compute_plan_lines(results)
     lines += ["## Model selection and the OT diagnostics", "",
               "Dev selection kept the untrained student (step 0) in: "
               + ", ".join(f"{m} {v}" for m, v in analysis["step0_selected"].items()) + ".", ""]
@@ -139,6 +140,29 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
                   diag.groupby("lang")[list(DIAGNOSTICS)].mean().reset_index().to_markdown(index=False, floatfmt=".4f"),
                   ""]
     return "\n".join(lines)
+
+
+def compute_plan_lines(results: Path) -> list[str]:
+    """The measured cut rates and step rates of ``plan.json`` (``optical_lab.experiments.compute_plan``)."""
+    path = results / "plan.json"
+    if not path.exists():
+        return []
+    plan = json.loads(path.read_text(encoding="utf-8"))
+    machine = plan["machine"]
+    rows = [{"lang": lang, "train pairs": t["pairs"], "distinct pairs seen": t["distinct_pairs"],
+             **{f"foreign cut @{n}": v for n, v in t["cut_foreign"].items()},
+             **{f"English cut @{n}": v for n, v in t["cut_english"].items()}}
+            for lang, t in plan["truncation"].items() if "cut_foreign" in t]
+    lines = ["## Training budget, truncation and compute (measured: `plan.json`)", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, flags {', '.join(machine['flags'])}, "
+             f"precision {machine['precision']}. Every cell: {plan['budget']['steps']} steps × "
+             f"{plan['budget']['batch_size']} pairs, training length {plan['budget']['max_length']} tokens. "
+             "Cut = share of training sentences longer than the limit (special tokens included).", ""]
+    if rows:
+        lines += [pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), ""]
+    rates = ", ".join(f"{m} {r['median_s']:.2f} s" for m, r in plan["step_seconds"].items())
+    lines += [f"Median wall seconds per training step on this (shared) machine: {rates}.", ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

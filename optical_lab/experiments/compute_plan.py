@@ -1,0 +1,177 @@
+"""The compute plan of a comparison (``<results>/plan.json``), measured on the machine at hand.
+
+Protocol v2 (``docs/protocol_v2.md``, "Compute plan") asks each run to write down what its grid
+costs *here*, so that the trade-off between pairs seen, languages and seeds is planned from
+measurements instead of guesses. This module measures three things:
+
+* **truncation** — for every language, the fraction of training sentences (foreign and English)
+  the backbone's tokenizer cuts at the run's training length (and at 64 tokens, the v1 length, for
+  reference). A cut foreign sentence leaves English tokens without a counterpart, which balanced
+  OT must still transport somewhere, so the protocol reports it for every run;
+* **step rates** — the median wall seconds of one training step per method, read from the
+  ``train_log.jsonl`` of every finished or running cell under the results folder (the sweep's
+  included), with the thread counts the cells used;
+* **the grid** — cells planned, finished and left, and the CPU-hours left at the measured rates.
+
+``python -m optical_lab.experiments.compute_plan results/v2-minilm`` writes ``plan.json`` next to the
+comparison's ``config.json`` (re-run it any time: it re-measures) and prints a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..data.mafand import load_mafand
+from ..methods.registry import METHODS
+from ..methods.runtime import cpu_flags, cpu_model, resolve_mixed_precision
+from .runner import MAFAND_LANGS, ComparePlan, cell_folder, plan_from_saved
+
+V1_MAX_LENGTH = 64
+CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def token_counts(tokenizer, texts: Iterable[str], prefix: str = "") -> list[int]:
+    """Tokens per text, special tokens included (what truncation at ``max_length`` compares to)."""
+    ids = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False)["input_ids"]
+    return [len(x) for x in ids]
+
+
+def cut_fraction(counts: list[int], max_length: int) -> float:
+    """Fraction of texts longer than ``max_length`` tokens (they lose their tail in training)."""
+    return sum(c > max_length for c in counts) / len(counts) if counts else 0.0
+
+
+def truncation(plan: ComparePlan, lang: str, tokenizer, prefix: str = "") -> dict[str, Any]:
+    """Training-bitext size and cut rates of one language (MAFAND-MT train when that is the bitext)."""
+    if plan.bitext != "mafand" or lang not in MAFAND_LANGS:
+        return {"source": plan.bitext, "note": "cut rates are measured for MAFAND-MT bitext only"}
+    train = load_mafand(lang, "train")
+    foreign, english = token_counts(tokenizer, train.foreign, prefix), token_counts(tokenizer, train.english, prefix)
+    lengths = sorted({plan.train.max_length, V1_MAX_LENGTH})
+    return {"source": "mafand-mt train", "pairs": len(train),
+            # the trainer draws steps x batch_size pairs from a subsample of at most max_train_pairs
+            "distinct_pairs": min(len(train), plan.train.steps * plan.train.batch_size,
+                                  plan.train.max_train_pairs or len(train)),
+            "foreign_tokens_median": statistics.median(foreign), "english_tokens_median": statistics.median(english),
+            "cut_foreign": {str(n): round(cut_fraction(foreign, n), 4) for n in lengths},
+            "cut_english": {str(n): round(cut_fraction(english, n), 4) for n in lengths}}
+
+
+def step_seconds(roots: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """Median seconds per training step per method, over every ``train_log.jsonl`` under ``roots``."""
+    steps: dict[str, list[float]] = {}
+    cells: dict[str, int] = {}
+    for root in roots:
+        for log in sorted(root.rglob("train_log.jsonl")):
+            method = _method_of(log, root)
+            if method is None:
+                continue
+            seconds = [r["seconds"] for r in map(json.loads, log.read_text(encoding="utf-8").splitlines())
+                       if r.get("event") == "train" and "seconds" in r]
+            if seconds:
+                steps.setdefault(method, []).extend(seconds)
+                cells[method] = cells.get(method, 0) + 1
+    return {m: {"median_s": round(statistics.median(s), 3), "steps_measured": len(s), "cells": cells[m]}
+            for m, s in sorted(steps.items())}
+
+
+def _method_of(log: Path, root: Path) -> str | None:
+    """The method of a cell's log: ``runs/<lang>/<method>/<cell>`` or ``sweep/<method>/<setting>``."""
+    for part in log.relative_to(root).parts:
+        if part.split("@")[0] in METHODS:
+            return part.split("@")[0]
+    return None
+
+
+def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
+    """Cells planned, finished (``done.json``) and left, per method."""
+    out: dict[str, Any] = {}
+    for method in plan.methods:
+        folders = [cell_folder(root, lang, method, "default", fold, seed) for lang in plan.langs
+                   for fold in range(plan.folds) for seed in (plan.seed_list() if method != "zero-shot" else [0])]
+        done = sum((f / "done.json").exists() for f in folders)
+        out[method] = {"planned": len(folders), "finished": done, "left": len(folders) - done}
+    return out
+
+
+def eval_seconds(root: Path) -> float | None:
+    """Median evaluation seconds of a finished cell (the whole suite of the run), None before any."""
+    seconds = [json.loads(done.read_text(encoding="utf-8")).get("eval_s") for done in root.rglob("done.json")]
+    seconds = [s for s in seconds if s is not None]
+    return statistics.median(seconds) if seconds else None
+
+
+def compute_plan(results: str | Path, seeds: int | None = None, methods: list[str] | None = None) -> dict[str, Any]:
+    """Measure and write ``<results>/plan.json`` for the comparison saved in ``<results>/config.json``
+    (``seeds`` / ``methods``: plan for that many seeds / those methods instead of the saved ones)."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from ..models.registry import resolve_backbone, uses_prefixes
+
+    hf_logging.set_verbosity_error()  # counting tokens of long sentences is the point, not a warning
+    results = Path(results)
+    plan = plan_from_saved(json.loads((results / "config.json").read_text(encoding="utf-8")))
+    plan = replace(plan, seeds=seeds or plan.seeds, methods=list(methods or plan.methods))
+    spec = resolve_backbone(plan.model)
+    tokenizer = AutoTokenizer.from_pretrained(spec.path)
+    prefix = spec.passage_prefix if uses_prefixes(plan.model) and plan.train.use_prefixes else ""
+    rates = step_seconds([results])
+    cells = grid(plan, results / "runs")
+    fallback = statistics.median([r["median_s"] for r in rates.values()]) if rates else None
+    evaluation = eval_seconds(results / "runs") or 0.0
+    hours_left = None
+    if fallback is not None:
+        def cell_seconds(method: str) -> float:
+            train = 0.0 if method == "zero-shot" else \
+                plan.train_config(method).steps * rates.get(method, {"median_s": fallback})["median_s"]
+            return train + evaluation
+
+        hours_left = sum(c["left"] * cell_seconds(m) for m, c in cells.items()) / 3600
+    out = {
+        "results": str(results),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+                    "flags": sorted(f for f in CPU_FLAGS_SHOWN if f in cpu_flags()),
+                    "precision": resolve_mixed_precision(plan.train.mixed_precision)},
+        "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
+                   "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,
+                   "seeds": plan.seeds, "languages": list(plan.langs)},
+        "truncation": {lang: truncation(plan, lang, tokenizer, prefix) for lang in plan.langs},
+        "step_seconds": rates,
+        "grid": cells,
+        "eval_seconds_per_cell": evaluation,
+        "hours_left": None if hours_left is None else round(hours_left, 3),
+        "note": "step seconds are wall time per step on this machine as it was loaded when the cells ran "
+                "(each cell records its thread count); hours left = cells left x (steps x median step seconds "
+                "of their method + median evaluation seconds of a finished cell), dev evaluations not included",
+    }
+    (results / "plan.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a comparison folder with config.json, e.g. results/v2-minilm")
+    parser.add_argument("--seeds", type=int, default=None, help="plan for this many seeds (default: the saved run's)")
+    parser.add_argument("--methods", default=None, help="plan for these methods, comma-separated or 'all'")
+    args = parser.parse_args(argv)
+    methods = list(METHODS) if args.methods == "all" else args.methods.split(",") if args.methods else None
+    out = compute_plan(args.results, args.seeds, methods)
+    print(f"machine: {out['machine']}")
+    for lang, t in out["truncation"].items():
+        if "cut_foreign" in t:
+            print(f"{lang}: {t['pairs']} train pairs, foreign cut {t['cut_foreign']}, English cut {t['cut_english']}")
+    for method, r in out["step_seconds"].items():
+        print(f"{method}: {r['median_s']} s/step (median of {r['steps_measured']} steps, {r['cells']} cells)")
+    for method, c in out["grid"].items():
+        print(f"{method}: {c['finished']}/{c['planned']} cells finished")
+    print(f"hours left at these rates: {out['hours_left']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The compute plan (plan.json): cut rates from the real tokenizer, step rates from cell logs, the grid."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from optical_lab.data.mafand import MAFAND_LANGS, load_mafand
+from optical_lab.experiments.compute_plan import compute_plan, cut_fraction, step_seconds, token_counts
+from optical_lab.experiments.runner import ComparePlan
+from optical_lab.methods.config import TrainConfig
+
+
+def test_cut_fraction_counts_only_texts_longer_than_the_limit():
+    assert cut_fraction([3, 4, 5, 6], 4) == 0.5
+    assert cut_fraction([3, 4], 4) == 0.0
+    assert cut_fraction([], 4) == 0.0
+
+
+def test_token_counts_include_special_tokens_and_grow_with_the_prefix():
+    from transformers import AutoTokenizer
+
+    from optical_lab.models.registry import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    plain, prefixed = token_counts(tokenizer, ["hello world"]), token_counts(tokenizer, ["hello world"], "passage: ")
+    assert plain == [4]  # [CLS] hello world [SEP]
+    assert prefixed[0] > plain[0]
+
+
+def _log(folder, seconds):
+    folder.mkdir(parents=True)
+    (folder / "train_log.jsonl").write_text("\n".join(json.dumps({"event": "train", "step": i + 1, "seconds": s})
+                                                      for i, s in enumerate(seconds)) + "\n"
+                                            + json.dumps({"event": "dev", "step": 50, "seconds": 99.0}))
+
+
+def test_step_seconds_are_medians_per_method_over_compare_and_sweep_cells(tmp_path):
+    _log(tmp_path / "runs" / "hau" / "optical" / "fold0-seed0", [1.0, 2.0, 3.0])
+    _log(tmp_path / "runs" / "yor" / "optical" / "fold0-seed0", [4.0])
+    _log(tmp_path / "sweep" / "sentence-kd" / "lr0.001", [0.5, 0.7])
+    _log(tmp_path / "runs" / "hau" / "optical+aug@100" / "fold0-seed0", [9.0])
+    rates = step_seconds([tmp_path])
+    assert rates["optical"] == {"median_s": 2.5, "steps_measured": 4, "cells": 2}  # dev events not counted
+    assert rates["sentence-kd"]["median_s"] == 0.6
+    assert rates["optical+aug"]["median_s"] == 9.0
+
+
+@pytest.mark.skipif("hau" not in MAFAND_LANGS, reason="MAFAND-MT hau not in the data folder")
+def test_plan_json_measures_the_cut_rate_and_counts_cells_left(tmp_path):
+    plan = ComparePlan(langs=["hau"], methods=["zero-shot", "optical"], folds=1, seeds=2, task="ntrex-clir",
+                       bitext="mafand", train=TrainConfig(steps=10, batch_size=4, max_length=128, max_train_pairs=None))
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "compare", **asdict(plan)}))
+    _log(tmp_path / "runs" / "hau" / "optical" / "fold0-seed0", [2.0, 2.0])
+    (tmp_path / "runs" / "hau" / "optical" / "fold0-seed0" / "done.json").write_text(json.dumps({"eval_s": 30.0}))
+    out = compute_plan(tmp_path, seeds=3)
+    assert json.loads((tmp_path / "plan.json").read_text()) == out
+    hau = out["truncation"]["hau"]
+    assert hau["pairs"] == len(load_mafand("hau", "train")) and hau["distinct_pairs"] == 40
+    assert 0 < hau["cut_foreign"]["128"] < hau["cut_foreign"]["64"] < 1  # longer limit, fewer cuts
+    assert out["grid"] == {"zero-shot": {"planned": 1, "finished": 0, "left": 1},
+                           "optical": {"planned": 3, "finished": 1, "left": 2}}
+    # left: 1 zero-shot cell (evaluation only) + 2 optical cells of 10 steps at 2 s, each also evaluated
+    assert out["hours_left"] == round((30.0 + 2 * (10 * 2.0 + 30.0)) / 3600, 3)
