@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optical_lab.ot import cost_matrix, sinkhorn  # noqa: E402
-from optical_lab.methods.runtime import cpu_model  # noqa: E402
+from optical_lab.methods.runtime import cpu_description  # noqa: E402
 from optical_lab.ot.marginals import masked_marginals  # noqa: E402
 
 N_TOKENS, DIM, EPSILON, N_ITERS = 32, 384, 0.05, 100
@@ -207,10 +207,9 @@ def ours_from_points(x, y, a, b, mode: str, n_iters: int):
 
 # --------------------------------------------------------------------------------------------- report
 def machine_info() -> list[str]:
-    cpu = cpu_model()
     import geomloss
 
-    return [f"- CPU: {cpu}, {os.cpu_count()} logical cores, torch threads = {torch.get_num_threads()}",
+    return [f"- CPU: {cpu_description()}, torch threads = {torch.get_num_threads()}",
             f"- Python {platform.python_version()}, torch {torch.__version__}, POT {ot.__version__}, "
             f"numpy {np.__version__}, geomloss {geomloss.__version__}",
             f"- load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"]

@@ -44,7 +44,7 @@ import torch
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
 from optical_lab.methods import TrainConfig, Trainer, build_objective
-from optical_lab.methods.runtime import cpu_flags, cpu_model, set_threads
+from optical_lab.methods.runtime import cpu_description, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, train_step
 from optical_lab.models import Encoder
@@ -54,17 +54,9 @@ TARGET_OPTICAL = 1.3
 TARGET_VS_ST = 1.0
 METHODS = ("sentence-kd", "optical")
 OTHERS = ("translate-train", "code-switch", "optical+aug")  # timed too, for information
-SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
 # ------------------------------------------------------------------ machine
-def cpu_line() -> str:
-    model = cpu_model()
-    flags = cpu_flags()
-    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in SHOWN_FLAGS)
-    return f"{model}, {os.cpu_count()} logical cores; flags: {shown}"
-
-
 def load_line() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -221,7 +213,7 @@ def main() -> None:
     emit("# Training-throughput benchmark")
     emit()
     emit(f"Command: `{command}`  ")
-    emit(f"CPU: {cpu_line()}  ")
+    emit(f"CPU: {cpu_description()}  ")
     emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (--precision {args.precision}); "
          f"at start: {load_line()}")
     emit()

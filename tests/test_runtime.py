@@ -23,6 +23,14 @@ def test_auto_precision_follows_native_bf16(monkeypatch, flags, expected):
     assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("bf16") == "bf16"
 
 
+@pytest.mark.parametrize("isa, expected", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True),
+                                           ("AVX512_CORE_AMX", True), ("", True)])
+def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch, isa, expected):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert runtime.cpu_has_bf16(AVX512_BF16) is expected
+    assert runtime.cpu_has_bf16(AVX2_ONLY) is False
+
+
 def test_cpu_flags_are_whole_words():
     # "avx512_bf16" must be a flag of its own, not a substring of another one
     assert not runtime.cpu_has_bf16(frozenset({"xavx512_bf16x"}))

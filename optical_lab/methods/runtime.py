@@ -67,8 +67,34 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+# oneDNN instruction-set caps (``ONEDNN_MAX_CPU_ISA``) below AVX512-BF16: with one of them set, oneDNN
+# (torch's CPU bf16 matmul) never uses the bf16 instructions, whatever the flags say
+ONEDNN_ISAS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                      "AVX512_CORE_VNNI"})
+
+
+SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # environment variables that lower torch's CPU kernels
+
+
+def cpu_description() -> str:
+    """One line for every timing: CPU model, cores, the flags that decide speed, any instruction-set cap,
+    and whether this process counts the CPU as having native bf16."""
+    flags = cpu_flags()
+    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in SHOWN_FLAGS)
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
+    capped = f"; capped by {', '.join(caps)}" if caps else ""
+    return (f"{cpu_model()}, {os.cpu_count()} logical cores; flags: {shown}{capped}; "
+            f"native bf16: {'yes' if cpu_has_bf16() else 'no'}")
+
+
 def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
-    """Native bf16 matrix products: AMX or AVX512-BF16 (see the module doc for the measurement)."""
+    """Native bf16 matrix products: AMX or AVX512-BF16 (see the module doc for the measurement),
+    unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them. That cap (with ``ATEN_CPU_CAPABILITY=avx2``)
+    makes a bf16 machine behave like an AVX2-only one — bf16 matmul there measured 0.8 GFLOP/s vs
+    276 uncapped, fp32 unchanged — which is how ``benchmarks/RESULTS_demo.md`` measures that machine."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ONEDNN_ISAS_WITHOUT_BF16:
+        return False
     return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
