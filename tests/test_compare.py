@@ -68,6 +68,19 @@ def test_finished_cells_are_skipped_and_configs_never_mixed(tmp_path, teacher):
     assert json.loads((tmp_path / "runs/hau/sentence-kd/fold0-seed0/train_summary.json").read_text())["steps"] == 2
 
 
+def test_a_cell_of_the_other_precision_is_refused_with_the_way_to_continue(tmp_path, teacher):
+    # "auto" resolves by CPU: a run resumed on a CPU of the other kind meets cells of the other precision
+    _runner(tmp_path, teacher, ["sentence-kd"], steps=1).run()  # precision "no"
+    other = _runner(tmp_path, teacher, ["sentence-kd"], steps=1)
+    other.plan.train = other.plan.train.replace(mixed_precision="bf16")
+    with pytest.raises(DataError, match="only the precision differs: the cell was computed with no.*--mixed-precision no"):
+        other.run()
+    changed = _runner(tmp_path, teacher, ["sentence-kd"], steps=2)  # a real change gets no precision hint
+    with pytest.raises(DataError, match="another configuration") as error:
+        changed.run()
+    assert "precision" not in str(error.value)
+
+
 def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
     from optical_lab.cli import main
 

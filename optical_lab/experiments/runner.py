@@ -30,7 +30,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -401,7 +401,8 @@ class Runner:
             return None
         info = json.loads(done.read_text(encoding="utf-8"))
         if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
-            raise DataError(f"{folder} holds results of another configuration",
+            raise DataError(f"{folder} holds results of another configuration"
+                            + self._precision_hint(info["fingerprint"], method, size),
                             fix="write to another --out folder, or pass --no-resume to recompute it")
         if "inputs" not in info:
             self._unhashed.add(folder)
@@ -412,6 +413,20 @@ class Runner:
                             fix="pass --no-resume to recompute the cells with the current inputs, "
                                 "or write to another --out folder")
         return info
+
+    def _precision_hint(self, fingerprint: str, method: str, size: int | None | str) -> str:
+        """Why a cell does not match when only the resolved precision differs: ``auto`` resolves by
+        machine (bf16 where the CPU has native bf16), so a run resumed on another kind of CPU meets
+        cells of the other precision."""
+        here = resolve_mixed_precision(self.plan.train.mixed_precision)
+        for other in ("bf16", "no"):
+            plan = replace(self.plan, train=self.plan.train.replace(mixed_precision=other))
+            if other != here and cell_fingerprint(plan, method, size) == fingerprint:
+                return (f" (only the precision differs: the cell was computed with {other}, this machine resolves "
+                        f"--mixed-precision {self.plan.train.mixed_precision} to {here}; pass --mixed-precision "
+                        f"{other} to continue the run at its precision — bf16 without native bf16 is ~100x slower — "
+                        "or keep the precisions apart in two folders)")
+        return ""
 
     def check_existing(self, variants: list[tuple[str, int | None | str]], root: Path) -> None:
         """Every finished cell of this run either is served as it is or refuses the run — checked
