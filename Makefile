@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm readme clean-venv
+.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MA
 	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
+
+V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
+v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds)
+	$(BIN)/optical-lab compare --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
+	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json \
+	    --out results/v2-qald-minilm
 
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme
