@@ -6,7 +6,8 @@ import json
 import pytest
 
 from optical_lab.experiments import sweep as sweep_module
-from optical_lab.experiments.sweep import Sweep, choose, slug
+from optical_lab.experiments.sweep import Sweep, choose, finished_rows, slug
+from optical_lab.reports.v2 import sweep_lines
 
 
 def choose_stage1(out, method, grid):
@@ -52,6 +53,12 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     assert {"token_cos", "plan_entropy", "marginal_error"} <= set(done["diagnostics"])
     assert (out / "sweep.md").read_text().count("|") > 10
     assert json.loads((out / "leakage_train.json").read_text())
+    # the v2 results document tables the same cells, in stage order, with the choices
+    rows = finished_rows(out)
+    assert len(rows) == len(list(out.glob("*/*/done.json"))) and [r["stage"] for r in rows] == sorted(r["stage"] for r in rows)
+    section = "\n".join(sweep_lines(out))
+    assert all(f"**{m}** {slug(s)}" in section for m, s in chosen.items())
+    assert section.count("\n| ") == len(rows) + 1  # header + one row per cell
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished sweep cell was retrained")

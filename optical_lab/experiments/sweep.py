@@ -193,7 +193,7 @@ class Sweep:
         for stage, method, settings in self.stages():
             self.chosen[method] = self.stage(stage, method, settings)
             write_json(self.chosen, self.out / "chosen.json")
-        self.write_table()
+            self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
 
     def write_table(self) -> pd.DataFrame:
@@ -208,6 +208,13 @@ def last_diagnostics(log: Path) -> dict[str, float]:
     rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
     steps = [r for r in rows if r.get("event") == "train"][-20:]
     return {k: sum(r[k] for r in steps) / len(steps) for k in keys if steps and all(k in r for r in steps)}
+
+
+def finished_rows(out: str | Path) -> list[dict[str, Any]]:
+    """The ``done.json`` of every finished cell of a sweep folder, in stage order (then method, setting)."""
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out).glob("*/*/done.json")]
+    return sorted(rows, key=lambda r: (r["stage"], r["method"], tuple(map(str, r["setting"])),
+                                       tuple(v if isinstance(v, (int, float)) else str(v) for v in r["setting"].values())))
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..evaluation.pooled import Endpoint, answer, pooled_comparisons, seed_averaged, stratified_randomization_test
 from ..experiments.summary import cell_records, load_per_query
+from ..experiments.sweep import finished_rows, slug, sweep_table
 from ..io import write_json
 from ..methods.registry import AUGMENTATIONS, METHODS, REFERENCE
 
@@ -164,6 +165,7 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
             continue
         table = per_language(per_query, endpoint, [l for l in langs if l in set(per_query.lang)])
         lines += [f"### {endpoint.label}", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    lines += sweep_lines(results / "sweep")
     lines += compute_plan_lines(results)
     lines += ["## Model selection and the OT diagnostics", "",
               "Dev selection kept the untrained student (step 0) in: "
@@ -175,6 +177,31 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
                   diag.groupby("lang")[list(DIAGNOSTICS)].mean().reset_index().to_markdown(index=False, floatfmt=".4f"),
                   ""]
     return "\n".join(lines)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A table with its missing values (a diagnostic another method does not have) left blank."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
+
+
+def sweep_lines(sweep: Path) -> list[str]:
+    """The dev-only sweep that chose every arm's settings: the choices and every cell tried."""
+    rows = finished_rows(sweep)
+    if not rows:
+        return []
+    chosen_file = sweep / "chosen.json"
+    chosen = json.loads(chosen_file.read_text(encoding="utf-8")) if chosen_file.exists() else {}
+    lines = ["## Settings chosen on dev bitext (the sweep)", "",
+             f"`optical-lab sweep` on MAFAND-MT {rows[0]['lang']} dev, seed 0, the full budget; score = best dev MRR "
+             "among the dev pairs, no evaluation text encoded (`results/.../sweep/`, docs/protocol_v2.md). Chosen: "
+             + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".", "",
+             markdown_table(sweep_table(rows)), "",
+             "OPTICAL diagnostics are means over a cell's last 20 training steps: `token_cos` = mean pairwise cosine "
+             "of a sentence's student tokens (collapse indicator), `plan_entropy` = the foreign plan's normalised row "
+             "entropy, `marginal_error` = Sinkhorn's L1 marginal error on the foreign plans, `ot_not_converged` = "
+             "problems per step (16 foreign + 16 English with the English term on) left above the tolerance "
+             "(√float32-eps) after the iterations; `grad_norm` before clipping at 1.0.", ""]
+    return lines
 
 
 def compute_plan_lines(results: Path) -> list[str]:
