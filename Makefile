@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm readme clean-venv
+.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,17 @@ v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MA
 	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
+
+V2_ME5_LANGS ?= hau,swa,yor
+sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on)
+	$(BIN)/optical-lab sweep --lang hau --model me5-small --out results/v2-me5-small/sweep
+
+v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (an accelerator: add --preset paper)
+	$(BIN)/optical-lab compare --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --bitext mafand \
+	    --fold-scheme all-eval --folds 1 --seeds 2 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
+	    --method-config results/v2-me5-small/sweep/chosen.json --out results/v2-me5-small
+	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small
+	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
 
 V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
 v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds)

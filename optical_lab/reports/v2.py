@@ -82,13 +82,14 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
     return pd.DataFrame(rows)
 
 
-def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS) -> dict[str, Any]:
-    """The primary analysis of a v2 results folder (see the module doc); also written to analysis.json."""
+def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: int = REGISTERED_SEEDS) -> dict[str, Any]:
+    """The primary analysis of a v2 results folder (see the module doc); also written to analysis.json.
+    ``langs``/``seeds``: the family (the registered one by default; me5-small's secondary run registers
+    hau, swa, yor with 2 seeds)."""
     results = Path(results)
     per_query = load_per_query(results / "runs")
     methods = [m for m in ARMS if m != REFERENCE]
     done = cells(results)
-    seeds = REGISTERED_SEEDS
 
     def required(method: str) -> int:  # cells of one language and arm: one per seed; zero-shot trains nothing
         return 1 if method == "zero-shot" else seeds
@@ -231,10 +232,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="a v2 comparison folder, e.g. results/v2-minilm")
     parser.add_argument("--doc", default=None, help="also write the results document here, e.g. docs/results_v2.md")
+    parser.add_argument("--langs", default=None, help="the family's languages (default: the registered primary five)")
+    parser.add_argument("--seeds", type=int, default=REGISTERED_SEEDS, help="seeds per trained arm the family needs")
     args = parser.parse_args(argv)
-    analysis = analyse(args.results)
+    langs = tuple(args.langs.split(",")) if args.langs else PRIMARY_LANGS
+    analysis = analyse(args.results, langs, args.seeds)
     if args.doc:
-        Path(args.doc).write_text(render(args.results, analysis), encoding="utf-8")
+        Path(args.doc).write_text(render(args.results, analysis, langs), encoding="utf-8")
     print(json.dumps({k: analysis[k] for k in ("complete", "step0_selected") if k in analysis}, indent=2))
     for label, text in analysis.get("answers", {}).items():
         print(f"{label}: {text}")
