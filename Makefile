@@ -48,13 +48,13 @@ v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MA
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
 
 V2_ME5_LANGS ?= hau,swa,yor
-sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on)
-	$(BIN)/optical-lab sweep --lang hau --model me5-small --out results/v2-me5-small/sweep
+sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on, table frozen)
+	$(BIN)/optical-lab sweep --lang hau --model me5-small --freeze-word-embeddings --out results/v2-me5-small/sweep
 
 v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (an accelerator: add --preset paper)
 	$(BIN)/optical-lab compare --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
-	    --method-config results/v2-me5-small/sweep/chosen.json --out results/v2-me5-small
+	    --freeze-word-embeddings --method-config results/v2-me5-small/sweep/chosen.json --out results/v2-me5-small
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
 

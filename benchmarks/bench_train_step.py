@@ -46,7 +46,7 @@ from optical_lab.data.bitext import Bitext
 from optical_lab.methods import TrainConfig, Trainer, build_objective
 from optical_lab.methods.runtime import cpu_description, cpu_has_bf16, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
-from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, train_step
+from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, make_trainable, train_step
 from optical_lab.models import Encoder
 from optical_lab.models.registry import minilm_path
 
@@ -96,23 +96,25 @@ def encoder_flops(encoder: Encoder, texts: Sequence[str], max_length: int) -> fl
 
 # ------------------------------------------------------------------ OPTICAL vs sentence-KD
 def step_times(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig, accelerator,
-               english: list[str], foreign: list[str], methods: Sequence[str], warmup: int, repeats: int
-               ) -> dict[str, list[float]]:
+               english: list[str], foreign: list[str], methods: Sequence[str], warmup: int, repeats: int,
+               variants: dict[str, tuple[str, TrainConfig]] | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each method (or each ``variants`` label -> (method, config)), interleaved."""
+    variants = variants or {method: (method, config) for method in methods}
     runs = {}
-    for method in methods:
+    for label, (method, cfg) in variants.items():
         torch.manual_seed(0)
-        student = teacher.copy().requires_grad_(True)
-        objective = build_objective(method, config, bitext)
-        optimizer, scheduler = make_optimizer(student, config)
-        runs[method] = (student, objective, optimizer, scheduler)
-    times: dict[str, list[float]] = {m: [] for m in methods}
+        student = make_trainable(teacher.copy(), cfg)
+        objective = build_objective(method, cfg, bitext)
+        optimizer, scheduler = make_optimizer(student, cfg)
+        runs[label] = (student, objective, optimizer, scheduler, cfg)
+    times: dict[str, list[float]] = {label: [] for label in variants}
     for repeat in range(warmup + repeats):
-        for method in methods:  # interleaved: machine load affects every method alike
-            student, objective, optimizer, scheduler = runs[method]
+        for label in variants:  # interleaved: machine load affects every variant alike
+            student, objective, optimizer, scheduler, cfg = runs[label]
             seconds = _timed(lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler,
-                                                accelerator, config))
+                                                accelerator, cfg))
             if repeat >= warmup:
-                times[method].append(seconds)
+                times[label].append(seconds)
     return times
 
 
@@ -192,6 +194,9 @@ def st_pairs_per_second(frozen: FrozenTeacher, bitext: Bitext, config: TrainConf
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", default="hau")
+    parser.add_argument("--model", default="minilm", help="backbone (the sentence-transformers comparison: minilm only)")
+    parser.add_argument("--freeze-word-embeddings", action="store_true",
+                        help="also time steps with the word-embedding table frozen against trained")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0 = auto (free cores)")
@@ -215,8 +220,8 @@ def main() -> None:
         lines.append(line)
 
     command = "python benchmarks/bench_train_step.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out" and v not in (None, False)
-        and k not in ("all_methods",)) + (" --all-methods" if args.all_methods else "")
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
+        if k != "out" and v not in (None, False))
     emit("# Training-throughput benchmark")
     emit()
     emit(f"Command: `{command}`  ")
@@ -232,7 +237,9 @@ def main() -> None:
          f"the run's precision ({precision}) is the reference.  ")
     emit()
 
-    teacher = Encoder.load("minilm", device=accelerator.device)
+    if args.against and args.model != "minilm":
+        parser.error("--against sentence-transformers runs on minilm (the packaged model both trainers load)")
+    teacher = Encoder.load(args.model, device=accelerator.device)
     corpus = load_ntrex(args.lang)
     fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
     bitext = fold_bitext(corpus, fold.train)
@@ -268,6 +275,26 @@ def main() -> None:
     emit(f"**OPTICAL / sentence-KD step = {ratio:.2f}x** ({'meets' if ratio <= TARGET_OPTICAL else 'MISSES'} "
          f"the target <= {TARGET_OPTICAL}x); {load_line()}.")
     emit()
+
+    if args.freeze_word_embeddings:
+        frozen_table = config.replace(freeze_word_embeddings=True)
+        variants = {f"{m}, {state}": (m, cfg) for m in METHODS
+                    for state, cfg in (("table trained", config), ("table frozen", frozen_table))}
+        times = step_times(teacher, frozen, bitext, config, accelerator, english, foreign, METHODS, args.warmup,
+                           args.repeats, variants)
+        median = {label: statistics.median(t) for label, t in times.items()}
+        table = teacher.model.get_input_embeddings().weight
+        share = table.numel() / sum(p.numel() for p in teacher.model.parameters())
+        emit(f"## Word-embedding table frozen vs trained ({args.model}: {tuple(table.shape)}, {share:.0%} of the weights)")
+        emit()
+        emit("| method, table | median step (s) | min (s) | max (s) | frozen / trained |")
+        emit("|---|---:|---:|---:|---:|")
+        for label, t in times.items():
+            trained = median[label.replace("frozen", "trained")]
+            emit(f"| {label} | {median[label]:.3f} | {min(t):.3f} | {max(t):.3f} | {median[label] / trained:.2f}x |")
+        emit()
+        emit(f"{load_line()}.")
+        emit()
 
     if args.against == "sentence-transformers":
         emit("## Pairs per second: our Trainer vs sentence-transformers' trainer (sentence-KD, MSE)")

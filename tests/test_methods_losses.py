@@ -66,3 +66,24 @@ def test_frozen_teacher_cache_matches_direct_forward(teacher):
     tokens = frozen.tokens(texts)
     assert tokens.mask.sum() == sum(len(teacher.tokenizer(t)["input_ids"]) for t in texts)
     assert teacher.max_length == 128  # truncation was temporary
+
+
+def test_a_frozen_word_embedding_table_stays_the_teachers_while_the_rest_trains(teacher, hausa_train):
+    from optical_lab.methods.trainer import make_trainable
+
+    config = CONFIG.replace(freeze_word_embeddings=True)
+    english, foreign = hausa_train.english[:8], hausa_train.foreign[:8]
+    torch.manual_seed(0)
+    student = make_trainable(teacher.copy(), config)
+    table = student.model.get_input_embeddings().weight
+    optimizer, scheduler = make_optimizer(student, config)
+    assert all(p is not table for group in optimizer.param_groups for p in group["params"])
+    train_step(student, FrozenTeacher(teacher, config.max_length), build_objective("sentence-kd", config, hausa_train),
+               english, foreign, optimizer, scheduler, make_accelerator("no"), config)
+    assert table.grad is None and torch.equal(table, teacher.model.get_input_embeddings().weight)
+    moved = [name for name, p in student.model.named_parameters()
+             if not torch.equal(p, dict(teacher.model.named_parameters())[name])]
+    assert moved and "embeddings.word_embeddings.weight" not in moved
+    # off by default, and absent from the identity of every config that leaves it off
+    assert not CONFIG.freeze_word_embeddings and "freeze_word_embeddings" not in CONFIG.fingerprint_fields()
+    assert config.fingerprint() != CONFIG.replace(freeze_word_embeddings=False).fingerprint()

@@ -114,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefixes", action=argparse.BooleanOptionalAction, default=None,
                         help="train and select with the backbone's retrieval prefixes, as evaluation encodes (default; "
                              "--no-prefixes reproduces comparisons run before issue #13, e.g. results/compare-me5-small)")
+    parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep the student's word-embedding table as the teacher's (cheaper steps, most of all "
+                             "for me5-small; part of every cell's identity; default off)")
     parser.add_argument("--method-config", default=None,
                         help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`")
     parser.add_argument("--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison")
@@ -127,7 +130,7 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,
-                 "use_prefixes": args.prefixes}
+                 "use_prefixes": args.prefixes, "freeze_word_embeddings": args.freeze_word_embeddings}
     try:
         config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
     except DataError:

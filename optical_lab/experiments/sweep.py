@@ -246,6 +246,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="v2")
     parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--freeze-word-embeddings", action="store_true",
+                        help="keep the students' word-embedding table as the teacher's (see TrainConfig)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--allow-overlap", type=int, default=0,
                         help="evaluation texts that may occur in the bitext before the sweep refuses")
@@ -257,7 +259,7 @@ def main(args: argparse.Namespace) -> None:
     methods = [m for m in parse_methods(args.methods) if m != "zero-shot"]
     sweep = Sweep(args.out, lang=args.lang, model=args.model, preset_name=args.preset, methods=methods, seed=args.seed,
                   threads=args.threads, allow_overlap=args.allow_overlap, progress=not args.no_progress,
-                  steps=args.steps)
+                  steps=args.steps, freeze_word_embeddings=args.freeze_word_embeddings or None)
     chosen = sweep.run_all()
     print(json.dumps(chosen, indent=2))
     print(f"results: {args.out}/chosen.json, {args.out}/sweep.md")

@@ -24,7 +24,7 @@ LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost",
 # fields added after results were saved -> the value that reproduces those results. A saved config
 # without the key reads as that value, and the fingerprint leaves the field out while it has that
 # value, so committed results keep their fingerprints (and new settings get new ones).
-ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False}
+ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "freeze_word_embeddings": False}
 
 
 @dataclass
@@ -74,6 +74,11 @@ class TrainConfig:
     # does (e5: "query: " for the teacher's English queries, "passage: " for every text the student
     # learns to place as a document); no-op for backbones without prefixes (MiniLM)
     use_prefixes: bool = True
+    # keep the student's word-embedding table as the teacher's (every other weight trains). The table is
+    # 40 % of MiniLM's weights and 80 % of me5-small's (250k x 384): frozen, a step neither computes its
+    # dense gradient nor updates it with AdamW (benchmarks/bench_train_step.py --freeze-word-embeddings
+    # measures the saving). A different training regime, so part of the cell identity; off by default.
+    freeze_word_embeddings: bool = False
 
     # --- contrastive objectives (translate-train, code-switch)
     temperature: float = 0.05

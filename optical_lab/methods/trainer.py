@@ -152,6 +152,15 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     return float((1.0 / rank).mean())
 
 
+def make_trainable(student: Encoder, config: TrainConfig) -> Encoder:
+    """Every weight of the student trains, except the word-embedding table with
+    ``config.freeze_word_embeddings`` (no gradient is computed for it; the optimizer never sees it)."""
+    student.requires_grad_(True)
+    if config.freeze_word_embeddings:
+        student.model.get_input_embeddings().requires_grad_(False)
+    return student
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on biases and LayerNorm weights (the usual BERT fine-tuning recipe)."""
     decay, no_decay = [], []
@@ -483,8 +492,7 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         start = time.perf_counter()
         set_seed(cfg.seed)
-        student = self.student.to(acc.device)
-        student.requires_grad_(True)
+        student = make_trainable(self.student.to(acc.device), cfg)
         if cfg.teacher_cache:
             with acc.autocast():  # the teacher's targets in the precision everything else runs in
                 self.teacher.precompute(self.train_bitext.english)
