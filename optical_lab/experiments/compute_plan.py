@@ -139,6 +139,7 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
                     "precision": resolve_mixed_precision(plan.train.mixed_precision)},
         "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
                    "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,
+                   "freeze_word_embeddings": plan.train.freeze_word_embeddings,
                    "seeds": plan.seeds, "languages": list(plan.langs)},
         "truncation": {lang: truncation(plan, lang, tokenizer, prefix) for lang in plan.langs},
         "step_seconds": rates,

@@ -219,7 +219,9 @@ def compute_plan_lines(results: Path) -> list[str]:
     lines = ["## Training budget, truncation and compute (measured: `plan.json`)", "",
              f"Machine: {machine['cpu']}, {machine['cores']} cores, flags {', '.join(machine['flags'])}, "
              f"precision {machine['precision']}. Every cell: {plan['budget']['steps']} steps × "
-             f"{plan['budget']['batch_size']} pairs, training length {plan['budget']['max_length']} tokens. "
+             f"{plan['budget']['batch_size']} pairs, training length {plan['budget']['max_length']} tokens"
+             + (", the student's word-embedding table frozen (the teacher's)" if plan["budget"].get("freeze_word_embeddings")
+                else "") + ". "
              "Cut = share of training sentences longer than the limit (special tokens included).", ""]
     if rows:
         lines += [pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), ""]
