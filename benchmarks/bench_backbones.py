@@ -31,6 +31,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from optical_lab.methods.runtime import cpu_description  # noqa: E402
 from optical_lab.data.ntrex import ntrex_file  # noqa: E402
 from optical_lab.data.text_files import read_lines  # noqa: E402
 from optical_lab.models import Encoder  # noqa: E402
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "Written by `" + " ".join(["python benchmarks/bench_backbones.py", *(argv if argv is not None else sys.argv[1:])])
         + "`: both models measured in the same run, alternating on every repetition.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads: {torch.get_num_threads()}, "
+        f"Machine: {cpu_description()}, torch threads: {torch.get_num_threads()}, "
         f"device `{device}`, torch {torch.__version__}, Python {platform.python_version()}; "
         f"1-min load average {load_before:.1f} before, {load_after:.1f} after (other jobs shared the CPUs when above ~0.5).",
         f"Data: the first {len(texts)} NTREX-128 English sentences (train step: the first 16), `role=\"passage\"`.",

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from optical_lab.reports.v2 import PRIMARY_LANGS, analyse, answer_markdown, render
+from optical_lab.reports.v2 import PRIMARY_LANGS, analyse, render, v2_answer_markdown
 
 METHODS = ["zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical+aug"]
 EFFECT = {"zero-shot": -0.2, "sentence-kd": 0.0, "translate-train": -0.1, "code-switch": -0.1, "optical": 0.0,
@@ -53,9 +53,9 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert json.loads((tmp_path / "analysis.json").read_text())["answers"] == analysis["answers"]
     doc = render(tmp_path, analysis)
     assert "## The answer" in doc and "token_cos" in doc and "code-switch 5/15" in doc
-    shown = answer_markdown(tmp_path)  # read back from analysis.json, as notebook 03 shows it
+    shown = v2_answer_markdown(tmp_path)  # read back from analysis.json, as notebook 03 shows it
     assert shown in doc and analysis["answers"]["clir:MRR@10"] in shown
-    assert "No protocol-v2 analysis" in answer_markdown(tmp_path / "elsewhere")
+    assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
 
 
 def test_incomplete_family_is_reported_but_not_tested(tmp_path):
@@ -63,13 +63,13 @@ def test_incomplete_family_is_reported_but_not_tested(tmp_path):
     analysis = analyse(tmp_path)
     assert not analysis["complete"] and "tests" not in analysis
     assert "**Not yet: the run is incomplete**" in render(tmp_path, analysis)
-    assert analysis["cells"] == {"finished": 5 * 16 - 3, "planned": 5 * 16}  # 3 registered seeds per trained arm
+    assert analysis["cells"] == {"finished": 5 * 18 - 3, "planned": 5 * 18}  # 3 registered seeds per arm
 
 
 def test_the_family_needs_every_registered_seed(tmp_path):
     _write_results(tmp_path, seeds=(0, 1))
     analysis = analyse(tmp_path)
-    assert not analysis["complete"] and analysis["cells"] == {"finished": 5 * (1 + 5 * 2), "planned": 5 * (1 + 5 * 3)}
+    assert not analysis["complete"] and analysis["cells"] == {"finished": 5 * 6 * 2, "planned": 5 * 6 * 3}
 
 
 def test_the_measured_compute_plan_is_tabled_when_plan_json_exists(tmp_path):

@@ -17,6 +17,7 @@ AMX = AVX512_BF16 | {"amx_tile", "amx_bf16", "amx_int8"}
 @pytest.mark.parametrize("flags, expected", [(AVX2_ONLY, "no"), (AVX2_ONLY | {"avx512f"}, "no"),
                                              (AVX512_BF16, "bf16"), (AMX, "bf16"), (frozenset(), "no")])
 def test_auto_precision_follows_native_bf16(monkeypatch, flags, expected):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # (a cap is tested below)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
     assert resolve_mixed_precision("auto") == expected

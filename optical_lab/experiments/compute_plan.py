@@ -29,7 +29,7 @@ from typing import Any, Iterable
 from ..data.mafand import load_mafand
 from ..methods.registry import METHODS
 from ..methods.runtime import SHOWN_FLAGS, cpu_description, cpu_flags, cpu_model, resolve_mixed_precision
-from .runner import MAFAND_LANGS, ComparePlan, cell_folder, plan_from_saved
+from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
 
@@ -62,21 +62,27 @@ def truncation(plan: ComparePlan, lang: str, tokenizer, prefix: str = "") -> dic
 
 
 def step_seconds(roots: Iterable[Path]) -> dict[str, dict[str, Any]]:
-    """Median seconds per training step per method, over every ``train_log.jsonl`` under ``roots``."""
+    """Median seconds per training step per method, over every ``train_log.jsonl`` under ``roots``,
+    with the torch thread counts the finished cells recorded (sweep and grid cells pooled: they ran
+    under whatever load the machine had)."""
     steps: dict[str, list[float]] = {}
     cells: dict[str, int] = {}
+    threads: dict[str, set[int]] = {}
     for root in roots:
         for log in sorted(root.rglob("train_log.jsonl")):
             method = _method_of(log, root)
             if method is None:
                 continue
-            seconds = [r["seconds"] for r in map(json.loads, log.read_text(encoding="utf-8").splitlines())
-                       if r.get("event") == "train" and "seconds" in r]
+            rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+            seconds = [r["seconds"] for r in rows if r.get("event") == "train" and "seconds" in r]
             if seconds:
                 steps.setdefault(method, []).extend(seconds)
                 cells[method] = cells.get(method, 0) + 1
-    return {m: {"median_s": round(statistics.median(s), 3), "steps_measured": len(s), "cells": cells[m]}
-            for m, s in sorted(steps.items())}
+            done = log.parent / "done.json"
+            if done.exists() and "threads" in (info := json.loads(done.read_text(encoding="utf-8"))):
+                threads.setdefault(method, set()).add(int(info["threads"]))
+    return {m: {"median_s": round(statistics.median(s), 3), "steps_measured": len(s), "cells": cells[m],
+                "threads": sorted(threads.get(m, ()))} for m, s in sorted(steps.items())}
 
 
 def _method_of(log: Path, root: Path) -> str | None:
@@ -88,13 +94,12 @@ def _method_of(log: Path, root: Path) -> str | None:
 
 
 def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
-    """Cells planned, finished (``done.json``) and left, per method."""
-    out: dict[str, Any] = {}
-    for method in plan.methods:
-        folders = [cell_folder(root, lang, method, "default", fold, seed) for lang in plan.langs
-                   for fold in range(plan.folds) for seed in (plan.seed_list() if method != "zero-shot" else [0])]
-        done = sum((f / "done.json").exists() for f in folders)
-        out[method] = {"planned": len(folders), "finished": done, "left": len(folders) - done}
+    """Cells planned (:func:`.runner.plan_cells`), finished (``done.json``) and left, per method."""
+    out = {method: {"planned": 0, "finished": 0, "left": 0} for method in plan.methods}
+    for _, method, _, _, _, folder in plan_cells(plan, root):
+        done = (folder / "done.json").exists()
+        out[method]["planned"] += 1
+        out[method]["finished" if done else "left"] += 1
     return out
 
 
@@ -108,24 +113,22 @@ def eval_seconds(root: Path) -> float | None:
 def compute_plan(results: str | Path, seeds: int | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     """Measure and write ``<results>/plan.json`` for the comparison saved in ``<results>/config.json``
     (``seeds`` / ``methods``: plan for that many seeds / those methods instead of the saved ones)."""
-    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from ..models.registry import resolve_backbone, uses_prefixes
+    from ..models.encoder import Encoder
 
     hf_logging.set_verbosity_error()  # counting tokens of long sentences is the point, not a warning
     results = Path(results)
     plan = plan_from_saved(json.loads((results / "config.json").read_text(encoding="utf-8")))
     plan = replace(plan, seeds=seeds or plan.seeds, methods=list(methods or plan.methods))
-    spec = resolve_backbone(plan.model)
-    tokenizer = AutoTokenizer.from_pretrained(spec.path)
-    prefix = spec.passage_prefix if uses_prefixes(plan.model) and plan.train.use_prefixes else ""
+    encoder = Encoder.load(plan.model, device="cpu")  # its tokenizer and the prefix training puts on a text
+    tokenizer, prefix = encoder.tokenizer, encoder.prefix(plan.train.training_role)
     rates = step_seconds([results])
     cells = grid(plan, results / "runs")
     fallback = statistics.median([r["median_s"] for r in rates.values()]) if rates else None
-    evaluation = eval_seconds(results / "runs") or 0.0
+    evaluation = eval_seconds(results / "runs")
     hours_left = None
-    if fallback is not None:
+    if fallback is not None and evaluation is not None:
         def cell_seconds(method: str) -> float:
             train = 0.0 if method == "zero-shot" else \
                 plan.train_config(method).steps * rates.get(method, {"median_s": fallback})["median_s"]
@@ -134,6 +137,8 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
         hours_left = sum(c["left"] * cell_seconds(m) for m, c in cells.items()) / 3600
     out = {
         "results": str(results),
+        # the machine plan.json was computed on (the cells record their own threads; their precision
+        # is part of their identity, so every finished cell of a folder shares it)
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "flags": [f for f in SHOWN_FLAGS if f in cpu_flags()], "description": cpu_description(),
                     "precision": resolve_mixed_precision(plan.train.mixed_precision)},
@@ -147,8 +152,9 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
         "eval_seconds_per_cell": evaluation,
         "hours_left": None if hours_left is None else round(hours_left, 3),
         "note": "step seconds are wall time per step on this machine as it was loaded when the cells ran "
-                "(each cell records its thread count); hours left = cells left x (steps x median step seconds "
-                "of their method + median evaluation seconds of a finished cell), dev evaluations not included",
+                "(threads: the counts the finished cells recorded); hours left = cells left x (steps x median step "
+                "seconds of their method + median evaluation seconds of a finished cell), dev evaluations not "
+                "included; null until a cell has finished",
     }
     (results / "plan.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return out

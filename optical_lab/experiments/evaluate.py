@@ -35,6 +35,7 @@ import pandas as pd
 from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
 from ..io import write_json
+from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
@@ -44,7 +45,6 @@ from .records import environment, folder_digest, make_results_dir, new_results_d
 from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
 
 
 @dataclass
@@ -74,16 +74,6 @@ def check_zero_shot_settings(langs: list[str], model: str, max_length: int) -> N
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
         raise DataError(f"max_length = {max_length!r}: must be an integer >= 3", fix="e.g. --max-length 256")
     check_model_name(model)
-
-
-def cpu_flags(path: str = "/proc/cpuinfo") -> dict[str, bool]:
-    """Which of the instruction-set flags that decide CPU encoding speed the machine has."""
-    try:
-        line = next(l for l in Path(path).read_text().splitlines() if l.startswith("flags"))
-    except (OSError, StopIteration):
-        return {}
-    flags = set(line.split(":", 1)[1].split())
-    return {flag: flag in flags for flag in CPU_FLAGS}
 
 
 def student_teacher(student: str | None) -> str | None:
@@ -155,7 +145,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     write_json(config.__dict__ | {"method": config.method, "task_options_used": {n: t.options() for n, t in tasks.items()},
                                   "student_files": folder_digest(config.student) if config.student else None},
                folder / "config.json")
-    write_json(environment() | {"cpu_flags": cpu_flags()} | provenance(data_files, teacher.source),
+    write_json(environment() | {"cpu_flags": shown_flags()} | provenance(data_files, teacher.source),
                folder / "environment.json")
     for row in skipped:
         print(f"skip {row['task']} {row['lang']}: {row['reason']}", flush=True)

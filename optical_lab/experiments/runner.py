@@ -32,7 +32,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -95,7 +95,8 @@ class ComparePlan:
     # its chosen.json); settings the methods of a fold share (the teacher's targets) cannot differ
     method_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    SHARED_SETTINGS = ("max_length", "use_prefixes", "mixed_precision", "teacher_cache", "max_dev_pairs")
+    SHARED_SETTINGS = ("max_length", "use_prefixes", "mixed_precision", "teacher_cache", "max_dev_pairs",
+                       "freeze_word_embeddings")  # the last: a training regime every arm shares (protocol v2)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -256,6 +257,19 @@ def cell_folder(root: Path, lang: str, method: str, size: int | None | str, fold
     return root / lang / name / f"fold{fold}-seed{seed}"
 
 
+def plan_cells(plan: ComparePlan, root: Path, variants: list[tuple[str, int | None | str]] | None = None
+               ) -> Iterator[tuple[str, str, int | None | str, int, int, Path]]:
+    """Every cell a plan runs: (lang, method, size, fold, seed, folder). Every method, zero-shot too,
+    has one cell per seed (zero-shot's are identical: it is evaluated per seed like the others, so
+    per-query tables pair by fold and seed)."""
+    variants = variants if variants is not None else [(method, "default") for method in plan.methods]
+    for lang in plan.langs:
+        for method, size in variants:
+            for fold in range(plan.folds):
+                for seed in plan.seed_list():
+                    yield lang, method, size, fold, seed, cell_folder(root, lang, method, size, fold, seed)
+
+
 # ------------------------------------------------------------------ inputs
 def _data_key(path: str, data_root: str | None) -> str:
     """A data file's name in a cell's identity: its path inside the data folder (the same bytes in
@@ -402,7 +416,7 @@ class Runner:
         info = json.loads(done.read_text(encoding="utf-8"))
         if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
             raise DataError(f"{folder} holds results of another configuration"
-                            + self._precision_hint(info["fingerprint"], method, size),
+                            + self._precision_hint(info.get("fingerprint"), method, size),
                             fix="write to another --out folder, or pass --no-resume to recompute it")
         if "inputs" not in info:
             self._unhashed.add(folder)
@@ -414,7 +428,7 @@ class Runner:
                                 "or write to another --out folder")
         return info
 
-    def _precision_hint(self, fingerprint: str, method: str, size: int | None | str) -> str:
+    def _precision_hint(self, fingerprint: str | None, method: str, size: int | None | str) -> str:
         """Why a cell does not match when only the resolved precision differs: ``auto`` resolves by
         machine (bf16 where the CPU has native bf16), so a run resumed on another kind of CPU meets
         cells of the other precision."""
@@ -432,11 +446,8 @@ class Runner:
         """Every finished cell of this run either is served as it is or refuses the run — checked
         before anything is written, so a refused run leaves the folder (its ``config.json`` too)
         exactly as it was."""
-        for lang in self.plan.langs:
-            for method, size in variants:
-                for fold in range(self.plan.folds):
-                    for seed in self.plan.seed_list():
-                        self.finished(cell_folder(root, lang, method, size, fold, seed), lang, method, size)
+        for lang, method, size, _, _, folder in plan_cells(self.plan, root, variants):
+            self.finished(folder, lang, method, size)
         if self._unhashed and self.accelerator.is_main_process:
             tqdm.write(f"note: {len(self._unhashed)} finished cells were recorded before input hashing (no 'inputs' in "
                        "their done.json): served on their configuration alone; --no-resume recomputes them")

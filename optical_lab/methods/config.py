@@ -75,7 +75,7 @@ class TrainConfig:
     # learns to place as a document); no-op for backbones without prefixes (MiniLM)
     use_prefixes: bool = True
     # keep the student's word-embedding table as the teacher's (every other weight trains). The table is
-    # 40 % of MiniLM's weights and 80 % of me5-small's (250k x 384): frozen, a step neither computes its
+    # 52 % of MiniLM's weights (30k x 384) and 82 % of me5-small's (250k x 384): frozen, a step neither computes its
     # dense gradient nor updates it with AdamW (benchmarks/bench_train_step.py --freeze-word-embeddings
     # measures the saving). A different training regime, so part of the cell identity; off by default.
     freeze_word_embeddings: bool = False

@@ -77,11 +77,16 @@ SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # environment variables that lower torch's CPU kernels
 
 
+def shown_flags() -> dict[str, bool]:
+    """Which of the flags that decide CPU speed (:data:`SHOWN_FLAGS`) this CPU has."""
+    flags = cpu_flags()
+    return {flag: flag in flags for flag in SHOWN_FLAGS}
+
+
 def cpu_description() -> str:
     """One line for every timing: CPU model, cores, the flags that decide speed, any instruction-set cap,
     and whether this process counts the CPU as having native bf16."""
-    flags = cpu_flags()
-    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in SHOWN_FLAGS)
+    shown = ", ".join(f"{f} {'yes' if has else 'no'}" for f, has in shown_flags().items())
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     capped = f"; capped by {', '.join(caps)}" if caps else ""
     return (f"{cpu_model()}, {os.cpu_count()} logical cores; flags: {shown}{capped}; "

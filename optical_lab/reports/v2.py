@@ -26,13 +26,13 @@ import pandas as pd
 
 from ..evaluation.pooled import Endpoint, answer, pooled_comparisons, seed_averaged, stratified_randomization_test
 from ..experiments.summary import cell_records, load_per_query
-from ..experiments.sweep import finished_rows, slug, sweep_table
+from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
 from ..io import write_json
-from ..methods.registry import AUGMENTATIONS, METHODS, REFERENCE
+from ..methods.registry import AUGMENTATIONS, REFERENCE
 
 # the registered family (docs/protocol_v2.md): fixed by the protocol, not by whatever a run's config holds
 PRIMARY_LANGS = ("hau", "yor", "swa", "zul", "ibo")
-ARMS = METHODS  # every method is an arm; OPTICAL is the reference
+ARMS = ("zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical+aug")  # OPTICAL: reference
 REGISTERED_SEEDS = 3
 ENDPOINTS = (Endpoint("clir", "MRR@10"), Endpoint("flores-en-xx", "acc@1"))
 MDE_TARGETS = {"clir:MRR@10": 0.02, "flores-en-xx:acc@1": 0.015}
@@ -91,8 +91,8 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
     methods = [m for m in ARMS if m != REFERENCE]
     done = cells(results)
 
-    def required(method: str) -> int:  # cells of one language and arm: one per seed; zero-shot trains nothing
-        return 1 if method == "zero-shot" else seeds
+    def required(method: str) -> int:  # cells of one language and arm: one per seed (.runner.plan_cells)
+        return seeds
 
     def finished(lang: str, method: str) -> int:  # (counted up to what the family needs)
         n = int(((done.lang == lang) & (done.method == method)).sum()) if len(done) else 0
@@ -124,7 +124,8 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
 def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> list[str]:
     """The section "The answer": the registered answer per endpoint, or how far the run is from one
     (also shown by the README and notebook 03)."""
-    lines = ["## The answer (primary, pooled over " + ", ".join(langs) + ")", ""]
+    kind = "primary" if tuple(langs) == PRIMARY_LANGS else "secondary"
+    lines = [f"## The answer ({kind}, pooled over " + ", ".join(langs) + ")", ""]
     if analysis["complete"]:
         return lines + [f"- **{label}**: {text}" for label, text in analysis["answers"].items()] + [""]
     cells = analysis["cells"]
@@ -135,7 +136,7 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
                     "(secondary, unpowered).", ""]
 
 
-def answer_markdown(results: str | Path = "results/v2-minilm") -> str:
+def v2_answer_markdown(results: str | Path = "results/v2-minilm") -> str:
     """The section "The answer" from a results folder's saved ``analysis.json`` (nothing recomputed or
     written: what notebook 03 shows)."""
     path = Path(results) / "analysis.json"
@@ -190,18 +191,16 @@ def sweep_lines(sweep: Path) -> list[str]:
     rows = finished_rows(sweep)
     if not rows:
         return []
-    chosen_file = sweep / "chosen.json"
+    chosen_file, config_file = sweep / "chosen.json", sweep / "config.json"
     chosen = json.loads(chosen_file.read_text(encoding="utf-8")) if chosen_file.exists() else {}
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    # <sweep>/done.json marks a finished sweep; until then its choices are those of the stages done so far
+    status = "Chosen" if (sweep / "done.json").exists() else "Chosen so far (the sweep has not finished)"
     lines = ["## Settings chosen on dev bitext (the sweep)", "",
-             f"`optical-lab sweep` on MAFAND-MT {rows[0]['lang']} dev, seed 0, the full budget; score = best dev MRR "
-             "among the dev pairs, no evaluation text encoded (`results/.../sweep/`, docs/protocol_v2.md). Chosen: "
-             + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".", "",
-             markdown_table(sweep_table(rows)), "",
-             "OPTICAL diagnostics are means over a cell's last 20 training steps: `token_cos` = mean pairwise cosine "
-             "of a sentence's student tokens (collapse indicator), `plan_entropy` = the foreign plan's normalised row "
-             "entropy, `marginal_error` = Sinkhorn's L1 marginal error on the foreign plans, `ot_not_converged` = "
-             "problems per step (16 foreign + 16 English with the English term on) left above the tolerance "
-             "(√float32-eps) after the iterations; `grad_norm` before clipping at 1.0.", ""]
+             f"`optical-lab sweep` on MAFAND-MT {rows[0]['lang']} dev, seed {config.get('seed', '?')}, the full budget; "
+             "score = best dev MRR among the dev pairs, no evaluation text encoded (docs/protocol_v2.md). "
+             f"{status}: " + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".", "",
+             markdown_table(sweep_table(rows)), "", DIAGNOSTICS_TEXT, ""]
     return lines
 
 
@@ -226,7 +225,8 @@ def compute_plan_lines(results: Path) -> list[str]:
     if rows:
         lines += [pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), ""]
     rates = ", ".join(f"{m} {r['median_s']:.2f} s" for m, r in plan["step_seconds"].items())
-    lines += [f"Median wall seconds per training step on this (shared) machine: {rates}.", ""]
+    if rates:
+        lines += [f"Median wall seconds per training step on this (shared) machine: {rates}.", ""]
     return lines
 
 
