@@ -195,6 +195,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--model", default="minilm", help="backbone (the sentence-transformers comparison: minilm only)")
+    parser.add_argument("--max-length", type=int, default=TrainConfig.max_length,
+                        help="training truncation in tokens (protocol v2 trains at 128)")
     parser.add_argument("--freeze-word-embeddings", action="store_true",
                         help="also time steps with the word-embedding table frozen against trained")
     parser.add_argument("--repeats", type=int, default=11)
@@ -210,7 +212,7 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
-    config = TrainConfig(progress=False, mixed_precision=args.precision)
+    config = TrainConfig(progress=False, mixed_precision=args.precision, max_length=args.max_length)
     accelerator = make_accelerator(config.mixed_precision)
     precision = accelerator.mixed_precision
     lines: list[str] = []
