@@ -48,6 +48,12 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     assert variants and all(p.startswith(slug({"lr": lr})) for p in variants)
     assert {k: v for k, v in chosen["optical+aug"].items() if k not in ("lr", "aug_weight")} == \
            {k: v for k, v in chosen["optical"].items() if k != "lr"}
+    # stage 2's plain cost at the default epsilon is stage 1's configuration: recorded, not trained again
+    plain = out / "optical" / slug({"lr": lr, "ot_variant": "plain", "epsilon": 0.05})
+    stage1 = json.loads((out / "optical" / slug({"lr": lr}) / "done.json").read_text())
+    copied = json.loads((plain / "done.json").read_text())
+    assert copied["same_as"] == f"optical/{slug({'lr': lr})}" and not (plain / "train_log.jsonl").exists()
+    assert copied["best_dev_mrr"] == stage1["best_dev_mrr"] and copied["stage"] == "2-variant"
     # OPTICAL cells carry the collapse diagnostics
     done = json.loads((out / "optical" / variants[0] / "done.json").read_text())
     assert {"token_cos", "plan_entropy", "marginal_error"} <= set(done["diagnostics"])

@@ -125,6 +125,16 @@ class Sweep:
                 raise DataError(f"{folder} holds a sweep cell of another configuration",
                                 fix="sweep into another --out folder")
             return info | {"cached": True}
+        same = self.same_cell(method, fingerprint)
+        if same is not None:
+            # the very configuration already finished under another setting's name (stage 2's plain cost at
+            # the default epsilon is stage 1's cell; the English term at weight 1 is stage 2's best): its
+            # numbers are this setting's, so it is recorded here, pointing to it, not trained again
+            info = json.loads((same / "done.json").read_text(encoding="utf-8"))
+            info |= {"stage": stage, "setting": setting, "same_as": same.relative_to(self.out).as_posix()}
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(info, done)
+            return info | {"cached": True}
         folder.mkdir(parents=True, exist_ok=True)
         threads = set_threads(self.threads)
         train = self.train.subsample(config.max_train_pairs, self.seed)
@@ -142,6 +152,14 @@ class Sweep:
         write_json(info, done)  # last: marks the cell finished
         del student
         return info
+
+    def same_cell(self, method: str, fingerprint: str) -> Path | None:
+        """A finished cell of ``method`` with this configuration fingerprint (trained, not itself a copy)."""
+        for done in sorted((self.out / method).glob("*/done.json")):
+            info = json.loads(done.read_text(encoding="utf-8"))
+            if info.get("fingerprint") == fingerprint and info.get("method") == method and "same_as" not in info:
+                return done.parent
+        return None
 
     def stage(self, name: str, method: str, settings: list[dict[str, Any]]) -> dict[str, Any]:
         rows = []
@@ -231,7 +249,7 @@ def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     records = []
     for r in rows:
         records.append({"stage": r["stage"], "method": r["method"], "setting": slug(r["setting"]),
-                        "best dev MRR": r["best_dev_mrr"], "best step": r["best_step"],
+                        "same as": r.get("same_as", ""), "best dev MRR": r["best_dev_mrr"], "best step": r["best_step"],
                         **{k: v for k, v in r.get("diagnostics", {}).items()}, "train s": r["train_s"]})
     return pd.DataFrame(records)
 
