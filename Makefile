@@ -41,10 +41,14 @@ V2_LANGS ?= hau,yor,swa,zul,ibo
 sweep-minilm: venv  ## protocol v2 step 1: per-method settings chosen on hau dev bitext only (docs/protocol_v2.md)
 	$(BIN)/optical-lab sweep --lang hau --model minilm --out results/v2-minilm/sweep
 
-v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis
-	$(BIN)/optical-lab compare --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
+V2_MINILM = --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds 3 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
 	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
+WORKERS ?= 1
+v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis (WORKERS=2: two processes share the grid)
+	for i in $$(seq 2 $(WORKERS)); do (sleep 120; $(BIN)/optical-lab compare $(V2_MINILM) --join --no-progress \
+	    > results/v2-minilm/worker$$i.log 2>&1) & done; \
+	$(BIN)/optical-lab compare $(V2_MINILM)
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
 

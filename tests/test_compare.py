@@ -81,6 +81,43 @@ def test_a_cell_of_the_other_precision_is_refused_with_the_way_to_continue(tmp_p
     assert "precision" not in str(error.value)
 
 
+def test_cells_another_process_holds_are_waited_for_and_computed_if_it_dies(tmp_path, teacher):
+    import threading
+
+    from optical_lab.experiments.records import FolderLock
+
+    runner = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=1)
+    runner.poll_seconds = 0.2
+    cell = tmp_path / "runs/hau/sentence-kd/fold0-seed0"
+    other = FolderLock(cell).acquire()  # another process is computing this cell ...
+    threading.Timer(1.0, other.release).start()  # ... and dies without finishing it
+    runner.run()
+    assert (cell / "done.json").exists() and (tmp_path / "summary.md").exists()
+    assert [info["method"] for info in runner.timings] == ["zero-shot", "sentence-kd"]  # the free cell first
+
+
+def test_a_joined_worker_computes_the_free_cells_and_leaves_the_summary_to_the_owner(tmp_path, teacher):
+    from optical_lab.experiments.records import FolderLock
+
+    with pytest.raises(DataError, match="no comparison to join"):
+        worker = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=1)
+        worker.worker = True
+        worker.run()
+    owner = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=1)
+    owner.accept("compare", owner.check_leakage())  # the owning run has set the folder up (config.json)
+    held = FolderLock(tmp_path / "runs/hau/sentence-kd/fold0-seed0").acquire()  # the owner computes this one
+    worker = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=1)
+    worker.worker = True
+    assert worker.run() is None
+    assert (tmp_path / "runs/hau/zero-shot/fold0-seed0/done.json").exists()
+    assert not (tmp_path / "runs/hau/sentence-kd/fold0-seed0/done.json").exists() and not (tmp_path / "summary.md").exists()
+    held.release()
+    other = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"], steps=2)
+    other.worker = True
+    with pytest.raises(DataError, match="differs from the comparison.*train"):
+        other.run()
+
+
 def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
     from optical_lab.cli import main
 

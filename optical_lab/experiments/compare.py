@@ -123,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/compare", help="results folder (re-running into it skips finished cells)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="skip finished cells and resume killed ones (default); --no-resume recomputes")
+    parser.add_argument("--join", action="store_true",
+                        help="help the comparison already running in --out (the same command line, threads may differ): "
+                             "compute the cells nobody else holds; that run waits for them and writes the summary")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -205,9 +208,15 @@ def main(args: argparse.Namespace) -> None:
     plan = plan_from_args(args)
     set_threads(plan.threads)
     start = time.perf_counter()
-    runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress, save_student=args.save_student)
+    if args.join and plan.size_curve is not None:
+        raise DataError("--join helps a comparison, not a size curve", fix="drop --join or --size-curve")
+    runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress, save_student=args.save_student,
+                    worker=args.join)
     result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
     if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
+        return
+    if result is None:  # a --join worker: the run that owns the folder summarises
+        print(f"\nworker: {len(runner.timings)} cells ({time.perf_counter() - start:.0f} s) in {args.out}")
         return
     if plan.size_curve is not None:
         print(result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -315,8 +315,14 @@ class Runner:
     """Runs the cells of a plan into ``out``; skips finished ones."""
 
     def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
-                 progress: bool = True, save_student: bool = False) -> None:
+                 progress: bool = True, save_student: bool = False, worker: bool = False,
+                 poll_seconds: float = 30.0) -> None:
         self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
+        # a --join worker computes cells of a comparison another process owns (see join/run_variants)
+        self.worker, self.poll_seconds = worker, poll_seconds
+        if worker and not resume:
+            raise DataError("--join needs --resume: a worker must never delete cells others finished",
+                            fix="drop --no-resume")
         self.save_student = save_student  # write each trained student to <cell>/student (Encoder.save)
         self.task = task or get_task(plan.task, **plan.task_options)
         self.eval_tasks = {name: get_task(name, **plan.task_options) for name in plan.eval_tasks if name != plan.task}
@@ -462,7 +468,9 @@ class Runner:
         if finished is not None:
             return finished | {"skipped": True}
         if folder.exists() and not self.resume and self.accelerator.is_main_process:
-            shutil.rmtree(folder)
+            for item in folder.iterdir():  # everything but the cell's lock, which this process holds
+                if item.name != FolderLock.NAME:
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
         self.accelerator.wait_for_everyone()
         folder.mkdir(parents=True, exist_ok=True)
         cfg = self.plan.train_config(method).replace(seed=seed)
@@ -548,12 +556,48 @@ class Runner:
                 release_memory()
 
     def run_variants(self, variants: list[tuple[str, int | None | str]], root: Path, desc: str = "cells") -> None:
+        """Every cell, each under its own lock (:meth:`claim`): a cell another process is computing (a
+        ``--join`` worker, or the run this worker joined) is left to it. The run that owns the folder then
+        waits for those cells, and computes any whose process died; a worker leaves them and returns."""
         total = len(self.plan.langs) * self.plan.folds * self.plan.seeds * len(variants)
         bar = tqdm(total=total, desc=desc, disable=not self.progress or not self.accelerator.is_main_process)
+        elsewhere = []
         for cell in self.cells(variants, root):
-            self._report(self.run_cell(*cell))
-            bar.update(1)
+            if self.try_cell(cell):
+                bar.update(1)
+            else:
+                elsewhere.append(cell)
+        while elsewhere and not self.worker:
+            time.sleep(self.poll_seconds)
+            elsewhere = [cell for cell in elsewhere if not self.try_cell(cell)]
+            bar.update(bar.total - len(elsewhere) - bar.n)
         bar.close()
+
+    def try_cell(self, cell: tuple) -> bool:
+        """Compute (or read) ``cell`` unless another process holds its lock; True when it is finished."""
+        claim = self.claim(cell[0])
+        if claim is None:
+            return False
+        try:
+            self._report(self.run_cell(*cell))
+        finally:
+            if claim is not True:
+                claim.release()
+        return True
+
+    def claim(self, folder: Path) -> FolderLock | bool | None:
+        """The cell's lock (its folder's :class:`~.records.FolderLock`), or None when another process
+        holds it. Under data-parallel the main process decides for all (True: no lock of our own)."""
+        lock = None
+        if self.accelerator.is_main_process:
+            try:
+                lock = FolderLock(folder).acquire()
+            except DataError:
+                lock = None
+        if self.accelerator.num_processes > 1:
+            held = broadcast_object_list([lock is not None])[0]
+            return (lock or True) if held else None
+        return lock
 
     def check_leakage(self) -> dict[str, Any]:
         """The leak guard (:mod:`.suite`): measure every (language, fold), refuse above
@@ -573,9 +617,11 @@ class Runner:
         if self.accelerator.is_main_process:
             write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))
 
-    def run(self) -> ComparisonSummary:
+    def run(self) -> ComparisonSummary | None:
         root = self.out / RUNS
         variants: list[tuple[str, int | None | str]] = [(m, "default") for m in self.plan.methods]
+        if self.worker:
+            return self.join(variants, root)
         leakage = self.check_leakage()  # the leak guard refuses before anything is written, the folder included
         with self.locked():
             self.check_existing(variants, root)  # refuses before anything is written
@@ -586,6 +632,25 @@ class Runner:
             if self.accelerator.is_main_process:
                 summary.write(self.out)
         return summary
+
+    def join(self, variants: list[tuple[str, int | None | str]], root: Path) -> None:
+        """``--join``: help the comparison already set up in ``out`` (same plan, checked) by computing the
+        cells nobody holds; the run that owns the folder waits for them and writes the summary."""
+        saved = self.out / "config.json"
+        if not saved.exists():
+            raise DataError(f"{self.out} holds no comparison to join (no config.json)",
+                            fix="start the comparison without --join first; workers join it while it runs")
+        ignore = ("threads", "kind")  # a worker may use other threads; everything else must be the same plan
+        mine = {k: v for k, v in json.loads(json.dumps(self.record(), default=str)).items() if k not in ignore}
+        theirs = {k: v for k, v in json.loads(saved.read_text(encoding="utf-8")).items() if k not in ignore}
+        if mine != theirs:
+            differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise DataError(f"--join: this plan differs from the comparison in {self.out} in {', '.join(differ)}",
+                            fix="give the worker exactly the command line of the run it joins (threads may differ)")
+        self.check_existing(variants, root)
+        self.run_variants(variants, root)
+        tqdm.write(f"worker done: the run that owns {self.out} writes the summary once every cell is finished")
+        return None
 
     def summarize(self, root: Path) -> ComparisonSummary:
         return summarize_plan(root, self.record(), self.task.primary)
