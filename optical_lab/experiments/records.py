@@ -133,6 +133,10 @@ def new_results_dir(kind: str, root: str | Path = "results") -> Path:
     return make_results_dir(Path(root) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+class FolderInUse(DataError):
+    """Another live process holds the :class:`FolderLock` of this folder."""
+
+
 class FolderLock:
     """An exclusive lock on a results folder for one run: ``with FolderLock(out): ...``.
 
@@ -162,7 +166,7 @@ class FolderLock:
                 handle.seek(0)
                 holder = handle.read().strip()
                 handle.close()
-                raise DataError(f"{self.folder} is in use by another run ({describe_holder(holder)})",
+                raise FolderInUse(f"{self.folder} is in use by another run ({describe_holder(holder)})",
                                 fix="wait until it finishes, or write to another --out folder") from None
             # the file may have been removed by the previous holder between our open and our lock:
             # then we hold a lock on a deleted file, and must lock the one now at this path

@@ -53,7 +53,7 @@ from ..models.encoder import Encoder
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
-from .records import FolderLock, environment, provenance
+from .records import FolderInUse, FolderLock, environment, provenance
 from .size_curve import CURVE, write_curve
 from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
                     skipped_eval_tasks, split_user_bitext)
@@ -592,7 +592,7 @@ class Runner:
         if self.accelerator.is_main_process:
             try:
                 lock = FolderLock(folder).acquire()
-            except DataError:
+            except FolderInUse:  # (a folder that cannot be created is an error, not someone else's cell)
                 lock = None
         if self.accelerator.num_processes > 1:
             held = broadcast_object_list([lock is not None])[0]
