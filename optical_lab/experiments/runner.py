@@ -640,9 +640,14 @@ class Runner:
         if not saved.exists():
             raise DataError(f"{self.out} holds no comparison to join (no config.json)",
                             fix="start the comparison without --join first; workers join it while it runs")
-        ignore = ("threads", "kind")  # a worker may use other threads; everything else must be the same plan
-        mine = {k: v for k, v in json.loads(json.dumps(self.record(), default=str)).items() if k not in ignore}
-        theirs = {k: v for k, v in json.loads(saved.read_text(encoding="utf-8")).items() if k not in ignore}
+        def plan_of(record: dict[str, Any]) -> dict[str, Any]:
+            # a worker may use other threads and show no progress bars; everything else must be the same plan
+            plan = {k: v for k, v in record.items() if k not in ("threads", "kind")}
+            plan["train"] = {k: v for k, v in plan.get("train", {}).items() if k != "progress"}
+            return plan
+
+        mine = plan_of(json.loads(json.dumps(self.record(), default=str)))
+        theirs = plan_of(json.loads(saved.read_text(encoding="utf-8")))
         if mine != theirs:
             differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
             raise DataError(f"--join: this plan differs from the comparison in {self.out} in {', '.join(differ)}",
