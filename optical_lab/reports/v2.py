@@ -166,7 +166,7 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
         if endpoint.task not in set(per_query.task):
             continue
         table = per_language(per_query, endpoint, [l for l in langs if l in set(per_query.lang)])
-        lines += [f"### {endpoint.label}", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+        lines += [f"### {endpoint.label}", "", markdown_table(table), ""]
     lines += sweep_lines(results / "sweep")
     lines += compute_plan_lines(results)
     lines += ["## Model selection and the OT diagnostics", "",
