@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
 from ..methods.registry import METHODS
-from ..methods.runtime import SHOWN_FLAGS, cpu_description, cpu_flags, cpu_model, resolve_mixed_precision
+from ..methods.runtime import cpu_description, cpu_model, resolve_mixed_precision, shown_flags
 from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
@@ -140,7 +140,7 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
         # the machine plan.json was computed on (the cells record their own threads; their precision
         # is part of their identity, so every finished cell of a folder shares it)
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "flags": [f for f in SHOWN_FLAGS if f in cpu_flags()], "description": cpu_description(),
+                    "flags": [f for f, has in shown_flags().items() if has], "description": cpu_description(),
                     "precision": resolve_mixed_precision(plan.train.mixed_precision)},
         "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
                    "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,
