@@ -46,7 +46,7 @@ V2_MINILM = --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold
 	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
 WORKERS ?= 1
 v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis (WORKERS=2: two processes share the grid)
-	for i in $$(seq 2 $(WORKERS)); do (sleep 120; $(BIN)/optical-lab compare $(V2_MINILM) --join --no-progress \
+	for i in $$(seq 2 $(WORKERS)); do ($(BIN)/optical-lab compare $(V2_MINILM) --join --join-wait 1800 --no-progress \
 	    > results/v2-minilm/worker$$i.log 2>&1) & done; \
 	$(BIN)/optical-lab compare $(V2_MINILM)
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm

@@ -17,6 +17,7 @@ problems OPTICAL solves. POT's per-pair loop solves each pair at its real size (
     python benchmarks/bench_sinkhorn.py --workload ntrex --threads 1
     python benchmarks/bench_sinkhorn.py --quick    # fewer repeats, smaller time budget
     python benchmarks/bench_sinkhorn.py --out benchmarks/RESULTS_sinkhorn.md
+    python benchmarks/bench_sinkhorn.py --device cuda --workload random   # on a GPU (POT per pair stays numpy)
 """
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ from optical_lab.ot.marginals import masked_marginals  # noqa: E402
 N_TOKENS, DIM, EPSILON, N_ITERS = 32, 384, 0.05, 100
 BATCHES = (1, 16, 64, 256)
 TARGET_BATCHES = (64, 256)
+DEVICE = torch.device("cpu")  # --device: where the problems live and every torch solver runs
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":  # GPU kernels run asynchronously: wait for them before reading the clock
+        torch.cuda.synchronize()
 
 
 def timed(fns: dict[Hashable, Callable[[], object]], min_time: float, rounds: int) -> dict[Hashable, float]:
@@ -55,15 +62,19 @@ def timed(fns: dict[Hashable, Callable[[], object]], min_time: float, rounds: in
     calls = {}
     for name, fn in fns.items():
         fn()
+        synchronize()
         start = time.perf_counter()
         fn()
+        synchronize()
         calls[name] = max(1, math.ceil(min_time / max(time.perf_counter() - start, 1e-9)))
     best = dict.fromkeys(fns, math.inf)
     for _ in range(rounds):
         for name, fn in fns.items():
+            synchronize()
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
+            synchronize()
             best[name] = min(best[name], (time.perf_counter() - start) / calls[name])
     return best
 
@@ -122,7 +133,7 @@ WORKLOADS = {"random": (make_problem, "random unit vectors, n = m = 32, d = 384"
 def pot_per_pair(C: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Callable[[], list[np.ndarray]]:
     """One ``ot.sinkhorn`` call per problem, each at its real size (tokens with mass only)."""
     problems = []
-    for Ci, ai, bi in zip(C.numpy(), a.numpy(), b.numpy()):
+    for Ci, ai, bi in zip(C.cpu().numpy(), a.cpu().numpy(), b.cpu().numpy()):
         rows, cols = ai > 0, bi > 0
         problems.append((ai[rows], bi[cols], np.ascontiguousarray(Ci[np.ix_(rows, cols)])))
     return lambda: [ot.sinkhorn(ai, bi, Ci, EPSILON, numItermax=N_ITERS, stopThr=0.0, warn=False)
@@ -134,11 +145,15 @@ def pair_plans_padded(C: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torc
     out = torch.zeros_like(C)
     for i, plan in enumerate(pot_per_pair(C, a, b)()):
         rows, cols = (a[i] > 0).nonzero().squeeze(1), (b[i] > 0).nonzero().squeeze(1)
-        out[i, rows[:, None], cols[None, :]] = torch.from_numpy(plan).to(C.dtype)
+        out[i, rows[:, None], cols[None, :]] = torch.from_numpy(plan).to(C)
     return out
 
 
 def pot_batch(C, a, b, method: str, mode: str) -> Callable[[], object]:
+    # POT 0.9.7's solve_batch fails on CUDA tensors (it starts its scaling vectors on the CPU: "Expected all
+    # tensors to be on the same device"), so on a GPU run it solves CPU copies: the report says so
+    C, a, b = C.cpu(), a.cpu(), b.cpu()
+
     def run():
         if mode == "forward":
             with torch.no_grad():
@@ -166,14 +181,14 @@ def ours(C, a, b, method: str, mode: str, n_iters: int = N_ITERS) -> Callable[[]
 # --------------------------------------------------------------------------------------------- geomloss
 def entropic_reference(C: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Converged OT_eps (float64), and its max gap to POT's converged float64 plan as a cross-check."""
-    C64, a64, b64 = C.double(), a.double(), b.double()
+    C64, a64, b64 = C.double().cpu(), a.double().cpu(), b.double().cpu()  # POT batched: CPU (see pot_batch)
     ref = sinkhorn(C64, a64, b64, epsilon=EPSILON, n_iters=20000, tol=1e-13)
     T = ot.batch.solve_batch(C64, EPSILON, a64, b64, max_iter=20000, tol=1e-13, method="log_sinkhorn",
                              grad="detach").plan
     ab = a64[:, :, None] * b64[:, None, :]
     kl = torch.where(T > 0, T * torch.log(torch.where(T > 0, T, 1.0) / torch.where(ab > 0, ab, 1.0)), 0.0)
     pot_value = (T * C64).sum((1, 2)) + EPSILON * kl.sum((1, 2))
-    return ref.entropic_cost, float((pot_value - ref.entropic_cost).abs().max())
+    return ref.entropic_cost.to(C.device), float((pot_value - ref.entropic_cost).abs().max())
 
 
 def geomloss_fn(x, y, a, b, mode: str):
@@ -209,7 +224,10 @@ def ours_from_points(x, y, a, b, mode: str, n_iters: int):
 def machine_info() -> list[str]:
     import geomloss
 
-    return [f"- CPU: {cpu_description()}, torch threads = {torch.get_num_threads()}",
+    gpu = [f"- GPU: {torch.cuda.get_device_name(0)}: ours and geomloss run there; POT per pair runs numpy on the "
+           f"CPU, and POT `solve_batch` too (on CUDA tensors POT {ot.__version__} fails: it starts its scaling "
+           f"vectors on the CPU), so ratios against POT compare a GPU with a CPU"] if DEVICE.type == "cuda" else []
+    return gpu + [f"- CPU: {cpu_description()}, torch threads = {torch.get_num_threads()}",
             f"- Python {platform.python_version()}, torch {torch.__version__}, POT {ot.__version__}, "
             f"numpy {np.__version__}, geomloss {geomloss.__version__}",
             f"- load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"]
@@ -222,7 +240,10 @@ def main() -> None:
     parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) to this file")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the torch solvers run")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     min_time, repeats = (0.03, 5) if args.quick else (0.05, 15)
@@ -235,9 +256,10 @@ def main() -> None:
 
     emit("# Sinkhorn benchmark (`benchmarks/bench_sinkhorn.py" + (" --quick" if args.quick else "")
          + (f" --workload {args.workload}" if args.workload != "both" else "")
-         + (f" --threads {args.threads}" if args.threads else "") + "`)")
+         + (f" --threads {args.threads}" if args.threads else "")
+         + (f" --device {args.device}" if args.device != "cpu" else "") + "`)")
     emit()
-    emit(f"epsilon = {EPSILON}, {N_ITERS} iterations, float32, CPU. "
+    emit(f"epsilon = {EPSILON}, {N_ITERS} iterations, float32, {DEVICE.type.upper()}. "
          f"Throughput in problems/second: best of {repeats} interleaved rounds (each contender timed "
          f"for >= {min_time} s per round).")
     emit()
@@ -273,7 +295,7 @@ def run_workload(make_problem, batches, min_time: float, repeats: int, emit) -> 
     throughput: dict[tuple, float] = {}
     checks: list[str] = []
     for B in batches:
-        x, y, C, a, b = make_problem(B)
+        x, y, C, a, b = (t.to(DEVICE) for t in make_problem(B))
         shape = f"n={C.shape[1]}, m={C.shape[2]}"
         with torch.no_grad():
             default = sinkhorn(C, a, b, epsilon=EPSILON, n_iters=N_ITERS)  # method="auto"
@@ -286,7 +308,7 @@ def run_workload(make_problem, batches, min_time: float, repeats: int, emit) -> 
         pair_plans = pair_plans_padded(C, a, b)
         for method, pot_method, _ in modes[:2]:
             mine = ours(C, a, b, method, "forward")().plan
-            theirs = pot_batch(C, a, b, pot_method, "forward")().plan
+            theirs = pot_batch(C, a, b, pot_method, "forward")().plan.to(mine.device)
             checks.append(f"| {B} | {method} | {float((mine - theirs).abs().max()):.1e} | "
                           f"{float((mine - pair_plans).abs().max()):.1e} | {float(mine.abs().max()):.1e} |")
         emit(f"B={B} ({shape}, {int((a > 0).sum())} + {int((b > 0).sum())} tokens with mass): done (auto method -> {default.method}, marginal error after {N_ITERS} it. "
@@ -353,7 +375,7 @@ def run_workload(make_problem, batches, min_time: float, repeats: int, emit) -> 
          "ours autodiff / geomloss |")
     emit("|" + "---|" * 12)
     for B in batches:
-        x, y, C, a, b = make_problem(B)
+        x, y, C, a, b = (t.to(DEVICE) for t in make_problem(B))
         shape = f"n={C.shape[1]}, m={C.shape[2]}"
         reference, pot_gap = entropic_reference(C, a, b)
         geo_error = float((geomloss_fn(x, y, a, b, "forward")().double() - reference).abs().max())

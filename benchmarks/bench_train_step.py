@@ -43,7 +43,7 @@ import torch
 
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
-from optical_lab.methods import TrainConfig, Trainer, build_objective
+from optical_lab.methods import TrainConfig, Trainer, build_objective, preset
 from optical_lab.methods.runtime import cpu_description, cpu_has_bf16, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, make_trainable, train_step
@@ -61,24 +61,33 @@ def load_line() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def matmul_size(dtype: torch.dtype) -> int:
-    """2048, except bf16 on a CPU without native bf16: emulated there (~0.3 GFLOP/s), a 2048² product
-    takes a minute, so 512 (a second) measures the same rate."""
+def matmul_size(dtype: torch.dtype, device: str = "cpu") -> int:
+    """2048 on a CPU, except bf16 on a CPU without native bf16: emulated there (~0.3 GFLOP/s), a 2048²
+    product takes a minute, so 512 (a second) measures the same rate; 8192 on a GPU."""
+    if device != "cpu":
+        return 8192
     return 512 if dtype == torch.bfloat16 and not cpu_has_bf16() else 2048
 
 
-def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
+def matmul_peak(dtype: torch.dtype, repeats: int = 5, device: str = "cpu") -> float:
     """GFLOP/s of the best of ``repeats`` n x n matmuls at the current thread count (n: :func:`matmul_size`)."""
-    n = matmul_size(dtype)
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    n = matmul_size(dtype, device)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
 
 
+def _synchronize() -> None:
+    if torch.cuda.is_available():  # GPU kernels run asynchronously: a step ends when its kernels have
+        torch.cuda.synchronize()
+
+
 def _timed(fn) -> float:
+    _synchronize()
     tic = time.perf_counter()
     fn()
+    _synchronize()
     return time.perf_counter() - tic
 
 
@@ -195,7 +204,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--model", default="minilm", help="backbone (the sentence-transformers comparison: minilm only)")
-    parser.add_argument("--max-length", type=int, default=TrainConfig.max_length,
+    parser.add_argument("--preset", default=None, help="a TrainConfig preset (e.g. paper: batch 32, 128 tokens, a GPU)")
+    parser.add_argument("--max-length", type=int, default=None,
                         help="training truncation in tokens (protocol v2 trains at 128)")
     parser.add_argument("--freeze-word-embeddings", action="store_true",
                         help="also time steps with the word-embedding table frozen against trained")
@@ -212,7 +222,9 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
-    config = TrainConfig(progress=False, mixed_precision=args.precision, max_length=args.max_length)
+    config = preset(args.preset) if args.preset else TrainConfig()
+    config = config.replace(progress=False, mixed_precision=args.precision,
+                            max_length=args.max_length or config.max_length)
     accelerator = make_accelerator(config.mixed_precision)
     precision = accelerator.mixed_precision
     lines: list[str] = []
@@ -232,10 +244,14 @@ def main() -> None:
          f"at start: {load_line()}")
     emit()
 
-    peaks = {name: matmul_peak(dtype) for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))}
+    device = accelerator.device.type
+    if device != "cpu":
+        emit(f"GPU: {torch.cuda.get_device_name(0)}  ")
+        emit()
+    peaks = {name: matmul_peak(dtype, device=device) for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))}
     peak = peaks["bf16" if precision == "bf16" else "float32"]
     emit(f"Matmul peak (best of 5, {threads} thread(s)): float32 {peaks['float32']:.1f} GFLOP/s "
-         f"({matmul_size(torch.float32)}²), bf16 {peaks['bf16']:.1f} GFLOP/s ({matmul_size(torch.bfloat16)}²); "
+         f"({matmul_size(torch.float32, device)}²), bf16 {peaks['bf16']:.1f} GFLOP/s ({matmul_size(torch.bfloat16, device)}²); "
          f"the run's precision ({precision}) is the reference.  ")
     emit()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -118,6 +119,25 @@ def test_a_joined_worker_computes_the_free_cells_and_leaves_the_summary_to_the_o
     other.worker = True
     with pytest.raises(DataError, match="differs from the comparison.*train"):
         other.run()
+    # waiting (--join-wait) for a plan that never comes still ends, with the same error
+    other.join_wait, other.poll_seconds = 0.3, 0.1
+    started = time.monotonic()
+    with pytest.raises(DataError, match="differs from the comparison.*train"):
+        other.run()
+    assert time.monotonic() - started >= 0.3
+
+
+def test_a_worker_started_with_its_owner_waits_for_the_folder_to_be_set_up(tmp_path, teacher):
+    import threading
+
+    owner = _runner(tmp_path, teacher, ["zero-shot"], steps=1)
+    worker = _runner(tmp_path, teacher, ["zero-shot"], steps=1)
+    worker.worker, worker.join_wait, worker.poll_seconds = True, 60.0, 0.1
+    setup = threading.Timer(0.5, lambda: owner.accept("compare", owner.check_leakage()))
+    setup.start()
+    assert worker.run() is None  # joined once config.json appeared, then computed the free cell
+    setup.join()
+    assert (tmp_path / "runs/hau/zero-shot/fold0-seed0/done.json").exists()
 
 
 def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):

@@ -74,6 +74,23 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     monkeypatch.setattr(sweep_module, "Trainer", no_training)
     assert Sweep(out, **options).run_all() == chosen
 
+    # two worker processes train each round's settings; the choices and every cell's score are those of
+    # the one-process sweep (same seed, one thread: the same arithmetic), and so is the table
+    monkeypatch.undo()
+    monkeypatch.setattr(sweep_module, "LR_GRID", (1e-5, 1e-3))
+    monkeypatch.setattr(sweep_module, "LR_EDGE", 3e-3)
+    monkeypatch.setattr(sweep_module, "VARIANTS", ("plain", "centred"))
+    monkeypatch.setattr(sweep_module, "EPSILONS", (0.05,))
+    monkeypatch.setattr(sweep_module, "AUG_WEIGHTS", (1.0,))
+    parallel = tmp_path / "parallel"
+    assert Sweep(parallel, **options, jobs=2).run_all() == chosen
+    scores = {p.parent.relative_to(out).as_posix(): json.loads(p.read_text())["best_dev_mrr"]
+              for p in out.glob("*/*/done.json")}
+    assert scores == {p.parent.relative_to(parallel).as_posix(): json.loads(p.read_text())["best_dev_mrr"]
+                      for p in parallel.glob("*/*/done.json")}
+    assert (parallel / "sweep.md").read_text().split("## Chosen")[1].replace("train s", "") \
+        .split("|")[:3] == (out / "sweep.md").read_text().split("## Chosen")[1].split("|")[:3]
+
 
 def test_compare_reads_per_method_settings_into_cell_identity(tmp_path):
     from optical_lab.experiments.compare import read_method_config

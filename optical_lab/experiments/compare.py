@@ -126,6 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--join", action="store_true",
                         help="help the comparison already running in --out (the same command line, threads may differ): "
                              "compute the cells nobody else holds; that run waits for them and writes the summary")
+    parser.add_argument("--join-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="with --join: wait up to this long for the run it joins to write the folder's config.json "
+                             "(a worker started together with its owner)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -211,7 +214,7 @@ def main(args: argparse.Namespace) -> None:
     if args.join and plan.size_curve is not None:
         raise DataError("--join helps a comparison, not a size curve", fix="drop --join or --size-curve")
     runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress, save_student=args.save_student,
-                    worker=args.join)
+                    worker=args.join, join_wait=args.join_wait)
     result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
     if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
         return

@@ -316,10 +316,11 @@ class Runner:
 
     def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
                  progress: bool = True, save_student: bool = False, worker: bool = False,
-                 poll_seconds: float = 30.0) -> None:
+                 poll_seconds: float = 30.0, join_wait: float = 0.0) -> None:
         self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
-        # a --join worker computes cells of a comparison another process owns (see join/run_variants)
-        self.worker, self.poll_seconds = worker, poll_seconds
+        # a --join worker computes cells of a comparison another process owns (see join/run_variants);
+        # it waits up to join_wait seconds for that run to write this plan's config.json
+        self.worker, self.poll_seconds, self.join_wait = worker, poll_seconds, join_wait
         if worker and not resume:
             raise DataError("--join needs --resume: a worker must never delete cells others finished",
                             fix="drop --no-resume")
@@ -637,9 +638,7 @@ class Runner:
         """``--join``: help the comparison already set up in ``out`` (same plan, checked) by computing the
         cells nobody holds; the run that owns the folder waits for them and writes the summary."""
         saved = self.out / "config.json"
-        if not saved.exists():
-            raise DataError(f"{self.out} holds no comparison to join (no config.json)",
-                            fix="start the comparison without --join first; workers join it while it runs")
+
         def plan_of(record: dict[str, Any]) -> dict[str, Any]:
             # a worker may use other threads and show no progress bars; everything else must be the same plan
             plan = {k: v for k, v in record.items() if k not in ("threads", "kind")}
@@ -647,7 +646,18 @@ class Runner:
             return plan
 
         mine = plan_of(json.loads(json.dumps(self.record(), default=str)))
-        theirs = plan_of(json.loads(saved.read_text(encoding="utf-8")))
+        # a worker started beside its owner waits (join_wait) while the owner checks leakage and writes config.json;
+        # it only reads that file (written atomically), so it never races the owner for the folder
+        deadline = time.monotonic() + self.join_wait
+        while True:
+            theirs = plan_of(json.loads(saved.read_text(encoding="utf-8"))) if saved.exists() else None
+            if theirs == mine or time.monotonic() >= deadline:
+                break
+            time.sleep(min(self.poll_seconds, 5.0))
+        if theirs is None:
+            raise DataError(f"{self.out} holds no comparison to join (no config.json)",
+                            fix="start the comparison without --join first; workers join it while it runs "
+                                "(--join-wait SECONDS: wait for it)")
         if mine != theirs:
             differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
             raise DataError(f"--join: this plan differs from the comparison in {self.out} in {', '.join(differ)}",

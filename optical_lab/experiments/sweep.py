@@ -19,14 +19,19 @@ first of them in grid order — the simpler one — is taken (grids are listed s
 Every setting is a cell folder ``<out>/<method>/<slug>/`` with the trainer's log (loss, gradient
 norm, and for OPTICAL the collapse diagnostics ``token_cos``/``plan_entropy`` every step) and a
 ``done.json`` written last, so a killed sweep resumes where it stopped and a finished one is only
-read. ``<out>/chosen.json`` holds the per-method settings, which ``optical-lab compare
+read. The settings of one round (stage 1 of every method at once, then each later stage) are
+independent, so ``--jobs N`` trains up to N of them at a time in separate processes (on a GPU,
+several small trainings share the card); the choices are made afterwards, in grid order, exactly as
+a one-process sweep makes them. ``<out>/chosen.json`` holds the per-method settings, which ``optical-lab compare
 --method-config`` reads; ``<out>/sweep.md`` is the table of every setting tried.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -57,6 +62,7 @@ ENGLISH_WEIGHTS = (1.0, 0.0)
 AUG_WEIGHTS = (1.0, 0.1)
 TIE = 0.002
 TRAINED = ("sentence-kd", "translate-train", "code-switch", "optical", "optical+aug")
+STAGES = ("1-lr", "2-variant", "2-english", "3-aug-weight")  # run order, also the order of every sweep table
 
 
 def slug(setting: dict[str, Any]) -> str:
@@ -79,7 +85,11 @@ class Sweep:
 
     def __init__(self, out: str | Path, lang: str = "hau", model: str = "minilm", preset_name: str = "v2",
                  methods: list[str] | None = None, seed: int = 0, threads: int = 0, allow_overlap: int = 0,
-                 progress: bool = True, **overrides: Any) -> None:
+                 progress: bool = True, jobs: int = 1, **overrides: Any) -> None:
+        # what a worker process needs to build the same sweep (see train_cells)
+        self.options = dict(out=out, lang=lang, model=model, preset_name=preset_name, methods=methods, seed=seed,
+                            threads=threads, allow_overlap=allow_overlap, **overrides)
+        self.jobs = max(1, jobs)
         self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
         self.methods = methods or list(TRAINED)
         self.threads, self.progress = threads, progress
@@ -114,10 +124,14 @@ class Sweep:
         return self._frozen
 
     # -------------------------------------------------------------- one setting
-    def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
-        folder = self.out / method / slug(setting)
+    def cell(self, method: str, setting: dict[str, Any]) -> tuple[Path, TrainConfig, str]:
+        """(folder, training configuration, configuration fingerprint) of one setting."""
         config = self.base_config.replace(seed=self.seed, **setting)
-        fingerprint = config.fingerprint(ignore=("progress", "checkpoint_every", "keep_checkpoint"))
+        return self.out / method / slug(setting), config, config.fingerprint(
+            ignore=("progress", "checkpoint_every", "keep_checkpoint"))
+
+    def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
+        folder, config, fingerprint = self.cell(method, setting)
         done = folder / "done.json"
         if done.exists():
             info = json.loads(done.read_text(encoding="utf-8"))
@@ -173,21 +187,46 @@ class Sweep:
         return choose(rows)["setting"]
 
     # -------------------------------------------------------------- the three stages
-    def stages(self) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
-        """(stage, method, settings) in run order; later stages use :attr:`chosen`."""
-        for method in self.methods:
-            yield "1-lr", method, [{"lr": lr} for lr in LR_GRID]
-            if self.chosen[method]["lr"] == LR_GRID[-1]:  # best at the edge: one step further, then choose again
-                yield "1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)]
+    def rounds(self) -> Iterator[list[tuple[str, str, list[dict[str, Any]]]]]:
+        """Rounds of (stage, method, settings) in run order; the stages of one round are independent,
+        later rounds use :attr:`chosen`."""
+        yield [("1-lr", method, [{"lr": lr} for lr in LR_GRID]) for method in self.methods]
+        # best at the grid's edge: one step further, then choose again
+        yield [("1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)]) for method in self.methods
+               if self.chosen[method]["lr"] == LR_GRID[-1]]
         if "optical" in self.methods:
             lr = self.chosen["optical"]["lr"]
-            yield "2-variant", "optical", [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS]
+            yield [("2-variant", "optical",
+                    [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS])]
             best = self.chosen["optical"]
-            yield "2-english", "optical", [{**best, "english_weight": w} for w in ENGLISH_WEIGHTS]
+            yield [("2-english", "optical", [{**best, "english_weight": w} for w in ENGLISH_WEIGHTS])]
             if "optical+aug" in self.methods:
                 optical = {k: v for k, v in self.chosen["optical"].items() if k != "lr"}
                 lr = self.chosen["optical+aug"]["lr"]
-                yield "3-aug-weight", "optical+aug", [{"lr": lr, **optical, "aug_weight": w} for w in AUG_WEIGHTS]
+                yield [("3-aug-weight", "optical+aug", [{"lr": lr, **optical, "aug_weight": w} for w in AUG_WEIGHTS])]
+
+    def train_cells(self, cells: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Train the (method, setting, stage) cells of one round that are neither finished nor the
+        same configuration as a finished cell, up to :attr:`jobs` at a time in worker processes
+        (spawned: safe with CUDA). Each worker writes its cell folder; nothing is chosen here."""
+        todo, seen = [], set()
+        for method, setting, stage in cells:
+            folder, _, fingerprint = self.cell(method, setting)
+            if (folder / "done.json").exists() or self.same_cell(method, fingerprint) or (method, fingerprint) in seen:
+                continue
+            seen.add((method, fingerprint))
+            todo.append((method, setting, stage))
+        if self.jobs == 1 or len(todo) < 2:
+            return  # the stage loop trains them one by one
+        if self.base_config.teacher_cache:  # the teacher's targets once, on disk, before the workers read them
+            with self.accelerator.autocast():
+                self.frozen.precompute(self.train.subsample(self.base_config.max_train_pairs, self.seed).english)
+        tqdm.write(f"training {len(todo)} settings, {min(self.jobs, len(todo))} at a time")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=context) as pool:
+            futures = [pool.submit(_train_cell, self.options, *cell) for cell in todo]
+            for future in futures:
+                future.result()  # a worker's error is raised here, after the others finished theirs
 
     def run_all(self) -> dict[str, dict[str, Any]]:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -208,17 +247,24 @@ class Sweep:
                    | {"torch_threads": torch.get_num_threads()},
                    self.out / "environment.json")
         self.chosen: dict[str, dict[str, Any]] = {}
-        for stage, method, settings in self.stages():
-            self.chosen[method] = self.stage(stage, method, settings)
-            write_json(self.chosen, self.out / "chosen.json")
-            self.write_table()  # after every stage: a long sweep's table grows as its cells land
+        for round_ in self.rounds():
+            self.train_cells([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
+            for stage, method, settings in round_:
+                self.chosen[method] = self.stage(stage, method, settings)
+                write_json(self.chosen, self.out / "chosen.json")
+                self.write_table()  # after every stage: a long sweep's table grows as its cells land
         write_json({"chosen": self.chosen, "cells": len(self.rows)}, self.out / "done.json")  # last: finished
         return self.chosen
 
     def write_table(self) -> pd.DataFrame:
-        table = sweep_table(self.rows)
+        table = sweep_table(sorted(self.rows, key=row_order))  # the same table whatever the jobs, and as finished_rows
         (self.out / "sweep.md").write_text(render(table, self.chosen, self.lang, self.model), encoding="utf-8")
         return table
+
+
+def _train_cell(options: dict[str, Any], method: str, setting: dict[str, Any], stage: str) -> None:
+    """One setting in a worker process (:meth:`Sweep.train_cells`)."""
+    Sweep(**options, progress=False).run(method, setting, stage)
 
 
 # what the diagnostic columns of a sweep table mean (sweep.md and the v2 results document)
@@ -238,11 +284,18 @@ def last_diagnostics(log: Path) -> dict[str, float]:
     return {k: sum(r[k] for r in steps) / len(steps) for k in keys if steps and all(k in r for r in steps)}
 
 
+def row_order(row: dict[str, Any]) -> tuple:
+    """Stage (run order), method (TRAINED order), then the setting's keys and values."""
+    rank = lambda value, order: order.index(value) if value in order else len(order)  # noqa: E731
+    setting = row["setting"]
+    return (rank(row["stage"], STAGES), rank(row["method"], TRAINED), tuple(map(str, setting)),
+            tuple(v if isinstance(v, (int, float)) else str(v) for v in setting.values()))
+
+
 def finished_rows(out: str | Path) -> list[dict[str, Any]]:
     """The ``done.json`` of every finished cell of a sweep folder, in stage order (then method, setting)."""
     rows = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out).glob("*/*/done.json")]
-    return sorted(rows, key=lambda r: (r["stage"], r["method"], tuple(map(str, r["setting"])),
-                                       tuple(v if isinstance(v, (int, float)) else str(v) for v in r["setting"].values())))
+    return sorted(rows, key=row_order)
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -273,7 +326,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None,
                         help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)")
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="threads per training process (0: auto)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1)")
     parser.add_argument("--allow-overlap", type=int, default=0,
                         help="evaluation texts that may occur in the bitext before the sweep refuses")
     parser.add_argument("--out", default="results/v2-minilm/sweep")
@@ -283,7 +338,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     methods = [m for m in parse_methods(args.methods) if m != "zero-shot"]
     sweep = Sweep(args.out, lang=args.lang, model=args.model, preset_name=args.preset, methods=methods, seed=args.seed,
-                  threads=args.threads, allow_overlap=args.allow_overlap, progress=not args.no_progress,
+                  threads=args.threads, allow_overlap=args.allow_overlap, progress=not args.no_progress, jobs=args.jobs,
                   steps=args.steps, freeze_word_embeddings=args.freeze_word_embeddings)
     chosen = sweep.run_all()
     print(json.dumps(chosen, indent=2))

@@ -37,7 +37,7 @@ class SinkhornConvergenceWarning(UserWarning):
 
 @dataclass(frozen=True)
 class SinkhornSpec:
-    """Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`).
+    r"""Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`).
 
     ``epsilon`` is in cost units (cosine costs lie in [0, 2]): OPTICAL's key setting, small = sharp,
     near one-to-one alignments, large = diffuse. ``n_iters`` is the iteration budget (training

@@ -224,7 +224,7 @@ def sinkhorn(
 
 
 class _Problems:
-    """A padded batch of problems ready to solve: the masks, the masked cost and its per-row shift.
+    r"""A padded batch of problems ready to solve: the masks, the masked cost and its per-row shift.
 
     ``keep`` (B,) is False for empty problems, which are solved with dummy uniform marginals
     ``a_solve``, ``b_solve`` and zero cost (no 0/0 anywhere) and zeroed at the end. ``valid`` is the float 0/1 mask of the
@@ -412,7 +412,7 @@ class _ScalingState:
         return _ScalingState.from_potentials(self.C_eps, self.a, self.b, self.valid, phi, gamma)
 
     def plan(self, kept: Tensor) -> Tensor:
-        """:math:`P = \mathrm{diag}(a s) \tilde K \mathrm{diag}(b t)`, zeroed for problems with ``kept`` = 0 (B, 1)."""
+        r""":math:`P = \mathrm{diag}(a s) \tilde K \mathrm{diag}(b t)`, zeroed for problems with ``kept`` = 0 (B, 1)."""
         return (self.s * kept[:, :, None]).mT.mul(self.Ka).mul_(self.b[:, None, :] * self.t)
 
 
