@@ -84,3 +84,27 @@ def test_the_measured_compute_plan_is_tabled_when_plan_json_exists(tmp_path):
         "step_seconds": {"optical": {"median_s": 1.25}}}))
     doc = render(tmp_path, analysis)
     assert "Test CPU" in doc and "foreign cut @128" in doc and "0.120" in doc and "optical 1.25 s" in doc
+
+
+def test_the_sweep_section_names_an_arm_that_never_beat_the_untrained_student(tmp_path):
+    from optical_lab.reports.v2 import never_improved, sweep_lines
+
+    def cell(method: str, lr: float, best_step: int, history: list, **extra) -> None:
+        folder = tmp_path / method / f"lr{lr}"
+        folder.mkdir(parents=True)
+        (folder / "done.json").write_text(json.dumps({
+            "lang": "hau", "model": "m", "method": method, "stage": "1-lr", "setting": {"lr": lr},
+            "best_dev_mrr": max(h[1] for h in history), "best_step": best_step, "dev_history": history,
+            "train_s": 1.0, **extra}))
+
+    cell("optical", 1e-5, 0, [[0, 0.74], [300, 0.57]])
+    cell("optical", 3e-4, 0, [[0, 0.74], [300, 0.66]])
+    cell("optical", 1e-4, 0, [[0, 0.74], [300, 0.70]], same_as="optical/lr1e-05")  # a copy is not a setting
+    cell("translate-train", 3e-4, 300, [[0, 0.74], [300, 0.80]])
+    cell("translate-train", 1e-5, 0, [[0, 0.74], [300, 0.73]])
+    from optical_lab.experiments.sweep import finished_rows
+
+    assert never_improved(finished_rows(tmp_path)) == {"optical": (2, 0.74, 0.57, 0.66)}
+    text = "\n".join(sweep_lines(tmp_path))
+    assert "**optical** (all 2 settings trained: dev MRR 0.740 untrained, 0.570–0.660" in text
+    assert "**translate-train** (all" not in text

@@ -201,7 +201,25 @@ def sweep_lines(sweep: Path) -> list[str]:
              "score = best dev MRR among the dev pairs, no evaluation text encoded (docs/protocol_v2.md). "
              f"{status}: " + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".", "",
              markdown_table(sweep_table(rows)), "", DIAGNOSTICS_TEXT, ""]
+    never = never_improved(rows)
+    if never:
+        lines += ["**Never above the untrained student on dev:** " + "; ".join(
+            f"**{m}** (all {n} settings trained: dev MRR {start:.3f} untrained, {low:.3f}–{high:.3f} at the last "
+            f"step)" for m, (n, start, low, high) in never.items())
+            + ". Dev selection keeps step 0 for such an arm, so its grid cells evaluate the untrained student.", ""]
     return lines
+
+
+def never_improved(rows: list[dict]) -> dict[str, tuple[int, float, float, float]]:
+    """Methods whose every trained sweep setting selected step 0: method -> (settings, untrained dev MRR,
+    lowest and highest dev MRR at the last evaluated step)."""
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        trained = [r for r in rows if r["method"] == method and "same_as" not in r and r.get("dev_history")]
+        if trained and all(r["best_step"] == 0 for r in trained):
+            ends = [r["dev_history"][-1][1] for r in trained]
+            out[method] = (len(trained), trained[0]["dev_history"][0][1], min(ends), max(ends))
+    return out
 
 
 def compute_plan_lines(results: Path) -> list[str]:
