@@ -41,14 +41,17 @@ V2_LANGS ?= hau,yor,swa,zul,ibo
 sweep-minilm: venv  ## protocol v2 step 1: per-method settings chosen on hau dev bitext only (docs/protocol_v2.md)
 	$(BIN)/optical-lab sweep --lang hau --model minilm --out results/v2-minilm/sweep
 
+# $(call grid,ARGUMENTS,FOLDER): `optical-lab compare ARGUMENTS --out FOLDER`, plus WORKERS-1 `--join` processes
+# that share its cells (each waits for the owner to set the folder up; logs FOLDER/workerN.log)
+WORKERS ?= 1
+grid = mkdir -p $(2); for i in $$(seq 2 $(WORKERS)); do ($(BIN)/optical-lab compare $(1) --out $(2) --join \
+	    --join-wait 1800 --no-progress > $(2)/worker$$i.log 2>&1) & done; $(BIN)/optical-lab compare $(1) --out $(2)
+
 V2_MINILM = --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds 3 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
-	    --method-config results/v2-minilm/sweep/chosen.json --out results/v2-minilm
-WORKERS ?= 1
+	    --method-config results/v2-minilm/sweep/chosen.json
 v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis (WORKERS=2: two processes share the grid)
-	for i in $$(seq 2 $(WORKERS)); do ($(BIN)/optical-lab compare $(V2_MINILM) --join --join-wait 1800 --no-progress \
-	    > results/v2-minilm/worker$$i.log 2>&1) & done; \
-	$(BIN)/optical-lab compare $(V2_MINILM)
+	$(call grid,$(V2_MINILM),results/v2-minilm)
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
 
@@ -56,18 +59,19 @@ V2_ME5_LANGS ?= hau,swa,yor
 sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on, table frozen)
 	$(BIN)/optical-lab sweep --lang hau --model me5-small --freeze-word-embeddings --out results/v2-me5-small/sweep
 
-v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (an accelerator: add --preset paper)
-	$(BIN)/optical-lab compare --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --bitext mafand \
+V2_ME5 = --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
-	    --freeze-word-embeddings --method-config results/v2-me5-small/sweep/chosen.json --out results/v2-me5-small
+	    --freeze-word-embeddings --method-config results/v2-me5-small/sweep/chosen.json
+v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (on a lent GPU: scripts/device_v2_me5.sh)
+	$(call grid,$(V2_ME5),results/v2-me5-small)
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
 
 V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
-v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds)
-	$(BIN)/optical-lab compare --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
-	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json \
-	    --out results/v2-qald-minilm
+V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
+	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json
+v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds; WORKERS=2)
+	$(call grid,$(V2_QALD),results/v2-qald-minilm)
 
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme
