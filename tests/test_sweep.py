@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -100,6 +101,12 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
                       for p in parallel.glob("*/*/done.json")}
     assert (parallel / "sweep.md").read_text().split("## Chosen")[1].replace("train s", "") \
         .split("|")[:3] == (out / "sweep.md").read_text().split("## Chosen")[1].split("|")[:3]
+
+    done["chosen"] = chosen
+    (out / "done.json").write_text(json.dumps(done))
+    shutil.rmtree(out / "sentence-kd" / slug({"lr": 1e-5}))  # a finished sweep never trains a missing cell
+    with pytest.raises(DataError, match="is a finished sweep"):
+        Sweep(out, **options).run_all()
 
 
 def test_compare_reads_per_method_settings_into_cell_identity(tmp_path):

@@ -648,11 +648,15 @@ class Runner:
         mine = plan_of(json.loads(json.dumps(self.record(), default=str)))
         # a worker started beside its owner waits (join_wait) while the owner checks leakage and writes config.json;
         # it only reads that file (written atomically), so it never races the owner for the folder
-        deadline = time.monotonic() + self.join_wait
+        deadline, told = time.monotonic() + self.join_wait, False
         while True:
             theirs = plan_of(json.loads(saved.read_text(encoding="utf-8"))) if saved.exists() else None
             if theirs == mine or time.monotonic() >= deadline:
                 break
+            if not told:
+                told = True
+                tqdm.write(f"--join: waiting up to {self.join_wait:.0f} s for {saved} to hold this plan "
+                           f"({'it does not exist yet' if theirs is None else 'it holds another plan'})")
             time.sleep(min(self.poll_seconds, 5.0))
         if theirs is None:
             raise DataError(f"{self.out} holds no comparison to join (no config.json)",

@@ -31,7 +31,7 @@ import argparse
 import json
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -86,10 +86,11 @@ class Sweep:
     def __init__(self, out: str | Path, lang: str = "hau", model: str = "minilm", preset_name: str = "v2",
                  methods: list[str] | None = None, seed: int = 0, threads: int = 0, allow_overlap: int = 0,
                  progress: bool = True, jobs: int = 1, **overrides: Any) -> None:
-        # what a worker process needs to build the same sweep (see train_cells)
+        # what a worker process needs to build the same sweep (see train_in_parallel)
         self.options = dict(out=out, lang=lang, model=model, preset_name=preset_name, methods=methods, seed=seed,
                             threads=threads, allow_overlap=allow_overlap, **overrides)
         self.jobs = max(1, jobs)
+        self.read_only = False  # a finished sweep (done.json) is only read: run() then refuses to train
         self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
         self.methods = methods or list(TRAINED)
         self.threads, self.progress = threads, progress
@@ -140,6 +141,10 @@ class Sweep:
                                 fix="sweep into another --out folder")
             return info | {"cached": True}
         same = self.same_cell(method, fingerprint)
+        if same is None and self.read_only:
+            raise DataError(f"{self.out} is a finished sweep (done.json) but has no cell {folder.name} for {method}",
+                            fix="the grids changed since it ran, or a cell folder was deleted: sweep into a new --out "
+                                "folder (or restore the cell from git)")
         if same is not None:
             # the very configuration already finished under another setting's name (stage 2's plain cost at
             # the default epsilon is stage 1's cell; the English term at weight 1 is stage 2's best): its
@@ -205,28 +210,43 @@ class Sweep:
                 lr = self.chosen["optical+aug"]["lr"]
                 yield [("3-aug-weight", "optical+aug", [{"lr": lr, **optical, "aug_weight": w} for w in AUG_WEIGHTS])]
 
-    def train_cells(self, cells: list[tuple[str, dict[str, Any], str]]) -> None:
-        """Train the (method, setting, stage) cells of one round that are neither finished nor the
-        same configuration as a finished cell, up to :attr:`jobs` at a time in worker processes
-        (spawned: safe with CUDA). Each worker writes its cell folder; nothing is chosen here."""
+    def needs_training(self, method: str, setting: dict[str, Any]) -> str | None:
+        """The configuration fingerprint of a setting that :meth:`run` would train (None: finished, or the
+        same configuration as a finished cell)."""
+        folder, _, fingerprint = self.cell(method, setting)
+        if (folder / "done.json").exists() or self.same_cell(method, fingerprint) is not None:
+            return None
+        return fingerprint
+
+    def train_in_parallel(self, cells: list[tuple[str, dict[str, Any], str]]) -> None:
+        """With ``jobs > 1``: train the (method, setting, stage) cells of one round that need it, up to
+        :attr:`jobs` at a time in worker processes (spawned: safe with CUDA); each writes its cell folder,
+        nothing is chosen here. With one job (or one cell) it does nothing: the stage loop trains them."""
         todo, seen = [], set()
         for method, setting, stage in cells:
-            folder, _, fingerprint = self.cell(method, setting)
-            if (folder / "done.json").exists() or self.same_cell(method, fingerprint) or (method, fingerprint) in seen:
-                continue
-            seen.add((method, fingerprint))
-            todo.append((method, setting, stage))
+            fingerprint = self.needs_training(method, setting)
+            if fingerprint is not None and (method, fingerprint) not in seen:  # a duplicate waits for same_as
+                seen.add((method, fingerprint))
+                todo.append((method, setting, stage, fingerprint))
         if self.jobs == 1 or len(todo) < 2:
-            return  # the stage loop trains them one by one
+            return
         if self.base_config.teacher_cache:  # the teacher's targets once, on disk, before the workers read them
             with self.accelerator.autocast():
                 self.frozen.precompute(self.train.subsample(self.base_config.max_train_pairs, self.seed).english)
         tqdm.write(f"training {len(todo)} settings, {min(self.jobs, len(todo))} at a time")
+        failed = []
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=context) as pool:
-            futures = [pool.submit(_train_cell, self.options, *cell) for cell in todo]
-            for future in futures:
-                future.result()  # a worker's error is raised here, after the others finished theirs
+            futures = {pool.submit(_train_cell, self.options, *cell): cell for cell in todo}
+            for future in as_completed(futures):
+                if not future.cancelled() and future.exception() is not None:
+                    method, setting = futures[future][:2]
+                    failed.append(f"{method} {slug(setting)}: {future.exception()!r}")
+                    tqdm.write(f"FAILED {failed[-1]}")
+                    pool.shutdown(wait=False, cancel_futures=True)  # the cells in flight finish, the queue is dropped
+        if failed:
+            raise DataError(f"{len(failed)} sweep setting(s) failed in worker processes: " + "; ".join(failed),
+                            fix="read the error(s) above; finished cells are kept, re-run the sweep to resume")
 
     def run_all(self) -> dict[str, dict[str, Any]]:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -237,11 +257,14 @@ class Sweep:
                                    train_name=f"mafand-mt/{self.lang} dev")
         finished = self.out / "done.json"
         if finished.exists():
-            # a finished sweep is only read: its records (provenance included) stay those of the run that made them
+            # a finished sweep is only read (nothing trained, no record rewritten: its provenance stays that of
+            # the run that made it), and its cells must still make the choices it records
+            self.read_only = True
             chosen = self.choose_all(write=False)
-            if chosen != json.loads(finished.read_text(encoding="utf-8"))["chosen"]:
+            recorded = json.loads(finished.read_text(encoding="utf-8"))["chosen"]
+            if any(chosen[m] != recorded.get(m) for m in chosen):
                 raise DataError(f"{finished}: its cells now choose other settings than it records",
-                                fix="the tie rule or the grids changed since: sweep into a new --out folder")
+                                fix="the tie rule changed since it ran: sweep into a new --out folder")
             return chosen
         report.write_json(self.out / "leakage_train.json")
         report_dev.write_json(self.out / "leakage_dev.json")
@@ -259,10 +282,12 @@ class Sweep:
         return chosen
 
     def choose_all(self, write: bool = True) -> dict[str, dict[str, Any]]:
-        """Every round: train what is missing, then choose; ``write``: chosen.json and sweep.md after each stage."""
+        """Every round: train the settings not yet finished (in parallel with ``jobs > 1``, else one by one in
+        :meth:`stage`), then choose; ``write``: chosen.json and sweep.md after each stage."""
         self.chosen: dict[str, dict[str, Any]] = {}
         for round_ in self.rounds():
-            self.train_cells([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
+            if not self.read_only:
+                self.train_in_parallel([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
             for stage, method, settings in round_:
                 self.chosen[method] = self.stage(stage, method, settings)
                 if write:
@@ -276,9 +301,14 @@ class Sweep:
         return table
 
 
-def _train_cell(options: dict[str, Any], method: str, setting: dict[str, Any], stage: str) -> None:
-    """One setting in a worker process (:meth:`Sweep.train_cells`)."""
-    Sweep(**options, progress=False).run(method, setting, stage)
+def _train_cell(options: dict[str, Any], method: str, setting: dict[str, Any], stage: str, fingerprint: str) -> None:
+    """One setting in a worker process (:meth:`Sweep.train_in_parallel`), which must build the very
+    configuration the parent planned."""
+    sweep = Sweep(**options, progress=False)
+    if sweep.cell(method, setting)[2] != fingerprint:
+        raise RuntimeError(f"a worker built another configuration for {method} {slug(setting)}: "
+                           "Sweep.options is missing a constructor argument")
+    sweep.run(method, setting, stage)
 
 
 # what the diagnostic columns of a sweep table mean (sweep.md and the v2 results document)
@@ -300,7 +330,9 @@ def last_diagnostics(log: Path) -> dict[str, float]:
 
 def row_order(row: dict[str, Any]) -> tuple:
     """Stage (run order), method (TRAINED order), then the setting's keys and values."""
-    rank = lambda value, order: order.index(value) if value in order else len(order)  # noqa: E731
+    def rank(value: str, order: tuple[str, ...]) -> int:
+        return order.index(value) if value in order else len(order)
+
     setting = row["setting"]
     return (rank(row["stage"], STAGES), rank(row["method"], TRAINED), tuple(map(str, setting)),
             tuple(v if isinstance(v, (int, float)) else str(v) for v in setting.values()))
@@ -342,7 +374,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)")
     parser.add_argument("--threads", type=int, default=0, help="threads per training process (0: auto)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1)")
+                        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
+                             "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
+                             "thread count changes the float rounding of a result")
     parser.add_argument("--allow-overlap", type=int, default=0,
                         help="evaluation texts that may occur in the bitext before the sweep refuses")
     parser.add_argument("--out", default="results/v2-minilm/sweep")
