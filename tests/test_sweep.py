@@ -29,12 +29,17 @@ def test_slug_is_a_readable_folder_name():
     assert slug({"lr": 1e-4, "ot_variant": "centred", "epsilon": 0.02}) == "lr0.0001-ot_variant=centred-epsilon=0.02"
 
 
-def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypatch):
+def small_grids(monkeypatch) -> None:
+    """Grids small enough for a test, every stage still exercised (an lr at the edge, two variants)."""
     monkeypatch.setattr(sweep_module, "LR_GRID", (1e-5, 1e-3))
     monkeypatch.setattr(sweep_module, "LR_EDGE", 3e-3)
     monkeypatch.setattr(sweep_module, "VARIANTS", ("plain", "centred"))
     monkeypatch.setattr(sweep_module, "EPSILONS", (0.05,))
     monkeypatch.setattr(sweep_module, "AUG_WEIGHTS", (1.0,))
+
+
+def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypatch):
+    small_grids(monkeypatch)
     out = tmp_path / "sweep"
     options = dict(lang="hau", preset_name="tiny", methods=["sentence-kd", "optical", "optical+aug"], threads=1,
                    progress=False)
@@ -88,11 +93,7 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     # two worker processes train each round's settings; the choices and every cell's score are those of
     # the one-process sweep (same seed, one thread: the same arithmetic), and so is the table
     monkeypatch.undo()
-    monkeypatch.setattr(sweep_module, "LR_GRID", (1e-5, 1e-3))
-    monkeypatch.setattr(sweep_module, "LR_EDGE", 3e-3)
-    monkeypatch.setattr(sweep_module, "VARIANTS", ("plain", "centred"))
-    monkeypatch.setattr(sweep_module, "EPSILONS", (0.05,))
-    monkeypatch.setattr(sweep_module, "AUG_WEIGHTS", (1.0,))
+    small_grids(monkeypatch)
     parallel = tmp_path / "parallel"
     assert Sweep(parallel, **options, jobs=2).run_all() == chosen
     scores = {p.parent.relative_to(out).as_posix(): json.loads(p.read_text())["best_dev_mrr"]
