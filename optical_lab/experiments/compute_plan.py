@@ -113,16 +113,17 @@ def eval_seconds(root: Path) -> float | None:
 def compute_plan(results: str | Path, seeds: int | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     """Measure and write ``<results>/plan.json`` for the comparison saved in ``<results>/config.json``
     (``seeds`` / ``methods``: plan for that many seeds / those methods instead of the saved ones)."""
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from ..models.encoder import Encoder
+    from ..models.registry import resolve_backbone
 
     hf_logging.set_verbosity_error()  # counting tokens of long sentences is the point, not a warning
     results = Path(results)
     plan = plan_from_saved(json.loads((results / "config.json").read_text(encoding="utf-8")))
     plan = replace(plan, seeds=seeds or plan.seeds, methods=list(methods or plan.methods))
-    encoder = Encoder.load(plan.model, device="cpu")  # its tokenizer and the prefix training puts on a text
-    tokenizer, prefix = encoder.tokenizer, encoder.prefix(plan.train.training_role)
+    spec = resolve_backbone(plan.model)  # the backbone's tokenizer and the prefix training puts on a text
+    tokenizer, prefix = AutoTokenizer.from_pretrained(spec.path), spec.prefix(plan.train.training_role)
     rates = step_seconds([results])
     cells = grid(plan, results / "runs")
     fallback = statistics.median([r["median_s"] for r in rates.values()]) if rates else None

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .registry import role_prefix
+
 Role = Literal["query", "passage"] | None
 Pooling = Literal["mean", "cls"]
 POOLINGS: tuple[str, ...] = ("mean", "cls")
@@ -143,8 +145,7 @@ class Encoder(torch.nn.Module):
     # ---------------------------------------------------------------- encoding
     def prefix(self, role: Role) -> str:
         """The string this backbone puts before a text of ``role`` ("" for MiniLM, "passage: " for e5)."""
-        role = role or getattr(self, "default_role", None)
-        return {"query": self.query_prefix, "passage": self.passage_prefix}.get(role or "", "")
+        return role_prefix(self.query_prefix, self.passage_prefix, role or getattr(self, "default_role", None))
 
     def _with_prefix(self, texts: Sequence[str], role: Role) -> list[str]:
         prefix = self.prefix(role)

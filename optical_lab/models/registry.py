@@ -39,6 +39,14 @@ class BackboneSpec:
     is_bert: bool = False
     pooling: Literal["mean", "cls"] = "mean"  # as the model card prescribes
 
+    def prefix(self, role: str | None) -> str:
+        return role_prefix(self.query_prefix, self.passage_prefix, role)
+
+
+def role_prefix(query_prefix: str, passage_prefix: str, role: str | None) -> str:
+    """The string a backbone puts before a text of ``role`` ("" without a role, and for MiniLM)."""
+    return {"query": query_prefix, "passage": passage_prefix}.get(role or "", "")
+
 
 def minilm_path() -> Path:
     """Folder of the packaged all-MiniLM-L6-v2 (raises a clear error when not installed)."""
