@@ -260,7 +260,7 @@ class Sweep:
             # a finished sweep is only read (nothing trained, no record rewritten: its provenance stays that of
             # the run that made it), and its cells must still make the choices it records
             self.read_only = True
-            chosen = self.choose_all(write=False)
+            chosen = self.choose_all()
             recorded = json.loads(finished.read_text(encoding="utf-8"))["chosen"]
             if any(chosen[m] != recorded.get(m) for m in chosen):
                 raise DataError(f"{finished}: its cells now choose other settings than it records",
@@ -281,16 +281,17 @@ class Sweep:
         write_json({"chosen": chosen, "cells": len(self.rows)}, finished)  # last: the sweep is finished
         return chosen
 
-    def choose_all(self, write: bool = True) -> dict[str, dict[str, Any]]:
+    def choose_all(self) -> dict[str, dict[str, Any]]:
         """Every round: train the settings not yet finished (in parallel with ``jobs > 1``, else one by one in
-        :meth:`stage`), then choose; ``write``: chosen.json and sweep.md after each stage."""
+        :meth:`stage`), then choose, writing chosen.json and sweep.md after each stage; a finished sweep
+        (:attr:`read_only`) only chooses."""
         self.chosen: dict[str, dict[str, Any]] = {}
         for round_ in self.rounds():
             if not self.read_only:
                 self.train_in_parallel([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
             for stage, method, settings in round_:
                 self.chosen[method] = self.stage(stage, method, settings)
-                if write:
+                if not self.read_only:
                     write_json(self.chosen, self.out / "chosen.json")
                     self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
