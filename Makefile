@@ -72,6 +72,8 @@ V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds
 	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json
 v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds; WORKERS=2)
 	$(call grid,$(V2_QALD),results/v2-qald-minilm)
+	$(BIN)/python -m optical_lab.reports.v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
+	    --endpoints qald:F1 --doc docs/results_v2_qald_minilm.md
 
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme

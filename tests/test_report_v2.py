@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from optical_lab.reports.v2 import PRIMARY_LANGS, analyse, render, v2_answer_markdown
@@ -108,3 +109,30 @@ def test_the_sweep_section_names_an_arm_that_never_beat_the_untrained_student(tm
     text = "\n".join(sweep_lines(tmp_path))
     assert "**optical** (all 2 settings trained: dev MRR 0.740 untrained, 0.570–0.660" in text
     assert "**translate-train** (all" not in text
+
+
+def test_another_registered_family_names_its_own_endpoints(tmp_path):
+    """The QALD track: its own languages, 2 seeds and the endpoint qald:F1 (no MDE target registered)."""
+    from optical_lab.reports.v2 import main, parse_endpoint
+
+    langs = ("ukr", "lit")
+    _write_results(tmp_path, langs=langs, seeds=(0, 1))
+    for cell in (tmp_path / "runs").glob("*/*/fold0-seed*"):  # per-question F1: OPTICAL 0.1 above augmentation
+        method = cell.parent.name
+        f1 = np.clip(np.linspace(0.1, 0.9, 80) + EFFECT[method], 0, 1)
+        pd.DataFrame({"qid": [str(i) for i in range(80)], "F1": f1}).to_csv(cell / "qald.per_query.csv", index=False)
+    (tmp_path / "config.json").write_text(json.dumps({"methods": METHODS, "langs": list(langs),
+                                                      "method_config": {"optical": {"lr": 0.001}}}))
+    doc = tmp_path / "doc.md"
+    main([str(tmp_path), "--langs", "ukr,lit", "--seeds", "2", "--endpoints", "qald:F1", "--doc", str(doc)])
+    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    assert analysis["complete"] and analysis["endpoints"] == ["qald:F1"]
+    assert {t["endpoint"] for t in analysis["tests"]} == {"qald:F1"} and len(analysis["tests"]) == 5
+    assert analysis["answers"]["qald:F1"].startswith("optical beats augmentation") and analysis["mde_met"] == {}
+    text = doc.read_text()
+    assert "## The answer (secondary, pooled over ukr, lit)" in text and "No MDE target registered for qald:F1" in text
+    assert "### qald:F1" in text and "### clir:MRR@10" in text  # the endpoint, then the suite's secondary ones
+    assert "frozen from another run's dev sweep" in text and "**optical** lr0.001" in text
+    assert parse_endpoint("clir:MRR@10").metric == "MRR@10"
+    with pytest.raises(ValueError, match="SUBTASK:METRIC"):
+        parse_endpoint("qald")
