@@ -59,6 +59,23 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
 
 
+def test_the_rule_is_applied_per_language(tmp_path):
+    """Secondary: each language gets the registered rule on its own (unadjusted p), whichever way it falls."""
+    from optical_lab.evaluation.pooled import Endpoint
+    from optical_lab.experiments.summary import load_per_query
+    from optical_lab.reports.v2 import per_language
+
+    _write_results(tmp_path)
+    for cell in (tmp_path / "runs" / "yor" / "translate-train").iterdir():  # yor: translate-train 0.3 above OPTICAL
+        table = pd.read_csv(cell / "clir.per_query.csv")
+        table["MRR@10"] = np.clip(table["MRR@10"] + 0.4, 0, 1)
+        table.to_csv(cell / "clir.per_query.csv", index=False)
+    rows = per_language(load_per_query(tmp_path / "runs"), Endpoint("clir", "MRR@10"), list(PRIMARY_LANGS)).set_index("lang")
+    rule = rows["rule (p < 0.05, unadjusted)"]
+    assert rule["yor"] == "augmentation beats optical" and rows.loc["yor", "Δ translate-train"] < 0
+    assert (rule.drop("yor") == "optical beats augmentation").all()
+
+
 def test_incomplete_family_is_reported_but_not_tested(tmp_path):
     _write_results(tmp_path, skip={("ibo", "code-switch")})
     analysis = analyse(tmp_path)

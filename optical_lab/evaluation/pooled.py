@@ -127,19 +127,34 @@ def pooled_comparisons(per_query: pd.DataFrame, reference: str, others: Sequence
     return result
 
 
-def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str], reference: str = "optical") -> str:
-    """The registered answer rule for one endpoint (``docs/protocol_v2.md``, "The answer")."""
+OUTCOMES = {"better": "{reference} beats augmentation", "worse": "augmentation beats {reference}",
+            "none": "no detectable difference"}
+
+
+def rule_outcome(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str]) -> str:
+    """The registered answer rule (``docs/protocol_v2.md``, "The answer") for one endpoint: ``"worse"`` if
+    any augmentation arm is significantly better than the reference, ``"better"`` if the reference is
+    significantly better than every augmentation arm, else ``"none"``. ``comparisons``: one row per
+    (endpoint, method) with ``difference`` (reference − method) and ``significant``."""
     rows = comparisons[(comparisons.endpoint == endpoint) & comparisons.method.isin(augmentations)]
     if len(rows) != len(augmentations):
         raise ValueError(f"{endpoint}: need a comparison against each of {', '.join(augmentations)}")
-    better = rows[rows.significant & (rows.difference > 0)]
-    worse = rows[rows.significant & (rows.difference < 0)]
-    mde = rows.mde.max()
-    if len(worse):
-        names = ", ".join(worse.method)
+    if (rows.significant & (rows.difference < 0)).any():
+        return "worse"
+    if (rows.significant & (rows.difference > 0)).all():
+        return "better"
+    return "none"
+
+
+def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str], reference: str = "optical") -> str:
+    """The registered answer for one endpoint, in words, with the numbers it rests on (:func:`rule_outcome`)."""
+    rows = comparisons[(comparisons.endpoint == endpoint) & comparisons.method.isin(augmentations)]
+    outcome = rule_outcome(comparisons, endpoint, augmentations)
+    if outcome == "worse":
+        names = ", ".join(rows[rows.significant & (rows.difference < 0)].method)
         return f"augmentation beats {reference}: {names} significantly better (Holm p < 0.05)"
-    if len(better) == len(rows):
+    if outcome == "better":
         return f"{reference} beats augmentation: significantly better than {', '.join(rows.method)} (Holm p < 0.05)"
     return (f"no detectable difference between {reference} and augmentation "
-            f"(largest minimum detectable effect {mde:.3f}; differences "
+            f"(largest minimum detectable effect {rows.mde.max():.3f}; differences "
             + ", ".join(f"{m} {d:+.3f}" for m, d in zip(rows.method, rows.difference)) + ")")

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation.pooled import Endpoint, answer, pooled_comparisons, seed_averaged, stratified_randomization_test
+from ..evaluation.pooled import (OUTCOMES, Endpoint, answer, pooled_comparisons, rule_outcome, seed_averaged,
+                                stratified_randomization_test)
 from ..experiments.summary import cell_records, load_per_query
 from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
 from ..io import write_json
@@ -69,8 +70,9 @@ def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.Da
 
 
 def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) -> pd.DataFrame:
-    """Secondary (unpowered) table: seed-averaged mean per language and arm, and OPTICAL against the
-    best augmentation arm in that language (difference, unadjusted sign-flip p)."""
+    """Secondary (unpowered) table: seed-averaged mean per language and arm, OPTICAL − each augmentation
+    arm with its unadjusted sign-flip p, and the registered answer rule applied to that language alone
+    (significant = unadjusted p < 0.05; the protocol's "the same rule per language")."""
     table = seed_averaged(per_query, endpoint, langs)
     rows = []
     for lang in langs:
@@ -79,11 +81,16 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
         scores = table.loc[lang]
         row: dict[str, Any] = {"lang": lang, **{m: scores[m].mean() for m in scores.columns}}
         augs = [m for m in AUGMENTATIONS if m in scores and scores[m].notna().all()]
-        if REFERENCE in scores and augs:
-            best = max(augs, key=lambda m: scores[m].mean())
-            diff = (scores[REFERENCE] - scores[best]).dropna().to_numpy()
-            row.update(best_augmentation=best, difference=float(diff.mean()),
-                       p=stratified_randomization_test({lang: diff}, n_resamples=10_000)[1])
+        if REFERENCE in scores and scores[REFERENCE].notna().all() and augs:
+            tests = []
+            for method in augs:
+                diff = (scores[REFERENCE] - scores[method]).to_numpy()
+                p = stratified_randomization_test({lang: diff}, n_resamples=10_000)[1]
+                tests.append({"endpoint": endpoint.label, "method": method, "difference": float(diff.mean()),
+                              "significant": p < 0.05})
+                row.update({f"Δ {method}": float(diff.mean()), f"p {method}": p})
+            outcome = rule_outcome(pd.DataFrame(tests), endpoint.label, augs)
+            row["rule (p < 0.05, unadjusted)"] = OUTCOMES[outcome].format(reference=REFERENCE)
         rows.append(row)
     return pd.DataFrame(rows)
 
