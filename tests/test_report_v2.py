@@ -51,11 +51,13 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert analysis["answers"]["clir:MRR@10"].startswith("optical beats augmentation")
     assert not tests[(tests.method == "sentence-kd") & (tests.endpoint == "clir:MRR@10")].significant.any()
     assert analysis["step0_selected"]["code-switch"] == "5/15"
+    assert analysis["per_language"]["clir:MRR@10"] == {lang: "optical beats augmentation" for lang in PRIMARY_LANGS}
     assert json.loads((tmp_path / "analysis.json").read_text())["answers"] == analysis["answers"]
     doc = render(tmp_path, analysis)
     assert "## The answer" in doc and "token_cos" in doc and "code-switch 5/15" in doc
     shown = v2_answer_markdown(tmp_path)  # read back from analysis.json, as notebook 03 shows it
     assert shown in doc and analysis["answers"]["clir:MRR@10"] in shown
+    assert "- **clir:MRR@10**: optical beats augmentation in hau, yor, swa, zul, ibo" in shown
     assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
 
 

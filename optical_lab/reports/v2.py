@@ -69,6 +69,9 @@ def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.Da
     return pd.DataFrame(rows)
 
 
+RULE_COLUMN = "rule (p < 0.05, unadjusted)"
+
+
 def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) -> pd.DataFrame:
     """Secondary (unpowered) table: seed-averaged mean per language and arm, OPTICAL − each augmentation
     arm with its unadjusted sign-flip p, and the registered answer rule applied to that language alone
@@ -90,7 +93,7 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
                               "significant": p < 0.05})
                 row.update({f"Δ {method}": float(diff.mean()), f"p {method}": p})
             outcome = rule_outcome(pd.DataFrame(tests), endpoint.label, augs)
-            row["rule (p < 0.05, unadjusted)"] = OUTCOMES[outcome].format(reference=REFERENCE)
+            row[RULE_COLUMN] = OUTCOMES[outcome].format(reference=REFERENCE)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -131,6 +134,8 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
         out["answers"] = {e.label: answer(table, e.label, augs) for e in endpoints}
         out["mde_met"] = {e.label: bool(table[table.endpoint == e.label].mde.max() <= MDE_TARGETS[e.label])
                           for e in endpoints if e.label in MDE_TARGETS}
+        out["per_language"] = {e.label: per_language(per_query, e, list(langs)).set_index("lang")[RULE_COLUMN].to_dict()
+                               for e in endpoints}
     write_json(out, results / "analysis.json")
     return out
 
@@ -142,7 +147,17 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
     kind = "primary" if primary else "secondary"
     lines = [f"## The answer ({kind}, pooled over " + ", ".join(langs) + ")", ""]
     if analysis["complete"]:
-        return lines + [f"- **{label}**: {text}" for label, text in analysis["answers"].items()] + [""]
+        lines += [f"- **{label}**: {text}" for label, text in analysis["answers"].items()] + [""]
+        if "per_language" in analysis:  # (analysis.json files written before it was added do not have it)
+            lines += ["Per language, the same rule on that language's queries alone (secondary: unpowered, "
+                      "p < 0.05 unadjusted):", ""]
+            for label, rules in analysis["per_language"].items():
+                by_outcome: dict[str, list[str]] = {}
+                for lang, rule in rules.items():
+                    by_outcome.setdefault(rule, []).append(lang)
+                lines.append(f"- **{label}**: " + "; ".join(f"{rule} in {', '.join(ls)}" for rule, ls in by_outcome.items()))
+            lines.append("")
+        return lines
     cells = analysis["cells"]
     return lines + [f"**Not yet: the run is incomplete** ({cells['finished']} of {cells['planned']} cells of the registered "
                     f"family finished: {len(langs)} languages × every arm × {analysis['seeds_registered']} seed(s)), so "
