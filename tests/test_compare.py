@@ -72,6 +72,8 @@ def test_finished_cells_are_skipped_and_configs_never_mixed(tmp_path, teacher):
 def test_a_cell_of_the_other_precision_is_refused_with_the_way_to_continue(tmp_path, teacher):
     # "auto" resolves by CPU: a run resumed on a CPU of the other kind meets cells of the other precision
     _runner(tmp_path, teacher, ["sentence-kd"], steps=1).run()  # precision "no"
+    done = json.loads((tmp_path / "runs/hau/sentence-kd/fold0-seed0/done.json").read_text())
+    assert done["precision"] == "no" and done["device"].startswith("cpu: ") and "flags" in done["device"]
     other = _runner(tmp_path, teacher, ["sentence-kd"], steps=1)
     other.plan.train = other.plan.train.replace(mixed_precision="bf16")
     with pytest.raises(DataError, match="only the precision differs: the cell was computed with no.*--mixed-precision no"):

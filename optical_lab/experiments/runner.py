@@ -46,7 +46,7 @@ from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
 from ..methods.config import PRESETS, TrainConfig
 from ..methods.registry import BY_NAME, REFERENCE, build_objective
-from ..methods.runtime import resolve_mixed_precision, set_threads
+from ..methods.runtime import device_description, resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
 from ..models.encoder import Encoder
@@ -510,7 +510,10 @@ class Runner:
                 "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
                 "train_pairs": len(pairs) if pairs is not None else 0, "dev_pairs": train_info.get("dev_pairs", 0),
                 "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
-                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads, "metrics": summary,
+                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads,
+                # where it ran (a grid may be finished on other machines: cells are independent)
+                "device": device_description(self.accelerator.device), "precision": self.plan.train.mixed_precision,
+                "metrics": summary,
                 "inputs": self.inputs(lang), "data_dir": self.provenance()["data_dir"]}
         if main_process:
             write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},

@@ -93,6 +93,14 @@ def cpu_description() -> str:
             f"native bf16: {'yes' if cpu_has_bf16() else 'no'}")
 
 
+def device_description(device: torch.device | str = "cpu") -> str:
+    """What a result was computed on, in one line: the GPU's name, or :func:`cpu_description`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {cpu_description()}"
+
+
 def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
     """Native bf16 matrix products: AMX or AVX512-BF16 (see the module doc for the measurement),
     unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below them. That cap (with ``ATEN_CPU_CAPABILITY=avx2``)
