@@ -155,3 +155,16 @@ def test_another_registered_family_names_its_own_endpoints(tmp_path):
     assert parse_endpoint("clir:MRR@10").metric == "MRR@10"
     with pytest.raises(ValueError, match="SUBTASK:METRIC"):
         parse_endpoint("qald")
+
+
+def test_a_missed_mde_target_says_how_many_queries_would_meet_it():
+    from optical_lab.reports.v2 import mde_target_text
+
+    tests = [{"endpoint": "clir:MRR@10", "method": m, "mde": mde, "queries": 600, "languages": 5}
+             for m, mde in (("zero-shot", 0.04), ("code-switch", 0.03))]
+    analysis = {"endpoints": ["clir:MRR@10", "flores-en-xx:acc@1"], "tests": tests,
+                "mde_met": {"clir:MRR@10": False, "flores-en-xx:acc@1": True}}
+    text = mde_target_text(analysis)
+    # SE ∝ 1/√n: (0.04 / 0.02)² × 600 = 2,400 queries, 480 per language
+    assert "met: clir:MRR@10 NO, flores-en-xx:acc@1 yes" in text
+    assert "largest MDE (0.040, OPTICAL vs zero-shot)" in text and "about 2,400 queries (480 per language)" in text

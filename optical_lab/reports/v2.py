@@ -227,6 +227,16 @@ def mde_target_text(analysis: dict[str, Any]) -> str:
     if met:
         parts.append("Targets: " + ", ".join(f"{k} ≤ {MDE_TARGETS[k]}" for k in met) + "; met: "
                      + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in met.items()) + ".")
+    missed = [label for label, ok in met.items() if not ok]
+    if missed and "tests" in analysis:
+        tests = pd.DataFrame(analysis["tests"])
+        for label in missed:
+            worst = tests[tests.endpoint == label].sort_values("mde").iloc[-1]
+            # MDE ∝ SE ∝ 1/√n at a fixed per-query spread and number of languages
+            needed = worst.queries * (worst.mde / MDE_TARGETS[label]) ** 2
+            parts.append(f"{label}: the largest MDE ({worst.mde:.3f}, OPTICAL vs {worst.method}) rests on {worst.queries} "
+                         f"queries over {worst.languages} languages; at the same per-query spread about "
+                         f"{needed:,.0f} queries ({needed / worst.languages:,.0f} per language) would reach {MDE_TARGETS[label]}.")
     if free:
         parts.append("No MDE target registered for " + ", ".join(free) + ".")
     return " ".join(parts)
