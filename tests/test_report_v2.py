@@ -168,3 +168,26 @@ def test_a_missed_mde_target_says_how_many_queries_would_meet_it():
     # SE ∝ 1/√n: (0.04 / 0.02)² × 600 = 2,400 queries, 480 per language
     assert "met: clir:MRR@10 NO, flores-en-xx:acc@1 yes" in text
     assert "largest MDE (0.040, OPTICAL vs zero-shot)" in text and "about 2,400 queries (480 per language)" in text
+
+
+def test_a_missing_augmentation_arm_leaves_a_language_incomplete_not_won(tmp_path):
+    """The rule needs both augmentation arms: with one missing, "better" cannot be said there."""
+    from optical_lab.evaluation.pooled import Endpoint
+    from optical_lab.experiments.summary import load_per_query
+    from optical_lab.reports.v2 import per_language
+
+    _write_results(tmp_path, skip={("ibo", "code-switch")})
+    rows = per_language(load_per_query(tmp_path / "runs"), Endpoint("clir", "MRR@10"), list(PRIMARY_LANGS)).set_index("lang")
+    assert rows.loc["ibo", "rule (p < 0.05, unadjusted)"] == "incomplete: code-switch missing"
+    assert rows.loc["hau", "rule (p < 0.05, unadjusted)"] == "optical beats augmentation"
+
+
+def test_a_mistyped_endpoint_fails_naming_what_the_cells_have(tmp_path, capsys):
+    from optical_lab.reports.v2 import main
+
+    _write_results(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), "--endpoints", "clir:MRR@100"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "no per-query column 'MRR@100' of sub-task 'clir'" in err and "clir:MRR@10" in err and "flores-en-xx:acc@1" in err

@@ -13,7 +13,8 @@ resumes from its last training checkpoint. Then :mod:`.summary` writes ``summary
 (:func:`cell_fingerprint`) *and* its inputs (:func:`cell_inputs`: a SHA-256 of every data file the
 cell reads, of the teacher's files, and :data:`RESULTS_EPOCH`). A re-run serves a cell from its
 folder only when both match; otherwise it refuses, naming what changed, **before anything is
-written** (:meth:`Runner.check_existing`) — ``--no-resume`` recomputes. One run at a time writes
+written** (:meth:`Runner.check_existing`) — ``--no-resume`` recomputes. ``done.json`` also records
+where the cell ran (``device``, ``precision``, ``threads``): provenance, not identity. One run at a time writes
 into a folder (:class:`~.records.FolderLock`; a second one refuses, naming the first).
 
 ``--size-curve 100,300,all`` instead trains ``optical`` and the augmentation method named by

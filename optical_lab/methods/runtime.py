@@ -98,7 +98,9 @@ def device_description(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {cpu_description()}"
+    if device.type == "cpu":
+        return f"cpu: {cpu_description()}"
+    return device.type
 
 
 def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:

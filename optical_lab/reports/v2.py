@@ -11,11 +11,11 @@ Holm over the family, each test with its minimum detectable effect — and write
 * ``docs/results_v2.md`` (``--doc``): the same as a document, generated, never edited by hand.
 
 ``--langs``, ``--seeds`` and ``--endpoints`` name another registered family (me5-small's secondary run; the
-QALD track: ``--endpoints qald:F1``, protocol deviation of 2026-11-26 23:10).
+QALD track: ``--endpoints qald:F1``, protocol deviation of 2026-11-26 23:00).
 
 A comparison that is not complete yet is analysed as it stands and says so: the family is only
-tested when every primary language has every arm (an incomplete family would test something
-other than what was registered).
+tested when every language of the family has every arm with every seed (an incomplete family would
+test something other than what was registered).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.errors import DataError
 from ..evaluation.pooled import (OUTCOMES, Endpoint, answer, pooled_comparisons, rule_outcome, seed_averaged,
                                 stratified_randomization_test)
 from ..experiments.summary import cell_records, load_per_query
@@ -44,6 +45,7 @@ MDE_TARGETS = {"clir:MRR@10": 0.02, "flores-en-xx:acc@1": 0.015}  # registered t
 # tabled per language whenever the cells have them (secondary, never tested): the suite's other endpoints
 SECONDARY = (Endpoint("clir", "MRR@10"), Endpoint("flores-en-xx", "acc@1"), Endpoint("topics", "acc"))
 DIAGNOSTICS = ("token_cos", "plan_entropy", "marginal_error")
+ID_COLUMNS = ("lang", "method", "seed", "fold", "task", "qid")
 
 
 def cells(results: Path) -> pd.DataFrame:
@@ -75,7 +77,8 @@ RULE_COLUMN = "rule (p < 0.05, unadjusted)"
 def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) -> pd.DataFrame:
     """Secondary (unpowered) table: seed-averaged mean per language and arm, OPTICAL − each augmentation
     arm with its unadjusted sign-flip p, and the registered answer rule applied to that language alone
-    (significant = unadjusted p < 0.05; the protocol's "the same rule per language")."""
+    (significant = unadjusted p < 0.05; the protocol's "the same rule per language"). While an augmentation
+    arm is missing in a language, only "augmentation beats optical" can be said there (else "incomplete")."""
     table = seed_averaged(per_query, endpoint, langs)
     rows = []
     for lang in langs:
@@ -93,7 +96,11 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
                               "significant": p < 0.05})
                 row.update({f"Δ {method}": float(diff.mean()), f"p {method}": p})
             outcome = rule_outcome(pd.DataFrame(tests), endpoint.label, augs)
-            row[RULE_COLUMN] = OUTCOMES[outcome].format(reference=REFERENCE)
+            if len(augs) < len(AUGMENTATIONS) and outcome != "worse":
+                # "better" needs every augmentation arm, and "none" might still become "worse"
+                row[RULE_COLUMN] = "incomplete: " + ", ".join(sorted(set(AUGMENTATIONS) - set(augs))) + " missing"
+            else:
+                row[RULE_COLUMN] = OUTCOMES[outcome].format(reference=REFERENCE)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,6 +112,7 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
     registers hau, swa, yor with 2 seeds; the QALD track ukr, lit, bel, bak, hye, 2 seeds, ``qald:F1``)."""
     results = Path(results)
     per_query = load_per_query(results / "runs")
+    check_endpoints(per_query, endpoints, results)
     methods = [m for m in ARMS if m != REFERENCE]
     done = cells(results)
 
@@ -138,6 +146,17 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
                                for e in endpoints}
     write_json(out, results / "analysis.json")
     return out
+
+
+def check_endpoints(per_query: pd.DataFrame, endpoints: tuple[Endpoint, ...], results: Path) -> None:
+    """A mistyped endpoint fails here, naming what the cells have (not later as a missing arm)."""
+    available = {task: [c for c in group.dropna(axis=1, how="all").columns if c not in ID_COLUMNS]
+                 for task, group in per_query.groupby("task")}
+    for endpoint in endpoints:
+        if endpoint.metric not in available.get(endpoint.task, []):
+            raise DataError(f"no per-query column {endpoint.metric!r} of sub-task {endpoint.task!r} in any finished cell",
+                            path=results / "runs", fix="--endpoints SUBTASK:METRIC with one of: " + "; ".join(
+                                f"{task}:{'|'.join(cols)}" for task, cols in available.items()))
 
 
 def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> list[str]:
@@ -191,7 +210,9 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
                   .to_markdown(index=False, floatfmt=".4f"), "",
                   "difference = OPTICAL − method (language-stratified mean); mde = minimum detectable effect "
                   "(α 0.05, power 0.8). " + mde_target_text(analysis), ""]
-    lines += ["## Per language (secondary, unpowered, unadjusted)", ""]
+    lines += ["## Per language (secondary, unpowered, unadjusted)", "",
+              "Seed-averaged means per arm; Δ arm = OPTICAL − arm; p arm = unadjusted two-sided sign-flip test over "
+              "that language's queries (10,000 flips); rule = the registered answer rule on that language alone.", ""]
     for endpoint in dict.fromkeys([*endpoints, *SECONDARY]):
         if endpoint.task not in set(per_query.task):
             continue
@@ -231,12 +252,17 @@ def mde_target_text(analysis: dict[str, Any]) -> str:
     if missed and "tests" in analysis:
         tests = pd.DataFrame(analysis["tests"])
         for label in missed:
-            worst = tests[tests.endpoint == label].sort_values("mde").iloc[-1]
-            # MDE ∝ SE ∝ 1/√n at a fixed per-query spread and number of languages
-            needed = worst.queries * (worst.mde / MDE_TARGETS[label]) ** 2
-            parts.append(f"{label}: the largest MDE ({worst.mde:.3f}, OPTICAL vs {worst.method}) rests on {worst.queries} "
-                         f"queries over {worst.languages} languages; at the same per-query spread about "
-                         f"{needed:,.0f} queries ({needed / worst.languages:,.0f} per language) would reach {MDE_TARGETS[label]}.")
+            rows = tests[tests.endpoint == label]
+            worst, worst_aug = rows.loc[rows.mde.idxmax()], rows[rows.method.isin(AUGMENTATIONS)].mde.max()
+            # MDE ∝ SE ∝ 1/√n when every language's n grows by the same factor and the per-query spread stays
+            def needed(mde: float) -> float:
+                return worst.queries * (mde / MDE_TARGETS[label]) ** 2
+            parts.append(f"{label}: the largest MDE ({worst.mde:.3f}, OPTICAL vs {worst.method}) rests on "
+                         f"{worst.queries} queries over {worst.languages} languages; at the same per-query spread about "
+                         f"{needed(worst.mde):,.0f} queries ({needed(worst.mde) / worst.languages:,.0f} per language) "
+                         f"would reach {MDE_TARGETS[label]} (for the augmentation comparisons alone, MDE {worst_aug:.3f}: "
+                         f"about {needed(worst_aug):,.0f}). Where a collection has fewer queries per language than that, "
+                         "more languages or less noisy per-query scores are the levers.")
     if free:
         parts.append("No MDE target registered for " + ", ".join(free) + ".")
     return " ".join(parts)
@@ -277,9 +303,12 @@ def frozen_settings_lines(results: Path) -> list[str]:
     settings = json.loads(config_file.read_text(encoding="utf-8")).get("method_config") if config_file.exists() else None
     if not settings:
         return []
+    env_file = results / "environment_compare.json"
+    argv = json.loads(env_file.read_text(encoding="utf-8")).get("argv", []) if env_file.exists() else []
+    source = next((f"`{b}`" for a, b in zip(argv, argv[1:]) if a == "--method-config"), "its `--method-config` file")
     return ["## Settings (frozen from another run's dev sweep)", "",
-            "This run has no sweep of its own: every arm trained with the settings below, chosen on dev bitext by "
-            "the sweep whose `chosen.json` its command names (`--method-config`, recorded in `config.json`): "
+            f"This run has no sweep of its own: every arm trained with the settings below, chosen on dev bitext by "
+            f"the sweep that wrote {source} (the values are recorded in `config.json`): "
             + "; ".join(f"**{m}** {slug(s)}" for m, s in settings.items()) + ".", ""]
 
 
@@ -335,7 +364,10 @@ def main(argv: list[str] | None = None) -> None:
         endpoints = tuple(parse_endpoint(label) for label in args.endpoints.split(","))
     except ValueError as error:
         parser.error(str(error))
-    analysis = analyse(args.results, langs, args.seeds, endpoints)
+    try:
+        analysis = analyse(args.results, langs, args.seeds, endpoints)
+    except DataError as error:
+        parser.exit(2, f"error: {error}\n")
     if args.doc:
         Path(args.doc).write_text(render(args.results, analysis, langs), encoding="utf-8")
     print(json.dumps({k: analysis[k] for k in ("complete", "step0_selected") if k in analysis}, indent=2))
