@@ -167,6 +167,16 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
     lines = [f"## The answer ({kind}, pooled over " + ", ".join(langs) + ")", ""]
     if analysis["complete"]:
         lines += [f"- **{label}**: {text}" for label, text in analysis["answers"].items()] + [""]
+        others = [t for t in analysis.get("tests", []) if t["method"] not in AUGMENTATIONS]
+        if others:  # the rest of the registered family, stated the same way (significant = Holm p < 0.05)
+            lines += ["The family's other comparisons (OPTICAL vs arms that are not augmentation, Holm-adjusted):", ""]
+            for label in analysis["answers"]:
+                parts = [f"{t['method']} {t['method_mean']:.3f} vs OPTICAL {t['reference_mean']:.3f}, "
+                         + (f"OPTICAL {'better' if t['difference'] > 0 else 'worse'} (Holm p {t['p_holm']:.3f})"
+                            if t["significant"] else f"no detectable difference (Holm p {t['p_holm']:.3f})")
+                         for t in others if t["endpoint"] == label]
+                lines.append(f"- **{label}**: " + "; ".join(parts))
+            lines.append("")
         if "per_language" in analysis:  # (analysis.json files written before it was added do not have it)
             lines += ["Per language, the same rule on that language's queries alone (secondary: unpowered, "
                       "p < 0.05 unadjusted):", ""]
