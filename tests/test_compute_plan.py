@@ -8,7 +8,7 @@ import pytest
 
 from optical_lab.data.errors import DataError
 from optical_lab.data.mafand import load_mafand, mafand_files
-from optical_lab.experiments.compute_plan import compute_plan, cut_fraction, step_seconds, token_counts
+from optical_lab.experiments.compute_plan import compute_plan, cut_fraction, eval_seconds, step_seconds, token_counts
 from optical_lab.experiments.runner import ComparePlan
 from optical_lab.methods.config import TrainConfig
 
@@ -45,9 +45,25 @@ def test_step_seconds_are_medians_per_method_over_compare_and_sweep_cells(tmp_pa
     (tmp_path / "runs" / "hau" / "optical" / "fold0-seed0" / "done.json").write_text(json.dumps({"threads": 1}))
     rates = step_seconds([tmp_path])
     # dev events not counted; threads: as the finished cells recorded them
-    assert rates["optical"] == {"median_s": 2.5, "steps_measured": 4, "cells": 2, "threads": [1]}
+    assert rates["optical"] == {"median_s": 2.5, "steps_measured": 4, "cells": 2, "threads": [1], "other_device_cells": 0}
     assert rates["sentence-kd"]["median_s"] == 0.6
     assert rates["optical+aug"]["median_s"] == 9.0
+
+
+def test_step_seconds_count_only_cells_of_this_kind_of_device(tmp_path):
+    """A sweep run on a lent GPU says nothing about the CPU that finishes the grid."""
+    _log(tmp_path / "sweep" / "optical" / "lr1e-05", [0.1, 0.1])  # the sweep's environment record: a GPU
+    (tmp_path / "sweep" / "environment.json").write_text(json.dumps({"cuda": "NVIDIA H100", "cpu": "Xeon"}))
+    _log(tmp_path / "runs" / "hau" / "optical" / "fold0-seed0", [1.0, 3.0])  # a grid cell that says: this CPU
+    (tmp_path / "runs" / "hau" / "optical" / "fold0-seed0" / "done.json").write_text(
+        json.dumps({"threads": 1, "device": "cpu: EPYC", "eval_s": 60.0}))
+    _log(tmp_path / "runs" / "yor" / "optical" / "fold0-seed0", [2.0])  # running, the comparison's record: this CPU
+    (tmp_path / "environment_compare.json").write_text(json.dumps({"cuda": None, "cpu": "EPYC"}))
+    rates = step_seconds([tmp_path], device="cpu: EPYC")
+    assert rates["optical"]["median_s"] == 2.0 and rates["optical"]["cells"] == 2
+    assert rates["optical"]["other_device_cells"] == 1
+    assert step_seconds([tmp_path])["optical"]["cells"] == 3  # no device given: every cell
+    assert eval_seconds(tmp_path / "runs", "cpu: EPYC") == 60.0 and eval_seconds(tmp_path / "runs", "cuda: X") is None
 
 
 def _has_mafand_hau() -> bool:

@@ -10,7 +10,8 @@ measurements instead of guesses. This module measures three things:
   OT must still transport somewhere, so the protocol reports it for every run;
 * **step rates** — the median wall seconds of one training step per method, read from the
   ``train_log.jsonl`` of every finished or running cell under the results folder (the sweep's
-  included), with the thread counts the cells used;
+  included) that ran on this machine's kind of device (a cell's ``done.json`` says, else its run's
+  environment record), with the thread counts the cells used;
 * **the grid** — cells planned, finished and left, and the CPU-hours left at the measured rates.
 
 ``python -m optical_lab.experiments.compute_plan results/v2-minilm`` writes ``plan.json`` next to the
@@ -28,7 +29,7 @@ from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
 from ..methods.registry import METHODS
-from ..methods.runtime import cpu_description, cpu_model, resolve_mixed_precision, shown_flags
+from ..methods.runtime import cpu_description, cpu_model, device_description, resolve_mixed_precision, shown_flags
 from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
@@ -61,17 +62,50 @@ def truncation(plan: ComparePlan, lang: str, tokenizer, prefix: str = "") -> dic
             "cut_english": {str(n): round(cut_fraction(english, n), 4) for n in lengths}}
 
 
-def step_seconds(roots: Iterable[Path]) -> dict[str, dict[str, Any]]:
+def here() -> str:
+    """This machine's device, as cells record it (:func:`~optical_lab.methods.runtime.device_description`)."""
+    import torch
+
+    return device_description("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cell_device(cell: Path, root: Path) -> str | None:
+    """The device a cell ran on: its ``done.json`` ``device``, else the environment record of the run that
+    wrote it (the nearest ``environment*.json`` between the cell and ``root``: a sweep's or the comparison's),
+    None when neither says."""
+    done = cell / "done.json"
+    if done.exists() and (device := json.loads(done.read_text(encoding="utf-8")).get("device")):
+        return device
+    for folder in [cell, *cell.parents]:
+        for record in sorted(folder.glob("environment*.json")):
+            env = json.loads(record.read_text(encoding="utf-8"))
+            return f"cuda: {env['cuda']}" if env.get("cuda") else f"cpu: {env.get('cpu')}"
+        if folder == root:
+            break
+    return None
+
+
+def same_machine_kind(device: str | None, reference: str) -> bool:
+    """Same GPU model, or same CPU description (model and flags); unknown counts as the same."""
+    return device is None or device == reference
+
+
+def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, dict[str, Any]]:
     """Median seconds per training step per method, over every ``train_log.jsonl`` under ``roots``,
     with the torch thread counts the finished cells recorded (sweep and grid cells pooled: they ran
-    under whatever load the machine had)."""
+    under whatever load the machine had). ``device``: only cells that ran on that device (e.g. a
+    sweep run on a lent GPU says nothing about a CPU's rate); the others are counted as ``other_device``."""
     steps: dict[str, list[float]] = {}
     cells: dict[str, int] = {}
     threads: dict[str, set[int]] = {}
+    skipped: dict[str, int] = {}
     for root in roots:
         for log in sorted(root.rglob("train_log.jsonl")):
             method = _method_of(log, root)
             if method is None:
+                continue
+            if device is not None and not same_machine_kind(cell_device(log.parent, root), device):
+                skipped[method] = skipped.get(method, 0) + 1
                 continue
             rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
             seconds = [r["seconds"] for r in rows if r.get("event") == "train" and "seconds" in r]
@@ -82,7 +116,8 @@ def step_seconds(roots: Iterable[Path]) -> dict[str, dict[str, Any]]:
             if done.exists() and "threads" in (info := json.loads(done.read_text(encoding="utf-8"))):
                 threads.setdefault(method, set()).add(int(info["threads"]))
     return {m: {"median_s": round(statistics.median(s), 3), "steps_measured": len(s), "cells": cells[m],
-                "threads": sorted(threads.get(m, ()))} for m, s in sorted(steps.items())}
+                "threads": sorted(threads.get(m, ())), "other_device_cells": skipped.get(m, 0)}
+            for m, s in sorted(steps.items())}
 
 
 def _method_of(log: Path, root: Path) -> str | None:
@@ -103,9 +138,11 @@ def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
     return out
 
 
-def eval_seconds(root: Path) -> float | None:
-    """Median evaluation seconds of a finished cell (the whole suite of the run), None before any."""
-    seconds = [json.loads(done.read_text(encoding="utf-8")).get("eval_s") for done in root.rglob("done.json")]
+def eval_seconds(root: Path, device: str | None = None) -> float | None:
+    """Median evaluation seconds of a finished cell (the whole suite of the run) on ``device`` (None: any),
+    None before any."""
+    seconds = [json.loads(done.read_text(encoding="utf-8")).get("eval_s") for done in root.rglob("done.json")
+               if device is None or same_machine_kind(cell_device(done.parent, root), device)]
     seconds = [s for s in seconds if s is not None]
     return statistics.median(seconds) if seconds else None
 
@@ -124,10 +161,11 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
     plan = replace(plan, seeds=seeds or plan.seeds, methods=list(methods or plan.methods))
     spec = resolve_backbone(plan.model)  # the backbone's tokenizer and the prefix training puts on a text
     tokenizer, prefix = AutoTokenizer.from_pretrained(spec.path), spec.prefix(plan.train.training_role)
-    rates = step_seconds([results])
+    device = here()
+    rates = step_seconds([results], device)  # this machine's kind only: a GPU's sweep says nothing of a CPU
     cells = grid(plan, results / "runs")
     fallback = statistics.median([r["median_s"] for r in rates.values()]) if rates else None
-    evaluation = eval_seconds(results / "runs")
+    evaluation = eval_seconds(results / "runs", device)
     hours_left = None
     if fallback is not None and evaluation is not None:
         def cell_seconds(method: str) -> float:
@@ -142,6 +180,7 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
         # is part of their identity, so every finished cell of a folder shares it)
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "flags": [f for f, has in shown_flags().items() if has], "description": cpu_description(),
+                    "device": device,
                     "precision": resolve_mixed_precision(plan.train.mixed_precision)},
         "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
                    "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,
