@@ -8,9 +8,11 @@ import pytest
 
 from optical_lab.data.errors import DataError
 from optical_lab.data.mafand import load_mafand, mafand_files
-from optical_lab.experiments.compute_plan import compute_plan, cut_fraction, eval_seconds, step_seconds, token_counts
+from optical_lab.experiments.compute_plan import cell_device, compute_plan, cut_fraction, eval_seconds, step_seconds, token_counts
+from optical_lab.experiments.records import environment
 from optical_lab.experiments.runner import ComparePlan
 from optical_lab.methods.config import TrainConfig
+from optical_lab.methods.runtime import device_description
 
 
 def test_cut_fraction_counts_only_texts_longer_than_the_limit():
@@ -64,6 +66,17 @@ def test_step_seconds_count_only_cells_of_this_kind_of_device(tmp_path):
     assert rates["optical"]["other_device_cells"] == 1
     assert step_seconds([tmp_path])["optical"]["cells"] == 3  # no device given: every cell
     assert eval_seconds(tmp_path / "runs", "cpu: EPYC") == 60.0 and eval_seconds(tmp_path / "runs", "cuda: X") is None
+
+
+def test_a_cell_without_done_json_names_its_device_as_a_finished_cell_would(tmp_path):
+    """cell_device reads the run's environment record in done.json's format: a cell still running on this
+    machine counts as this machine's (else compute_plan would ignore every running cell's steps)."""
+    cell = tmp_path / "runs" / "hau" / "optical" / "fold0-seed0"
+    cell.mkdir(parents=True)
+    (tmp_path / "environment_compare.json").write_text(json.dumps(environment()))
+    assert cell_device(cell, tmp_path) == device_description("cpu")
+    (tmp_path / "environment_compare.json").write_text(json.dumps({"cuda": "NVIDIA H100", "cpu": "Xeon"}))
+    assert cell_device(cell, tmp_path) == "cuda: NVIDIA H100"
 
 
 def _has_mafand_hau() -> bool:

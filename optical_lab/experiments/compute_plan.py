@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
 from ..methods.registry import METHODS
-from ..methods.runtime import cpu_description, cpu_model, device_description, resolve_mixed_precision, shown_flags
+from ..methods.runtime import cpu_description, cpu_model, device_description, device_line, resolve_mixed_precision, shown_flags
 from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
@@ -79,7 +79,7 @@ def cell_device(cell: Path, root: Path) -> str | None:
     for folder in [cell, *cell.parents]:
         for record in sorted(folder.glob("environment*.json")):
             env = json.loads(record.read_text(encoding="utf-8"))
-            return f"cuda: {env['cuda']}" if env.get("cuda") else f"cpu: {env.get('cpu')}"
+            return device_line(gpu=env.get("cuda"), cpu=env.get("cpu"))
         if folder == root:
             break
     return None

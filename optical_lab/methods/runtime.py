@@ -97,10 +97,16 @@ def device_description(device: torch.device | str = "cpu") -> str:
     """What a result was computed on, in one line: the GPU's name, or :func:`cpu_description`."""
     device = torch.device(device)
     if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
+        return device_line(gpu=torch.cuda.get_device_name(device))
     if device.type == "cpu":
-        return f"cpu: {cpu_description()}"
+        return device_line(cpu=cpu_description())
     return device.type
+
+
+def device_line(gpu: str | None = None, cpu: str | None = None) -> str:
+    """The one-line format of :func:`device_description` ("cuda: NAME" or "cpu: DESCRIPTION"), also for
+    a device named by a saved environment record (its ``cuda`` and ``cpu`` fields)."""
+    return f"cuda: {gpu}" if gpu else f"cpu: {cpu}"
 
 
 def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
