@@ -63,6 +63,16 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert others.startswith("- **clir:MRR@10**: zero-shot") and "OPTICAL better (Holm p 0.00" in others
     assert "sentence-kd" in others and "optical+aug" in others and "augmentation" not in others
     assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
+    assert "in every cell of" not in shown  # no arm kept step 0 everywhere
+
+
+def test_an_arm_that_kept_the_untrained_student_everywhere_is_named(tmp_path):
+    """me5-small's case: an arm evaluated as the zero-shot model in every cell says nothing of its training."""
+    _write_results(tmp_path)
+    for done in (tmp_path / "runs").glob("*/code-switch/*/done.json"):
+        done.write_text(json.dumps(json.loads(done.read_text()) | {"best_step": 0}))
+    shown = "\n".join(render(tmp_path, analyse(tmp_path)).split("## Primary tests")[:1])
+    assert "untrained student (step 0) in every cell of: code-switch —" in shown
 
 
 def test_the_rule_is_applied_per_language(tmp_path):

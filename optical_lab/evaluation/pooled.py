@@ -155,6 +155,8 @@ def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str
         return f"augmentation beats {reference}: {names} significantly better (Holm p < 0.05)"
     if outcome == "better":
         return f"{reference} beats augmentation: significantly better than {', '.join(rows.method)} (Holm p < 0.05)"
+    # each arm's own test too: "none" also covers beating one augmentation arm but not the other
     return (f"no detectable difference between {reference} and augmentation "
             f"(largest minimum detectable effect {rows.mde.max():.3f}; differences "
-            + ", ".join(f"{m} {d:+.3f}" for m, d in zip(rows.method, rows.difference)) + ")")
+            + ", ".join(f"{m} {d:+.3f} (Holm p {p:.3f}{f', {reference} better' if s and d > 0 else ''})"
+                        for m, d, p, s in zip(rows.method, rows.difference, rows.p_holm, rows.significant)) + ")")
