@@ -87,3 +87,23 @@ def test_a_frozen_word_embedding_table_stays_the_teachers_while_the_rest_trains(
     # off by default, and absent from the identity of every config that leaves it off
     assert not CONFIG.freeze_word_embeddings and "freeze_word_embeddings" not in CONFIG.fingerprint_fields()
     assert config.fingerprint() != CONFIG.replace(freeze_word_embeddings=False).fingerprint()
+
+
+def test_dev_mrr_is_scored_in_float32_under_bf16_autocast():
+    """Under bf16 autocast a plain product rounds cosines to 8 bits of mantissa; the ties it makes count for
+    the relevant document, so the untrained student's dev score (computed by the runner inside autocast)
+    came out higher than the trained steps' (scored outside): a bias towards selecting step 0."""
+    from optical_lab.methods.trainer import retrieval_mrr
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(1, 64, generator=generator), dim=1)
+    # 200 documents within a cosine of ~1e-3 of each other: distinct in float32, mostly tied in bf16
+    documents = torch.nn.functional.normalize(base + 0.03 * torch.randn(200, 64, generator=generator), dim=1)
+    queries = documents.roll(1, dims=0)  # query i is closest to document i-1, not to its own document i
+    exact = retrieval_mrr(queries, documents)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert retrieval_mrr(queries, documents) == exact
+        rounded = queries @ documents.T  # what the runner's scores were: the bf16 product ties many of them
+    assert rounded.dtype == torch.bfloat16
+    ties_help = (1.0 / ((rounded.float() > rounded.float().diagonal()[:, None]).sum(1) + 1)).mean()
+    assert ties_help > exact + 0.01  # the bias the float32 scores remove (0.041 vs 0.028 here)

@@ -532,10 +532,10 @@ class Runner:
         key = id(frozen)
         if key not in self._initial:
             sample = dev.sample(self.plan.train.max_dev_pairs, seed=0)  # the trainer's own dev sample
-            with self.accelerator.autocast():
-                queries, documents = self.plan.train.dev_roles()
-                self._initial[key] = retrieval_mrr(frozen.encode(sample.english, role=queries),
-                                                   frozen.encode(sample.foreign, role=documents))
+            queries, documents = self.plan.train.dev_roles()
+            with self.accelerator.autocast():  # encoded as the trainer encodes its dev set, scored as it scores it
+                encoded = frozen.encode(sample.english, role=queries), frozen.encode(sample.foreign, role=documents)
+            self._initial[key] = retrieval_mrr(*encoded)
         return self._initial[key]
 
     # -------------------------------------------------------------- loops

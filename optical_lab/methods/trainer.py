@@ -146,8 +146,14 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, lengths: Sequen
 
 @torch.no_grad()
 def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
-    """MRR when query i's only relevant document is document i (normalised embeddings)."""
-    scores = queries.float() @ documents.float().T
+    """MRR when query i's only relevant document is document i (normalised embeddings).
+
+    Scored in float32 whatever autocast is active: under bf16 autocast the product would be rounded to
+    8 bits of mantissa (steps of 2^-8 near a cosine of 1), and the ties it makes count for the relevant
+    document here (a strictly higher score ranks above it), which inflated the untrained student's dev
+    score by up to 0.025 MRR when the comparison runner computed it inside its autocast region."""
+    with torch.autocast(queries.device.type, enabled=False):
+        scores = queries.float() @ documents.float().T
     rank = (scores > scores.diagonal()[:, None]).sum(1) + 1
     return float((1.0 / rank).mean())
 
