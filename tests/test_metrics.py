@@ -42,6 +42,21 @@ def test_dense_search_ranks_by_cosine():
     assert list(run["a"]) == ["y", "z"] and list(run["b"]) == ["x", "z"]
 
 
+def test_dense_search_scores_in_float32_under_bf16_autocast():
+    """The runner evaluates inside bf16 autocast; a bf16 product would tie close documents."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(1, 64, generator=generator), dim=1)
+    docs = torch.nn.functional.normalize(base + 0.03 * torch.randn(50, 64, generator=generator), dim=1)
+    ids = [f"d{i}" for i in range(50)]
+    exact = dense_search(docs[:5], docs, ids[:5], ids, k=50)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dense_search(docs[:5], docs, ids[:5], ids, k=50) == exact
+        rounded = docs[:5] @ docs.T
+    assert len(set(rounded[0].tolist())) < 50 == len(set(exact["d0"].values()))  # bf16 would tie some
+
+
 def test_randomization_test_detects_and_ignores():
     rng = np.random.default_rng(0)
     a = rng.random(100)
