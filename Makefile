@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small readme clean-venv
+.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods 
 	$(call grid,$(V2_ME5),results/v2-me5-small)
 	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
+
+v2-me5-small-f32: sweep-me5  ## the me5-small grid again with float32 evaluation scores (deviation of 2026-11-27): the reported one once complete
+	$(call grid,$(V2_ME5),results/v2-me5-small-f32)
+	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small-f32
+	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small-f32 --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small_f32.md
 
 V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
 V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
