@@ -11,7 +11,16 @@ folder's saved plan, and compares it with every finished trained cell's dev hist
 * otherwise the selection is the same model, and the cell's numbers stand (its log's step-0 dev value
   is the old bf16-scored one).
 
+A cell that stopped early (``patience``) cannot be judged from its history (the inflated step 0 may have
+stopped it): the script then stops with an error. The v2 grids train with ``patience=0``.
+
     python scripts/audit_step0.py results/v2-me5-small      # writes <results>/step0_audit.json
+
+To audit cells as they were before a recompute, export that commit's folder and point ``--out`` back:
+
+    git archive 4c62923 results/v2-me5-small | tar -x -C /tmp/before
+    python scripts/audit_step0.py /tmp/before/results/v2-me5-small \
+        --out results/v2-me5-small/step0_audit.json --note "cells as committed at 4c62923"
 
 Reads only dev bitext (no evaluation collection is encoded).
 """
@@ -41,6 +50,10 @@ def audit(results: Path) -> dict:
             fixed[key] = runner.initial_dev_score(frozen, dev)
         info = json.loads(summary.read_text(encoding="utf-8"))
         history = info["dev_history"]
+        if info.get("stopped_early") or not history or history[0][0] != 0:
+            # an inflated step 0 may have stopped the run early: its history then says nothing of the rest
+            raise SystemExit(f"{folder}: stopped early or no step-0 dev score; this audit cannot judge it "
+                             "(recompute the cell)")
         recorded, steps = history[0], history[1:]
         best_trained = max(steps, key=lambda s: s[1]) if steps else None
         kept_step0 = info["best_step"] == 0
@@ -55,9 +68,11 @@ def audit(results: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path, default=None, help="default: <results>/step0_audit.json")
+    parser.add_argument("--note", default=None, help="recorded with the audit, e.g. which commit's cells it read")
     args = parser.parse_args(argv)
-    out = audit(args.results)
-    write_json(out, args.results / "step0_audit.json")
+    out = audit(args.results) | ({"note": args.note} if args.note else {})
+    write_json(out, args.out or args.results / "step0_audit.json")
     print(json.dumps({k: out[k] for k in ("step0_float32", "cells", "changes")}, indent=1))
 
 

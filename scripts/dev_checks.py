@@ -61,7 +61,7 @@ def target(args: argparse.Namespace) -> None:
            "max_dev_pairs": config.max_dev_pairs, "precision": accelerator.mixed_precision, "threads": threads,
            "environment": environment(), "languages": {}}
     for lang in args.langs.split(","):
-        dev = load_mafand(lang, "dev").sample(config.max_dev_pairs, seed=0)  # the trainer's own dev sample
+        dev = config.dev_sample(load_mafand(lang, "dev"))  # the trainer's own dev sample
         with accelerator.autocast():
             queries = encoder.encode(dev.english, query_role, batch_size=64)
             english = encoder.encode(dev.english, config.training_role, batch_size=64)

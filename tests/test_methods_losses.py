@@ -107,3 +107,14 @@ def test_dev_mrr_is_scored_in_float32_under_bf16_autocast():
     assert rounded.dtype == torch.bfloat16
     ties_help = (1.0 / ((rounded.float() > rounded.float().diagonal()[:, None]).sum(1) + 1)).mean()
     assert ties_help > exact + 0.01  # the bias the float32 scores remove (0.041 vs 0.028 here)
+
+
+def test_dev_mrr_gives_a_tie_with_the_relevant_document_the_mean_rank():
+    """A duplicate of the relevant document neither helps nor hurts: ranks 1 and 2 tied -> 1.5."""
+    from optical_lab.methods.trainer import retrieval_mrr
+
+    documents = torch.eye(3)
+    documents[2] = documents[0]  # documents 0 and 2 are the same text
+    queries = documents.clone()
+    # query 0: tied with document 2 -> rank 1.5; query 1: rank 1; query 2: tied with document 0 -> 1.5
+    assert retrieval_mrr(queries, documents) == pytest.approx((1 / 1.5 + 1 + 1 / 1.5) / 3)

@@ -52,7 +52,9 @@ def test_dense_search_scores_in_float32_under_bf16_autocast():
     ids = [f"d{i}" for i in range(50)]
     exact = dense_search(docs[:5], docs, ids[:5], ids, k=50)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert dense_search(docs[:5], docs, ids[:5], ids, k=50) == exact
+        under_autocast = dense_search(docs[:5], docs, ids[:5], ids, k=50)
+    assert all(list(under_autocast[q].items()) == list(exact[q].items()) for q in exact)  # same order, same scores
+    with torch.autocast("cpu", dtype=torch.bfloat16):
         rounded = docs[:5] @ docs.T
     assert len(set(rounded[0].tolist())) < 50 == len(set(exact["d0"].values()))  # bf16 would tie some
 

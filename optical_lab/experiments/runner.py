@@ -531,7 +531,7 @@ class Runner:
             return None
         key = id(frozen)
         if key not in self._initial:
-            sample = dev.sample(self.plan.train.max_dev_pairs, seed=0)  # the trainer's own dev sample
+            sample = self.plan.train.dev_sample(dev)  # the trainer's own dev sample
             queries, documents = self.plan.train.dev_roles()
             with self.accelerator.autocast():  # encoded as the trainer encodes its dev set, scored as it scores it
                 encoded = frozen.encode(sample.english, role=queries), frozen.encode(sample.foreign, role=documents)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..ot import SinkhornSpec
 
@@ -150,6 +151,11 @@ class TrainConfig:
     def dev_roles(self) -> tuple[str | None, str | None]:
         """(English queries, foreign documents) roles of dev selection: those of evaluation."""
         return ("query", "passage") if self.use_prefixes else (None, None)
+
+    def dev_sample(self, dev: Bitext) -> Bitext:
+        """The dev pairs model selection scores: ``max_dev_pairs`` of them, drawn with seed 0 (the same
+        for every method and seed of a language, so their dev scores are comparable)."""
+        return dev.sample(self.max_dev_pairs, seed=0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -149,12 +149,14 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     """MRR when query i's only relevant document is document i (normalised embeddings).
 
     Scored in float32 whatever autocast is active: under bf16 autocast the product would be rounded to
-    8 bits of mantissa (steps of 2^-8 near a cosine of 1), and the ties it makes count for the relevant
-    document here (a strictly higher score ranks above it), which inflated the untrained student's dev
-    score by up to 0.025 MRR when the comparison runner computed it inside its autocast region."""
+    8 bits of mantissa (steps of 2^-8 near a cosine of 1), which inflated the untrained student's dev
+    score by up to 0.025 MRR when the comparison runner computed it inside its autocast region. A tie
+    with the relevant document (a duplicate dev sentence, a collapsed student) takes the mean of the tied
+    ranks, so it neither helps nor hurts (before 2026-11-27 ties counted for the relevant document)."""
     with torch.autocast(queries.device.type, enabled=False):
         scores = queries.float() @ documents.float().T
-    rank = (scores > scores.diagonal()[:, None]).sum(1) + 1
+    gold = scores.diagonal()[:, None]
+    rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
     return float((1.0 / rank).mean())
 
 
@@ -411,7 +413,7 @@ class Trainer:
             teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache, role=config.training_role)
         self.student, self.teacher, self.objective = student, teacher, objective
         self.train_bitext, self.config = train, config
-        self.dev = dev.sample(config.max_dev_pairs, seed=0) if dev is not None and len(dev) > 1 else None
+        self.dev = config.dev_sample(dev) if dev is not None and len(dev) > 1 else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.accelerator = accelerator or make_accelerator(config.mixed_precision)
         self.desc = desc

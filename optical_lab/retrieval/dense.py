@@ -29,9 +29,10 @@ def dense_search(
     cosines differ by less than ~0.004 (their order then set by document id, not by the model)."""
     k = min(k, len(doc_ids))
     run: Run = {}
+    queries, documents = query_embeddings.float(), doc_embeddings.float()
     for start in range(0, len(query_ids), block):
-        with torch.autocast(query_embeddings.device.type, enabled=False):
-            scores = query_embeddings[start : start + block].float() @ doc_embeddings.float().T
+        with torch.autocast(queries.device.type, enabled=False):
+            scores = queries[start : start + block] @ documents.T
         top = torch.topk(scores, k, dim=1)
         for row, qid in enumerate(query_ids[start : start + block]):
             run[qid] = {doc_ids[j]: float(s) for s, j in zip(top.values[row].tolist(), top.indices[row].tolist())}
