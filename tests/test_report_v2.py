@@ -72,7 +72,7 @@ def test_an_arm_that_kept_the_untrained_student_everywhere_is_named(tmp_path):
     for done in (tmp_path / "runs").glob("*/code-switch/*/done.json"):
         done.write_text(json.dumps(json.loads(done.read_text()) | {"best_step": 0}))
     shown = "\n".join(render(tmp_path, analyse(tmp_path)).split("## Primary tests")[:1])
-    assert "untrained student (step 0) in every cell of: code-switch —" in shown
+    assert "untrained student (step 0) in every cell of: code-switch — this arm is evaluated as the zero-shot" in shown
 
 
 def test_the_rule_is_applied_per_language(tmp_path):

@@ -171,8 +171,8 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
                      if share.split("/")[0] == share.split("/")[1]]
         if untrained:  # then the arm is the zero-shot model in every cell: its comparisons say nothing of training
             lines += ["Dev selection kept the untrained student (step 0) in every cell of: " + ", ".join(untrained)
-                      + " — these arms are evaluated as the zero-shot model, so their comparisons test nothing of "
-                        "their training.", ""]
+                      + (" — these arms are" if len(untrained) > 1 else " — this arm is")
+                      + " evaluated as the zero-shot model, so comparisons with it test nothing of training.", ""]
         others = [t for t in analysis.get("tests", []) if t["method"] not in AUGMENTATIONS]
         if others:  # the rest of the registered family, stated the same way (significant = Holm p < 0.05)
             lines += ["The family's other comparisons (OPTICAL vs arms that are not augmentation, Holm-adjusted):", ""]
