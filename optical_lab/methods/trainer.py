@@ -69,6 +69,7 @@ from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..io import atomic_write, write_json
 from ..models.encoder import Encoder, as_role
+from ..retrieval.dense import similarity
 from .base import Objective
 from .config import TrainConfig
 from .runtime import resolve_mixed_precision
@@ -148,13 +149,12 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int, lengths: Sequen
 def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     """MRR when query i's only relevant document is document i (normalised embeddings).
 
-    Scored in float32 whatever autocast is active: under bf16 autocast the product would be rounded to
-    8 bits of mantissa (steps of 2^-8 near a cosine of 1), which inflated the untrained student's dev
-    score by up to 0.025 MRR when the comparison runner computed it inside its autocast region. A tie
-    with the relevant document (a duplicate dev sentence, a collapsed student) takes the mean of the tied
-    ranks, so it neither helps nor hurts (before 2026-11-27 ties counted for the relevant document)."""
-    with torch.autocast(queries.device.type, enabled=False):
-        scores = queries.float() @ documents.float().T
+    Scored by :func:`~optical_lab.retrieval.dense.similarity` (float32 under any autocast: a bf16 product
+    inflated the untrained student's dev score by up to 0.025 MRR when the comparison runner computed it
+    inside its autocast region). A tie with the relevant document (a duplicate dev sentence, a collapsed
+    student) takes the mean of the tied ranks, so it neither helps nor hurts (before 2026-11-27 ties
+    counted for the relevant document)."""
+    scores = similarity(queries, documents)
     gold = scores.diagonal()[:, None]
     rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
     return float((1.0 / rank).mean())

@@ -1,4 +1,4 @@
 """Dense retrieval over a Collection."""
-from .dense import dense_search, retrieve
+from .dense import dense_search, retrieve, similarity
 
-__all__ = ["dense_search", "retrieve"]
+__all__ = ["dense_search", "retrieve", "similarity"]

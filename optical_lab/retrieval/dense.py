@@ -14,6 +14,15 @@ from ..data.trec import Run
 from ..models.encoder import Encoder
 
 
+def similarity(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+    """Inner products (queries x documents) in float32 whatever autocast is active: the comparison runner
+    evaluates and selects inside its bf16 autocast region, where the product would be rounded to 8 bits of
+    mantissa and tie documents whose cosines differ by less than ~0.004 (their order then set by document
+    id or by the tie rule, not by the model). Every retrieval score (search, dev MRR) goes through here."""
+    with torch.autocast(queries.device.type, enabled=False):
+        return queries.float() @ documents.float().T
+
+
 def dense_search(
     query_embeddings: torch.Tensor,
     doc_embeddings: torch.Tensor,
@@ -22,17 +31,12 @@ def dense_search(
     k: int = 100,
     block: int = 1024,
 ) -> Run:
-    """Top-``k`` documents per query by inner product (= cosine for normalised inputs).
-
-    Scored in float32 whatever autocast is active: the comparison runner evaluates inside its bf16
-    autocast region, where the product would be rounded to 8 bits of mantissa and tie documents whose
-    cosines differ by less than ~0.004 (their order then set by document id, not by the model)."""
+    """Top-``k`` documents per query by inner product (= cosine for normalised inputs), scored by
+    :func:`similarity` (float32 under any autocast)."""
     k = min(k, len(doc_ids))
     run: Run = {}
-    queries, documents = query_embeddings.float(), doc_embeddings.float()
     for start in range(0, len(query_ids), block):
-        with torch.autocast(queries.device.type, enabled=False):
-            scores = queries[start : start + block] @ documents.T
+        scores = similarity(query_embeddings[start : start + block], doc_embeddings)
         top = torch.topk(scores, k, dim=1)
         for row, qid in enumerate(query_ids[start : start + block]):
             run[qid] = {doc_ids[j]: float(s) for s, j in zip(top.values[row].tolist(), top.indices[row].tolist())}
