@@ -18,6 +18,8 @@ problems OPTICAL solves. POT's per-pair loop solves each pair at its real size (
     python benchmarks/bench_sinkhorn.py --quick    # fewer repeats, smaller time budget
     python benchmarks/bench_sinkhorn.py --out benchmarks/RESULTS_sinkhorn.md
     python benchmarks/bench_sinkhorn.py --device cuda --workload random   # on a GPU (POT per pair stays numpy)
+    python benchmarks/bench_sinkhorn.py --workload ntrex --ntrex-file pairs.pt --batches 1 128  # encode 128 pairs, save
+    python benchmarks/bench_sinkhorn.py --device cuda --ntrex-file pairs.pt   # where the teacher is not installed
 """
 from __future__ import annotations
 
@@ -89,12 +91,17 @@ def make_problem(B: int, seed: int = 0):
 
 
 _NTREX: dict[str, torch.Tensor] = {}  # the encoded pairs, computed once per run
+NTREX_PAIRS = max(BATCHES)  # pairs encoded: the largest batch asked for (--batches)
+NTREX_FILE: Path | None = None  # --ntrex-file: the encoded pairs read from (or first written to) this file
 
 
-def make_ntrex_problem(B: int, lang: str = "hau", max_pairs: int = 256):
+def make_ntrex_problem(B: int, lang: str = "hau"):
     """Real OPTICAL problems: teacher English tokens vs student foreign tokens of ``B`` NTREX pairs
     (padded to the batch's longest sentence; padding and special tokens carry no mass), unit-normalised
     so that geomloss' |x-y|^2/2 is the cosine cost."""
+    if not _NTREX and NTREX_FILE is not None and NTREX_FILE.exists():
+        _NTREX.update(read_ntrex_pairs(NTREX_FILE))
+        assert len(_NTREX["x"]) >= B, f"{NTREX_FILE} holds {len(_NTREX['x'])} pairs, B = {B} asked for"
     if not _NTREX:
         from optical_lab.data import document_folds, fold_bitext, load_ntrex
         from optical_lab.methods.config import TrainConfig
@@ -104,7 +111,7 @@ def make_ntrex_problem(B: int, lang: str = "hau", max_pairs: int = 256):
         config = TrainConfig()
         corpus = load_ntrex(lang)
         bitext = fold_bitext(corpus, document_folds(corpus.doc_ids, k=2, seed=0)[0].train)
-        order = [i for step in range(1, 100) for i in batch_indices(step, len(bitext), config.batch_size, 0)][:max_pairs]
+        order = [i for step in range(1, 100) for i in batch_indices(step, len(bitext), config.batch_size, 0)][:NTREX_PAIRS]
         teacher = Encoder.load("minilm", device="cpu", max_length=config.max_length)
         student = teacher.copy()  # the untrained student: where OPTICAL training starts
         with torch.no_grad():
@@ -113,6 +120,9 @@ def make_ntrex_problem(B: int, lang: str = "hau", max_pairs: int = 256):
         _NTREX.update(x=english.embeddings, keep_x=english.mask & ~english.special,
                       y=foreign.embeddings, keep_y=foreign.mask & ~foreign.special)
         assert abs(config.sinkhorn.epsilon - EPSILON) < 1e-12, "the benchmark runs at the training epsilon"
+        if NTREX_FILE is not None:  # for a machine without the teacher package
+            torch.save({k: _NTREX[k][_NTREX["keep_" + k]].half() if k in "xy" else _NTREX[k] for k in _NTREX}, NTREX_FILE)
+            _NTREX.update(read_ntrex_pairs(NTREX_FILE))  # this run times the same pairs as a reader of the file
     keep_x, keep_y = _NTREX["keep_x"][:B], _NTREX["keep_y"][:B]
     n, m = int(_NTREX["x"][:B].shape[1]), int(_NTREX["y"][:B].shape[1])
     n = int(keep_x.sum(0).nonzero().max()) + 2  # the batch's own padded length (+ its [SEP])
@@ -122,6 +132,18 @@ def make_ntrex_problem(B: int, lang: str = "hau", max_pairs: int = 256):
     keep_x, keep_y = keep_x[:, :n], keep_y[:, :m]
     a, b = masked_marginals(keep_x), masked_marginals(keep_y)
     return x, y, cost_matrix(x, y, keep_x, keep_y, kind="cosine").contiguous(), a, b
+
+
+def read_ntrex_pairs(path: Path) -> dict[str, torch.Tensor]:
+    """The encoded pairs of ``--ntrex-file``: only the tokens with transport mass are stored (float16); the
+    others (special and padding tokens, which carry no mass and whose costs are masked) come back as zeros."""
+    stored = torch.load(path)
+    pairs = {k: stored[k] for k in ("keep_x", "keep_y")}
+    for k in ("x", "y"):
+        keep = stored["keep_" + k]
+        pairs[k] = torch.zeros(*keep.shape, stored[k].shape[-1])
+        pairs[k][keep] = stored[k].float()
+    return pairs
 
 
 WORKLOADS = {"random": (make_problem, "random unit vectors, n = m = 32, d = 384"),
@@ -241,8 +263,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the report (markdown) to this file")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where the torch solvers run")
+    parser.add_argument("--ntrex-file", type=Path,
+                        help="the ntrex workload's encoded pairs: read from this file if it exists, else encoded and "
+                             "written to it (float16) -- for a machine without the teacher package, e.g. a lent GPU")
     args = parser.parse_args()
-    global DEVICE
+    global DEVICE, NTREX_FILE, NTREX_PAIRS
+    NTREX_FILE, NTREX_PAIRS = args.ntrex_file, max(args.batches)
     DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -257,7 +283,9 @@ def main() -> None:
     emit("# Sinkhorn benchmark (`benchmarks/bench_sinkhorn.py" + (" --quick" if args.quick else "")
          + (f" --workload {args.workload}" if args.workload != "both" else "")
          + (f" --threads {args.threads}" if args.threads else "")
-         + (f" --device {args.device}" if args.device != "cpu" else "") + "`)")
+         + (f" --device {args.device}" if args.device != "cpu" else "")
+         + (" --batches " + " ".join(map(str, args.batches)) if tuple(args.batches) != BATCHES else "")
+         + (f" --ntrex-file {args.ntrex_file.name}" if args.ntrex_file else "") + "`)")
     emit()
     emit(f"epsilon = {EPSILON}, {N_ITERS} iterations, float32, {DEVICE.type.upper()}. "
          f"Throughput in problems/second: best of {repeats} interleaved rounds (each contender timed "
@@ -271,6 +299,10 @@ def main() -> None:
         make, description = WORKLOADS[name]
         emit(f"# Workload `{name}`: {description}")
         emit()
+        if name == "ntrex" and NTREX_FILE is not None:
+            emit(f"Encoded pairs: `{NTREX_FILE.name}` (`--ntrex-file`: the tokens with mass, rounded to float16; "
+                 "the massless ones as zeros).")
+            emit()
         verdicts += [f"- [{name}] {v[2:]}" for v in run_workload(make, args.batches, min_time, repeats, emit)]
     emit()
     emit("## Targets")
