@@ -50,7 +50,7 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     # OPTICAL is 0.1 above both augmentation arms on every query: the registered rule says it wins
     assert analysis["answers"]["clir:MRR@10"].startswith("optical beats augmentation")
     assert not tests[(tests.method == "sentence-kd") & (tests.endpoint == "clir:MRR@10")].significant.any()
-    assert analysis["step0_selected"]["code-switch"] == "5/15"
+    assert analysis["step0_selected"]["code-switch"] == {"step0": 5, "cells": 15}
     assert analysis["per_language"]["clir:MRR@10"] == {lang: "optical beats augmentation" for lang in PRIMARY_LANGS}
     assert json.loads((tmp_path / "analysis.json").read_text())["answers"] == analysis["answers"]
     doc = render(tmp_path, analysis)
@@ -64,6 +64,15 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert "sentence-kd" in others and "optical+aug" in others and "augmentation" not in others
     assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
     assert "in every cell of" not in shown  # no arm kept step 0 everywhere
+
+
+def test_step0_counts_only_the_familys_cells(tmp_path):
+    """Cells outside the family (a fourth seed, a language beyond it) are not counted in step0_selected."""
+    _write_results(tmp_path, langs=PRIMARY_LANGS + ("amh",), seeds=(0, 1, 2, 3))
+    analysis = analyse(tmp_path)  # the family: the five primary languages, 3 seeds
+    assert analysis["step0_selected"]["code-switch"] == {"step0": 5, "cells": 15}
+    assert analysis["step0_fraction"] == pytest.approx(5 / 75)
+    assert set(analysis["per_language_tables"]["clir:MRR@10"][i]["lang"] for i in range(5)) == set(PRIMARY_LANGS)
 
 
 def test_an_arm_that_kept_the_untrained_student_everywhere_is_named(tmp_path):
