@@ -133,7 +133,7 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
                            .to_dict() if len(done) else {}}
     out["seeds_per_cell"] = {f"{k[0]}/{k[1]}": int(v) for k, v in out["seeds_per_cell"].items()}
     # how often dev selection kept the untrained student, over the family's trained cells only
-    trained = done[(done.method != "zero-shot") & done.lang.isin(langs) & (done.seed < seeds)] if len(done) else done
+    trained = done[(done.method != "zero-shot") & done.lang.isin(langs) & (done.seed < seeds)]
     out["step0_selected"] = {m: {"step0": int((g.best_step == 0).sum()), "cells": len(g)}
                              for m, g in trained.groupby("method")}
     out["step0_fraction"] = float((trained.best_step == 0).mean()) if len(trained) else None
@@ -146,10 +146,9 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
                           for e in endpoints if e.label in MDE_TARGETS}
     # secondary: the per-language tables (the family's endpoints, then the suite's other ones the cells have);
     # with a complete family, the registered rule per language of each family endpoint
-    tasks, present = (set(per_query.task), [lang for lang in langs if lang in set(per_query.lang)]) if len(per_query) \
-        else (set(), [])
-    out["per_language_tables"] = {e.label: per_language(per_query, e, present).to_dict(orient="records")
-                                  for e in dict.fromkeys([*endpoints, *SECONDARY]) if e.task in tasks}
+    present = [lang for lang in langs if lang in set(per_query.lang)]
+    out["per_language_tables"] = {e.label: json_records(per_language(per_query, e, present))
+                                  for e in dict.fromkeys([*endpoints, *SECONDARY]) if e.task in set(per_query.task)}
     if complete:
         out["per_language"] = {e.label: {row["lang"]: row[RULE_COLUMN] for row in out["per_language_tables"][e.label]}
                                for e in endpoints}
@@ -287,6 +286,11 @@ def mde_target_text(analysis: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows for a JSON file, a missing value (an arm a language does not have yet) as null, not NaN."""
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A table with its missing values (a diagnostic another method does not have) left blank."""
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
@@ -385,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     try:
         analysis = analyse(args.results, langs, args.seeds, endpoints)
-    except DataError as error:
+    except (DataError, FileNotFoundError) as error:  # FileNotFoundError: no finished cell yet
         parser.exit(2, f"error: {error}\n")
     if args.doc:
         Path(args.doc).write_text(render(args.results, analysis, langs), encoding="utf-8")
