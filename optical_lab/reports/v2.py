@@ -286,14 +286,19 @@ def mde_target_text(analysis: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def missing_as_none(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with each missing value (an arm a language does not have yet) as None, not NaN."""
+    return table.astype(object).where(table.notna(), None)
+
+
 def json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """A table's rows for a JSON file, a missing value (an arm a language does not have yet) as null, not NaN."""
-    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    """A table's rows for a JSON file (a missing value is null: NaN is not JSON)."""
+    return missing_as_none(table).to_dict(orient="records")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
     """A table with its missing values (a diagnostic another method does not have) left blank."""
-    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="")
+    return missing_as_none(table).to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
 def sweep_lines(sweep: Path) -> list[str]:
