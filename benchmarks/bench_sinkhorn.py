@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optical_lab.ot import cost_matrix, sinkhorn  # noqa: E402
-from optical_lab.methods.runtime import cpu_description  # noqa: E402
+from optical_lab.methods.runtime import allocator_description, cpu_description, keep_freed_memory  # noqa: E402
 from optical_lab.ot.marginals import masked_marginals  # noqa: E402
 
 N_TOKENS, DIM, EPSILON, N_ITERS = 32, 384, 0.05, 100
@@ -260,7 +260,7 @@ def machine_info() -> list[str]:
     gpu = [f"- GPU: {torch.cuda.get_device_name(0)}: ours and geomloss run there; POT per pair runs numpy on the "
            f"CPU, and POT `solve_batch` too (on CUDA tensors POT {ot.__version__} fails: it starts its scaling "
            f"vectors on the CPU), so ratios against POT compare a GPU with a CPU"] if DEVICE.type == "cuda" else []
-    return gpu + [f"- CPU: {cpu_description()}, torch threads = {torch.get_num_threads()}",
+    return gpu + [f"- CPU: {cpu_description()}, torch threads = {torch.get_num_threads()}; {allocator_description()}",
             f"- Python {platform.python_version()}, torch {torch.__version__}, POT {ot.__version__}, "
             f"numpy {np.__version__}, geomloss {geomloss.__version__}",
             f"- load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"]
@@ -278,6 +278,7 @@ def main() -> None:
                         help="the ntrex workload's encoded pairs: read from this file if it exists, else encoded and "
                              "written to it (float16) -- for a machine without the teacher package, e.g. a lent GPU")
     args = parser.parse_args()
+    keep_freed_memory()  # as the optical-lab command runs (OPTICAL_LAB_MALLOC=default: glibc's own settings)
     global DEVICE, NTREX_FILE, NTREX_PAIRS
     NTREX_FILE, NTREX_PAIRS = args.ntrex_file, max(args.batches)
     DEVICE = torch.device(args.device)

@@ -44,7 +44,8 @@ import torch
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
 from optical_lab.methods import TrainConfig, Trainer, build_objective, preset
-from optical_lab.methods.runtime import cpu_description, cpu_has_bf16, set_threads
+from optical_lab.methods.runtime import (allocator_description, cpu_description, cpu_has_bf16,
+                                         keep_freed_memory, set_threads)
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, make_trainable, train_step
 from optical_lab.models import Encoder
@@ -221,6 +222,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
     args = parser.parse_args()
 
+    keep_freed_memory()  # as the optical-lab command runs, for both trainers (OPTICAL_LAB_MALLOC=default: glibc's own)
     threads = set_threads(args.threads)
     config = preset(args.preset) if args.preset else TrainConfig()
     config = config.replace(progress=False, mixed_precision=args.precision,
@@ -240,6 +242,7 @@ def main() -> None:
     emit()
     emit(f"Command: `{command}`  ")
     emit(f"CPU: {cpu_description()}  ")
+    emit(f"Allocator: {allocator_description()}  ")
     emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (--precision {args.precision}); "
          f"at start: {load_line()}")
     emit()

@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
+    from .methods.runtime import keep_freed_memory
 
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # ~10 % faster CPU training steps (methods/runtime.py)
     try:
         importlib.import_module(args.module).main(args)
     except KeyboardInterrupt:
