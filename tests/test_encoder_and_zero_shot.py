@@ -24,6 +24,25 @@ def test_pooled_equals_mean_of_tokens(teacher):
     assert torch.allclose(teacher.encode(texts), pooled.detach(), atol=1e-5)
 
 
+
+def test_pretokenized_encode_is_the_same_encode(teacher):
+    """Dev sentences are tokenised once per training run: encoding the pretokenised batches gives exactly
+    the embeddings of encoding the texts, also after the weights changed; a changed truncation is refused."""
+    texts = ["Short one.", "A considerably longer sentence, with commas and more tokens.", "Middle length text.",
+             "x", "Another sentence of some length here."]
+    student = teacher.copy()
+    tokenized = student.pretokenize(texts, role="passage", batch_size=2)
+    assert len(tokenized) == 5 and len(tokenized.batches) == 3
+    assert torch.equal(student.encode(tokenized), student.encode(texts, role="passage", batch_size=2))
+    with torch.no_grad():
+        student.model.get_input_embeddings().weight.mul_(1.5)  # a "training step"
+    changed = student.encode(tokenized)
+    assert torch.equal(changed, student.encode(texts, role="passage", batch_size=2))
+    assert not torch.allclose(changed, teacher.encode(texts, role="passage", batch_size=2))
+    student.max_length = 8
+    with pytest.raises(ValueError, match="max_length"):
+        student.encode(tokenized)
+
 def test_retriever_semantics(teacher):
     e = teacher.encode(["How old is the Eiffel tower?", "The Eiffel tower was built in 1889.", "Bananas are yellow."])
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2

@@ -50,7 +50,7 @@ from ..methods.registry import BY_NAME, REFERENCE, build_objective
 from ..methods.runtime import device_description, resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
-from ..models.encoder import Encoder
+from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
@@ -181,7 +181,7 @@ class EvalEncoder(Encoder):
 
     def encode(self, texts: Sequence[str], role=None, batch_size: int = 64, progress: bool | str = False) -> torch.Tensor:
         batch_size = self.batch_size or batch_size
-        if not self.memo:
+        if not self.memo or isinstance(texts, Tokenized):  # (pretokenised texts: the caller re-encodes them)
             return super().encode(texts, role, batch_size, progress)
         # keyed by the texts as the model sees them (prefix included): a backbone without role
         # prefixes (MiniLM) encodes a sentence once whether it is a query or a passage

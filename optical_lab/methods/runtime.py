@@ -35,7 +35,9 @@
   MiniLM sentence-KD, batch 16): 25,000-35,000 minor page faults per step and 37-39 training pairs/s;
   with freed blocks kept in the process ~0 faults per step and 42-43 pairs/s (+10 %), for
   sentence-transformers' trainer in the same process alike. Results are bit-identical; the cost is
-  that freed memory is reused by the process rather than returned to the system (the peak is unchanged).
+  that freed memory is reused by the process rather than returned to the system at once (the peak is
+  unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB before); the comparison runner still hands it back
+  between cells (``experiments.runner.release_memory``, ``malloc_trim``).
 """
 from __future__ import annotations
 

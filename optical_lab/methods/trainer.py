@@ -422,6 +422,7 @@ class Trainer:
         self.initial_dev_score = initial_dev_score
         self._log_handle = None
         self._model: torch.nn.Module | None = None  # the prepared StepModule while training
+        self._dev_tokens = None  # the dev sentences, tokenised at the first dev evaluation
         self.checkpoints_written = self.checkpoint_bytes = 0
 
     # ------------------------------------------------------------------ files
@@ -492,8 +493,10 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def _dev_score(self, queries: torch.Tensor) -> float:
+        if self._dev_tokens is None:  # tokenised once per run: only the weights change between dev evaluations
+            self._dev_tokens = self.student.pretokenize(self.dev.foreign, self.config.dev_roles()[1], batch_size=64)
         with self.accelerator.autocast():
-            documents = self.student.encode(self.dev.foreign, self.config.dev_roles()[1], batch_size=64)
+            documents = self.student.encode(self._dev_tokens)
         return retrieval_mrr(queries, documents)
 
     def train(self) -> TrainResult:

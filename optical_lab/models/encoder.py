@@ -164,7 +164,10 @@ class Encoder(torch.nn.Module):
 
     def tokens(self, texts: Sequence[str], role: Role = None) -> TokenBatch:
         """Contextual token embeddings (differentiable) of ``texts``."""
-        batch = self.tokenize(texts, role)
+        return self.run(self.tokenize(texts, role))
+
+    def run(self, batch: dict[str, torch.Tensor]) -> TokenBatch:
+        """Contextual token embeddings of a batch :meth:`tokenize` made."""
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         mask = batch["attention_mask"].bool()
         return TokenBatch(out.last_hidden_state, mask, batch["special_tokens_mask"].bool() & mask, batch["input_ids"])
@@ -179,28 +182,64 @@ class Encoder(torch.nn.Module):
         """Pooled, normalised sentence embeddings (differentiable), shape (B, d)."""
         return self.pool(self.tokens(texts, role))
 
+    def pretokenize(self, texts: Sequence[str], role: Role = None, batch_size: int = 64) -> Tokenized:
+        """``texts`` tokenized once, in the batches :meth:`encode` runs: for texts encoded again and again
+        while the weights change (the trainer's dev sentences), so they are not re-tokenised each time."""
+        order = self._length_order(texts)
+        batches = [self.tokenize([texts[i] for i in order[start : start + batch_size]], role)
+                   for start in range(0, len(order), batch_size)]
+        return Tokenized(order, batches, batch_size, self.max_length)
+
+    @staticmethod
+    def _length_order(texts: Sequence[str]) -> list[int]:
+        return sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+
     @torch.no_grad()
     def encode(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str] | Tokenized,
         role: Role = None,
         batch_size: int = 64,
         progress: bool | str = False,
     ) -> torch.Tensor:
         """Pooled embeddings of many texts, on CPU, in input order.
 
-        Texts are sorted by length so each batch carries little padding.
+        Texts are sorted by length so each batch carries little padding. ``texts`` may be a
+        :meth:`pretokenize` result (then its own role and batches are used: the same embeddings, without
+        tokenising again).
         """
+        tokenized = texts if isinstance(texts, Tokenized) else None
+        if tokenized is not None:
+            if tokenized.max_length != self.max_length:
+                raise ValueError(f"texts were tokenized at max_length {tokenized.max_length}, "
+                                 f"the encoder now truncates at {self.max_length}")
+            order, batch_size = tokenized.order, tokenized.batch_size
+        else:
+            order = self._length_order(texts)
         was_training = self.training
         self.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        out = torch.empty(len(texts), self.dim)
+        out = torch.empty(len(order), self.dim)
         desc = progress if isinstance(progress, str) else f"encode {self.name}"
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+        starts = range(0, len(order), batch_size)
+        for j, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
             idx = order[start : start + batch_size]
-            out[idx] = self([texts[i] for i in idx], role).float().cpu()
+            batch = tokenized.batches[j] if tokenized is not None else self.tokenize([texts[i] for i in idx], role)
+            out[idx] = self.pool(self.run(batch)).float().cpu()
         self.train(was_training)
         return out
+
+
+@dataclass
+class Tokenized:
+    """Texts tokenized once (:meth:`Encoder.pretokenize`): the length order and the batches of :meth:`Encoder.encode`."""
+
+    order: list[int]  # text indices, longest first
+    batches: list[dict[str, torch.Tensor]]  # tokenizer outputs, ``batch_size`` texts each, on the encoder's device
+    batch_size: int
+    max_length: int  # the truncation they were tokenized with
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 @contextlib.contextmanager
