@@ -24,7 +24,6 @@ def test_pooled_equals_mean_of_tokens(teacher):
     assert torch.allclose(teacher.encode(texts), pooled.detach(), atol=1e-5)
 
 
-
 def test_pretokenized_encode_is_the_same_encode(teacher):
     """Dev sentences are tokenised once per training run: encoding the pretokenised batches gives exactly
     the embeddings of encoding the texts, also after the weights changed; a changed truncation is refused."""
@@ -39,9 +38,12 @@ def test_pretokenized_encode_is_the_same_encode(teacher):
     changed = student.encode(tokenized)
     assert torch.equal(changed, student.encode(texts, role="passage", batch_size=2))
     assert not torch.allclose(changed, teacher.encode(texts, role="passage", batch_size=2))
+    with pytest.raises(ValueError, match="role"):
+        student.encode(tokenized, role="passage")
     student.max_length = 8
     with pytest.raises(ValueError, match="max_length"):
         student.encode(tokenized)
+
 
 def test_retriever_semantics(teacher):
     e = teacher.encode(["How old is the Eiffel tower?", "The Eiffel tower was built in 1889.", "Bananas are yellow."])

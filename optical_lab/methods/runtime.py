@@ -32,9 +32,10 @@
   malloc serves every block above a dynamic threshold (128 kB to 32 MB) with a fresh ``mmap`` and
   hands it back to the kernel when freed, so each training step re-faults its activations and the
   47 MB gradient of MiniLM's word-embedding table page by page. Measured on the EPYC (1 thread, bf16,
-  MiniLM sentence-KD, batch 16): 25,000-35,000 minor page faults per step and 37-39 training pairs/s;
-  with freed blocks kept in the process ~0 faults per step and 42-43 pairs/s (+10 %), for
-  sentence-transformers' trainer in the same process alike. Results are bit-identical; the cost is
+  MiniLM sentence-KD, batch 16): 260,000-460,000 minor page faults per 12-step round (model set-up
+  included) and 38-39 training pairs/s; with freed blocks kept in the process ~0 faults per step once the
+  heap has settled and 43-44 pairs/s (+11 % for sentence-transformers' trainer in the same process, +15 %
+  for ours). Results are bit-identical; the cost is
   that freed memory is reused by the process rather than returned to the system at once (the peak is
   unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB before); the comparison runner still hands it back
   between cells (``experiments.runner.release_memory``, ``malloc_trim``).
@@ -202,17 +203,20 @@ def set_threads(threads: int = 0, own: int = 0) -> int:
 # mallopt(3) parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEPT_BLOCK_BYTES = 1 << 30  # blocks up to 1 GiB come from the heap and stay there when freed
+OLD_GLIBC_MMAP_MAX = 32 << 20  # older glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2 (32 MiB)
+_kept: dict[str, int] = {}  # what keep_freed_memory set: {"mmap_threshold": bytes, "trim_threshold": bytes}
 
 
 @functools.lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse instead of unmapping it (see the module doc); True when set.
 
-    Sets ``M_MMAP_THRESHOLD`` (blocks up to 1 GiB come from the heap, not from a fresh ``mmap``) and
-    ``M_TRIM_THRESHOLD`` (the heap's free top is not handed back to the kernel below 1 GiB) through
-    ``mallopt``, once per process. The same as starting Python with ``MALLOC_MMAP_THRESHOLD_`` and
-    ``MALLOC_TRIM_THRESHOLD_`` set. A no-op (False) where the C library is not glibc, and when the
-    environment variable ``OPTICAL_LAB_MALLOC=default`` asks for the allocator's own behaviour.
+    Sets ``M_MMAP_THRESHOLD`` (blocks up to 1 GiB come from the heap, not from a fresh ``mmap``; 32 MiB
+    where an older glibc refuses more) and ``M_TRIM_THRESHOLD`` (the heap's free top is not handed back to
+    the kernel below 1 GiB) through ``mallopt``, once per process: the same as starting Python with
+    ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set. A no-op (False) where the C library is
+    not glibc, and when the environment variable ``OPTICAL_LAB_MALLOC=default`` asks for the allocator's
+    own behaviour.
     """
     if os.environ.get("OPTICAL_LAB_MALLOC", "").lower() == "default":
         return False
@@ -223,11 +227,18 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_BLOCK_BYTES))
+    for value in (KEPT_BLOCK_BYTES, OLD_GLIBC_MMAP_MAX):
+        if mallopt(M_MMAP_THRESHOLD, value):
+            _kept["mmap_threshold"] = value
+            break
+    if mallopt(M_TRIM_THRESHOLD, KEPT_BLOCK_BYTES):
+        _kept["trim_threshold"] = KEPT_BLOCK_BYTES
+    return bool(_kept)
 
 
 def allocator_description() -> str:
-    """One line for a timing report: whether :func:`keep_freed_memory` is in effect in this process."""
-    kept = keep_freed_memory.cache_info().currsize and keep_freed_memory()
-    return ("malloc keeps freed memory (keep_freed_memory: mmap and trim thresholds 1 GiB)" if kept
-            else "the C library's default malloc settings")
+    """One line for a timing report: what :func:`keep_freed_memory` set in this process, if anything."""
+    if not _kept:
+        return "the C library's default malloc settings"
+    return "malloc keeps freed memory (keep_freed_memory: " + ", ".join(
+        f"{name.replace('_', ' ')} {value >> 20} MiB" for name, value in _kept.items()) + ")"

@@ -205,11 +205,13 @@ class Encoder(torch.nn.Module):
         """Pooled embeddings of many texts, on CPU, in input order.
 
         Texts are sorted by length so each batch carries little padding. ``texts`` may be a
-        :meth:`pretokenize` result (then its own role and batches are used: the same embeddings, without
-        tokenising again).
+        :meth:`pretokenize` result: then its own role and batches are used (``role`` must be None and
+        ``batch_size`` is ignored), which gives the same embeddings without tokenising again.
         """
         tokenized = texts if isinstance(texts, Tokenized) else None
         if tokenized is not None:
+            if role is not None:
+                raise ValueError("pretokenized texts carry their role: pass it to pretokenize(), not to encode()")
             if tokenized.max_length != self.max_length:
                 raise ValueError(f"texts were tokenized at max_length {tokenized.max_length}, "
                                  f"the encoder now truncates at {self.max_length}")
@@ -223,8 +225,11 @@ class Encoder(torch.nn.Module):
         starts = range(0, len(order), batch_size)
         for j, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
             idx = order[start : start + batch_size]
-            batch = tokenized.batches[j] if tokenized is not None else self.tokenize([texts[i] for i in idx], role)
-            out[idx] = self.pool(self.run(batch)).float().cpu()
+            if tokenized is None:
+                pooled = self([texts[i] for i in idx], role)
+            else:
+                pooled = self.pool(self.run({k: v.to(self.device) for k, v in tokenized.batches[j].items()}))
+            out[idx] = pooled.float().cpu()
         self.train(was_training)
         return out
 
