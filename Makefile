@@ -24,8 +24,12 @@ venv: $(VENV)/.installed
 demo: venv       ## small real comparison: 2 low-resource languages, every method, one fold
 	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --preset demo --out results/demo
 
+# the unit tests in TEST_WORKERS processes (pytest-xdist, a test file per process at a time); then the
+# notebooks one after another (01, 02 and 04 share a cached student: the first trains it, the others load it)
+TEST_WORKERS ?= 2
 test: venv       ## unit tests + notebooks (nbval), CPU, a few minutes
-	OPTICAL_LAB_SMALL=1 $(BIN)/pytest -q tests notebooks --nbval-lax
+	OPTICAL_LAB_SMALL=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	OPTICAL_LAB_SMALL=1 $(BIN)/pytest -q notebooks --nbval-lax
 
 test-slow: venv  ## the slow, full-size tests
 	$(BIN)/pytest -q -m slow tests

@@ -215,6 +215,21 @@ def test_two_locks_in_one_process_exclude_each_other(tmp_path):
             FolderLock(tmp_path).acquire()
 
 
+
+def test_a_waiting_lock_gets_the_folder_once_the_holder_is_done(tmp_path):
+    """``FolderLock(folder, wait=...)`` (the shared student cache) waits for the holder instead of refusing,
+    and still refuses once its wait is over."""
+    held = FolderLock(tmp_path).acquire()
+    with pytest.raises(DataError, match="in use by another run"):
+        FolderLock(tmp_path, wait=0.6).acquire()  # waited, then refused
+    release = threading.Timer(0.8, held.release)
+    release.start()
+    tic = time.monotonic()
+    with FolderLock(tmp_path, wait=30):
+        assert time.monotonic() - tic >= 0.7  # it waited for the release
+        assert json.loads((tmp_path / FolderLock.NAME).read_text())["pid"] == os.getpid()
+    release.join()
+
 def test_concurrent_writers_of_one_file_never_collide(tmp_path):
     # a fixed temporary name made the second writer rename the first one's temporary file away
     path, errors = tmp_path / "state.json", []

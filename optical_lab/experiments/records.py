@@ -156,14 +156,20 @@ class FolderLock:
     """
 
     NAME = ".optical-lab.lock"
+    POLL_SECONDS = 0.5
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, wait: float = 0.0) -> None:
+        """``wait``: seconds to wait for a holder to finish before refusing (0: refuse at once). Caches
+        that several processes fill alike (a trained student that two notebooks ask for) wait: the
+        second process then finds what the first one wrote."""
         self.folder = Path(folder)
         self.path = self.folder / self.NAME
+        self.wait = wait
         self._handle = None
 
     def acquire(self) -> "FolderLock":
         make_results_dir(self.folder)
+        deadline = time.monotonic() + self.wait
         while True:
             handle = open(self.path, "a+", encoding="utf-8")
             try:
@@ -172,6 +178,9 @@ class FolderLock:
                 handle.seek(0)
                 holder = handle.read().strip()
                 handle.close()
+                if time.monotonic() < deadline:
+                    time.sleep(self.POLL_SECONDS)
+                    continue
                 raise FolderInUse(f"{self.folder} is in use by another run ({describe_holder(holder)})",
                                 fix="wait until it finishes, or write to another --out folder") from None
             # the file may have been removed by the previous holder between our open and our lock:

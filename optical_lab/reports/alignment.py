@@ -257,14 +257,28 @@ def distilled_student(
     so with the comparison's config this rebuilds that cell's student. It trains on fold
     ``fold``'s training documents only: align and retrieve on the fold's evaluation documents
     (``result.fold.eval_key``), which it never saw. Students are cached (:func:`student_folder`)
-    so the notebooks, explorers and figures share one training run; ``force`` retrains.
+    so the notebooks, explorers and figures share one training run; ``force`` retrains. Processes that
+    ask for the same student at the same time (notebooks run in parallel by ``make test``) take turns on
+    the folder's lock: the first trains, the others wait and load its result.
     """
+    from ..experiments.records import FolderLock
+
+    folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config or notebook_config(),
+                                                                    fold, n_folds)
+    with FolderLock(folder, wait=STUDENT_LOCK_WAIT):
+        return _distilled_student(teacher, lang, method, config, fold, n_folds, cache, force, folder)
+
+
+STUDENT_LOCK_WAIT = 3600.0  # seconds a process waits for another that trains the same student
+
+
+def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainConfig | None", fold: int,
+                       n_folds: int, cache: bool, force: bool, folder: Path) -> DistilledStudent:
     from ..methods import Trainer, build_objective
     from ..tasks.registry import get_task
 
     config = config or notebook_config()
     task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
-    folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config, fold, n_folds)
     weights = folder / "student.pt"
     student = teacher.copy()
     if cache and not force and weights.exists() and (folder / "train_summary.json").exists():
