@@ -35,10 +35,10 @@
   MiniLM sentence-KD, batch 16): 260,000-460,000 minor page faults per 12-step round (model set-up
   included) and 38-39 training pairs/s; with freed blocks kept in the process ~0 faults per step once the
   heap has settled and 43-44 pairs/s (+11 % for sentence-transformers' trainer in the same process, +15 %
-  for ours). Results are bit-identical; the cost is
-  that freed memory is reused by the process rather than returned to the system at once (the peak is
-  unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB before); the comparison runner still hands it back
-  between cells (``experiments.runner.release_memory``, ``malloc_trim``).
+  for ours). Results are bit-identical; the cost is that freed memory is reused by the process rather
+  than returned to the system at once (the peak is unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB
+  before); the comparison runner still hands it back between cells
+  (``experiments.runner.release_memory``, ``malloc_trim``).
 """
 from __future__ import annotations
 

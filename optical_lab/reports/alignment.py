@@ -258,8 +258,8 @@ def distilled_student(
     ``fold``'s training documents only: align and retrieve on the fold's evaluation documents
     (``result.fold.eval_key``), which it never saw. Students are cached (:func:`student_folder`)
     so the notebooks, explorers and figures share one training run; ``force`` retrains. Processes that
-    ask for the same student at the same time (notebooks run in parallel by ``make test``) take turns on
-    the folder's lock: the first trains, the others wait and load its result.
+    ask for the same student at the same time (two notebooks, the figures command, an explorer) take turns
+    on the folder's lock: the first trains, the others wait and load its result.
     """
     from ..experiments.records import FolderLock
 
