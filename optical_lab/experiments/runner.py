@@ -25,8 +25,6 @@ writes the plot-ready ``size_curve/size_curve.csv`` (:meth:`Runner.run_size_curv
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import hashlib
 import json
 import shutil
@@ -47,7 +45,7 @@ from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
 from ..methods.config import PRESETS, TrainConfig
 from ..methods.registry import BY_NAME, REFERENCE, build_objective
-from ..methods.runtime import device_description, resolve_mixed_precision, set_threads
+from ..methods.runtime import device_description, release_memory, resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
 from ..models.encoder import Encoder, Tokenized
@@ -192,16 +190,6 @@ class EvalEncoder(Encoder):
 
     def clear(self) -> None:
         self._memo.clear()
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise, and
-    a long comparison's resident memory creeps up from fragmentation)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # ------------------------------------------------------------------ bitext

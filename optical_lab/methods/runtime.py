@@ -37,13 +37,13 @@
   heap has settled and 43-44 pairs/s (+11 % for sentence-transformers' trainer in the same process, +15 %
   for ours). Results are bit-identical; the cost is that freed memory is reused by the process rather
   than returned to the system at once (the peak is unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB
-  before); the comparison runner still hands it back between cells
-  (``experiments.runner.release_memory``, ``malloc_trim``).
+  before); the comparison runner still hands it back between cells (:func:`release_memory`).
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import os
 import platform
 import time
@@ -222,9 +222,8 @@ def keep_freed_memory() -> bool:
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     for value in (KEPT_BLOCK_BYTES, OLD_GLIBC_MMAP_MAX):
@@ -242,3 +241,21 @@ def allocator_description() -> str:
         return "the C library's default malloc settings"
     return "malloc keeps freed memory (keep_freed_memory: " + ", ".join(
         f"{name.replace('_', ' ')} {value >> 20} MiB" for name, value in _kept.items()) + ")"
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS: between the cells of a comparison, whose
+    resident memory would otherwise creep up from fragmentation (glibc keeps freed pages, all the more
+    after :func:`keep_freed_memory`)."""
+    gc.collect()
+    malloc_trim = _libc_function("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+def _libc_function(name: str):
+    """A function of the C library (glibc) through ctypes; None where there is none."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
