@@ -185,14 +185,10 @@ class Encoder(torch.nn.Module):
     def pretokenize(self, texts: Sequence[str], role: Role = None, batch_size: int = 64) -> Tokenized:
         """``texts`` tokenized once, in the batches :meth:`encode` runs: for texts encoded again and again
         while the weights change (the trainer's dev sentences), so they are not re-tokenised each time."""
-        order = self._length_order(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # little padding per batch
         batches = [self.tokenize([texts[i] for i in order[start : start + batch_size]], role)
                    for start in range(0, len(order), batch_size)]
         return Tokenized(order, batches, batch_size, self.max_length)
-
-    @staticmethod
-    def _length_order(texts: Sequence[str]) -> list[int]:
-        return sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
 
     @torch.no_grad()
     def encode(
@@ -208,27 +204,23 @@ class Encoder(torch.nn.Module):
         :meth:`pretokenize` result: then its own role and batches are used (``role`` must be None and
         ``batch_size`` is ignored), which gives the same embeddings without tokenising again.
         """
-        tokenized = texts if isinstance(texts, Tokenized) else None
-        if tokenized is not None:
+        if isinstance(texts, Tokenized):
             if role is not None:
                 raise ValueError("pretokenized texts carry their role: pass it to pretokenize(), not to encode()")
-            if tokenized.max_length != self.max_length:
-                raise ValueError(f"texts were tokenized at max_length {tokenized.max_length}, "
+            if texts.max_length != self.max_length:
+                raise ValueError(f"texts were tokenized at max_length {texts.max_length}, "
                                  f"the encoder now truncates at {self.max_length}")
-            order, batch_size = tokenized.order, tokenized.batch_size
+            tokenized = texts
         else:
-            order = self._length_order(texts)
+            tokenized = self.pretokenize(texts, role, batch_size)
         was_training = self.training
         self.eval()
-        out = torch.empty(len(order), self.dim)
+        out = torch.empty(len(tokenized), self.dim)
         desc = progress if isinstance(progress, str) else f"encode {self.name}"
-        starts = range(0, len(order), batch_size)
-        for j, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
-            idx = order[start : start + batch_size]
-            if tokenized is None:
-                pooled = self([texts[i] for i in idx], role)
-            else:
-                pooled = self.pool(self.run({k: v.to(self.device) for k, v in tokenized.batches[j].items()}))
+        starts = range(0, len(tokenized), tokenized.batch_size)
+        for start, batch in zip(tqdm(starts, desc=desc, disable=not progress, leave=False), tokenized.batches):
+            idx = tokenized.order[start : start + tokenized.batch_size]
+            pooled = self.pool(self.run({k: v.to(self.device) for k, v in batch.items()}))
             out[idx] = pooled.float().cpu()
         self.train(was_training)
         return out

@@ -263,8 +263,8 @@ def distilled_student(
     """
     from ..experiments.records import FolderLock
 
-    folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config or notebook_config(),
-                                                                    fold, n_folds)
+    config = config or notebook_config()
+    folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config, fold, n_folds)
     with FolderLock(folder, wait=STUDENT_LOCK_WAIT):
         return _distilled_student(teacher, lang, method, config, fold, n_folds, cache, force, folder)
 
@@ -272,12 +272,11 @@ def distilled_student(
 STUDENT_LOCK_WAIT = 3600.0  # seconds a process waits for another that trains the same student
 
 
-def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainConfig | None", fold: int,
+def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int,
                        n_folds: int, cache: bool, force: bool, folder: Path) -> DistilledStudent:
     from ..methods import Trainer, build_objective
     from ..tasks.registry import get_task
 
-    config = config or notebook_config()
     task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
     weights = folder / "student.pt"
     student = teacher.copy()
