@@ -3,7 +3,8 @@
 Layout (upstream ``dadelani/sib-200`` at commit 593cea8, mirrored in ``<data>/sib-200``)::
 
     sib-200/data/annotated/LANG/{train,dev,test}.tsv    header ``index_id<TAB>category<TAB>text``
-    sib-200/data/annotated/LANG/labels.txt              the 7 topics, one per line
+    sib-200/data/annotated/LANG/labels.txt              the 7 topics, one per line (absent upstream for a few
+                                                        languages, e.g. bem/luo/twi: English's are used)
 
 ``LANG`` is a FLORES-200 code (``swh_Latn``); :func:`load_sib` accepts any spelling
 (``swa``, ``sw``). Every language has the same ``index_id`` s in the same splits with the same topic
@@ -115,9 +116,17 @@ def _folder_code(lang: str, root: Path | None) -> tuple[str, str]:
     return canonical, entry.datasets["sib-200"]
 
 
+def _labels_of(code: str, root: Path | None) -> list[str]:
+    """A folder's ``labels.txt``; upstream ships none for some languages (bem, luo, twi): those use English's."""
+    path = sib_root(root) / code / "labels.txt"
+    if path.is_file() or code == SIB_ENGLISH:
+        return read_labels(path)
+    return read_labels(sib_root(root) / SIB_ENGLISH / "labels.txt")
+
+
 def _load_one(code: str, canonical: str, root: Path | None) -> SibLanguage:
     folder = sib_root(root) / code
-    labels = read_labels(folder / "labels.txt")
+    labels = _labels_of(code, root)
     splits = {split: read_sib_split(folder / f"{split}.tsv", labels) for split in SIB_SPLITS}
     seen: dict[str, str] = {}
     for split in SIB_SPLITS:
