@@ -60,7 +60,7 @@ def test_complete_family_is_tested_and_answered(tmp_path):
     assert "- **clir:MRR@10**: optical beats augmentation in hau, yor, swa, zul, ibo" in shown
     # the rest of the family is stated too: zero-shot is 0.2 below OPTICAL, sentence-KD and optical+aug equal
     others = shown.split("other comparisons")[1].split("\n\n")[1].splitlines()[0]
-    assert others.startswith("- **clir:MRR@10**: zero-shot") and "OPTICAL better (Holm p 0.00" in others
+    assert others.startswith("- **clir:MRR@10**: OPTICAL − zero-shot = +0.") and "(OPTICAL better)" in others
     assert "sentence-kd" in others and "optical+aug" in others and "augmentation" not in others
     assert "No protocol-v2 analysis" in v2_answer_markdown(tmp_path / "elsewhere")
     assert "in every cell of" not in shown  # no arm kept step 0 everywhere
@@ -113,7 +113,7 @@ def test_the_rule_is_applied_per_language(tmp_path):
         table.to_csv(cell / "clir.per_query.csv", index=False)
     rows = per_language(load_per_query(tmp_path / "runs"), Endpoint("clir", "MRR@10"), list(PRIMARY_LANGS)).set_index("lang")
     rule = rows["rule (p < 0.05, unadjusted)"]
-    assert rule["yor"] == "augmentation beats optical" and rows.loc["yor", "Δ translate-train"] < 0
+    assert rule["yor"] == "augmentation beats optical" and rows.loc["yor", "optical − translate-train"] < 0
     assert (rule.drop("yor") == "optical beats augmentation").all()
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .significance import holm
+from .verdict import ALPHA, DIFFERENCE, POWER, REFERENCE
 
 
 def stratified_randomization_test(diffs: Mapping[str, Sequence[float]], n_resamples: int = 10_000,
@@ -56,7 +56,8 @@ def stratified_randomization_test(diffs: Mapping[str, Sequence[float]], n_resamp
     return observed, float((hits + 1) / (n_resamples + 1))
 
 
-def minimum_detectable_effect(diffs: Mapping[str, Sequence[float]], alpha: float = 0.05, power: float = 0.8) -> float:
+def minimum_detectable_effect(diffs: Mapping[str, Sequence[float]], alpha: float = ALPHA,
+                              power: float = POWER) -> float:
     """MDE of :func:`stratified_randomization_test` (normal approximation, see the module doc)."""
     parts = [np.asarray(d, dtype=float) for d in diffs.values() if len(d) > 1]
     if not parts:
@@ -77,56 +78,6 @@ class Endpoint:
         return f"{self.task}:{self.metric}"
 
 
-def seed_averaged(per_query: pd.DataFrame, endpoint: Endpoint, langs: Sequence[str]) -> pd.DataFrame:
-    """query x (lang, method) table of the endpoint's score averaged over seeds (and folds' duplicates)."""
-    rows = per_query[(per_query.task == endpoint.task) & per_query.lang.isin(langs)]
-    if endpoint.metric not in rows:
-        raise KeyError(f"no column {endpoint.metric!r} in the per-query results of sub-task {endpoint.task!r}")
-    return rows.groupby(["lang", "method", "qid"])[endpoint.metric].mean().unstack("method")
-
-
-def pooled_comparisons(per_query: pd.DataFrame, reference: str, others: Sequence[str], endpoints: Sequence[Endpoint],
-                       langs: Sequence[str], n_resamples: int = 10_000, alpha: float = 0.05,
-                       power: float = 0.8) -> pd.DataFrame:
-    """The primary family: ``reference`` vs each of ``others`` on each endpoint, pooled over ``langs``.
-
-    One row per (endpoint, method): pooled means, T = reference − method, p, Holm-adjusted p over the
-    whole family, the MDE, and the languages/queries/seeds it rests on. A method missing in a
-    language is an error (the family must be complete, not silently smaller).
-    """
-    rows = []
-    for endpoint in endpoints:
-        table = seed_averaged(per_query, endpoint, langs)
-        seeds = per_query[(per_query.task == endpoint.task) & per_query.lang.isin(langs)].groupby(
-            ["lang", "method"]).seed.nunique()
-        for method in others:
-            diffs, missing = {}, []
-            for lang in langs:
-                if lang not in table.index.get_level_values("lang"):
-                    missing.append(lang)
-                    continue
-                pair = table.loc[lang][[reference, method]] if method in table and reference in table else None
-                if pair is None or pair.isna().all().any():
-                    missing.append(lang)
-                    continue
-                pair = pair.dropna()
-                diffs[lang] = (pair[reference] - pair[method]).to_numpy()
-            if missing:
-                raise ValueError(f"{endpoint.label}: {reference} or {method} has no results for {', '.join(missing)}")
-            T, p = stratified_randomization_test(diffs, n_resamples=n_resamples)
-            mean_ref = float(np.mean([table.loc[lang][reference].mean() for lang in langs]))
-            mean_other = float(np.mean([table.loc[lang][method].mean() for lang in langs]))
-            rows.append({"endpoint": endpoint.label, "reference": reference, "method": method,
-                         "reference_mean": mean_ref, "method_mean": mean_other, "difference": T, "p": p,
-                         "mde": minimum_detectable_effect(diffs, alpha, power),
-                         "languages": len(diffs), "queries": int(sum(len(d) for d in diffs.values())),
-                         "min_seeds": int(min(seeds.get((lang, m), 0) for lang in langs for m in (reference, method)))})
-    result = pd.DataFrame(rows)
-    result["p_holm"] = holm(result.p.tolist()) if len(result) else []
-    result["significant"] = result.p_holm < alpha
-    return result
-
-
 OUTCOMES = {"better": "{reference} beats augmentation", "worse": "augmentation beats {reference}",
             "none": "no detectable difference"}
 
@@ -135,28 +86,32 @@ def rule_outcome(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequen
     """The registered answer rule (``docs/protocol_v2.md``, "The answer") for one endpoint: ``"worse"`` if
     any augmentation arm is significantly better than the reference, ``"better"`` if the reference is
     significantly better than every augmentation arm, else ``"none"``. ``comparisons``: one row per
-    (endpoint, method) with ``difference`` (reference − method) and ``significant``."""
+    (endpoint, method) with ``reference_minus_method`` and ``significant``."""
     rows = comparisons[(comparisons.endpoint == endpoint) & comparisons.method.isin(augmentations)]
     if len(rows) != len(augmentations):
         raise ValueError(f"{endpoint}: need a comparison against each of {', '.join(augmentations)}")
-    if (rows.significant & (rows.difference < 0)).any():
+    if (rows.significant & (rows[DIFFERENCE] < 0)).any():
         return "worse"
-    if (rows.significant & (rows.difference > 0)).all():
+    if (rows.significant & (rows[DIFFERENCE] > 0)).all():
         return "better"
     return "none"
 
 
-def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str], reference: str = "optical") -> str:
-    """The registered answer for one endpoint, in words, with the numbers it rests on (:func:`rule_outcome`)."""
+def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str], reference: str = REFERENCE,
+           alpha: float = ALPHA) -> str:
+    """The registered rule's outcome for one endpoint in words, naming which arms it rests on
+    (:func:`rule_outcome`; each arm's own numbers are stated beside it by the report)."""
     rows = comparisons[(comparisons.endpoint == endpoint) & comparisons.method.isin(augmentations)]
     outcome = rule_outcome(comparisons, endpoint, augmentations)
+    better = list(rows[rows.significant & (rows[DIFFERENCE] > 0)].method)
     if outcome == "worse":
-        names = ", ".join(rows[rows.significant & (rows.difference < 0)].method)
-        return f"augmentation beats {reference}: {names} significantly better (Holm p < 0.05)"
+        names = ", ".join(rows[rows.significant & (rows[DIFFERENCE] < 0)].method)
+        return f"augmentation beats {reference}: {names} significantly better than {reference} (Holm p < {alpha:g})"
     if outcome == "better":
-        return f"{reference} beats augmentation: significantly better than {', '.join(rows.method)} (Holm p < 0.05)"
-    # each arm's own test too: "none" also covers beating one augmentation arm but not the other
-    return (f"no detectable difference between {reference} and augmentation "
-            f"(largest minimum detectable effect {rows.mde.max():.3f}; differences "
-            + ", ".join(f"{m} {d:+.3f} (Holm p {p:.3f}{f', {reference} better' if s and d > 0 else ''})"
-                        for m, d, p, s in zip(rows.method, rows.difference, rows.p_holm, rows.significant)) + ")")
+        names = ", ".join(rows.method)
+        return f"{reference} beats augmentation: significantly better than {names} (Holm p < {alpha:g})"
+    unresolved = ", ".join(m for m in rows.method if m not in better)
+    if better:  # "none" also covers beating one augmentation arm but not the other
+        return (f"neither: {reference} is significantly better than {', '.join(better)} (Holm p < {alpha:g}) but not "
+                f"detectably different from {unresolved}")
+    return f"no detectable difference between {reference} and {unresolved} (Holm p ≥ {alpha:g} for each)"

@@ -1,4 +1,5 @@
-"""When one method beats another: the single tie rule and significance level of every table and text.
+"""When one method beats another: the single tie rule, significance level, power and reference arm of every
+table, figure and text (the defaults of ``evaluation/stats.py``; each is also an argument there).
 
 **Tie rule.** Two means tie when they differ by at most :data:`TIE_ATOL` = 1e-12, i.e. when they
 are equal up to floating-point rounding. Two students that rank every query the same way (e.g. two
@@ -19,7 +20,10 @@ import math
 from typing import Mapping, Sequence
 
 ALPHA = 0.05  # significance level of the Holm-adjusted paired randomization tests
+POWER = 0.8  # power at which a minimum detectable effect is stated
+REFERENCE = "optical"  # the arm every other one is tested against (methods/registry.py re-exports it)
 TIE_ATOL = 1e-12
+DIFFERENCE = "reference_minus_method"  # the one sign convention of every table: positive = the reference is better
 
 
 def is_tie(a: float, b: float) -> bool:

@@ -1,14 +1,14 @@
-"""Statistics and tables for a comparison, computed from per-query scores only.
+"""Tables of a comparison (``summary.csv``, ``significance.csv``, ``winners.csv``, ``summary.md``), every number
+from the statistics core (:mod:`optical_lab.evaluation.stats`), so they agree with ``analysis.json``, the
+figures and the answer text. For every language and metric:
 
-Input: one long table with a row per (lang, method, fold, seed, task, qid) and a column per
-metric (:func:`load_per_query` builds it from a results folder). For every language and metric:
-
-* **mean ± 95% CI** (Student t) over the per-query values pooled across folds and seeds;
-* a **paired randomization test** of every method against the reference (``optical``), pairing
-  the same query of the same fold and seed (Smucker, Allan & Carterette, CIKM 2007), with
-  **Holm** correction over the methods compared within that language and metric (Holm 1979);
-* the **winner** on the headline metric and whether it is significant. When OPTICAL is not the
-  best method the verdict says so ("optical loses to ...").
+* **mean ± 95% CI** (Student t) over the queries, each query's score averaged over seeds (and the folds that
+  evaluated it): ``n`` = queries, a deterministic arm (zero-shot) counted once;
+* ``reference − method`` (OPTICAL − method: positive = OPTICAL better) with its CI, the sign-flip **paired
+  randomization test** on the seed-averaged queries (Smucker, Allan & Carterette, CIKM 2007), **Holm** over the
+  methods compared within that language and metric (Holm 1979), and the minimum detectable effect;
+* the **winner** on the headline metric and whether it is significant. When OPTICAL is not the best method
+  the verdict says so ("optical LOSES ...").
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..evaluation.significance import holm, mean_ci, paired_randomization_test
-from ..evaluation.verdict import ALPHA, is_tie, ranking, tied_with
+from ..evaluation.stats import arm_summary, difference_stats, language_tests, paired_differences, query_scores
+from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie, ranking, tied_with
 from ..methods.config import TrainConfig
 from ..methods.registry import REFERENCE, method_order
 from ..tasks.registry import TASKS, reported_metrics as tasks_reported
@@ -50,8 +50,8 @@ def reported_metrics(per_query: pd.DataFrame) -> list[tuple[str, str]]:
 class ComparisonSummary:
     """All the numbers of a comparison (tidy tables) and their markdown rendering."""
 
-    means: pd.DataFrame  # lang, task, metric, method, mean, ci, n
-    tests: pd.DataFrame  # lang, task, metric, method, reference, delta, p, p_holm, significant
+    means: pd.DataFrame  # lang, task, metric, method, mean, ci, ci_low, ci_high, n (queries), seeds, deterministic
+    tests: pd.DataFrame  # lang, task, metric, reference, method, ..., reference_minus_method, ci, p, p_holm, mde
     winners: pd.DataFrame  # lang, task, metric, winner, ..., verdict
     primary: tuple[str, str]
     reference: str = REFERENCE
@@ -104,10 +104,12 @@ class ComparisonSummary:
                  f"`{self.reference}` shares the best mean with another method):", "",
                  self.winners_by_metric().to_markdown(), "",
                  f"Significance: paired randomization test (10,000 sign flips) of each method against "
-                 f"`{self.reference}` on per-query scores paired by (fold, seed, query), Holm-corrected over "
-                 f"the methods within each language and metric; significant = adjusted p < {self.alpha}.", ""]
+                 f"`{self.reference}` on per-query scores averaged over seeds (a query counts once; "
+                 f"`significance.csv`: `{DIFFERENCE}` = {self.reference} − method with its CI and minimum "
+                 f"detectable effect), Holm-corrected over the methods within each language and metric; "
+                 f"significant = adjusted p < {self.alpha}.", ""]
         for t, m in reported_metrics_from(self.means):
-            lines += [f"## {m} ({t}) — mean ± 95% CI over queries pooled across folds and seeds", "",
+            lines += [f"## {m} ({t}) — mean ± 95% CI over queries (each averaged over seeds)", "",
                       self.wide(t, m).to_markdown(), "",
                       f"`*` = significantly different from `{self.reference}` (Holm-adjusted p < {self.alpha}); "
                       "bold = best in the row.", ""]
@@ -127,61 +129,49 @@ def reported_metrics_from(means: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(means.task, means.metric)))
 
 
-def paired_scores(part: pd.DataFrame, metric: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query ``metric`` of methods ``a`` and ``b`` paired by (fold, seed, query), in sorted key
-    order (the randomization test's sign flips are drawn in this order, so it is fixed), from a
-    per-query table of one language and sub-task."""
-    key = ["fold", "seed", "qid"]
-    left = part[part.method == a].set_index(key)[metric]
-    right = part[part.method == b].set_index(key)[metric]
-    joined = pd.concat([left.rename("a"), right.rename("b")], axis=1, join="inner").sort_index()
-    return joined["a"].to_numpy(float), joined["b"].to_numpy(float)
-
-
 def paired_test(part: pd.DataFrame, metric: str, a: str, b: str, n_resamples: int = 10_000) -> float:
-    """Paired randomization p-value of ``a`` vs ``b`` (1.0 without common queries): the one paired
-    test of the comparison tables and the size curve."""
-    x, y = paired_scores(part, metric, a, b)
-    return paired_randomization_test(x, y, n_resamples=n_resamples) if len(x) else 1.0
+    """Paired randomization p-value of ``a`` vs ``b`` on their seed-averaged common queries of one language and
+    sub-task (1.0 without common queries): the size curve's test, the core's (:mod:`..evaluation.stats`)."""
+    task = part.task.iloc[0] if len(part) else ""
+    diffs = paired_differences(query_scores(part, task, metric), a, b, list(dict.fromkeys(part.lang)))
+    return difference_stats(diffs, n_resamples=n_resamples)["p"] if diffs else 1.0
 
 
 def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, reference: str = REFERENCE,
               alpha: float = ALPHA, n_resamples: int = 10_000, langs: list[str] | None = None) -> ComparisonSummary:
-    """Means, CIs, tests and winners from the long per-query table (languages in ``langs`` order)."""
+    """Means, CIs, tests and winners from the long per-query table (languages in ``langs`` order), all from
+    the statistics core."""
     metrics = reported_metrics(per_query)
     primary = primary or metrics[0]
     present = list(dict.fromkeys(per_query["lang"]))
     order = [l for l in (langs or []) if l in present] + [l for l in present if l not in (langs or [])]
-    mean_rows, test_rows, winner_rows = [], [], []
+    mean_parts, test_parts, winner_rows = [], [], []
+    for task, metric in metrics:
+        mean_parts.append(arm_summary(per_query, task, metric, order, confidence=0.95))
+        test_parts.append(language_tests(per_query, task, metric, order, reference, alpha=alpha,
+                                         n_resamples=n_resamples))
+    means, tests = pd.concat(mean_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
+    key = {lang: i for i, lang in enumerate(order)}
+    rank = {(t, m): i for i, (t, m) in enumerate(metrics)}
+    means = _in_order(means, key, rank)
+    tests = _in_order(tests, key, rank)
     for lang in order:
-        methods = method_order(per_query.loc[per_query.lang == lang, "method"])
         for task, metric in metrics:
-            part = per_query[(per_query.lang == lang) & (per_query.task == task)]
-            means = {}
-            for method in methods:
-                values = part.loc[part.method == method, metric].dropna().to_numpy(float)
-                if len(values) == 0:
-                    continue
-                mean, ci = mean_ci(values)
-                means[method] = mean
-                mean_rows.append({"lang": lang, "task": task, "metric": metric, "method": method, "mean": mean,
-                                  "ci": ci, "ci_low": mean - ci, "ci_high": mean + ci, "n": len(values)})
-            others = [m for m in means if m != reference]
-            tests = {}
-            if reference in means and others:
-                raw = []
-                for method in others:
-                    raw.append(paired_test(part, metric, method, reference, n_resamples))
-                for method, p, p_adj in zip(others, raw, holm(raw)):
-                    tests[method] = p_adj
-                    test_rows.append({"lang": lang, "task": task, "metric": metric, "method": method,
-                                      "reference": reference, "delta": means[method] - means[reference],
-                                      "p": p, "p_holm": p_adj, "significant": p_adj < alpha})
-            if means:
-                winner_rows.append(_verdict(lang, task, metric, means, tests, reference, alpha))
-    columns_tests = ["lang", "task", "metric", "method", "reference", "delta", "p", "p_holm", "significant"]
-    return ComparisonSummary(pd.DataFrame(mean_rows), pd.DataFrame(test_rows, columns=columns_tests),
-                             pd.DataFrame(winner_rows), primary, reference, alpha)
+            part = means[(means.lang == lang) & (means.task == task) & (means.metric == metric)]
+            if part.empty:
+                continue
+            part = part.set_index("method").loc[method_order(part.method)]
+            own = tests[(tests.lang == lang) & (tests.task == task) & (tests.metric == metric)]
+            winner_rows.append(_verdict(lang, task, metric, part["mean"].to_dict(), dict(zip(own.method, own.p_holm)),
+                                        reference, alpha))
+    return ComparisonSummary(means, tests, pd.DataFrame(winner_rows), primary, reference, alpha)
+
+
+def _in_order(table: pd.DataFrame, langs: dict[str, int], metrics: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """Rows by language (``langs`` order), metric (reported order), then method (registry order)."""
+    methods = {m: i for i, m in enumerate(method_order(table.method))}
+    keys = [(langs[r.lang], metrics[(r.task, r.metric)], methods[r.method]) for r in table.itertuples()]
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
 
 
 def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm: dict[str, float],
@@ -354,17 +344,24 @@ def _selection_lines(results: Path) -> list[str]:
     return [f"- dev-set model selection kept the untrained student (best step 0, i.e. the zero-shot model) in: {parts} cells."]
 
 
-def dev_trajectories(results: str | Path) -> pd.DataFrame:
-    """Dev-bitext MRR (the model-selection signal) at every evaluated step, averaged over a method's
-    cells: shows whether training moved the student towards or away from the dev target."""
+def dev_history_rows(results: str | Path) -> pd.DataFrame:
+    """Dev-bitext MRR (the model-selection signal) at every evaluated step of every cell: one row per
+    (lang, method, cell, step)."""
     rows = []
     for path, summary in cell_records(Path(results) / "runs", "train_summary.json"):
-        method = path.parts[-3]
+        lang, method, cell = path.parts[-4], path.parts[-3], path.parts[-2]
         for step, mrr in summary.get("dev_history", []):
-            rows.append({"method": method, "step": int(step), "dev_MRR": float(mrr)})
-    if not rows:
+            rows.append({"lang": lang, "method": method, "cell": cell, "step": int(step), "dev_MRR": float(mrr)})
+    return pd.DataFrame(rows, columns=["lang", "method", "cell", "step", "dev_MRR"])
+
+
+def dev_trajectories(results: str | Path) -> pd.DataFrame:
+    """Dev-bitext MRR at every evaluated step, averaged over a method's cells: shows whether training moved
+    the student towards or away from the dev target."""
+    rows = dev_history_rows(results)
+    if rows.empty:
         return pd.DataFrame()
-    table = pd.DataFrame(rows).pivot_table(index="method", columns="step", values="dev_MRR", aggfunc="mean")
+    table = rows.pivot_table(index="method", columns="step", values="dev_MRR", aggfunc="mean")
     return table.reindex(method_order(table.index))
 
 
@@ -377,6 +374,15 @@ def _dev_lines(results: Path) -> list[str]:
             "Dev-bitext sentence-retrieval MRR (what selects each student; never evaluation documents) at every "
             "evaluated step, mean over languages and folds. Step 0 is the untrained copy of the teacher.", "",
             table.to_markdown(floatfmt=".3f"), ""]
+
+
+CORRECTIONS = "corrections.md"  # which committed statements a re-generation changed (optical_lab.reports.corrections)
+
+
+def corrections_lines(results: str | Path) -> list[str]:
+    """The folder's ``corrections.md`` as lines of its results document (none when it has no such file)."""
+    path = Path(results) / CORRECTIONS
+    return [path.read_text(encoding="utf-8").rstrip("\n"), ""] if path.exists() else []
 
 
 def _if_exists(path: Path) -> Path | None:
@@ -422,7 +428,9 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
              *_timing_lines(time_log, load_log, env.get("cpu_count")),
              *_selection_lines(results),
              *[f"- {note}" for note in notes or []]]
-    lines += ["", "## Comparison", "", (results / "summary.md").read_text(encoding="utf-8").replace("\n## ", "\n### ").replace("## Per", "### Per", 1)]
+    summary = (results / "summary.md").read_text(encoding="utf-8")
+    summary = summary.replace("\n## ", "\n### ").replace("## Per", "### Per", 1)
+    lines += ["", *corrections_lines(results), "## Comparison", "", summary]
     curve = results / "size_curve" / "size_curve.md"
     if curve.exists():
         curve_cfg = json.loads((results / "config_size_curve.json").read_text(encoding="utf-8"))

@@ -13,7 +13,8 @@ no sentence is written by hand, so the text cannot disagree with the table. Per 
 method (e.g. ``optical+aug``) beats both, the sentence adds it. The p-value is the Holm-adjusted
 paired randomization test against OPTICAL over the methods of that language, as computed by the
 comparison harness. Ties and significance follow :mod:`optical_lab.evaluation.verdict`, the rule
-the summary tables use too.
+the summary tables use too. An arm whose result is an oracle's (``MethodSpec.oracle``: translate-train trains
+on human translations) is named "(oracle)".
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..data.languages import HIGH_RESOURCE, NAMES
-from ..evaluation.verdict import ALPHA, is_tie
+from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie
 from ..methods.registry import AUGMENTATIONS, METHODS as METHOD_NAMES, REFERENCE, method_spec
 from ..tasks.registry import TASKS
 
@@ -37,7 +38,7 @@ class SummaryTables:
     """The three tidy tables of a comparison (the CSVs ``optical-lab compare`` writes)."""
 
     means: pd.DataFrame  # lang, task, metric, method, mean, ci, ci_low, ci_high, n
-    tests: pd.DataFrame  # lang, task, metric, method, reference, delta, p, p_holm, significant
+    tests: pd.DataFrame  # lang, task, metric, reference, method, reference_minus_method, ci, p, p_holm, ...
     winners: pd.DataFrame | None = None  # lang, task, metric, winner, ..., verdict
     folder: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -49,7 +50,7 @@ class SummaryTables:
             raise FileNotFoundError(f"no summary.csv in {folder}: run `optical-lab compare --out {folder}` first")
         means = pd.read_csv(folder / "summary.csv")
         tests = pd.read_csv(folder / "significance.csv") if (folder / "significance.csv").exists() else pd.DataFrame(
-            columns=["lang", "task", "metric", "method", "reference", "delta", "p", "p_holm", "significant"])
+            columns=["lang", "task", "metric", "reference", "method", DIFFERENCE, "p", "p_holm", "significant"])
         winners = pd.read_csv(folder / "winners.csv") if (folder / "winners.csv").exists() else None
         return cls(means, tests, winners, folder)
 
@@ -76,7 +77,8 @@ class SummaryTables:
         """lang, method, mean, ci (+ p_holm / significant vs optical) for one metric; plot-ready."""
         part = self.means[(self.means.task == task) & (self.means.metric == metric)].copy()
         tests = self.tests[(self.tests.task == task) & (self.tests.metric == metric)]
-        merged = part.merge(tests[["lang", "method", "delta", "p_holm", "significant"]], on=["lang", "method"], how="left")
+        columns = ["lang", "method", DIFFERENCE, "p_holm", "significant"]
+        merged = part.merge(tests[columns], on=["lang", "method"], how="left")
         return merged.reset_index(drop=True)
 
 
@@ -154,7 +156,8 @@ def answer_language(tables: SummaryTables, lang: str, task: str | None = None, m
     ans.significant = ans.p_holm is not None and ans.p_holm < alpha
     diff = means[rival] - means[reference]
     sig = "significant" if ans.significant else "not significant"
-    head = f"{lang}: {opt_text} vs {rival} {f.format(means[rival])} ± {f.format(cis[rival])}"
+    oracle = " (oracle)" if rival in METHOD_NAMES and method_spec(rival).oracle else ""
+    head = f"{lang}: {opt_text} vs {rival}{oracle} {f.format(means[rival])} ± {f.format(cis[rival])}"
     if is_tie(means[rival], means[reference]):
         ans.outcome = "tie"
         verdict = f"tie ({_fmt_p(ans.p_holm)})"

@@ -1,10 +1,17 @@
 """`optical-lab figures [--results DIR] [--out figures/]`: regenerate every figure from saved results.
 
-Reads a comparison folder written by ``optical-lab compare`` (default ``results/compare-minilm``):
-``summary.csv`` / ``significance.csv`` / ``winners.csv``, ``size_curve/size_curve.csv`` when the
-size curve was run, and the training logs under ``runs/``. Writes PNG and SVG into ``--out``:
+Reads a comparison folder written by ``optical-lab compare`` (default ``results/v2-minilm``, figures into
+``figures/v2-minilm``): ``summary.csv`` / ``significance.csv`` / ``winners.csv``, ``size_curve/size_curve.csv``
+when the size curve was run, and the per-query results and training logs under ``runs/``. Every statistic is
+the core's (:mod:`optical_lab.evaluation.stats`), and ``answer.md`` is the folder's protocol-v2 answer when it
+has an ``analysis.json`` (the same text as its results document). Writes PNG and SVG into ``--out``:
 
 =============================  ==================================================================
+``forest_plot``                OPTICAL − each augmentation arm per language (and pooled), 95% CI,
+                               per-seed points, ±MDE band (:mod:`.evidence`)
+``dev_curves``                 dev-bitext MRR per step, per arm and seed (still improving at the end?)
+``ot_diagnostics``             token cosine, plan entropy, unconverged OT problems per step for the
+                               plain / centred / both costs (from the folder's dev sweep)
 ``comparison_mrr10``           known-item CLIR MRR@10 per language x method, 95% CI, ★ = winner
 ``comparison_acc1``            sentence retrieval acc@1 per language x method, 95% CI
 ``size_curve``                 MRR@10 against training-bitext size (optical vs augmentation)
@@ -13,7 +20,8 @@ size curve was run, and the training logs under ``runs/``. Writes PNG and SVG in
 ``transport_plan_before_after`` the same pair before (teacher copy) and after OPTICAL distillation
 =============================  ==================================================================
 
-The transport-plan figures need the teacher model; "after" needs the distilled student, which the
+The transport-plan figures need the teacher model (a protocol-v2 folder skips them: its students train on
+MAFAND-MT bitext, which the rebuilding below does not reproduce); "after" needs the distilled student, which the
 comparison does not keep (weights never enter the repository): it is rebuilt with the
 comparison's own saved training config, fold and pair subsample (cached in the user cache, so
 only the first call trains; ``--no-train`` skips that figure). The rebuilt student's dev MRR is
@@ -34,8 +42,9 @@ from ..data.languages import HIGH_RESOURCE
 from .answer import SummaryTables, answer_markdown, headlines
 from .plots import grid, order_methods, plot_language_comparison, plot_loss_curve, plot_size_curve, save_figure
 
-DEFAULT_RESULTS = "results/compare-minilm"
-DEFAULT_OUT = "figures"
+DEFAULT_RESULTS = "results/v2-minilm"
+DEFAULT_OUT = "figures/v2-minilm"
+V1_RESULTS = "results/compare-minilm"  # notebook 03's comparison tables
 EPSILONS = (0.02, 0.5)  # sharp vs diffuse (training uses 0.05)
 # the names the committed figures have; another task's headline gets comparison_<sub-task>_<metric>
 FILE_NAMES = {("clir", "MRR@10"): "comparison_mrr10", ("sentence", "acc@1"): "comparison_acc1",
@@ -182,7 +191,7 @@ def comparison_folder(preferred: str | Path | None = None, fallback: str | Path 
     ``runs/compare-small`` and return that. Finished cells are reused on the next call."""
     from ..data.paths import REPO_ROOT
 
-    preferred = Path(preferred) if preferred is not None else REPO_ROOT / DEFAULT_RESULTS
+    preferred = Path(preferred) if preferred is not None else REPO_ROOT / V1_RESULTS
     if (preferred / "summary.csv").exists():
         return preferred
     from ..experiments.runner import ComparePlan, Runner
@@ -198,6 +207,51 @@ def comparison_folder(preferred: str | Path | None = None, fallback: str | Path 
                        folds=1, preset="tiny" if small else "demo", train=preset("tiny" if small else "demo"))
     Runner(plan, fallback, progress=False).run()
     return fallback
+
+
+# ------------------------------------------------------------------ the answer and the core's figures
+def write_answer(results: Path, out: Path, tables: SummaryTables) -> None:
+    """``answer.md``: the folder's protocol-v2 answer (what its results document says) when it has an
+    ``analysis.json``, else the per-language answer of its summary tables."""
+    from .v2 import v2_answer_markdown
+
+    if (results / "analysis.json").exists():
+        body = v2_answer_markdown(results).replace("\n## ", "\n### ").replace("## ", "### ", 1) + "\n"
+    else:
+        body = answer_markdown(tables)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "answer.md").write_text("## Does OT distillation beat data augmentation?\n\n"
+                                   f"Generated by `optical-lab figures` from `{results}`.\n\n" + body, encoding="utf-8")
+
+
+def evidence_figures(results: Path, tables: SummaryTables | None, save, log) -> None:
+    """The forest plot, the dev curves and (with a dev sweep) the OT diagnostics (:mod:`.evidence`)."""
+    from ..evaluation.pooled import Endpoint
+    from .evidence import dev_curves_figure, diagnostics_figure, forest_figure
+
+    if (results / "runs").is_dir() and (tables is not None or (results / "analysis.json").exists()):
+        headline = Endpoint(*tables.primary()) if tables is not None else None
+        try:
+            fig, _ = forest_figure(results, endpoint=headline)
+            save(fig, "forest_plot", "OPTICAL − each augmentation arm per language and pooled: 95% CI (line), "
+                 "each seed's difference (dots), ±MDE (grey band; an effect inside it can hide).")
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            log(f"skip forest plot: {exc}")
+    try:
+        save(dev_curves_figure(results), "dev_curves", "Dev-bitext MRR per training step and arm (mean over seeds; "
+             "thin: one seed): is a student still improving at its last step?")
+    except FileNotFoundError as exc:
+        log(f"skip dev curves: {exc}")
+    chosen = results / "sweep" / "chosen.json"
+    if chosen.exists():
+        optical = json.loads(chosen.read_text(encoding="utf-8")).get("optical", {})
+        settings = [f"lr{optical.get('lr', 0):g}-ot_variant={v}-epsilon={optical.get('epsilon', 0):g}"
+                    for v in ("plain", "centred", "both")]
+        try:
+            save(diagnostics_figure(results / "sweep", settings), "ot_diagnostics",
+                 f"OPTICAL's OT diagnostics per step for the plain, centred and both costs ({', '.join(settings)}).")
+        except FileNotFoundError as exc:
+            log(f"skip OT diagnostics: {exc}")
 
 
 # ------------------------------------------------------------------ the command
@@ -236,13 +290,11 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
                 continue
             save(comparison_figure(tables, task, metric), name,
                  f"{metric} ({task}) per language and method, mean ± 95% CI over queries (folds pooled); ★ = best method.")
-        (out / "answer.md").parent.mkdir(parents=True, exist_ok=True)
-        (out / "answer.md").write_text("## Does OT distillation beat data augmentation?\n\n"
-                                       "Generated by `optical-lab figures` from " f"`{results}`.\n\n"
-                                       + answer_markdown(tables), encoding="utf-8")
+        write_answer(results, out, tables)
         log(f"wrote {out / 'answer.md'}")
     else:
         log(f"skip comparison charts: no {results / 'summary.csv'}")
+    evidence_figures(results, tables, save, log)
 
     curve_csv = results / "size_curve" / "size_curve.csv"
     if curve_csv.exists():
@@ -260,7 +312,9 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
     except FileNotFoundError as exc:
         log(f"skip loss curves: {exc}")
 
-    if plans:
+    if plans and (results / "analysis.json").exists():
+        log("skip transport plans: a protocol-v2 folder's students (MAFAND-MT bitext) are not rebuilt here")
+    elif plans:
         from ..models.encoder import Encoder
         from ..tasks.registry import get_task
         from .alignment import distilled_student

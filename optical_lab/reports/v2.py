@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from ..data.errors import DataError
-from ..evaluation.pooled import (OUTCOMES, Endpoint, answer, pooled_comparisons, rule_outcome, seed_averaged,
-                                stratified_randomization_test)
-from ..experiments.summary import cell_records, load_per_query
+from ..evaluation.pooled import OUTCOMES, Endpoint, answer, rule_outcome
+from ..evaluation.stats import language_tests, pooled_comparisons, query_scores
+from ..evaluation.verdict import ALPHA, DIFFERENCE
+from ..experiments.summary import cell_records, corrections_lines, load_per_query
 from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
 from ..io import write_json
-from ..methods.registry import AUGMENTATIONS, REFERENCE
+from ..methods.registry import AUGMENTATIONS, BY_NAME, REFERENCE
 
 # the registered family (docs/protocol_v2.md): fixed by the protocol, not by whatever a run's config holds
 PRIMARY_LANGS = ("hau", "yor", "swa", "zul", "ibo")
@@ -46,6 +47,8 @@ MDE_TARGETS = {"clir:MRR@10": 0.02, "flores-en-xx:acc@1": 0.015}  # registered t
 SECONDARY = (Endpoint("clir", "MRR@10"), Endpoint("flores-en-xx", "acc@1"), Endpoint("topics", "acc"))
 DIAGNOSTICS = ("token_cos", "plan_entropy", "marginal_error")
 ID_COLUMNS = ("lang", "method", "seed", "fold", "task", "qid")
+UNINFORMATIVE_SHARE = 0.5  # trained cells that kept the untrained student more often than this: no verdict
+SEED_RESAMPLES = 2_000  # the primary tests' hierarchical (seeds and queries) bootstrap interval
 
 
 def cells(results: Path) -> pd.DataFrame:
@@ -71,15 +74,17 @@ def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.Da
     return pd.DataFrame(rows)
 
 
-RULE_COLUMN = "rule (p < 0.05, unadjusted)"
+RULE_COLUMN = f"rule (p < {ALPHA:g}, unadjusted)"
 
 
 def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) -> pd.DataFrame:
     """Secondary (unpowered) table: seed-averaged mean per language and arm, OPTICAL − each augmentation
-    arm with its unadjusted sign-flip p, and the registered answer rule applied to that language alone
-    (significant = unadjusted p < 0.05; the protocol's "the same rule per language"). While an augmentation
-    arm is missing in a language, only "augmentation beats optical" can be said there (else "incomplete")."""
-    table = seed_averaged(per_query, endpoint, langs)
+    arm with its unadjusted sign-flip p (the same tests as ``significance.csv``: :func:`..evaluation.stats.
+    language_tests`), and the registered answer rule applied to that language alone (significant =
+    unadjusted p < α; the protocol's "the same rule per language"). While an augmentation arm is missing in a
+    language, only "augmentation beats optical" can be said there (else "incomplete")."""
+    table = query_scores(per_query, endpoint.task, endpoint.metric, langs)
+    tests = language_tests(per_query, endpoint.task, endpoint.metric, langs, REFERENCE)
     rows = []
     for lang in langs:
         if lang not in table.index.get_level_values("lang"):
@@ -87,15 +92,12 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
         scores = table.loc[lang]
         row: dict[str, Any] = {"lang": lang, **{m: scores[m].mean() for m in scores.columns}}
         augs = [m for m in AUGMENTATIONS if m in scores and scores[m].notna().all()]
+        own = tests[(tests.lang == lang) & tests.method.isin(augs)]
         if REFERENCE in scores and scores[REFERENCE].notna().all() and augs:
-            tests = []
-            for method in augs:
-                diff = (scores[REFERENCE] - scores[method]).to_numpy()
-                p = stratified_randomization_test({lang: diff}, n_resamples=10_000)[1]
-                tests.append({"endpoint": endpoint.label, "method": method, "difference": float(diff.mean()),
-                              "significant": p < 0.05})
-                row.update({f"Δ {method}": float(diff.mean()), f"p {method}": p})
-            outcome = rule_outcome(pd.DataFrame(tests), endpoint.label, augs)
+            for test in own.itertuples():
+                row.update({f"{REFERENCE} − {test.method}": getattr(test, DIFFERENCE), f"p {test.method}": test.p})
+            rule = own.assign(endpoint=endpoint.label, significant=own.p < ALPHA)
+            outcome = rule_outcome(rule, endpoint.label, augs)
             if len(augs) < len(AUGMENTATIONS) and outcome != "worse":
                 # "better" needs every augmentation arm, and "none" might still become "worse"
                 row[RULE_COLUMN] = "incomplete: " + ", ".join(sorted(set(AUGMENTATIONS) - set(augs))) + " missing"
@@ -137,8 +139,11 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
     out["step0_selected"] = {m: {"step0": int((g.best_step == 0).sum()), "cells": len(g)}
                              for m, g in trained.groupby("method")}
     out["step0_fraction"] = float((trained.best_step == 0).mean()) if len(trained) else None
+    out["step0_cells"] = {"step0": int((trained.best_step == 0).sum()), "cells": len(trained)}
+    out["uninformative"] = bool(len(trained) and out["step0_fraction"] > UNINFORMATIVE_SHARE)
     if complete:
-        table = pooled_comparisons(per_query, REFERENCE, methods, list(endpoints), list(langs))
+        table = pooled_comparisons(per_query, REFERENCE, methods, list(endpoints), list(langs),
+                                   seed_resamples=SEED_RESAMPLES)
         out["tests"] = table.to_dict(orient="records")
         augs = [m for m in AUGMENTATIONS if m in methods]
         out["answers"] = {e.label: answer(table, e.label, augs) for e in endpoints}
@@ -167,28 +172,78 @@ def check_endpoints(per_query: pd.DataFrame, endpoints: tuple[Endpoint, ...], re
                                 f"{task}:{'|'.join(cols)}" for task, cols in available.items()))
 
 
+def arm_name(method: str) -> str:
+    """An arm as every answer names it: with its caveat when its result is an oracle's (the registry says)."""
+    spec = BY_NAME.get(method)
+    return f"{method} ({spec.oracle})" if spec is not None and spec.oracle else method
+
+
+def interval(test: dict[str, Any]) -> str:
+    """``+0.047 [+0.021, +0.073]``: OPTICAL − arm with its 95% CI (and the seed-and-query bootstrap's)."""
+    text = f"{test[DIFFERENCE]:+.3f} [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]"
+    if test.get("hier_ci_low") is not None:
+        text += f" (seeds and queries resampled: [{test['hier_ci_low']:+.3f}, {test['hier_ci_high']:+.3f}])"
+    return text
+
+
+def test_line(test: dict[str, Any]) -> str:
+    """One comparison of the family: the arm's own difference, CI, Holm p and MDE."""
+    verdict = "OPTICAL better" if test[DIFFERENCE] > 0 else "OPTICAL worse"
+    verdict = verdict if test["significant"] else "not significant"
+    return (f"OPTICAL − {arm_name(test['method'])} = {interval(test)}, Holm p {test['p_holm']:.3f} ({verdict}), "
+            f"MDE {test['mde']:.3f}; means {test['reference_mean']:.3f} vs {test['method_mean']:.3f}")
+
+
+def power_lines(analysis: dict[str, Any]) -> list[str]:
+    """Whether each endpoint's registered power target was met: said before any result."""
+    tests = pd.DataFrame(analysis["tests"])
+    parts = []
+    for label in analysis["answers"]:
+        largest = tests[tests.endpoint == label].mde.max()
+        target = MDE_TARGETS.get(label)
+        parts.append(f"{label}: no MDE target registered (largest MDE {largest:.3f})" if target is None else
+                     f"{label}: target MDE ≤ {target} **{'met' if largest <= target else 'NOT met'}** "
+                     f"(largest MDE {largest:.3f})")
+    return ["**Power first.** " + "; ".join(parts) + ". A difference smaller than an arm's MDE can hide behind "
+            "\"not significant\".", ""]
+
+
+def uninformative_lines(analysis: dict[str, Any]) -> list[str]:
+    """A backbone whose trained cells mostly kept the untrained student: said instead of a verdict."""
+    if not analysis.get("uninformative"):
+        return []
+    n = analysis["step0_cells"]
+    per_arm = ", ".join(f"{m} {c['step0']}/{c['cells']}" for m, c in analysis["step0_selected"].items())
+    return [f"**Uninformative: no verdict.** Dev selection kept the untrained step-0 student in {n['step0']} of "
+            f"{n['cells']} trained cells ({per_arm}): most \"trained\" students here are the zero-shot model, so "
+            "the comparisons below say little about training. They are listed for the record, not as an answer.", ""]
+
+
 def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> list[str]:
-    """The section "The answer": the registered answer per endpoint, or how far the run is from one
-    (also shown by the README and notebook 03)."""
+    """The section "The answer": the power reached, each augmentation arm's own result and the registered
+    rule per endpoint — or how far the run is from one (also shown by the README and notebook 03)."""
     primary = tuple(langs) == PRIMARY_LANGS and analysis.get("endpoints", DEFAULT_LABELS) == DEFAULT_LABELS
     kind = "primary" if primary else "secondary"
     lines = [f"## The answer ({kind}, pooled over " + ", ".join(langs) + ")", ""]
     if analysis["complete"]:
-        lines += [f"- **{label}**: {text}" for label, text in analysis["answers"].items()] + [""]
+        lines += power_lines(analysis) + uninformative_lines(analysis)
+        tests = analysis.get("tests", [])
+        rule = "registered rule (no verdict: uninformative)" if analysis.get("uninformative") else "registered rule"
+        for label, text in analysis["answers"].items():
+            lines.append(f"- **{label}** — {rule}: {text}.")
+            lines += [f"  - {test_line(t)}" for t in tests if t["endpoint"] == label and t["method"] in AUGMENTATIONS]
+        lines += ["", "OPTICAL − arm on per-query scores averaged over seeds, mean over the languages; [95% CI, not "
+                  "Holm-adjusted]; Holm over the whole family; MDE at α 0.05, power 0.8.", ""]
         untrained = [m for m, n in analysis.get("step0_selected", {}).items() if n["step0"] == n["cells"]]
         if untrained:  # then the arm is the zero-shot model in every cell: its comparisons say nothing of training
             lines += ["Dev selection kept the untrained student (step 0) in every cell of: " + ", ".join(untrained)
                       + (" — these arms are" if len(untrained) > 1 else " — this arm is")
                       + " evaluated as the zero-shot model, so comparisons with it test nothing of training.", ""]
-        others = [t for t in analysis.get("tests", []) if t["method"] not in AUGMENTATIONS]
+        others = [t for t in tests if t["method"] not in AUGMENTATIONS]
         if others:  # the rest of the registered family, stated the same way (significant = Holm p < 0.05)
             lines += ["The family's other comparisons (OPTICAL vs arms that are not augmentation, Holm-adjusted):", ""]
             for label in analysis["answers"]:
-                parts = [f"{t['method']} {t['method_mean']:.3f} vs OPTICAL {t['reference_mean']:.3f}, "
-                         + (f"OPTICAL {'better' if t['difference'] > 0 else 'worse'} (Holm p {t['p_holm']:.3f})"
-                            if t["significant"] else f"no detectable difference (Holm p {t['p_holm']:.3f})")
-                         for t in others if t["endpoint"] == label]
-                lines.append(f"- **{label}**: " + "; ".join(parts))
+                lines.append(f"- **{label}**: " + "; ".join(test_line(t) for t in others if t["endpoint"] == label))
             lines.append("")
         if "per_language" in analysis:  # (analysis.json files written before it was added do not have it)
             lines += ["Per language, the same rule on that language's queries alone (secondary: unpowered, "
@@ -224,16 +279,24 @@ def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...]
              "Generated by `python -m optical_lab.reports.v2` from the results folder; the protocol and its "
              "primary analysis were registered before any v2 number existed ([protocol_v2.md](protocol_v2.md)).", ""]
     lines += answer_lines(analysis, langs)
+    lines += corrections_lines(results)
     if analysis["complete"]:
         tests = pd.DataFrame(analysis["tests"])
-        lines += ["", "## Primary tests", "", tests[["endpoint", "method", "reference_mean", "method_mean", "difference",
-                                                         "p", "p_holm", "significant", "mde", "queries", "min_seeds"]]
+        columns = ["endpoint", "method", "reference_mean", "method_mean", DIFFERENCE, "ci_low", "ci_high",
+                   *[c for c in ("hier_ci_low", "hier_ci_high") if c in tests], "p", "p_holm", "significant", "mde",
+                   "queries", "min_seeds"]
+        lines += ["", "## Primary tests", "", tests[columns]
                   .to_markdown(index=False, floatfmt=".4f"), "",
-                  "difference = OPTICAL − method (language-stratified mean); mde = minimum detectable effect "
+                  f"{DIFFERENCE} = OPTICAL − method (language-stratified mean of seed-averaged queries), ci = its "
+                  "95% "
+                  "interval (normal, the MDE's standard error); hier_ci = the 95% percentile interval when seeds and "
+                  "queries are both resampled (two-stage bootstrap, 2,000 draws); mde = minimum detectable effect "
                   "(α 0.05, power 0.8). " + mde_target_text(analysis), ""]
     lines += ["## Per language (secondary, unpowered, unadjusted)", "",
-              "Seed-averaged means per arm; Δ arm = OPTICAL − arm; p arm = unadjusted two-sided sign-flip test over "
-              "that language's queries (10,000 flips); rule = the registered answer rule on that language alone.", ""]
+              "Seed-averaged means per arm; optical − arm per query, averaged; p arm = unadjusted two-sided "
+              "sign-flip "
+              "test over that language's queries (10,000 flips; the p of `significance.csv`, before its Holm); rule = "
+              "the registered answer rule on that language alone.", ""]
     for label, records in analysis["per_language_tables"].items():
         lines += [f"### {label}", "", markdown_table(pd.DataFrame(records)), ""]
     lines += sweep_lines(results / "sweep") or frozen_settings_lines(results)
