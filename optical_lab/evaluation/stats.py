@@ -64,7 +64,8 @@ def seed_counts(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence
     """Per (lang, method): ``seeds`` (distinct seeds run) and ``deterministic`` (every query scores the same in
     every seed, e.g. zero-shot: its seeds are one model, counted once)."""
     rows = _rows(per_query, task, metric, langs)
-    spread = rows.groupby(["lang", "method", "qid"])[metric].agg(lambda v: float(v.max() - v.min()))
+    by_query = rows.groupby(["lang", "method", "qid"])[metric]
+    spread = by_query.max() - by_query.min()
     out = pd.DataFrame({"seeds": rows.groupby(["lang", "method"]).seed.nunique(),
                         "deterministic": spread.groupby(["lang", "method"]).max() <= 1e-12})
     out["deterministic"] &= out.seeds > 1

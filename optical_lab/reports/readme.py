@@ -22,7 +22,7 @@ from pathlib import Path
 BLOCK = re.compile(r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
                    r"(?P<body>.*?)(?P<close><!-- end include -->)", re.DOTALL)
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_FILES = ("README.md", "docs/qald.md", "docs/results_suite_zero_shot.md")
+DEFAULT_FILES = ("README.md", "docs/results.md", "docs/qald.md", "docs/results_suite_zero_shot.md")
 
 
 def included_text(path: Path, sections: int | None = None, section: str | None = None) -> str:
