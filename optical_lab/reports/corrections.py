@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,21 @@ def significance_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
 
 
 def verdict_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """Winner verdicts that changed in words (a winner, a significance, a list of arms); those whose only change
+    is the p-value they quote are counted, not listed."""
     key = ["lang", "task", "metric"]
     both = old.merge(new, on=key, suffixes=("_old", "_new"))
     changed = [r for r in both.itertuples() if r.verdict_old != r.verdict_new]
-    lines = [f"{r.lang} {r.task}:{r.metric}: \"{r.verdict_old}\" → \"{r.verdict_new}\"" for r in changed]
-    head = f"`winners.csv`: {len(lines)} of {len(both)} verdicts changed"
+    worded = [r for r in changed if _words(r.verdict_old) != _words(r.verdict_new)]
+    lines = [f"{r.lang} {r.task}:{r.metric}: \"{r.verdict_old}\" → \"{r.verdict_new}\"" for r in worded]
+    head = (f"`winners.csv`: {len(worded)} of {len(both)} verdicts changed in words"
+            f" ({len(changed) - len(worded)} more quote another Holm p only)")
     return [head + (":" if lines else "."), *[f"  - {line}" for line in lines]]
+
+
+def _words(verdict: str) -> str:
+    """A verdict without the p-value it quotes."""
+    return re.sub(r"Holm p=[0-9.e-]+", "Holm p", verdict)
 
 
 def _outcome(text: str) -> str:

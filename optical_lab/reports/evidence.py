@@ -47,7 +47,10 @@ def family(results: Path, per_query: pd.DataFrame,
         return list(analysis["primary_languages"]), [Endpoint(*label.split(":", 1)) for label in labels], True
     if endpoint is None:
         raise ValueError(f"{results} has no analysis.json: name the endpoint to plot")
-    return list(dict.fromkeys(per_query[per_query.task == endpoint.task].lang)), [endpoint], False
+    present = list(dict.fromkeys(per_query[per_query.task == endpoint.task].lang))
+    config = results / "config.json"
+    order = json.loads(config.read_text(encoding="utf-8")).get("langs", []) if config.exists() else []
+    return [l for l in order if l in present] + [l for l in present if l not in order], [endpoint], False
 
 
 def forest_rows(per_query: pd.DataFrame, endpoint: Endpoint, langs: Sequence[str], pooled: bool,
