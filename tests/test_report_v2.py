@@ -230,3 +230,24 @@ def test_a_mistyped_endpoint_fails_naming_what_the_cells_have(tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "no per-query column 'MRR@100' of sub-task 'clir'" in err and "clir:MRR@10" in err and "flores-en-xx:acc@1" in err
+
+
+def test_power_comes_first_the_oracle_is_named_and_a_mostly_untrained_run_gets_no_verdict(tmp_path):
+    """The answer states the power reached before any result, names translate-train as the oracle arm, and a run
+    whose trained cells mostly kept the untrained student is labelled uninformative (counted, not typed)."""
+    _write_results(tmp_path)
+    doc = render(tmp_path, analyse(tmp_path))
+    brief, answer = doc.split("## The answer")[0], doc.split("## The answer")[1].split("## Primary tests")[0]
+    assert answer.index("**Power first.**") < answer.index("- **clir:MRR@10**")
+    assert "- **clir:MRR@10** (power target MDE ≤ 0.02 " in brief  # the brief's bullets start with it too
+    assert "OPTICAL − translate-train (oracle: trains on the human translations" in answer
+    assert "Uninformative" not in answer and "no verdict" not in answer
+    for done in (tmp_path / "runs").glob("*/*/*/done.json"):
+        info = json.loads(done.read_text())
+        if info["method"] not in ("zero-shot", "optical"):
+            done.write_text(json.dumps(info | {"best_step": 0}))
+    analysis = analyse(tmp_path)
+    assert analysis["uninformative"] and analysis["step0_cells"] == {"step0": 60, "cells": 75}
+    doc = render(tmp_path, analysis)
+    assert "**Uninformative: no verdict.** Dev selection kept the untrained step-0 student in 60 of 75" in doc
+    assert "- **uninformative, no verdict**: dev selection kept the untrained step-0 student in 60 of 75" in doc
