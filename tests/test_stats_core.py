@@ -135,3 +135,30 @@ def test_figures_state_the_answer_of_the_v2_analysis(tmp_path):
     for line in v2_answer_markdown(folder).splitlines()[2:]:  # the same sentences, under a demoted heading
         assert line in answer
     assert "OPTICAL − translate-train (oracle" in answer
+
+
+def test_corrections_list_what_a_regeneration_changed(tmp_path):
+    """An old significance.csv (delta = method − optical, seed pairs as queries) against the core's: a flipped
+    test and a changed count are listed, an unchanged one is not; a verdict re-quoting its p is only counted."""
+    from optical_lab.reports.corrections import corrections
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir(), new.mkdir()
+    key = {"lang": ["hau", "hau"], "task": ["clir", "clir"], "metric": ["MRR@10", "MRR@10"],
+           "method": ["code-switch", "translate-train"]}
+    pd.DataFrame(key | {"delta": [0.066, 0.02], "p_holm": [0.0025, 0.4], "significant": [True, False]}).to_csv(
+        old / "significance.csv", index=False)
+    pd.DataFrame(key | {DIFFERENCE: [-0.066, -0.02], "p_holm": [0.081, 0.5], "significant": [False, False]}).to_csv(
+        new / "significance.csv", index=False)
+    pd.DataFrame(key | {"n": [369, 369]}).to_csv(old / "summary.csv", index=False)
+    pd.DataFrame(key | {"n": [123, 123]}).to_csv(new / "summary.csv", index=False)
+    verdict = {"lang": ["hau"], "task": ["clir"], "metric": ["MRR@10"]}
+    pd.DataFrame(verdict | {"verdict": ["optical LOSES: x is better (significantly, Holm p=0.0025)"]}).to_csv(
+        old / "winners.csv", index=False)
+    pd.DataFrame(verdict | {"verdict": ["optical LOSES: x is better (significantly, Holm p=0.003)"]}).to_csv(
+        new / "winners.csv", index=False)
+    text = corrections(new, old, "why", "today")
+    assert "clir 369 → 123" in text
+    assert "1 of 2 tests changed significance or sign" in text and "optical − code-switch: -0.066" in text
+    assert "translate-train" not in text
+    assert "0 of 1 verdicts changed in words (1 more quote another Holm p only)" in text
