@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 from .collections import Collection
 from .errors import DataError
+from ..io import write_text
 from .text_files import read_lines
 
 Run = dict[str, dict[str, float]]  # qid -> docid -> score
@@ -122,16 +123,24 @@ def load_ir_datasets(dataset_id: str, lang: str) -> Collection:  # pragma: no co
 
 
 def write_topics(topics: Mapping[str, str], path: str | Path) -> None:
-    Path(path).write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), encoding="utf-8")
+    """``qid<TAB>text`` per line, written atomically (a link at ``path`` is replaced, never written through)."""
+    write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), path)
 
 
 def write_qrels(qrels: Qrels, path: str | Path) -> None:
-    Path(path).write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), encoding="utf-8")
+    """``qid 0 docid relevance`` per line, written atomically."""
+    write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), path)
 
 
-def write_run(run: Run, path: str | Path, tag: str = "optical_lab") -> None:
+def run_text(run: Run, tag: str = "optical_lab") -> str:
+    """A run in the 6-column TREC format, each query's documents by descending score (ties by id)."""
     lines: list[str] = []
     for qid, scores in run.items():
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n" for rank, (doc, score) in enumerate(ranked, start=1))
-    Path(path).write_text("".join(lines), encoding="utf-8")
+    return "".join(lines)
+
+
+def write_run(run: Run, path: str | Path, tag: str = "optical_lab") -> None:
+    """:func:`run_text`, written atomically."""
+    write_text(run_text(run, tag), path)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
-from ..io import write_json
+from ..io import write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import check_model_name
@@ -149,7 +149,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                folder / "environment.json")
     for row in skipped:
         print(f"skip {row['task']} {row['lang']}: {row['reason']}", flush=True)
-    pd.DataFrame(skipped, columns=["task", "lang", "reason"]).to_csv(folder / "skipped.csv", index=False)
+    write_csv(pd.DataFrame(skipped, columns=["task", "lang", "reason"]), folder / "skipped.csv", index=False)
     tables, seconds = {}, {}
     for name, langs in todo.items():
         task, by_lang = tasks[name], {}
@@ -164,11 +164,11 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                 print(f"{name} {lang}: " + "  ".join(f"{k}={v:.3f}" for k, v in summary.items()), flush=True)
         seconds[name] = round(time.perf_counter() - task_start, 1)
         tables[name] = table = task_table(by_lang)
-        table.to_csv(folder / f"{name}.csv")
-        (folder / f"{name}.md").write_text(table.to_markdown(floatfmt=".3f") + "\n", encoding="utf-8")
+        write_csv(table, folder / f"{name}.csv")
+        write_text(table.to_markdown(floatfmt=".3f") + "\n", folder / f"{name}.md")
     write_json({"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
                folder / "done.json")
-    (folder / "summary.md").write_text(render_summary(folder), encoding="utf-8")
+    write_text(render_summary(folder), folder / "summary.md")
     for name, table in tables.items():
         print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
     print(f"\nresults: {folder}")
@@ -255,5 +255,5 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":  # re-render summary.md of a finished evaluation folder
     target = Path(sys.argv[1])
-    (target / "summary.md").write_text(render_summary(target), encoding="utf-8")
+    write_text(render_summary(target), target / "summary.md")
     print(f"wrote {target / 'summary.md'}")

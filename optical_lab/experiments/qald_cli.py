@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
-from ..io import write_json
+from ..io import write_csv, write_json, write_text
 from ..models.encoder import Encoder
 from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
 from .evaluate import check_zero_shot_settings
@@ -60,7 +60,7 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
         write_topics({qid: text for qid, (_, text) in queries.items()}, sub / "qald.topics.tsv")
         write_qrels({qid: {question: 1} for qid, (question, _) in queries.items()}, sub / "qald.qrels")
         write_run(result.run, sub / "qald.run", tag=f"zero-shot-{config.model}")
-        result.per_query.to_csv(sub / "qald.per_query.csv")
+        write_csv(result.per_query, sub / "qald.per_query.csv")
         question_ids = list(dict.fromkeys(question for question, _ in queries.values()))
         summary = qald_summary(result)
         rows.append({
@@ -71,9 +71,9 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
             "chance_F1": chance_scores(dataset, question_ids)["macro_F1"],
         })
     table = pd.DataFrame(rows).set_index("lang")
-    table.to_csv(folder / "metrics.csv")
+    write_csv(table, folder / "metrics.csv")
     markdown = table.to_markdown(floatfmt=("", ".0f") + (".3f",) * (len(table.columns) - 1))
-    (folder / "metrics.md").write_text(markdown + "\n", encoding="utf-8")
+    write_text(markdown + "\n", folder / "metrics.md")
     write_json({"results_dir": str(folder)}, folder / "done.json")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nresults: {folder}")

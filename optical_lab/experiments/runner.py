@@ -52,7 +52,7 @@ from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
-from .records import FolderInUse, FolderLock, environment, provenance
+from .records import FolderInUse, FolderLock, empty_folder, environment, provenance, refuse_links
 from .size_curve import CURVE, write_curve
 from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
                     skipped_eval_tasks, split_user_bitext)
@@ -458,9 +458,7 @@ class Runner:
         if finished is not None:
             return finished | {"skipped": True}
         if folder.exists() and not self.resume and self.accelerator.is_main_process:
-            for item in folder.iterdir():  # everything but the cell's lock, which this process holds
-                if item.name != FolderLock.NAME:
-                    shutil.rmtree(item) if item.is_dir() else item.unlink()
+            empty_folder(folder, keep={FolderLock.NAME})  # all but the cell's lock, which this process holds
         self.accelerator.wait_for_everyone()
         folder.mkdir(parents=True, exist_ok=True)
         cfg = self.plan.train_config(method).replace(seed=seed)
@@ -583,6 +581,7 @@ class Runner:
         holds it. Under data-parallel the main process decides for all (True: no lock of our own)."""
         lock = None
         if self.accelerator.is_main_process:
+            refuse_links(folder, root=self.out)  # a linked cell folder would be written (and emptied) elsewhere
             try:
                 lock = FolderLock(folder).acquire()
             except FolderInUse:  # (a folder that cannot be created is an error, not someone else's cell)
@@ -606,6 +605,7 @@ class Runner:
 
     def accept(self, kind: str, leakage: dict[str, Any]) -> None:
         """The plan and the leak guard's overlap counts into ``out`` (the run was accepted)."""
+        self.base.check_max_length(self.plan.train.max_length)  # before anything is written
         self.write_plan(kind)
         if self.accelerator.is_main_process:
             write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))

@@ -45,7 +45,7 @@ from ..data.leakage import guard_overlap
 from ..data.mafand import load_mafand, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
-from ..io import write_json
+from ..io import write_json, write_text
 from ..methods.config import TrainConfig, preset
 from ..methods.registry import build_objective, parse_methods
 from ..methods.runtime import set_threads
@@ -298,7 +298,7 @@ class Sweep:
 
     def write_table(self) -> pd.DataFrame:
         table = sweep_table(sorted(self.rows, key=row_order))  # the same table whatever the jobs, and as finished_rows
-        (self.out / "sweep.md").write_text(render(table, self.chosen, self.lang, self.model), encoding="utf-8")
+        write_text(render(table, self.chosen, self.lang, self.model), self.out / "sweep.md")
         return table
 
 

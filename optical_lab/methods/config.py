@@ -222,9 +222,12 @@ def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec) -> dict[str, Any]:
     flat = {new: value for old, new in LEGACY_OT_KEYS.items() if (value := data.pop(old, None)) is not None}
     if spec is None and not flat:
         return data
-    if isinstance(spec, dict):
-        spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
-    data["sinkhorn"] = (spec or base).replace(**flat)
+    try:
+        if isinstance(spec, dict):
+            spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
+        data["sinkhorn"] = (spec or base).replace(**flat)
+    except (TypeError, ValueError) as exc:  # e.g. --epsilon inf: one message with the flag, never a traceback
+        raise DataError(f"OT setting: {exc}", fix="e.g. --epsilon 0.05 --n-iters 50") from None
     return data
 
 

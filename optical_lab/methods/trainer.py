@@ -153,10 +153,16 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     inflated the untrained student's dev score by up to 0.025 MRR when the comparison runner computed it
     inside its autocast region). A tie with the relevant document (a duplicate dev sentence, a collapsed
     student) takes the mean of the tied ranks, so it neither helps nor hurts (before 2026-11-27 ties
-    counted for the relevant document)."""
+    counted for the relevant document).
+
+    A non-finite score (a diverged student) never helps: a query whose relevant document scores NaN
+    or ±inf ranks it last (rank n), and any other NaN document ranks below every finite one (NaN
+    compared as "not greater" used to give rank 0.5, i.e. MRR 2.0, and the diverged student won)."""
     scores = similarity(queries, documents)
+    scores = torch.nan_to_num(scores, nan=-math.inf)
     gold = scores.diagonal()[:, None]
     rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
+    rank = torch.where(torch.isfinite(gold[:, 0]), rank, float(scores.shape[1]))
     return float((1.0 / rank).mean())
 
 
@@ -239,10 +245,26 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
         grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
     else:
         grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+    check_finite(float(loss.detach()), grad_norm, config)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach()), grad_norm
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+
+
+def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
+    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
+    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    same on every process (the loss and the norm are the global batch's)."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    raise TrainingDiverged(f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
+                           f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
+                           "nothing was reported for this cell - use a larger --epsilon or a smaller --lr")
 
 
 def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -403,6 +425,7 @@ class Trainer:
                  initial_dev_score: float | None = None) -> None:
         if len(train) == 0:
             raise ValueError("empty training bitext")
+        student.check_max_length(config.max_length)
         if isinstance(teacher, FrozenTeacher):
             if teacher.max_length != config.max_length:
                 raise ValueError(f"teacher truncates at {teacher.max_length}, config at {config.max_length}")

@@ -1,0 +1,156 @@
+"""Issue #28: the toolkit used by a hostile neighbour and a careless user.
+
+Nothing outside the results folder is touched (symbolic links inside ``--out`` are refused, result
+files are replaced atomically, the lock file is never opened through a link); a diverged student is
+never reported; every command that writes a results folder holds its lock. Each test failed on the
+code before it.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from optical_lab.data import DataError
+from optical_lab.data.trec import write_qrels, write_run, write_topics
+from optical_lab.experiments.records import FolderLock, empty_folder
+from optical_lab.tasks.base import TaskResult, save_results
+
+from test_compare import _runner
+
+SECRET = "precious data outside the results folder\n"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside ``--out`` holding a file nobody may touch."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "precious.txt").write_text(SECRET)
+    return folder
+
+
+def _intact(outside: Path) -> None:
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.txt"]
+    assert (outside / "precious.txt").read_text() == SECRET
+
+
+# ------------------------------------------------------------------ 1. symbolic links inside --out
+def test_a_linked_cell_folder_is_refused_and_its_target_kept(tmp_path, teacher, outside):
+    """A cell folder that is a link to another folder, with --no-resume, used to have that folder's
+    contents deleted by the clean-up loop (Runner.run_cell)."""
+    out = tmp_path / "out"
+    cell = out / "runs/hau/zero-shot/fold0-seed0"
+    cell.parent.mkdir(parents=True)
+    cell.symlink_to(outside, target_is_directory=True)
+    runner = _runner(out, teacher, ["zero-shot"])
+    runner.resume = False
+    with pytest.raises(DataError, match="symbolic link inside the results folder"):
+        runner.run()
+    _intact(outside)
+    with pytest.raises(DataError, match="symbolic link"):  # a join worker, which does not lock --out, too
+        runner.claim(cell)
+    _intact(outside)
+
+
+def test_emptying_a_folder_never_follows_a_link(tmp_path, outside):
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / "old.csv").write_text("x")
+    (folder / "sub").mkdir()
+    (folder / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(DataError, match="link"):
+        empty_folder(folder)
+    _intact(outside)
+    (folder / "link").unlink()
+    empty_folder(folder, keep={"old.csv"})
+    assert [p.name for p in folder.iterdir()] == ["old.csv"]
+
+
+def test_a_linked_lock_file_is_refused_and_its_target_kept(tmp_path, outside):
+    """``FolderLock.acquire`` opened its lock with "a+" and truncated the link's target."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / FolderLock.NAME).symlink_to(outside / "precious.txt")
+    with pytest.raises(DataError, match="symbolic link"):
+        FolderLock(out).acquire()
+    _intact(outside)
+    lock = FolderLock(out)
+    with pytest.raises(DataError, match="symbolic link"):  # the open itself never follows a link either
+        lock._open()
+    _intact(outside)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_lock_path_that_is_no_regular_file_is_a_clear_error(tmp_path, kind):
+    path = tmp_path / FolderLock.NAME
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    with pytest.raises(DataError, match="lock file .* (is a folder|not a regular file).*\n  Fix: remove"):
+        FolderLock(tmp_path).acquire()
+
+
+def test_result_files_replace_a_planted_link_instead_of_writing_through_it(tmp_path, outside):
+    """``save_results`` and ``data/trec.write_*`` wrote in place, through a link at the result's path."""
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    names = ["clir.per_query.csv", "clir.run.gz", "clir.topics.tsv", "clir.qrels", "plain.run", "t.tsv", "q.qrels"]
+    for name in names:
+        (folder / name).symlink_to(outside / "precious.txt")
+    result = TaskResult("clir", {"q1": {"d1": 0.5}}, pd.DataFrame({"MRR@10": [1.0]}, index=["q1"]),
+                        topics={"q1": "query"}, qrels={"q1": {"d1": 1}})
+    save_results(folder, {"clir": result}, tag="t", inputs=True)
+    write_run(result.run, folder / "plain.run")
+    write_topics(result.topics, folder / "t.tsv")
+    write_qrels(result.qrels, folder / "q.qrels")
+    _intact(outside)
+    assert all(not (folder / name).is_symlink() and (folder / name).stat().st_size > 0 for name in names)
+
+
+# ------------------------------------------------------------------ 2. non-finite is an error
+def test_nan_scores_rank_last_never_best():
+    """``retrieval_mrr`` of NaN scores was 2.0 (every comparison false -> rank 0.5): the diverged student won."""
+    from optical_lab.methods.trainer import retrieval_mrr
+
+    n = 4
+    nan = torch.full((n, 3), float("nan"))
+    worst = 1.0 / n  # every query's relevant document ranked last
+    assert retrieval_mrr(nan, nan) <= worst
+    good = torch.nn.functional.normalize(torch.eye(n, 3) + 0.1, dim=-1)
+    half = good.clone()
+    half[0] = float("nan")  # one diverged document: its query ranks it last, the others are not helped by it
+    assert retrieval_mrr(good, half) < retrieval_mrr(good, good)
+    assert math.isfinite(retrieval_mrr(good, half))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, 0.0])
+def test_epsilon_and_real_settings_must_be_finite(value):
+    from optical_lab.methods import TrainConfig
+
+    with pytest.raises(DataError, match="epsilon"):
+        TrainConfig().replace(epsilon=value)
+    with pytest.raises(DataError, match="lr"):
+        TrainConfig().replace(lr=value)
+
+
+def test_a_nan_loss_run_exits_non_zero_with_one_line(tmp_path, capsys):
+    """``--epsilon 1e-300`` made the loss NaN and the run reported the NaN student as 'optical'."""
+    from optical_lab.cli import main
+
+    out = tmp_path / "out"
+    code = main(["compare", "--langs", "hau", "--methods", "optical", "--folds", "1", "--preset", "tiny", "--steps", "1",
+                 "--max-train-pairs", "8", "--no-progress", "--mixed-precision", "no", "--epsilon", "1e-300",
+                 "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(err) == 1 and "training diverged: loss nan" in err[0], err
+    assert not list(out.rglob("done.json")) and not (out / "summary.csv").exists()
+
+
+def test_max_length_beyond_the_models_positions_is_refused(teacher):
+    assert teacher.max_positions == 512
+    with pytest.raises(DataError, match=r"--max-length 100000 is longer than minilm can embed \(512 tokens\)"):
+        teacher.check_max_length(100_000)
+    teacher.check_max_length(512)
