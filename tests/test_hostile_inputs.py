@@ -154,3 +154,60 @@ def test_max_length_beyond_the_models_positions_is_refused(teacher):
     with pytest.raises(DataError, match=r"--max-length 100000 is longer than minilm can embed \(512 tokens\)"):
         teacher.check_max_length(100_000)
     teacher.check_max_length(512)
+
+
+# ------------------------------------------------------------------ 3. one lock and one done.json per results folder
+def _trec_files(folder: Path, topics="q1\tthe weather today\nq2\ta football match\n",
+                qrels="q1 0 d1 1\nq2 0 d2 1\n", docs="d1\thali ya hewa leo\nd2\tmechi ya mpira\nd3\tsoko la samaki\n",
+                docs_name="docs.tsv") -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("topics.tsv", topics), ("qrels.txt", qrels), (docs_name, docs)):
+        (folder / name).write_text(text, encoding="utf-8")
+    return ["--topics", str(folder / "topics.tsv"), "--qrels", str(folder / "qrels.txt"), "--docs", str(folder / docs_name)]
+
+
+def _cli(capsys, argv):
+    """(exit status, stderr's error lines) of ``optical-lab argv``."""
+    from optical_lab.cli import main
+
+    code = main(argv)
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
+def test_two_evaluate_runs_into_one_folder_the_second_is_refused(tmp_path, capsys):
+    """Two ``evaluate`` runs into one folder mixed their results (no lock); a crashed one blocked its re-run
+    (it checked config.json, not done.json)."""
+    out = tmp_path / "out"
+    argv = ["evaluate", "--tasks", "trec", "--langs", "swa", "--out", str(out), *_trec_files(tmp_path / "in")]
+    with FolderLock(out):  # a first evaluation is running
+        code, err = _cli(capsys, argv)
+    assert code == 1 and "in use by another run" in err[0], err
+    assert not (out / "config.json").exists()
+    assert _cli(capsys, argv)[0] == 0 and (out / "done.json").exists()
+    code, err = _cli(capsys, argv)  # the first has finished: its results are never overwritten
+    assert code == 1 and "already holds finished evaluation results" in err[0], err
+    (out / "done.json").unlink()  # a crash before the end: the same command redoes it ...
+    assert _cli(capsys, argv)[0] == 0 and (out / "done.json").exists()
+    (out / "done.json").unlink()  # ... another configuration is refused
+    code, err = _cli(capsys, argv + ["--max-length", "128"])
+    assert code == 1 and "unfinished run of another configuration" in err[0], err
+    (out / "done.json").write_text('{"results_dir": ')  # a damaged marker names its file
+    code, err = _cli(capsys, argv)
+    assert code == 1 and "done.json: damaged completion marker" in err[0], err
+
+
+def test_a_damaged_cell_marker_names_its_file(tmp_path, teacher):
+    from optical_lab.experiments.records import read_done
+
+    (tmp_path / "done.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="done.json: completion marker holds a list"):
+        read_done(tmp_path)
+    (tmp_path / "done.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(DataError, match="damaged completion marker"):
+        read_done(tmp_path)
+
+
+def test_sweep_refuses_negative_threads_before_loading_anything(tmp_path, capsys):
+    code, err = _cli(capsys, ["sweep", "--threads", "-1", "--out", str(tmp_path / "sweep")])
+    assert code == 1 and "--threads -1: must be an integer >= 0" in err[0], err
+    assert not (tmp_path / "sweep").exists()

@@ -41,7 +41,8 @@ from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
-from .records import environment, folder_digest, make_results_dir, new_results_dir, provenance
+from .records import (DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir,
+                      provenance)
 from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
@@ -110,7 +111,9 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
 
     Everything that can be refused (unknown task option, no task having any language, a folder
-    already holding results, a missing model) is refused before anything is written."""
+    already holding finished results or in use by another run, a missing model) is refused before
+    anything is written. A run that crashed (``config.json`` but no ``done.json``) is redone by the
+    same command."""
     start = time.perf_counter()
     tasks = {name: get_task(name, **config.task_options) for name in config.tasks}
     todo: dict[str, list[str]] = {}
@@ -132,11 +135,18 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     folder = Path(out) if out else Path("results") / f"evaluate-{'-'.join(config.tasks) if len(config.tasks) < 3 else 'suite'}"
     if out is None:
         folder = new_results_dir(folder.name, folder.parent)
-    elif (folder / "config.json").exists():
-        raise DataError(f"{folder} already holds evaluation results", path=folder,
-                        fix="choose another --out folder, or delete this one to recompute it")
-    else:
-        make_results_dir(folder)  # a file in the way, or no write permission: one line, before the model loads
+    # one run at a time (a second one refuses, naming the first); a file in the way or no write permission:
+    # one line, before the model loads
+    with FolderLock(folder):
+        check_restartable(folder, config.__dict__, "evaluation")  # finished: refused; crashed, same config: redone
+        return write_evaluation(config, folder, tasks, todo, skipped, start, progress)
+
+
+def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any], todo: dict[str, list[str]],
+                     skipped: list[dict[str, str]], start: float, progress: bool) -> dict[str, pd.DataFrame]:
+    """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
+    ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
+    everything = TaskFold(0, None, None, None)
     teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
                           batch_size=config.batch_size)
     student = teacher if config.student is None else EvalEncoder(
@@ -167,7 +177,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
         write_csv(table, folder / f"{name}.csv")
         write_text(table.to_markdown(floatfmt=".3f") + "\n", folder / f"{name}.md")
     write_json({"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
-               folder / "done.json")
+               folder / DONE_NAME)  # last but the summary rendered from it: the folder is finished
     write_text(render_summary(folder), folder / "summary.md")
     for name, table in tables.items():
         print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")

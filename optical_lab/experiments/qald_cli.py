@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,7 +23,7 @@ from ..io import write_csv, write_json, write_text
 from ..models.encoder import Encoder
 from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
 from .evaluate import check_zero_shot_settings
-from .records import new_results_dir, record_run
+from .records import DONE_NAME, FolderLock, check_restartable, new_results_dir, record_run
 
 DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
 
@@ -43,6 +45,13 @@ class QaldZeroShotConfig:
 def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
     dataset = get_dataset(config.qald_file)
     folder = new_results_dir("qald-zero-shot", out_root)
+    with FolderLock(folder):  # two runs started in the same second share the folder name: the second refuses
+        check_restartable(folder, vars(config), "qald")
+        return write_qald(config, dataset, folder, progress)
+
+
+def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress: bool) -> pd.DataFrame:
+    """Every file of a zero-shot QALD folder, ``done.json`` last (the caller holds the folder's lock)."""
     model = Encoder.load(config.model, max_length=config.max_length)
     record_run(folder, {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)},
                QaldTask(config.qald_file).data_files("eng")[:1], model.source)
@@ -74,7 +83,7 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
     write_csv(table, folder / "metrics.csv")
     markdown = table.to_markdown(floatfmt=("", ".0f") + (".3f",) * (len(table.columns) - 1))
     write_text(markdown + "\n", folder / "metrics.md")
-    write_json({"results_dir": str(folder)}, folder / "done.json")
+    write_json({"results_dir": str(folder)}, folder / DONE_NAME)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nresults: {folder}")
     return table

@@ -52,7 +52,7 @@ from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
-from .records import FolderInUse, FolderLock, empty_folder, environment, provenance, refuse_links
+from .records import FolderInUse, FolderLock, empty_folder, environment, provenance, read_done, refuse_links
 from .size_curve import CURVE, write_curve
 from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
                     skipped_eval_tasks, split_user_bitext)
@@ -406,10 +406,9 @@ class Runner:
 
         A cell recorded before input hashing (no ``inputs`` in its ``done.json``, e.g. the committed
         ``results/compare-*``) is accepted on its configuration alone, and reported once per run."""
-        done = folder / "done.json"
-        if not self.resume or not done.exists():
+        info = read_done(folder) if self.resume else None  # a damaged done.json: a DataError naming it
+        if info is None:
             return None
-        info = json.loads(done.read_text(encoding="utf-8"))
         if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
             raise DataError(f"{folder} holds results of another configuration"
                             + self._precision_hint(info.get("fingerprint"), method, size),
