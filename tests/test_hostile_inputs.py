@@ -8,6 +8,7 @@ code before it.
 from __future__ import annotations
 
 import math
+import re
 import os
 from pathlib import Path
 
@@ -211,3 +212,93 @@ def test_sweep_refuses_negative_threads_before_loading_anything(tmp_path, capsys
     code, err = _cli(capsys, ["sweep", "--threads", "-1", "--out", str(tmp_path / "sweep")])
     assert code == 1 and "--threads -1: must be an integer >= 0" in err[0], err
     assert not (tmp_path / "sweep").exists()
+
+
+# ------------------------------------------------------------------ 4. every input checked at the door
+@pytest.mark.parametrize("name, text, expected", [
+    ("docs.jsonl", '{"doc_id": 100, "text": "a"}\n{"doc_id": "100", "text": "b"}\n', "line 2: document id '100' appears twice"),
+    ("docs.tsv", "d1\tone\nd1\ttwo\n", "line 2: document id 'd1' appears twice (first on line 1"),
+    ("docs.tsv", "\tno id\n", "line 1: empty document id"),
+    ("docs.tsv", "d1\t   \n", "line 1: document 'd1' has an empty text"),
+    ("docs.jsonl", '{"doc_id": "d1", "text": null}\n', "line 1: 'text' is null: expected a string"),
+    ("docs.jsonl", '{"doc_id": "d1", "text": "x", "title": 3}\n', "line 1: 'title' is 3: expected a string"),
+    ("docs.jsonl", '{"doc_id": null, "text": "x"}\n', "line 1: 'doc_id' is null"),
+    ("docs.jsonl", '["d1", "x"]\n', "line 1: expected a JSON object, got a list"),
+])
+def test_bad_documents_name_file_and_line(tmp_path, name, text, expected):
+    from optical_lab.data.trec import read_documents
+
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r"(?s)" + re.escape(f"{name}, {expected}") + ".*Fix: "):
+        read_documents(tmp_path / name)
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("topics.tsv", "q1\tone\nq1\ttwo\n", "topics.tsv, line 2: topic id 'q1' appears twice"),  # last won: MRR 0.288 -> 0.156
+    ("topics.tsv", "q1\t \n", "topics.tsv, line 1: topic 'q1' has an empty text"),
+    ("qrels.txt", "q1 0 d1 \u00b2\n", "qrels.txt, line 1: expected 'qid iteration docid relevance'"),  # '²'.isdigit()
+])
+def test_bad_topics_and_qrels_name_file_and_line(tmp_path, name, text, expected):
+    from optical_lab.data.trec import read_qrels, read_topics
+
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(expected)):
+        (read_topics if name.startswith("topics") else read_qrels)(tmp_path / name)
+
+
+def test_qrels_naming_absent_documents_are_refused_or_dropped_and_counted(tmp_path):
+    from optical_lab.data.trec import load_trec_collection
+
+    args = _trec_files(tmp_path, qrels="q1 0 d1 1\nq2 0 d9 1\nq2 0 d2 1\n")
+    files = [Path(a) for a in args[1::2]]
+    with pytest.raises(DataError, match=r"qrels judge 1 documents not in .*document 'd9'.*\n  Fix: .*--missing-docs warn"):
+        load_trec_collection(*files, "swa")
+    with pytest.warns(UserWarning, match="1 judgements name documents not in"):
+        collection = load_trec_collection(*files, "swa", missing_docs="warn")
+    assert collection.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+
+
+def test_a_trec_collection_is_one_language_and_a_missing_file_is_named(tmp_path, capsys):
+    args = _trec_files(tmp_path / "in")
+    code, err = _cli(capsys, ["evaluate", "--tasks", "trec", "--langs", "swa,hau", "--out", str(tmp_path / "o"), *args])
+    assert code == 1 and "is in one language: it was evaluated as swa, now asked for hau" in err[0], err
+    args[1] = str(tmp_path / "nowhere.tsv")
+    code, err = _cli(capsys, ["evaluate", "--tasks", "trec", "--langs", "swa", "--out", str(tmp_path / "o"), *args])
+    assert code == 1 and "--topics" in err[0] and "nowhere.tsv: no such file" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_two_spellings_of_one_language_are_one_language():
+    from optical_lab.data.languages import parse_langs
+
+    assert parse_langs("hau,ha,swa,sw") == ["hau", "swa"]
+
+
+def test_a_bitext_of_repeated_pairs_is_refused_and_repeats_never_cross_the_split(tmp_path):
+    from optical_lab.data.user_bitext import load_bitext_tsv
+    from optical_lab.experiments.suite import split_user_bitext
+
+    (tmp_path / "same.tsv").write_text("hello\tsannu\n" * 60, encoding="utf-8")
+    with pytest.raises(DataError, match=r"same.tsv, line 2: 59 of 60 sentence pairs repeat an earlier pair"):
+        load_bitext_tsv(tmp_path / "same.tsv", "hau")
+    lines = [f"english {i}\tforeign {i}\n" for i in range(40)] + ["english 3\tforeign 3\n"] * 5
+    (tmp_path / "some.tsv").write_text("".join(lines), encoding="utf-8")
+    with pytest.warns(UserWarning, match="5 of 45 sentence pairs repeat an earlier pair"):
+        bitext = load_bitext_tsv(tmp_path / "some.tsv", "hau")
+    for seed in range(5):
+        train, dev = split_user_bitext(bitext, seed, dev_fraction=0.2)
+        assert len(train) + len(dev) == 45
+        assert not set(zip(train.english, train.foreign)) & set(zip(dev.english, dev.foreign))
+
+
+def test_an_unknown_method_config_key_is_named(tmp_path, capsys):
+    from optical_lab.experiments.compare import read_method_config
+
+    path = tmp_path / "chosen.json"
+    path.write_text('{"optical": {"lrr": 0.001}}')
+    with pytest.raises(DataError, match=r"chosen.json: --method-config, method 'optical': unknown training setting "
+                                        r"'lrr' \(did you mean lr\?\)"):
+        read_method_config(str(path), ["optical"])
+    path.write_text('{"optical": {"epsilon": "inf"}}')
+    with pytest.raises(DataError, match="method 'optical'"):
+        read_method_config(str(path), ["optical"])

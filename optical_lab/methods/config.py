@@ -8,6 +8,7 @@ alternatives (``demo``: the README command; ``tiny``: tests; ``paper``: a GPU-si
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -140,7 +141,13 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` are
-        accepted too and change :attr:`sinkhorn`."""
+        accepted too and change :attr:`sinkhorn`. An unknown setting is a :class:`DataError` naming it."""
+        known = {f.name for f in dataclasses.fields(self)} | set(LEGACY_OT_KEYS)
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            raise DataError(f"unknown training setting {unknown[0]!r}" + (f" (did you mean {close[0]}?)" if close else ""),
+                            fix="use a TrainConfig field name (methods/config.py), e.g. lr, epsilon, english_weight")
         return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
     @property
