@@ -7,6 +7,7 @@ code before it.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import os
@@ -302,3 +303,76 @@ def test_an_unknown_method_config_key_is_named(tmp_path, capsys):
     path.write_text('{"optical": {"epsilon": "inf"}}')
     with pytest.raises(DataError, match="method 'optical'"):
         read_method_config(str(path), ["optical"])
+
+
+# ------------------------------------------------------------------ 5. caches verified
+from test_teacher_cache import TEXTS, _Counting, encoder  # noqa: E402,F401 - the tiny encoder fixture
+
+
+def _cached(encoder, folder, monkeypatch):
+    from optical_lab.methods.teacher import FrozenTeacher
+
+    counter = _Counting(encoder, monkeypatch)
+    frozen = FrozenTeacher(encoder, max_length=16, cache_dir=folder)
+    frozen.precompute(TEXTS)
+    return frozen, counter
+
+
+def test_a_damaged_or_edited_teacher_cache_is_detected_and_recomputed(encoder, tmp_path, monkeypatch):
+    """A truncated cache file failed every run, even with --no-resume; an edited one was used silently."""
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    first, _ = _cached(encoder, tmp_path, monkeypatch)
+    (path,) = tmp_path.glob("*.safetensors")
+    good = path.read_bytes()
+    record = first.cache_record(TEXTS)
+    assert record["file"] == path.name and len(record["sha256"]) == 64
+
+    path.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.warns(UserWarning, match="unreadable teacher cache"):
+        second, counter = _cached(encoder, tmp_path, monkeypatch)
+    assert counter.calls > 0 and second.cache_record(TEXTS) == record  # recomputed, rewritten with the same values
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    tensors["embeddings"][0, 0] += 1.0  # a valid file with one altered value, its old checksum kept
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.warns(UserWarning, match="differ from its checksum"):
+        third, counter = _cached(encoder, tmp_path, monkeypatch)
+    assert counter.calls > 0
+    for text in TEXTS:
+        assert torch.equal(third._tokens[text][0], first._tokens[text][0])
+
+    from optical_lab.methods.teacher import _read_rows
+
+    renamed = path.rename(tmp_path / ("0" * 32 + ".safetensors"))  # a valid file under another key's name
+    with pytest.raises(DataError, match="another key"):
+        _read_rows(renamed, 3, renamed.stem)
+
+
+def test_fetch_replaces_an_existing_file_that_differs_from_its_pin(tmp_path, monkeypatch, capsys):
+    from test_fetch import MIRROR, _tamper, serve
+    from optical_lab.data import fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "tqdm", lambda items, **_: items)
+    opener = serve(lambda rel, good: good)
+    dest = fetch_module.fetch(tmp_path, ("hau",), sib_langs=("hau_Latn",), opener=opener)
+    edited = dest / "sib-200/data/annotated/hau_Latn/dev.tsv"
+    edited.write_bytes(_tamper(edited.read_bytes()))  # same length: every line count still passes
+    capsys.readouterr()
+    fetch_module.fetch(tmp_path, ("hau",), sib_langs=("hau_Latn",), opener=opener)
+    assert "dev.tsv: SHA-256 differs from its pin" in capsys.readouterr().out
+    assert edited.read_bytes() == (MIRROR / "sib-200/data/annotated/hau_Latn/dev.tsv").read_bytes()
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(tmp_path):
+    from optical_lab.methods.trainer import complete_log_lines
+
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n{"step": 3, "lo')
+    assert [json.loads(line)["step"] for line in complete_log_lines(log)] == [1, 2]
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo\n{"step": 3, "loss": 0.9}\n')
+    with pytest.raises(DataError, match="train_log.jsonl, line 2: damaged training-log line"):
+        complete_log_lines(log)

@@ -500,7 +500,9 @@ class Runner:
                 # where it ran (a grid may be finished on other machines: cells are independent)
                 "device": device_description(self.accelerator.device), "precision": self.plan.train.mixed_precision,
                 "metrics": summary,
-                "inputs": self.inputs(lang), "data_dir": self.provenance()["data_dir"]}
+                # the teacher-target file the student trained on (its checksum, verified when it was read)
+                "inputs": self.inputs(lang) | {"teacher_cache": frozen.cache_record(pairs.english) if pairs else None},
+                "data_dir": self.provenance()["data_dir"]}
         if main_process:
             write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
                        folder / "config.json")

@@ -373,6 +373,21 @@ class _Interrupt:
             raise KeyboardInterrupt(f"training interrupted by signal {self.signum}; resumable from its checkpoint")
 
 
+def complete_log_lines(path: Path) -> list[str]:
+    """The JSON lines of a training log, without a torn last line (a kill in the middle of a write:
+    the checkpoint is fine, only that line is lost). A damaged line elsewhere is a :class:`DataError`."""
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                return lines[:-1]
+            raise DataError("damaged training-log line", path=path, line=number,
+                            fix="delete the cell folder (or re-run with --no-resume) to train it again") from None
+    return lines
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a uniquely named temporary file, flushed to disk, then renamed over ``path``
     (:func:`optical_lab.io.atomic_write`)."""
@@ -460,8 +475,7 @@ class Trainer:
         path = self.out_dir / LOG_NAME
         kept: list[str] = []
         if keep_until is not None and path.exists():  # resumed: drop what came after the checkpoint
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["step"] <= keep_until]
+            kept = [line for line in complete_log_lines(path) if json.loads(line)["step"] <= keep_until]
         # the kept lines replace the log atomically, as a new file: a writer still appending to the
         # old one (a run killed but not yet dead) writes into a file nobody reads
         text = "".join(line + "\n" for line in kept).encode("utf-8")
