@@ -376,3 +376,18 @@ def test_a_torn_last_log_line_is_dropped_on_resume(tmp_path):
     log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo\n{"step": 3, "loss": 0.9}\n')
     with pytest.raises(DataError, match="train_log.jsonl, line 2: damaged training-log line"):
         complete_log_lines(log)
+
+
+def test_sweep_and_figures_hold_the_folder_lock(tmp_path, capsys):
+    """Every command that writes a results folder takes its lock: a second run into it refuses."""
+    from optical_lab.experiments.records import FolderInUse
+    from optical_lab.experiments.sweep import Sweep
+
+    out = tmp_path / "sweep"
+    with FolderLock(out):
+        with pytest.raises(FolderInUse, match="in use by another run"):
+            Sweep(out, lang="hau", preset_name="tiny", methods=["sentence-kd"], progress=False).run_all()
+    figures = tmp_path / "figures"
+    with FolderLock(figures):
+        code, err = _cli(capsys, ["figures", "--results", str(tmp_path), "--out", str(figures), "--no-plans"])
+    assert code == 1 and "in use by another run" in err[0], err
