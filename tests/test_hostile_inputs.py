@@ -187,7 +187,7 @@ def test_two_evaluate_runs_into_one_folder_the_second_is_refused(tmp_path, capsy
     assert not (out / "config.json").exists()
     assert _cli(capsys, argv)[0] == 0 and (out / "done.json").exists()
     code, err = _cli(capsys, argv)  # the first has finished: its results are never overwritten
-    assert code == 1 and "already holds finished evaluation results" in err[0], err
+    assert code == 1 and "already holds evaluation results (a finished run: done.json)" in err[0], err
     (out / "done.json").unlink()  # a crash before the end: the same command redoes it ...
     assert _cli(capsys, argv)[0] == 0 and (out / "done.json").exists()
     (out / "done.json").unlink()  # ... another configuration is refused

@@ -199,7 +199,7 @@ def check_restartable(folder: Path, settings: dict[str, Any], kind: str) -> None
     of its own (``done.json``) and, if a crashed run left a ``config.json``, that run had the same
     ``settings`` (then it restarts, overwriting every file). Call it while holding the :class:`FolderLock`."""
     if read_done(folder) is not None:
-        raise DataError(f"{folder} already holds finished {kind} results", path=folder / DONE_NAME,
+        raise DataError(f"{folder} already holds {kind} results (a finished run: {DONE_NAME})", path=folder / DONE_NAME,
                         fix="choose another --out folder, or delete this one to recompute it")
     saved = folder / "config.json"
     if not saved.exists():
