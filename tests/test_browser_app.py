@@ -509,6 +509,7 @@ def test_the_kernel_cap_shuts_down_a_kernel_without_a_page_or_refuses(monkeypatc
     """``--max-kernels``: at the cap, the least recently active kernel with no open page makes room; when every
     kernel has a reader, a new page gets HTTP 503 instead of one more kernel."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -532,13 +533,17 @@ def test_the_kernel_cap_shuts_down_a_kernel_without_a_page_or_refuses(monkeypatc
     monkeypatch.setattr(BoundedKernelManager, "shutdown_kernel", shutdown)
     monkeypatch.setattr(BoundedKernelManager, "list_kernel_ids", lambda self: list(kernels))
     monkeypatch.setattr(BoundedKernelManager, "get_kernel", lambda self, kernel_id: kernels[kernel_id])
+    def run(coroutine):  # in a thread of its own: playwright's sync API keeps an event loop in this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
     manager = BoundedKernelManager(max_kernels=2)
-    asyncio.run(manager.start_kernel())
-    asyncio.run(manager.start_kernel())
+    run(manager.start_kernel())
+    run(manager.start_kernel())
     manager._kernel_connections.update({"k0": 0, "k1": 1})  # k1's page is open
-    asyncio.run(manager.start_kernel())
+    run(manager.start_kernel())
     assert stopped == ["k0"] and sorted(kernels) == ["k1", "k2"]
     manager._kernel_connections["k2"] = 1
     with pytest.raises(web.HTTPError, match="2 readers are using the app"):
-        asyncio.run(manager.start_kernel())
+        run(manager.start_kernel())
     assert sorted(kernels) == ["k1", "k2"]
