@@ -1,12 +1,15 @@
 """Writing result files safely: the lowest layer, usable by every other one.
 
-Results are written while long runs may be killed at any moment, so every JSON file is written
+Results are written while long runs may be killed at any moment, so every result file is written
 atomically (temporary file + rename): a reader sees the old file or the new one, never half of one.
+The rename also replaces a symbolic link at the path instead of writing through it, so a link planted
+in a results folder never redirects a write to a file outside it (:func:`links_inside` finds them).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import tempfile
@@ -58,5 +61,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Write JSON atomically (:func:`atomic_write`): a crash never leaves half a file."""
-    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n"
+    write_text(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n", path)
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write UTF-8 text atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_csv(table: Any, path: str | Path, **options: Any) -> None:
+    """Write a pandas table as CSV atomically (``options`` go to ``DataFrame.to_csv``)."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, **options)
+    write_text(buffer.getvalue(), path)
+
+
+def links_inside(folder: str | Path) -> list[Path]:
+    """Every symbolic link at or below ``folder``'s entries (the folder itself may be one), found
+    without following any link: what a run must not write or delete through."""
+    found = []
+    for root, dirs, files in os.walk(folder):  # os.walk lists a linked folder in ``dirs`` but never enters it
+        found.extend(Path(root, name) for name in dirs + files if os.path.islink(os.path.join(root, name)))
+    return sorted(found)

@@ -253,7 +253,8 @@ def test_task_options_reach_the_task_and_the_fingerprint(tmp_path):
                        task_options={"topics": "t.tsv", "qrels": "q.txt", "docs": "d.tsv"})
     runner = Runner(plan, tmp_path, progress=False)
     assert isinstance(runner.task, TrecTask) and runner.task.docs == "d.tsv"
-    assert runner.task.options() == {"topics": "t.tsv", "qrels": "q.txt", "docs": "d.tsv", "dev_fraction": 0.1}
+    assert runner.task.options() == {"topics": "t.tsv", "qrels": "q.txt", "docs": "d.tsv", "dev_fraction": 0.1,
+                                     "missing_docs": "error"}
     other = ComparePlan(langs=["hau"], methods=["zero-shot"], task="trec", task_options={**plan.task_options, "docs": "e.tsv"})
     assert cell_fingerprint(plan, "zero-shot") != cell_fingerprint(other, "zero-shot")
 

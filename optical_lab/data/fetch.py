@@ -8,6 +8,10 @@ target and is renamed over it only after the check passes; on any failure the ``
 removed, so an interrupted fetch never leaves a half file, and every network error (refused
 connection, HTTP error, timeout, dropped connection) becomes one clear :class:`DataError`.
 
+A file already in the data folder is checked against its pin too, and downloaded again when it differs
+(a damaged disk, an edit: a same-length change would pass every later line count); one without a pin
+is kept as it is.
+
 A file without a pin (an NTREX or SIB-200 language the mirror does not hold) is refused unless
 ``allow_unpinned=True`` (``--allow-unpinned``); it is then checked by line count and its SHA-256 is
 printed so it can be pinned. ``pooch`` does the same job, but would add a dependency for ~40 lines
@@ -183,10 +187,21 @@ def fetch(dest: Path | None = None, langs: tuple[str, ...] = DEFAULT_NTREX_LANGS
     dest = dest or cache_dir() / "data"
     languages_tsv = dest / "ntrex-128" / "LANGUAGES.tsv"
     first = planned_downloads((), (), None)[0]  # LANGUAGES.tsv: it spells the NTREX codes of the rest
-    if force or not languages_tsv.exists():
+    if force or not is_intact(dest, first):
         download(first, dest, allow_unpinned=allow_unpinned, opener=opener)
     for item in tqdm(planned_downloads(langs, sib_langs, languages_tsv)[1:], desc="fetch data"):
-        if (dest / item.relative).exists() and not force:
-            continue
-        download(item, dest, allow_unpinned=allow_unpinned, opener=opener)
+        if force or not is_intact(dest, item):
+            download(item, dest, allow_unpinned=allow_unpinned, opener=opener)
     return dest
+
+
+def is_intact(dest: Path, item: Download) -> bool:
+    """Whether ``item`` is already in ``dest`` with its pinned SHA-256 (a present file without a pin
+    counts as intact: nothing to check it against). A file that differs from its pin is reported."""
+    path = dest / item.relative
+    if not path.is_file():
+        return False
+    if item.sha256 is None or sha256_of(path) == item.sha256:
+        return True
+    print(f"{path}: SHA-256 differs from its pin (damaged or edited): downloading it again", flush=True)
+    return False

@@ -232,8 +232,9 @@ def normalize_lang(code: str, root: Path | None = None) -> str:
 
 
 def parse_langs(text: str, root: Path | None = None) -> list[str]:
-    """``"swa, hau"`` -> ``["swa", "hau"]`` (validated against the data directory)."""
-    return [normalize_lang(part, root) for part in text.split(",") if part.strip()]
+    """``"swa, hau"`` -> ``["swa", "hau"]`` (validated against the data directory); two spellings of one
+    language (``hau,ha``) are one entry (each language is evaluated and tabulated once)."""
+    return list(dict.fromkeys(normalize_lang(part, root) for part in text.split(",") if part.strip()))
 
 
 def language_table(root: Path | None = None) -> list[dict[str, str]]:

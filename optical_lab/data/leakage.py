@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..io import write_text
 from .bitext import Bitext
 from .errors import DataError
 
@@ -65,7 +66,7 @@ class LeakReport:
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", path)
         return path
 
     def check(self, allow_overlap: int = 0) -> "LeakReport":

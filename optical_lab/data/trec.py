@@ -1,6 +1,8 @@
 """TREC file formats: topics (TSV), qrels, runs, and documents (TSV or JSONL).
 
-Every reader validates the format and names the file and line of the first problem. A UTF-8
+Every reader validates the format and names the file and line of the first problem: ids are unique
+and non-empty (``100`` and ``"100"`` are one id), texts are non-empty, JSON fields have their types,
+relevance is an ASCII integer, and a collection's qrels name only documents it has. A UTF-8
 byte-order mark at the start of a file is dropped (:func:`~.text_files.read_lines`), so a file
 saved by a Windows editor does not get a first query id of ``"\ufeffq1"``.
 """
@@ -8,25 +10,46 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from .collections import Collection
 from .errors import DataError
+from ..io import write_text
 from .text_files import read_lines
 
 Run = dict[str, dict[str, float]]  # qid -> docid -> score
 Qrels = dict[str, dict[str, int]]  # qid -> docid -> relevance
 
 
+INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
+
+
+def _add(table: dict[str, str], first_line: dict[str, int], key: str, text: str, what: str, path: str | Path,
+         number: int) -> None:
+    """``table[key] = text`` after checking that the id is non-empty and new and the text non-empty."""
+    if not key:
+        raise DataError(f"empty {what} id", path=path, line=number, fix=f"give every {what} a non-empty id")
+    if key in table:
+        raise DataError(f"{what} id {key!r} appears twice (first on line {first_line[key]}; ids are compared as text, "
+                        "so 100 and \"100\" are one id)", path=path, line=number, fix=f"give every {what} its own id")
+    if not text.strip():
+        raise DataError(f"{what} {key!r} has an empty text", path=path, line=number,
+                        fix=f"remove the {what} or give it a text (an empty text embeds as noise)")
+    table[key], first_line[key] = text, number
+
+
 def read_topics(path: str | Path) -> dict[str, str]:
-    """``qid<TAB>text`` per line."""
-    topics = {}
+    """``qid<TAB>text`` per line; ids unique and non-empty, texts non-empty."""
+    topics: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for number, line in enumerate(read_lines(path), start=1):
         parts = line.split("\t")
-        if len(parts) < 2 or not parts[0].strip():
+        if len(parts) < 2:
             raise DataError("expected 'qid<TAB>query text'", path=path, line=number, fix="separate the id and the text with one tab")
-        topics[parts[0].strip()] = "\t".join(parts[1:]).strip()
+        _add(topics, first_line, parts[0].strip(), "\t".join(parts[1:]).strip(), "topic", path, number)
     return topics
 
 
@@ -41,7 +64,7 @@ def read_qrels(path: str | Path) -> Qrels:
     first_line: dict[tuple[str, str], int] = {}
     for number, line in enumerate(read_lines(path), start=1):
         parts = line.split()
-        if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
+        if len(parts) != 4 or not INTEGER.fullmatch(parts[3]):
             raise DataError("expected 'qid iteration docid relevance'", path=path, line=number, fix="use the 4-column TREC qrels format")
         qid, docid, relevance = parts[0], parts[2], int(parts[3])
         previous = qrels.get(qid, {}).get(docid)
@@ -76,34 +99,64 @@ def read_run(path: str | Path) -> Run:
 def read_documents(path: str | Path) -> dict[str, str]:
     """Documents from ``docid<TAB>text`` TSV, or JSONL with ``doc_id``/``docno``/``id`` and ``text``."""
     path = Path(path)
-    docs = {}
+    docs: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for number, line in enumerate(read_lines(path), start=1):
         if path.suffix in {".jsonl", ".json"}:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON ({exc.msg})", path=path, line=number, fix="one JSON object per line") from None
-            key = next((k for k in ("doc_id", "docno", "id", "_id") if k in record), None)
-            if key is None or "text" not in record:
-                raise DataError("JSON record needs an id ('doc_id', 'docno' or 'id') and 'text'", path=path, line=number,
-                                fix='write e.g. {"doc_id": "d1", "text": "..."}')
-            docs[str(record[key])] = (record.get("title", "") + " " + record["text"]).strip()
+            key, text = _json_document(line, path, number)
         else:
             parts = line.split("\t", 1)
             if len(parts) != 2:
                 raise DataError("expected 'docid<TAB>text'", path=path, line=number, fix="separate the id and the text with one tab")
-            docs[parts[0].strip()] = parts[1]
+            key, text = parts[0].strip(), parts[1]
+        _add(docs, first_line, key, text, "document", path, number)
     return docs
 
 
-def load_trec_collection(topics: str | Path, qrels: str | Path, documents: str | Path, lang: str, name: str = "") -> Collection:
-    """A user's own collection from the three TREC-style files."""
+def _json_document(line: str, path: Path, number: int) -> tuple[str, str]:
+    """(id, title + text) of one JSONL record, every field type-checked (``"text": null`` is an error)."""
+    example = 'write e.g. {"doc_id": "d1", "text": "..."}'
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg})", path=path, line=number, fix="one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise DataError(f"expected a JSON object, got a {type(record).__name__}", path=path, line=number, fix=example)
+    key = next((k for k in ("doc_id", "docno", "id", "_id") if k in record), None)
+    if key is None or "text" not in record:
+        raise DataError("JSON record needs an id ('doc_id', 'docno' or 'id') and 'text'", path=path, line=number, fix=example)
+    ident = record[key]
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+        raise DataError(f"'{key}' is {json.dumps(ident)}: expected a string (or an integer)", path=path, line=number, fix=example)
+    for field in ("text", "title"):
+        if field in record and not isinstance(record[field], str):
+            raise DataError(f"'{field}' is {json.dumps(record[field])[:40]}: expected a string", path=path, line=number,
+                            fix=example)
+    return str(ident).strip(), (record.get("title", "") + " " + record["text"]).strip()
+
+
+def load_trec_collection(topics: str | Path, qrels: str | Path, documents: str | Path, lang: str, name: str = "",
+                         missing_docs: str = "error") -> Collection:
+    """A user's own collection from the three TREC-style files.
+
+    Qrels naming a document absent from ``documents`` are an error (a judged document that cannot be
+    retrieved caps every score silently); ``missing_docs="warn"`` drops those judgements instead and
+    says how many (a collection sampled from a larger judged one)."""
     queries, rels = read_topics(topics), read_qrels(qrels)
     unknown = sorted(set(rels) - set(queries))
     if unknown:
         raise DataError(f"qrels name {len(unknown)} topics not in the topics file (e.g. {unknown[0]!r})", path=qrels,
                         fix="use the same query ids in topics and qrels")
-    return Collection(name or Path(documents).stem, lang, queries, read_documents(documents), rels)
+    docs = read_documents(documents)
+    absent = [(q, d) for q, judged in rels.items() for d in judged if d not in docs]
+    if absent and missing_docs != "warn":
+        raise DataError(f"qrels judge {len(absent)} documents not in {documents} (e.g. query {absent[0][0]!r}, document "
+                        f"{absent[0][1]!r})", path=qrels,
+                        fix="add the documents, remove those judgements, or pass --missing-docs warn to drop them")
+    if absent:
+        warnings.warn(f"{qrels}: {len(absent)} judgements name documents not in {documents}: dropped", stacklevel=2)
+        rels = {q: kept for q, judged in rels.items() if (kept := {d: r for d, r in judged.items() if d in docs})}
+    return Collection(name or Path(documents).stem, lang, queries, docs, rels)
 
 
 def load_ir_datasets(dataset_id: str, lang: str) -> Collection:  # pragma: no cover - needs internet + ir_datasets
@@ -122,16 +175,24 @@ def load_ir_datasets(dataset_id: str, lang: str) -> Collection:  # pragma: no co
 
 
 def write_topics(topics: Mapping[str, str], path: str | Path) -> None:
-    Path(path).write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), encoding="utf-8")
+    """``qid<TAB>text`` per line, written atomically (a link at ``path`` is replaced, never written through)."""
+    write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), path)
 
 
 def write_qrels(qrels: Qrels, path: str | Path) -> None:
-    Path(path).write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), encoding="utf-8")
+    """``qid 0 docid relevance`` per line, written atomically."""
+    write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), path)
 
 
-def write_run(run: Run, path: str | Path, tag: str = "optical_lab") -> None:
+def run_text(run: Run, tag: str = "optical_lab") -> str:
+    """A run in the 6-column TREC format, each query's documents by descending score (ties by id)."""
     lines: list[str] = []
     for qid, scores in run.items():
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         lines.extend(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n" for rank, (doc, score) in enumerate(ranked, start=1))
-    Path(path).write_text("".join(lines), encoding="utf-8")
+    return "".join(lines)
+
+
+def write_run(run: Run, path: str | Path, tag: str = "optical_lab") -> None:
+    """:func:`run_text`, written atomically."""
+    write_text(run_text(run, tag), path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..data.collections import FOLD_SCHEMES
 from ..data.errors import DataError
 from ..data.languages import parse_langs
-from ..methods.config import PRESETS, preset
+from ..methods.config import PRESETS, TrainConfig, preset
 from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_methods
 from ..methods.runtime import set_threads
 from ..ot import SinkhornSpec
@@ -181,6 +181,12 @@ def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
         raise DataError(f"--method-config {path}: expected {{method: {{setting: value}}}} for known methods"
                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""), path=path,
                         fix="pass the chosen.json written by `optical-lab sweep`")
+    for method, settings in chosen.items():
+        try:
+            TrainConfig().replace(**settings)  # an unknown setting or a bad value: named, never a TypeError
+        except DataError as exc:
+            raise DataError(f"--method-config, method {method!r}: {exc.args[0].split(chr(10))[0]}", path=path,
+                            fix=exc.fix or "pass the chosen.json written by `optical-lab sweep`") from None
     return {m: v for m, v in chosen.items() if m in methods}
 
 

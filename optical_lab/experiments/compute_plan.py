@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
+from ..io import write_text
 from ..methods.registry import METHODS
 from ..methods.runtime import cpu_description, cpu_model, device_description, device_line, resolve_mixed_precision, shown_flags
 from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
@@ -196,7 +197,7 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
                 "seconds of their method + median evaluation seconds of a finished cell), dev evaluations not "
                 "included; null until a cell has finished",
     }
-    (results / "plan.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    write_text(json.dumps(out, indent=2) + "\n", results / "plan.json")
     return out
 
 

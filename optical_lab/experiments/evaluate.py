@@ -34,14 +34,15 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
-from ..io import write_json
+from ..io import write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
-from .records import environment, folder_digest, make_results_dir, new_results_dir, provenance
+from .records import (DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir,
+                      provenance)
 from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
@@ -110,7 +111,9 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
 
     Everything that can be refused (unknown task option, no task having any language, a folder
-    already holding results, a missing model) is refused before anything is written."""
+    already holding finished results or in use by another run, a missing model) is refused before
+    anything is written. A run that crashed (``config.json`` but no ``done.json``) is redone by the
+    same command."""
     start = time.perf_counter()
     tasks = {name: get_task(name, **config.task_options) for name in config.tasks}
     todo: dict[str, list[str]] = {}
@@ -132,11 +135,18 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     folder = Path(out) if out else Path("results") / f"evaluate-{'-'.join(config.tasks) if len(config.tasks) < 3 else 'suite'}"
     if out is None:
         folder = new_results_dir(folder.name, folder.parent)
-    elif (folder / "config.json").exists():
-        raise DataError(f"{folder} already holds evaluation results", path=folder,
-                        fix="choose another --out folder, or delete this one to recompute it")
-    else:
-        make_results_dir(folder)  # a file in the way, or no write permission: one line, before the model loads
+    # one run at a time (a second one refuses, naming the first); a file in the way or no write permission:
+    # one line, before the model loads
+    with FolderLock(folder):
+        check_restartable(folder, config.__dict__, "evaluation")  # finished: refused; crashed, same config: redone
+        return write_evaluation(config, folder, tasks, todo, skipped, start, progress)
+
+
+def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any], todo: dict[str, list[str]],
+                     skipped: list[dict[str, str]], start: float, progress: bool) -> dict[str, pd.DataFrame]:
+    """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
+    ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
+    everything = TaskFold(0, None, None, None)
     teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
                           batch_size=config.batch_size)
     student = teacher if config.student is None else EvalEncoder(
@@ -149,7 +159,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                folder / "environment.json")
     for row in skipped:
         print(f"skip {row['task']} {row['lang']}: {row['reason']}", flush=True)
-    pd.DataFrame(skipped, columns=["task", "lang", "reason"]).to_csv(folder / "skipped.csv", index=False)
+    write_csv(pd.DataFrame(skipped, columns=["task", "lang", "reason"]), folder / "skipped.csv", index=False)
     tables, seconds = {}, {}
     for name, langs in todo.items():
         task, by_lang = tasks[name], {}
@@ -164,11 +174,11 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                 print(f"{name} {lang}: " + "  ".join(f"{k}={v:.3f}" for k, v in summary.items()), flush=True)
         seconds[name] = round(time.perf_counter() - task_start, 1)
         tables[name] = table = task_table(by_lang)
-        table.to_csv(folder / f"{name}.csv")
-        (folder / f"{name}.md").write_text(table.to_markdown(floatfmt=".3f") + "\n", encoding="utf-8")
+        write_csv(table, folder / f"{name}.csv")
+        write_text(table.to_markdown(floatfmt=".3f") + "\n", folder / f"{name}.md")
     write_json({"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
-               folder / "done.json")
-    (folder / "summary.md").write_text(render_summary(folder), encoding="utf-8")
+               folder / DONE_NAME)  # last but the summary rendered from it: the folder is finished
+    write_text(render_summary(folder), folder / "summary.md")
     for name, table in tables.items():
         print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
     print(f"\nresults: {folder}")
@@ -255,5 +265,5 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":  # re-render summary.md of a finished evaluation folder
     target = Path(sys.argv[1])
-    (target / "summary.md").write_text(render_summary(target), encoding="utf-8")
+    write_text(render_summary(target), target / "summary.md")
     print(f"wrote {target / 'summary.md'}")

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
-from ..io import write_json
+from ..io import write_csv, write_json, write_text
 from ..models.encoder import Encoder
 from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
 from .evaluate import check_zero_shot_settings
-from .records import new_results_dir, record_run
+from .records import DONE_NAME, FolderLock, check_restartable, new_results_dir, record_run
 
 DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
 
@@ -43,6 +45,13 @@ class QaldZeroShotConfig:
 def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
     dataset = get_dataset(config.qald_file)
     folder = new_results_dir("qald-zero-shot", out_root)
+    with FolderLock(folder):  # two runs started in the same second share the folder name: the second refuses
+        check_restartable(folder, vars(config), "qald")
+        return write_qald(config, dataset, folder, progress)
+
+
+def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress: bool) -> pd.DataFrame:
+    """Every file of a zero-shot QALD folder, ``done.json`` last (the caller holds the folder's lock)."""
     model = Encoder.load(config.model, max_length=config.max_length)
     record_run(folder, {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)},
                QaldTask(config.qald_file).data_files("eng")[:1], model.source)
@@ -60,7 +69,7 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
         write_topics({qid: text for qid, (_, text) in queries.items()}, sub / "qald.topics.tsv")
         write_qrels({qid: {question: 1} for qid, (question, _) in queries.items()}, sub / "qald.qrels")
         write_run(result.run, sub / "qald.run", tag=f"zero-shot-{config.model}")
-        result.per_query.to_csv(sub / "qald.per_query.csv")
+        write_csv(result.per_query, sub / "qald.per_query.csv")
         question_ids = list(dict.fromkeys(question for question, _ in queries.values()))
         summary = qald_summary(result)
         rows.append({
@@ -71,10 +80,10 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
             "chance_F1": chance_scores(dataset, question_ids)["macro_F1"],
         })
     table = pd.DataFrame(rows).set_index("lang")
-    table.to_csv(folder / "metrics.csv")
+    write_csv(table, folder / "metrics.csv")
     markdown = table.to_markdown(floatfmt=("", ".0f") + (".3f",) * (len(table.columns) - 1))
-    (folder / "metrics.md").write_text(markdown + "\n", encoding="utf-8")
-    write_json({"results_dir": str(folder)}, folder / "done.json")
+    write_text(markdown + "\n", folder / "metrics.md")
+    write_json({"results_dir": str(folder)}, folder / DONE_NAME)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nresults: {folder}")
     return table

@@ -7,6 +7,9 @@ teacher model's files. Two results with the same provenance were computed from t
 
 :func:`make_results_dir` creates a results folder or says in one line why it cannot (a file in the
 way, no permission); :class:`FolderLock` keeps two runs from writing into one folder at once.
+Nothing is written or deleted through a symbolic link inside a results folder: :func:`refuse_links`
+refuses a folder holding one (the folder itself may be a link, e.g. ``results`` on another disk), and
+:func:`empty_folder` clears a cell without following any.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import hashlib
 import json
 import os
 import platform
+import shutil
+import stat
 import socket
 import subprocess
 import sys
@@ -28,7 +33,7 @@ import torch
 
 from ..data.errors import DataError
 from ..data.paths import REPO_ROOT, data_dir
-from ..io import write_json
+from ..io import links_inside, to_jsonable, write_json
 from ..methods.runtime import cpu_description
 from ..models.me5 import BUILD_INFO
 
@@ -139,6 +144,76 @@ def new_results_dir(kind: str, root: str | Path = "results") -> Path:
     return make_results_dir(Path(root) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def refuse_links(folder: str | Path, root: str | Path | None = None, flag: str = "--out") -> None:
+    """Refuse (:class:`DataError`) a symbolic link inside ``folder``, or on the way from ``root`` down to
+    ``folder`` (``folder`` itself included when below ``root``): a run writing or deleting there would
+    reach the link's target, outside the results folder. ``root`` itself may be a link."""
+    folder = Path(folder)
+    chain = []
+    if root is not None:
+        below = folder.relative_to(root).parts
+        chain = [Path(root, *below[:i + 1]) for i in range(len(below))]
+    links = [p for p in chain if p.is_symlink()] or (links_inside(folder) if folder.is_dir() else [])
+    if links:
+        raise DataError(f"{links[0]} is a symbolic link inside the results folder "
+                        f"({len(links)} link{'s' if len(links) > 1 else ''}): nothing is written or deleted through a link",
+                        fix=f"remove the link(s) (e.g. find {folder} -type l), or give {flag} another folder")
+
+
+def empty_folder(folder: Path, keep: Iterable[str] = ()) -> None:
+    """Delete everything in ``folder`` except the entries named in ``keep``, after :func:`refuse_links`:
+    a link is never followed, so nothing outside ``folder`` is deleted."""
+    refuse_links(folder)
+    keep = set(keep)
+    for item in folder.iterdir():
+        if item.name in keep:
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+
+
+DONE_NAME = "done.json"  # a results folder's (or a cell's) completion marker, written last
+
+
+def read_done(folder: str | Path) -> dict[str, Any] | None:
+    """The completion marker ``<folder>/done.json`` (None when the run never finished); a damaged one
+    (a kill while it was written by an older version, an edit) is a :class:`DataError` naming it."""
+    path = Path(folder) / DONE_NAME
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"damaged completion marker ({exc})", path=path,
+                        fix="delete it: the folder is then unfinished and its run recomputes it") from None
+    if not isinstance(info, dict):
+        raise DataError(f"completion marker holds a {type(info).__name__}, not a JSON object", path=path,
+                        fix="delete it: the folder is then unfinished and its run recomputes it")
+    return info
+
+
+def check_restartable(folder: Path, settings: dict[str, Any], kind: str) -> None:
+    """A one-shot command (``evaluate``, ``qald``) may write into ``folder`` when it holds no finished run
+    of its own (``done.json``) and, if a crashed run left a ``config.json``, that run had the same
+    ``settings`` (then it restarts, overwriting every file). Call it while holding the :class:`FolderLock`."""
+    if read_done(folder) is not None:
+        raise DataError(f"{folder} already holds {kind} results (a finished run: {DONE_NAME})", path=folder / DONE_NAME,
+                        fix="choose another --out folder, or delete this one to recompute it")
+    saved = folder / "config.json"
+    if not saved.exists():
+        return
+    try:
+        previous = json.loads(saved.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        previous = None
+    settings = json.loads(json.dumps(to_jsonable(settings)))
+    if not isinstance(previous, dict) or any(previous.get(k) != v for k, v in settings.items()):
+        raise DataError(f"{folder} holds an unfinished run of another configuration (or another command)",
+                        path=saved, fix="choose another --out folder, or delete this one")
+
+
 class FolderInUse(DataError):
     """Another live process holds the :class:`FolderLock` of this folder."""
 
@@ -169,9 +244,10 @@ class FolderLock:
 
     def acquire(self) -> "FolderLock":
         make_results_dir(self.folder)
+        refuse_links(self.folder)
         deadline = time.monotonic() + self.wait
         while True:
-            handle = open(self.path, "a+", encoding="utf-8")
+            handle = self._open()
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -199,6 +275,22 @@ class FolderLock:
         handle.flush()
         self._handle = handle
         return self
+
+    def _open(self):
+        """The lock file, created if absent, opened read-write without following a link; refused
+        unless it is a regular file."""
+        fix = f"remove {self.path} (no run holds a lock on anything but a regular file there)"
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            kind = "a symbolic link" if self.path.is_symlink() else "a folder" if self.path.is_dir() else exc.strerror
+            raise DataError(f"the lock file {self.path} cannot be opened: it is {kind}", fix=fix) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise DataError(f"the lock file {self.path} is not a regular file (a FIFO, socket or device)", fix=fix)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "r+", encoding="utf-8")
 
     def release(self) -> None:
         if self._handle is None:

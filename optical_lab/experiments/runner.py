@@ -52,7 +52,7 @@ from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
-from .records import FolderInUse, FolderLock, environment, provenance
+from .records import FolderInUse, FolderLock, empty_folder, environment, provenance, read_done, refuse_links
 from .size_curve import CURVE, write_curve
 from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
                     skipped_eval_tasks, split_user_bitext)
@@ -406,10 +406,9 @@ class Runner:
 
         A cell recorded before input hashing (no ``inputs`` in its ``done.json``, e.g. the committed
         ``results/compare-*``) is accepted on its configuration alone, and reported once per run."""
-        done = folder / "done.json"
-        if not self.resume or not done.exists():
+        info = read_done(folder) if self.resume else None  # a damaged done.json: a DataError naming it
+        if info is None:
             return None
-        info = json.loads(done.read_text(encoding="utf-8"))
         if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
             raise DataError(f"{folder} holds results of another configuration"
                             + self._precision_hint(info.get("fingerprint"), method, size),
@@ -458,9 +457,7 @@ class Runner:
         if finished is not None:
             return finished | {"skipped": True}
         if folder.exists() and not self.resume and self.accelerator.is_main_process:
-            for item in folder.iterdir():  # everything but the cell's lock, which this process holds
-                if item.name != FolderLock.NAME:
-                    shutil.rmtree(item) if item.is_dir() else item.unlink()
+            empty_folder(folder, keep={FolderLock.NAME})  # all but the cell's lock, which this process holds
         self.accelerator.wait_for_everyone()
         folder.mkdir(parents=True, exist_ok=True)
         cfg = self.plan.train_config(method).replace(seed=seed)
@@ -503,7 +500,9 @@ class Runner:
                 # where it ran (a grid may be finished on other machines: cells are independent)
                 "device": device_description(self.accelerator.device), "precision": self.plan.train.mixed_precision,
                 "metrics": summary,
-                "inputs": self.inputs(lang), "data_dir": self.provenance()["data_dir"]}
+                # the teacher-target file the student trained on (its checksum, verified when it was read)
+                "inputs": self.inputs(lang) | {"teacher_cache": frozen.cache_record(pairs.english) if pairs else None},
+                "data_dir": self.provenance()["data_dir"]}
         if main_process:
             write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
                        folder / "config.json")
@@ -583,6 +582,7 @@ class Runner:
         holds it. Under data-parallel the main process decides for all (True: no lock of our own)."""
         lock = None
         if self.accelerator.is_main_process:
+            refuse_links(folder, root=self.out)  # a linked cell folder would be written (and emptied) elsewhere
             try:
                 lock = FolderLock(folder).acquire()
             except FolderInUse:  # (a folder that cannot be created is an error, not someone else's cell)
@@ -606,6 +606,7 @@ class Runner:
 
     def accept(self, kind: str, leakage: dict[str, Any]) -> None:
         """The plan and the leak guard's overlap counts into ``out`` (the run was accepted)."""
+        self.base.check_max_length(self.plan.train.max_length)  # before anything is written
         self.write_plan(kind)
         if self.accelerator.is_main_process:
             write_json(leakage, self.out / ("leakage.json" if kind == "compare" else f"leakage_{kind}.json"))

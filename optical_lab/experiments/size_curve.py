@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.significance import holm, mean_ci
+from ..io import write_csv, write_text
 from ..methods.registry import REFERENCE
 from .summary import load_per_query, paired_test, reported_metrics
 
@@ -66,7 +67,7 @@ def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_
     per_query["size"] = per_query["size"].map(lambda s: labels.get(s, str(s)) if not isinstance(s, str) else s)
     per_query = per_query[per_query["size"].isin({"0"} | {labels.get(s, str(s)) for s in sizes})]
     table = curve_table(per_query)
-    table.to_csv(folder / "size_curve.csv", index=False)
+    write_csv(table, folder / "size_curve.csv", index=False)
     primary = [(t, m) for t, m in reported_metrics(per_query) if m == primary_metric][:1] or reported_metrics(per_query)[:1]
     task, metric = primary[0]
     head = table[(table.task == task) & (table.metric == metric)].copy()
@@ -82,7 +83,7 @@ def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_
              "Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
              f"folds); 0 = zero-shot. p-values ({REFERENCE} vs {aug_method}, paired randomization, Holm over sizes) "
              "are in `size_curve.csv`.", ""]
-    (folder / "size_curve.md").write_text("\n".join(lines), encoding="utf-8")
+    write_text("\n".join(lines), folder / "size_curve.md")
     return head.drop(columns=["value"])[["lang", "method", "size", "train_pairs", "mean", "ci", "p_holm"]]
 
 

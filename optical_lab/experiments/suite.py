@@ -57,11 +57,21 @@ def load_user_bitext(files: tuple[str, ...], lang: str) -> Bitext:
 
 
 def split_user_bitext(bitext: Bitext, seed: int, dev_fraction: float = USER_DEV_FRACTION) -> tuple[Bitext, Bitext]:
-    """(train, dev): each line is its own document for :func:`split_dev`, shuffled by ``seed``."""
-    lines = [str(i) for i in range(len(bitext))]
+    """(train, dev): each distinct pair is its own document for :func:`split_dev`, shuffled by ``seed``;
+    a repeated pair goes where its first occurrence goes, so no dev pair is a copy of a training pair
+    (a bitext without repeats splits exactly as before repeats were grouped)."""
+    groups: dict[int, list[int]] = {}
+    first: dict[tuple[str, str], int] = {}
+    for index, pair in enumerate(zip(bitext.english, bitext.foreign)):
+        groups.setdefault(first.setdefault(pair, index), []).append(index)
+    lines = [str(i) for i in groups]
     random.Random(f"user-bitext-{seed}").shuffle(lines)
     train, dev = split_dev(lines, dev_fraction)
-    return bitext.select(sorted(map(int, train))), bitext.select(sorted(map(int, dev)))
+
+    def rows(ids: list[str]) -> list[int]:
+        return sorted(j for i in ids for j in groups[int(i)])
+
+    return bitext.select(rows(train)), bitext.select(rows(dev))
 
 
 # ------------------------------------------------------------------ evaluation tasks

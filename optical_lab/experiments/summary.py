@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..evaluation.stats import arm_summary, difference_stats, language_tests, paired_differences, query_scores
 from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie, ranking, tied_with
+from ..io import write_csv, write_text
 from ..methods.config import TrainConfig
 from ..methods.registry import REFERENCE, method_order
 from ..tasks.registry import TASKS, reported_metrics as tasks_reported
@@ -119,10 +120,10 @@ class ComparisonSummary:
     def write(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.means.to_csv(folder / "summary.csv", index=False)
-        self.tests.to_csv(folder / "significance.csv", index=False)
-        self.winners.to_csv(folder / "winners.csv", index=False)
-        (folder / "summary.md").write_text(self.to_markdown(), encoding="utf-8")
+        write_csv(self.means, folder / "summary.csv", index=False)
+        write_csv(self.tests, folder / "significance.csv", index=False)
+        write_csv(self.winners, folder / "winners.csv", index=False)
+        write_text(self.to_markdown(), folder / "summary.md")
 
 
 def reported_metrics_from(means: pd.DataFrame) -> list[tuple[str, str]]:
@@ -473,7 +474,7 @@ def _main(argv: list[str] | None = None) -> None:
         text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,
                              args.curve_load_log, args.note)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
+        write_text(text, Path(args.out))
         print(f"wrote {args.out}")
 
 

@@ -45,14 +45,14 @@ from ..data.leakage import guard_overlap
 from ..data.mafand import load_mafand, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
-from ..io import write_json
+from ..io import write_json, write_text
 from ..methods.config import TrainConfig, preset
 from ..methods.registry import build_objective, parse_methods
 from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import Trainer, make_accelerator
 from ..models.encoder import Encoder
-from .records import environment, provenance
+from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 
 LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
 LR_EDGE = 1e-3  # tried once when a method's best lr is the grid's largest (deviation 2, protocol_v2.md)
@@ -86,10 +86,14 @@ class Sweep:
     def __init__(self, out: str | Path, lang: str = "hau", model: str = "minilm", preset_name: str = "v2",
                  methods: list[str] | None = None, seed: int = 0, threads: int = 0, allow_overlap: int = 0,
                  progress: bool = True, jobs: int = 1, **overrides: Any) -> None:
+        for name, value, low in (("threads", threads, 0), ("jobs", jobs, 1), ("allow_overlap", allow_overlap, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise DataError(f"--{name.replace('_', '-')} {value!r}: must be an integer >= {low}",
+                                fix=f"e.g. --{name.replace('_', '-')} {low}" + (" (0: automatic)" if name == "threads" else ""))
         # what a worker process needs to build the same sweep (see train_in_parallel)
         self.options = dict(out=out, lang=lang, model=model, preset_name=preset_name, methods=methods, seed=seed,
                             threads=threads, allow_overlap=allow_overlap, **overrides)
-        self.jobs = max(1, jobs)
+        self.jobs = jobs
         self.read_only = False  # a finished sweep (done.json) is only read: run() then refuses to train
         self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
         self.methods = methods or list(TRAINED)
@@ -133,9 +137,9 @@ class Sweep:
 
     def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
         folder, config, fingerprint = self.cell(method, setting)
-        done = folder / "done.json"
-        if done.exists():
-            info = json.loads(done.read_text(encoding="utf-8"))
+        done = folder / DONE_NAME
+        info = read_done(folder)
+        if info is not None:
             if info.get("fingerprint") != fingerprint:
                 raise DataError(f"{folder} holds a sweep cell of another configuration",
                                 fix="sweep into another --out folder")
@@ -149,8 +153,7 @@ class Sweep:
             # the very configuration already finished under another setting's name (stage 2's plain cost at
             # the default epsilon is stage 1's cell; the English term at weight 1 is stage 2's best): its
             # numbers are this setting's, so it is recorded here, pointing to it, not trained again
-            info = json.loads((same / "done.json").read_text(encoding="utf-8"))
-            info |= {"stage": stage, "setting": setting, "same_as": same.relative_to(self.out).as_posix()}
+            info = read_done(same) | {"stage": stage, "setting": setting, "same_as": same.relative_to(self.out).as_posix()}
             folder.mkdir(parents=True, exist_ok=True)
             write_json(info, done)
             return info | {"cached": True}
@@ -174,8 +177,8 @@ class Sweep:
 
     def same_cell(self, method: str, fingerprint: str) -> Path | None:
         """A finished cell of ``method`` with this configuration fingerprint (trained, not itself a copy)."""
-        for done in sorted((self.out / method).glob("*/done.json")):
-            info = json.loads(done.read_text(encoding="utf-8"))
+        for done in sorted((self.out / method).glob(f"*/{DONE_NAME}")):
+            info = read_done(done.parent)
             if info.get("fingerprint") == fingerprint and info.get("method") == method and "same_as" not in info:
                 return done.parent
         return None
@@ -249,20 +252,25 @@ class Sweep:
                             fix="read the error(s) above; finished cells are kept, re-run the sweep to resume")
 
     def run_all(self) -> dict[str, dict[str, Any]]:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """The whole sweep under the folder's lock (a second sweep into it refuses; the parallel workers
+        write only into the cells this process hands them); a finished one (``done.json``) is only read."""
+        with FolderLock(self.out):
+            return self._run_all()
+
+    def _run_all(self) -> dict[str, dict[str, Any]]:
         evaluation = self.evaluation_texts()  # read once, checked against both bitexts
         report = guard_overlap(self.train, evaluation, allow_overlap=self.allow_overlap,
                                train_name=f"mafand-mt/{self.lang} train")
         report_dev = guard_overlap(self.dev, evaluation, allow_overlap=self.allow_overlap,
                                    train_name=f"mafand-mt/{self.lang} dev")
-        finished = self.out / "done.json"
-        if finished.exists():
+        finished = self.out / DONE_NAME
+        recorded = read_done(self.out)
+        if recorded is not None:
             # a finished sweep is only read (nothing trained, no record rewritten: its provenance stays that of
             # the run that made it), and its cells must still make the choices it records
             self.read_only = True
             chosen = self.choose_all()
-            recorded = json.loads(finished.read_text(encoding="utf-8"))["chosen"]
-            if any(chosen[m] != recorded.get(m) for m in chosen):
+            if any(chosen[m] != recorded.get("chosen", {}).get(m) for m in chosen):
                 raise DataError(f"{finished}: its cells now choose other settings than it records",
                                 fix="the tie rule changed since it ran: sweep into a new --out folder")
             return chosen
@@ -298,7 +306,7 @@ class Sweep:
 
     def write_table(self) -> pd.DataFrame:
         table = sweep_table(sorted(self.rows, key=row_order))  # the same table whatever the jobs, and as finished_rows
-        (self.out / "sweep.md").write_text(render(table, self.chosen, self.lang, self.model), encoding="utf-8")
+        write_text(render(table, self.chosen, self.lang, self.model), self.out / "sweep.md")
         return table
 
 
@@ -341,7 +349,7 @@ def row_order(row: dict[str, Any]) -> tuple:
 
 def finished_rows(out: str | Path) -> list[dict[str, Any]]:
     """The ``done.json`` of every finished cell of a sweep folder, in stage order (then method, setting)."""
-    rows = [json.loads(p.read_text(encoding="utf-8")) for p in Path(out).glob("*/*/done.json")]
+    rows = [read_done(p.parent) for p in Path(out).glob(f"*/*/{DONE_NAME}")]
     return sorted(rows, key=row_order)
 
 

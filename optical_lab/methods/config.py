@@ -8,6 +8,7 @@ alternatives (``demo``: the README command; ``tiny``: tests; ``paper``: a GPU-si
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -140,7 +141,13 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` are
-        accepted too and change :attr:`sinkhorn`."""
+        accepted too and change :attr:`sinkhorn`. An unknown setting is a :class:`DataError` naming it."""
+        known = {f.name for f in dataclasses.fields(self)} | set(LEGACY_OT_KEYS)
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            raise DataError(f"unknown training setting {unknown[0]!r}" + (f" (did you mean {close[0]}?)" if close else ""),
+                            fix="use a TrainConfig field name (methods/config.py), e.g. lr, epsilon, english_weight")
         return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
     @property
@@ -222,9 +229,12 @@ def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec) -> dict[str, Any]:
     flat = {new: value for old, new in LEGACY_OT_KEYS.items() if (value := data.pop(old, None)) is not None}
     if spec is None and not flat:
         return data
-    if isinstance(spec, dict):
-        spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
-    data["sinkhorn"] = (spec or base).replace(**flat)
+    try:
+        if isinstance(spec, dict):
+            spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
+        data["sinkhorn"] = (spec or base).replace(**flat)
+    except (TypeError, ValueError) as exc:  # e.g. --epsilon inf: one message with the flag, never a traceback
+        raise DataError(f"OT setting: {exc}", fix="e.g. --epsilon 0.05 --n-iters 50") from None
     return data
 
 

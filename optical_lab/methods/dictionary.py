@@ -36,6 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..data.bitext import Bitext
+from ..io import write_text
 
 NULL = "<null>"
 TOKEN_RE = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]", re.UNICODE)
@@ -116,7 +117,7 @@ class BilingualDictionary:
 
     def save(self, path: str | Path) -> None:
         lines = [f"{e}\t{f}\t{p:.4f}\n" for e, fs in sorted(self.entries.items()) for f, p in fs]
-        Path(path).write_text("".join(lines), encoding="utf-8")
+        write_text("".join(lines), Path(path))
 
 
 def cooccurrence_counts(pairs: Iterable[tuple[Sequence[str], Sequence[str]]]) -> Counter:

@@ -12,7 +12,10 @@ of texts), so other processes and later runs -- every method and seed of a compa
 or repeated ``compare`` -- load them instead of encoding again. A file is named by a hash of
 everything its numbers depend on: the teacher's weights, configuration and tokenizer, the
 truncation length, the autocast precision, the device type, the torch version and the texts
-themselves; anything changed is a different file, never a stale hit.
+themselves; anything changed is a different file, never a stale hit. Each file also records that
+key and a SHA-256 of its tensors: a truncated, damaged or edited file (or one copied under another
+name) is detected when read, reported and recomputed, never used. :meth:`FrozenTeacher.cache_record`
+names the file and its checksum for a cell's record.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 import weakref
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -129,15 +133,18 @@ class FrozenTeacher:
             return
         path = self.cache_path(unique) if self.cache_dir is not None else None
         if path is not None and path.exists():
-            self._tokens.update(zip(unique, _read_rows(path, len(unique))))
-            self.disk_hits += 1
-            return
+            try:
+                self._tokens.update(zip(unique, _read_rows(path, len(unique), path.stem)))
+                self.disk_hits += 1
+                return
+            except DataError as exc:
+                warnings.warn(f"teacher cache not used, recomputed: {exc}", stacklevel=2)
         for text in unique:
             if text not in self._tokens:
                 batch = self._compute([text])
                 self._tokens[text] = (batch.embeddings[0].cpu(), batch.special[0].cpu(), batch.input_ids[0].cpu())
         if path is not None:
-            _write_rows(path, [self._tokens[t] for t in unique])
+            _write_rows(path, [self._tokens[t] for t in unique], path.stem)
             self.disk_misses += 1
 
     def cache_path(self, unique_texts: Sequence[str]) -> Path:
@@ -147,8 +154,23 @@ class FrozenTeacher:
         key = json.dumps({"model": model_hash(self.encoder), "texts": texts_hash(unique_texts),
                           "max_length": self.max_length, "autocast": autocast, "device": device,
                           **({"role": self.role} if self.role else {}),
-                          "torch": torch.__version__, "format": 1}, sort_keys=True)
+                          "torch": torch.__version__, "format": 2}, sort_keys=True)
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
+
+    def cache_record(self, texts: Sequence[str]) -> dict[str, str] | None:
+        """``{"file", "sha256"}`` of the disk cache file holding ``texts``' targets (the checksum stored
+        in it, verified when it was read), for the record of a cell trained on them; None without one."""
+        if self.cache_dir is None or not self.cache_enabled:
+            return None
+        path = self.cache_path(list(dict.fromkeys(texts)))
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as handle:
+                checksum = (handle.metadata() or {}).get("sha256")
+        except (OSError, ValueError, RuntimeError):  # absent (cache off for these texts) or unreadable
+            return None
+        return {"file": path.name, "sha256": checksum} if checksum else None
 
     def tokens(self, texts: Sequence[str]) -> TokenBatch:
         """Token embeddings (B, L, d), float32, detached; from the cache when every text is in it."""
@@ -177,24 +199,48 @@ class FrozenTeacher:
         return self._encoded[key]
 
 
-def _write_rows(path: Path, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes (sorted by name)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def _write_rows(path: Path, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], key: str) -> None:
     """Per-sentence (embeddings, special, input_ids) rows as one safetensors file (concatenated
-    along the token axis, with the lengths), written atomically under a unique temporary name."""
+    along the token axis, with the lengths), written atomically under a unique temporary name, with
+    its cache ``key`` and :func:`tensors_sha256` in the file's metadata."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"embeddings": torch.cat([r[0] for r in rows]).contiguous(),
                "special": torch.cat([r[1] for r in rows]).contiguous(),
                "input_ids": torch.cat([r[2] for r in rows]).contiguous(),
                "lengths": torch.tensor([len(r[0]) for r in rows], dtype=torch.int64)}
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"rows": str(len(rows))})
+    save_file(tensors, str(tmp), metadata={"rows": str(len(rows)), "key": key, "sha256": tensors_sha256(tensors)})
     os.replace(tmp, path)
 
 
-def _read_rows(path: Path, n: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    tensors = load_file(str(path))
+def _read_rows(path: Path, n: int, key: str) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The rows of a cache file, after checking that it reads, is the file of ``key`` and still has
+    the checksum it was written with (a :class:`DataError` naming the file otherwise)."""
+    fix = "nothing to do: the file is recomputed (delete it to silence this)"
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a truncated file
+        raise DataError(f"unreadable teacher cache ({type(exc).__name__}: {exc})", path=path, fix=fix) from None
+    if metadata.get("key") != key:
+        raise DataError("teacher cache file of another key (copied or renamed)", path=path, fix=fix)
+    if metadata.get("sha256") != tensors_sha256(tensors):
+        raise DataError("teacher cache values differ from its checksum (damaged or edited)", path=path, fix=fix)
     lengths = tensors["lengths"].tolist()
     if len(lengths) != n:  # a name collision or a damaged file: never serve wrong targets
-        raise DataError(f"{len(lengths)} cached teacher rows for {n} texts", path=path,
-                        fix="delete the file (a cache: it is recomputed)")
+        raise DataError(f"{len(lengths)} cached teacher rows for {n} texts", path=path, fix=fix)
     parts = [tensors[k].split(lengths) for k in ("embeddings", "special", "input_ids")]
     return list(zip(*parts))

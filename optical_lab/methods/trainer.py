@@ -153,10 +153,16 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     inflated the untrained student's dev score by up to 0.025 MRR when the comparison runner computed it
     inside its autocast region). A tie with the relevant document (a duplicate dev sentence, a collapsed
     student) takes the mean of the tied ranks, so it neither helps nor hurts (before 2026-11-27 ties
-    counted for the relevant document)."""
+    counted for the relevant document).
+
+    A non-finite score (a diverged student) never helps: a query whose relevant document scores NaN
+    or ±inf ranks it last (rank n), and any other NaN document ranks below every finite one (NaN
+    compared as "not greater" used to give rank 0.5, i.e. MRR 2.0, and the diverged student won)."""
     scores = similarity(queries, documents)
+    scores = torch.nan_to_num(scores, nan=-math.inf)
     gold = scores.diagonal()[:, None]
     rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
+    rank = torch.where(torch.isfinite(gold[:, 0]), rank, float(scores.shape[1]))
     return float((1.0 / rank).mean())
 
 
@@ -239,10 +245,26 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
         grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
     else:
         grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+    check_finite(float(loss.detach()), grad_norm, config)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach()), grad_norm
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+
+
+def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
+    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
+    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    same on every process (the loss and the norm are the global batch's)."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    raise TrainingDiverged(f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
+                           f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
+                           "nothing was reported for this cell - use a larger --epsilon or a smaller --lr")
 
 
 def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -351,6 +373,21 @@ class _Interrupt:
             raise KeyboardInterrupt(f"training interrupted by signal {self.signum}; resumable from its checkpoint")
 
 
+def complete_log_lines(path: Path) -> list[str]:
+    """The JSON lines of a training log, without a torn last line (a kill in the middle of a write:
+    the checkpoint is fine, only that line is lost). A damaged line elsewhere is a :class:`DataError`."""
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                return lines[:-1]
+            raise DataError("damaged training-log line", path=path, line=number,
+                            fix="delete the cell folder (or re-run with --no-resume) to train it again") from None
+    return lines
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a uniquely named temporary file, flushed to disk, then renamed over ``path``
     (:func:`optical_lab.io.atomic_write`)."""
@@ -403,6 +440,7 @@ class Trainer:
                  initial_dev_score: float | None = None) -> None:
         if len(train) == 0:
             raise ValueError("empty training bitext")
+        student.check_max_length(config.max_length)
         if isinstance(teacher, FrozenTeacher):
             if teacher.max_length != config.max_length:
                 raise ValueError(f"teacher truncates at {teacher.max_length}, config at {config.max_length}")
@@ -437,8 +475,7 @@ class Trainer:
         path = self.out_dir / LOG_NAME
         kept: list[str] = []
         if keep_until is not None and path.exists():  # resumed: drop what came after the checkpoint
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["step"] <= keep_until]
+            kept = [line for line in complete_log_lines(path) if json.loads(line)["step"] <= keep_until]
         # the kept lines replace the log atomically, as a new file: a writer still appending to the
         # old one (a run killed but not yet dead) writes into a file nobody reads
         text = "".join(line + "\n" for line in kept).encode("utf-8")

@@ -82,6 +82,25 @@ class Encoder(torch.nn.Module):
         self.pooling = pooling
         self.source = source  # the folder (or hub id) the weights came from; hashed into a result's provenance
 
+    @property
+    def max_positions(self) -> int | None:
+        """The most tokens the model can embed in one text (its position table; the tokenizer's own
+        limit when smaller, as XLM-R's 514 positions hold 512 tokens); None when the model does not say."""
+        limits = [getattr(getattr(self.model, "config", None), "max_position_embeddings", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        limits = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
+        return min(limits) if limits else None
+
+    def check_max_length(self, max_length: int, flag: str = "--max-length") -> None:
+        """Refuse (DataError) a truncation longer than :attr:`max_positions`: the model would fail on
+        the first longer text, after a run had started writing."""
+        from ..data.errors import DataError
+
+        limit = self.max_positions
+        if limit is not None and max_length > limit:
+            raise DataError(f"{flag} {max_length} is longer than {self.name or 'the model'} can embed ({limit} tokens)",
+                            fix=f"use {flag} {limit} or less")
+
     def settings(self) -> dict:
         """The constructor keywords besides model and tokenizer (to wrap the same encoder differently)."""
         return dict(name=self.name, max_length=self.max_length, query_prefix=self.query_prefix,
@@ -116,6 +135,7 @@ class Encoder(torch.nn.Module):
             pooling=spec.pooling,
             source=spec.path,
         )
+        encoder.check_max_length(encoder.max_length)  # e.g. evaluate --max-length 100000 on 512 positions
         # inference mode by default (no dropout); the trainer switches the student to train()
         return encoder.to(device or default_device()).eval()
 

@@ -20,6 +20,7 @@ still above ``tol`` after ``n_iters`` iterations raises a :class:`SinkhornConver
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,10 @@ class SinkhornSpec:
     centre: bool = False
 
     def __post_init__(self) -> None:
-        if not self.epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
+        if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < math.inf):
+            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon}")
+        if self.tol is not None and not (isinstance(self.tol, (int, float)) and 0 <= self.tol < math.inf):
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol}")
         if int(self.n_iters) < 1:
             raise ValueError(f"n_iters must be >= 1, got {self.n_iters}")
         if self.cost not in COST_KINDS:

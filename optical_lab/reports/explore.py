@@ -1,7 +1,8 @@
 """`optical-lab explore [--student [LANG=]PATH ...]`: the two explorers as a web app (Voilà).
 
-Voilà runs ``notebooks/app_explorer.ipynb`` in a kernel and serves only its outputs (no code
-cells) on localhost. The notebook holds a single call, :func:`app_from_environment`; this command
+Voilà runs ``app/app_explorer.ipynb`` (package data: the app runs from an installed package) in a
+kernel and serves only its outputs (no code cells) on localhost. The notebook holds a single call,
+:func:`app_from_environment`; this command
 passes its settings (teacher backbone, students, languages) through the ``OPTICAL_LAB_EXPLORE``
 environment variable as JSON, which the Voilà server hands down to the notebook's kernel. The
 same notebook opened in JupyterLab (``make lab``) without that variable shows the default app:
@@ -15,14 +16,27 @@ A *saved student* is either
   ``--model`` must name the backbone it was trained from.
 
 ``--student hau=PATH`` names the language; a bare ``PATH`` takes it from the folder name when that
-starts with a language code (the student cache's ``hau-optical-fold0of2-...``).
+starts with a language code (the student cache's ``hau-optical-fold0of2-...``). A student that
+cannot be loaded (a pickle, a damaged file, weights of another backbone) is a red line in the page;
+no code in the file is ever run (``torch.load(weights_only=True)``).
+
+The server is bounded and honest (:mod:`.app_kernels`): the kernel of a closed page is culled after
+``--cull-idle`` seconds and at most ``--max-kernels`` kernels live at once; SIGTERM/SIGHUP to this
+command stop Voilà and its kernels; a port already in use is refused before Voilà starts (Voilà
+would silently move to another port), and the URL printed is the one served; ``--token`` asks every
+reader for a token on a shared machine; the page requests nothing outside the machine (the
+``optical-lab`` Voilà template drops the lab template's Font Awesome stylesheets from a CDN).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import html
 import json
 import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -33,14 +47,17 @@ import torch
 
 from ..data.errors import DataError
 from ..data.languages import NAMES, normalize_lang
-from ..data.paths import REPO_ROOT
 from ..models import Encoder
 from .widgets import AlignmentExplorer, RetrievalExplorer, message_html
 
-APP_NOTEBOOK = REPO_ROOT / "notebooks" / "app_explorer.ipynb"
+APP_DIR = Path(__file__).with_name("app")  # package data: the notebook and the offline Voilà template
+APP_NOTEBOOK = APP_DIR / "app_explorer.ipynb"
+VOILA_TEMPLATE = "optical-lab"  # APP_DIR/voila/templates/optical-lab, found through JUPYTER_PATH
 CONFIG_ENV = "OPTICAL_LAB_EXPLORE"
 DEFAULT_LANGS = ("hau", "swa", "yor")
 DEFAULT_PORT = 8866
+CULL_IDLE_S = 120  # a kernel without an open page, idle this long, is shut down
+MAX_KERNELS = 2  # kernels alive at once (each holds the teacher and the students: ~0.7 GB on MiniLM)
 
 
 @dataclass
@@ -101,7 +118,14 @@ def load_student(path: str | Path, teacher: Encoder) -> Encoder:
     if not weights.is_file():
         raise DataError("no config.json and no student.pt", path=path,
                         fix="pass a folder written by Encoder.save, a student.pt, or a folder holding one")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:  # weights_only: a pickle that would run code is refused, never executed
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises pickle, zip and runtime errors for a bad file
+        raise DataError(f"not a readable state dict ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        path=weights, fix="pass a student.pt written by torch.save(student.state_dict())") from None
+    if not isinstance(state, dict):
+        raise DataError(f"holds a {type(state).__name__}, not a state dict", path=weights,
+                        fix="pass a student.pt written by torch.save(student.state_dict())")
     student = teacher.copy()
     try:
         student.load_state_dict(state)
@@ -160,13 +184,13 @@ def build_app(config: AppConfig) -> ExplorerApp:
         try:
             students[lang] = load_student(path, teacher)
             labels[lang] = str(path).replace(str(Path.home()), "~", 1)  # where it came from, readably
-        except (DataError, OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds, the page shows a line, not a traceback
             problems.append(f"could not load the {NAMES.get(lang, lang)} student from {path}: {exc}")
     return ExplorerApp(teacher, students, labels, config, problems)
 
 
 def app_from_environment() -> ExplorerApp:
-    """What ``notebooks/app_explorer.ipynb`` displays: the app for ``$OPTICAL_LAB_EXPLORE``."""
+    """What ``app/app_explorer.ipynb`` displays: the app for ``$OPTICAL_LAB_EXPLORE``."""
     from .alignment import notebook_setup
 
     notebook_setup()  # offline, quiet, torch threads for the machine's load
@@ -174,11 +198,37 @@ def app_from_environment() -> ExplorerApp:
 
 
 # =============================================================================== command line
-def voila_command(notebook: Path, port: int, host: str = "127.0.0.1", open_browser: bool = False) -> list[str]:
-    """The Voilà server for ``notebook``: outputs only (code cells stripped), tracebacks hidden."""
+def voila_command(notebook: Path, port: int, host: str = "127.0.0.1", open_browser: bool = False,
+                  cull_idle: int = CULL_IDLE_S, max_kernels: int = MAX_KERNELS, token: str = "") -> list[str]:
+    """The Voilà server for ``notebook``: outputs only (code cells stripped), tracebacks hidden, on
+    exactly ``port`` (no retry on another one), with the kernel bounds of :mod:`.app_kernels`, the
+    offline template and ``token`` ("" = none)."""
     command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}",
-               "--strip_sources=True", "--show_tracebacks=False", "--theme=light"]
+               "--Voila.port_retries=0", "--strip_sources=True", "--show_tracebacks=False", "--theme=light",
+               f"--template={VOILA_TEMPLATE}",
+               "--VoilaConfiguration.multi_kernel_manager_class=optical_lab.reports.app_kernels.BoundedKernelManager",
+               f"--BoundedKernelManager.max_kernels={max_kernels}",
+               f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+               f"--MappingKernelManager.cull_interval={max(1, min(60, cull_idle // 2))}",
+               "--MappingKernelManager.cull_connected=False", f"--Voila.token={token}"]
     return command + ([] if open_browser else ["--no-browser"])
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on (Voilà would move to another one and the printed URL
+    would be wrong)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            taken = exc.errno == errno.EADDRINUSE
+            raise DataError(f"cannot serve on {host}:{port}: " + ("the port is in use" if taken else exc.strerror),
+                            fix=f"pass another --port (e.g. --port {port + 1})" if taken else "pass another --host") \
+                from None
+
+
+def app_url(host: str, port: int, token: str) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/" + (f"?token={token}" if token else "")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +239,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (localhost by default)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    parser.add_argument("--cull-idle", type=int, default=CULL_IDLE_S,
+                        help=f"seconds after which the kernel of a closed page is shut down (default {CULL_IDLE_S})")
+    parser.add_argument("--max-kernels", type=int, default=MAX_KERNELS,
+                        help=f"kernels alive at once, one per open page (default {MAX_KERNELS})")
+    parser.add_argument("--token", nargs="?", const="generate", default="",
+                        help="ask readers for a token (shared machines): --token VALUE, or --token alone for a random one")
     parser.add_argument("--notebook", default=str(APP_NOTEBOOK), help=argparse.SUPPRESS)
 
 
@@ -196,15 +252,40 @@ def main(args: argparse.Namespace) -> None:
     notebook = Path(args.notebook)
     if not notebook.exists():
         raise DataError("the app notebook is missing", path=notebook,
-                        fix="run from a clone of the repository (pip install -e .), which has notebooks/")
+                        fix="reinstall optical_lab (pip install .): the notebook is package data")
+    for flag, value, low in (("--cull-idle", args.cull_idle, 1), ("--max-kernels", args.max_kernels, 1),
+                             ("--port", args.port, 1)):
+        if value < low:
+            raise DataError(f"{flag} {value}: must be >= {low}", fix=f"e.g. {flag} {low if flag != '--port' else 8866}")
     students = dict(parse_student(spec) for spec in args.student)
     langs = [normalize_lang(l) for l in args.langs.split(",") if l.strip()]
     config = AppConfig.default(model=args.model, students={l: str(p.resolve()) for l, p in students.items()}, langs=langs)
-    env = {**os.environ, CONFIG_ENV: config.to_json(), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    print(f"optical-lab explore: http://{args.host}:{args.port}/  (Ctrl-C stops the server)", flush=True)
-    server = subprocess.Popen(voila_command(notebook, args.port, args.host, not args.no_browser), env=env)
+    check_port(args.host, args.port)
+    token = secrets.token_urlsafe(16) if args.token == "generate" else args.token
+    jupyter_path = os.pathsep.join(p for p in (str(APP_DIR), os.environ.get("JUPYTER_PATH", "")) if p)
+    env = {**os.environ, CONFIG_ENV: config.to_json(), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+           "JUPYTER_PATH": jupyter_path}
+    command = voila_command(notebook, args.port, args.host, not args.no_browser, args.cull_idle, args.max_kernels, token)
+    print(f"optical-lab explore: {app_url(args.host, args.port, token)}  (Ctrl-C stops the server)", flush=True)
+    serve_until_stopped(subprocess.Popen(command, env=env))
+
+
+def serve_until_stopped(server: subprocess.Popen) -> None:
+    """Wait for the Voilà ``server``; SIGTERM or SIGHUP to this process (or Ctrl-C) stops it, and with it
+    its kernels (Voilà shuts them down on SIGTERM), instead of orphaning them."""
+    def forward(signum, frame) -> None:
+        server.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         server.wait()
     except KeyboardInterrupt:
         server.terminate()
-        server.wait(timeout=10)
+    finally:
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

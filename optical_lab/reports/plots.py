@@ -16,6 +16,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
+from ..io import atomic_write
 from ..methods.registry import BY_NAME, method_order
 
 _PALETTE = plt.get_cmap("tab10").colors
@@ -271,7 +272,8 @@ def save_figure(fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("
         path = out_dir / f"{name}.{fmt}"
         metadata = {"Date": None} if fmt == "svg" else ({"Software": None} if fmt == "png" else None)
         with plt.rc_context({"svg.hashsalt": "optical_lab", "svg.fonttype": "none"}):
-            fig.savefig(path, dpi=dpi, metadata=metadata, bbox_inches="tight")
+            atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata,
+                                                          bbox_inches="tight"))  # a link at path is replaced
         paths.append(path)
     return paths
 

@@ -16,7 +16,7 @@ Heavy work is cached: token embeddings per (encoder, sentence), document embeddi
 (encoder, language), so moving a slider only re-runs Sinkhorn or a matrix product.
 
 Both explorers also run as a web page (``optical-lab explore``: Voilà serves
-``notebooks/app_explorer.ipynb``, see :mod:`optical_lab.reports.explore`), where a reader cannot
+``optical_lab/reports/app/app_explorer.ipynb``, see :mod:`optical_lab.reports.explore`), where a reader cannot
 see a Python traceback. So every callback reports what went wrong *in the page* (the red
 ``message`` line) and logs the traceback for the developer; bad input (an empty box, a
 2,000-token paste, a language without a saved student) gets a plain sentence saying what to do.

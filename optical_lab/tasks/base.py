@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
@@ -36,8 +35,9 @@ from ..data.bitext import Bitext
 from ..data.collections import LEGACY_FOLD_SCHEME, Collection, fold_bitext, split_dev
 from ..data.errors import DataError
 from ..data.ntrex import NtrexCorpus
-from ..data.trec import Qrels, Run, write_qrels, write_run, write_topics
+from ..data.trec import Qrels, Run, run_text, write_qrels, write_run, write_topics
 from ..evaluation.metrics import aggregate, per_query
+from ..io import atomic_write, write_csv
 from ..models.encoder import Encoder
 from ..retrieval.dense import retrieve
 
@@ -158,10 +158,9 @@ def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, comp
             write_topics(result.topics, folder / f"{name}.topics.tsv")
         if inputs and result.qrels is not None:
             write_qrels(result.qrels, folder / f"{name}.qrels")
-        path = folder / f"{name}.run"
-        write_run(result.run, path, tag=tag)
-        if compress:
-            with path.open("rb") as plain, gzip.open(folder / f"{name}.run.gz", "wb", compresslevel=9) as packed:
-                shutil.copyfileobj(plain, packed)
-            path.unlink()
-        result.per_query.to_csv(folder / f"{name}.per_query.csv", float_format="%.6g")
+        if compress:  # every file atomically: a link planted at its path is replaced, never written through
+            packed = gzip.compress(run_text(result.run, tag).encode("utf-8"), compresslevel=9, mtime=0)
+            atomic_write(folder / f"{name}.run.gz", lambda handle, data=packed: handle.write(data))
+        else:
+            write_run(result.run, folder / f"{name}.run", tag=tag)
+        write_csv(result.per_query, folder / f"{name}.per_query.csv", float_format="%.6g")
