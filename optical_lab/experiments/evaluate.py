@@ -37,7 +37,7 @@ from ..data.languages import known_languages, parse_langs
 from ..io import write_json
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
-from ..models.registry import check_model_name
+from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
@@ -58,6 +58,7 @@ class EvaluateConfig:
     max_length: int = 256
     task_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
+    backbone: dict[str, str] = field(default_factory=dict)  # --pooling/--query-prefix/--document-prefix (the teacher)
 
     @property
     def method(self) -> str:
@@ -137,7 +138,7 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
                         fix="choose another --out folder, or delete this one to recompute it")
     else:
         make_results_dir(folder)  # a file in the way, or no write permission: one line, before the model loads
-    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
+    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length, **config.backbone), memo=True,
                           batch_size=config.batch_size)
     student = teacher if config.student is None else EvalEncoder(
         Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size)
@@ -236,6 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "(default: the --student's teacher, else minilm)")
     parser.add_argument("--student", default=None, help="a saved student folder (Encoder.save / compare --save-student); "
                                                         "without it the teacher is evaluated zero-shot")
+    add_backbone_options(parser)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
     parser.add_argument("--out", default=None, help="results folder (default: results/evaluate-<tasks>-<timestamp>)")
@@ -249,7 +251,7 @@ def main(args: argparse.Namespace) -> None:
     langs = data_languages() if args.langs.strip() == "all" else parse_langs(args.langs)
     model = args.model or student_teacher(args.student) or "minilm"
     config = EvaluateConfig(langs, tasks, model, str(Path(args.student).resolve()) if args.student else None,
-                            args.max_length, options)
+                            args.max_length, options, backbone=backbone_overrides(args))
     run_evaluation(config, args.out)
 
 

@@ -59,7 +59,7 @@ class AppConfig:
     @classmethod
     def default(cls, **settings) -> "AppConfig":
         """The defaults with ``settings``; few pairs and documents under ``OPTICAL_LAB_SMALL=1`` (tests)."""
-        from .alignment import small_mode
+        from ..experiments.students import small_mode
 
         return cls(**({"n_pairs": 10, "max_docs": 10} if small_mode() else {}), **settings)
 
@@ -167,7 +167,7 @@ def build_app(config: AppConfig) -> ExplorerApp:
 
 def app_from_environment() -> ExplorerApp:
     """What ``notebooks/app_explorer.ipynb`` displays: the app for ``$OPTICAL_LAB_EXPLORE``."""
-    from .alignment import notebook_setup
+    from .notebook import notebook_setup
 
     notebook_setup()  # offline, quiet, torch threads for the machine's load
     return build_app(AppConfig.from_environment())
