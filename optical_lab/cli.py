@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": ("optical_lab.experiments.evaluate", "evaluate the zero-shot teacher or a saved student on the suite "
                                                      "(ntrex-clir, ntrex-sentences, flores-sentences, sib-topics) or any task"),
     "sweep": ("optical_lab.experiments.sweep", "choose per-method hyper-parameters on dev bitext only (protocol v2)"),
+    "train": ("optical_lab.experiments.train_cli", "train and save one student (a method, a language, a bitext)"),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),

@@ -49,7 +49,13 @@ DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
 @dataclass
 class EvaluateConfig:
-    """What decides the numbers of an evaluation (saved as ``config.json``)."""
+    """What decides the numbers of an evaluation (saved as ``config.json``); run it with :func:`run_evaluation`.
+
+    >>> from optical_lab import EvaluateConfig
+    >>> config = EvaluateConfig(langs=["hau", "swa"], tasks=["ntrex-clir"])
+    >>> config.method, config.model
+    ('zero-shot', 'minilm')
+    """
 
     langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
     tasks: list[str] = field(default_factory=lambda: list(SUITE))
@@ -107,11 +113,48 @@ def task_table(results_by_lang: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("lang")
 
 
+def evaluate_student(student: Encoder, task: str, lang: str, teacher: Encoder | None = None,
+                     **task_options) -> dict[str, Any]:
+    """Score ``student`` (documents) on every evaluation item of ``task`` in ``lang``, queries encoded by
+    ``teacher`` (default: the student itself, i.e. zero-shot). Returns sub-task -> ``TaskResult``
+    (``.summary``: metric -> mean, ``.per_query``: a DataFrame). Writes nothing (:func:`run_evaluation`
+    writes a results folder).
+
+    >>> import pathlib, tempfile
+    >>> from optical_lab import Encoder, evaluate_student
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "topics.tsv").write_text("q1\\tWhere is the market?\\nq2\\tGood morning, my friend\\n")
+    >>> _ = (folder / "qrels.txt").write_text("q1 0 d1 1\\nq2 0 d2 1\\n")
+    >>> _ = (folder / "docs.tsv").write_text("d1\\tSoko liko wapi?\\nd2\\tHabari ya asubuhi, rafiki yangu\\n")
+    >>> teacher = Encoder.load("minilm", device="cpu")
+    >>> results = evaluate_student(teacher, "trec", "swa", topics=str(folder / "topics.tsv"),
+    ...                            qrels=str(folder / "qrels.txt"), docs=str(folder / "docs.tsv"))
+    >>> sorted(results["trec"].summary), len(results["trec"].per_query)
+    (['MAP', 'MRR@10', 'nDCG@10'], 2)
+    """
+    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+    return get_task(task, **task_options).evaluate(lang, everything, teacher or student, student)
+
+
 def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
 
     Everything that can be refused (unknown task option, no task having any language, a folder
-    already holding results, a missing model) is refused before anything is written."""
+    already holding results, a missing model) is refused before anything is written.
+
+    >>> import contextlib, io, pathlib, tempfile
+    >>> from optical_lab import EvaluateConfig, run_evaluation
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "topics.tsv").write_text("q1\\tWhere is the market?\\nq2\\tGood morning, my friend\\n")
+    >>> _ = (folder / "qrels.txt").write_text("q1 0 d1 1\\nq2 0 d2 1\\n")
+    >>> _ = (folder / "docs.tsv").write_text("d1\\tSoko liko wapi?\\nd2\\tHabari ya asubuhi, rafiki yangu\\n")
+    >>> files = {name: str(folder / f) for name, f in (("topics", "topics.tsv"), ("qrels", "qrels.txt"), ("docs", "docs.tsv"))}
+    >>> config = EvaluateConfig(langs=["swa"], tasks=["trec"], task_options=files)
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     tables = run_evaluation(config, folder / "results", progress=False)
+    >>> list(tables["trec"].columns), sorted(p.name for p in (folder / "results").glob("*.json"))
+    (['MRR@10', 'nDCG@10', 'MAP'], ['config.json', 'done.json', 'environment.json'])
+    """
     start = time.perf_counter()
     tasks = {name: get_task(name, **config.task_options) for name in config.tasks}
     todo: dict[str, list[str]] = {}

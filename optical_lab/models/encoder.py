@@ -61,7 +61,16 @@ def mean_pool(embeddings: torch.Tensor, mask: torch.Tensor, normalize: bool = Tr
 
 
 class Encoder(torch.nn.Module):
-    """Tokenizer + transformer body, with pooled and token-level outputs."""
+    """Tokenizer + transformer body, with pooled and token-level outputs.
+
+    >>> from optical_lab import Encoder
+    >>> encoder = Encoder.load("minilm", device="cpu")
+    >>> vectors = encoder.encode(["Habari ya asubuhi", "Good morning"])
+    >>> vectors.shape, encoder.pooling, round(float(vectors[0].norm()), 4)
+    (torch.Size([2, 384]), 'mean', 1.0)
+    >>> encoder.tokens(["Good morning"]).embeddings.shape  # [CLS] good morning [SEP]
+    torch.Size([1, 4, 384])
+    """
 
     def __init__(
         self,
@@ -108,11 +117,6 @@ class Encoder(torch.nn.Module):
 
         ``overrides`` (``pooling``, ``query_prefix``, ``passage_prefix``, ``normalize``) replace the
         settings the model's files prescribe (:func:`~optical_lab.models.registry.resolve_backbone`).
-
-        >>> from optical_lab import Encoder
-        >>> encoder = Encoder.load("minilm", device="cpu")
-        >>> encoder.encode(["Habari ya asubuhi", "Good morning"]).shape
-        torch.Size([2, 384])
         """
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging

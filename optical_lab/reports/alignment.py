@@ -48,7 +48,16 @@ class TokenView:
 
 @dataclass
 class Alignment:
-    """A transport plan between the teacher's tokens (rows) and the student's tokens (columns)."""
+    """A transport plan between the teacher's tokens (rows) and the student's tokens (columns).
+
+    >>> from optical_lab import Encoder, alignment_plan
+    >>> teacher = Encoder.load("minilm", device="cpu")
+    >>> alignment = alignment_plan(teacher, teacher, "good morning", "habari ya asubuhi")
+    >>> alignment.row_tokens, round(float(alignment.plan.sum()), 6)
+    (['good', 'morning'], 1.0)
+    >>> len(alignment.top(3)), type(alignment.plot()).__name__  # the heatmap, on a matplotlib Axes
+    (3, 'Axes')
+    """
 
     plan: np.ndarray  # (n, m), non-negative, sums to 1
     cost: np.ndarray  # (n, m), the cost matrix the plan was computed from
@@ -157,6 +166,7 @@ def alignment_plan(
     """Plan aligning the teacher's tokens of ``english`` with the student's tokens of ``foreign``.
 
     Before distillation pass the teacher as ``student`` too (the student starts as its copy).
+    Example: :class:`Alignment`.
     """
     return plan_from_views(token_view(teacher, english, role), token_view(student, foreign, role), epsilon, n_iters, cost)
 
