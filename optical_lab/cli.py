@@ -29,6 +29,8 @@ COMMANDS = {
 
 
 DEBUG_HELP = "on an error, show the full traceback instead of the one-line message"
+# optional packages (pyproject.toml extras) a command module may need: package -> extra
+EXTRAS = {"ipywidgets": "app", "voila": "app", "IPython": "app", "jupyterlab": "notebooks", "ir_datasets": "ir_datasets"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(module=module)
         # also accepted after the command name; SUPPRESS keeps a top-level --debug when absent here
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-        importlib.import_module(module).add_arguments(command)
+        try:
+            importlib.import_module(module).add_arguments(command)
+        except ModuleNotFoundError as exc:  # the core install lacks an extra: the command says so when run
+            if exc.name not in EXTRAS:
+                raise
+            command.set_defaults(missing=f"optical-lab {name} needs {exc.name}: pip install 'optical_lab[{EXTRAS[exc.name]}]'")
+            command.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -50,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from .methods.runtime import keep_freed_memory
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "missing", None):
+        print(f"error: {args.missing}", file=sys.stderr)
+        return 1
     keep_freed_memory()  # no page faults per training step: 11-15 % more pairs/s on CPU (methods/runtime.py)
     try:
         importlib.import_module(args.module).main(args)

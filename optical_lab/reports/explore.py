@@ -10,7 +10,7 @@ the packaged MiniLM teacher, offline, and no student.
 A *saved student* is either
 
 * a folder written by ``Encoder.save`` (a Hugging Face folder: ``config.json`` + weights), or
-* a ``student.pt`` state dict (``optical_lab.reports.alignment.save_student``, what the notebooks'
+* a ``student.pt`` state dict (``optical_lab.experiments.students.save_student``, what the notebooks'
   student cache holds), or a folder containing one; it is loaded into a copy of the teacher, so
   ``--model`` must name the backbone it was trained from.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,7 +29,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import ipywidgets as W
+try:
+    import ipywidgets as W
+except ModuleNotFoundError as exc:  # an optional dependency (pyproject.toml: the `app` and `notebooks` extras)
+    raise ModuleNotFoundError("the explorers need ipywidgets: pip install 'optical_lab[app]'", name=exc.name) from exc
 import torch
 
 from ..data.errors import DataError
@@ -197,6 +201,9 @@ def main(args: argparse.Namespace) -> None:
     if not notebook.exists():
         raise DataError("the app notebook is missing", path=notebook,
                         fix="run from a clone of the repository (pip install -e .), which has notebooks/")
+    if importlib.util.find_spec("voila") is None:
+        raise DataError("optical-lab explore serves the explorers with Voilà, which is not installed",
+                        fix="pip install 'optical_lab[app]' (or `make explore`, whose environment has it)")
     students = dict(parse_student(spec) for spec in args.student)
     langs = [normalize_lang(l) for l in args.langs.split(",") if l.strip()]
     config = AppConfig.default(model=args.model, students={l: str(p.resolve()) for l, p in students.items()}, langs=langs)
