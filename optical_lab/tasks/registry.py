@@ -14,6 +14,7 @@ from typing import Any
 from ..data.errors import DataError
 from .base import Task
 from .flores_sentences import FloresSentencesTask
+from .irds import IrdsTask
 from .ntrex import NtrexClirTask, NtrexTask
 from .ntrex_sentence import NtrexSentenceTask
 from .qald import QaldTask
@@ -28,6 +29,7 @@ TASKS: dict[str, type] = {
     "sib-topics": SibTopicsTask,
     "qald": QaldTask,
     "trec": TrecTask,
+    "irds": IrdsTask,
 }
 ALIASES = {"ntrex-sentence": "ntrex-sentences"}
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
