@@ -88,5 +88,5 @@ def main(args: argparse.Namespace) -> None:
     set_threads(plan.threads)
     info = train_one(plan, langs[0], args.fold, args.out, backbone_overrides(args))
     print(f"trained {args.method} for {langs[0]} on {info['train_pairs']} pairs of {info['bitext']} "
-          f"({info['steps']} steps, best dev MRR {info['best_dev_mrr']}, step {info['best_step']})")
+          f"({info['steps']} steps; best dev MRR {info['best_dev_mrr'] or 0:.3f} at step {info['best_step']})")
     print(f"student: {Path(args.out) / 'student'}  (optical-lab evaluate --student {Path(args.out) / 'student'})")
