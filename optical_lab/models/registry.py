@@ -119,9 +119,9 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
     """``--pooling``, ``--query-prefix``, ``--document-prefix``: override what the model's files say."""
     parser.add_argument("--pooling", choices=POOLINGS, default=None,
                         help="sentence pooling (default: the model's sentence-transformers config, else mean)")
-    parser.add_argument("--query-prefix", default=None, help="text put before every query, e.g. 'query: ' "
+    parser.add_argument("--query-prefix", default=None, metavar="PREFIX", help="text put before every query, e.g. 'query: ' "
                                                              "(default: the model's 'query' prompt, else none)")
-    parser.add_argument("--document-prefix", dest="passage_prefix", default=None,
+    parser.add_argument("--document-prefix", dest="passage_prefix", default=None, metavar="PREFIX",
                         help="text put before every document, e.g. 'passage: ' (default: the model's "
                              "'document' prompt, else none)")
 
