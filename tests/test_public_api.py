@@ -44,3 +44,12 @@ def test_every_export_has_an_example_that_runs(name, monkeypatch):
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_a_command_whose_extra_is_missing_says_what_to_install():
+    """The core install has no ipywidgets (extra ``app``): the CLI still works, and ``explore`` names the extra."""
+    code = ("import sys; sys.modules['ipywidgets'] = None; from optical_lab.cli import build_parser, main; "
+            "assert 'explore' in build_parser().format_help(); sys.exit(main(['explore']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "optical-lab explore needs ipywidgets: pip install 'optical_lab[app]'" in done.stderr
