@@ -32,7 +32,8 @@ COMMANDS = {
 
 DEBUG_HELP = "on an error, show the full traceback instead of the one-line message"
 # optional packages (pyproject.toml extras) a command module may need: package -> extra
-EXTRAS = {"ipywidgets": "app", "voila": "app", "IPython": "app", "jupyterlab": "notebooks", "ir_datasets": "ir_datasets"}
+EXTRAS = {"ipywidgets": "app", "voila": "app", "IPython": "app", "jupyterlab": "notebooks",
+          "ir_datasets": "ir_datasets"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:  # the core install lacks an extra: the command says so when run
             if exc.name not in EXTRAS:
                 raise
-            command.set_defaults(missing=f"optical-lab {name} needs {exc.name}: pip install 'optical_lab[{EXTRAS[exc.name]}]'")
+            extra = EXTRAS[exc.name]
+            command.set_defaults(missing=f"optical-lab {name} needs {exc.name}: pip install 'optical_lab[{extra}]'")
             command.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 

@@ -117,11 +117,13 @@ def load_ir_datasets(dataset_id: str, lang: str, doc_field: str | None, query_fi
     try:
         import ir_datasets
     except ImportError as exc:
-        raise DataError("the irds task needs the ir_datasets package", fix="pip install 'optical_lab[ir_datasets]'") from exc
+        raise DataError("the irds task needs the ir_datasets package",
+                        fix="pip install 'optical_lab[ir_datasets]'") from exc
     try:
         ds = ir_datasets.load(dataset_id)
     except KeyError as exc:
-        raise DataError(f"ir_datasets has no dataset {dataset_id!r}", fix="see https://ir-datasets.com for ids") from exc
+        raise DataError(f"ir_datasets has no dataset {dataset_id!r}",
+                        fix="see https://ir-datasets.com for ids") from exc
     missing = [part for part, has in (("documents", ds.has_docs()), ("queries", ds.has_queries()),
                                       ("qrels", ds.has_qrels())) if not has]
     if missing:
@@ -154,8 +156,9 @@ def _text(record, fields: list[str], dataset_id: str, option: str) -> str:
     values = [getattr(record, f) for f in fields]
     wrong = [f for f, v in zip(fields, values) if not isinstance(v, str)]
     if wrong:
-        raise DataError(f"ir_datasets {dataset_id}: field {wrong[0]} holds {type(values[fields.index(wrong[0])]).__name__}, "
-                        "not text", fix=f"name a text field with {option}")
+        kind = type(values[fields.index(wrong[0])]).__name__
+        raise DataError(f"ir_datasets {dataset_id}: field {wrong[0]} holds {kind}, not text",
+                        fix=f"name a text field with {option}")
     return " ".join(values).strip()
 
 

@@ -143,7 +143,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset with what the command line overrides."""
+    """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset, with what the command line sets."""
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,

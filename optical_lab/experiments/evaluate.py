@@ -148,7 +148,8 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
     >>> _ = (folder / "topics.tsv").write_text("q1\\tWhere is the market?\\nq2\\tGood morning, my friend\\n")
     >>> _ = (folder / "qrels.txt").write_text("q1 0 d1 1\\nq2 0 d2 1\\n")
     >>> _ = (folder / "docs.tsv").write_text("d1\\tSoko liko wapi?\\nd2\\tHabari ya asubuhi, rafiki yangu\\n")
-    >>> files = {name: str(folder / f) for name, f in (("topics", "topics.tsv"), ("qrels", "qrels.txt"), ("docs", "docs.tsv"))}
+    >>> names = {"topics": "topics.tsv", "qrels": "qrels.txt", "docs": "docs.tsv"}
+    >>> files = {option: str(folder / name) for option, name in names.items()}
     >>> config = EvaluateConfig(langs=["swa"], tasks=["trec"], task_options=files)
     >>> with contextlib.redirect_stdout(io.StringIO()):
     ...     tables = run_evaluation(config, folder / "results", progress=False)

@@ -237,7 +237,7 @@ def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.Da
     >>> import pathlib
     >>> import optical_lab
     >>> from optical_lab import load_per_query
-    >>> runs = pathlib.Path(optical_lab.__file__).parents[1] / "results" / "compare-minilm" / "runs"  # committed results
+    >>> runs = pathlib.Path(optical_lab.__file__).parents[1] / "results" / "compare-minilm" / "runs"  # committed
     >>> table = load_per_query(runs)
     >>> list(table.columns[:7])
     ['lang', 'method', 'fold', 'seed', 'task', 'qid', 'MRR@10']

@@ -34,7 +34,8 @@ TRAINED = [name for name in BY_NAME if name != "zero-shot"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default=REFERENCE, choices=TRAINED, help=f"the training method (default {REFERENCE})")
+    parser.add_argument("--method", default=REFERENCE, choices=TRAINED,
+                        help=f"the training method (default {REFERENCE})")
     parser.add_argument("--lang", required=True, help="the student's language (any spelling, e.g. hau)")
     parser.add_argument("--model", default="minilm", help="teacher and starting point: registry name, HF id or folder")
     add_backbone_options(parser)
@@ -72,7 +73,8 @@ def train_one(plan: ComparePlan, lang: str, fold_index: int, out: str | Path, ba
     write_json({"plan": asdict(plan), "lang": lang, "fold": fold_index, "backbone": backbone or {}, "result": info},
                out / "config.json")
     files = task.data_files(lang) if plan.bitext == "ntrex" else list(plan.bitext_files)
-    write_json(environment() | {"cpu_flags": shown_flags()} | provenance(files, teacher.source), out / "environment.json")
+    write_json(environment() | {"cpu_flags": shown_flags()} | provenance(files, teacher.source),
+               out / "environment.json")
     return info
 
 

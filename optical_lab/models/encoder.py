@@ -208,7 +208,8 @@ class Encoder(torch.nn.Module):
         if self.pooling == "cls":
             pooled = batch.embeddings[:, 0]
         else:  # "max"
-            pooled = batch.embeddings.masked_fill(~batch.mask.unsqueeze(-1), torch.finfo(batch.embeddings.dtype).min).amax(1)
+            lowest = torch.finfo(batch.embeddings.dtype).min
+            pooled = batch.embeddings.masked_fill(~batch.mask.unsqueeze(-1), lowest).amax(1)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(self, texts: Sequence[str], role: Role = None) -> torch.Tensor:

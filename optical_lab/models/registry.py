@@ -17,8 +17,8 @@ refused at once with the closest registry name (:func:`check_model_name`): a typ
 would otherwise spend a minute of hub retries before failing.
 
 Everything model-specific that the rest of the code must respect lives in :class:`BackboneSpec`:
-retrieval prefixes, maximum length and pooling (``"mean"`` or ``"cls"``). A CLS-pooled backbone is
-one entry here, nothing else.
+retrieval prefixes, maximum length, pooling (``"mean"``, ``"cls"`` or ``"max"``) and
+normalisation. A CLS-pooled backbone is one entry here, nothing else.
 """
 from __future__ import annotations
 
@@ -119,8 +119,9 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
     """``--pooling``, ``--query-prefix``, ``--document-prefix``: override what the model's files say."""
     parser.add_argument("--pooling", choices=POOLINGS, default=None,
                         help="sentence pooling (default: the model's sentence-transformers config, else mean)")
-    parser.add_argument("--query-prefix", default=None, metavar="PREFIX", help="text put before every query, e.g. 'query: ' "
-                                                             "(default: the model's 'query' prompt, else none)")
+    parser.add_argument("--query-prefix", default=None, metavar="PREFIX",
+                        help="text put before every query, e.g. 'query: ' (default: the model's 'query' "
+                             "prompt, else none)")
     parser.add_argument("--document-prefix", dest="passage_prefix", default=None, metavar="PREFIX",
                         help="text put before every document, e.g. 'passage: ' (default: the model's "
                              "'document' prompt, else none)")
@@ -137,7 +138,8 @@ def resolve_backbone(name_or_path: str, **overrides) -> BackboneSpec:
     unknown = set(overrides) - {*OVERRIDES, "normalize"}
     if unknown:
         raise TypeError(f"unknown backbone setting(s) {sorted(unknown)}")
-    spec = replace(_resolve(name_or_path, quiet=bool(overrides)), **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    spec = replace(_resolve(name_or_path, quiet=bool(given)), **given)
     if spec.pooling not in POOLINGS:
         raise DataError(f"{name_or_path} pools {spec.pooling!r}; the encoder implements {', '.join(POOLINGS)}",
                         fix="choose one with --pooling (the embeddings then differ from the model card's)")

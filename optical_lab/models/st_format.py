@@ -120,5 +120,6 @@ def write_settings(folder: str | Path, *, dim: int, pooling: str, normalize: boo
     if normalize:
         (folder / "2_Normalize").mkdir(exist_ok=True)
     prompts = {k: v for k, v in (("query", query_prefix), ("document", passage_prefix)) if v}
-    write_json({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine" if normalize else "dot"},
+    similarity = "cosine" if normalize else "dot"
+    write_json({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": similarity},
                folder / PROMPTS_FILE)

@@ -163,7 +163,8 @@ def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, comp
             written.append(folder / f"{name}.qrels")
             write_qrels(result.qrels, written[-1])
         for path in written if compress else ():
-            with path.open("rb") as plain, gzip.open(path.with_name(path.name + ".gz"), "wb", compresslevel=9) as packed:
+            packed_path = path.with_name(path.name + ".gz")
+            with path.open("rb") as plain, gzip.open(packed_path, "wb", compresslevel=9) as packed:
                 shutil.copyfileobj(plain, packed)
             path.unlink()
         result.per_query.to_csv(folder / f"{name}.per_query.csv", float_format="%.6g")

@@ -42,7 +42,8 @@ class IrdsTask(TrecTask):
     def collection(self, lang: str) -> Collection:
         lang = normalize_lang(lang)
         if not self.irds_id:
-            raise DataError("the irds task needs --irds-id", fix="e.g. --task irds --irds-id wikiclir/sw --doc-field text")
+            raise DataError("the irds task needs --irds-id",
+                            fix="e.g. --task irds --irds-id wikiclir/sw --doc-field text")
         if lang not in self._collections:
             self._collections[lang] = load_ir_datasets(self.irds_id, lang, self.doc_field, self.query_field)
         return self._collections[lang]
