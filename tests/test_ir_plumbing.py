@@ -94,3 +94,26 @@ def test_exported_runs_rescore_to_the_stored_metrics(fixture_dataset, teacher, t
     stored = pd.read_csv(tmp_path / "results" / index["per_query"][0])
     assert stored["MRR@10"].mean() == pytest.approx(rescored[ir_measures.RR @ 10], abs=1e-5)
     assert (tmp_path / "trec" / "irds_swa_irds.topics.tsv").read_text().startswith("q1\tWhere is the market?")
+
+
+def test_training_curves_as_tensorboard_event_files(tmp_path):
+    """`optical-lab export --tensorboard`: each cell's train_log.jsonl, read back from the event files."""
+    pytest.importorskip("tensorboard", reason="pip install 'optical_lab[tensorboard]'")
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from optical_lab.experiments.export_cli import write_tensorboard
+
+    cell = tmp_path / "runs" / "hau" / "optical" / "fold0-seed0"
+    cell.mkdir(parents=True)
+    log = [{"step": 1, "event": "train", "loss": 0.5, "lr": 1e-4, "seconds": 0.1},
+           {"step": 2, "event": "train", "loss": 0.25, "lr": 5e-5, "seconds": 0.1},
+           {"step": 2, "event": "dev", "dev_mrr": 0.7, "best": True}]
+    (cell / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    assert write_tensorboard(tmp_path / "runs", tmp_path / "tb") == 1
+    events = EventAccumulator(str(tmp_path / "tb" / "hau" / "optical" / "fold0-seed0"))
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == ["dev/best", "dev/dev_mrr", "train/loss", "train/lr"]
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 0.5), (2, 0.25)]
+    assert events.Scalars("dev/dev_mrr")[0].value == pytest.approx(0.7)

@@ -12,11 +12,16 @@ its topics. ``index.tsv`` lists run, qrels and the toolkit's per-query scores of
 re-score what the toolkit reported. Results written before the qrels were saved with the runs have
 no qrels file: those runs are exported and listed with an empty qrels column (re-run
 ``optical-lab evaluate`` or the comparison to get them).
+
+``--tensorboard LOGDIR`` also writes every training curve under ``RESULTS`` (each
+``train_log.jsonl``: loss, its terms, learning rate, gradient norm, dev MRR) as TensorBoard event
+files, one run per cell (``tensorboard --logdir LOGDIR``; needs ``pip install 'optical_lab[tensorboard]'``).
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -65,9 +70,30 @@ def export(results: str | Path, out: str | Path | None = None) -> pd.DataFrame:
     return index
 
 
+def write_tensorboard(results: str | Path, logdir: str | Path) -> int:
+    """Every ``train_log.jsonl`` under ``results`` as TensorBoard scalars ``<event>/<field>`` by step,
+    one run per cell (its folder path); returns the number of runs written."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # torch's writer needs the tensorboard package
+        raise DataError("TensorBoard event files need the tensorboard package",
+                        fix="pip install 'optical_lab[tensorboard]'") from exc
+    results, logs = Path(results), sorted(Path(results).rglob("train_log.jsonl"))
+    for log in logs:
+        with SummaryWriter(log_dir=str(Path(logdir) / log.parent.relative_to(results))) as writer:
+            for line in log.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line) if line.strip() else {}
+                for key, value in record.items():
+                    if key not in ("step", "event", "seconds") and isinstance(value, (int, float)):
+                        writer.add_scalar(f"{record.get('event', 'train')}/{key}", value, record["step"])
+    return len(logs)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="a results folder (compare or evaluate)")
     parser.add_argument("--out", default=None, help="where the TREC files go (default RESULTS/trec)")
+    parser.add_argument("--tensorboard", default=None, metavar="LOGDIR",
+                        help="also write the training curves as TensorBoard event files under LOGDIR")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -76,3 +102,6 @@ def main(args: argparse.Namespace) -> None:
     without = int((index["qrels"] == "").sum())
     print(f"{len(index)} runs -> {out} (index.tsv)" + (f"; {without} without qrels (written before runs kept "
                                                          "them: re-run to get them)" if without else ""))
+    if args.tensorboard:
+        count = write_tensorboard(args.results, args.tensorboard)
+        print(f"{count} training curves -> {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
