@@ -16,7 +16,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[test,bench,me5]'
+	$(BIN)/pip install --quiet -e '.[test,bench,me5,app,notebooks,ir_datasets,tensorboard]'
 	touch $@
 
 venv: $(VENV)/.installed

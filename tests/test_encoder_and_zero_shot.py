@@ -89,4 +89,4 @@ def test_pooling_is_chosen_by_the_backbone(teacher):
         torch.testing.assert_close(cls(texts), torch.nn.functional.normalize(tokens.embeddings[:, 0], dim=-1))
         assert not torch.allclose(cls(texts), teacher(texts))
     with pytest.raises(ValueError, match="pooling"):
-        type(teacher)(teacher.model, teacher.tokenizer, pooling="max")
+        type(teacher)(teacher.model, teacher.tokenizer, pooling="weightedmean")

@@ -99,7 +99,7 @@ def test_result_files_replace_a_planted_link_instead_of_writing_through_it(tmp_p
     """``save_results`` and ``data/trec.write_*`` wrote in place, through a link at the result's path."""
     folder = tmp_path / "cell"
     folder.mkdir()
-    names = ["clir.per_query.csv", "clir.run.gz", "clir.topics.tsv", "clir.qrels", "plain.run", "t.tsv", "q.qrels"]
+    names = ["clir.per_query.csv", "clir.run.gz", "clir.topics.tsv", "clir.qrels.gz", "plain.run", "t.tsv", "q.qrels"]
     for name in names:
         (folder / name).symlink_to(outside / "precious.txt")
     result = TaskResult("clir", {"q1": {"d1": 0.5}}, pd.DataFrame({"MRR@10": [1.0]}, index=["q1"]),

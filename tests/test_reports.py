@@ -16,9 +16,9 @@ import torch  # noqa: E402
 from optical_lab.data import load_ntrex  # noqa: E402
 from optical_lab.experiments.size_curve import curve_table  # noqa: E402
 from optical_lab.experiments.summary import summarize  # noqa: E402
-from optical_lab.reports.alignment import (  # noqa: E402
-    alignment_plan, distilled_student, plan_from_views, short_pairs, small_mode, token_view,
-)
+from optical_lab.experiments.students import distilled_student, small_mode  # noqa: E402
+from optical_lab.reports.alignment import alignment_plan, plan_from_views, token_view  # noqa: E402
+from optical_lab.reports.notebook import short_pairs  # noqa: E402
 from optical_lab.reports.answer import SummaryTables, answer_all, answer_language, answer_markdown, overall  # noqa: E402
 from optical_lab.reports.plots import (  # noqa: E402
     plot_language_comparison, plot_loss_curve, plot_transport_plan, save_figure, top_alignments,

@@ -78,7 +78,7 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("a finished sweep cell was retrained")
 
-    monkeypatch.setattr(sweep_module, "Trainer", no_training)
+    monkeypatch.setattr(sweep_module, "train_student", no_training)
     assert Sweep(out, **options).run_all() == chosen  # (done.json was removed above: this run finishes it again)
     environment = (out / "environment.json").read_text()
     (out / "environment.json").write_text(environment + " ")  # a finished sweep's records are only read

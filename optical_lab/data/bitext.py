@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Bitext:
-    """Line-aligned English and foreign sentences, with an optional document id per pair."""
+    """Line-aligned English and foreign sentences, with an optional document id per pair.
+
+    >>> from optical_lab import Bitext
+    >>> pairs = Bitext(["Good morning.", "Thank you.", "Where is the market?"],
+    ...                ["Habari ya asubuhi.", "Asante.", "Soko liko wapi?"], "swa")
+    >>> len(pairs), pairs.subsample(2, seed=0).english
+    (3, ['Good morning.', 'Where is the market?'])
+    """
 
     english: list[str]
     foreign: list[str]

@@ -159,19 +159,60 @@ def load_trec_collection(topics: str | Path, qrels: str | Path, documents: str |
     return Collection(name or Path(documents).stem, lang, queries, docs, rels)
 
 
-def load_ir_datasets(dataset_id: str, lang: str) -> Collection:  # pragma: no cover - needs internet + ir_datasets
-    """Bridge to ``ir_datasets`` (e.g. ``wikiclir/sw``), for users with internet access."""
+def load_ir_datasets(dataset_id: str, lang: str, doc_field: str | None, query_field: str = "text") -> Collection:
+    """A collection from ``ir_datasets`` (e.g. ``wikiclir/sw``; its own download and cache rules apply).
+
+    ``doc_field`` names the document field(s) holding the text, e.g. ``text``, ``body`` or
+    ``title,text`` (joined with a space): datasets name it differently, and a wrong guess would
+    silently score empty documents, so it is required and checked against the dataset's document
+    type (``docs_cls()._fields``); so is ``query_field``.
+    """
     try:
         import ir_datasets
     except ImportError as exc:
-        raise DataError("the ir_datasets bridge needs the ir_datasets package", fix="pip install ir_datasets") from exc
-    ds = ir_datasets.load(dataset_id)
-    queries = {q.query_id: q.text for q in ds.queries_iter()}
-    documents = {d.doc_id: getattr(d, "text", "") for d in ds.docs_iter()}
+        raise DataError("the irds task needs the ir_datasets package",
+                        fix="pip install 'optical_lab[ir_datasets]'") from exc
+    try:
+        ds = ir_datasets.load(dataset_id)
+    except KeyError as exc:
+        raise DataError(f"ir_datasets has no dataset {dataset_id!r}",
+                        fix="see https://ir-datasets.com for ids") from exc
+    missing = [part for part, has in (("documents", ds.has_docs()), ("queries", ds.has_queries()),
+                                      ("qrels", ds.has_qrels())) if not has]
+    if missing:
+        raise DataError(f"ir_datasets {dataset_id} has no {', '.join(missing)}",
+                        fix="choose a dataset id with documents, queries and qrels (e.g. a test split)")
+    doc_fields = _fields(ds.docs_cls(), doc_field, dataset_id, "document", "--doc-field")
+    query_fields = _fields(ds.queries_cls(), query_field, dataset_id, "query", "--query-field")
+    queries = {q.query_id: _text(q, query_fields, dataset_id, "--query-field") for q in ds.queries_iter()}
+    documents = {d.doc_id: _text(d, doc_fields, dataset_id, "--doc-field") for d in ds.docs_iter()}
     qrels: Qrels = {}
     for q in ds.qrels_iter():
         qrels.setdefault(q.query_id, {})[q.doc_id] = q.relevance
     return Collection(dataset_id, lang, queries, documents, qrels)
+
+
+def _fields(record_type, wanted: str | None, dataset_id: str, kind: str, option: str) -> list[str]:
+    """The comma-separated field names ``wanted``, each checked to be a field of ``record_type``."""
+    fields = [f for f in getattr(record_type, "_fields", ()) if not f.endswith("_id")]
+    names = [f.strip() for f in (wanted or "").split(",") if f.strip()]
+    unknown = [f for f in names if f not in fields]
+    if not names or unknown:
+        problem = f"{kind} field {', '.join(unknown)} is not" if unknown else f"no {kind} text field named"
+        raise DataError(f"ir_datasets {dataset_id}: {problem} among its {kind} fields ({', '.join(fields)})",
+                        fix=f"name it: {option} {fields[-1] if fields else 'text'}")
+    return names
+
+
+def _text(record, fields: list[str], dataset_id: str, option: str) -> str:
+    """The named fields of one record joined with a space; a field that holds no text is refused."""
+    values = [getattr(record, f) for f in fields]
+    wrong = [f for f, v in zip(fields, values) if not isinstance(v, str)]
+    if wrong:
+        kind = type(values[fields.index(wrong[0])]).__name__
+        raise DataError(f"ir_datasets {dataset_id}: field {wrong[0]} holds {kind}, not text",
+                        fix=f"name a text field with {option}")
+    return " ".join(values).strip()
 
 
 def write_topics(topics: Mapping[str, str], path: str | Path) -> None:
@@ -179,9 +220,14 @@ def write_topics(topics: Mapping[str, str], path: str | Path) -> None:
     write_text("".join(f"{q}\t{t}\n" for q, t in topics.items()), path)
 
 
+def qrels_text(qrels: Qrels) -> str:
+    """Qrels in the TREC format: ``qid 0 docid relevance`` per line."""
+    return "".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items())
+
+
 def write_qrels(qrels: Qrels, path: str | Path) -> None:
-    """``qid 0 docid relevance`` per line, written atomically."""
-    write_text("".join(f"{q} 0 {d} {r}\n" for q, rel in qrels.items() for d, r in rel.items()), path)
+    """:func:`qrels_text`, written atomically."""
+    write_text(qrels_text(qrels), path)
 
 
 def run_text(run: Run, tag: str = "optical_lab") -> str:

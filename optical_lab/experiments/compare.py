@@ -77,11 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the --task only); each evaluates the languages it has")
     add_task_options(parser)
     parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
-    parser.add_argument("--bitext", default="ntrex",
-                        help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
-                             "train, dev: MAFAND dev), or a TSV file of english<TAB>foreign pairs (one --langs entry)")
-    parser.add_argument("--bitext-en", default=None, help="your English side, line-aligned with --bitext-xx")
-    parser.add_argument("--bitext-xx", default=None, help="your foreign side, line-aligned with --bitext-en")
+    add_bitext_options(parser)
     parser.add_argument("--allow-overlap", type=int, default=DEFAULT_ALLOWED_OVERLAP,
                         help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
                              f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)")
@@ -91,6 +87,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-student", action="store_true",
                         help="write every trained student to <cell>/student (safetensors + tokenizer), for "
                              "`optical-lab evaluate --student`")
+    add_training_options(parser)
+    parser.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
+    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    parser.add_argument("--method-config", default=None,
+                        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`")
+    parser.add_argument("--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison")
+    parser.add_argument("--out", default="results/compare", help="results folder (re-running into it skips finished cells)")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="skip finished cells and resume killed ones (default); --no-resume recomputes")
+    parser.add_argument("--join", action="store_true",
+                        help="help the comparison already running in --out (the same command line, threads may differ): "
+                             "compute the cells nobody else holds; that run waits for them and writes the summary")
+    parser.add_argument("--join-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="with --join: wait up to this long for the run it joins to write the folder's config.json "
+                             "(a worker started together with its owner)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def add_bitext_options(parser: argparse.ArgumentParser) -> None:
+    """Where the training pairs come from (:func:`bitext_from_args`): ``compare`` and ``train``."""
+    parser.add_argument("--bitext", default="ntrex",
+                        help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
+                             "train, dev: MAFAND dev), or a TSV file of english<TAB>foreign pairs (one --langs entry)")
+    parser.add_argument("--bitext-en", default=None, help="your English side, line-aligned with --bitext-xx")
+    parser.add_argument("--bitext-xx", default=None, help="your foreign side, line-aligned with --bitext-en")
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The training settings (``TrainConfig``: preset, steps, OT, precision, ...): ``compare`` and ``train``."""
     parser.add_argument("--preset", default="default", choices=list(PRESETS), help="training budget (see methods/config.py)")
     parser.add_argument("--max-train-pairs", default=None, help="cap on training pairs per fold ('all' = no cap; "
                                                                 "default: the preset's, 1000)")
@@ -108,31 +134,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aug-method", choices=list(AUGMENTATIONS),
                         help="augmentation joined to OPTICAL in optical+aug and drawn in the size curve")
     parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"])
-    parser.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
     parser.add_argument("--prefixes", action=argparse.BooleanOptionalAction, default=None,
                         help="train and select with the backbone's retrieval prefixes, as evaluation encodes (default; "
                              "--no-prefixes reproduces comparisons run before issue #13, e.g. results/compare-me5-small)")
     parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None,
                         help="keep the student's word-embedding table as the teacher's (cheaper steps, most of all "
                              "for me5-small; part of every cell's identity; default off)")
-    parser.add_argument("--method-config", default=None,
-                        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`")
-    parser.add_argument("--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison")
-    parser.add_argument("--out", default="results/compare", help="results folder (re-running into it skips finished cells)")
-    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="skip finished cells and resume killed ones (default); --no-resume recomputes")
-    parser.add_argument("--join", action="store_true",
-                        help="help the comparison already running in --out (the same command line, threads may differ): "
-                             "compute the cells nobody else holds; that run waits for them and writes the summary")
-    parser.add_argument("--join-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="with --join: wait up to this long for the run it joins to write the folder's config.json "
-                             "(a worker started together with its owner)")
-    parser.add_argument("--no-progress", action="store_true")
 
 
-def plan_from_args(args: argparse.Namespace) -> ComparePlan:
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset, with what the command line sets."""
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,
@@ -148,6 +159,11 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
         if cap != "all" and not cap.isdigit():
             raise DataError(f"bad --max-train-pairs {args.max_train_pairs!r}", fix="a positive integer or 'all'")
         config = config.replace(max_train_pairs=None if cap == "all" else int(cap))
+    return config
+
+
+def plan_from_args(args: argparse.Namespace) -> ComparePlan:
+    config = train_config_from_args(args)
     try:
         methods = parse_methods(args.methods)
     except ValueError as exc:

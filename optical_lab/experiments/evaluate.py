@@ -37,7 +37,7 @@ from ..data.languages import known_languages, parse_langs
 from ..io import write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
-from ..models.registry import check_model_name
+from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
@@ -50,7 +50,13 @@ DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
 @dataclass
 class EvaluateConfig:
-    """What decides the numbers of an evaluation (saved as ``config.json``)."""
+    """What decides the numbers of an evaluation (saved as ``config.json``); run it with :func:`run_evaluation`.
+
+    >>> from optical_lab import EvaluateConfig
+    >>> config = EvaluateConfig(langs=["hau", "swa"], tasks=["ntrex-clir"])
+    >>> config.method, config.model
+    ('zero-shot', 'minilm')
+    """
 
     langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
     tasks: list[str] = field(default_factory=lambda: list(SUITE))
@@ -59,6 +65,7 @@ class EvaluateConfig:
     max_length: int = 256
     task_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
+    backbone: dict[str, str] = field(default_factory=dict)  # --pooling/--query-prefix/--document-prefix (the teacher)
 
     @property
     def method(self) -> str:
@@ -107,13 +114,51 @@ def task_table(results_by_lang: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("lang")
 
 
+def evaluate_student(student: Encoder, task: str, lang: str, teacher: Encoder | None = None,
+                     **task_options) -> dict[str, Any]:
+    """Score ``student`` (documents) on every evaluation item of ``task`` in ``lang``, queries encoded by
+    ``teacher`` (default: the student itself, i.e. zero-shot). Returns sub-task -> ``TaskResult``
+    (``.summary``: metric -> mean, ``.per_query``: a DataFrame). Writes nothing (:func:`run_evaluation`
+    writes a results folder).
+
+    >>> import pathlib, tempfile
+    >>> from optical_lab import Encoder, evaluate_student
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "topics.tsv").write_text("q1\\tWhere is the market?\\nq2\\tGood morning, my friend\\n")
+    >>> _ = (folder / "qrels.txt").write_text("q1 0 d1 1\\nq2 0 d2 1\\n")
+    >>> _ = (folder / "docs.tsv").write_text("d1\\tSoko liko wapi?\\nd2\\tHabari ya asubuhi, rafiki yangu\\n")
+    >>> teacher = Encoder.load("minilm", device="cpu")
+    >>> results = evaluate_student(teacher, "trec", "swa", topics=str(folder / "topics.tsv"),
+    ...                            qrels=str(folder / "qrels.txt"), docs=str(folder / "docs.tsv"))
+    >>> sorted(results["trec"].summary), len(results["trec"].per_query)
+    (['MAP', 'MRR@10', 'R@1', 'R@10', 'R@100', 'nDCG@10'], 2)
+    """
+    everything = TaskFold(0, None, None, None)  # eval_key None: every evaluation item of the language
+    return get_task(task, **task_options).evaluate(lang, everything, teacher or student, student)
+
+
 def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
 
     Everything that can be refused (unknown task option, no task having any language, a folder
     already holding finished results or in use by another run, a missing model) is refused before
     anything is written. A run that crashed (``config.json`` but no ``done.json``) is redone by the
-    same command."""
+    same command.
+
+    >>> import contextlib, io, pathlib, tempfile
+    >>> from optical_lab import EvaluateConfig, run_evaluation
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "topics.tsv").write_text("q1\\tWhere is the market?\\nq2\\tGood morning, my friend\\n")
+    >>> _ = (folder / "qrels.txt").write_text("q1 0 d1 1\\nq2 0 d2 1\\n")
+    >>> _ = (folder / "docs.tsv").write_text("d1\\tSoko liko wapi?\\nd2\\tHabari ya asubuhi, rafiki yangu\\n")
+    >>> names = {"topics": "topics.tsv", "qrels": "qrels.txt", "docs": "docs.tsv"}
+    >>> files = {option: str(folder / name) for option, name in names.items()}
+    >>> config = EvaluateConfig(langs=["swa"], tasks=["trec"], task_options=files)
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     tables = run_evaluation(config, folder / "results", progress=False)
+    >>> list(tables["trec"].columns[:3]), sorted(p.name for p in (folder / "results").glob("*.json"))
+    (['MRR@10', 'nDCG@10', 'MAP'], ['config.json', 'done.json', 'environment.json'])
+    """
     start = time.perf_counter()
     tasks = {name: get_task(name, **config.task_options) for name in config.tasks}
     todo: dict[str, list[str]] = {}
@@ -147,7 +192,7 @@ def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any]
     """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
     ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
     everything = TaskFold(0, None, None, None)
-    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length), memo=True,
+    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length, **config.backbone), memo=True,
                           batch_size=config.batch_size)
     student = teacher if config.student is None else EvalEncoder(
         Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size)
@@ -246,6 +291,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "(default: the --student's teacher, else minilm)")
     parser.add_argument("--student", default=None, help="a saved student folder (Encoder.save / compare --save-student); "
                                                         "without it the teacher is evaluated zero-shot")
+    add_backbone_options(parser)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
     parser.add_argument("--out", default=None, help="results folder (default: results/evaluate-<tasks>-<timestamp>)")
@@ -259,7 +305,7 @@ def main(args: argparse.Namespace) -> None:
     langs = data_languages() if args.langs.strip() == "all" else parse_langs(args.langs)
     model = args.model or student_teacher(args.student) or "minilm"
     config = EvaluateConfig(langs, tasks, model, str(Path(args.student).resolve()) if args.student else None,
-                            args.max_length, options)
+                            args.max_length, options, backbone=backbone_overrides(args))
     run_evaluation(config, args.out)
 
 

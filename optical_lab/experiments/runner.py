@@ -44,10 +44,10 @@ from ..data.errors import DataError
 from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
 from ..io import write_json
 from ..methods.config import PRESETS, TrainConfig
-from ..methods.registry import BY_NAME, REFERENCE, build_objective
+from ..methods.registry import BY_NAME, REFERENCE
 from ..methods.runtime import device_description, release_memory, resolve_mixed_precision, set_threads
 from ..methods.teacher import FrozenTeacher
-from ..methods.trainer import Trainer, make_accelerator, retrieval_mrr
+from ..methods.trainer import make_accelerator, retrieval_mrr, train_student
 from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
@@ -465,17 +465,17 @@ class Runner:
         self._busy = True
         start = time.perf_counter()
         train_info: dict[str, Any] = {}
+        pairs = None
         if method == "zero-shot":
             student: Encoder = self.teacher  # the very same encoder (and memo) on both sides
-            pairs = None
         else:
-            cap = cfg.max_train_pairs if size == "default" else size
-            pairs = train.subsample(cap, seed)
-            objective = build_objective(method, cfg, pairs)
-            student = self.base.copy()
-            result = Trainer(student, frozen, objective, pairs, dev, cfg, out_dir=folder, accelerator=self.accelerator,
-                             desc=f"{lang} {method} f{fold.index} s{seed}",
-                             initial_dev_score=self.initial_dev_score(frozen, dev)).train()
+            # a size-curve variant caps the training pairs at its size instead of the config's default
+            used = cfg if size == "default" else cfg.replace(max_train_pairs=size)
+            pairs = train.subsample(used.max_train_pairs, used.seed)  # what train_student trains on (same rule)
+            student, objective, result = train_student(
+                self.base, frozen, method, train, dev, used,
+                out_dir=folder, accelerator=self.accelerator, desc=f"{lang} {method} f{fold.index} s{seed}",
+                initial_dev_score=self.initial_dev_score(frozen, dev))
             train_info = asdict(result)
             if self.save_student and self.accelerator.is_main_process:
                 student.save(folder / "student", teacher=self.plan.model, lang=lang, method=method)
@@ -494,7 +494,7 @@ class Runner:
         summary = {name: r.summary for name, r in results.items()}
         info = {"lang": lang, "method": method, "fold": fold.index, "seed": seed, "size": size,
                 "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
-                "train_pairs": len(pairs) if pairs is not None else 0, "dev_pairs": train_info.get("dev_pairs", 0),
+                "train_pairs": train_info.get("train_pairs", 0), "dev_pairs": train_info.get("dev_pairs", 0),
                 "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
                 "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads,
                 # where it ran (a grid may be finished on other machines: cells are independent)

@@ -224,6 +224,17 @@ def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.Da
     """Long per-query table from every finished cell under ``cells_root`` (``<lang>/<method>/fold<k>-seed<s>``).
 
     ``extra`` names further fields of each cell's ``done.json`` to copy into columns (e.g. ``size``).
+
+    >>> import pathlib
+    >>> import optical_lab
+    >>> from optical_lab import load_per_query
+    >>> runs = pathlib.Path(optical_lab.__file__).parents[1] / "results" / "compare-minilm" / "runs"  # committed
+    >>> table = load_per_query(runs)
+    >>> list(table.columns[:7])
+    ['lang', 'method', 'fold', 'seed', 'task', 'qid', 'MRR@10']
+    >>> means = table.query("task == 'clir'").groupby("method")["MRR@10"].mean()
+    >>> bool(means["zero-shot"] > 0), "optical" in means
+    (True, True)
     """
     frames = []
     for done, info in cell_records(cells_root, "done.json"):

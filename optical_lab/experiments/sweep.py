@@ -47,10 +47,10 @@ from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
 from ..io import write_json, write_text
 from ..methods.config import TrainConfig, preset
-from ..methods.registry import build_objective, parse_methods
+from ..methods.registry import parse_methods
 from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
-from ..methods.trainer import Trainer, make_accelerator
+from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 
@@ -159,16 +159,14 @@ class Sweep:
             return info | {"cached": True}
         folder.mkdir(parents=True, exist_ok=True)
         threads = set_threads(self.threads)
-        train = self.train.subsample(config.max_train_pairs, self.seed)
-        objective = build_objective(method, config, train)
-        student = self.frozen.encoder.copy()
         start = time.perf_counter()
-        result = Trainer(student, self.frozen, objective, train, self.dev, config, out_dir=folder,
-                         accelerator=self.accelerator, desc=f"sweep {self.lang} {method} {slug(setting)}").train()
+        student, _, result = train_student(self.frozen.encoder, self.frozen, method, self.train, self.dev, config,
+                                     out_dir=folder, accelerator=self.accelerator,
+                                     desc=f"sweep {self.lang} {method} {slug(setting)}")
         info = {"lang": self.lang, "model": self.model, "method": method, "stage": stage, "setting": setting,
                 "fingerprint": fingerprint, "best_dev_mrr": result.best_dev_mrr, "best_step": result.best_step,
                 "dev_history": result.dev_history, "train_s": round(time.perf_counter() - start, 1),
-                "threads": threads, "steps": result.steps, "train_pairs": len(train),
+                "threads": threads, "steps": result.steps, "train_pairs": result.train_pairs,
                 "dev_pairs": result.dev_pairs, "diagnostics": last_diagnostics(folder / "train_log.jsonl")}
         write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
         write_json(info, done)  # last: marks the cell finished

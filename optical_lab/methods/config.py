@@ -31,7 +31,13 @@ ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "f
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (one language, method, fold and seed)."""
+    """Hyper-parameters of one training run (one language, method, fold and seed).
+
+    >>> from optical_lab import TrainConfig
+    >>> config = TrainConfig(steps=100).replace(lr=1e-4)
+    >>> config.steps, config.lr, config.max_train_pairs
+    (100, 0.0001, 1000)
+    """
 
     # --- optimisation (AdamW with linear warm-up then linear decay, gradient clipping)
     lr: float = 2e-4  # tuned on the dev bitext of Hausa fold 0 only (5e-5, 1e-4, 2e-4; 24 steps)

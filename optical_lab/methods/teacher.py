@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
 from ..data.errors import DataError
-from ..models.encoder import Encoder, TokenBatch, mean_pool
+from ..models.encoder import Encoder, TokenBatch
 
 
 @contextlib.contextmanager
@@ -186,9 +186,8 @@ class FrozenTeacher:
         return TokenBatch(embeddings.to(device), mask.to(device), special.to(device), input_ids.to(device))
 
     def pooled(self, texts: Sequence[str]) -> torch.Tensor:
-        """Mean-pooled, L2-normalised sentence embeddings (B, d), as ``Encoder.forward`` computes them."""
-        batch = self.tokens(texts)
-        return mean_pool(batch.embeddings, batch.mask)
+        """Sentence embeddings (B, d) pooled as ``Encoder.forward`` pools them (the backbone's pooling)."""
+        return self.encoder.pool(self.tokens(texts))
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, role: str | None = None) -> torch.Tensor:
         """Pooled embeddings of many texts at the encoder's own (evaluation) length, on CPU (memoised:

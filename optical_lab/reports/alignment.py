@@ -18,24 +18,15 @@ once per sentence (:func:`token_view`) and reused while epsilon / iterations cha
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..models.encoder import Encoder, Role
 from ..ot import SinkhornSpec, token_plan
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
-    from ..methods import TrainConfig
-    from ..tasks.base import TaskFold
 
 FIGURE_SPEC = SinkhornSpec(n_iters=100)
 DEFAULT_EPSILON = FIGURE_SPEC.epsilon
@@ -57,7 +48,16 @@ class TokenView:
 
 @dataclass
 class Alignment:
-    """A transport plan between the teacher's tokens (rows) and the student's tokens (columns)."""
+    """A transport plan between the teacher's tokens (rows) and the student's tokens (columns).
+
+    >>> from optical_lab import Encoder, alignment_plan
+    >>> teacher = Encoder.load("minilm", device="cpu")
+    >>> alignment = alignment_plan(teacher, teacher, "good morning", "habari ya asubuhi")
+    >>> alignment.row_tokens, round(float(alignment.plan.sum()), 6)
+    (['good', 'morning'], 1.0)
+    >>> len(alignment.top(3)), type(alignment.plot()).__name__  # the heatmap, on a matplotlib Axes
+    (3, 'Axes')
+    """
 
     plan: np.ndarray  # (n, m), non-negative, sums to 1
     cost: np.ndarray  # (n, m), the cost matrix the plan was computed from
@@ -166,6 +166,7 @@ def alignment_plan(
     """Plan aligning the teacher's tokens of ``english`` with the student's tokens of ``foreign``.
 
     Before distillation pass the teacher as ``student`` too (the student starts as its copy).
+    Example: :class:`Alignment`.
     """
     return plan_from_views(token_view(teacher, english, role), token_view(student, foreign, role), epsilon, n_iters, cost)
 
@@ -174,189 +175,3 @@ def plans_at(teacher_view: TokenView, student_view: TokenView, epsilons: Sequenc
              n_iters: int = DEFAULT_ITERS) -> list[Alignment]:
     """The same pair at several epsilons (sharp vs diffuse)."""
     return [plan_from_views(teacher_view, student_view, eps, n_iters) for eps in epsilons]
-
-
-# =============================================================================== students to align with
-SMALL_ENV = "OPTICAL_LAB_SMALL"
-
-
-def small_mode() -> bool:
-    """``OPTICAL_LAB_SMALL=1``: the small configuration (few steps, few documents) used by the
-    notebook tests; unset or ``0`` runs the notebooks at the comparison's default size."""
-    return os.environ.get(SMALL_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def notebook_config(**overrides) -> "TrainConfig":
-    """Training settings for notebooks and figures: the comparison's defaults, or a few steps on a
-    few hundred pairs in small mode (about half a minute on 2 CPU cores)."""
-    from ..methods import TrainConfig
-
-    small = dict(steps=12, batch_size=8, warmup_steps=2, max_train_pairs=240, max_dev_pairs=64, eval_every=6,
-                 checkpoint_every=0, n_iters=30) if small_mode() else {}  # n_iters: TrainConfig.sinkhorn's
-    return TrainConfig(progress=False, checkpoint_every=0).replace(**{**small, **overrides})
-
-
-def read_train_log(folder: str | Path) -> "pd.DataFrame":
-    """The trainer's ``train_log.jsonl`` as a DataFrame (train steps and dev evaluations)."""
-    import pandas as pd
-
-    path = Path(folder) / "train_log.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class DistilledStudent:
-    """A trained student with what produced it."""
-
-    student: Encoder
-    lang: str
-    method: str
-    fold: "TaskFold"
-    config: "TrainConfig"
-    folder: Path  # train_log.jsonl, train_summary.json, (cached) student.pt
-    result: dict
-
-    @property
-    def log(self) -> "pd.DataFrame":
-        return read_train_log(self.folder)
-
-
-def student_folder(teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int = 0, n_folds: int = 2) -> Path:
-    """Where :func:`distilled_student` keeps a student: ``<cache>/students/<key>/`` (outside the repository)."""
-    from ..data.paths import cache_dir
-
-    key = f"{lang}-{method}-fold{fold}of{n_folds}-{teacher.name or 'teacher'}-{config.fingerprint()}"
-    return cache_dir() / "students" / key
-
-
-def save_student(student: Encoder, folder: str | Path) -> Path:
-    """Write the student's weights to ``folder/student.pt`` atomically (what the cache reads)."""
-    from ..methods.trainer import atomic_torch_save
-
-    path = Path(folder) / "student.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(student.state_dict(), path)
-    return path
-
-
-def distilled_student(
-    teacher: Encoder,
-    lang: str,
-    method: str = "optical",
-    config: "TrainConfig | None" = None,
-    fold: int = 0,
-    n_folds: int = 2,
-    cache: bool = True,
-    force: bool = False,
-    folder: str | Path | None = None,
-) -> DistilledStudent:
-    """Train (or load from the cache) a student for ``lang`` with the project's trainer.
-
-    Exactly what a comparison cell does (same folds, same training-pair subsample, same trainer),
-    so with the comparison's config this rebuilds that cell's student. It trains on fold
-    ``fold``'s training documents only: align and retrieve on the fold's evaluation documents
-    (``result.fold.eval_key``), which it never saw. Students are cached (:func:`student_folder`)
-    so the notebooks, explorers and figures share one training run; ``force`` retrains. Processes that
-    ask for the same student at the same time (two notebooks, the figures command, an explorer) take turns
-    on the folder's lock: the first trains, the others wait and load its result.
-    """
-    from ..experiments.records import FolderLock
-
-    config = config or notebook_config()
-    folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config, fold, n_folds)
-    with FolderLock(folder, wait=STUDENT_LOCK_WAIT):
-        return _distilled_student(teacher, lang, method, config, fold, n_folds, cache, force, folder)
-
-
-STUDENT_LOCK_WAIT = 3600.0  # seconds a process waits for another that trains the same student
-
-
-def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int,
-                       n_folds: int, cache: bool, force: bool, folder: Path) -> DistilledStudent:
-    from ..methods import Trainer, build_objective
-    from ..tasks.registry import get_task
-
-    task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
-    weights = folder / "student.pt"
-    student = teacher.copy()
-    if cache and not force and weights.exists() and (folder / "train_summary.json").exists():
-        student.load_state_dict(torch.load(weights, map_location=student.device, weights_only=True))
-        student.eval()
-        return DistilledStudent(student, lang, method, task_fold, config, folder,
-                                json.loads((folder / "train_summary.json").read_text()))
-    train = task_fold.train.subsample(config.max_train_pairs, config.seed)  # the comparison cell's pairs
-    objective = build_objective(method, config, train)
-    if objective is None:
-        raise ValueError(f"{method!r} trains nothing: use the teacher itself")
-    result = Trainer(student, teacher, objective, train, task_fold.dev, config, out_dir=folder,
-                     desc=f"{method} {lang}").train()
-    if cache:
-        save_student(student, folder)
-    student.eval()
-    return DistilledStudent(student, lang, method, task_fold, config, folder, asdict(result))
-
-
-def short_pairs(corpus, doc_ids: set[str] | None, tokenizer, min_tokens: int = 6, max_tokens: int = 14,
-                max_foreign_tokens: int = 22, min_word_share: float = 0.8) -> list[int]:
-    """NTREX line numbers (in ``doc_ids`` when given) whose English side has ``min_tokens``..``max_tokens``
-    word pieces, whose foreign side has at most ``max_foreign_tokens``, and where at least
-    ``min_word_share`` of the pieces on each side are words (not punctuation / [UNK]): pairs whose
-    heatmap stays legible and says something about words."""
-
-    def word_share(pieces: list[str]) -> float:
-        words = [p for p in pieces if any(ch.isalnum() for ch in p) and p != tokenizer.unk_token]
-        return len(words) / max(1, len(pieces))
-
-    out = []
-    for i, doc in enumerate(corpus.doc_ids):
-        if doc_ids is not None and doc not in doc_ids:
-            continue
-        en, fo = tokenizer.tokenize(corpus.english[i]), tokenizer.tokenize(corpus.target[i])
-        if (min_tokens <= len(en) <= max_tokens and len(fo) <= max_foreign_tokens
-                and word_share(en) >= min_word_share and word_share(fo) >= min_word_share):
-            out.append(i)
-    return out
-
-
-# =============================================================================== notebook helpers
-def notebook_setup(dpi: int = 80) -> bool:
-    """Quiet, small, reproducible notebook outputs; returns :func:`small_mode`.
-
-    Offline Hugging Face, no weight-loading progress bars, torch threads chosen for the machine's
-    current load, and a modest figure dpi so executed notebooks stay well under 1 MB.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    from ..methods.runtime import set_threads
-
-    set_threads(0)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi})
-    torch.manual_seed(0)
-    return small_mode()
-
-
-def before_after_table(corpus, teacher: Encoder, students: "dict[str, Encoder]", eval_docs: set[str] | None,
-                       ) -> "pd.DataFrame":
-    """Known-item CLIR (MRR@10, R@10) and sentence retrieval (acc@1, MRR) on ``eval_docs`` for each
-    named document encoder (queries always by the teacher): one row per encoder."""
-    import pandas as pd
-
-    from ..tasks.ntrex import evaluate_ntrex
-
-    rows = {}
-    for name, encoder in students.items():
-        results = evaluate_ntrex(corpus, teacher, encoder, eval_docs=eval_docs)
-        clir, sent = results["clir"].summary, results["sentence"].summary
-        rows[name] = {"CLIR MRR@10": clir["MRR@10"], "CLIR R@10": clir["R@10"], "sentence acc@1": sent["acc@1"],
-                      "sentence MRR": sent["MRR"], "queries": len(results["clir"].per_query),
-                      "sentences": len(results["sentence"].per_query)}
-    table = pd.DataFrame(rows).T
-    table[["queries", "sentences"]] = table[["queries", "sentences"]].astype(int)
-    return table

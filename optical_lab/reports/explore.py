@@ -11,7 +11,7 @@ the packaged MiniLM teacher, offline, and no student.
 A *saved student* is either
 
 * a folder written by ``Encoder.save`` (a Hugging Face folder: ``config.json`` + weights), or
-* a ``student.pt`` state dict (``optical_lab.reports.alignment.save_student``, what the notebooks'
+* a ``student.pt`` state dict (``optical_lab.experiments.students.save_student``, what the notebooks'
   student cache holds), or a folder containing one; it is loaded into a copy of the teacher, so
   ``--model`` must name the backbone it was trained from.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import errno
 import html
+import importlib.util
 import json
 import os
 import secrets
@@ -42,7 +43,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import ipywidgets as W
+try:
+    import ipywidgets as W
+except ModuleNotFoundError as exc:  # an optional dependency (pyproject.toml: the `app` and `notebooks` extras)
+    raise ModuleNotFoundError("the explorers need ipywidgets: pip install 'optical_lab[app]'", name=exc.name) from exc
 import torch
 
 from ..data.errors import DataError
@@ -76,7 +80,7 @@ class AppConfig:
     @classmethod
     def default(cls, **settings) -> "AppConfig":
         """The defaults with ``settings``; few pairs and documents under ``OPTICAL_LAB_SMALL=1`` (tests)."""
-        from .alignment import small_mode
+        from ..experiments.students import small_mode
 
         return cls(**({"n_pairs": 10, "max_docs": 10} if small_mode() else {}), **settings)
 
@@ -191,7 +195,7 @@ def build_app(config: AppConfig) -> ExplorerApp:
 
 def app_from_environment() -> ExplorerApp:
     """What ``app/app_explorer.ipynb`` displays: the app for ``$OPTICAL_LAB_EXPLORE``."""
-    from .alignment import notebook_setup
+    from .notebook import notebook_setup
 
     notebook_setup()  # offline, quiet, torch threads for the machine's load
     return build_app(AppConfig.from_environment())
@@ -257,6 +261,9 @@ def main(args: argparse.Namespace) -> None:
                              ("--port", args.port, 1)):
         if value < low:
             raise DataError(f"{flag} {value}: must be >= {low}", fix=f"e.g. {flag} {low if flag != '--port' else 8866}")
+    if importlib.util.find_spec("voila") is None:
+        raise DataError("optical-lab explore serves the explorers with Voilà, which is not installed",
+                        fix="pip install 'optical_lab[app]' (or `make explore`, whose environment has it)")
     students = dict(parse_student(spec) for spec in args.student)
     langs = [normalize_lang(l) for l in args.langs.split(",") if l.strip()]
     config = AppConfig.default(model=args.model, students={l: str(p.resolve()) for l, p in students.items()}, langs=langs)

@@ -127,7 +127,7 @@ def loss_curves_figure(results: Path, lang: str, fold: int = 0, seed: int = 0):
 # ------------------------------------------------------------------ transport plans
 def plan_pair(teacher, corpus, eval_docs: set[str]) -> int:
     """A short held-out sentence pair (first legible one of the fold's evaluation documents)."""
-    from .alignment import short_pairs
+    from .notebook import short_pairs
 
     lang = corpus.lang
     candidates = (short_pairs(corpus, eval_docs, teacher.tokenizer)
@@ -198,7 +198,7 @@ def comparison_folder(preferred: str | Path | None = None, fallback: str | Path 
         return preferred
     from ..experiments.runner import ComparePlan, Runner
     from ..methods import preset
-    from .alignment import small_mode
+    from ..experiments.students import small_mode
 
     small = small_mode() if small is None else small
     fallback = Path(fallback) if fallback is not None else REPO_ROOT / "runs" / ("compare-small" if small else "compare-demo")
@@ -319,7 +319,7 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
     elif plans:
         from ..models.encoder import Encoder
         from ..tasks.registry import get_task
-        from .alignment import distilled_student
+        from ..experiments.students import distilled_student
 
         config, n_folds, model = _cell_config(results)
         teacher = teacher or Encoder.load(model)

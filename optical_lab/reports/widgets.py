@@ -30,7 +30,10 @@ import io
 import logging
 from typing import Callable, Mapping, Sequence
 
-import ipywidgets as W
+try:
+    import ipywidgets as W
+except ModuleNotFoundError as exc:  # an optional dependency (pyproject.toml: the `app` and `notebooks` extras)
+    raise ModuleNotFoundError("the explorers need ipywidgets: pip install 'optical_lab[app]'", name=exc.name) from exc
 import matplotlib.pyplot as plt
 import torch
 

@@ -35,9 +35,9 @@ from ..data.bitext import Bitext
 from ..data.collections import LEGACY_FOLD_SCHEME, Collection, fold_bitext, split_dev
 from ..data.errors import DataError
 from ..data.ntrex import NtrexCorpus
-from ..data.trec import Qrels, Run, run_text, write_qrels, write_run, write_topics
+from ..data.trec import Qrels, Run, qrels_text, run_text, write_topics
 from ..evaluation.metrics import aggregate, per_query
-from ..io import atomic_write, write_csv
+from ..io import atomic_write, write_csv, write_text
 from ..models.encoder import Encoder
 from ..retrieval.dense import retrieve
 
@@ -149,18 +149,21 @@ def bitext_folds(corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, sa
 
 def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, compress: bool = True,
                  inputs: bool = False) -> None:
-    """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`, gzipped when ``compress``)
-    and its per-query CSV; with ``inputs``, also its topics and qrels (when the task kept them), so a
-    run can be re-scored with any TREC tool. The one place results of any task are written."""
+    """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`), the qrels it was scored
+    against (ids and relevance only: small) and its per-query CSV; with ``inputs``, also its topics
+    (query texts, when the task kept them). Runs and qrels are gzipped when ``compress``. Any TREC
+    tool re-scores a run from these files (``optical-lab export``). The one place results of any task are written."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
         if inputs and result.topics is not None:
             write_topics(result.topics, folder / f"{name}.topics.tsv")
-        if inputs and result.qrels is not None:
-            write_qrels(result.qrels, folder / f"{name}.qrels")
-        if compress:  # every file atomically: a link planted at its path is replaced, never written through
-            packed = gzip.compress(run_text(result.run, tag).encode("utf-8"), compresslevel=9, mtime=0)
-            atomic_write(folder / f"{name}.run.gz", lambda handle, data=packed: handle.write(data))
-        else:
-            write_run(result.run, folder / f"{name}.run", tag=tag)
+        texts = {f"{name}.run": run_text(result.run, tag)}
+        if result.qrels is not None:  # the qrels it was scored against: any TREC tool re-scores the run
+            texts[f"{name}.qrels"] = qrels_text(result.qrels)
+        for filename, text in texts.items():  # atomically: a link planted at the path is replaced, never followed
+            if compress:
+                packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
+                atomic_write(folder / f"{filename}.gz", lambda handle, data=packed: handle.write(data))
+            else:
+                write_text(text, folder / filename)
         write_csv(result.per_query, folder / f"{name}.per_query.csv", float_format="%.6g")

@@ -14,6 +14,7 @@ from typing import Any
 from ..data.errors import DataError
 from .base import Task
 from .flores_sentences import FloresSentencesTask
+from .irds import IrdsTask
 from .ntrex import NtrexClirTask, NtrexTask
 from .ntrex_sentence import NtrexSentenceTask
 from .qald import QaldTask
@@ -28,6 +29,7 @@ TASKS: dict[str, type] = {
     "sib-topics": SibTopicsTask,
     "qald": QaldTask,
     "trec": TrecTask,
+    "irds": IrdsTask,
 }
 ALIASES = {"ntrex-sentence": "ntrex-sentences"}
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
@@ -56,7 +58,13 @@ def get_task(name: str, **options: Any) -> Task:
     """A task object by registry name (or alias), with those of ``options`` that are its fields
     (``None`` = default). Options of other tasks are ignored, so one option set can configure a
     comparison's training task and its evaluation tasks; the command line refuses an option that
-    none of its tasks has."""
+    none of its tasks has.
+
+    >>> from optical_lab import get_task
+    >>> task = get_task("ntrex-clir")
+    >>> task.name, task.primary, task.reported
+    ('ntrex-clir', 'MRR@10', {'clir': ['MRR@10', 'nDCG@10', 'MAP']})
+    """
     cls = TASKS[task_name(name)]
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     return cls(**{k: v for k, v in options.items() if v is not None and k in fields})
