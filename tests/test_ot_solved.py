@@ -29,8 +29,9 @@ def hard_problem(seed: int, B: int = 4, n: int = 16, dtype=torch.float64):
 
 
 def pot_plans(C, a, b, eps):
-    return [ot.bregman.sinkhorn_log(a[i].numpy(), b[i].numpy(), C[i].numpy(), eps, stopThr=1e-14, numItermax=100000)
-            for i in range(C.shape[0])]
+    """ot.sinkhorn in the log domain, to POT's marginal error 1e-10 (90-520 iterations on these problems)."""
+    return [ot.sinkhorn(a[i].numpy(), b[i].numpy(), C[i].numpy(), eps, method="sinkhorn_log", stopThr=1e-10,
+                        numItermax=5000) for i in range(C.shape[0])]
 
 
 @pytest.mark.parametrize("method", ["kernel", "log"])
@@ -48,7 +49,7 @@ def test_eps_scaled_and_warm_started_solves_match_pot_at_tight_tolerance(method)
     # POT's own epsilon-scaling solver agrees as well
     i = 3
     ref = ot.bregman.sinkhorn_epsilon_scaling(a[i].numpy(), b[i].numpy(), C[i].numpy(), eps, stopThr=1e-12,
-                                              numItermax=20000)
+                                              numItermax=200, warn=False)
     np.testing.assert_allclose(scaled.plan[i].numpy(), ref, atol=1e-8, rtol=0)
 
 
@@ -73,11 +74,12 @@ def test_eps_scaling_reaches_tolerance_where_50_plain_iterations_do_not():
 
 
 def test_early_exit_stops_at_tolerance_and_without_it_runs_the_budget():
-    C, a, b = hard_problem(2)
-    stopped = sinkhorn(C, a, b, epsilon=0.05, n_iters=5000, tol=1e-6, eps_scaling=None)
-    full = sinkhorn(C, a, b, epsilon=0.05, n_iters=5000, tol=1e-6, eps_scaling=None, early_exit=False)
+    C = torch.rand(4, 12, 10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    a, b = torch.full((4, 12), 1 / 12, dtype=C.dtype), torch.full((4, 10), 1 / 10, dtype=C.dtype)
+    stopped = sinkhorn(C, a, b, epsilon=0.05, n_iters=5000, tol=1e-9, eps_scaling=None)
+    full = sinkhorn(C, a, b, epsilon=0.05, n_iters=5000, tol=1e-9, eps_scaling=None, early_exit=False)
     assert stopped.n_iters % CHECK_EVERY == 0 and stopped.n_iters < 5000 and full.n_iters == 5000
-    assert stopped.errors[-1] <= 1e-6 < stopped.errors[-2]  # the first check within tolerance stops it
+    assert stopped.errors[-1] <= 1e-9 < stopped.errors[-2]  # the first check within tolerance stops it
     assert stopped.converged.all() and full.converged.all()
 
 
