@@ -156,7 +156,8 @@ def solver_batches(lang: str, n_mafand: int, ntrex: tuple[list[str], list[str]],
     batches = []
     for step in range(1, n_mafand + 1):
         index = batch_indices(step, len(bitext), config.batch_size, config.seed, lengths)
-        batches.append((f"MAFAND {lang} #{step}", [bitext.english[i] for i in index], [bitext.foreign[i] for i in index]))
+        batches.append((f"MAFAND {lang} #{step}", [bitext.english[i] for i in index],
+                        [bitext.foreign[i] for i in index]))
     return bitext, batches + [(f"NTREX {lang}", *ntrex)]
 
 
@@ -226,7 +227,8 @@ def report_solvers(emit, teacher, config, accelerator, args, ntrex) -> None:
         emit("|---|---:|---:|---:|")
         for name, _, foreign in batches:
             old, new = (statistics.median(per_batch[f"{label} | {name}"]) for label in variants)
-            emit(f"| {name} ({max(len(f.split()) for f in foreign)} words max) | {old:.3f} | {new:.3f} | {new / old:.2f}x |")
+            words = max(len(f.split()) for f in foreign)
+            emit(f"| {name} ({words} words max) | {old:.3f} | {new:.3f} | {new / old:.2f}x |")
         emit()
         emit("| solver | round totals (s) | share of OT problems within tolerance: all steps | min over steps |")
         emit("|---|---|---:|---:|")
@@ -235,7 +237,8 @@ def report_solvers(emit, teacher, config, accelerator, args, ntrex) -> None:
                  f"{statistics.fmean(shares[label]):.3f} | {min(shares[label]):.3f} |")
         emit()
         ratio, share = statistics.median(ratios), statistics.fmean(shares["solved"])
-        emit(f"**Solved / 50-iteration step = {ratio:.3f}x** (median of rounds: {', '.join(f'{r:.3f}' for r in ratios)}; "
+        emit(f"**Solved / 50-iteration step = {ratio:.3f}x** (median of rounds: "
+             f"{', '.join(f'{r:.3f}' for r in ratios)}; "
              f"{'meets' if ratio <= TARGET_SOLVED else 'MISSES'} the target <= {TARGET_SOLVED}x); **converged share "
              f"{share:.3f}** ({'meets' if share >= TARGET_CONVERGED else 'MISSES'} the target >= {TARGET_CONVERGED}; "
              f"50 iterations: {statistics.fmean(shares['50 iterations']):.3f}); {load_line()}.")

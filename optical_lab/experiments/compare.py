@@ -104,8 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                        f"(default {default.epsilon}; small = sharp alignments)")
     parser.add_argument("--n-iters", type=int, help=f"OPTICAL: most Sinkhorn iterations (default {default.n_iters})")
     parser.add_argument("--early-exit", action=argparse.BooleanOptionalAction, default=None,
-                        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); --no-early-exit "
-                             "runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver of protocols v1/v2)")
+                        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); "
+                             "--no-early-exit runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver "
+                             "of protocols v1/v2)")
     parser.add_argument("--eps-scaling", type=float, default=None, metavar="R",
                         help=f"OPTICAL: anneal epsilon by this ratio per stage from the cost spread (default "
                              f"{default.eps_scaling}; 0 = no annealing)")

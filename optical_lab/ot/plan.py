@@ -95,7 +95,7 @@ def token_plan(
     if warn and plan.not_converged:
         warnings.warn(f"Sinkhorn did not converge for some problems (epsilon={spec.epsilon:g}, n_iters={spec.n_iters}, "
                       f"tol={spec.tol}): their marginals are off by more than the tolerance. Raise n_iters "
-                      "(--n-iters) or epsilon (--epsilon); OPTICAL logs the count and share per step (ot_not_converged, "
-                      "ot_unconverged_share).",
+                      "(--n-iters) or epsilon (--epsilon); OPTICAL logs the count and share per step "
+                      "(ot_not_converged, ot_unconverged_share).",
                       SinkhornConvergenceWarning, stacklevel=2)
     return plan

@@ -47,8 +47,9 @@ i.e. two batched mat-vec products and two reciprocals. The current potentials ar
   is recomputed with the exact log-domain updates above; once they exceed :math:`e^{\pm\tau/2}`
   (``ABSORB_AT``) they are absorbed into the potentials (:math:`\hat f \leftarrow f`, :math:`\hat g \leftarrow g`,
   :math:`s = t = 1`) and :math:`\tilde K` is rebuilt — Schmitzer's (2019) absorption, done only when needed
-  (one ``exp`` per absorption instead of two ``logsumexp`` per iteration; measured on real token batches an
-  absorption costs as much as ~10 iterations, so absorbing after every block tripled the cost). Within
+  (one ``exp`` per absorption instead of two ``logsumexp`` per iteration; absorbing after every block, as
+  before issue #31, rebuilt the kernel 104 times in a 1,040-iteration solve of a real MAFAND batch, 44 % of
+  its time under cProfile). Within
   :math:`e^{\pm\tau}` no kernel entry that carries mass can underflow, so the iterates are those of
   ``ot.batch.solve_batch(method="log_sinkhorn")`` (same limit as ``ot.bregman.sinkhorn_log``); no NaN/Inf for
   any :math:`\varepsilon > 0`.
@@ -79,9 +80,9 @@ left most problems above tolerance (issue #26). Three devices, after POT's ``ot/
   carrying the potentials over (the kernel rebuilt for each ε), and only then iterates at the target ε until
   tolerance (Kosowsky & Yuille 1994; Schmitzer 2019, sec. 3.2; Feydy et al. 2019, geomloss's
   ``scaling``). The stages count towards ``n_iters`` and run without gradient (``grad="autodiff"``
-  differentiates the iterations at the target ε from the annealed start). Measured on real MAFAND hau
-  batches at ε 0.02 (``benchmarks/RESULTS_train_step.md``): :math:`r` = 0.5 with 3 iterations per stage
-  needed 40 % fewer iterations in all than a cold start (0.3 x 3, 0.5 x 1 and 0.7 x 2 did worse).
+  differentiates the iterations at the target ε from the annealed start). The setting, :math:`r` = 0.5 with
+  3 iterations per stage, took the least time of those tried on real MAFAND hau problems at ε 0.02
+  (``benchmarks/bench_sinkhorn_settings.py``, ``benchmarks/RESULTS_sinkhorn_settings.md``).
 - **Warm starts** (``g_init``): the solve may start from given column potentials, e.g. the previous solve's
   :math:`g`; the row potentials start as the c-transform :math:`f_i = \min_j (C_{ij} - g_j)`, so every kernel
   entry is :math:`\le 1` whatever :math:`g` (a safe start), and the limit does not depend on the start. From
@@ -171,7 +172,8 @@ class SinkhornOutput:
     entropic_cost : (B,) :math:`\\langle P, C\\rangle_F + \\varepsilon\\,\\mathrm{KL}(P \\| a\\otimes b)`
         (:math:`= \\langle f, a\\rangle + \\langle g, b\\rangle` at convergence).
     marginal_error : (B,) :math:`\\|P\\mathbf{1} - a\\|_1 + \\|P^\\top\\mathbf{1} - b\\|_1`.
-    n_iters : number of Sinkhorn iterations run (one iteration = one f- and one g-update; the most of any group).
+    n_iters : number of Sinkhorn iterations run, ε-scaling stages included (one iteration = one f- and one
+        g-update; the most of any group).
     converged : (B,) bool, ``marginal_error <= tol`` (``tol=None``: ``sqrt(finfo(dtype).eps)``).
     errors : max over the batch of :math:`\\|P\\mathbf{1} - a\\|_1`, logged at every check.
     method : the method actually used (``"kernel"``, ``"log"``, or ``"mixed"`` when ``method="auto"`` chose both).
@@ -236,7 +238,7 @@ def sinkhorn(
         Multiplicative kernel updates or stabilised log-domain updates (see the module docstring); ``"auto"``
         chooses per problem.
     check_every : int
-        Iterations between convergence checks (and, for ``"log"``, between absorptions).
+        Iterations between convergence checks (and, for ``"log"``, between chances to absorb).
     grad : {"autodiff", "envelope"}
         Differentiate the unrolled iterations, or treat the plan as a constant (``dC = P``).
     buckets : "auto" or int
@@ -295,8 +297,8 @@ class _Problems:
     ``g0`` (B, m) are the starting column potentials (0, or a warm start's; 0 on padding, ``warm`` says which)
     and ``f0`` (B, n) their c-transform :math:`\min_j (C_{ij} - g_{0,j})` over real pairs (for ``g0 = 0`` the
     per-row minimum, the kernel's shift, which leaves the plan unchanged): with it every kernel entry is
-    :math:`\le 1` at the start, whatever ``g0``. ``spread`` (B,) = :math:`\max_{ij}(C_{ij} - \min_k C_{ik})/\varepsilon`,
-    the kernel's dynamic range.
+    :math:`\le 1` at the start, whatever ``g0``. ``spread`` (B,) =
+    :math:`\max_{ij}(C_{ij} - \min_k C_{ik})/\varepsilon`, the kernel's dynamic range.
     """
 
     def __init__(self, C: Tensor, a: Tensor, b: Tensor, keep: Tensor, a_solve: Tensor, b_solve: Tensor,
@@ -401,7 +403,7 @@ def _solve(problems: _Problems, log_domain: bool, options: _Options) -> Sinkhorn
         #   <f, P1> + <g, P^T 1> - <P, C> - eps * sum(P) + eps * sum(a) sum(b)
         entropy_term = (torch.linalg.vecdot(f, row_mass) + torch.linalg.vecdot(g, col_mass) - transport_cost
                         - epsilon * row_mass.sum(-1) + epsilon * a_kept.sum(-1) * b_kept.sum(-1))
-    if options.grad == "envelope":  # the plan is a constant: d transport_cost / dC = plan (entropy_term is constant too)
+    if options.grad == "envelope":  # the plan is a constant: d transport_cost / dC = plan (entropy_term too)
         transport_cost = torch.linalg.vecdot(plan.flatten(1), C.flatten(1))
     with torch.no_grad():
         marginal_error = (row_mass - a_kept).abs().sum(-1) + (col_mass - b_kept).abs().sum(-1)
