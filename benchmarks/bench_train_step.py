@@ -401,7 +401,8 @@ def main() -> None:
     emit("## Step time: OPTICAL vs sentence-KD (same batch, interleaved)")
     emit()
     emit(f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
-         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {config.sinkhorn.n_iters} Sinkhorn iterations, English "
+         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {'at most ' * config.sinkhorn.early_exit}"
+         f"{config.sinkhorn.n_iters} Sinkhorn iterations, English "
          f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
          f"batches): {flops / 1e9:.1f} GFLOP.")
     emit()
