@@ -199,13 +199,17 @@ def pot_batch(C, a, b, method: str, mode: str) -> Callable[[], object]:
     return run
 
 
+# every timing compares a fixed number of iterations (POT runs them with tol 0): no early exit, no annealing
+FIXED = {"early_exit": False, "eps_scaling": None}
+
+
 def ours(C, a, b, method: str, mode: str, n_iters: int = N_ITERS) -> Callable[[], object]:
     def run():
         if mode == "forward":
             with torch.no_grad():
-                return sinkhorn(C, a, b, epsilon=EPSILON, n_iters=n_iters, method=method)
+                return sinkhorn(C, a, b, epsilon=EPSILON, n_iters=n_iters, method=method, **FIXED)
         Cg = C.clone().requires_grad_(True)
-        out = sinkhorn(Cg, a, b, epsilon=EPSILON, n_iters=n_iters, method=method, grad=mode)
+        out = sinkhorn(Cg, a, b, epsilon=EPSILON, n_iters=n_iters, method=method, grad=mode, **FIXED)
         out.transport_cost.sum().backward()
         return out
     return run
@@ -245,9 +249,10 @@ def ours_from_points(x, y, a, b, mode: str, n_iters: int):
     def run():
         if mode == "forward":
             with torch.no_grad():
-                return sinkhorn(cost_matrix(x, y), a, b, epsilon=EPSILON, n_iters=n_iters).entropic_cost
+                return sinkhorn(cost_matrix(x, y), a, b, epsilon=EPSILON, n_iters=n_iters, **FIXED).entropic_cost
         xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
-        value = sinkhorn(cost_matrix(xg, yg), a, b, epsilon=EPSILON, n_iters=n_iters, grad=mode).entropic_cost
+        value = sinkhorn(cost_matrix(xg, yg), a, b, epsilon=EPSILON, n_iters=n_iters, grad=mode,
+                         **FIXED).entropic_cost
         value.sum().backward()
         return value
     return run
@@ -342,7 +347,7 @@ def run_workload(make_problem, batches, min_time: float, repeats: int, emit) -> 
         x, y, C, a, b = (t.to(DEVICE) for t in make_problem(B))
         shape = f"n={C.shape[1]}, m={C.shape[2]}"
         with torch.no_grad():
-            default = sinkhorn(C, a, b, epsilon=EPSILON, n_iters=N_ITERS)  # method="auto"
+            default = sinkhorn(C, a, b, epsilon=EPSILON, n_iters=N_ITERS, **FIXED)  # method="auto"
         contenders = {("pot-pair", B): pot_per_pair(C, a, b), ("ours-default", B): ours(C, a, b, "auto", "forward")}
         for method, pot_method, mode in modes:
             contenders[("pot", pot_method, mode, B)] = pot_batch(C, a, b, pot_method, mode)

@@ -23,6 +23,17 @@ avx512_bf16, amx) and load average are printed with every table:
    loading, tokenisation and optimizer included; the teacher's targets are precomputed for both.
    Each side runs ``--rounds`` times, alternating; the best round counts (target: ours >= 1.0x).
 
+4. **Solved vs 50-iteration Sinkhorn** (issue #31): the OPTICAL step at protocol v3's OT settings
+   (:data:`V3_OPTICAL`: epsilon 0.02, 128 tokens, batch 16, lr 1e-3; cost plain + centred, and plain
+   alone) with today's solver (:data:`optical_lab.ot.SinkhornSpec` defaults: early exit at the
+   tolerance, epsilon-scaling, at most ``n_iters``) against protocol v2's (exactly 50 iterations from a
+   cold start, :data:`LEGACY_SOLVER`), on real token batches: ``--solver-batches`` length-grouped MAFAND
+   training batches of ``--lang`` (as training draws them) and the first NTREX fold-0 batch. Every round
+   runs each batch once per solver, the solvers alternating and their order swapped every round; a
+   round's ratio is the solved steps' total time over the 50-iteration steps'; the median over
+   ``--solver-rounds`` rounds counts (target <= :data:`TARGET_SOLVED`x). The share of OT problems within
+   tolerance is counted per step from the loss (target >= :data:`TARGET_CONVERGED` for the solved one).
+
     python benchmarks/bench_train_step.py [--lang hau] [--repeats 11] [--threads 0] [--all-methods]
     python benchmarks/bench_train_step.py --against sentence-transformers [--st-steps 12] [--rounds 3]
 
@@ -43,6 +54,7 @@ import torch
 
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
+from optical_lab.data.mafand import load_mafand
 from optical_lab.methods import TrainConfig, Trainer, build_objective, preset
 from optical_lab.methods.runtime import (allocator_description, cpu_description, cpu_has_bf16,
                                          keep_freed_memory, set_threads)
@@ -50,9 +62,15 @@ from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, make_trainable, train_step
 from optical_lab.models import Encoder
 from optical_lab.models.registry import minilm_path
+from optical_lab.ot.sinkhorn import CHECK_EVERY
 
 TARGET_OPTICAL = 1.3
 TARGET_VS_ST = 1.0
+TARGET_SOLVED = 1.15  # solved / 50-iteration OPTICAL step (issue #31)
+TARGET_CONVERGED = 0.99  # share of OT problems within tolerance with the solved Sinkhorn
+# protocol v3's OPTICAL (v2's chosen setting, results/v2-minilm/sweep/chosen.json, at v2's 128 tokens)
+V3_OPTICAL = {"epsilon": 0.02, "max_length": 128, "batch_size": 16, "lr": 1e-3, "warmup_steps": 0}
+LEGACY_SOLVER = {"n_iters": 50, "ot_early_exit": False, "ot_eps_scaling": None}  # protocols v1/v2
 METHODS = ("sentence-kd", "optical")
 OTHERS = ("translate-train", "code-switch", "optical+aug")  # timed too, for information
 
@@ -126,6 +144,105 @@ def step_times(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: 
             if repeat >= warmup:
                 times[label].append(seconds)
     return times
+
+
+# ------------------------------------------------------------------ solved vs 50-iteration Sinkhorn
+def solver_batches(lang: str, n_mafand: int, ntrex: tuple[list[str], list[str]],
+                   config: TrainConfig) -> tuple[Bitext, list[tuple[str, list[str], list[str]]]]:
+    """(MAFAND ``lang`` train bitext, [(label, english, foreign)]): the first ``n_mafand`` length-grouped
+    training batches of MAFAND (as the trainer draws them) and the NTREX batch."""
+    bitext = load_mafand(lang, "train")
+    lengths = [len(f) for f in bitext.foreign]
+    batches = []
+    for step in range(1, n_mafand + 1):
+        index = batch_indices(step, len(bitext), config.batch_size, config.seed, lengths)
+        batches.append((f"MAFAND {lang} #{step}", [bitext.english[i] for i in index],
+                        [bitext.foreign[i] for i in index]))
+    return bitext, batches + [(f"NTREX {lang}", *ntrex)]
+
+
+def ot_counts(objective) -> tuple[int, int]:
+    """(problems not within tolerance, problems solved) so far by an OPTICAL objective's OT losses."""
+    return (sum(term.not_converged for term in objective.terms), sum(term.problems for term in objective.terms))
+
+
+def solver_rounds(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, accelerator, batches, variants,
+                  rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+    """Interleaved OPTICAL steps of each ``variants`` label -> config on every batch, ``rounds`` times (after
+    one warm-up round). Returns per label: each round's total seconds, each step's share of OT problems
+    within tolerance, and each step's seconds per batch label (``label | batch``)."""
+    runs = {}
+    for label, cfg in variants.items():
+        torch.manual_seed(0)
+        student = make_trainable(teacher.copy(), cfg)
+        runs[label] = (student, build_objective("optical", cfg, bitext), *make_optimizer(student, cfg), cfg)
+    totals = {label: [] for label in variants}
+    shares = {label: [] for label in variants}
+    per_batch: dict[str, list[float]] = {}
+    labels = list(variants)
+    for r in range(rounds + 1):
+        seconds = dict.fromkeys(labels, 0.0)
+        for name, english, foreign in batches:
+            for label in (labels if r % 2 == 0 else labels[::-1]):  # alternate, order swapped every round
+                student, objective, optimizer, scheduler, cfg = runs[label]
+                before = ot_counts(objective)
+                took = _timed(lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler,
+                                                 accelerator, cfg))
+                after = ot_counts(objective)
+                if r:  # round 0 warms up
+                    seconds[label] += took
+                    per_batch.setdefault(f"{label} | {name}", []).append(took)
+                    shares[label].append(1 - (after[0] - before[0]) / max(after[1] - before[1], 1))
+        if r:
+            for label in labels:
+                totals[label].append(seconds[label])
+    return totals, shares, per_batch
+
+
+def report_solvers(emit, teacher, config, accelerator, args, ntrex) -> None:
+    """Section 4 of the module docstring."""
+    base = config.replace(**V3_OPTICAL)
+    bitext, batches = solver_batches(args.lang, args.solver_batches, ntrex, base)
+    frozen = FrozenTeacher(teacher, base.max_length)
+    with accelerator.autocast():
+        frozen.precompute([e for _, english, _ in batches for e in english])
+    cost_variants = (("plain + centred", "both"), ("plain", "plain"))
+    for cost_name, variant in cost_variants:
+        cfg = base.replace(ot_variant=variant)
+        variants = {"50 iterations": cfg.replace(**LEGACY_SOLVER), "solved": cfg}
+        spec = cfg.sinkhorn
+        emit(f"## OPTICAL step: solved Sinkhorn vs 50 iterations — cost {cost_name}, epsilon {spec.epsilon}")
+        emit()
+        emit(f"Solved: SinkhornSpec defaults (at most {spec.n_iters} iterations, early exit at the tolerance "
+             f"(sqrt of float32 eps) checked every {CHECK_EVERY}, epsilon-scaling ratio {spec.eps_scaling}, "
+             f"warm start {spec.warm_start}, method {spec.method}); 50 iterations: {LEGACY_SOLVER}. Batches "
+             f"({', '.join(f'{name}: {len(f)} pairs' for name, _, f in batches)}), {cfg.max_length} "
+             f"tokens, lr {cfg.lr}, English term weight {cfg.english_weight}; {args.solver_rounds} interleaved rounds "
+             "after one warm-up round.")
+        emit()
+        totals, shares, per_batch = solver_rounds(teacher, frozen, bitext, accelerator, batches, variants,
+                                                  args.solver_rounds)
+        ratios = [s / o for s, o in zip(totals["solved"], totals["50 iterations"])]
+        emit("| batch | 50 iterations: median step (s) | solved: median step (s) | solved / 50 |")
+        emit("|---|---:|---:|---:|")
+        for name, _, foreign in batches:
+            old, new = (statistics.median(per_batch[f"{label} | {name}"]) for label in variants)
+            words = max(len(f.split()) for f in foreign)
+            emit(f"| {name} ({words} words max) | {old:.3f} | {new:.3f} | {new / old:.2f}x |")
+        emit()
+        emit("| solver | round totals (s) | share of OT problems within tolerance: all steps | min over steps |")
+        emit("|---|---|---:|---:|")
+        for label in variants:
+            emit(f"| {label} | {', '.join(f'{t:.2f}' for t in totals[label])} | "
+                 f"{statistics.fmean(shares[label]):.3f} | {min(shares[label]):.3f} |")
+        emit()
+        ratio, share = statistics.median(ratios), statistics.fmean(shares["solved"])
+        emit(f"**Solved / 50-iteration step = {ratio:.3f}x** (median of rounds: "
+             f"{', '.join(f'{r:.3f}' for r in ratios)}; "
+             f"{'meets' if ratio <= TARGET_SOLVED else 'MISSES'} the target <= {TARGET_SOLVED}x); **converged share "
+             f"{share:.3f}** ({'meets' if share >= TARGET_CONVERGED else 'MISSES'} the target >= {TARGET_CONVERGED}; "
+             f"50 iterations: {statistics.fmean(shares['50 iterations']):.3f}); {load_line()}.")
+        emit()
 
 
 # ------------------------------------------------------------------ vs sentence-transformers
@@ -217,6 +334,9 @@ def main() -> None:
     parser.add_argument("--against", choices=["sentence-transformers"], help="also compare pairs/s with this trainer")
     parser.add_argument("--st-steps", type=int, default=12, help="timed steps per round of the trainer comparison")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the trainer comparison (best counts)")
+    parser.add_argument("--solver-batches", type=int, default=3,
+                        help="MAFAND batches of the solved-vs-50-iteration Sinkhorn comparison (0: skip it)")
+    parser.add_argument("--solver-rounds", type=int, default=5, help="interleaved rounds of that comparison")
     parser.add_argument("--precision", choices=["auto", "no", "bf16"], default="auto",
                         help="TrainConfig.mixed_precision ('no' = float32, what an AVX2-only CPU runs)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
@@ -281,7 +401,8 @@ def main() -> None:
     emit("## Step time: OPTICAL vs sentence-KD (same batch, interleaved)")
     emit()
     emit(f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
-         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {config.sinkhorn.n_iters} Sinkhorn iterations, English "
+         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {'at most ' * config.sinkhorn.early_exit}"
+         f"{config.sinkhorn.n_iters} Sinkhorn iterations, English "
          f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
          f"batches): {flops / 1e9:.1f} GFLOP.")
     emit()
@@ -296,6 +417,9 @@ def main() -> None:
     emit(f"**OPTICAL / sentence-KD step = {ratio:.2f}x** ({'meets' if ratio <= TARGET_OPTICAL else 'MISSES'} "
          f"the target <= {TARGET_OPTICAL}x); {load_line()}.")
     emit()
+
+    if args.solver_batches:
+        report_solvers(emit, teacher, config, accelerator, args, (english, foreign))
 
     if args.freeze_word_embeddings:
         frozen_table = config.replace(freeze_word_embeddings=True)

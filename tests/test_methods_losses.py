@@ -41,6 +41,10 @@ def test_method_reduces_its_own_loss(method, teacher, hausa_train):
     after = _loss(objective, student, frozen, english, foreign)
     assert after < before, (method, before, after)
     assert objective.last_logs  # terms are reported for the log
+    if method.startswith("optical"):  # the OT problems left above tolerance: their count and share of the step's
+        logs = objective.last_logs
+        assert 0 <= logs["ot_unconverged_share"] <= 1
+        assert (logs["ot_unconverged_share"] == 0) == (logs["ot_not_converged"] == 0)
     # the teacher is untouched
     assert all(not p.requires_grad or p.grad is None for p in teacher.parameters())
 

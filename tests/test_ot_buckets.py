@@ -10,6 +10,9 @@ from optical_lab.ot import masked_marginals, sinkhorn
 
 solver = importlib.import_module("optical_lab.ot.sinkhorn")  # the module (the package exports the function)
 
+# the fixed-iteration solver of protocols v1/v2 (no early exit, no epsilon-scaling): same iterates as POT's
+FIXED = {"early_exit": False, "eps_scaling": None}
+
 
 def ragged_batch(seed: int, B: int = 12, n: int = 16, m: int = 20, dtype=torch.float64, scale: float = 1.0):
     """Problems of very different real sizes, real tokens scattered among padding, two empty problems."""
@@ -32,8 +35,8 @@ FIELDS = ("plan", "f", "g", "transport_cost", "entropic_cost", "marginal_error")
 @pytest.mark.parametrize("method", ["auto", "kernel", "log"])
 def test_bucketed_solve_equals_one_padded_solve(buckets, method):
     C, a, b = ragged_batch(0)
-    whole = sinkhorn(C, a, b, epsilon=0.05, n_iters=60, method=method, buckets=1)
-    split = sinkhorn(C, a, b, epsilon=0.05, n_iters=60, method=method, buckets=buckets)
+    whole = sinkhorn(C, a, b, epsilon=0.05, n_iters=60, method=method, buckets=1, **FIXED)
+    split = sinkhorn(C, a, b, epsilon=0.05, n_iters=60, method=method, buckets=buckets, **FIXED)
     for name in FIELDS:
         torch.testing.assert_close(getattr(split, name), getattr(whole, name), atol=1e-12, rtol=0, msg=name)
     assert torch.equal(split.converged, whole.converged) and torch.equal(split.log_domain, whole.log_domain)
@@ -67,7 +70,7 @@ def test_gradients_through_buckets_equal_the_padded_solve(grad):
     grads = []
     for buckets in (1, 3):
         Cg = C.clone().requires_grad_(True)
-        out = sinkhorn(Cg, a, b, epsilon=0.1, n_iters=30, grad=grad, buckets=buckets)
+        out = sinkhorn(Cg, a, b, epsilon=0.1, n_iters=30, grad=grad, buckets=buckets, **FIXED)
         (out.transport_cost * torch.arange(1.0, 9.0, dtype=C.dtype)).sum().backward()
         grads.append(Cg.grad)
     torch.testing.assert_close(grads[1], grads[0], atol=1e-12, rtol=0)
@@ -80,7 +83,8 @@ def test_gradcheck_through_buckets():
     w_b = 0.5 + torch.rand(b.shape, generator=torch.Generator().manual_seed(0), dtype=b.dtype)
 
     def outputs(C, w_b):  # gradients w.r.t. the cost and the (positive) column weights, through 2 buckets
-        out = sinkhorn(C, a, masked_marginals(mask_b, w_b), epsilon=0.2, n_iters=15, grad="autodiff", buckets=2)
+        out = sinkhorn(C, a, masked_marginals(mask_b, w_b), epsilon=0.2, n_iters=15, grad="autodiff", buckets=2,
+                      **FIXED)
         return out.transport_cost, out.entropic_cost, out.plan
 
     inputs = (C.clone().requires_grad_(True), w_b.requires_grad_(True))
@@ -90,10 +94,10 @@ def test_gradcheck_through_buckets():
 def test_mixed_batch_equals_each_problem_solved_alone():
     """Per-problem 'auto': a batch mixing kernel and log problems gives each problem its own solution."""
     C, a, b = ragged_batch(4, B=10, n=8, m=9, dtype=torch.float32, scale=2.0)
-    out = sinkhorn(C, a, b, epsilon=0.08, n_iters=40)  # tau(float32) * 0.08 = 1.74: some spreads above, some below
+    out = sinkhorn(C, a, b, epsilon=0.08, n_iters=40, **FIXED)  # tau(float32) * 0.08 = 1.74: some spreads above, some below
     assert out.method == "mixed" and out.log_domain.any() and not out.log_domain.all()
     for i in range(10):
-        alone = sinkhorn(C[i:i + 1], a[i:i + 1], b[i:i + 1], epsilon=0.08, n_iters=40)
+        alone = sinkhorn(C[i:i + 1], a[i:i + 1], b[i:i + 1], epsilon=0.08, n_iters=40, **FIXED)
         assert alone.method == ("log" if out.log_domain[i] else "kernel")
         torch.testing.assert_close(out.plan[i:i + 1], alone.plan, atol=1e-6, rtol=0)
 

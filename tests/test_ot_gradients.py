@@ -10,6 +10,9 @@ from optical_lab.ot import masked_marginals, sinkhorn
 
 sinkhorn_module = sys.modules["optical_lab.ot.sinkhorn"]
 
+# the fixed-iteration solver of protocols v1/v2 (no early exit, no epsilon-scaling): same iterates as POT's
+FIXED = {"early_exit": False, "eps_scaling": None}
+
 
 def small_problem(seed: int = 0, B: int = 2, n: int = 3, m: int = 4):
     g = torch.Generator().manual_seed(seed)
@@ -29,7 +32,7 @@ def test_gradcheck_autodiff_cost_and_weights(method):
 
     def outputs(C, w_a, w_b):
         a, b = masked_marginals(mask_a, w_a), masked_marginals(mask_b, w_b)
-        out = sinkhorn(C, a, b, epsilon=0.1, n_iters=12, check_every=5, method=method, grad="autodiff")
+        out = sinkhorn(C, a, b, epsilon=0.1, n_iters=12, check_every=5, method=method, grad="autodiff", **FIXED)
         return out.plan, out.transport_cost, out.entropic_cost, out.f, out.g
 
     inputs = tuple(t.clone().requires_grad_(True) for t in (C, w_a, w_b))
@@ -42,7 +45,8 @@ def test_log_fallback_path_gradcheck():
     a, b = masked_marginals(mask_a, w_a), masked_marginals(mask_b, w_b)
 
     def cost(C):
-        return sinkhorn(C, a, b, epsilon=0.002, n_iters=6, check_every=3, method="log").transport_cost
+        return sinkhorn(C, a, b, epsilon=0.002, n_iters=6, check_every=3, method="log", grad="autodiff",
+                        **FIXED).transport_cost
 
     assert torch.autograd.gradcheck(cost, (C.clone().requires_grad_(True),), eps=1e-7, atol=1e-5, rtol=1e-4)
 
@@ -85,7 +89,7 @@ def test_envelope_matches_autodiff_at_convergence(method):
     grads = {}
     for grad in ("autodiff", "envelope"):
         Cg = C.clone().requires_grad_(True)
-        out = sinkhorn(Cg, a, b, epsilon=0.1, n_iters=300, method=method, grad=grad)
+        out = sinkhorn(Cg, a, b, epsilon=0.1, n_iters=300, method=method, grad=grad, **FIXED)
         assert out.converged.all()
         out.entropic_cost.sum().backward()
         grads[grad] = Cg.grad
@@ -98,7 +102,8 @@ def test_autodiff_gradient_float32_is_finite_and_close_to_float64():
     grads = []
     for dtype in (torch.float32, torch.float64):
         Cg = C.to(dtype).requires_grad_(True)
-        sinkhorn(Cg, a.to(dtype), b.to(dtype), epsilon=0.05, n_iters=50).transport_cost.sum().backward()
+        sinkhorn(Cg, a.to(dtype), b.to(dtype), epsilon=0.05, n_iters=50, grad="autodiff",
+                 **FIXED).transport_cost.sum().backward()
         grads.append(Cg.grad.double())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
 
@@ -109,7 +114,8 @@ def test_autodiff_with_early_stopping_equals_fixed_iteration_count():
     grads, iters = [], []
     for tol, n_iters in ((1e-9, 500), (None, None)):
         Cg = C.clone().requires_grad_(True)
-        out = sinkhorn(Cg, a, b, epsilon=0.05, n_iters=n_iters or iters[0], tol=tol, check_every=5, method="kernel")
+        out = sinkhorn(Cg, a, b, epsilon=0.05, n_iters=n_iters or iters[0], tol=tol, check_every=5, method="kernel",
+                      grad="autodiff", early_exit=tol is not None)
         out.transport_cost.sum().backward()
         grads.append(Cg.grad)
         iters.append(out.n_iters)

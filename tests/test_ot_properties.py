@@ -34,7 +34,7 @@ def absolute_epsilon(x, y, kind, eps):
 def solve(x, y, x_mask, y_mask, w_x, w_y, kind, method, eps):
     C = cost_matrix(x, y, x_mask, y_mask, kind=kind)
     a, b = masked_marginals(x_mask, w_x), masked_marginals(y_mask, w_y)
-    return sinkhorn(C, a, b, epsilon=eps, n_iters=40, method=method)
+    return sinkhorn(C, a, b, epsilon=eps, n_iters=40, method=method, early_exit=False, eps_scaling=None)
 
 
 @SETTINGS

@@ -9,6 +9,9 @@ import torch
 
 from optical_lab.ot import SinkhornOutput, masked_marginals, sinkhorn
 
+# the fixed-iteration solver of protocols v1/v2 (no early exit, no epsilon-scaling): same iterates as POT's
+FIXED = {"early_exit": False, "eps_scaling": None}
+
 
 def ragged_problem(seed: int, B: int = 5, n: int = 7, m: int = 6, dtype=torch.float64, scale: float = 1.0):
     """Random costs in [0, scale] with random lengths, random (non-uniform) weights and padding."""
@@ -52,7 +55,7 @@ def test_fixed_iteration_iterates_equal_pot_batch_solver(method, pot_method, dty
     g = torch.Generator().manual_seed(1)
     C = torch.rand(4, 8, 9, generator=g, dtype=torch.float64)
     a, b = torch.full((4, 8), 1 / 8, dtype=torch.float64), torch.full((4, 9), 1 / 9, dtype=torch.float64)
-    ours = sinkhorn(C.to(dtype), a.to(dtype), b.to(dtype), epsilon=0.05, n_iters=7, method=method)
+    ours = sinkhorn(C.to(dtype), a.to(dtype), b.to(dtype), epsilon=0.05, n_iters=7, method=method, **FIXED)
     ref = ot.batch.solve_batch(C, 0.05, a, b, max_iter=7, tol=0.0, method=pot_method, grad="detach")
     assert ours.n_iters == 7
     torch.testing.assert_close(ours.plan.double(), ref.plan, atol=atol, rtol=0)
@@ -75,7 +78,7 @@ def test_transport_cost_tends_to_emd_as_epsilon_vanishes():
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_plan_marginals_match_a_and_b(method, dtype, tol):
     C, a, b, _, _ = ragged_problem(3, dtype=dtype)
-    out = sinkhorn(C, a, b, epsilon=0.05, n_iters=2000, tol=tol, method=method)
+    out = sinkhorn(C, a, b, epsilon=0.05, n_iters=2000, tol=tol, method=method, eps_scaling=None)
     assert out.converged.all()
     assert (out.marginal_error <= tol).all()
     torch.testing.assert_close(out.plan.sum(2), a, atol=tol, rtol=0)
@@ -182,7 +185,7 @@ def test_shift_invariance_and_negative_costs():
 
 def test_fixed_iteration_count_and_input_validation():
     C, a, b, _, _ = ragged_problem(9)
-    out = sinkhorn(C, a, b, n_iters=25, check_every=10)
+    out = sinkhorn(C, a, b, n_iters=25, check_every=10, **FIXED)
     assert out.n_iters == 25 and len(out.errors) == 3
     with pytest.raises(ValueError):
         sinkhorn(C, a, b, epsilon=0.0)

@@ -128,7 +128,14 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     default = SinkhornSpec()
     parser.add_argument("--epsilon", type=float, help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
                                                        f"(default {default.epsilon}; small = sharp alignments)")
-    parser.add_argument("--n-iters", type=int, help=f"OPTICAL: Sinkhorn iterations (default {default.n_iters})")
+    parser.add_argument("--n-iters", type=int, help=f"OPTICAL: most Sinkhorn iterations (default {default.n_iters})")
+    parser.add_argument("--early-exit", action=argparse.BooleanOptionalAction, default=None,
+                        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); "
+                             "--no-early-exit runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver "
+                             "of protocols v1/v2)")
+    parser.add_argument("--eps-scaling", type=float, default=None, metavar="R",
+                        help=f"OPTICAL: anneal epsilon by this ratio per stage from the cost spread (default "
+                             f"{default.eps_scaling}; 0 = no annealing)")
     parser.add_argument("--ot-grad", choices=["envelope", "autodiff"],
                         help=f"OPTICAL: gradient through the plan (default {default.grad}: plan held constant)")
     parser.add_argument("--aug-method", choices=list(AUGMENTATIONS),
@@ -147,9 +154,12 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
                  "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,
+                 "ot_early_exit": args.early_exit, "ot_eps_scaling": args.eps_scaling or None,
                  "use_prefixes": args.prefixes, "freeze_word_embeddings": args.freeze_word_embeddings}
     try:
         config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
+        if args.eps_scaling == 0:
+            config = config.replace(ot_eps_scaling=None)
     except DataError:
         raise
     except ValueError as exc:  # e.g. an OT setting SinkhornSpec refuses

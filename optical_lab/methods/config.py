@@ -25,8 +25,13 @@ AugMethod = Literal["translate-train", "code-switch"]
 LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost", "ot_grad": "grad"}
 # fields added after results were saved -> the value that reproduces those results. A saved config
 # without the key reads as that value, and the fingerprint leaves the field out while it has that
-# value, so committed results keep their fingerprints (and new settings get new ones).
-ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "freeze_word_embeddings": False}
+# value, so committed results keep their fingerprints (and new settings get new ones). SinkhornSpec
+# fields are named ``ot_<field>`` here, as in the fingerprint (issue #31 added the solved-Sinkhorn ones:
+# protocols v1/v2 ran a fixed iteration budget from a cold start at the target epsilon).
+ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "freeze_word_embeddings": False,
+                                "ot_early_exit": False, "ot_eps_scaling": None, "ot_warm_start": False}
+# SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
+OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
 
 
 @dataclass
@@ -146,9 +151,10 @@ class TrainConfig:
                             fix="build it with TrainConfig.replace(epsilon=..., n_iters=...) or TrainConfig.from_dict")
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` are
-        accepted too and change :attr:`sinkhorn`. An unknown setting is a :class:`DataError` naming it."""
-        known = {f.name for f in dataclasses.fields(self)} | set(LEGACY_OT_KEYS)
+        """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` and
+        ``ot_<field>`` for the other :class:`SinkhornSpec` fields (``ot_early_exit``, ...) are accepted
+        too and change :attr:`sinkhorn`. An unknown setting is a :class:`DataError` naming it."""
+        known = {f.name for f in dataclasses.fields(self)} | set(LEGACY_OT_KEYS) | {f"ot_{name}" for name in OT_FIELDS}
         unknown = sorted(set(changes) - known)
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
@@ -181,12 +187,13 @@ class TrainConfig:
         spec = data.pop("sinkhorn")
         data.update({old: spec[new] for old, new in LEGACY_OT_KEYS.items()})
         default = SinkhornSpec()
-        for name in ("tol", "method", "centre"):
-            if spec[name] != getattr(default, name):
-                data[f"ot_{name}"] = spec[name]
+        for name in OT_FIELDS:  # the others only when not their default (ot_tol, ot_method, ot_centre)
+            key = f"ot_{name}"
+            if spec[name] != (ADDED_FIELDS[key] if key in ADDED_FIELDS else getattr(default, name)):
+                data[key] = spec[name]
         for name, legacy in ADDED_FIELDS.items():
-            if data[name] == legacy:
-                del data[name]
+            if data.get(name, legacy) == legacy:
+                data.pop(name, None)
         # how often a run is checkpointed changes no number (added after results were saved)
         del data["checkpoint_seconds"]
         return data
@@ -201,7 +208,9 @@ class TrainConfig:
         """From a saved ``config.json`` (nested ``sinkhorn``, or the flat OT keys of older results);
         unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        data = _fold_ot_keys({**ADDED_FIELDS, **data}, SinkhornSpec())
+        spec_added = {k: v for k, v in ADDED_FIELDS.items() if k.startswith("ot_") and k[3:] in OT_FIELDS}
+        legacy = {k: v for k, v in ADDED_FIELDS.items() if k not in spec_added}
+        data = _fold_ot_keys({**legacy, **data}, SinkhornSpec(), missing={k[3:]: v for k, v in spec_added.items()})
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -227,18 +236,24 @@ def _fix(name: str, example: Any) -> str:
     return f"e.g. --{name.replace('_', '-')} {example}" if name in _CLI else f"e.g. TrainConfig({name}={example})"
 
 
-def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec) -> dict[str, Any]:
-    """``data`` with its ``sinkhorn`` entry (a spec or a dict) and its flat OT keys (``epsilon``, ...)
-    merged into one :class:`SinkhornSpec` (starting from ``base`` when there is no ``sinkhorn`` entry)."""
+def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec, missing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``data`` with its ``sinkhorn`` entry (a spec or a dict) and its flat OT keys (``epsilon``, ...,
+    ``ot_<field>``) merged into one :class:`SinkhornSpec` (starting from ``base`` when there is no
+    ``sinkhorn`` entry). ``missing``: values for the spec fields a saved dict lacks (``from_dict``: the
+    legacy values of :data:`ADDED_FIELDS`, not today's defaults)."""
     data = dict(data)
     spec = data.pop("sinkhorn", None)
     flat = {new: value for old, new in LEGACY_OT_KEYS.items() if (value := data.pop(old, None)) is not None}
-    if spec is None and not flat:
+    flat.update({name: data.pop(f"ot_{name}") for name in OT_FIELDS if f"ot_{name}" in data})
+    if spec is None and not flat and not missing:
         return data
     try:
         if isinstance(spec, dict):
-            spec = SinkhornSpec(**{k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__})
-        data["sinkhorn"] = (spec or base).replace(**flat)
+            fields = {k: v for k, v in spec.items() if k in SinkhornSpec.__dataclass_fields__}
+            spec = SinkhornSpec(**{**(missing or {}), **fields})
+        elif spec is None:
+            spec = base.replace(**(missing or {}))
+        data["sinkhorn"] = spec.replace(**flat)
     except (TypeError, ValueError) as exc:  # e.g. --epsilon inf: one message with the flag, never a traceback
         raise DataError(f"OT setting: {exc}", fix="e.g. --epsilon 0.05 --n-iters 50") from None
     return data
@@ -254,8 +269,10 @@ PRESETS: dict[str, dict[str, Any]] = {
              "checkpoint_every": 0, "max_train_pairs": 32, "max_dev_pairs": 16, "n_iters": 20, "progress": False},
     # protocol v2 (docs/protocol_v2.md): 300 steps x 16 = 4,800 pairs seen by every method, 128-token
     # truncation (MAFAND foreign cut rate 0-9 %), dev selection every 50 steps on up to 1,000 dev pairs
+    # and its OT solver: 50 fixed iterations from a cold start at the target epsilon (before issue #31)
     "v2": {"steps": 300, "batch_size": 16, "max_length": 128, "warmup_steps": 30, "eval_every": 50,
-           "max_train_pairs": None, "max_dev_pairs": 1000},
+           "max_train_pairs": None, "max_dev_pairs": 1000, "n_iters": 50, "ot_early_exit": False,
+           "ot_eps_scaling": None},
     # closer to the paper's budget, for a GPU
     "paper": {"steps": 1000, "batch_size": 32, "max_length": 128, "warmup_steps": 100, "eval_every": 100,
               "checkpoint_every": 200, "patience": 5, "max_train_pairs": None, "lr": 2e-5},

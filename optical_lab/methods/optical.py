@@ -10,9 +10,10 @@ With ``english_weight > 0`` the same loss is added between the student's and the
 of the English sentence, which keeps the student's English where the teacher's is (the analogue
 of the English term of Reimers & Gurevych's sentence distillation).
 
-Every step logs ``ot_not_converged``: how many of its OT problems Sinkhorn left above the
-tolerance (see :class:`optical_lab.ot.SinkhornSpec`); non-zero counts say ``--n-iters`` is too low
-for the chosen ``--epsilon``.
+Every step logs ``ot_not_converged``: how many of its OT problems (every cost term, foreign and
+English) Sinkhorn left above the tolerance (see :class:`optical_lab.ot.SinkhornSpec`), and
+``ot_unconverged_share``, that count over the step's problems; a non-zero share says the iteration
+cap ``--n-iters`` is too low for the chosen ``--epsilon`` (protocol v3 registers a share <= 0.01).
 
 **Is the OT signal doing what it claims?** With the plain cosine cost the student can lower the
 loss by moving every foreign token towards the teacher sentence's mean direction: measured on MiniLM,
@@ -66,7 +67,7 @@ class OpticalLoss(Objective):
 
     def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
                 foreign: Sequence[str]) -> torch.Tensor:
-        before = sum(term.not_converged for term in self.terms)
+        before = sum(term.not_converged for term in self.terms), sum(term.problems for term in self.terms)
         target = teacher.tokens(english)
         foreign_tokens = student.tokens(list(foreign))
         foreign_term = self._ot(target, foreign_tokens)
@@ -76,8 +77,10 @@ class OpticalLoss(Objective):
         if self.english_weight > 0:
             english_term = self._ot(target, student.tokens(list(english)))
             loss = loss + self.english_weight * english_term
-        not_converged = sum(term.not_converged for term in self.terms) - before
-        self.log(ot_foreign=foreign_term, ot_english=english_term, ot_not_converged=not_converged, **diagnostics)
+        not_converged = sum(term.not_converged for term in self.terms) - before[0]
+        problems = sum(term.problems for term in self.terms) - before[1]
+        self.log(ot_foreign=foreign_term, ot_english=english_term, ot_not_converged=not_converged,
+                 ot_unconverged_share=not_converged / max(problems, 1), **diagnostics)
         return loss
 
 

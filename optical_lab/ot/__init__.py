@@ -5,8 +5,9 @@ Cuturi, "Sinkhorn Distances", NeurIPS 2013; Huang, Yu & Allan, "OPTICAL", WSDM 2
 from optical_lab.ot.costs import cost_matrix
 from optical_lab.ot.loss import OTDistillationLoss
 from optical_lab.ot.marginals import masked_marginals
-from optical_lab.ot.plan import SinkhornConvergenceWarning, SinkhornSpec, TokenPlan, token_plan
+from optical_lab.ot.plan import SinkhornConvergenceWarning, TokenPlan, token_plan
 from optical_lab.ot.sinkhorn import SinkhornOutput, sinkhorn
+from optical_lab.ot.spec import SinkhornSpec
 
 __all__ = [
     "cost_matrix",

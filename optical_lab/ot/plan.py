@@ -1,8 +1,9 @@
 r"""The OT problem between two token sets, owned in one place.
 
-:class:`SinkhornSpec` is the whole entropic-OT setting (ε, iterations, tolerance, ground cost,
-gradient mode, solver method): frozen, saved inside :class:`optical_lab.methods.TrainConfig`, and
-the only source of these defaults. :func:`token_plan` turns padded token embeddings into the
+:class:`SinkhornSpec` (:mod:`optical_lab.ot.spec`) is the whole entropic-OT setting (ε, iterations,
+tolerance, early exit, ε-scaling, warm starts, ground cost, gradient mode, solver method): frozen, saved
+inside :class:`optical_lab.methods.TrainConfig`, and the only source of these defaults. :func:`token_plan`
+turns padded token embeddings into the
 problem (which tokens carry mass, the marginals, the cost matrix) and solves it — the training
 loss (:class:`optical_lab.ot.OTDistillationLoss`) and the transport-plan figures and widgets
 (:mod:`optical_lab.reports.alignment`) both call it, so what a figure shows is what the loss
@@ -15,78 +16,26 @@ are treated as constants (detached). Padding never carries mass; special tokens 
 **Convergence.** Like POT's ``ot.sinkhorn(..., warn=True)``, a problem whose marginal error is
 still above ``tol`` after ``n_iters`` iterations raises a :class:`SinkhornConvergenceWarning`
 (shown once per setting by Python's default warning filter); the loss also counts such problems
-(``OTDistillationLoss.not_converged``), which the trainer logs every step.
+(``OTDistillationLoss.not_converged`` of ``OTDistillationLoss.problems``), and OPTICAL logs their
+count and share every step (``ot_not_converged``, ``ot_unconverged_share``).
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor
 
-from .costs import COST_KINDS, CostKind, centre_tokens, cost_matrix
+from .costs import centre_tokens, cost_matrix
 from .marginals import masked_marginals
-from .sinkhorn import Grad, Method, SinkhornOutput, sinkhorn
+from .sinkhorn import SinkhornOutput, sinkhorn
+from .spec import SinkhornSpec
+
+__all__ = ["SinkhornConvergenceWarning", "SinkhornSpec", "TokenPlan", "token_plan"]
 
 
 class SinkhornConvergenceWarning(UserWarning):
     """Sinkhorn stopped at ``n_iters`` with a marginal error above ``tol``."""
-
-
-@dataclass(frozen=True)
-class SinkhornSpec:
-    r"""Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`).
-
-    >>> from optical_lab import SinkhornSpec
-    >>> spec = SinkhornSpec().replace(epsilon=0.1)
-    >>> spec.epsilon, spec.n_iters, spec.cost
-    (0.1, 50, 'cosine')
-
-    ``epsilon`` is in cost units (cosine costs lie in [0, 2]): OPTICAL's key setting, small = sharp,
-    near one-to-one alignments, large = diffuse. ``n_iters`` is the iteration budget (training
-    default 50: see ``benchmarks/RESULTS_train_step.md``); ``tol`` (None: sqrt of the dtype's
-    machine epsilon) decides convergence; ``grad="envelope"`` treats the plan as a constant in the
-    backward pass (exact at convergence, Danskin), ``"autodiff"`` differentiates the iterations.
-
-    ``centre=True`` subtracts each sentence's mean token embedding (over the tokens that carry mass)
-    from its tokens before the cost (:func:`optical_lab.ot.costs.centre_tokens`). With the plain
-    cosine cost a student can lower :math:`\langle P, C\rangle` by moving *every* foreign token
-    towards the teacher sentence's mean direction (tokens collapse, the plan flattens: sentence-level
-    KD in disguise, issue #13); on centred tokens that direction is removed, so only the
-    token-to-token structure around the mean is matched.
-    """
-
-    epsilon: float = 0.05
-    n_iters: int = 50
-    tol: float | None = None
-    cost: CostKind = "cosine"
-    grad: Grad = "envelope"
-    method: Method = "auto"
-    centre: bool = False
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < math.inf):
-            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon}")
-        if self.tol is not None and not (isinstance(self.tol, (int, float)) and 0 <= self.tol < math.inf):
-            raise ValueError(f"tol must be a finite number >= 0, got {self.tol}")
-        if int(self.n_iters) < 1:
-            raise ValueError(f"n_iters must be >= 1, got {self.n_iters}")
-        if self.cost not in COST_KINDS:
-            raise ValueError(f"cost must be one of {COST_KINDS}, got {self.cost!r}")
-        if self.grad not in ("autodiff", "envelope"):
-            raise ValueError(f"grad must be 'autodiff' or 'envelope', got {self.grad!r}")
-        if self.method not in ("auto", "kernel", "log"):
-            raise ValueError(f"method must be 'auto', 'kernel' or 'log', got {self.method!r}")
-
-    def replace(self, **changes: Any) -> "SinkhornSpec":
-        return dataclasses.replace(self, **changes)
-
-    def solve(self, C: Tensor, a: Tensor, b: Tensor) -> SinkhornOutput:
-        return sinkhorn(C, a, b, epsilon=float(self.epsilon), n_iters=int(self.n_iters), tol=self.tol,
-                        method=self.method, grad=self.grad)
 
 
 @dataclass
@@ -120,12 +69,15 @@ def token_plan(
     student_weights: Tensor | None = None,
     exclude_special: bool = True,
     warn: bool = True,
+    g_init: Tensor | None = None,
 ) -> TokenPlan:
     """Masks, marginals and cost for ``teacher_tokens`` (B, n, d) x ``student_tokens`` (B, m, d), solved.
 
     Masks are bool, ``True`` = real token; ``*_special`` flag special tokens (dropped from the
     marginals when ``exclude_special``); ``*_weights`` are optional non-negative token weights
-    (uniform over the kept tokens by default). Gradients reach ``student_tokens`` only.
+    (uniform over the kept tokens by default). Gradients reach ``student_tokens`` only. ``g_init``
+    (B, m): column potentials to start the solve from (a warm start, see :func:`optical_lab.ot.sinkhorn`).
+
 
     >>> import torch
     >>> from optical_lab import SinkhornSpec, token_plan
@@ -149,10 +101,11 @@ def token_plan(
     C = cost_matrix(teacher_tokens, student_tokens, rows, cols, kind=spec.cost)
     a = masked_marginals(rows, teacher_weights, dtype=C.dtype)
     b = masked_marginals(cols, student_weights, dtype=C.dtype)
-    plan = TokenPlan(C, a, b, rows, cols, spec.solve(C, a, b), spec)
+    plan = TokenPlan(C, a, b, rows, cols, sinkhorn(C, a, b, g_init=g_init, **spec.solver_options()), spec)
     if warn and plan.not_converged:
         warnings.warn(f"Sinkhorn did not converge for some problems (epsilon={spec.epsilon:g}, n_iters={spec.n_iters}, "
                       f"tol={spec.tol}): their marginals are off by more than the tolerance. Raise n_iters "
-                      "(--n-iters) or epsilon (--epsilon); the trainer logs the count per step (ot_not_converged).",
+                      "(--n-iters) or epsilon (--epsilon); OPTICAL logs the count and share per step "
+                      "(ot_not_converged, ot_unconverged_share).",
                       SinkhornConvergenceWarning, stacklevel=2)
     return plan
