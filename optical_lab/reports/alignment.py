@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from ..io import read_jsonl
 from ..models.encoder import Encoder, Role
 from ..ot import SinkhornSpec, token_plan
 
@@ -200,9 +201,7 @@ def read_train_log(folder: str | Path) -> "pd.DataFrame":
     """The trainer's ``train_log.jsonl`` as a DataFrame (train steps and dev evaluations)."""
     import pandas as pd
 
-    path = Path(folder) / "train_log.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_jsonl(Path(folder) / "train_log.jsonl"))
 
 
 @dataclass
