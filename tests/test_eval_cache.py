@@ -5,13 +5,12 @@ import torch
 from safetensors.torch import save_file
 
 from optical_lab.experiments.runner import EvalEncoder
-from optical_lab.models.encoder import Encoder
 
 TEXTS = [f"An English passage number {i} about rain." for i in range(12)]
 
 
-def test_a_second_run_loads_the_english_side_instead_of_encoding_it(tmp_path):
-    base = Encoder.load("tiny")
+def test_a_second_run_loads_the_english_side_instead_of_encoding_it(tmp_path, teacher):
+    base = teacher.copy()
     first = EvalEncoder(base, memo=True, cache_dir=tmp_path)
     encoded = first.encode(TEXTS, role="passage")
     assert (first.disk_hits, first.disk_misses) == (0, 1) and len(list(tmp_path.glob("*.safetensors"))) == 1
@@ -25,8 +24,8 @@ def test_a_second_run_loads_the_english_side_instead_of_encoding_it(tmp_path):
     assert shorter.disk_misses == 1 and len(list(tmp_path.glob("*.safetensors"))) == 2
 
 
-def test_a_file_that_does_not_match_its_texts_is_recomputed(tmp_path):
-    base = Encoder.load("tiny")
+def test_a_file_that_does_not_match_its_texts_is_recomputed(tmp_path, teacher):
+    base = teacher
     encoder = EvalEncoder(base, memo=True, cache_dir=tmp_path)
     path, _ = encoder.cache_path(encoder._with_prefix(TEXTS, "query"), encoder.batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
