@@ -213,7 +213,7 @@ def test_qald_task_runs_through_the_same_harness(tmp_path, teacher):
     summary = runner.run()
     assert summary.primary == ("qald", "F1")
     assert set(summary.means.metric) == {"F1", "Hits@1", "MRR"}
-    assert (tmp_path / "runs/ukr/optical/fold0-seed0/qald.per_query.csv").exists()
+    assert stored_exists(tmp_path / "runs/ukr/optical/fold0-seed0/qald.per_query.csv")
 
 
 @pytest.mark.parametrize("results", ["results/compare-minilm", "results/compare-me5-small"])
