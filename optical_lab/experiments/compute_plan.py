@@ -293,7 +293,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
         if measured is None:
             return None
-        return measured["median_s"] * (grid.ot_cost_factor if arm in ot_arms else 1.0)
+        return round(measured["median_s"] * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
 
     steps = {arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs
              * grid.sweep_steps for arm in trained}
