@@ -84,6 +84,13 @@ v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 o
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
 	    --endpoints qald:F1 --doc docs/results_v2_qald_minilm.md
 
+# the two-cell grid scripts/device_grid.sh is tested with (tests/test_device_grid.py): a dry run of the GPU kit
+GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \
+	    --mixed-precision no
+
+print-%:          # a variable's value (scripts/device_grid.sh reads a grid's arguments: make -s print-V2_MINILM)
+	@echo $($*)
+
 readme: venv     ## refresh the README's generated result tables from results/
 	$(BIN)/python -m optical_lab.reports.readme
 

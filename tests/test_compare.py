@@ -12,6 +12,7 @@ import pytest
 from optical_lab.data import DataError
 from optical_lab.experiments import runner as runner_module
 from optical_lab.experiments.runner import ComparePlan, Runner, training_bitext
+from optical_lab.io import open_stored, read_json, stored_exists
 from optical_lab.methods import preset
 from optical_lab.tasks.base import TaskFold
 from optical_lab.tasks.ntrex import NtrexTask
@@ -45,8 +46,8 @@ def test_untouched_student_equals_zero_shot(tmp_path, teacher):
     zero, student = tmp_path / "runs/hau/zero-shot/fold0-seed0", tmp_path / "runs/hau/optical/fold0-seed0"
     for task in ("clir", "sentence"):
         assert _run_lines(zero / f"{task}.run.gz") == _run_lines(student / f"{task}.run.gz")
-        pd.testing.assert_frame_equal(pd.read_csv(zero / f"{task}.per_query.csv"),
-                                      pd.read_csv(student / f"{task}.per_query.csv"))
+        pd.testing.assert_frame_equal(pd.read_csv(open_stored(zero / f"{task}.per_query.csv")),
+                                      pd.read_csv(open_stored(student / f"{task}.per_query.csv")))
     assert json.loads((student / "done.json").read_text())["best_step"] == 0
 
 
@@ -156,8 +157,8 @@ def test_cli_compare_and_size_curve(tmp_path, monkeypatch, capsys):
     cell = tmp_path / "runs/hau/optical/fold0-seed0"
     for name in ("clir.run.gz", "clir.per_query.csv", "sentence.per_query.csv", "config.json", "train_log.jsonl",
                  "train_summary.json", "done.json"):
-        assert (cell / name).exists(), name
-    saved = json.loads((cell / "config.json").read_text())
+        assert stored_exists(cell / name), name  # stored compactly as the cell finished (experiments/compact.py)
+    saved = read_json(cell / "config.json")
     assert saved["train"]["steps"] == 2 and saved["plan"]["langs"] == ["hau"]
     summary_md = (tmp_path / "summary.md").read_text()
     assert "Per-language winner" in summary_md
@@ -212,7 +213,7 @@ def test_qald_task_runs_through_the_same_harness(tmp_path, teacher):
     summary = runner.run()
     assert summary.primary == ("qald", "F1")
     assert set(summary.means.metric) == {"F1", "Hits@1", "MRR"}
-    assert (tmp_path / "runs/ukr/optical/fold0-seed0/qald.per_query.csv").exists()
+    assert stored_exists(tmp_path / "runs/ukr/optical/fold0-seed0/qald.per_query.csv")
 
 
 @pytest.mark.parametrize("results", ["results/compare-minilm", "results/compare-me5-small"])

@@ -104,3 +104,33 @@ def test_plan_json_measures_the_cut_rate_and_counts_cells_left(tmp_path):
     # left: 3 zero-shot cells (evaluation only) + 2 optical cells of 10 steps at 2 s, each also evaluated
     assert out["hours_left"] == round((3 * 30.0 + 2 * (10 * 2.0 + 30.0)) / 3600, 3)
     assert out["step_seconds"]["optical"]["median_s"] == 2.0
+
+
+def test_a_described_grid_is_priced_from_measured_rates_and_says_what_it_assumed(tmp_path):
+    """plan_grid (protocol v3 before it runs): CPU-hours from this CPU's cells, GPU minutes from a sibling folder
+    that ran on a GPU, an arm never measured at its stated proxy's rate."""
+    from optical_lab.experiments.compute_plan import GPU_PROCESSES, GridDescription, plan_grid
+
+    reference = tmp_path / "v2"
+    for method, seconds in (("optical", [2.0, 2.0]), ("sentence-kd", [1.0, 1.0])):
+        cell = reference / "runs" / "hau" / method / "fold0-seed0"
+        _log(cell, seconds)
+        (cell / "done.json").write_text(json.dumps({"device": "cpu: EPYC", "eval_s": 30.0}))
+        (cell / "clir.per_query.csv").write_text("qid,MRR@10\n" + "".join(f"q{i},0.5\n" for i in range(10)))
+    (reference / "config.json").write_text(json.dumps({"eval_tasks": ["flores-sentences"], "langs": ["hau"]}))
+    gpu = tmp_path / "me5" / "sweep"
+    for method in ("optical", "sentence-kd"):
+        _log(gpu / method / "lr1e-05", [0.1, 0.1])
+    (gpu / "environment.json").write_text(json.dumps({"cuda": "NVIDIA H100", "cpu": "Xeon"}))
+    grid = GridDescription(name="t", langs=("hau", "yor"), arms=("zero-shot", "sentence-kd", "optical", "optical-plain"),
+                           seeds=2, step_cap=100, sweep_settings=3, sweep_langs=1, sweep_steps=50, eval_tasks=4,
+                           reference=str(reference), same_rate_as=(("optical-plain", "optical"),), ot_cost_factor=1.5)
+    planned = plan_grid(grid, device="cpu: EPYC")
+    steps = 2 * 2 * 100 + 3 * 50  # per trained arm: languages x seeds x cap + sweep settings x steps
+    assert planned["trained_steps"] == {"sentence-kd": steps, "optical": steps, "optical-plain": steps}
+    assert planned["cpu_step_seconds"] == {"sentence-kd": 1.0, "optical": 3.0, "optical-plain": 3.0}
+    evaluation = 2 * 2 * 4 * 30.0 * 4 / 2  # cells x measured seconds x (4 tasks / the reference's 2)
+    assert planned["cpu_hours"] == round((steps * (1.0 + 3.0 + 3.0) + evaluation) / 3600, 1)
+    assert planned["gpu_minutes"] == round(steps * (0.1 + 0.15 + 0.15) / 60 / GPU_PROCESSES, 1)
+    assert any("optical-plain steps at optical's" in line for line in planned["assumed"])
+    assert planned["committed_mib"] > 0

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from optical_lab.io import read_jsonl
+
 RTOL = 1e-4
 DEV_ATOL = 1e-6
 METHODS = ["optical"]
@@ -61,8 +63,7 @@ def worker(out: str) -> None:
 
 
 def _log(folder: Path, event: str) -> list[dict]:
-    lines = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
-    return [line for line in lines if line["event"] == event]
+    return [line for line in read_jsonl(folder / "train_log.jsonl") if line["event"] == event]
 
 
 def test_two_processes_follow_the_one_process_trajectory(tmp_path, teacher):

@@ -10,6 +10,7 @@ from optical_lab.cli import main
 from optical_lab.data.collections import document_folds
 from optical_lab.data.errors import DataError
 from optical_lab.experiments.runner import ComparePlan
+from optical_lab.io import open_stored, read_json, read_jsonl
 
 
 def test_all_eval_scheme_evaluates_every_document_and_trains_on_none():
@@ -32,12 +33,12 @@ def test_v2_comparison_trains_on_mafand_and_is_scored_on_all_of_ntrex_and_flores
                  "--no-progress", "--out", str(out)])
     assert code == 0
     cell = out / "runs" / "hau" / "optical" / "fold0-seed0"
-    assert len(pd.read_csv(cell / "clir.per_query.csv")) == 123  # every NTREX document is a query's target
-    assert len(pd.read_csv(cell / "flores-en-xx.per_query.csv")) == 1004
+    assert len(pd.read_csv(open_stored(cell / "clir.per_query.csv"))) == 123  # every NTREX document is a query's target
+    assert len(pd.read_csv(open_stored(cell / "flores-en-xx.per_query.csv"))) == 1004
     done = json.loads((cell / "done.json").read_text())
     assert done["bitext"] == "mafand-mt" and done["train_pairs"] > 0
-    config = json.loads((cell / "config.json").read_text())
+    config = read_json(cell / "config.json")
     assert config["train"]["lr"] == 1e-4 and config["train"]["ot_variant"] == "centred"
-    log = [json.loads(line) for line in (cell / "train_log.jsonl").read_text().splitlines()]
+    log = read_jsonl(cell / "train_log.jsonl")
     assert all("token_cos" in r for r in log if r.get("event") == "train")
     assert json.loads((out / "leakage.json").read_text())

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from optical_lab.data import DataError
+from optical_lab.io import open_stored, stored_exists
 from optical_lab.models import registry
 from optical_lab.models.encoder import Encoder
 
@@ -212,7 +213,7 @@ def test_user_bitext_trains_once_and_every_task_scores_the_student(data, tmp_pat
                          "--eval-tasks", "suite", "--save-student")) == 0
     cell = out / "runs" / LANG / "optical" / "fold0-seed0"
     for name in ("sentence", "clir", "flores-en-xx", "flores-xx-en", "topics"):
-        assert (cell / f"{name}.per_query.csv").exists(), name
+        assert stored_exists(cell / f"{name}.per_query.csv"), name
     done = json.loads((cell / "done.json").read_text())
     assert done["bitext"] == "user:en.txt+xx.txt" and done["train_pairs"] == 36  # 4 of 40 lines are dev
     plan = json.loads((out / "config.json").read_text())
@@ -229,7 +230,7 @@ def test_user_bitext_trains_once_and_every_task_scores_the_student(data, tmp_pat
 
     loaded = Encoder.load(str(student))
     assert loaded.settings() | {"source": ""} == Encoder.load("tiny").settings() | {"name": "tiny", "source": ""}
-    saved = pd.read_csv(cell / "sentence.per_query.csv", dtype={"qid": str}).set_index("qid")
+    saved = pd.read_csv(open_stored(cell / "sentence.per_query.csv"), dtype={"qid": str}).set_index("qid")
     task = get_task("ntrex-sentences")
     task.fold_scheme = "held-out-dev"
     fold_docs = task.folds(LANG, 1, 0)[0].eval_key  # the cell's evaluation documents
@@ -256,7 +257,7 @@ def test_trec_collection_through_compare(data, tmp_path):
                     "--docs", str(tmp_path / "docs.tsv"))
     args[args.index("ntrex-sentences")] = "trec"
     assert main(args) == 0
-    assert len(pd.read_csv(out / "runs" / LANG / "optical" / "fold0-seed0" / "trec.per_query.csv")) == 2
+    assert len(pd.read_csv(open_stored(out / "runs" / LANG / "optical" / "fold0-seed0" / "trec.per_query.csv"))) == 2
 
 
 @pytest.mark.parametrize("files, message", [

@@ -13,7 +13,7 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from .collections import Collection
 from .errors import DataError

@@ -23,17 +23,18 @@ import argparse
 import json
 import os
 import statistics
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..data.mafand import load_mafand
-from ..io import write_text
+from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
 from ..methods.registry import METHODS
 from ..methods.runtime import cpu_description, cpu_model, device_description, device_line, resolve_mixed_precision, shown_flags
 from .runner import MAFAND_LANGS, ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
+GPU_PROCESSES = 8  # training processes sharing one lent GPU (scripts/device_grid.sh; the me5-small sweep ran 8)
 
 
 def token_counts(tokenizer, texts: Iterable[str], prefix: str = "") -> list[int]:
@@ -101,14 +102,14 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
     threads: dict[str, set[int]] = {}
     skipped: dict[str, int] = {}
     for root in roots:
-        for log in sorted(root.rglob("train_log.jsonl")):
+        for log in stored_glob(root, "train_log.jsonl", recursive=True):
             method = _method_of(log, root)
             if method is None:
                 continue
             if device is not None and not same_machine_kind(cell_device(log.parent, root), device):
                 skipped[method] = skipped.get(method, 0) + 1
                 continue
-            rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = read_jsonl(log)
             seconds = [r["seconds"] for r in rows if r.get("event") == "train" and "seconds" in r]
             if seconds:
                 steps.setdefault(method, []).extend(seconds)
@@ -201,12 +202,142 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
     return out
 
 
+# ---------------------------------------------------------------- a grid not run yet (protocol v3)
+@dataclass(frozen=True)
+class GridDescription:
+    """A grid described before it exists: what :func:`plan_grid` prices from measured rates.
+
+    ``step_cap``: training runs to a dev plateau, at most this many steps (a cell is priced at the cap: an upper
+    bound); ``sweep_settings`` per trained arm (the same tuning budget for every arm) on each of ``sweep_langs``
+    dev sets, each at most ``sweep_steps``; ``eval_tasks``: evaluation tasks of every grid cell."""
+
+    name: str
+    langs: tuple[str, ...]
+    arms: tuple[str, ...]
+    seeds: int
+    step_cap: int
+    sweep_settings: int
+    sweep_langs: int
+    sweep_steps: int
+    eval_tasks: int
+    reference: str  # the results folder whose measured rates and stored sizes price it
+    same_rate_as: tuple[tuple[str, str], ...] = ()  # an arm nothing measured yet -> the arm whose rate it takes
+    ot_cost_factor: float = 1.0  # a solved Sinkhorn: step time of the OT arms relative to the measured ones
+
+
+# docs/protocol_v3.md (issue #26): 8 languages x 7 arms x 3 seeds, plateau training under a cap, a fair sweep
+V3 = GridDescription(
+    name="v3-minilm", langs=("hau", "ibo", "swa", "yor", "zul", "lug", "twi", "luo"),
+    arms=("zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical-plain", "optical+aug"),
+    seeds=3, step_cap=1000, sweep_settings=8, sweep_langs=3, sweep_steps=1000, eval_tasks=6,
+    reference="results/v2-minilm", same_rate_as=(("optical-plain", "optical"),), ot_cost_factor=1.15)
+GRIDS = {grid.name: grid for grid in (V3,)}
+
+
+def stored_sizes(folder: Path) -> dict[str, Any]:
+    """Bytes a finished cell takes in git, measured on a (compacted) results folder: training-log bytes per
+    logged step per method, and per grid cell the per-query files and everything else (median)."""
+    log_bytes: dict[str, list[int]] = {}
+    per_query, rest = [], []
+    for done in stored_glob(folder, "done.json", recursive=True):
+        cell = done.parent
+        if BLOBS in cell.parts or not (method := _method_of(done, folder)):
+            continue
+        files = {p: p.stat().st_size for p in cell.iterdir() if p.is_file()}
+        log = stored_form(cell / "train_log.jsonl")
+        if log is not None:
+            entry = log_bytes.setdefault(method, [0, 0])
+            entry[0] += files[log]
+            entry[1] += len(read_jsonl(cell / "train_log.jsonl"))
+        if "runs" in cell.relative_to(folder).parts:
+            per_query.append(sum(n for p, n in files.items() if ".per_query.csv" in p.name))
+            rest.append(sum(n for p, n in files.items() if ".per_query.csv" not in p.name and p != log))
+    blobs = sum(p.stat().st_size for p in (folder / BLOBS).glob("*")) if (folder / BLOBS).is_dir() else 0
+    return {"log_bytes_per_step": {m: b / max(n, 1) for m, (b, n) in log_bytes.items()},
+            "per_query_bytes_per_cell": statistics.median(per_query) if per_query else 0,
+            "other_bytes_per_cell": statistics.median(rest) if rest else 0, "blob_bytes": blobs}
+
+
+def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """:func:`step_seconds` of the first GPU found among the cells under ``roots`` (and that GPU), or ({}, None)."""
+    for root in roots:
+        for log in stored_glob(root, "train_log.jsonl", recursive=True):
+            device = cell_device(log.parent, root)
+            if device and device.startswith("cuda"):
+                return step_seconds([root], device), device
+    return {}, None
+
+
+def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any]:
+    """CPU-hours (and wall hours with 2 workers), GPU minutes and committed MiB of a described grid, priced with
+    the rates and stored sizes measured in ``grid.reference``; every assumption is listed in ``assumed``."""
+    reference = Path(grid.reference)
+    proxies = dict(grid.same_rate_as)
+    device = device or here()
+    cpu = step_seconds([reference], device)
+    if not cpu:  # no cell ran on this kind of machine: the reference's own rates, said so
+        cpu = step_seconds([reference])
+        device = "the reference's machine(s)"
+    gpu, gpu_device = gpu_step_seconds(sorted(p for p in reference.parent.iterdir() if p.is_dir()))
+    trained = [arm for arm in grid.arms if arm != "zero-shot"]
+    ot_arms = {arm for arm in trained if arm.startswith("optical")}
+    assumed = [f"CPU rates and evaluation seconds: cells that ran on {device}",
+               f"every trained cell runs to its cap of {grid.step_cap} steps (plateau stopping only shortens it)",
+               f"{grid.sweep_settings} sweep settings per trained arm on {grid.sweep_langs} dev languages, "
+               f"each at most {grid.sweep_steps} steps",
+               *[f"{arm} steps at {proxy}'s measured rate" for arm, proxy in proxies.items()],
+               f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
+               f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)"]
+
+    def rate(rates: dict[str, Any], arm: str) -> float | None:
+        measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
+        if measured is None:
+            return None
+        return round(measured["median_s"] * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
+
+    steps = {arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs
+             * grid.sweep_steps for arm in trained}
+    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
+    task_factor = grid.eval_tasks / max(1, 1 + len(saved.get("eval_tasks", [])))
+    evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
+    eval_cells = len(grid.langs) * grid.seeds * len(grid.arms)
+    cpu_seconds = None
+    if evaluation is not None and all(rate(cpu, arm) is not None for arm in trained):
+        cpu_seconds = sum(steps[arm] * rate(cpu, arm) for arm in trained) + eval_cells * evaluation * task_factor
+    gpu_rates = {arm: rate(gpu, arm) for arm in trained}
+    gpu_minutes = None
+    if all(r is not None for r in gpu_rates.values()):  # measured with the processes that shared the GPU then
+        gpu_minutes = sum(steps[arm] * gpu_rates[arm] for arm in trained) / 60 / GPU_PROCESSES
+        assumed.append(f"GPU: {GPU_PROCESSES} training processes share one {gpu_device} at the per-process rate "
+                       "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
+                       "not included")
+    sizes = stored_sizes(reference)
+    log_rates = sizes["log_bytes_per_step"]
+    mib = (sum(steps[arm] * (log_rates.get(arm) or log_rates.get(proxies.get(arm, ""), 0)) for arm in trained)
+           + eval_cells * (sizes["per_query_bytes_per_cell"] * task_factor + sizes["other_bytes_per_cell"])
+           + sizes["blob_bytes"] * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1)) / 2**20
+    return {"grid": asdict(grid), "trained_steps": steps, "eval_cells": eval_cells,
+            "eval_seconds_per_cell": None if evaluation is None else round(evaluation * task_factor, 1),
+            "cpu_step_seconds": {arm: rate(cpu, arm) for arm in trained}, "gpu_step_seconds": gpu_rates,
+            "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
+            "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),
+            "gpu_minutes": None if gpu_minutes is None else round(gpu_minutes, 1),
+            "committed_mib": round(mib, 2), "stored_sizes": sizes, "assumed": assumed}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", help="a comparison folder with config.json, e.g. results/v2-minilm")
+    parser.add_argument("results", nargs="?", help="a comparison folder with config.json, e.g. results/v2-minilm")
+    parser.add_argument("--grid", choices=sorted(GRIDS), help="price a described grid instead (e.g. v3-minilm)")
     parser.add_argument("--seeds", type=int, default=None, help="plan for this many seeds (default: the saved run's)")
     parser.add_argument("--methods", default=None, help="plan for these methods, comma-separated or 'all'")
     args = parser.parse_args(argv)
+    if args.grid:
+        planned = plan_grid(GRIDS[args.grid])
+        print(json.dumps({k: v for k, v in planned.items() if k not in ("grid", "stored_sizes")}, indent=2))
+        return
+    if not args.results:
+        parser.error("name a results folder or --grid")
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",") if args.methods else None
     out = compute_plan(args.results, args.seeds, methods)
     print(f"machine: {out['machine']}")

@@ -43,7 +43,7 @@ def print_overlap_survey() -> None:
     """The leak survey of the data folder: each training bitext (MAFAND-MT train, NTREX) against
     every evaluation set of the same language (MAFAND dev/test, NTREX, SIB-200), both sides."""
     from ..data.leakage import measure_overlap
-    from ..data.mafand import load_mafand, mafand_langs
+    from ..data.mafand import load_mafand
     from ..data.ntrex import load_ntrex
     from ..data.sib import load_sib
 

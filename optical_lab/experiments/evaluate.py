@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
-from ..io import write_csv, write_json, write_text
+from ..io import stored_exists, write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
@@ -258,13 +258,13 @@ def render_summary(folder: str | Path) -> str:
              f"GPU: {env.get('cuda') or 'none'}; CPU flags: {flags or 'unknown'}.",
              f"- started {env.get('time')}; evaluation time per task (s): "
              + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items()) + f"; total {done.get('seconds')} s."]
-    if (folder / "time_v.txt").exists():
+    if stored_exists(folder / "time_v.txt"):
         timing = parse_time_log(folder / "time_v.txt")
         cpu_min = (float(timing.get("user_s", 0)) + float(timing.get("system_s", 0))) / 60
         lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {wall_clock(timing.get('wall', ''))}**, peak memory "
                      f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
                      f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}.")
-    load = mean_load(folder / "loadavg.log") if (folder / "loadavg.log").exists() else None
+    load = mean_load(folder / "loadavg.log") if stored_exists(folder / "loadavg.log") else None
     if load is not None:
         lines.append(f"- mean 1-minute load average during the run {load:.1f} on {env.get('cpu_count')} cores (sampled "
                      "every 30 s; above the run's own threads it is other jobs sharing the machine).")

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from ..data.errors import DataError
+from ..io import read_jsonl, stored_glob
 
 SUFFIXES = (".run.gz", ".run")
 
@@ -78,11 +78,11 @@ def write_tensorboard(results: str | Path, logdir: str | Path) -> int:
     except ImportError as exc:  # torch's writer needs the tensorboard package
         raise DataError("TensorBoard event files need the tensorboard package",
                         fix="pip install 'optical_lab[tensorboard]'") from exc
-    results, logs = Path(results), sorted(Path(results).rglob("train_log.jsonl"))
+    results = Path(results)
+    logs = stored_glob(results, "train_log.jsonl", recursive=True)  # plain or compacted (optical_lab.io)
     for log in logs:
         with SummaryWriter(log_dir=str(Path(logdir) / log.parent.relative_to(results))) as writer:
-            for line in log.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line) if line.strip() else {}
+            for record in read_jsonl(log):
                 for key, value in record.items():
                     if key not in ("step", "event", "seconds") and isinstance(value, (int, float)):
                         writer.add_scalar(f"{record.get('event', 'train')}/{key}", value, record["step"])

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..io import read_jsonl
 from ..methods.trainer import train_student
 from ..models.encoder import Encoder
 from .records import FolderLock
@@ -50,9 +51,7 @@ def read_train_log(folder: str | Path) -> "pd.DataFrame":
     """The trainer's ``train_log.jsonl`` as a DataFrame (train steps and dev evaluations)."""
     import pandas as pd
 
-    path = Path(folder) / "train_log.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_jsonl(Path(folder) / "train_log.jsonl"))  # plain or compacted (optical_lab.io)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..evaluation.stats import arm_summary, difference_stats, language_tests, paired_differences, query_scores
 from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie, ranking, tied_with
-from ..io import write_csv, write_text
+from ..io import open_stored, read_json, read_text, stored_exists, stored_glob, write_csv, write_text
 from ..methods.config import TrainConfig
 from ..methods.registry import REFERENCE, method_order
 from ..tasks.registry import TASKS, reported_metrics as tasks_reported
@@ -216,8 +216,8 @@ def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm:
 def cell_records(folder: str | Path, name: str) -> Iterator[tuple[Path, dict[str, Any]]]:
     """``(path, parsed JSON)`` of the file ``name`` (``done.json``, ``train_summary.json``) in every
     cell folder ``<folder>/<lang>/<method>/<fold-seed>/``."""
-    for path in sorted(Path(folder).glob(f"*/*/*/{name}")):
-        yield path, json.loads(path.read_text(encoding="utf-8"))
+    for path in stored_glob(folder, f"*/*/*/{name}"):
+        yield path, read_json(path)
 
 
 def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -238,8 +238,8 @@ def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.Da
     """
     frames = []
     for done, info in cell_records(cells_root, "done.json"):
-        for csv in sorted(done.parent.glob("*.per_query.csv")):
-            table = pd.read_csv(csv, dtype={"qid": str})
+        for csv in stored_glob(done.parent, "*.per_query.csv"):
+            table = pd.read_csv(open_stored(csv), dtype={"qid": str})
             table.insert(0, "task", csv.name.split(".")[0])
             for column in extra:
                 table[column] = info.get(column)
@@ -292,7 +292,7 @@ def parse_time_log(path: str | Path) -> dict[str, str]:
               "User time (seconds)": "user_s", "System time (seconds)": "system_s", "Percent of CPU this job got": "cpu",
               "Command being timed": "command", "Exit status": "exit"}
     out = {}
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, errors="replace").splitlines():
         key, _, value = line.strip().rpartition(": ")
         if key in wanted:
             out[wanted[key]] = value.strip().strip('"')
@@ -301,7 +301,7 @@ def parse_time_log(path: str | Path) -> dict[str, str]:
 
 def mean_load(path: str | Path) -> float | None:
     """Mean 1-minute load average of a log with ``HH:MM:SS <contents of /proc/loadavg>`` lines."""
-    values = [float(line.split()[1]) for line in Path(path).read_text().splitlines() if len(line.split()) > 2]
+    values = [float(line.split()[1]) for line in read_text(path).splitlines() if len(line.split()) > 2]
     return sum(values) / len(values) if values else None
 
 
@@ -398,7 +398,7 @@ def corrections_lines(results: str | Path) -> list[str]:
 
 
 def _if_exists(path: Path) -> Path | None:
-    return path if path.exists() else None
+    return path if stored_exists(path) else None
 
 
 def _rerun_lines(results: Path) -> list[str]:

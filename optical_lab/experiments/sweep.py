@@ -45,7 +45,7 @@ from ..data.leakage import guard_overlap
 from ..data.mafand import load_mafand, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
-from ..io import write_json, write_text
+from ..io import BLOBS, read_jsonl, write_json, write_text
 from ..methods.config import TrainConfig, preset
 from ..methods.registry import parse_methods
 from ..methods.runtime import set_threads
@@ -53,6 +53,7 @@ from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
+from .compact import compact_cell
 
 LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
 LR_EDGE = 1e-3  # tried once when a method's best lr is the grid's largest (deviation 2, protocol_v2.md)
@@ -170,6 +171,7 @@ class Sweep:
                 "dev_pairs": result.dev_pairs, "diagnostics": last_diagnostics(folder / "train_log.jsonl")}
         write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
         write_json(info, done)  # last: marks the cell finished
+        compact_cell(folder, self.out / BLOBS)  # its training log (and a dictionary) as committed (.compact)
         del student
         return info
 
@@ -330,8 +332,7 @@ DIAGNOSTICS_TEXT = (
 def last_diagnostics(log: Path) -> dict[str, float]:
     """Mean of the OPTICAL diagnostics over the last 20 logged training steps (empty for other methods)."""
     keys = ("token_cos", "plan_entropy", "marginal_error", "ot_not_converged", "grad_norm")
-    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    steps = [r for r in rows if r.get("event") == "train"][-20:]
+    steps = [r for r in read_jsonl(log) if r.get("event") == "train"][-20:]
     return {k: sum(r[k] for r in steps) / len(steps) for k in keys if steps and all(k in r for r in steps)}
 
 

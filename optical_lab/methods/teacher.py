@@ -76,9 +76,17 @@ def model_hash(encoder: Encoder) -> str:
     config = getattr(encoder.model, "config", None)
     digest.update((config.to_json_string(use_diff=False) if config is not None else type(encoder.model).__name__).encode())
     backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
-    digest.update((backend.to_str() if backend is not None else repr(encoder.tokenizer)).encode())
+    digest.update((_tokenizer_state(backend) if backend is not None else repr(encoder.tokenizer)).encode())
     _MODEL_HASHES[encoder] = (version, digest.hexdigest())
     return digest.hexdigest()
+
+
+def _tokenizer_state(backend) -> str:
+    """A fast tokenizer's serialisation without its truncation and padding settings: ``encode`` sets those on
+    every call, so with them the same model would hash differently before and after its first encode."""
+    state = json.loads(backend.to_str())
+    state["truncation"] = state["padding"] = None
+    return json.dumps(state, sort_keys=True)
 
 
 def texts_hash(texts: Sequence[str]) -> str:

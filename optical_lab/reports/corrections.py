@@ -10,7 +10,6 @@ the list is what the two sets of files say.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import pandas as pd
 
 from ..evaluation.verdict import DIFFERENCE
 from ..experiments.summary import CORRECTIONS
+from ..io import open_stored, read_json, stored_exists
 from .v2 import OUTCOMES
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    return pd.read_csv(folder / name) if (folder / name).exists() else None
+    return pd.read_csv(open_stored(folder / name)) if stored_exists(folder / name) else None
 
 
 def count_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
@@ -110,8 +110,8 @@ def corrections(folder: Path, old: Path, why: str, date: str) -> str:
         if a is not None and b is not None:
             lines += [f"- {line}" if not line.startswith("  ") else line for line in compare(a, b)]
     if (old / "analysis.json").exists() and (folder / "analysis.json").exists():
-        lines += [f"- {line}" for line in analysis_changes(json.loads((old / "analysis.json").read_text()),
-                                                           json.loads((folder / "analysis.json").read_text()))]
+        lines += [f"- {line}" for line in analysis_changes(read_json(old / "analysis.json"),
+                                                           read_json(folder / "analysis.json"))]
     return "\n".join(lines) + "\n"
 
 

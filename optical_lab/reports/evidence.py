@@ -19,7 +19,8 @@ import pandas as pd
 from ..evaluation.pooled import Endpoint
 from ..evaluation.stats import language_tests, per_seed_differences, pooled_comparisons
 from ..evaluation.verdict import DIFFERENCE, REFERENCE
-from ..experiments.summary import cell_records, dev_history_rows, load_per_query
+from ..experiments.summary import dev_history_rows, load_per_query
+from ..io import read_jsonl, stored_glob
 from ..methods.registry import AUGMENTATIONS, BY_NAME, method_order
 from .plots import grid, method_colors
 
@@ -142,10 +143,10 @@ def dev_curves_figure(results: Path):
 def diagnostics_rows(sweep: Path, method: str = "optical") -> pd.DataFrame:
     """Per training step of every OPTICAL sweep setting: its cost variant, ε and the logged diagnostics."""
     rows = []
-    for log in sorted((sweep / method).glob("*/train_log.jsonl")):
+    for log in stored_glob(sweep / method, "*/train_log.jsonl"):  # plain or compacted (optical_lab.io)
         setting = log.parent.name
         variant = next((part.split("=")[1] for part in setting.split("-") if part.startswith("ot_variant=")), "plain")
-        for record in map(json.loads, log.read_text(encoding="utf-8").splitlines()):
+        for record in read_jsonl(log):
             if record.get("event") == "train" and "token_cos" in record:
                 rows.append({"setting": setting, "variant": variant, **record})
     return pd.DataFrame(rows)

@@ -40,7 +40,7 @@ import pandas as pd
 from ..data.errors import DataError
 from ..data.languages import HIGH_RESOURCE
 from ..experiments.records import DONE_NAME, FolderLock
-from ..io import write_json, write_text
+from ..io import read_jsonl, stored_exists, write_json, write_text
 from .answer import SummaryTables, answer_markdown, headlines
 from .plots import grid, order_methods, plot_language_comparison, plot_loss_curve, plot_size_curve, save_figure
 
@@ -111,8 +111,8 @@ def loss_curves_figure(results: Path, lang: str, fold: int = 0, seed: int = 0):
     runs = results / "runs" / lang
     for method in order_methods(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
         path = runs / method / f"fold{fold}-seed{seed}" / "train_log.jsonl"
-        if path.exists():
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if stored_exists(path):
+            rows = read_jsonl(path)
             if any(r.get("event") == "train" for r in rows):
                 logs[method] = pd.DataFrame(rows)
     if not logs:

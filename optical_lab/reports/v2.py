@@ -33,7 +33,7 @@ from ..evaluation.stats import language_tests, pooled_comparisons, query_scores
 from ..evaluation.verdict import ALPHA, DIFFERENCE
 from ..experiments.summary import cell_records, corrections_lines, load_per_query
 from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
-from ..io import write_json
+from ..io import read_jsonl, stored_exists, write_json
 from ..methods.registry import AUGMENTATIONS, BY_NAME, REFERENCE
 
 # the registered family (docs/protocol_v2.md): fixed by the protocol, not by whatever a run's config holds
@@ -64,9 +64,9 @@ def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.Da
     rows = []
     for done, info in cell_records(results / "runs", "done.json"):
         log = done.parent / "train_log.jsonl"
-        if info["method"] != method or not log.exists():
+        if info["method"] != method or not stored_exists(log):
             continue
-        steps = [r for r in map(json.loads, log.read_text(encoding="utf-8").splitlines()) if r.get("event") == "train"]
+        steps = [r for r in read_jsonl(log) if r.get("event") == "train"]
         steps = steps[-last:]
         if steps and all(k in steps[0] for k in DIAGNOSTICS):
             rows.append({"lang": info["lang"], "seed": info["seed"],
