@@ -13,7 +13,7 @@ from optical_lab.experiments.records import FolderLock
 from optical_lab.experiments.summary import load_per_query, summarize_folder
 from optical_lab.io import (decode_columns, encode_columns, encode_columns_checked, read_bytes, read_jsonl,
                             stored_exists, stored_glob)
-from optical_lab.reports.alignment import read_train_log
+from optical_lab.experiments.students import read_train_log
 from optical_lab.reports.v2 import diagnostics
 
 LANGS, METHODS, SEEDS = ("hau", "swa"), ("zero-shot", "code-switch", "optical"), (0, 1)
