@@ -325,3 +325,25 @@ def test_real_afriqa_and_tico_files():
     swa = load_afriqa("swa", root)
     assert {q.split for q in swa.questions} == {"train", "dev", "test"} and {k.split("-")[0] for k in swa.passages} == {"test"}
 
+
+
+def test_the_survey_compares_every_training_source_with_the_new_tasks(new_data, tmp_path, capsys):
+    from optical_lab.cli import main
+
+    for split, lines in (("train", ["English segment 5", "unrelated"]), ("dev", ["x", "y"]), ("test", ["x", "y"])):
+        _write(new_data / "mafand-mt" / f"en-{LANG}" / f"{split}.en", lines)  # a planted TICO segment in train
+        _write(new_data / "mafand-mt" / f"en-{LANG}" / f"{split}.{LANG}", ["a", "b"])
+    out = tmp_path / "overlap.md"
+    assert main(["data", "overlap", "--tasks", "afriqa-questions,tico-sentences", "--out", str(out)]) == 0
+    table = out.read_text()
+    row = next(line for line in table.splitlines() if f"| {LANG}" in line and "mafand-mt train" in line)
+    assert "| 1 (1) of 6,142" in row  # tico-sentences: 3,071 English + 3,071 target texts compared, one leaked
+    assert any("ntrex-128" in line for line in table.splitlines())
+    # AfriQA's own questions are no training source for an AfriQA task that evaluates every split
+    from optical_lab.experiments.suite import survey_overlap
+    from optical_lab.tasks.registry import get_task
+
+    rows = survey_overlap({"afriqa-questions": get_task("afriqa-questions")}, [LANG])
+    assert rows and not any(r["train"].startswith("afriqa") for r in rows)
+    rows = survey_overlap({"afriqa-questions": get_task("afriqa-questions", afriqa_split="test")}, [LANG])
+    assert {r["train"] for r in rows} >= {"afriqa train questions", "mafand-mt train", "ntrex-128", "flores-200 dev"}
