@@ -23,8 +23,8 @@ N_QUESTIONS = 40
 
 
 def question(lang: str, split: str, i: int) -> dict:
-    return {"id": i, "question": f"{lang} kutzij {split} {i} janipa", "translated_question": f"Question {split} {i} in {lang}?",
-            "answers": "['x']", "lang": lang, "split": split}
+    return {"id": i, "question": f"{lang} kutzij {split} {i} janipa", "answers": "['x']", "lang": lang, "split": split,
+            "translated_question": f"Question {split} {i} in {lang}?"}
 
 
 def passage(lang: str, split: str, i: int) -> dict:
@@ -163,7 +163,8 @@ GOOD = [question(LANG, "test", i) for i in range(3)]
     ([GOOD[0], {**GOOD[1], "id": 0}], None, r"line 2: id 0 repeats line 1"),
     ([{**GOOD[0], "question": 12}], None, r"line 1: field 'question' is a int"),
     ([{**GOOD[0], "id": None}], None, r"line 1: id None is not an integer"),
-    (GOOD, [passage(LANG, "test", 0), passage(LANG, "test", 7)], r"gold_span_passages.*line 2: gold passage for question id 7"),
+    (GOOD, [passage(LANG, "test", 0), passage(LANG, "test", 7)],
+     r"gold_span_passages.*line 2: gold passage for question id 7"),
     (GOOD, [passage(LANG, "test", 1), passage(LANG, "test", 1)], r"line 2: id 1 repeats line 1"),
     (GOOD, [{**passage(LANG, "test", 1), "context": ["a list"]}], r"line 1: field 'context' is a list"),
 ])
@@ -323,7 +324,8 @@ def test_real_afriqa_and_tico_files():
     twi = load_afriqa("twi", root)
     assert "queries.afriqa.twi.en.dev.json, line 109: empty question" in twi.skipped
     swa = load_afriqa("swa", root)
-    assert {q.split for q in swa.questions} == {"train", "dev", "test"} and {k.split("-")[0] for k in swa.passages} == {"test"}
+    assert {q.split for q in swa.questions} == {"train", "dev", "test"}
+    assert {k.split("-")[0] for k in swa.passages} == {"test"}  # swa: gold passages for test only
 
 
 

@@ -79,7 +79,8 @@ def passage_file(folder: str, split: str, root: Path | None = None) -> Path:
 
 def afriqa_languages(root: Path | None = None) -> list[str]:
     """Canonical codes of the languages with an AfriQA query folder."""
-    return sorted(code for code, entry in known_languages(root or data_dir("afriqa")).items() if "afriqa" in entry.datasets)
+    known = known_languages(root or data_dir("afriqa"))
+    return sorted(code for code, entry in known.items() if "afriqa" in entry.datasets)
 
 
 def afriqa_folder(lang: str, root: Path | None = None) -> str:
@@ -107,7 +108,8 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[st
             record = json.loads(line)
         except ValueError as exc:
             raise DataError(f"not valid JSON ({exc})", path=path, line=number,
-                            fix="one JSON object per line (JSON Lines); re-fetch the file with `optical-lab data fetch --force`") from None
+                            fix="one JSON object per line (JSON Lines); re-fetch the file with "
+                                "`optical-lab data fetch --force`") from None
         if not isinstance(record, dict):
             raise DataError(f"a JSON {type(record).__name__}, expected an object", path=path, line=number,
                             fix="one JSON object per line")
@@ -145,7 +147,8 @@ def _read_questions(path: Path, split: str, skipped: list[str]) -> tuple[list[Af
     for line, record in read_jsonl(path, QUESTION_FIELDS):
         qid = record_id(record, path, line)
         if qid in seen:
-            raise DataError(f"id {qid} repeats line {seen[qid]}", path=path, line=line, fix="each question appears once")
+            raise DataError(f"id {qid} repeats line {seen[qid]}", path=path, line=line,
+                            fix="each question appears once")
         seen[qid] = line
         if record["split"] != split:
             raise DataError(f"split {record['split']!r} in the {split} file", path=path, line=line,

@@ -105,7 +105,8 @@ def planned_downloads(langs: tuple[str, ...] = DEFAULT_NTREX_LANGS, sib_langs: t
         for split in SPLITS:
             for side in ("en", lang):
                 expected = MAFAND_TRAIN_LINES[lang] if split == "train" else None
-                plan.append(Download(MAFAND_URL.format(pair=pair, split=split, side=side), f"mafand-mt/{pair}/{split}.{side}", expected))
+                plan.append(Download(MAFAND_URL.format(pair=pair, split=split, side=side),
+                                     f"mafand-mt/{pair}/{split}.{side}", expected))
     plan.append(Download(QALD_URL, "qald-9-plus/qald_9_plus_test_dbpedia.json"))
     for lang in dict.fromkeys(("eng_Latn", *(_sib_code(code) for code in sib_langs))):
         for name in (*SIB_SPLITS, *(() if lang in SIB_WITHOUT_LABELS else ("labels",))):

@@ -90,7 +90,8 @@ def parse_tmx(data: bytes, path: Path) -> Element:
         return fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise DataError(f"refused: the TMX declares entities or external references ({exc})", path=path,
-                        fix="a translation memory needs no entities; use the upstream file (`optical-lab data fetch --force`)") from None
+                        fix="a translation memory needs no entities; use the upstream file "
+                            "(`optical-lab data fetch --force`)") from None
     except ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise DataError(f"not well-formed XML ({exc})", path=path, line=line, fix=REFETCH) from None

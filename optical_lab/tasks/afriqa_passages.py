@@ -55,8 +55,9 @@ class AfriqaPassagesTask(AfriqaTaskBase):
         """The evaluated questions of ``lang`` that have a gold passage, against the shared pool."""
         passages = self.afriqa(lang).passages
         scored = [q for q in self.questions(lang) if q.qid in passages]
-        return Collection(f"{SUBTASK}-{normalize_lang(lang)}", normalize_lang(lang), {q.qid: q.question for q in scored},
-                          self.pool(), {q.qid: {passage_id(passages[q.qid][1]): 1} for q in scored})
+        lang = normalize_lang(lang)
+        return Collection(f"{SUBTASK}-{lang}", lang, {q.qid: q.question for q in scored}, self.pool(),
+                          {q.qid: {passage_id(passages[q.qid][1]): 1} for q in scored})
 
     def data_files(self, lang: str) -> list[Path]:
         """This language's files and every language's gold passages (the pool)."""
