@@ -94,6 +94,15 @@ def test_the_new_tasks_evaluate_a_language_only_the_data_folder_has(new_data, tm
     assert len(pd.read_csv(out / f"tico-sentences/{LANG}/tico-en-xx.per_query.csv")) == 3071
     skipped = pd.read_csv(out / "skipped.csv")
     assert set(skipped["lang"]) == {"eng"} and "\n" not in "".join(skipped["reason"])  # one line each
+    # an interrupted run (no done.json, no table yet): summary.md rebuilds the table from the per-query files
+    from optical_lab.experiments.evaluate import render_summary
+
+    finished = (out / "afriqa-questions.md").read_text()
+    (out / "done.json").unlink()
+    (out / "afriqa-questions.md").unlink()
+    summary = render_summary(out)
+    assert "the run did not finish" in summary and f"## afriqa-questions (languages finished: {LANG})" in summary
+    assert finished.strip().splitlines()[-1] in summary  # the same row as the finished run's table
 
 
 def test_the_pool_is_shared_and_deduplicated(new_data):
