@@ -45,7 +45,9 @@ def serve(body_for):
 def test_every_planned_file_is_pinned_and_sib_is_planned():
     plan = planned_downloads()
     assert all(d.sha256 is not None for d in plan) and len(PINS) == len(plan)
-    assert sum(d.relative.startswith("sib-200/") for d in plan) == 22 * 4
+    assert sum(d.relative.startswith("sib-200/") for d in plan) == 25 * 4 - 3  # bem/luo/twi: no labels.txt upstream
+    assert {d.relative.split("/")[1] for d in plan if d.relative.startswith("mafand-mt/")} >= {"en-lug", "en-twi", "en_luo"}
+    assert sum(d.relative.startswith("tico-19/data/TM/") for d in plan) == 7 and "afriqa/LICENSE" in PINS
     assert ITEM.url == "https://raw.githubusercontent.com/dadelani/sib-200/593cea8/data/annotated/wol_Latn/dev.tsv"
 
 

@@ -34,7 +34,8 @@ def test_iso1_tables_round_trip():
 
 def test_real_data_languages_and_their_datasets():
     known = known_languages()
-    assert known["swa"].datasets == {"ntrex-128": "swa", "sib-200": "swh_Latn", "mafand-mt": "swa"}
+    assert known["swa"].datasets == {"ntrex-128": "swa", "sib-200": "swh_Latn", "mafand-mt": "swa", "afriqa": "swa",
+                                     "tico-19": "sw"}
     assert known["fil"].datasets == {"ntrex-128": "fil", "sib-200": "tgl_Latn"}
     assert known["bak"].datasets["qald-9-plus"] == "ba"
     assert known["wol"].datasets == {"sib-200": "wol_Latn"} and known["wol"].ntrex_listed == "wol"
@@ -98,5 +99,5 @@ def test_cli_data_langs_lists_the_user_folder(tmp_path, monkeypatch, capsys):
     assert main(["data", "langs"]) == 0
     out = capsys.readouterr().out
     assert f"languages in {tmp_path}" in out
-    assert [line.split() for line in out.splitlines()[2:]] == [["eng", "English", "eng", "-", "-", "-"],
-                                                              ["qaa", "qaa", "qaa-Latn", "-", "-", "-"]]
+    assert [line.split() for line in out.splitlines()[2:]] == [["eng", "English", "eng", "-", "-", "-", "-", "-"],
+                                                              ["qaa", "qaa", "qaa-Latn", "-", "-", "-", "-", "-"]]

@@ -1,4 +1,5 @@
-"""Data layer: resolve the data directory, load NTREX / MAFAND-MT / SIB-200 / TREC / user files, build tasks."""
+"""Data layer: resolve the data directory, load NTREX / MAFAND-MT / SIB-200 / AfriQA / TICO-19 / TREC / user
+files, build tasks."""
 from .bitext import Bitext
 from .collections import Collection, Fold, document_folds, fold_bitext, known_item_collection, sentence_collection
 from .errors import DataError

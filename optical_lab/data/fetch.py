@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .errors import DataError
 from .languages import canonical_code
-from .mafand import MAFAND_LANGS, MAFAND_TRAIN_LINES, SPLITS
+from .mafand import MAFAND_PAIRS, MAFAND_TRAIN_LINES, SPLITS
 from .ntrex import NTREX_LINES
 from .paths import cache_dir
 from .pins import PINS
@@ -41,13 +41,21 @@ from .sib import SIB_SPLITS
 
 NTREX_URL = "https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/8561f6a/NTREX-128/{file}"
 NTREX_TOP_URL = "https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/8561f6a/{file}"
-MAFAND_URL = "https://raw.githubusercontent.com/masakhane-io/lafand-mt/d441f8b/data/text_files/en-{lang}/{split}.{side}"
+MAFAND_URL = "https://raw.githubusercontent.com/masakhane-io/lafand-mt/d441f8b/data/text_files/{pair}/{split}.{side}"
 QALD_URL = "https://raw.githubusercontent.com/KGQA/QALD_9_plus/5b116c9/data/qald_9_plus_test_dbpedia.json"
 SIB_URL = "https://raw.githubusercontent.com/dadelani/sib-200/593cea8/data/annotated/{lang}/{file}"
+AFRIQA_URL = "https://raw.githubusercontent.com/masakhane-io/afriqa/5c29933/{file}"
+TICO_URL = "https://raw.githubusercontent.com/tico-19/tico-19.github.io/d97615f/{file}"
 DEFAULT_NTREX_LANGS = ("fra", "deu", "rus", "swa", "hau", "yor", "som", "zul", "amh", "ibo", "fil", "ukr", "lit", "bel", "bak", "hye")
 DEFAULT_SIB_LANGS = ("eng_Latn", "swh_Latn", "hau_Latn", "yor_Latn", "som_Latn", "zul_Latn", "amh_Ethi", "ibo_Latn",
                      "tgl_Latn", "fra_Latn", "deu_Latn", "rus_Cyrl", "ukr_Cyrl", "lit_Latn", "bel_Cyrl", "bak_Cyrl",
-                     "hye_Armn", "tir_Ethi", "lin_Latn", "lug_Latn", "wol_Latn", "ewe_Latn")
+                     "hye_Armn", "tir_Ethi", "lin_Latn", "lug_Latn", "wol_Latn", "ewe_Latn", "luo_Latn", "twi_Latn",
+                     "bem_Latn")
+SIB_WITHOUT_LABELS = ("bem_Latn", "luo_Latn", "twi_Latn")  # upstream has no labels.txt there (the loader uses English's)
+# AfriQA at 5c29933: queries for train/dev/test in every language; gold passages where upstream has them
+AFRIQA_GOLD_SPLITS = {"hau": SPLITS, "ibo": SPLITS, "swa": ("test",), "yor": ("train", "test"), "zul": SPLITS,
+                      "twi": SPLITS, "bem": SPLITS}
+TICO_CODES = ("ha", "sw", "zu", "so", "lg", "ln", "ti")  # TICO-19 data/TM/all.en-LANG.tmx.zip
 SIB_LINES = {"train": 702, "dev": 100, "test": 205, "labels": 7}  # header line included
 CHUNK = 1 << 16
 TIMEOUT_S = 60
@@ -88,24 +96,42 @@ def _sib_code(lang: str) -> str:
 
 def planned_downloads(langs: tuple[str, ...] = DEFAULT_NTREX_LANGS, sib_langs: tuple[str, ...] = DEFAULT_SIB_LANGS,
                       languages_tsv: Path | None = None) -> list[Download]:
-    """Every file to fetch: NTREX (English, ids, ``langs``), the MAFAND-MT pairs, QALD, SIB-200 ``sib_langs``."""
+    """Every file to fetch: NTREX (English, ids, ``langs``), the MAFAND-MT pairs, QALD, SIB-200 ``sib_langs``,
+    AfriQA and TICO-19."""
     plan = [Download(NTREX_TOP_URL.format(file="LANGUAGES.tsv"), "ntrex-128/LANGUAGES.tsv"),
             Download(NTREX_URL.format(file="newstest2019-src.eng.txt"), "ntrex-128/newstest2019-src.eng.txt", NTREX_LINES),
             Download(NTREX_TOP_URL.format(file="DOCUMENT_IDS.tsv"), "ntrex-128/DOCUMENT_IDS.tsv", NTREX_LINES)]
     for lang in langs:
         file = f"newstest2019-ref.{_ntrex_code(lang, languages_tsv)}.txt"
         plan.append(Download(NTREX_URL.format(file=file), f"ntrex-128/{file}", NTREX_LINES))
-    for lang in MAFAND_LANGS:
+    for pair in MAFAND_PAIRS:
+        lang = pair[3:]
         for split in SPLITS:
             for side in ("en", lang):
                 expected = MAFAND_TRAIN_LINES[lang] if split == "train" else None
-                plan.append(Download(MAFAND_URL.format(lang=lang, split=split, side=side), f"mafand-mt/en-{lang}/{split}.{side}", expected))
+                plan.append(Download(MAFAND_URL.format(pair=pair, split=split, side=side),
+                                     f"mafand-mt/{pair}/{split}.{side}", expected))
     plan.append(Download(QALD_URL, "qald-9-plus/qald_9_plus_test_dbpedia.json"))
     for lang in dict.fromkeys(("eng_Latn", *(_sib_code(code) for code in sib_langs))):
-        for name in (*SIB_SPLITS, "labels"):
+        for name in (*SIB_SPLITS, *(() if lang in SIB_WITHOUT_LABELS else ("labels",))):
             file = f"{name}.txt" if name == "labels" else f"{name}.tsv"
             plan.append(Download(SIB_URL.format(lang=lang, file=file), f"sib-200/data/annotated/{lang}/{file}", SIB_LINES[name]))
-    return plan
+    return plan + afriqa_downloads() + tico_downloads()
+
+
+def afriqa_downloads() -> list[Download]:
+    """AfriQA's license, queries and gold passages (pinned; their record counts are the pins' business)."""
+    files = ["LICENSE"]
+    for lang, gold in AFRIQA_GOLD_SPLITS.items():
+        files += [f"data/queries/{lang}/queries.afriqa.{lang}.en.{split}.json" for split in SPLITS]
+        files += [f"data/gold_passages/{lang}/gold_span_passages.afriqa.{lang}.en.{split}.json" for split in gold]
+    return [Download(AFRIQA_URL.format(file=file), f"afriqa/{file}") for file in files]
+
+
+def tico_downloads() -> list[Download]:
+    """TICO-19's license and translation memories (zip files: pinned, no line count)."""
+    files = ["LICENSE.md", *(f"data/TM/all.en-{code}.tmx.zip" for code in TICO_CODES)]
+    return [Download(TICO_URL.format(file=file), f"tico-19/{file}") for file in files]
 
 
 def sha256_of(path: Path) -> str:

@@ -4,7 +4,8 @@ The datasets spell one language in different ways: NTREX writes ISO 639-3 file n
 a script or region suffix (``newstest2019-ref.swa.txt``, ``aze-Latn``, ``srp-Cyrl``, ``zho-CN``);
 FLORES-200 / SIB-200 always add a script and often use an individual language where NTREX uses the
 macrolanguage (``swh_Latn`` for ``swa``, ``tgl_Latn`` for ``fil``, ``pes_Arab`` for ``fas``,
-``azj_Latn`` for ``aze-Latn``); MAFAND-MT names pairs ``en-hau``; QALD writes ISO 639-1 (``uk``).
+``azj_Latn`` for ``aze-Latn``); MAFAND-MT names pairs ``en-hau`` (and, upstream, ``en_luo``); QALD and
+TICO-19 write ISO 639-1 (``uk``, ``ha``, ``lg``); AfriQA writes ISO 639-3 folders (``hau``, ``twi``, ``bem``).
 
 **Canonical code.** Every spelling maps to one canonical code, the ISO 639-3 code NTREX uses
 (``swa``, ``hau``, ``fil``, ...), which is what results folders and tables already use. A script is
@@ -14,7 +15,8 @@ kept only where a language is written in more than one script and this is not it
 
 **Known languages.** The *set* of languages is not a list in the code: it is what the data
 directory holds (:func:`known_languages` scans NTREX's file names and ``LANGUAGES.tsv``, SIB-200's
-folders, MAFAND-MT's pairs and QALD's question languages), so a user who adds
+folders, MAFAND-MT's pairs, QALD's question languages, AfriQA's query folders and TICO-19's
+translation memories), so a user who adds
 ``ntrex-128/newstest2019-ref.wol.txt`` to their data folder can use ``wol`` at once.
 :func:`normalize_lang` accepts a code when the data has that language and otherwise raises a
 :class:`DataError` listing the close matches.
@@ -38,7 +40,8 @@ NAMES: dict[str, str] = {
     "swa": "Swahili", "hau": "Hausa", "yor": "Yoruba", "som": "Somali", "zul": "Zulu",
     "amh": "Amharic", "ibo": "Igbo", "fil": "Filipino",
     "ukr": "Ukrainian", "lit": "Lithuanian", "bel": "Belarusian", "bak": "Bashkir", "hye": "Armenian",
-    "spa": "Spanish",
+    "spa": "Spanish", "twi": "Twi", "bem": "Bemba", "lug": "Ganda", "luo": "Luo", "lin": "Lingala",
+    "tir": "Tigrinya",
 }
 # High-resource reference languages: reports list them apart from the low-resource ones.
 HIGH_RESOURCE = ("fra", "deu", "rus", "spa")
@@ -73,7 +76,9 @@ DEFAULT_SCRIPT = {"srp": "Cyrl", "zho": "Hans", "arb": "Arab", "ace": "Latn", "b
 # Regions NTREX uses where FLORES uses a script.
 REGION_SCRIPT = {("zho", "CN"): "Hans", ("zho", "TW"): "Hant"}
 
-DATASETS = ("ntrex-128", "sib-200", "mafand-mt", "qald-9-plus")
+DATASETS = ("ntrex-128", "sib-200", "mafand-mt", "qald-9-plus", "afriqa", "tico-19")
+MAFAND_PAIR_PREFIXES = ("en-", "en_")  # upstream lafand-mt writes en-hau ... and en_luo
+TICO_FILE = re.compile(r"^all\.en-(?P<code>[A-Za-z_-]+)\.tmx\.zip$")  # TICO-19 data/TM/all.en-LANG.tmx.zip
 _CODE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}|[A-Za-z]{2}|[0-9]{3}))?$")
 
 
@@ -144,6 +149,21 @@ def _ntrex_names(folder: Path) -> dict[str, str]:
     return names
 
 
+def mafand_pair_folders(folder: Path) -> dict[str, Path]:
+    """MAFAND-MT's pair folders in ``folder`` (``en-LANG``, or ``en_LANG`` as upstream spells Luo) -> {LANG: folder}."""
+    if not folder.is_dir():
+        return {}
+    return {path.name[3:]: path for path in sorted(folder.iterdir())
+            if path.is_dir() and path.name[:3] in MAFAND_PAIR_PREFIXES and len(path.name) > 3}
+
+
+def tico_files(folder: Path) -> dict[str, Path]:
+    """TICO-19's translation memories in ``folder`` (``all.en-LANG.tmx.zip``) -> {LANG: file}."""
+    if not folder.is_dir():
+        return {}
+    return {match["code"]: path for path in sorted(folder.iterdir()) if (match := TICO_FILE.match(path.name))}
+
+
 def scan_data(root: Path) -> dict[str, Language]:
     """Every language the data folder ``root`` holds, keyed by canonical code."""
     langs: dict[str, Language] = {}
@@ -171,12 +191,15 @@ def scan_data(root: Path) -> dict[str, Language]:
     if sib.is_dir():
         for folder in sorted(p for p in sib.iterdir() if p.is_dir()):
             add("sib-200", folder.name)
-    mafand = root / "mafand-mt"
-    if mafand.is_dir():
-        for folder in sorted(mafand.glob("en-*")):
-            if folder.is_dir():
-                add("mafand-mt", "eng", "English")
-                add("mafand-mt", folder.name[3:])
+    for raw in mafand_pair_folders(root / "mafand-mt"):
+        add("mafand-mt", "eng", "English")
+        add("mafand-mt", raw)
+    afriqa = root / "afriqa" / "data" / "queries"
+    if afriqa.is_dir():
+        for folder in sorted(p for p in afriqa.iterdir() if p.is_dir()):
+            add("afriqa", folder.name)
+    for raw in tico_files(root / "tico-19" / "data" / "TM"):
+        add("tico-19", raw)
     qald = root / "qald-9-plus" / "qald_9_plus_test_dbpedia.json"
     if qald.is_file():
         for raw in _qald_languages(qald):

@@ -15,6 +15,7 @@ refuses the run when more than ``allow_overlap`` evaluation texts (normalised, o
 """
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -28,8 +29,11 @@ from .errors import DataError
 MAX_EXAMPLES = 5
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def normalise_text(text: str) -> str:
-    """NFKC, case-folded, punctuation turned into spaces, whitespace collapsed."""
+    """NFKC, case-folded, punctuation turned into spaces, whitespace collapsed. Memoised: the same
+    evaluation texts (a passage pool shared by several languages, a task's sentences) are compared with
+    one training bitext after another, and this per-character pass is what such a survey costs."""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return " ".join(text.split())

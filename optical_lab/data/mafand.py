@@ -1,8 +1,10 @@
 """MAFAND-MT (Adelani et al., NAACL 2022): English <-> African-language news bitext
 (train/dev/test). License CC BY-NC 4.0.
 
-The pairs are the ``en-LANG`` folders the data directory holds; the five upstream pairs the
-project fetches have pinned training-set line counts, checked on every load.
+The pairs are the ``en-LANG`` folders the data directory holds (upstream also writes ``en_LANG``:
+Luo is ``en_luo``; :func:`optical_lab.data.languages.mafand_pair_folders` finds both), so a pair a
+user adds is used like the fetched ones. The upstream pairs `data fetch` downloads
+(:data:`MAFAND_PAIRS`) have pinned training-set line counts, checked on every load.
 """
 from __future__ import annotations
 
@@ -10,12 +12,16 @@ from pathlib import Path
 
 from .bitext import Bitext
 from .errors import DataError
-from .languages import canonical_code, known_languages
+from .languages import canonical_code, known_languages, mafand_pair_folders
 from .paths import data_dir
 from .text_files import read_parallel
 
-MAFAND_LANGS = ("hau", "ibo", "swa", "yor", "zul")  # the pairs `data fetch` downloads
-MAFAND_TRAIN_LINES = {"hau": 3098, "ibo": 6998, "swa": 30782, "yor": 6644, "zul": 3500}
+# The upstream folders `data fetch` downloads (lafand-mt d441f8b data/text_files/); nothing else reads this list:
+# which languages have a pair is what the data folder holds (mafand_langs).
+MAFAND_PAIRS = ("en-hau", "en-ibo", "en-swa", "en-yor", "en-zul", "en-lug", "en-twi", "en_luo")
+MAFAND_LANGS = tuple(pair[3:] for pair in MAFAND_PAIRS)
+MAFAND_TRAIN_LINES = {"hau": 3098, "ibo": 6998, "swa": 30782, "yor": 6644, "zul": 3500, "lug": 4075, "twi": 3337,
+                      "luo": 4262}
 SPLITS = ("train", "dev", "test")
 
 
@@ -26,27 +32,39 @@ def mafand_langs(root: Path | None = None) -> list[str]:
                   if "mafand-mt" in entry.datasets and code != "eng")
 
 
-def mafand_files(lang: str, splits: tuple[str, ...] = ("train", "dev"), root: Path | None = None) -> list[Path]:
-    """The files :func:`load_mafand` reads for ``splits`` (recorded with a result's provenance)."""
-    folder_root = root or data_dir("mafand-mt") / "mafand-mt"
-    lang = canonical_code(lang)
-    raw = known_languages(folder_root.parent)[lang].datasets["mafand-mt"]
-    return [folder_root / f"en-{raw}" / f"{split}.{side}" for split in splits for side in ("en", raw)]
+def has_mafand(lang: str, root: Path | None = None) -> bool:
+    """Whether the data folder ``root`` (default: the one in use) holds a MAFAND-MT pair for ``lang``."""
+    try:
+        return canonical_code(lang) in mafand_langs(root)
+    except DataError:  # no data folder with mafand-mt/
+        return False
 
 
-def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bitext:
-    """One split of the ``en-LANG`` pair; ``root`` is the ``mafand-mt`` folder (default: the data directory's)."""
-    folder_root = root or data_dir("mafand-mt") / "mafand-mt"
+def _pair(lang: str, folder_root: Path) -> tuple[str, Path]:
+    """(the pair's spelling of ``lang``, its folder), or a clear error naming the pairs the folder holds."""
     lang = canonical_code(lang)
     entry = known_languages(folder_root.parent).get(lang)
     if entry is None or "mafand-mt" not in entry.datasets or lang == "eng":
         held = ", ".join(mafand_langs(folder_root.parent)) or "none"
         raise DataError(f"MAFAND-MT has no en-{lang} pair", path=folder_root,
-                        fix=f"use one of {held}, or NTREX bitext")
+                        fix=f"use --bitext ntrex or a bitext file for {lang}, or a language with a pair: {held}; "
+                            f"or add the pair's folder (en-{lang}/train.en, train.{lang}, dev.*, test.*)")
+    raw = entry.datasets["mafand-mt"]
+    return raw, mafand_pair_folders(folder_root)[raw]
+
+
+def mafand_files(lang: str, splits: tuple[str, ...] = ("train", "dev"), root: Path | None = None) -> list[Path]:
+    """The files :func:`load_mafand` reads for ``splits`` (recorded with a result's provenance)."""
+    raw, folder = _pair(lang, root or data_dir("mafand-mt") / "mafand-mt")
+    return [folder / f"{split}.{side}" for split in splits for side in ("en", raw)]
+
+
+def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bitext:
+    """One split of the ``en-LANG`` pair; ``root`` is the ``mafand-mt`` folder (default: the data directory's)."""
+    raw, folder = _pair(lang, root or data_dir("mafand-mt") / "mafand-mt")
+    lang = canonical_code(lang)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}", fix=f"use one of {', '.join(SPLITS)}")
-    raw = entry.datasets["mafand-mt"]
-    folder = folder_root / f"en-{raw}"
     expected = MAFAND_TRAIN_LINES.get(lang) if split == "train" else None
     english, foreign = read_parallel(folder / f"{split}.en", folder / f"{split}.{raw}", expected=expected)
     return Bitext(english, foreign, lang, source=f"mafand-mt/{split}")

@@ -20,7 +20,7 @@ from .errors import DataError
 DATA_ENV = "OPTICAL_LAB_DATA"
 CACHE_ENV = "OPTICAL_LAB_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATASET_FOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus", "sib-200")
+DATASET_FOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus", "sib-200", "afriqa", "tico-19")
 
 
 def cache_dir() -> Path:

@@ -2,10 +2,90 @@
 
 Computed with ``optical_lab.data.fetch.compute_pins(Path("../shared/data"))`` from the mirror, whose files
 are byte-identical to the upstream commits named in ``fetch.py`` (NTREX 8561f6a, lafand-mt d441f8b,
-QALD_9_plus 5b116c9, sib-200 593cea8). Regenerate only when moving to a new upstream commit.
+QALD_9_plus 5b116c9, sib-200 593cea8, afriqa 5c29933, tico-19.github.io d97615f). Regenerate only when moving
+to a new upstream commit.
 """
 
 PINS: dict[str, str] = {
+    "afriqa/LICENSE": "7e7170e3cebf88a9f60c7b8421418323c09304da1af4d5e90f4da1dc1c8a2661",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.dev.json":
+        "3ec8d5a9f74623a940092399970c6140c6c61322169285606daeae67f41371ae",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.test.json":
+        "72e7f7e3dd207b955968403f9a3699fb11aef996981d142063614e7f434e7c52",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.train.json":
+        "17dfc33975c94ef5372a72b27108d04a90c2a54096c5fa31c2c1272f0c69037d",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.dev.json":
+        "ef9cb217e8ea4922935c7fb9e7456364e91c2712519390071170a18131e9e132",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.test.json":
+        "e1a0d530d75641760387a2947044d69090c15db620fd9a4dbcf8dc52940d7687",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.train.json":
+        "21d975df45d8e1316c964f4fe8521dd7ab455fbe1b0edea1564824352b67be2e",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.dev.json":
+        "9636bfa38368c69319f1b7a2bca1ab995c7b4ad63c5801a25da53b34a5fa4e02",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.test.json":
+        "490af9c615ec5e56ec50a3da21efed82df5f67c794ac5d8d6c5e7d30845cc48d",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.train.json":
+        "5300a29efc78c3dec1fc68c66eb1fec3a72577de4136a41d7c85aac355f1a5b8",
+    "afriqa/data/gold_passages/swa/gold_span_passages.afriqa.swa.en.test.json":
+        "18609b69d21c37b737426baed0a4f02495ab237285dd524e8f502f756350d0bf",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.dev.json":
+        "d9bd337c4a47bb1dbccffb74fa170e418911c7b6c3cbb8c034ae17d6794ada79",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.test.json":
+        "329221245f9880896b9038405c44b7f8ef48db3067aa556fbd82819de46b954d",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.train.json":
+        "cdbba2a4d6a40e6e8fd587d25cb56e57ea2fe888bac254f66fc29409cec1afaa",
+    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.test.json":
+        "0aa0f6c1769f07788c918fd0dc1848b70ec0f06e8de9a6893d9037b9ff05abaa",
+    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.train.json":
+        "864d91d1cab11b587b6535e6a293cc21ba2cf62ce7cc44f175f0fd7656f4925c",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.dev.json":
+        "3332f7063e65d80cad27d6625de1c9681569a357a6e6eab64132416e64871689",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.test.json":
+        "e6edc93eed66267a0f8b98a96bc4ef104c66e33a903678fa260219e8c66efd75",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.train.json":
+        "a5bd82873ef476aaad58cbfb7f5b4234d5f4798aa09ba934dc23edc397355655",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.dev.json":
+        "999f04e1d6e7cfdbc034cdf25c7bad01d6635a1300bd2431258adaa3e0b05402",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.test.json":
+        "5974ae571ba51f850ad753763e2ea11d2df3e17f4a94be6119841f3f7a600eda",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.train.json":
+        "29846ceed7e34cb1bfe4e579cd6269945a76b2006a5ad2cd5897b1d0715374d6",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.dev.json":
+        "200d9461b99123297bb585f9ea5f651ae00dbebfd6135d8b7a7d9bfe5730f579",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.test.json":
+        "34f89d0110bf5feea02ea956743e76d1e7ca6a0e552133fe75043e9de56d1728",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.train.json":
+        "0788dacfad5e295173cc3e1854d18675c9bac62713a4389560dc940a203d6972",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.dev.json":
+        "a3bb13f95ef0299e8357ecf38d89a3aaf4bd81b3364e9a6f34816afa469566d2",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.test.json":
+        "c02c61f932ea5e82fad2ad44e62eb4a20e7c9fb9f3d8e17ab7110583cbc008c6",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.train.json":
+        "38a5ecb173df3ac9d4b6ba5407c0cbfb47d0b0a25d4081055eea8b6e89f31c42",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.dev.json":
+        "cdc61a37956592318f98c8d6ca7cc3908bfbc5bf2cb30af4c13203c4f446a054",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.test.json":
+        "0804e99d130a7d9357139686db1957aff33e82ab4d8879c65839af35329d690a",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.train.json":
+        "d5d03c1bf62de83e1dcd951483717773c02b1c2d6fd7fdaaa750bcc7c0751776",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.dev.json":
+        "af5830d09eb506b53de9656d8ab25b609559b9bfdbd439ef509394dda2c11ca1",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.test.json":
+        "61e3afe84835edc93f4489cbaf27a6b948b41546807988021a85e9090814ed35",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.train.json":
+        "8400b59db710752b424df78159fbce4e469e87f74fdd14607426b10d231d0609",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.dev.json":
+        "c195aafb72f1c38046a52a4e9d3965bb6cb2383533e3b48d836846ffe8c89093",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.test.json":
+        "85027dcfd52e5783ac97acd2b35e5e56bc42a2c4baf8c4cb7b5e5de2c925bcde",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.train.json":
+        "e5005c216a0926c0f9f1ca6c34903ac8d52a21b8921bb87ce5f92d479968375f",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.dev.json":
+        "c851f25609ce8b4d4f507a556c09af93e603e079343c4ea613e66ec6bb530785",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.test.json":
+        "2fe78d9fe0838277b2bc355483871fe60a2847049ff6c164befb164fa177ea61",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.train.json":
+        "fe52db65b67183543b6014a7b6bb7c7f7dd69b5bd2b5bd6fd1b3cdbc2e56da02",
     "mafand-mt/en-hau/dev.en": "6dcc2b92a9aa7c06fbd69a6f925f9717516f5f8bb93a48738b0322f06797b6ee",
     "mafand-mt/en-hau/dev.hau": "62afaee1d1f955289089f909f5f4c5e806ab346eb8b2927d8e8b0894d157c5e5",
     "mafand-mt/en-hau/test.en": "c824cb0a241e903f4e783b0cc88c1396e63c152e9c802e1da959589730779ead",
@@ -18,12 +98,24 @@ PINS: dict[str, str] = {
     "mafand-mt/en-ibo/test.ibo": "d90aeb7e455a9045e1db61ccf929fd75a42a514ebbc569b0fc110ab214f94beb",
     "mafand-mt/en-ibo/train.en": "b032197b9f0b7b3c72bb07a4fa84d3b65bb86be1df65a3ed1d41fe01da93bedb",
     "mafand-mt/en-ibo/train.ibo": "7aa7864de24bc9434d826c1b934f0347f036fc7345c4b745ea55a2e6fe4ae393",
+    "mafand-mt/en-lug/dev.en": "5019b2b4be740fa8e7e130850530b36ee96f13f9fbc433508e94fd185932d36f",
+    "mafand-mt/en-lug/dev.lug": "285077d0bd77412c0df988615674d135846198ba4eb83855676e4558e4668164",
+    "mafand-mt/en-lug/test.en": "30059653d2d3d84ab2b43d12529793fbc11954582d6c13b516f3d7ca0d7f870a",
+    "mafand-mt/en-lug/test.lug": "a709e291d07fd52f6367804f9eeeadfca94ae9d84258ad2c556ed8b2d3591808",
+    "mafand-mt/en-lug/train.en": "29ef5c330aa3d107a39ff0d35bf44d67fcf1a6511aee58063e534aa01bad2b0d",
+    "mafand-mt/en-lug/train.lug": "dae32bd2ad0ea02ff8de3151c2691a427af7536bd3d2263c010f60cdadf428a2",
     "mafand-mt/en-swa/dev.en": "1424c085d0a628a3edf3ed683b89fb184811d2c21f7363f179d5b4305222770d",
     "mafand-mt/en-swa/dev.swa": "7cc6dd699ac52b86d99ee79667a01dd9981149c484970cec92d679c065960ff6",
     "mafand-mt/en-swa/test.en": "584837ea4a3f4729277e8d5ce8f3b65ab7ef2d5ac28451e0cdcf711266bc68a1",
     "mafand-mt/en-swa/test.swa": "ec71f7403fb22ac71aba757c841a10ac9501efa2690045013449080a2821d98c",
     "mafand-mt/en-swa/train.en": "bc6c6f0099aea15ad3a3ffa90d510815d55a004cf1a5c5ebdaba725b3fc52ff1",
     "mafand-mt/en-swa/train.swa": "561e4e04014ad64ff6f1878cbcb461b08ad0b1128e4813d554ac0c9830409e67",
+    "mafand-mt/en-twi/dev.en": "9ae73d41224d385962cf174d5c4f80e6b22c3cf9092bd80b5b05f3e3d522c611",
+    "mafand-mt/en-twi/dev.twi": "458d5eaef617c8989a36ff230f7f60ba8a95f0e66c1961802b6254b8c83e7204",
+    "mafand-mt/en-twi/test.en": "7e26c8614b20bcaf3963bdd2262892b31c1e5d37e96acb615f36b94ba79bd74d",
+    "mafand-mt/en-twi/test.twi": "a0fe22f380fa40bc112d692b0de145b0c2b0a5858357b412a49e7e11cd6c73b9",
+    "mafand-mt/en-twi/train.en": "0c3e374cdd9d7181755f1dab3a7845e69dbec3ee218f1a85088eb53539ccecfd",
+    "mafand-mt/en-twi/train.twi": "4f3358caba2201725d401b743b3d34fca52ee019ab238a77f1560180e34b2228",
     "mafand-mt/en-yor/dev.en": "cca844e0ff24ec194bc26bb4516829958d5ca107e1be37e10bd5427e7a04297e",
     "mafand-mt/en-yor/dev.yor": "daba8dc557860a498d907c1e80acc53a312a3c4db51dac5a99fb9d7742448f40",
     "mafand-mt/en-yor/test.en": "14450871324f84a06d555c24ce443255eae7d17cf573c24b7a371b2e6b7815ff",
@@ -36,6 +128,12 @@ PINS: dict[str, str] = {
     "mafand-mt/en-zul/test.zul": "f809e5939908a42adb81e428e9ebc2dddaebde75068610e2bb329ce8dc4f0e06",
     "mafand-mt/en-zul/train.en": "1044785bbc675c73311f78cca274cfb03d5d98e77552e33f82f930218e5ac5f7",
     "mafand-mt/en-zul/train.zul": "9ce4acc42c98f6598efbe959740e489fc60d59240c226f688b8bf8a26b9e4d85",
+    "mafand-mt/en_luo/dev.en": "cdee0a4f3bd7319eb81c5736969938a44082b3d38ca693e69cb13982938dcdbf",
+    "mafand-mt/en_luo/dev.luo": "987427ed470bf7ac03d4a03e60939cac8bda5c74c56ba6c28c77be2226848300",
+    "mafand-mt/en_luo/test.en": "62f4f9d34ba0d3da73744066ba42329169e83eaafbffdf5142a00b8111a423a6",
+    "mafand-mt/en_luo/test.luo": "c72d3f31679866330d3ec3745929531676e0f401dafbf5f1f42db275701e778a",
+    "mafand-mt/en_luo/train.en": "c76596a381af7c861b71c128bb7bd0fdacdbaf067aa8a1499bddfbdbf14d192b",
+    "mafand-mt/en_luo/train.luo": "d8d8f004acec1bdead884935bfd7f5dd05049838536d1c024bbfd08af0e8ee9b",
     "ntrex-128/DOCUMENT_IDS.tsv": "88a8b0ff1eae47e83f60dcde01075b8c87d75ced59ca09e0af1eb539958e05d5",
     "ntrex-128/LANGUAGES.tsv": "06b295e71976aa7adfef358d7c24a91b61212ca7aafb244c199619661f808158",
     "ntrex-128/newstest2019-ref.amh.txt": "9383b4681e1fc24c285af145f0d70a76997763df9aa366623c458ea2bcc19823",
@@ -68,6 +166,9 @@ PINS: dict[str, str] = {
     "sib-200/data/annotated/bel_Cyrl/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/bel_Cyrl/test.tsv": "bd2096ceffa546942c6e4017d569a96929fd804e0c77886e63663ba5f7638acb",
     "sib-200/data/annotated/bel_Cyrl/train.tsv": "9746ded73635731a90b9958392a6898724ae399059fd656b12990e943c1d0484",
+    "sib-200/data/annotated/bem_Latn/dev.tsv": "86bfaedbf119ab414a6ac0a48344171e13185587fc39ffd8b99518eb3f7c40f9",
+    "sib-200/data/annotated/bem_Latn/test.tsv": "2e6ad5e7badf38afdc108f125ccd55c4ccf0eb1147145c362cf1a468bc39a96b",
+    "sib-200/data/annotated/bem_Latn/train.tsv": "9fe105ad87a04979872881beafb1d3739573ef5da9d6ed63169111982e2a533f",
     "sib-200/data/annotated/deu_Latn/dev.tsv": "809f5772264d1504f9ff70458514620eaf04aca0a817e01c181a6ba89b2f6ef6",
     "sib-200/data/annotated/deu_Latn/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/deu_Latn/test.tsv": "c7709a01e81725fd929145787fec51426e3c76be4125b2113b0dfecde9da4b39",
@@ -108,6 +209,9 @@ PINS: dict[str, str] = {
     "sib-200/data/annotated/lug_Latn/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/lug_Latn/test.tsv": "2de8d1fec85600884cfaf11913b3fdbd45ff1faf5b16dab98a981f735ba2f65b",
     "sib-200/data/annotated/lug_Latn/train.tsv": "7e60bafc80f309a7bded819b1d54951f310d3b378f8307c4c0de9dfe1dad1094",
+    "sib-200/data/annotated/luo_Latn/dev.tsv": "f7358dfcd1cb6b20ffdd008495778dd70583eaa6719425677d4e5cc0f97d1ebb",
+    "sib-200/data/annotated/luo_Latn/test.tsv": "763b5e1ec4b87792208e7eccef7cf7a69ef5a91f1575de228576b4a833dd467a",
+    "sib-200/data/annotated/luo_Latn/train.tsv": "fd66dfc9665f9b957724d759167fcaf20995de930ac2e9c00874e572c2e8624f",
     "sib-200/data/annotated/rus_Cyrl/dev.tsv": "92a09f8bad4742f6c7b2a314535ce3e0e2f035726d5dcfa09ca645518302dca3",
     "sib-200/data/annotated/rus_Cyrl/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/rus_Cyrl/test.tsv": "9e08f02d142687110b580bf75e28ce643289939582190eb986c948f47c35fee7",
@@ -128,6 +232,9 @@ PINS: dict[str, str] = {
     "sib-200/data/annotated/tir_Ethi/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/tir_Ethi/test.tsv": "6e32fef32d5e3a15b4831dc5541372e8780348eb9e208cc7ed5ea9c2910e82af",
     "sib-200/data/annotated/tir_Ethi/train.tsv": "dd583e6accb257b6c85019e78a53124c7fabcb41c472480da07c87aa0a42f3bb",
+    "sib-200/data/annotated/twi_Latn/dev.tsv": "7968237ea2801e16a73064607a4ceb8777d0a77231a248a81561ed880e86c7f1",
+    "sib-200/data/annotated/twi_Latn/test.tsv": "355a4290aa2a1f91d9b8d398c0fca8303bb36da36f56bfb70f9d76d41b6cd1b2",
+    "sib-200/data/annotated/twi_Latn/train.tsv": "079494bf2e837bb2d376ad468f408b38c5398774922b7c49569b48cfa418ea5e",
     "sib-200/data/annotated/ukr_Cyrl/dev.tsv": "e130818e39bc712ba723fc963a29e7909a72a6d13481abf584caba492ea2287e",
     "sib-200/data/annotated/ukr_Cyrl/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/ukr_Cyrl/test.tsv": "49cf79810e4584e528eaf7dd9010b48c7ffebd685707ac32a8cfa39c8f2d590d",
@@ -144,4 +251,12 @@ PINS: dict[str, str] = {
     "sib-200/data/annotated/zul_Latn/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/zul_Latn/test.tsv": "d0f1cc1f6031ab9609a66c3d995d26f268a59211bff025e1834773868d7bf93d",
     "sib-200/data/annotated/zul_Latn/train.tsv": "5a8a6dbecbc3010d0ec761ae161517363f8afee710d58eb471d8af8ba89fd4d1",
+    "tico-19/LICENSE.md": "a2010f343487d3f7618affe54f789f5487602331c0a8d03f49e9a7c547cf0499",
+    "tico-19/data/TM/all.en-ha.tmx.zip": "b7f3f33ceb54edacd162b908a5f7c1463bb2be3ef7348cd2396084b25d7c897d",
+    "tico-19/data/TM/all.en-lg.tmx.zip": "a88763c7e506ba2522a05b6a2939da1fb4bf21d5f80e3cd03915ec84455ab29b",
+    "tico-19/data/TM/all.en-ln.tmx.zip": "78e3d4546d31d3b2cb4d533f5272eea1881a7533b5bb49a797119712bfe79f1d",
+    "tico-19/data/TM/all.en-so.tmx.zip": "0809ea465dafd09dcf871d084ede5a2add08f8a5e9cca884304f21a4187bfa2a",
+    "tico-19/data/TM/all.en-sw.tmx.zip": "665d685b739044f805d254494f6da8f93761f71767b5f63582f8b5792c6c8a06",
+    "tico-19/data/TM/all.en-ti.tmx.zip": "1aea8698e42487fb4d0509d0f2cd834463b3c5d653a0ae12042db7a07a828bc3",
+    "tico-19/data/TM/all.en-zu.tmx.zip": "e9d81f44f92ee9883852d88aed285bc2ee0577b80bd1343ccc52ebc5e631dd28",
 }

@@ -110,7 +110,8 @@ def add_bitext_options(parser: argparse.ArgumentParser) -> None:
     """Where the training pairs come from (:func:`bitext_from_args`): ``compare`` and ``train``."""
     parser.add_argument("--bitext", default="ntrex",
                         help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
-                             "train, dev: MAFAND dev), or a TSV file of english<TAB>foreign pairs (one --langs entry)")
+                             "train, dev: MAFAND dev; every --langs entry needs its en-LANG pair in the data folder), or a "
+                             "TSV file of english<TAB>foreign pairs (one --langs entry)")
     parser.add_argument("--bitext-en", default=None, help="your English side, line-aligned with --bitext-xx")
     parser.add_argument("--bitext-xx", default=None, help="your foreign side, line-aligned with --bitext-en")
 

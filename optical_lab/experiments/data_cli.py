@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="download again even if present")
     parser.add_argument("--all", action="store_true",
                         help="langs: also list languages NTREX has upstream but this folder lacks")
+    parser.add_argument("--tasks", default=None,
+                        help="overlap: survey these evaluation tasks' texts (e.g. afriqa-passages,afriqa-questions,"
+                             "tico-sentences) against every training and dev bitext of each language they have")
+    parser.add_argument("--out", default=None, help="overlap --tasks: also write the markdown table to this file")
 
 
 def print_languages(show_all: bool = False) -> None:
@@ -75,6 +79,30 @@ def print_overlap_survey() -> None:
                                  f"ntrex.{lang}"))
 
 
+def print_task_overlap(task_names: str, out: str | None = None) -> str:
+    """The leak survey of evaluation tasks (:func:`.suite.survey_overlap`) as a markdown table: per
+    language and training/dev bitext, per task "normalised (exact) of texts", summed over its sets."""
+    import pandas as pd
+
+    from ..io import atomic_write
+    from ..tasks.registry import get_task, parse_tasks
+    from .suite import survey_overlap
+
+    tasks = {name: get_task(name) for name in parse_tasks(task_names)}
+    langs = sorted(code for code in known_languages() if any(not t.unavailable(code) for t in tasks.values()))
+    rows = pd.DataFrame(survey_overlap(tasks, langs))
+    summed = rows.groupby(["lang", "train", "task"], sort=False)[["texts", "exact", "normalised"]].sum()
+    cells = summed.apply(lambda r: f"{r.normalised} ({r.exact}) of {r.texts:,}", axis=1).unstack("task").fillna("")
+    text = (f"Evaluation texts of {', '.join(tasks)} found in each training/dev bitext (both sides): "
+            f"normalised (exact) of the texts compared, summed over each task's sets; {len(rows)} comparisons, "
+            f"{int(rows.normalised.sum())} normalised and {int(rows.exact.sum())} exact hits in all.\n\n"
+            + cells.reset_index().to_markdown(index=False) + "\n")
+    print(text)
+    if out:
+        atomic_write(out, lambda handle: handle.write(text.encode("utf-8")))
+    return text
+
+
 def main(args: argparse.Namespace) -> None:
     if args.action == "where":
         for how, folder in candidate_data_dirs():
@@ -83,6 +111,8 @@ def main(args: argparse.Namespace) -> None:
         print(f"using: {source.path}  ({source.how})")
     elif args.action == "langs":
         print_languages(args.all)
+    elif args.action == "overlap" and args.tasks:
+        print_task_overlap(args.tasks, args.out)
     elif args.action == "overlap":
         print_overlap_survey()
     else:

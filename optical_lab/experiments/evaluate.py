@@ -38,7 +38,7 @@ from ..io import stored_exists, write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
-from ..tasks.base import TaskFold, save_results
+from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
 from .records import (DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir,
@@ -230,6 +230,22 @@ def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any]
     return tables
 
 
+def finished_languages_table(folder: Path, task: str) -> pd.DataFrame | None:
+    """An interrupted run's table of ``task`` (as :func:`task_table` writes it) from the per-query
+    files of the languages whose every sub-task was written; None when there is none. Only metrics
+    that are per-query means can be rebuilt so (``TaskResult.extra`` ones, like macro-F1, are not)."""
+    from ..tasks.registry import TASKS
+
+    subs = list(TASKS[task].reported)
+    rows = {}
+    for lang_dir in sorted(p for p in (folder / task).glob("*") if p.is_dir()):
+        files = [lang_dir / f"{sub}.per_query.csv" for sub in subs]
+        if all(f.is_file() for f in files):
+            rows[lang_dir.name] = {sub: TaskResult(sub, {}, pd.read_csv(f, index_col="qid"))
+                                   for sub, f in zip(subs, files)}
+    return task_table(rows) if rows else None
+
+
 def wall_clock(text: str) -> str:
     """``/usr/bin/time``'s elapsed time (``m:ss.cc`` or ``h:mm:ss``) as ``1 h 02 min 03 s`` / ``58 min 21 s``."""
     try:
@@ -248,7 +264,8 @@ def render_summary(folder: str | Path) -> str:
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     env = json.loads((folder / "environment.json").read_text(encoding="utf-8"))
-    done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+    finished = (folder / "done.json").exists()
+    done = json.loads((folder / "done.json").read_text(encoding="utf-8")) if finished else {}
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in env.get("cpu_flags", {}).items())
     who = f"student `{config['student']}` (queries by teacher `{config['model']}`)" if config.get("student") else \
         f"zero-shot: teacher `{config['model']}` on both sides"
@@ -257,9 +274,11 @@ def render_summary(folder: str | Path) -> str:
              f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}, "
              f"GPU: {env.get('cuda') or 'none'}; CPU flags: {flags or 'unknown'}.",
              f"- started {env.get('time')}; evaluation time per task (s): "
-             + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items()) + f"; total {done.get('seconds')} s."]
-    if stored_exists(folder / "time_v.txt"):
-        timing = parse_time_log(folder / "time_v.txt")
+             + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items()) + f"; total {done.get('seconds')} s."
+             if finished else f"- started {env.get('time')}; **the run did not finish** (no done.json): each table below "
+             "is rebuilt from the per-query files of the languages it had finished, which it names."]
+    timing = parse_time_log(folder / "time_v.txt") if stored_exists(folder / "time_v.txt") else {}
+    if timing.get("wall"):  # (empty while the command still runs)
         cpu_min = (float(timing.get("user_s", 0)) + float(timing.get("system_s", 0))) / 60
         lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {wall_clock(timing.get('wall', ''))}**, peak memory "
                      f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
@@ -271,6 +290,9 @@ def render_summary(folder: str | Path) -> str:
     for name in config["tasks"]:
         if (folder / f"{name}.md").exists():
             lines += ["", f"## {name}", "", (folder / f"{name}.md").read_text(encoding="utf-8").rstrip()]
+        elif not finished and (table := finished_languages_table(folder, name)) is not None:
+            lines += ["", f"## {name} (languages finished: {', '.join(table.index)})", "",
+                      table.to_markdown(floatfmt=".3f")]
     skipped = pd.read_csv(folder / "skipped.csv") if (folder / "skipped.csv").exists() else pd.DataFrame()
     if len(skipped):
         lines += ["", "## Skipped (the task has no data for the language)", ""]

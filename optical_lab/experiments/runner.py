@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from ..data.bitext import Bitext
 from ..data.collections import LEGACY_FOLD_SCHEME
 from ..data.errors import DataError
-from ..data.mafand import MAFAND_LANGS, load_mafand, mafand_files
+from ..data.mafand import load_mafand, mafand_files
 from ..io import BLOBS, write_json
 from ..methods.config import PRESETS, TrainConfig
 from ..methods.registry import BY_NAME, REFERENCE
@@ -80,7 +80,7 @@ class ComparePlan:
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
     model: str = "minilm"
-    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev where it exists;
+    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev (every language needs a pair);
     # "user": the user's files in bitext_files (one TSV, or English + foreign line-aligned files)
     preset: str = "default"
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -247,11 +247,9 @@ def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitex
     if plan.bitext == "user":
         train, dev = split_user_bitext(load_user_bitext(tuple(plan.bitext_files), lang), plan.fold_seed)
         return train, dev, train.source
-    if plan.bitext == "mafand":
-        if lang in MAFAND_LANGS:
-            return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
-        tqdm.write(f"note: MAFAND-MT has no en-{lang}; {lang} trains on the task's own bitext")
-    elif plan.bitext != "ntrex":
+    if plan.bitext == "mafand":  # the pairs are the data folder's; a language without one is an error, never a switch
+        return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
+    if plan.bitext != "ntrex":
         raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
     if len(fold.train) == 0:
         raise DataError(f"no training bitext for {lang}: fold scheme {plan.fold_scheme} keeps every {plan.task} "
@@ -404,7 +402,7 @@ class Runner:
         files = list(self.task.data_files(lang))
         files += [f for task in self.eval_tasks.values() if not task.unavailable(lang) for f in task.data_files(lang)]
         files += self.plan.bitext_files
-        if self.plan.bitext == "mafand" and lang in MAFAND_LANGS:
+        if self.plan.bitext == "mafand":
             files += mafand_files(lang)
         return list(dict.fromkeys(files))
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..data.bitext import Bitext
 from ..data.collections import split_dev
 from ..data.errors import DataError
+from ..data.languages import known_languages
 from ..data.leakage import LeakReport, measure_overlap
 from ..data.user_bitext import load_bitext_files, load_bitext_tsv
 from ..models.encoder import Encoder
@@ -154,3 +155,51 @@ def guard(reports: Mapping[str, list[tuple[LeakReport, LeakReport]]], allow_over
 def note_skips(lines: list[str]) -> None:
     for line in lines:
         tqdm.write(f"note: {line}")
+
+
+# ------------------------------------------------------------------ the leak survey of evaluation tasks
+def training_sources(lang: str) -> dict[str, Bitext]:
+    """Every training and dev bitext a comparison may use for ``lang`` in this data folder (by name):
+    MAFAND-MT train and dev, NTREX (all documents: its folds train and select on subsets), FLORES-200
+    train and dev (``--flores-split test``, ``sib-topics``) and AfriQA's train and dev question pairs
+    (``--afriqa-split test``). A user's own bitext is checked by the runner's guard when it is given."""
+    from ..data.afriqa import afriqa_languages
+    from ..data.mafand import has_mafand, load_mafand
+    from ..data.ntrex import load_ntrex
+    from ..data.sib import sib_languages
+    from ..tasks.afriqa_questions import AfriqaTaskBase
+    from ..tasks.flores_sentences import SibTaskBase
+
+    known = known_languages().get(lang)
+    sources: dict[str, Bitext] = {}
+    if has_mafand(lang):
+        sources.update({f"mafand-mt {split}": load_mafand(lang, split) for split in ("train", "dev")})
+    if known is not None and "ntrex-128" in known.datasets:
+        sources["ntrex-128"] = load_ntrex(lang).bitext()
+    if lang in sib_languages():
+        sources.update({f"flores-200 {split}": SibTaskBase().bitext(lang, (split,)) for split in ("train", "dev")})
+    if lang in afriqa_languages():
+        sources.update({f"afriqa {split} questions": AfriqaTaskBase().question_bitext(lang, split)
+                        for split in ("train", "dev")})
+    return sources
+
+
+def survey_overlap(tasks: Mapping[str, Task], langs: Iterable[str]) -> list[dict[str, Any]]:
+    """One row per (language, training source, evaluation set of a task): how many of the set's texts
+    occur in that training/dev bitext (both sides), exactly and normalised
+    (:func:`optical_lab.data.leakage.measure_overlap`). A source that *is* the evaluated data (AfriQA
+    questions for an AfriQA task evaluating every split) is not compared with it: that task's students
+    never train on it (:mod:`optical_lab.tasks.afriqa_questions`)."""
+    rows = []
+    for lang in langs:
+        evaluation = {name: task.eval_texts(lang, task.eval_fold(lang, 0, 1, 0)) for name, task in tasks.items()
+                      if not task.unavailable(lang)}
+        for source, bitext in training_sources(lang).items():
+            for name, sets in evaluation.items():
+                if source.startswith("afriqa") and name.startswith("afriqa") and \
+                        getattr(tasks[name], "afriqa_split", "") == "all":
+                    continue
+                for overlap in measure_overlap(bitext, sets, source).sets:
+                    rows.append({"lang": lang, "train": source, "task": name, "set": overlap.name,
+                                 "texts": overlap.n_texts, "exact": overlap.exact, "normalised": overlap.normalised})
+    return rows

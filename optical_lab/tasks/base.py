@@ -106,8 +106,8 @@ class TaskBase:
         """Why this task cannot evaluate ``lang`` (a missing data file), or None when it can."""
         try:
             files = self.data_files(lang)
-        except DataError as exc:
-            return exc.args[0] if exc.args else str(exc)
+        except DataError as exc:  # the problem, on one line (the fix is for the user who asked for the language)
+            return str(exc).split("\n  Fix:")[0]
         missing = [f for f in files if not Path(f).is_file()]
         return f"no {missing[0]}" if missing else None
 

@@ -12,6 +12,8 @@ import dataclasses
 from typing import Any
 
 from ..data.errors import DataError
+from .afriqa_passages import AfriqaPassagesTask
+from .afriqa_questions import AfriqaQuestionsTask
 from .base import Task
 from .flores_sentences import FloresSentencesTask
 from .irds import IrdsTask
@@ -19,6 +21,7 @@ from .ntrex import NtrexClirTask, NtrexTask
 from .ntrex_sentence import NtrexSentenceTask
 from .qald import QaldTask
 from .sib_topics import SibTopicsTask
+from .tico_sentences import TicoSentencesTask
 from .trec import TrecTask
 
 TASKS: dict[str, type] = {
@@ -27,6 +30,9 @@ TASKS: dict[str, type] = {
     "ntrex-sentences": NtrexSentenceTask,
     "flores-sentences": FloresSentencesTask,
     "sib-topics": SibTopicsTask,
+    "afriqa-passages": AfriqaPassagesTask,
+    "afriqa-questions": AfriqaQuestionsTask,
+    "tico-sentences": TicoSentencesTask,
     "qald": QaldTask,
     "trec": TrecTask,
     "irds": IrdsTask,
