@@ -116,9 +116,15 @@ def reproduce(comp: pd.DataFrame, family: int = 1) -> pd.DataFrame:
                                               for c in g.to_dict("records")], family),
                      "mde_with_seed": mde([language_variance(c, c["n"], c["seeds"]) for c in g.to_dict("records")],
                                           family),
-                     "seed_share": float(np.mean([c["sigma2_seed"] / c["seeds"] / language_variance(c, c["n"], c["seeds"])
-                                                  for c in g.to_dict("records")]))})
+                     "seed_share": _seed_share(g.to_dict("records"))})
     return pd.DataFrame(rows)
+
+
+def _seed_share(comps: Sequence[dict[str, float]]) -> float:
+    """Mean share of the seed term in a language mean's variance (NaN where no language varies at all:
+    two arms that scored every query alike, e.g. both kept the untrained student)."""
+    shares = [c["sigma2_seed"] / c["seeds"] / v for c in comps if (v := language_variance(c, c["n"], c["seeds"])) > 0]
+    return float(np.mean(shares)) if shares else math.nan
 
 
 # ----------------------------------------------------------------- candidate endpoints of a new protocol
@@ -147,12 +153,16 @@ def _jsonl_lines(path: Path) -> int | None:
         return sum(1 for line in handle if line.strip())
 
 
-def _afriqa(kind: str) -> Callable[[str], int | None]:
-    """Test questions (``queries``) or test questions with a gold English passage (``gold_passages``)."""
-    name = "queries.afriqa.{lang}.en.test.json" if kind == "queries" else "gold_span_passages.afriqa.{lang}.en.test.json"
+def _afriqa(kind: str, splits: Sequence[str] = ("test",)) -> Callable[[str], int | None]:
+    """Questions (``queries``) or questions with a gold English passage (``gold_passages``) of ``splits``
+    (v3 trains on MAFAND-MT, so AfriQA's train and dev questions could be evaluation queries too)."""
+    name = "queries.afriqa.{lang}.en.{split}.json" if kind == "queries" else \
+        "gold_span_passages.afriqa.{lang}.en.{split}.json"
 
     def count(lang: str) -> int | None:
-        return _jsonl_lines(data_dir("afriqa") / "afriqa" / "data" / kind / lang / name.format(lang=lang))
+        folder = data_dir("afriqa") / "afriqa" / "data" / kind / lang
+        counts = [n for split in splits if (n := _jsonl_lines(folder / name.format(lang=lang, split=split)))]
+        return sum(counts) or None
     return count
 
 
@@ -183,12 +193,17 @@ CANDIDATES = (
               "measured in v2 (123 known-item documents per language)"),
     Candidate("AfriQA passages MRR@10", "MRR-type", Endpoint("clir", "MRR@10"), _afriqa("gold_passages"),
               "native test question -> its gold English passage; variance assumed = NTREX CLIR's"),
+    Candidate("AfriQA passages MRR@10, all splits", "MRR-type", Endpoint("clir", "MRR@10"),
+              _afriqa("gold_passages", ("train", "dev", "test")),
+              "as above, the questions of every AfriQA split with a gold passage (none is trained on)"),
     Candidate("FLORES en→xx acc@1", "accuracy-type", Endpoint("flores-en-xx", "acc@1"), _sib(None),
               "measured in v2 (1,004 SIB-200/FLORES sentences per language)"),
     Candidate("FLORES xx→en acc@1", "accuracy-type", Endpoint("flores-xx-en", "acc@1"), _sib(None),
               "measured in v2"),
     Candidate("AfriQA questions acc@1", "accuracy-type", Endpoint("flores-xx-en", "acc@1"), _afriqa("queries"),
               "native test question -> its English translation among all; variance assumed = FLORES xx→en's"),
+    Candidate("AfriQA questions acc@1, all splits", "accuracy-type", Endpoint("flores-xx-en", "acc@1"),
+              _afriqa("queries", ("train", "dev", "test")), "as above, every AfriQA split"),
     Candidate("NTREX sentences acc@1", "accuracy-type", Endpoint("sentence", "acc@1"), _ntrex_sentences,
               "measured in v2 (1,997 sentences)"),
     Candidate("TICO-19 sentences acc@1", "accuracy-type", Endpoint("flores-en-xx", "acc@1"), _tico,
@@ -240,6 +255,17 @@ def endpoints_of(per_query: pd.DataFrame) -> list[Endpoint]:
             and per_query.loc[per_query.task == e.task, e.metric].notna().any()]
 
 
+def seed_sensitivity(comp: pd.DataFrame, langs: Sequence[str], family: int,
+                     seeds: Sequence[int] = (2, 3, 5, 10)) -> pd.DataFrame:
+    """Worst augmentation-contrast MDE of every candidate at Holm family ``family`` for several seed counts."""
+    table = None
+    for s in seeds:
+        summary = project(comp, langs, s, [family])[1][["candidate", "target", f"worst_mde_m{family}"]]
+        summary = summary.rename(columns={f"worst_mde_m{family}": f"{s} seeds"})
+        table = summary if table is None else table.merge(summary, on=["candidate", "target"])
+    return table
+
+
 def analyse(results: str | Path, langs: Sequence[str] = FAMILY_LANGS, seeds: int = 3,
             families: Sequence[int] = (1, 4, 10)) -> dict[str, pd.DataFrame]:
     per_query = load_per_query(Path(results) / "runs")
@@ -247,7 +273,8 @@ def analyse(results: str | Path, langs: Sequence[str] = FAMILY_LANGS, seeds: int
     comp = pd.concat([measured(per_query, e, REFERENCE, others)
                       for e in sorted(endpoints_of(per_query), key=lambda e: e.label)], ignore_index=True)
     detail, summary = project(comp, langs, seeds, families)
-    return {"components": comp, "reproduced": reproduce(comp), "detail": detail, "summary": summary}
+    return {"components": comp, "reproduced": reproduce(comp), "detail": detail, "summary": summary,
+            "seeds": seed_sensitivity(comp, langs, max(families))}
 
 
 def _md(frame: pd.DataFrame, digits: int = 4) -> str:
@@ -292,13 +319,25 @@ def document(results: Sequence[Path], tables: Sequence[dict[str, pd.DataFrame]],
         s = t["summary"].copy()
         parts += [f"## From `{path}`", "", "### Candidate endpoints (worst augmentation contrast)", "",
                   _md(s.drop(columns=["note"])), "", "Notes: " + "; ".join(f"*{a}*: {b}" for a, b in zip(s.candidate, s.note)),
-                  "", "### Every contrast (pooled components, projected MDE with and without the seed term)", "",
+                  "", f"### Seeds: worst augmentation-contrast MDE at m = {max(families)} for other seed counts", "",
+                  _md(t["seeds"]), "",
+                  "### Every contrast (pooled components, projected MDE with and without the seed term)", "",
                   _md(t["detail"]), "",
                   "### The v2 design re-computed (check: `mde_without_seed` is the registered v2 MDE)", "",
-                  _md(t["reproduced"]), "",
-                  "### Measured components per language", "",
-                  _md(t["components"].drop(columns=["method"])), ""]
+                  _md(t["reproduced"]), "", _degenerate(t["components"]), ""]
     return "\n".join(parts)
+
+
+def _degenerate(comp: pd.DataFrame) -> str:
+    """How many measured (contrast, language) tables have no variance at all: both arms scored every query
+    alike (both kept the untrained student), which deflates the pooled components."""
+    flat = comp[(comp.sigma2_query + comp.sigma2_resid + comp.sigma2_seed) == 0]
+    text = (f"{len(flat)} of {len(comp)} measured (endpoint, contrast, language) tables have no variance at all "
+            "(both arms scored every query alike, e.g. both kept the untrained student)")
+    if len(flat):
+        text += ": " + ", ".join(f"{r.endpoint} {r.contrast} {r.lang}" for r in flat.itertuples())
+        text += ". They enter the pooled mean as zeros, so that grid's MDEs are optimistic for arms that do train"
+    return text + ". Per-language components: `analyse(...)['components']`."
 
 
 def main(argv: list[str] | None = None) -> None:
