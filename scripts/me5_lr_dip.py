@@ -16,7 +16,8 @@ do (no evaluation collection is read):
 
     python scripts/me5_lr_dip.py --lr 1e-5 --temperature 0.05 --steps 100 --out results/v2-me5-small/dev-checks/dip
 
-One JSON file per setting, written after every evaluation (``<out>/lr<lr>-t<temperature>.json``).
+One JSON file per setting, written after every evaluation (``<out>/lr<lr>-t<temperature>.json``);
+``--table <out>`` prints them as one markdown table.
 """
 from __future__ import annotations
 
@@ -94,9 +95,22 @@ def run(args: argparse.Namespace) -> None:
             write_json(record, out)
 
 
+def table(folder: Path) -> str:
+    """Markdown: every evaluation of every setting written under ``folder``."""
+    columns = ("dev_mrr", "dev_mrr_centred", "cos_to_mean", "cos_to_mean_std", "cos_between", "loss")
+    lines = ["| lr | temperature | step | " + " | ".join(columns) + " |", "|---:|---:|---:|" + "---:|" * len(columns)]
+    for path in sorted(folder.glob("lr*-t*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for e in record["evals"]:
+            values = " | ".join(f"{e[c]:.3f}" if c in e else "" for c in columns)
+            lines.append(f"| {record['lr']:g} | {record['temperature']:g} | {e['step']} | {values} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--table", type=Path, help="only print the markdown table of the settings under this folder")
+    parser.add_argument("--lr", type=float)
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=100, help="steps run (the schedule is the v2 one, to 300)")
     parser.add_argument("--eval-every", type=int, default=10)
@@ -105,7 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="me5-small")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
-    run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+    elif args.lr is None:
+        parser.error("--lr is required to train")
+    else:
+        run(args)
 
 
 if __name__ == "__main__":
