@@ -100,3 +100,15 @@ def test_share_reads_old_summaries_through_their_config(tmp_path):
     (tmp_path / "sweep" / "optical" / "x" / "config.json").unlink()
     with pytest.raises(DataError, match="max_steps"):
         selected_steps(tmp_path)
+
+
+def test_compare_command_line_sets_the_stopping_rule():
+    from optical_lab.cli import build_parser
+    from optical_lab.experiments.compare import plan_from_args
+
+    plan = plan_from_args(build_parser().parse_args(["compare", "--patience", "3", "--min-delta", "0.002"]))
+    assert (plan.train.patience, plan.train.min_delta) == (3, 0.002)
+    default = plan_from_args(build_parser().parse_args(["compare"])).train
+    assert (default.patience, default.min_delta) == (0, 0.0) and default.fingerprint() == TrainConfig().fingerprint()
+    with pytest.raises(DataError, match="--min-delta"):
+        plan_from_args(build_parser().parse_args(["compare", "--min-delta", "-1"]))
