@@ -2,9 +2,9 @@
 
 Re-runs the first steps of the v2 sweep's translate-train setting (preset v2: warm-up 30 steps, linear
 decay to step 300, batch 16, 128 tokens, word-embedding table frozen, retrieval prefixes, MAFAND-MT hau
-train) on this CPU, in float32, scoring the dev bitext far more often than the sweep did (every
-``--eval-every`` steps), and logs with each dev score what the student's foreign "passage" embeddings
-do (no evaluation collection is read):
+train) on this CPU, in float32 (``--precision bf16``: under bf16 autocast, as v2 ran), scoring the dev
+bitext far more often than the sweep did (every ``--eval-every`` steps), and logs with each dev score what
+the student's foreign "passage" embeddings do (no evaluation collection is read):
 
 * ``dev_mrr``: the trainer's dev score (teacher English ``query:`` -> student foreign ``passage:``);
 * ``dev_mrr_centred``: the same after removing each side's mean embedding over the dev set (a ranking
@@ -22,6 +22,7 @@ One JSON file per setting, written after every evaluation (``<out>/lr<lr>-t<temp
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -54,10 +55,15 @@ def geometry(queries: torch.Tensor, documents: torch.Tensor, mean_direction: tor
             "cos_between": float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))}
 
 
+def _encode(student: Encoder, documents, accelerator) -> torch.Tensor:
+    with accelerator.autocast():
+        return student.encode(documents)
+
+
 def run(args: argparse.Namespace) -> None:
     threads = set_threads(args.threads)
     config = preset("v2", lr=args.lr, temperature=args.temperature, freeze_word_embeddings=True,
-                    mixed_precision="no", max_dev_pairs=args.dev_pairs, progress=False)
+                    mixed_precision=args.precision, max_dev_pairs=args.dev_pairs, progress=False)
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     teacher = Encoder.load(args.model, device=accelerator.device)
@@ -66,18 +72,22 @@ def run(args: argparse.Namespace) -> None:
     # round-off; caching all 3,098 training sentences first would cost more than the steps run here)
     frozen = FrozenTeacher(teacher, config.max_length, False, role=config.training_role)
     train, dev = load_mafand(args.lang, "train"), config.dev_sample(load_mafand(args.lang, "dev"))
-    queries = frozen.encode(dev.english, role=config.dev_roles()[0])
+    with accelerator.autocast():  # dev scored as the trainer scores it (in the run's precision)
+        queries = frozen.encode(dev.english, role=config.dev_roles()[0])
     documents = teacher.pretokenize(dev.foreign, config.dev_roles()[1])
     student = make_trainable(teacher.copy(), config)
-    mean_direction = F.normalize(student.encode(documents).mean(0), dim=0)
+    encode = functools.partial(_encode, student, documents, accelerator)
+    mean_direction = F.normalize(encode().mean(0), dim=0)
     optimizer, scheduler = make_optimizer(student, config)
     objective = build_objective("translate-train", config, train)
     model = StepModule(student, objective, frozen)
     lengths = [len(f) for f in train.foreign]
-    out = Path(args.out) / f"lr{args.lr:g}-t{args.temperature:g}.json"
+    suffix = "" if args.precision == "no" else f"-{args.precision}"  # float32 runs keep their first names
+    out = Path(args.out) / f"lr{args.lr:g}-t{args.temperature:g}{suffix}.json"
     record = {"lang": args.lang, "model": args.model, "lr": args.lr, "temperature": args.temperature,
+              "precision": accelerator.mixed_precision,
               "threads": threads, "cpu": cpu_description(), "config": config.to_dict(), "dev_pairs": len(dev),
-              "evals": [{"step": 0, **geometry(queries, student.encode(documents), mean_direction)}]}
+              "evals": [{"step": 0, **geometry(queries, encode(), mean_direction)}]}
     print(json.dumps(record["evals"][-1]), flush=True)
     losses, start = [], time.perf_counter()
     for step in range(1, args.steps + 1):
@@ -88,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
         if step % args.eval_every == 0:
             record["evals"].append({"step": step, "lr_now": scheduler.get_last_lr()[0],
                                     "loss": sum(losses) / len(losses),
-                                    **geometry(queries, student.encode(documents), mean_direction),
+                                    **geometry(queries, encode(), mean_direction),
                                     "seconds": round(time.perf_counter() - start, 1)})
             losses = []
             print(json.dumps(record["evals"][-1]), flush=True)
@@ -115,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps run (the schedule is the v2 one, to 300)")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--dev-pairs", type=int, default=300)
+    parser.add_argument("--precision", default="no", choices=["no", "bf16"],
+                        help="autocast of training and dev encodes (the v2 sweep and grid ran bf16)")
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--model", default="me5-small")
     parser.add_argument("--threads", type=int, default=1)

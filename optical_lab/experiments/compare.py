@@ -99,8 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-length", type=int, help="training truncation in tokens")
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--patience", type=int, help="stop after this many dev evaluations without a gain above "
-                                                     "--min-delta (default: the preset's; 0 = train to --steps, the cap)")
+    parser.add_argument("--patience", type=int,
+                        help="stop after this many dev evaluations without a gain above --min-delta "
+                             "(default: the preset's; 0 = train to --steps, the cap)")
     parser.add_argument("--min-delta", type=float, help="smallest dev MRR gain that counts as progress (default 0)")
     default = SinkhornSpec()
     parser.add_argument("--epsilon", type=float, help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
