@@ -130,12 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--model", default="me5-small")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="folder of the JSON files (required to train)")
     args = parser.parse_args(argv)
     if args.table:
         print(table(args.table))
-    elif args.lr is None:
-        parser.error("--lr is required to train")
+    elif args.lr is None or args.out is None:
+        parser.error("--lr and --out are required to train")
     else:
         run(args)
 
