@@ -82,7 +82,8 @@ def test_patience_stops_before_the_cap_and_the_records_say_so(tiny, tmp_path):
     assert end["stopped_early"] is True and max(r["step"] for r in log if r["event"] == "train") == 4
 
     rows = selected_steps(tmp_path)
-    assert [(r["cell"].split("/")[-1], r["steps"], r["stopped_early"]) for r in rows] == [("a", 4, True), ("b", 10, False)]
+    assert [(r["cell"].split("/")[-1], r["steps"], r["stopped_early"]) for r in rows] == [("a", 4, True),
+                                                                                          ("b", 10, False)]
     assert {r["part"] for r in rows} == {"grid"} and {r["method"] for r in rows} == {"sentence-kd"}
     assert selected_before_cap_share(tmp_path) == (1 + full.selected_before_cap) / 2
     assert "| grid | sentence-kd | 2 |" in table(rows)

@@ -169,7 +169,8 @@ def document(coverage: Coverage) -> str:
     lines += ["", "## Unknown word pieces, dev vs evaluation text, per backbone", "",
               "`unk pieces`: share of word pieces that are the tokenizer's unknown token; `unk words`: share of "
               "whitespace words with one; `pieces/word`: tokenizer fertility.", "",
-              "| lang | text | backbone | sentences | unk pieces | unk words | pieces/word |", "|---|---|---|---:|---:|---:|---:|"]
+              "| lang | text | backbone | sentences | unk pieces | unk words | pieces/word |",
+              "|---|---|---|---:|---:|---:|---:|"]
     for r in coverage.tokens:
         lines.append(f"| {r['lang']} | {r['text']} | {r['backbone']} | {r['sentences']} | {r['unk_pieces']:.2%} | "
                      f"{r['unk_words']:.2%} | {r['pieces_per_word']:.2f} |")

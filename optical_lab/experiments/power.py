@@ -234,7 +234,8 @@ def project(comp: pd.DataFrame, langs: Sequence[str], seeds: int, families: Sequ
             row = {"candidate": cand.name, "contrast": contrast, **pooled}
             for m in families:
                 row[f"mde_m{m}"] = mde([language_variance(pooled, n, seeds) for n in have.values()], m)
-                row[f"mde_m{m}_without_seed"] = mde([language_variance(pooled, n, seeds, False) for n in have.values()], m)
+                row[f"mde_m{m}_without_seed"] = mde([language_variance(pooled, n, seeds, False)
+                                                     for n in have.values()], m)
                 if contrast in contrasts:
                     worst[m] = max(worst[m], row[f"mde_m{m}"])
             detail.append(row)
@@ -318,7 +319,8 @@ def document(results: Sequence[Path], tables: Sequence[dict[str, pd.DataFrame]],
     for path, t in zip(results, tables):
         s = t["summary"].copy()
         parts += [f"## From `{path}`", "", "### Candidate endpoints (worst augmentation contrast)", "",
-                  _md(s.drop(columns=["note"])), "", "Notes: " + "; ".join(f"*{a}*: {b}" for a, b in zip(s.candidate, s.note)),
+                  _md(s.drop(columns=["note"])), "",
+                  "Notes: " + "; ".join(f"*{a}*: {b}" for a, b in zip(s.candidate, s.note)),
                   "", f"### Seeds: worst augmentation-contrast MDE at m = {max(families)} for other seed counts", "",
                   _md(t["seeds"]), "",
                   "### Every contrast (pooled components, projected MDE with and without the seed term)", "",

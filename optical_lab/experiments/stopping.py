@@ -85,7 +85,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         caps = sorted({r["cap"] for r in group})
         before = sum(r["selected_before_cap"] for r in group)
         lines.append(f"| {part} | {method} | {len(group)} | {before} ({before / len(group):.0%}) | "
-                     f"{steps.count(0)} | {sum(r['stopped_early'] for r in group)} | {steps[0]} / {steps[len(steps) // 2]} / {steps[-1]} | "
+                     f"{steps.count(0)} | {sum(r['stopped_early'] for r in group)} | "
+                     f"{steps[0]} / {steps[len(steps) // 2]} / {steps[-1]} | "
                      f"{', '.join(map(str, caps))} |")
     return "\n".join(lines)
 

@@ -213,7 +213,8 @@ _REAL_RANGES = (("lr", 0.0, math.inf, 2e-4), ("weight_decay", 0.0, math.inf, 0.0
                 ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0),
                 ("checkpoint_seconds", 0.0, math.inf, 300), ("min_delta", 0.0, 1.0, 0.001))
 _POSITIVE = {"lr", "temperature"}
-_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs", "patience", "min_delta"}  # offered as --<name>
+# offered as --<name>
+_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs", "patience", "min_delta"}
 
 
 def _fix(name: str, example: Any) -> str:
