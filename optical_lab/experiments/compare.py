@@ -126,6 +126,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-length", type=int, help="training truncation in tokens")
     parser.add_argument("--eval-every", type=int)
+    parser.add_argument("--patience", type=int,
+                        help="stop after this many dev evaluations without a gain above --min-delta "
+                             "(default: the preset's; 0 = train to --steps, the cap)")
+    parser.add_argument("--min-delta", type=float, help="smallest dev MRR gain that counts as progress (default 0)")
     default = SinkhornSpec()
     parser.add_argument("--epsilon", type=float, help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
                                                        f"(default {default.epsilon}; small = sharp alignments)")
@@ -153,7 +157,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset, with what the command line sets."""
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
-                 "eval_every": args.eval_every, "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
+                 "eval_every": args.eval_every, "patience": args.patience, "min_delta": args.min_delta,
+                 "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
                  "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,
                  "ot_early_exit": args.early_exit, "ot_eps_scaling": args.eps_scaling or None,
                  "use_prefixes": args.prefixes, "freeze_word_embeddings": args.freeze_word_embeddings}

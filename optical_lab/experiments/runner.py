@@ -545,6 +545,8 @@ class Runner:
                 "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
                 "train_pairs": train_info.get("train_pairs", 0), "dev_pairs": train_info.get("dev_pairs", 0),
                 "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
+                "steps": train_info.get("steps"), "stopped_early": train_info.get("stopped_early"),
+                "selected_before_cap": train_info.get("selected_before_cap"),
                 "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads,
                 # where it ran (a grid may be finished on other machines: cells are independent)
                 "device": device_description(self.accelerator.device), "precision": self.plan.train.mixed_precision,

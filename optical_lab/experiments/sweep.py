@@ -167,7 +167,8 @@ class Sweep:
         info = {"lang": self.lang, "model": self.model, "method": method, "stage": stage, "setting": setting,
                 "fingerprint": fingerprint, "best_dev_mrr": result.best_dev_mrr, "best_step": result.best_step,
                 "dev_history": result.dev_history, "train_s": round(time.perf_counter() - start, 1),
-                "threads": threads, "steps": result.steps, "train_pairs": result.train_pairs,
+                "threads": threads, "steps": result.steps, "stopped_early": result.stopped_early,
+                "selected_before_cap": result.selected_before_cap, "train_pairs": result.train_pairs,
                 "dev_pairs": result.dev_pairs, "diagnostics": last_diagnostics(folder / "train_log.jsonl")}
         write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
         write_json(info, done)  # last: marks the cell finished

@@ -29,7 +29,8 @@ LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost",
 # fields are named ``ot_<field>`` here, as in the fingerprint (issue #31 added the solved-Sinkhorn ones:
 # protocols v1/v2 ran a fixed iteration budget from a cold start at the target epsilon).
 ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "freeze_word_embeddings": False,
-                                "ot_early_exit": False, "ot_eps_scaling": None, "ot_warm_start": False}
+                                "ot_early_exit": False, "ot_eps_scaling": None, "ot_warm_start": False,
+                                "min_delta": 0.0}
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
 
@@ -64,7 +65,13 @@ class TrainConfig:
 
     # --- model selection on the dev bitext (never on evaluation documents)
     eval_every: int = 8  # steps between dev evaluations (0: only at the end)
-    patience: int = 0  # stop after this many dev evaluations without improvement (0: never)
+    # Train to a plateau: ``steps`` is the cap, and a run stops once ``patience`` dev evaluations in a row
+    # did not beat the best dev MRR so far by more than ``min_delta`` (0: never stop before the cap). The
+    # selected state is the best dev score whatever ``min_delta`` (a smaller gain is still kept, it just
+    # does not count as progress). The same rule for every arm; ``TrainResult.selected_before_cap`` and
+    # ``experiments.stopping`` report where the selected step fell.
+    patience: int = 0
+    min_delta: float = 0.0
     select_initial: bool = True  # the untrained student (step 0) is a candidate too
 
     # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
@@ -226,9 +233,10 @@ _OPTIONAL = {"max_train_pairs"}
 _REAL_RANGES = (("lr", 0.0, math.inf, 2e-4), ("weight_decay", 0.0, math.inf, 0.01), ("grad_clip", 0.0, math.inf, 1.0),
                 ("english_weight", 0.0, math.inf, 1.0), ("temperature", 0.0, math.inf, 0.05),
                 ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0),
-                ("checkpoint_seconds", 0.0, math.inf, 300))
+                ("checkpoint_seconds", 0.0, math.inf, 300), ("min_delta", 0.0, 1.0, 0.001))
 _POSITIVE = {"lr", "temperature"}
-_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs"}  # offered as --<name>
+# offered as --<name>
+_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs", "patience", "min_delta"}
 
 
 def _fix(name: str, example: Any) -> str:

@@ -402,13 +402,17 @@ class TrainResult:
     best_dev_mrr: float | None
     dev_history: list[tuple[int, float]] = field(default_factory=list)
     resumed_from: int | None = None
-    stopped_early: bool = False
+    stopped_early: bool = False  # by the patience rule, before the cap
+    max_steps: int = 0  # the cap (``TrainConfig.steps``)
     train_pairs: int = 0
     dev_pairs: int = 0
     wall_s: float = 0.0
     mixed_precision: str = "no"
     checkpoints_written: int = 0  # by this process (a resumed run counts its own only)
     checkpoint_bytes: int = 0
+    # the selected step lies before the cap: the run reached a dev plateau (or kept the untrained
+    # student) instead of still improving at its last step
+    selected_before_cap: bool = False
 
 
 @dataclass
@@ -421,14 +425,18 @@ class _State:
     bad_evals: int = 0
     stopped: bool = False
 
-    def record(self, step: int, score: float, student: Encoder, patience: int) -> bool:
+    def record(self, step: int, score: float, student: Encoder, patience: int, min_delta: float = 0.0) -> bool:
+        """Note dev ``score`` at ``step``; keep the student's state when it is the best so far. An evaluation
+        that does not beat the best by more than ``min_delta`` counts against ``patience`` (stopping after
+        ``patience`` such evaluations in a row; 0: never), even when it is kept as the new best."""
         self.history.append((step, score))
+        progress = score > self.best_score + min_delta or self.best_score == -math.inf
+        self.bad_evals = 0 if progress else self.bad_evals + 1
+        self.stopped = bool(patience) and self.bad_evals >= patience
         if score > self.best_score:
-            self.best_step, self.best_score, self.bad_evals = step, score, 0
+            self.best_step, self.best_score = step, score
             self.best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
             return True
-        self.bad_evals += 1
-        self.stopped = bool(patience) and self.bad_evals >= patience
         return False
 
 
@@ -565,7 +573,7 @@ class Trainer:
             self._open_log(keep_until=None)
             if queries is not None and cfg.select_initial:
                 score = self._dev_score(queries) if self.initial_dev_score is None else self.initial_dev_score
-                state.record(0, score, student, cfg.patience)
+                state.record(0, score, student, cfg.patience, cfg.min_delta)
                 self._log({"step": 0, "event": "dev", "dev_mrr": score, "best": True})
 
         bar = tqdm(total=cfg.steps, initial=state.step, desc=self.desc, leave=False,
@@ -582,16 +590,18 @@ class Trainer:
             interrupt.deliver()
         if cfg.keep_checkpoint:  # the final state too, e.g. to compare runs
             self._save_checkpoint(state, optimizer, scheduler)
-        self._close_log()
-
         if state.best_state is not None:  # the selected student, not merely the last one
             student.load_state_dict(state.best_state)
         else:
             state.best_step = state.step
+        self._log({"step": state.step, "event": "end", "selected_step": state.best_step, "cap": cfg.steps,
+                   "stopped_early": state.stopped, "selected_before_cap": state.best_step < cfg.steps})
+        self._close_log()
         result = TrainResult(
             steps=state.step, best_step=state.best_step,
             best_dev_mrr=None if state.best_score == -math.inf else state.best_score,
-            dev_history=state.history, resumed_from=resumed_from, stopped_early=state.stopped,
+            dev_history=state.history, resumed_from=resumed_from, stopped_early=state.stopped, max_steps=cfg.steps,
+            selected_before_cap=state.best_step < cfg.steps,
             train_pairs=len(train), dev_pairs=len(self.dev) if self.dev is not None else 0,
             wall_s=round(time.perf_counter() - start, 2), mixed_precision=acc.mixed_precision,
             checkpoints_written=self.checkpoints_written, checkpoint_bytes=self.checkpoint_bytes,
@@ -630,7 +640,7 @@ class Trainer:
                        "seconds": round(time.perf_counter() - tic, 4)})
             if queries is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
                 score = self._dev_score(queries)
-                best = state.record(step, score, student, cfg.patience)
+                best = state.record(step, score, student, cfg.patience, cfg.min_delta)
                 self._log({"step": step, "event": "dev", "dev_mrr": score, "best": best})
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", dev=f"{state.best_score:.3f}" if state.history else "-")

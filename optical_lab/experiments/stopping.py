@@ -1,0 +1,109 @@
+"""Where dev selection stopped: the selected step of every trained cell against its cap.
+
+Protocol v3 trains every arm to a dev plateau (``TrainConfig.patience`` / ``min_delta``, with
+``TrainConfig.steps`` as the cap) and asks that most cells select a step *before* the cap: a cell
+whose best dev score is at its last step was still improving, so its arm is under-trained.
+
+``selected_steps(folder)`` reads every ``train_summary.json`` under a results folder (grid cells
+under ``runs/``, sweep settings under ``sweep/``); the cap is the summary's ``max_steps`` or, for
+results written before that field existed, the ``steps`` of the ``config.json`` beside it. A sweep
+setting recorded as ``same_as`` another is not trained again and has no summary, so it is counted once.
+
+    python -m optical_lab.experiments.stopping results/v2-minilm     # a table per part and method
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data.errors import DataError
+from ..methods.trainer import SUMMARY_NAME
+
+
+def _cap(summary: dict[str, Any], folder: Path) -> int:
+    """The cell's step cap: recorded in the summary, else its config's ``steps`` (older results ran to it)."""
+    if summary.get("max_steps"):
+        return int(summary["max_steps"])
+    config = folder / "config.json"
+    if not config.exists():
+        raise DataError("a training summary without its cap (max_steps) and no config.json beside it",
+                        path=folder / SUMMARY_NAME, fix="re-run the cell, or restore its config.json")
+    return int(json.loads(config.read_text(encoding="utf-8"))["train"]["steps"])
+
+
+def _method(folder: Path) -> str:
+    """The method of a cell folder: ``runs/<lang>/<method>/<cell>`` or ``sweep/<method>/<setting>``."""
+    done = folder / "done.json"
+    if done.exists():
+        method = json.loads(done.read_text(encoding="utf-8")).get("method")
+        if method:
+            return method
+    return folder.parent.name
+
+
+def selected_steps(folder: str | Path) -> list[dict[str, Any]]:
+    """One row per trained cell under ``folder``: ``part`` (``sweep``, ``grid`` for ``runs/``, else the first
+    folder below ``folder``), ``method``, ``cell``
+    (its path relative to ``folder``), ``selected_step``, ``cap``, ``steps`` done, ``stopped_early`` and
+    ``selected_before_cap`` (selected step < cap)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError("no such results folder", path=root, fix="pass a folder written by compare or sweep")
+    rows = []
+    for path in sorted(root.rglob(SUMMARY_NAME)):
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        cap = _cap(summary, path.parent)
+        rel = path.parent.relative_to(root)
+        part = "sweep" if "sweep" in rel.parts else "grid" if "runs" in rel.parts else rel.parts[0]
+        rows.append({"part": part, "method": _method(path.parent),
+                     "cell": rel.as_posix(), "selected_step": int(summary["best_step"]), "cap": cap,
+                     "steps": int(summary["steps"]), "stopped_early": bool(summary.get("stopped_early", False)),
+                     "selected_before_cap": int(summary["best_step"]) < cap})
+    return rows
+
+
+def selected_before_cap_share(folder: str | Path, part: str | None = None) -> float | None:
+    """Share of trained cells under ``folder`` (only ``part``, "grid" or "sweep", when given) whose
+    selected step lies before the cap; None when there is no trained cell."""
+    rows = [r for r in selected_steps(folder) if part is None or r["part"] == part]
+    return sum(r["selected_before_cap"] for r in rows) / len(rows) if rows else None
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per part and method, the cells, how many selected before the cap, how many stopped
+    early, how many kept the untrained student (step 0: before the cap, but no plateau), and the selected
+    steps' distribution (min / median / max) against the cap."""
+    lines = ["| part | method | cells | selected before cap | of them step 0 | stopped early "
+             "| selected step min / median / max | cap |", "|---|---|---:|---:|---:|---:|---|---|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["part"], row["method"]), []).append(row)
+    for (part, method), group in sorted(groups.items()):
+        steps = sorted(r["selected_step"] for r in group)
+        caps = sorted({r["cap"] for r in group})
+        before = sum(r["selected_before_cap"] for r in group)
+        lines.append(f"| {part} | {method} | {len(group)} | {before} ({before / len(group):.0%}) | "
+                     f"{steps.count(0)} | {sum(r['stopped_early'] for r in group)} | "
+                     f"{steps[0]} / {steps[len(steps) // 2]} / {steps[-1]} | "
+                     f"{', '.join(map(str, caps))} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        rows = selected_steps(folder)
+        print(f"## {folder}\n\n{table(rows)}\n")
+        for part in ("grid", "sweep"):
+            share = selected_before_cap_share(folder, part)
+            if share is not None:
+                print(f"selected_before_cap_share ({part}): {share:.3f}")
+        print()
+
+
+if __name__ == "__main__":
+    main()
