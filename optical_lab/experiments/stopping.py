@@ -14,11 +14,11 @@ setting recorded as ``same_as`` another is not trained again and has no summary,
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from ..data.errors import DataError
+from ..io import read_json, stored_exists, stored_glob
 from ..methods.trainer import SUMMARY_NAME
 
 
@@ -27,17 +27,17 @@ def _cap(summary: dict[str, Any], folder: Path) -> int:
     if summary.get("max_steps"):
         return int(summary["max_steps"])
     config = folder / "config.json"
-    if not config.exists():
+    if not stored_exists(config):
         raise DataError("a training summary without its cap (max_steps) and no config.json beside it",
                         path=folder / SUMMARY_NAME, fix="re-run the cell, or restore its config.json")
-    return int(json.loads(config.read_text(encoding="utf-8"))["train"]["steps"])
+    return int(read_json(config)["train"]["steps"])
 
 
 def _method(folder: Path) -> str:
     """The method of a cell folder: ``runs/<lang>/<method>/<cell>`` or ``sweep/<method>/<setting>``."""
     done = folder / "done.json"
-    if done.exists():
-        method = json.loads(done.read_text(encoding="utf-8")).get("method")
+    if stored_exists(done):
+        method = read_json(done).get("method")
         if method:
             return method
     return folder.parent.name
@@ -52,8 +52,8 @@ def selected_steps(folder: str | Path) -> list[dict[str, Any]]:
     if not root.is_dir():
         raise DataError("no such results folder", path=root, fix="pass a folder written by compare or sweep")
     rows = []
-    for path in sorted(root.rglob(SUMMARY_NAME)):
-        summary = json.loads(path.read_text(encoding="utf-8"))
+    for path in stored_glob(root, SUMMARY_NAME, recursive=True):  # plain or compacted (optical_lab.io)
+        summary = read_json(path)
         cap = _cap(summary, path.parent)
         rel = path.parent.relative_to(root)
         part = "sweep" if "sweep" in rel.parts else "grid" if "runs" in rel.parts else rel.parts[0]
