@@ -15,6 +15,7 @@ from ..data.errors import DataError
 from .base import Task
 from .flores_sentences import FloresSentencesTask
 from .ntrex import NtrexClirTask, NtrexTask
+from .ntrex_mining import NtrexMiningTask
 from .ntrex_sentence import NtrexSentenceTask
 from .qald import QaldTask
 from .sib_topics import SibTopicsTask
@@ -28,6 +29,7 @@ TASKS: dict[str, type] = {
     "sib-topics": SibTopicsTask,
     "qald": QaldTask,
     "trec": TrecTask,
+    "ntrex-mining": NtrexMiningTask,
 }
 ALIASES = {"ntrex-sentence": "ntrex-sentences"}
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
