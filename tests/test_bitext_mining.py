@@ -7,7 +7,6 @@ Every expected value is computed independently: by hand for the tiny cases, and 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,7 +46,8 @@ def test_cosine_not_dot_product_and_chunks_do_not_matter():
     assert nearest_neighbours(queries, corpus)[0].tolist() == [1]
     rng = np.random.default_rng(1)
     q, c = rng.normal(size=(250, 16)), rng.normal(size=(300, 16))
-    expected = np.argmax((q / np.linalg.norm(q, axis=1, keepdims=True)) @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T, 1)
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    expected = np.argmax(unit(q) @ unit(c).T, axis=1)
     for chunk in (1, 7, 100, 1000):
         assert nearest_neighbours(torch.tensor(q), torch.tensor(c), chunk=chunk)[0].tolist() == expected.tolist()
 
@@ -59,7 +59,8 @@ def test_matches_sklearn_on_random_predictions(seed):
     gold = np.arange(n)
     predicted = np.where(rng.random(n) < rng.random(), gold, rng.integers(0, n + 5, n))  # labels outside gold too
     assert mining_scores(gold, predicted) == pytest.approx(sklearn_scores(gold, predicted), abs=1e-12)
-    assert query_f1(gold, predicted).mean() == pytest.approx(f1_score(gold, predicted, average="weighted", zero_division=0))
+    weighted = f1_score(gold, predicted, average="weighted", zero_division=0)
+    assert query_f1(gold, predicted).mean() == pytest.approx(weighted)
     # repeated gold labels (BUCC-style gold lists): the weighting by support still matches scikit-learn
     gold = rng.integers(0, max(2, n // 3), n)
     assert mining_scores(gold, predicted) == pytest.approx(sklearn_scores(gold, predicted), abs=1e-12)

@@ -58,7 +58,8 @@ def mining_scores(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | n
     ``accuracy`` of ``predicted`` corpus indices against ``gold`` ones (module doc, step 4)."""
     gold, predicted = np.asarray(gold, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
     if gold.shape != predicted.shape or gold.ndim != 1 or not len(gold):
-        raise ValueError(f"gold and predicted must be equal-length 1-d label lists, got {gold.shape} and {predicted.shape}")
+        raise ValueError(f"gold and predicted must be equal-length 1-d label lists, "
+                         f"got {gold.shape} and {predicted.shape}")
     if min(gold.min(), predicted.min()) < 0:
         raise ValueError("labels are corpus indices and must be >= 0")
     size = int(max(gold.max(), predicted.max())) + 1

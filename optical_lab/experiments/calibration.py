@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import subprocess
 from pathlib import Path
@@ -59,7 +58,8 @@ def results_folder(model: str, root: Path = REPO_ROOT) -> Path:
 
 def ntrex_languages(root: Path | None = None) -> list[str]:
     """Every non-English language of the data folder's NTREX (canonical codes, sorted)."""
-    return sorted(code for code, entry in known_languages(root).items() if "ntrex-128" in entry.datasets and code != "eng")
+    languages = known_languages(root)
+    return sorted(code for code, entry in languages.items() if "ntrex-128" in entry.datasets and code != "eng")
 
 
 # ------------------------------------------------------------------------------------------- extract
@@ -172,21 +172,27 @@ def comparison(reference: dict[str, Any], root: Path = REPO_ROOT) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+TABLE_HEAD = ("| language | MTEB subset | MTEB F1 | ours F1 | ours − MTEB | ours 95 % CI ± | correct: MTEB / ours (of n) "
+              "| verdict |\n|---|---|---:|---:|---:|---:|---:|---|")
+NOISE_HEAD = ("| language | MTEB subset | MTEB F1 | ours F1 | ours + e′ F1 (seed) | ours + e′ − ours | ours − MTEB "
+              "| ‖e′‖ / ‖W‖ |\n|---|---|---:|---:|---:|---:|---:|---:|")
+
+
 def _table(rows: pd.DataFrame) -> list[str]:
-    lines = ["| language | MTEB subset | MTEB F1 | ours F1 | ours − MTEB | ours 95 % CI ± | correct: MTEB / ours (of n) | verdict |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [TABLE_HEAD]
     for r in rows.itertuples():
-        count = f"{'?' if r.mteb_correct is None or math.isnan(r.mteb_correct) else int(r.mteb_correct)} / {r.correct} ({r.n})"
+        mteb_correct = "?" if pd.isna(r.mteb_correct) else int(r.mteb_correct)
         lines.append(f"| {display_name(r.lang)} (`{r.lang}`) | `{r.subset}` | {r.mteb_f1:.3f} | {r.f1:.3f} | "
-                     f"{r.delta:+.4f} | {r.ci95:.3f} | {count} | {r.verdict} |")
+                     f"{r.delta:+.4f} | {r.ci95:.3f} | {mteb_correct} / {r.correct} ({r.n}) | {r.verdict} |")
     return lines
 
 
 def _summary(rows: pd.DataFrame) -> str:
     counts = rows["verdict"].value_counts()
-    parts = [f"{counts.get(v, 0)} {v.strip('*')}" for v in ("same", "within noise", "**beyond noise**")]
-    return (f"{len(rows)} language × direction pairs: {', '.join(parts)}; mean ours − MTEB {rows['delta'].mean():+.4f}, "
-            f"largest |ours − MTEB| {rows['delta'].abs().max():.4f} ({rows.loc[rows['delta'].abs().idxmax(), 'lang']}).")
+    parts = ", ".join(f"{counts.get(v, 0)} {v.strip('*')}" for v in ("same", "within noise", "**beyond noise**"))
+    worst = rows.loc[rows["delta"].abs().idxmax()]
+    return (f"{len(rows)} languages: {parts}; mean ours − MTEB {rows['delta'].mean():+.4f}, "
+            f"largest |ours − MTEB| {abs(worst['delta']):.4f} ({worst['lang']}).")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -195,55 +201,57 @@ def _read(path: Path) -> dict[str, Any]:
 
 def noise_section(root: Path, table: pd.DataFrame) -> list[str]:
     """The requantisation-noise check (``scripts/me5_requantisation_noise.py``), when its JSON exists."""
-    path = root / NOISE.relative_to(REPO_ROOT)
-    if not path.is_file():
+    record = _read(root / NOISE.relative_to(REPO_ROOT))
+    if not record:
         return []
-    record = json.loads(path.read_text(encoding="utf-8"))
-    lines = ["## Can 4-bit rounding explain a gap? (me5-small only)", "", NOISE_PROSE, "",
-             "| language | direction | MTEB F1 | ours F1 | ours + e′ F1 (seed) | ours + e′ − ours | ours − MTEB | ‖e′‖ / ‖W‖ |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["## Can 4-bit rounding explain a gap? (me5-small only)", "", NOISE_PROSE, "", NOISE_HEAD]
     me5 = table[table["model"] == "me5-small"].set_index(["lang", "direction"])
     for run_ in sorted(record["runs"], key=lambda r: (r["lang"], r["seed"])):
         for direction, f1 in run_["f1"].items():
-            if (run_["lang"], direction) not in me5.index:
-                continue
-            row = me5.loc[(run_["lang"], direction)]
-            lines.append(f"| {display_name(run_['lang'])} | `{row['subset']}` | {row['mteb_f1']:.3f} | {row['f1']:.3f} | "
-                         f"{f1:.3f} ({run_['seed']}) | {f1 - row['f1']:+.4f} | {row['delta']:+.4f} | {run_['relative_norm']:.3f} |")
+            if (run_["lang"], direction) in me5.index:
+                row = me5.loc[(run_["lang"], direction)]
+                lines.append(f"| {display_name(run_['lang'])} | `{row['subset']}` | {row['mteb_f1']:.3f} | "
+                             f"{row['f1']:.3f} | {f1:.3f} ({run_['seed']}) | {f1 - row['f1']:+.4f} | "
+                             f"{row['delta']:+.4f} | {run_['relative_norm']:.3f} |")
     return lines + [""]
+
+
+def provenance_lines(model: str, entry: dict[str, Any], root: Path, langs: set[str]) -> list[str]:
+    """Where MTEB's number comes from, how ours was made, and which languages ours lacks."""
+    definition = entry.get("definition", {})
+    env, config = (_read(results_folder(model, root) / name) for name in ("environment.json", "config.json"))
+    mteb = (f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
+            f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}")
+    if definition:
+        mteb += f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
+    mteb += f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`."
+    ours_ = (f"Ours: `results/calibration-ntrex-mining-{model}` (max length {config.get('max_length', '?')}, "
+             f"no prefix; code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
+             f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, "
+             f"torch {env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]}).")
+    missing = sorted(set(entry["scores"]) - langs)
+    lacking = [f"Not run (yet): {', '.join(f'`{m}`' for m in missing)}: MTEB has them, our folder has no "
+               "per-query file for them.", ""] if missing else []
+    return [mteb, ours_, "", *lacking]
 
 
 def render(root: Path = REPO_ROOT) -> str:
     """``docs/calibration.md``: fixed prose (:data:`PROSE`) around tables built from the committed files."""
-    reference = json.loads((root / REFERENCE.relative_to(REPO_ROOT)).read_text(encoding="utf-8"))
+    reference = _read(root / REFERENCE.relative_to(REPO_ROOT))
     table = comparison(reference, root)
     sections = []
     for model, entry in reference["models"].items():
-        rows = table[table["model"] == model]
-        definition = entry.get("definition", {})
-        env, config = (_read(results_folder(model, root) / name) for name in ("environment.json", "config.json"))
-        missing = sorted(set(entry["scores"]) - set(rows["lang"]))
+        rows = table[table["model"] == model] if len(table) else table
         sections += [f"## `{model}` vs MTEB's `{entry['mteb_name']}`", "",
-                     f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
-                     f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}"
-                     + (f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
-                        if definition else "")
-                     + f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`.",
-                     f"Ours: `results/calibration-ntrex-mining-{model}` (max length {config.get('max_length', '?')}, no prefix; "
-                     f"code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
-                     f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, torch "
-                     f"{env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]}).", "",
-                     *([f"Not run (yet): {', '.join(f'`{m}`' for m in missing)} — MTEB has them, our folder has no "
-                        "per-query file for them.", ""] if missing else [])]
+                     *provenance_lines(model, entry, root, set(rows.get("lang", [])))]
         for subtask, pattern in DIRECTIONS:
-            part = rows[rows["direction"] == subtask]
+            part = rows[rows["direction"] == subtask] if len(rows) else rows
             if len(part):
-                sections += [f"**{pattern.format(x='X')}** ({'English queries' if subtask == EN_XX else 'English corpus'}): "
-                             + _summary(part), "", *_table(part), ""]
+                side = "English queries" if subtask == EN_XX else "English corpus"
+                sections += [f"**{pattern.format(x='X')}** ({side}): {_summary(part)}", "", *_table(part), ""]
     sections += noise_section(root, table)
-    source = reference["source"]
-    return PROSE.format(results_repo=RESULTS_REPO, commit=source["commit"], tables="\n".join(sections).rstrip() + "\n",
-                        same=SAME).rstrip() + "\n"
+    return PROSE.format(results_repo=RESULTS_REPO, commit=reference["source"]["commit"], same=SAME,
+                        tables="\n".join(sections).rstrip() + "\n").rstrip() + "\n"
 
 
 PROSE = """# External calibration: NTREX bitext mining, ours vs MTEB's published scores (issue #29)
@@ -318,7 +326,8 @@ rounded one need not lose as much)."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.calibration", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.calibration",
+                                     description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("extract", help="MTEB's published scores -> " + str(REFERENCE.relative_to(REPO_ROOT)))
     p.add_argument("--results-repo", type=Path, required=True, help="a git clone of " + RESULTS_REPO)

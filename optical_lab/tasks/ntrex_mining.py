@@ -19,8 +19,9 @@ is the nearest) and ``f1``, the query's share of the weighted F1 (``2 / (1 + p)`
 ``p`` counts the queries that picked the same sentence; 0 otherwise). Every sentence is the gold of
 exactly one query, so their mean **is** MTEB's F1 and paired tests work on it. ``TaskResult.extra``
 adds ``precision``, ``recall`` and ``f1_ci95``, the half-width of F1's 95 % confidence interval over
-queries (Student t on the per-query ``f1``: the spread another 1,997 news sentences would give). Folds and the evaluated documents are those of ``ntrex-sentences`` (the zero-shot
-``evaluate`` scores every line, as MTEB does).
+queries (Student t on the per-query ``f1``: the spread another 1,997 news sentences would give).
+Folds and the evaluated documents are those of ``ntrex-sentences`` (the zero-shot ``evaluate``
+scores every line, as MTEB does).
 """
 from __future__ import annotations
 
