@@ -163,7 +163,7 @@ def comparison(reference: dict[str, Any], root: Path = REPO_ROOT) -> pd.DataFram
                     continue
                 published = subsets[subset]
                 exact = published["accuracy"] * mine["n"]
-                mteb_correct = round(exact) if abs(exact - round(exact)) < 1e-3 else None
+                mteb_correct = round(exact) if abs(exact - round(exact)) < 5e-3 else None  # 6-decimal rounding
                 correct = round(mine["accuracy"] * mine["n"])
                 rows.append({"model": model, "direction": subtask, "lang": lang, "subset": subset,
                              "mteb_f1": published["f1"], "f1": mine["f1"], "delta": mine["f1"] - published["f1"],
@@ -235,11 +235,26 @@ def provenance_lines(model: str, entry: dict[str, Any], root: Path, langs: set[s
     return [mteb, ours_, "", *lacking]
 
 
+def findings(table: pd.DataFrame) -> list[str]:
+    """One computed line per backbone: how many languages agree exactly, within noise, beyond it."""
+    lines = ["## What the comparison shows", ""]
+    for model, rows in table.groupby("model", sort=False):
+        counts = rows["verdict"].value_counts()
+        same, beyond = counts.get("same", 0), counts.get("**beyond noise**", 0)
+        lines.append(f"* `{model}`: {len(rows)} language × direction pairs ({rows['lang'].nunique()} languages); "
+                     f"{same} identical to MTEB's (same correct count, |ΔF1| < {SAME}), "
+                     f"{len(rows) - same - beyond} within our 95 % interval, {beyond} beyond it. Mean ours − MTEB "
+                     f"{rows['delta'].mean():+.4f}, range {rows['delta'].min():+.4f} … {rows['delta'].max():+.4f}; "
+                     f"correct queries ours − MTEB {int((rows['correct'] - rows['mteb_correct']).sum()):+d} "
+                     f"of {int(rows['n'].sum())}.")
+    return lines + [""] if len(table) else []
+
+
 def render(root: Path = REPO_ROOT) -> str:
     """``docs/calibration.md``: fixed prose (:data:`PROSE`) around tables built from the committed files."""
     reference = _read(root / REFERENCE.relative_to(REPO_ROOT))
     table = comparison(reference, root)
-    sections = []
+    sections = findings(table)
     for model, entry in reference["models"].items():
         rows = table[table["model"] == model] if len(table) else table
         sections += [f"## `{model}` vs MTEB's `{entry['mteb_name']}`", "",
