@@ -244,7 +244,8 @@ def findings(table: pd.DataFrame) -> list[str]:
         lines.append(f"* `{model}`: {len(rows)} language × direction pairs ({rows['lang'].nunique()} languages); "
                      f"{same} identical to MTEB's (same correct count, |ΔF1| < {SAME}), "
                      f"{len(rows) - same - beyond} within our 95 % interval, {beyond} beyond it. Mean ours − MTEB "
-                     f"{rows['delta'].mean():+.4f}, range {rows['delta'].min():+.4f} … {rows['delta'].max():+.4f}; "
+                     f"{rows['delta'].mean():+.4f}, range {rows['delta'].min():+.4f} … {rows['delta'].max():+.4f}, "
+                     f"ours lower in {int((rows['delta'] < -SAME).sum())} and higher in {int((rows['delta'] > SAME).sum())}; "
                      f"correct queries ours − MTEB {int((rows['correct'] - rows['mteb_correct']).sum()):+d} "
                      f"of {int(rows['n'].sum())}.")
     return lines + [""] if len(table) else []
