@@ -150,3 +150,30 @@ def test_english_subsets_and_verdicts():
     assert verdict(0.5, 100, ours, 100) == "same"
     assert verdict(0.5, 100, ours, 101) == "within noise"
     assert verdict(0.45, 100, ours, 100) == "**beyond noise**"
+
+
+def test_extract_reads_the_committed_files_with_their_provenance(tmp_path):
+    import json
+    import subprocess
+
+    from optical_lab.experiments.calibration import MTEB_MODELS, extract
+
+    repo = tmp_path / "results-repo"
+    for i, name in enumerate(MTEB_MODELS.values()):
+        folder = repo / "results" / name.replace("/", "__") / f"rev{i}"
+        folder.mkdir(parents=True)
+        rows = [{"hf_subset": s, "f1": 0.1 * (i + 1), "accuracy": 0.2, "precision": 0.1, "recall": 0.2}
+                for s in ("eng_Latn-hau_Latn", "hau_Latn-eng_Latn", "eng_Latn-fra_Latn")]
+        (folder / "NTREXBitextMining.json").write_text(json.dumps(
+            {"mteb_version": "1.0", "dataset_revision": "abc", "scores": {"test": rows}}))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "scores"], check=True)
+    record = extract(repo, langs=["hau"])
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert record["source"]["commit"] == head
+    me5 = record["models"]["me5-small"]
+    assert me5["path"] == "results/intfloat__multilingual-e5-small/rev1/NTREXBitextMining.json"
+    assert me5["model_revision"] == "rev1" and me5["last_commit"] == head and len(me5["blob"]) == 40
+    assert set(me5["scores"]) == {"hau"} and me5["scores"]["hau"]["eng_Latn-hau_Latn"]["f1"] == pytest.approx(0.2)
