@@ -13,7 +13,8 @@ Three steps, one command each (``python -m optical_lab.experiments.calibration <
     (read from the source), so the definition we implement is checked, not assumed.
 ``run --model minilm|me5-small``
     ``optical-lab evaluate --tasks ntrex-mining`` on those languages, with the maximum length MTEB's
-    Sentence-Transformers model used (:data:`MAX_LENGTH`), into ``results/calibration-ntrex-mining-<model>``.
+    Sentence-Transformers model used (:data:`MAX_LENGTH`), into ``results/calibration-ntrex-mining-<model>``
+    (``--langs`` run later, e.g. the ones a first run did not reach, go to ``...-<model>-part2`` and so on).
 ``render``
     Writes ``docs/calibration.md`` from :data:`REFERENCE` and the result folders only (per-query
     CSVs): ``tests/test_calibration.py`` fails when the committed document is stale.
@@ -54,6 +55,18 @@ SAME = 1e-4  # |ΔF1| below this, with the same count of correct queries: the sa
 
 def results_folder(model: str, root: Path = REPO_ROOT) -> Path:
     return root / "results" / f"calibration-ntrex-mining-{model}"
+
+
+def result_folders(model: str, root: Path = REPO_ROOT) -> list[Path]:
+    """The model's result folder and its continuations (``<folder>-part2``, ...: languages run later)."""
+    main = results_folder(model, root)
+    return [main, *sorted(main.parent.glob(f"{main.name}-part*"))]
+
+
+def next_folder(model: str, root: Path = REPO_ROOT) -> Path:
+    """Where ``run`` writes: the result folder, or its next ``-partN`` once the folder exists."""
+    folders = result_folders(model, root)
+    return folders[0] if not folders[0].exists() else folders[0].parent / f"{folders[0].name}-part{len(folders) + 1}"
 
 
 def ntrex_languages(root: Path | None = None) -> list[str]:
@@ -128,7 +141,7 @@ def run(model: str, langs: list[str] | None = None, out: Path | None = None) -> 
     from .evaluate import EvaluateConfig, run_evaluation
 
     config = EvaluateConfig(langs=langs or ntrex_languages(), tasks=[TASK], model=model, max_length=MAX_LENGTH[model])
-    run_evaluation(config, out or results_folder(model))
+    run_evaluation(config, out or next_folder(model))
 
 
 # ------------------------------------------------------------------------------------------ render
@@ -158,7 +171,7 @@ def comparison(reference: dict[str, Any], root: Path = REPO_ROOT) -> pd.DataFram
         for lang, subsets in sorted(entry["scores"].items()):
             for subtask, pattern in DIRECTIONS:
                 subset = next((s for s in subsets if re.fullmatch(pattern.format(x=r"[a-z]{3}_\w{4}"), s)), None)
-                mine = ours(results_folder(model, root), lang, subtask)
+                mine = next(filter(None, (ours(f, lang, subtask) for f in result_folders(model, root))), None)
                 if subset is None or mine is None:
                     continue
                 published = subsets[subset]
@@ -225,7 +238,8 @@ def provenance_lines(model: str, entry: dict[str, Any], root: Path, langs: set[s
     if definition:
         mteb += f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
     mteb += f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`."
-    ours_ = (f"Ours: `results/calibration-ntrex-mining-{model}` (max length {config.get('max_length', '?')}, "
+    parts = "".join(f" + `{f.name}`" for f in result_folders(model, root)[1:])
+    ours_ = (f"Ours: `results/calibration-ntrex-mining-{model}`{parts} (max length {config.get('max_length', '?')}, "
              f"no prefix; code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
              f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, "
              f"torch {env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]}).")
