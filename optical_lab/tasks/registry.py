@@ -18,6 +18,7 @@ from .base import Task
 from .flores_sentences import FloresSentencesTask
 from .irds import IrdsTask
 from .ntrex import NtrexClirTask, NtrexTask
+from .ntrex_mining import NtrexMiningTask
 from .ntrex_sentence import NtrexSentenceTask
 from .qald import QaldTask
 from .sib_topics import SibTopicsTask
@@ -36,6 +37,7 @@ TASKS: dict[str, type] = {
     "qald": QaldTask,
     "trec": TrecTask,
     "irds": IrdsTask,
+    "ntrex-mining": NtrexMiningTask,
 }
 ALIASES = {"ntrex-sentence": "ntrex-sentences"}
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
