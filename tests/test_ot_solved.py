@@ -142,3 +142,13 @@ def test_new_ot_fields_keep_old_fingerprints_and_read_old_configs_as_legacy():
     assert legacy.replace(ot_warm_start=True).fingerprint() != legacy.fingerprint()
     # protocol v2's preset is the fixed-budget solver it ran
     assert dataclasses.asdict(preset("v2").sinkhorn) == {**dataclasses.asdict(SinkhornSpec()), **LEGACY}
+
+
+def test_a_tiny_epsilon_never_anneals_forever():
+    """ε = 1e-300 overflowed the cost spread to inf and the annealing schedule grew without end (out of
+    memory); now there is no schedule and the solve stops within its iteration budget."""
+    torch.manual_seed(0)
+    C = torch.rand(2, 4, 5)
+    a, b = torch.full((2, 4), 0.25), torch.full((2, 5), 0.2)
+    out = sinkhorn(C, a, b, epsilon=1e-300, n_iters=30)
+    assert int(out.n_iters) <= 30

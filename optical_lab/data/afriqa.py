@@ -140,16 +140,23 @@ def record_id(record: dict[str, Any], path: Path, line: int) -> str:
     return str(value).strip()
 
 
+def _records_once(path: Path, fields, fix: str):
+    """(line, id, record) of each JSON-lines record of ``path``; an id seen twice is a :class:`DataError`."""
+    seen: dict[str, int] = {}
+    for line, record in read_jsonl(path, fields):
+        qid = record_id(record, path, line)
+        if qid in seen:
+            raise DataError(f"id {qid} repeats line {seen[qid]}", path=path, line=line, fix=fix)
+        seen[qid] = line
+        yield line, qid, record
+
+
 def _read_questions(path: Path, split: str, skipped: list[str]) -> tuple[list[AfriqaQuestion], set[str]]:
     """(the usable questions, every id of the file, usable or not)."""
     questions: list[AfriqaQuestion] = []
-    seen: dict[str, int] = {}
-    for line, record in read_jsonl(path, QUESTION_FIELDS):
-        qid = record_id(record, path, line)
-        if qid in seen:
-            raise DataError(f"id {qid} repeats line {seen[qid]}", path=path, line=line,
-                            fix="each question appears once")
-        seen[qid] = line
+    seen: set[str] = set()
+    for line, qid, record in _records_once(path, QUESTION_FIELDS, fix="each question appears once"):
+        seen.add(qid)
         if record["split"] != split:
             raise DataError(f"split {record['split']!r} in the {split} file", path=path, line=line,
                             fix=f"move the record to the {record['split']} file or correct its split field")
@@ -158,18 +165,12 @@ def _read_questions(path: Path, split: str, skipped: list[str]) -> tuple[list[Af
             skipped.append(f"{path.name}, line {line}: empty {'question' if not native else 'translated_question'}")
             continue
         questions.append(AfriqaQuestion(f"{split}-{qid}", split, native, english))
-    return questions, set(seen)
+    return questions, seen
 
 
 def _read_passages(path: Path, split: str, ids: set[str], skipped: list[str]) -> dict[str, tuple[str, str]]:
     passages: dict[str, tuple[str, str]] = {}
-    seen: dict[str, int] = {}
-    for line, record in read_jsonl(path, PASSAGE_FIELDS):
-        qid = record_id(record, path, line)
-        if qid in seen:
-            raise DataError(f"id {qid} repeats line {seen[qid]}", path=path, line=line,
-                            fix="one gold passage per question")
-        seen[qid] = line
+    for line, qid, record in _records_once(path, PASSAGE_FIELDS, fix="one gold passage per question"):
         if qid not in ids:
             raise DataError(f"gold passage for question id {qid}, which the {split} queries file lacks", path=path,
                             line=line, fix="a gold passage's id is its question's id in the same split")

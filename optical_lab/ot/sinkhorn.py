@@ -340,14 +340,18 @@ class _Problems:
                                                               self.b_solve, self.valid, self.f0, self.g0,
                                                               self.spread)), self.warm)
 
-    def schedule(self, epsilon: float, ratio: float | None) -> list[float]:
+    def schedule(self, epsilon: float, ratio: float | None, max_stages: int) -> list[float]:
         r"""The annealing stages above ``epsilon``: :math:`\varepsilon_0 r^k > \varepsilon` for :math:`k \ge 0`, with
         :math:`\varepsilon_0` = the largest spread :math:`\max_{ij}(C_{ij} - \min_k C_{ik})` of the batch (at
-        :math:`\varepsilon_0` every kernel entry is within :math:`[e^{-1}, 1]`: the problem is easy)."""
+        :math:`\varepsilon_0` every kernel entry is within :math:`[e^{-1}, 1]`: the problem is easy); at most
+        ``max_stages`` of them (the iteration budget's share), none when the spread overflowed (ε so small that
+        :math:`C/\varepsilon` is not finite: the solve then fails visibly instead of annealing forever)."""
         if ratio is None or self.warm or not self.spread.numel():
             return []
         stages, eps = [], float(self.spread.max()) * epsilon
-        while eps > epsilon:
+        if not math.isfinite(eps):
+            return []
+        while eps > epsilon and len(stages) < max_stages:
             stages.append(eps)
             eps *= ratio
         return stages
@@ -382,7 +386,8 @@ def _solve(problems: _Problems, log_domain: bool, options: _Options) -> Sinkhorn
     C, a, b, keep, epsilon = problems.C, problems.a, problems.b, problems.keep, options.epsilon
     log = _ConvergenceLog(options.tol if options.early_exit else None)
     with torch.no_grad():  # annealing: a better start for the iterations at epsilon, no gradient through it
-        f, g, done = _anneal(problems, problems.schedule(epsilon, options.eps_scaling), options)
+        stages = problems.schedule(epsilon, options.eps_scaling, max_stages=options.n_iters // STAGE_ITERS)
+        f, g, done = _anneal(problems, stages, options)
     context = torch.no_grad() if options.grad == "envelope" else contextlib.nullcontext()
     with context:
         state = _ScalingState.from_potentials(C / epsilon, problems.a_solve, problems.b_solve, problems.valid,
