@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
-from ..io import stored_exists, write_csv, write_json, write_text
+from ..io import open_stored, stored_exists, write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
@@ -240,8 +240,8 @@ def finished_languages_table(folder: Path, task: str) -> pd.DataFrame | None:
     rows = {}
     for lang_dir in sorted(p for p in (folder / task).glob("*") if p.is_dir()):
         files = [lang_dir / f"{sub}.per_query.csv" for sub in subs]
-        if all(f.is_file() for f in files):
-            rows[lang_dir.name] = {sub: TaskResult(sub, {}, pd.read_csv(f, index_col="qid"))
+        if all(stored_exists(f) for f in files):  # plain or compacted (optical_lab.io)
+            rows[lang_dir.name] = {sub: TaskResult(sub, {}, pd.read_csv(open_stored(f), index_col="qid"))
                                    for sub, f in zip(subs, files)}
     return task_table(rows) if rows else None
 
