@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 readme clean-venv
+.PHONY: demo lint format test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ venv: $(VENV)/.installed
 
 demo: venv       ## small real comparison: 2 low-resource languages, every method, one fold
 	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --preset demo --out results/demo
+
+LINTED := optical_lab tests scripts benchmarks
+lint: venv       ## ruff: lint rules and formatting (pyproject.toml [tool.ruff]); `make format` rewrites
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+format: venv
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 # the unit tests in TEST_WORKERS processes (pytest-xdist, a test file per process at a time); then the
 # notebooks one after another (01, 02 and 04 share a cached student: the first trains it, the others load it)
@@ -84,7 +93,7 @@ v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 o
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
 	    --endpoints qald:F1 --doc docs/results_v2_qald_minilm.md
 
-# the two-cell grid scripts/device_grid.sh is tested with (tests/test_device_grid.py): a dry run of the GPU kit
+# the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
 GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \
 	    --mixed-precision no
 

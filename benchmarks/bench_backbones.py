@@ -15,6 +15,7 @@ Both backbones see the same sentences, threads and device, and the two are timed
 (minilm, me5-small, minilm, ...) so that other load on the machine affects both alike; the ratios
 (me5-small / minilm) are the numbers to carry elsewhere, since absolute speeds depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optical_lab.methods.runtime import cpu_description  # noqa: E402
 from optical_lab.data.ntrex import ntrex_file  # noqa: E402
 from optical_lab.data.text_files import read_lines  # noqa: E402
+from optical_lab.methods.runtime import cpu_description  # noqa: E402
 from optical_lab.models import Encoder  # noqa: E402
 
 BACKBONES = ("minilm", "me5-small")
@@ -78,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed encode passes (best is kept)")
     parser.add_argument("--steps", type=int, default=7, help="timed train steps (median is kept)")
     parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice); 1 gives stable numbers on a shared machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 gives stable numbers on a shared machine",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_backbones.md")
     args = parser.parse_args(argv)
 
@@ -100,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             "step_s": [],
         }
     device = str(encoders["minilm"].device)
-    targets = {name: F.normalize(torch.randn(len(batch), enc.dim, generator=torch.Generator().manual_seed(0)), dim=-1).to(enc.device)
-               for name, enc in encoders.items()}
+    targets = {
+        name: F.normalize(torch.randn(len(batch), enc.dim, generator=torch.Generator().manual_seed(0)), dim=-1).to(
+            enc.device
+        )
+        for name, enc in encoders.items()
+    }
     for name, enc in encoders.items():  # warm-up (allocators, thread pools)
         enc.encode(texts[:64], role="passage")
         train_step_seconds(enc, batch, targets[name])
@@ -127,30 +136,36 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Backbone speed: me5-small vs minilm",
         "",
-        "Written by `" + " ".join(["python benchmarks/bench_backbones.py", *(argv if argv is not None else sys.argv[1:])])
+        "Written by `"
+        + " ".join(["python benchmarks/bench_backbones.py", *(argv if argv is not None else sys.argv[1:])])
         + "`: both models measured in the same run, alternating on every repetition.",
         "",
         f"Machine: {cpu_description()}, torch threads: {torch.get_num_threads()}, "
         f"device `{device}`, torch {torch.__version__}, Python {platform.python_version()}; "
-        f"1-min load average {load_before:.1f} before, {load_after:.1f} after (other jobs shared the CPUs when above ~0.5).",
-        f"Data: the first {len(texts)} NTREX-128 English sentences (train step: the first 16), `role=\"passage\"`.",
+        f"1-min load average {load_before:.1f} before, {load_after:.1f} after "
+        "(other jobs shared the CPUs when above ~0.5).",
+        f'Data: the first {len(texts)} NTREX-128 English sentences (train step: the first 16), `role="passage"`.',
         "",
-        "| backbone | params (M) | mean tokens / sentence | encode (sentences/s, best pass) | train step, batch 16 (s, median) | load (s) |",
+        "| backbone | params (M) | mean tokens / sentence | encode (sentences/s, best pass) "
+        "| train step, batch 16 (s, median) | load (s) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in BACKBONES:
         r = rows[name]
         lines.append(
-            f"| {name} | {r['params_m']:.1f} | {r['tokens']:.1f} | {r['encode']:.1f} | {r['step']:.3f} | {r['load_s']:.1f} |"
+            f"| {name} | {r['params_m']:.1f} | {r['tokens']:.1f} | {r['encode']:.1f} | {r['step']:.3f} "
+            f"| {r['load_s']:.1f} |"
         )
     lines += [
         "",
         "Ratios (me5-small / minilm):",
         "",
-        f"- encode throughput: **{a['encode'] / b['encode']:.2f}x** (me5-small is {b['encode'] / a['encode']:.2f}x slower)",
+        f"- encode throughput: **{a['encode'] / b['encode']:.2f}x** "
+        f"(me5-small is {b['encode'] / a['encode']:.2f}x slower)",
         f"- train-step time: **{a['step'] / b['step']:.2f}x**",
-        f"- train-step time with me5-small's word embeddings frozen: **{statistics.median(frozen_s) / b['step']:.2f}x** "
-        f"({statistics.median(frozen_s):.3f} s; the difference to the full step is the dense gradient of the 250k x 384 table)",
+        f"- train-step time with me5-small's word embeddings frozen: "
+        f"**{statistics.median(frozen_s) / b['step']:.2f}x** ({statistics.median(frozen_s):.3f} s; "
+        "the difference to the full step is the dense gradient of the 250k x 384 table)",
         f"- parameters: {a['params_m'] / b['params_m']:.2f}x (me5-small's 250k-token embedding table is 96M of its "
         f"{a['params_m']:.0f}M; the encoder body is 12 layers vs minilm's 6, same width 384)",
         "",

@@ -9,6 +9,7 @@ tolerance. ``STAGE_ITERS`` (iterations per epsilon-scaling stage) is set per row
 
     python benchmarks/bench_sinkhorn_settings.py [--lang hau] [--steps 30] [--keep 1,2,5,10,20,30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,21 @@ from optical_lab.ot import sinkhorn
 solver = importlib.import_module("optical_lab.ot.sinkhorn")
 FIXED = {"n_iters": 50, "early_exit": False, "eps_scaling": None}
 # label -> (sinkhorn keywords, STAGE_ITERS)
-SETTINGS = {"50 iterations (v2)": (FIXED, 3), "early exit, no scaling": ({"eps_scaling": None}, 3),
-            "early exit, r 0.5 x 3 (default)": ({"eps_scaling": 0.5}, 3),
-            "early exit, r 0.5 x 1": ({"eps_scaling": 0.5}, 1), "early exit, r 0.3 x 3": ({"eps_scaling": 0.3}, 3),
-            "early exit, r 0.7 x 2": ({"eps_scaling": 0.7}, 2)}
+SETTINGS = {
+    "50 iterations (v2)": (FIXED, 3),
+    "early exit, no scaling": ({"eps_scaling": None}, 3),
+    "early exit, r 0.5 x 3 (default)": ({"eps_scaling": 0.5}, 3),
+    "early exit, r 0.5 x 1": ({"eps_scaling": 0.5}, 1),
+    "early exit, r 0.3 x 3": ({"eps_scaling": 0.3}, 3),
+    "early exit, r 0.7 x 2": ({"eps_scaling": 0.7}, 2),
+}
 
 
 def capture(lang: str, steps: int, keep: set[int]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The (C, a, b) of every OT solve of the training steps in ``keep``."""
-    config = preset("v2", lr=1e-3, ot_variant="both", epsilon=0.02, progress=False, mixed_precision="no",
-                    warmup_steps=0)
+    config = preset(
+        "v2", lr=1e-3, ot_variant="both", epsilon=0.02, progress=False, mixed_precision="no", warmup_steps=0
+    )
     bitext = load_mafand(lang, "train")
     teacher = Encoder.load("minilm")
     frozen, accelerator = FrozenTeacher(teacher, config.max_length), make_accelerator("no")
@@ -59,8 +65,17 @@ def capture(lang: str, steps: int, keep: set[int]) -> list[tuple[torch.Tensor, t
         for step in range(1, steps + 1):
             index = batch_indices(step, len(bitext), config.batch_size, config.seed, lengths)
             recording[0] = step in keep
-            train_step(student, frozen, objective, [bitext.english[i] for i in index],
-                       [bitext.foreign[i] for i in index], optimizer, scheduler, accelerator, config)
+            train_step(
+                student,
+                frozen,
+                objective,
+                [bitext.english[i] for i in index],
+                [bitext.foreign[i] for i in index],
+                optimizer,
+                scheduler,
+                accelerator,
+                config,
+            )
     finally:
         plan_module.sinkhorn = original
     return problems
@@ -74,9 +89,11 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(1)
     problems = capture(args.lang, args.steps, {int(k) for k in args.keep.split(",")})
-    print(f"CPU: {cpu_description()}; torch {torch.__version__}, 1 thread; {len(problems)} batches of OT problems "
-          f"({sum(len(C) for C, _, _ in problems)} problems) from training steps {args.keep} of MAFAND {args.lang}, "
-          "epsilon 0.02, plain + centred cost, 128 tokens\n")
+    print(
+        f"CPU: {cpu_description()}; torch {torch.__version__}, 1 thread; {len(problems)} batches of OT problems "
+        f"({sum(len(C) for C, _, _ in problems)} problems) from training steps {args.keep} of MAFAND {args.lang}, "
+        "epsilon 0.02, plain + centred cost, 128 tokens\n"
+    )
     print("| setting | time (s) | iterations | within tolerance |")
     print("|---|---:|---:|---:|")
     default_stage = solver.STAGE_ITERS

@@ -39,6 +39,7 @@ avx512_bf16, amx) and load average are printed with every table:
 
 Prints the report and writes it to ``benchmarks/RESULTS_train_step.md`` (``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,13 @@ from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.data.bitext import Bitext
 from optical_lab.data.mafand import load_mafand
 from optical_lab.methods import TrainConfig, Trainer, build_objective, preset
-from optical_lab.methods.runtime import (allocator_description, cpu_description, cpu_has_bf16,
-                                         keep_freed_memory, set_threads)
+from optical_lab.methods.runtime import (
+    allocator_description,
+    cpu_description,
+    cpu_has_bf16,
+    keep_freed_memory,
+    set_threads,
+)
 from optical_lab.methods.teacher import FrozenTeacher
 from optical_lab.methods.trainer import batch_indices, make_accelerator, make_optimizer, make_trainable, train_step
 from optical_lab.models import Encoder
@@ -94,7 +100,7 @@ def matmul_peak(dtype: torch.dtype, repeats: int = 5, device: str = "cpu") -> fl
     a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _synchronize() -> None:
@@ -118,14 +124,24 @@ def encoder_flops(encoder: Encoder, texts: Sequence[str], max_length: int) -> fl
     batch = encoder.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     n, length = batch["input_ids"].shape
     config = model.config
-    forward = 2 * params * n * length + 4 * config.num_hidden_layers * n * length ** 2 * config.hidden_size
+    forward = 2 * params * n * length + 4 * config.num_hidden_layers * n * length**2 * config.hidden_size
     return 3.0 * forward
 
 
 # ------------------------------------------------------------------ OPTICAL vs sentence-KD
-def step_times(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig, accelerator,
-               english: list[str], foreign: list[str], methods: Sequence[str], warmup: int, repeats: int,
-               variants: dict[str, tuple[str, TrainConfig]] | None = None) -> dict[str, list[float]]:
+def step_times(
+    teacher: Encoder,
+    frozen: FrozenTeacher,
+    bitext: Bitext,
+    config: TrainConfig,
+    accelerator,
+    english: list[str],
+    foreign: list[str],
+    methods: Sequence[str],
+    warmup: int,
+    repeats: int,
+    variants: dict[str, tuple[str, TrainConfig]] | None = None,
+) -> dict[str, list[float]]:
     """Seconds per step of each method (or each ``variants`` label -> (method, config)), interleaved."""
     variants = variants or {method: (method, config) for method in methods}
     runs = {}
@@ -139,16 +155,18 @@ def step_times(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: 
     for repeat in range(warmup + repeats):
         for label in variants:  # interleaved: machine load affects every variant alike
             student, objective, optimizer, scheduler, cfg = runs[label]
-            seconds = _timed(lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler,
-                                                accelerator, cfg))
+            seconds = _timed(
+                lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler, accelerator, cfg)  # noqa: B023
+            )
             if repeat >= warmup:
                 times[label].append(seconds)
     return times
 
 
 # ------------------------------------------------------------------ solved vs 50-iteration Sinkhorn
-def solver_batches(lang: str, n_mafand: int, ntrex: tuple[list[str], list[str]],
-                   config: TrainConfig) -> tuple[Bitext, list[tuple[str, list[str], list[str]]]]:
+def solver_batches(
+    lang: str, n_mafand: int, ntrex: tuple[list[str], list[str]], config: TrainConfig
+) -> tuple[Bitext, list[tuple[str, list[str], list[str]]]]:
     """(MAFAND ``lang`` train bitext, [(label, english, foreign)]): the first ``n_mafand`` length-grouped
     training batches of MAFAND (as the trainer draws them) and the NTREX batch."""
     bitext = load_mafand(lang, "train")
@@ -156,8 +174,9 @@ def solver_batches(lang: str, n_mafand: int, ntrex: tuple[list[str], list[str]],
     batches = []
     for step in range(1, n_mafand + 1):
         index = batch_indices(step, len(bitext), config.batch_size, config.seed, lengths)
-        batches.append((f"MAFAND {lang} #{step}", [bitext.english[i] for i in index],
-                        [bitext.foreign[i] for i in index]))
+        batches.append(
+            (f"MAFAND {lang} #{step}", [bitext.english[i] for i in index], [bitext.foreign[i] for i in index])
+        )
     return bitext, batches + [(f"NTREX {lang}", *ntrex)]
 
 
@@ -166,8 +185,9 @@ def ot_counts(objective) -> tuple[int, int]:
     return (sum(term.not_converged for term in objective.terms), sum(term.problems for term in objective.terms))
 
 
-def solver_rounds(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, accelerator, batches, variants,
-                  rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
+def solver_rounds(
+    teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, accelerator, batches, variants, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """Interleaved OPTICAL steps of each ``variants`` label -> config on every batch, ``rounds`` times (after
     one warm-up round). Returns per label: each round's total seconds, each step's share of OT problems
     within tolerance, and each step's seconds per batch label (``label | batch``)."""
@@ -183,11 +203,11 @@ def solver_rounds(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, accel
     for r in range(rounds + 1):
         seconds = dict.fromkeys(labels, 0.0)
         for name, english, foreign in batches:
-            for label in (labels if r % 2 == 0 else labels[::-1]):  # alternate, order swapped every round
+            for label in labels if r % 2 == 0 else labels[::-1]:  # alternate, order swapped every round
                 student, objective, optimizer, scheduler, cfg = runs[label]
                 before = ot_counts(objective)
-                took = _timed(lambda: train_step(student, frozen, objective, english, foreign, optimizer, scheduler,
-                                                 accelerator, cfg))
+                args = (student, frozen, objective, english, foreign, optimizer, scheduler, accelerator, cfg)
+                took = _timed(lambda: train_step(*args))  # noqa: B023 (called at once)
                 after = ot_counts(objective)
                 if r:  # round 0 warms up
                     seconds[label] += took
@@ -213,15 +233,18 @@ def report_solvers(emit, teacher, config, accelerator, args, ntrex) -> None:
         spec = cfg.sinkhorn
         emit(f"## OPTICAL step: solved Sinkhorn vs 50 iterations — cost {cost_name}, epsilon {spec.epsilon}")
         emit()
-        emit(f"Solved: SinkhornSpec defaults (at most {spec.n_iters} iterations, early exit at the tolerance "
-             f"(sqrt of float32 eps) checked every {CHECK_EVERY}, epsilon-scaling ratio {spec.eps_scaling}, "
-             f"warm start {spec.warm_start}, method {spec.method}); 50 iterations: {LEGACY_SOLVER}. Batches "
-             f"({', '.join(f'{name}: {len(f)} pairs' for name, _, f in batches)}), {cfg.max_length} "
-             f"tokens, lr {cfg.lr}, English term weight {cfg.english_weight}; {args.solver_rounds} interleaved rounds "
-             "after one warm-up round.")
+        emit(
+            f"Solved: SinkhornSpec defaults (at most {spec.n_iters} iterations, early exit at the tolerance "
+            f"(sqrt of float32 eps) checked every {CHECK_EVERY}, epsilon-scaling ratio {spec.eps_scaling}, "
+            f"warm start {spec.warm_start}, method {spec.method}); 50 iterations: {LEGACY_SOLVER}. Batches "
+            f"({', '.join(f'{name}: {len(f)} pairs' for name, _, f in batches)}), {cfg.max_length} "
+            f"tokens, lr {cfg.lr}, English term weight {cfg.english_weight}; {args.solver_rounds} interleaved rounds "
+            "after one warm-up round."
+        )
         emit()
-        totals, shares, per_batch = solver_rounds(teacher, frozen, bitext, accelerator, batches, variants,
-                                                  args.solver_rounds)
+        totals, shares, per_batch = solver_rounds(
+            teacher, frozen, bitext, accelerator, batches, variants, args.solver_rounds
+        )
         ratios = [s / o for s, o in zip(totals["solved"], totals["50 iterations"])]
         emit("| batch | 50 iterations: median step (s) | solved: median step (s) | solved / 50 |")
         emit("|---|---:|---:|---:|")
@@ -233,29 +256,55 @@ def report_solvers(emit, teacher, config, accelerator, args, ntrex) -> None:
         emit("| solver | round totals (s) | share of OT problems within tolerance: all steps | min over steps |")
         emit("|---|---|---:|---:|")
         for label in variants:
-            emit(f"| {label} | {', '.join(f'{t:.2f}' for t in totals[label])} | "
-                 f"{statistics.fmean(shares[label]):.3f} | {min(shares[label]):.3f} |")
+            emit(
+                f"| {label} | {', '.join(f'{t:.2f}' for t in totals[label])} | "
+                f"{statistics.fmean(shares[label]):.3f} | {min(shares[label]):.3f} |"
+            )
         emit()
         ratio, share = statistics.median(ratios), statistics.fmean(shares["solved"])
-        emit(f"**Solved / 50-iteration step = {ratio:.3f}x** (median of rounds: "
-             f"{', '.join(f'{r:.3f}' for r in ratios)}; "
-             f"{'meets' if ratio <= TARGET_SOLVED else 'MISSES'} the target <= {TARGET_SOLVED}x); **converged share "
-             f"{share:.3f}** ({'meets' if share >= TARGET_CONVERGED else 'MISSES'} the target >= {TARGET_CONVERGED}; "
-             f"50 iterations: {statistics.fmean(shares['50 iterations']):.3f}); {load_line()}.")
+        emit(
+            f"**Solved / 50-iteration step = {ratio:.3f}x** (median of rounds: "
+            f"{', '.join(f'{r:.3f}' for r in ratios)}; "
+            f"{'meets' if ratio <= TARGET_SOLVED else 'MISSES'} the target <= {TARGET_SOLVED}x); **converged share "
+            f"{share:.3f}** ({'meets' if share >= TARGET_CONVERGED else 'MISSES'} the target >= {TARGET_CONVERGED}; "
+            f"50 iterations: {statistics.fmean(shares['50 iterations']):.3f}); {load_line()}."
+        )
         emit()
 
 
 # ------------------------------------------------------------------ vs sentence-transformers
-def ours_pairs_per_second(teacher: Encoder, frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig,
-                          accelerator, warmup: int, steps: int, grouped: bool) -> float:
+def ours_pairs_per_second(
+    teacher: Encoder,
+    frozen: FrozenTeacher,
+    bitext: Bitext,
+    config: TrainConfig,
+    accelerator,
+    warmup: int,
+    steps: int,
+    grouped: bool,
+) -> float:
     """Our Trainer on sentence-KD: pairs / (sum of the logged per-step seconds) after ``warmup`` steps."""
-    cfg = config.replace(steps=warmup + steps, eval_every=0, checkpoint_every=0, group_by_length=grouped,
-                         select_initial=False, progress=False)
+    cfg = config.replace(
+        steps=warmup + steps,
+        eval_every=0,
+        checkpoint_every=0,
+        group_by_length=grouped,
+        select_initial=False,
+        progress=False,
+    )
     torch.manual_seed(0)
     student = teacher.copy()
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(student, frozen, build_objective("sentence-kd", cfg, bitext), bitext, None, cfg, out_dir=tmp,
-                accelerator=accelerator).train()
+        Trainer(
+            student,
+            frozen,
+            build_objective("sentence-kd", cfg, bitext),
+            bitext,
+            None,
+            cfg,
+            out_dir=tmp,
+            accelerator=accelerator,
+        ).train()
         rows = [json.loads(line) for line in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
     lengths = [len(f) for f in bitext.foreign] if grouped else None
     timed = [r for r in rows if r.get("event") == "train" and r["step"] > warmup]
@@ -277,13 +326,23 @@ class ReplayBatches:
         return len(self.batches)
 
 
-def st_pairs_per_second(frozen: FrozenTeacher, bitext: Bitext, config: TrainConfig, precision: str,
-                        warmup: int, steps: int, batches: list[list[int]]) -> tuple[float, str]:
+def st_pairs_per_second(
+    frozen: FrozenTeacher,
+    bitext: Bitext,
+    config: TrainConfig,
+    precision: str,
+    warmup: int,
+    steps: int,
+    batches: list[list[int]],
+) -> tuple[float, str]:
     """sentence-transformers' trainer + MSELoss on ``batches``: pairs / wall seconds between the ends
     of steps ``warmup`` and ``warmup + steps`` (data loading and tokenisation included)."""
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers import __version__ as st_version
     from sentence_transformers.losses import MSELoss
     from transformers import TrainerCallback
@@ -304,13 +363,26 @@ def st_pairs_per_second(frozen: FrozenTeacher, bitext: Bitext, config: TrainConf
     clock = Clock()
     with tempfile.TemporaryDirectory() as tmp:
         args = SentenceTransformerTrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=config.batch_size, max_steps=warmup + steps,
-            learning_rate=config.lr, warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
-            max_grad_norm=config.grad_clip, bf16=precision == "bf16", use_cpu=True, seed=config.seed,
-            report_to="none", save_strategy="no", logging_steps=10 ** 6, disable_tqdm=True,
-            dataloader_num_workers=0, batch_sampler=lambda dataset, **kwargs: ReplayBatches(batches))
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=MSELoss(model),
-                                             callbacks=[clock])
+            output_dir=tmp,
+            per_device_train_batch_size=config.batch_size,
+            max_steps=warmup + steps,
+            learning_rate=config.lr,
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+            max_grad_norm=config.grad_clip,
+            bf16=precision == "bf16",
+            use_cpu=True,
+            seed=config.seed,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=10**6,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            batch_sampler=lambda dataset, **kwargs: ReplayBatches(batches),
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=data, loss=MSELoss(model), callbacks=[clock]
+        )
         trainer.train()
     ends = clock.ends
     pairs = sum(len(b) for b in batches[warmup : warmup + steps])
@@ -321,12 +393,18 @@ def st_pairs_per_second(frozen: FrozenTeacher, bitext: Bitext, config: TrainConf
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", default="hau")
-    parser.add_argument("--model", default="minilm", help="backbone (the sentence-transformers comparison: minilm only)")
+    parser.add_argument(
+        "--model", default="minilm", help="backbone (the sentence-transformers comparison: minilm only)"
+    )
     parser.add_argument("--preset", default=None, help="a TrainConfig preset (e.g. paper: batch 32, 128 tokens, a GPU)")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="training truncation in tokens (protocol v2 trains at 128)")
-    parser.add_argument("--freeze-word-embeddings", action="store_true",
-                        help="also time steps with the word-embedding table frozen against trained")
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="training truncation in tokens (protocol v2 trains at 128)"
+    )
+    parser.add_argument(
+        "--freeze-word-embeddings",
+        action="store_true",
+        help="also time steps with the word-embedding table frozen against trained",
+    )
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0 = auto (free cores)")
@@ -334,19 +412,28 @@ def main() -> None:
     parser.add_argument("--against", choices=["sentence-transformers"], help="also compare pairs/s with this trainer")
     parser.add_argument("--st-steps", type=int, default=12, help="timed steps per round of the trainer comparison")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the trainer comparison (best counts)")
-    parser.add_argument("--solver-batches", type=int, default=3,
-                        help="MAFAND batches of the solved-vs-50-iteration Sinkhorn comparison (0: skip it)")
+    parser.add_argument(
+        "--solver-batches",
+        type=int,
+        default=3,
+        help="MAFAND batches of the solved-vs-50-iteration Sinkhorn comparison (0: skip it)",
+    )
     parser.add_argument("--solver-rounds", type=int, default=5, help="interleaved rounds of that comparison")
-    parser.add_argument("--precision", choices=["auto", "no", "bf16"], default="auto",
-                        help="TrainConfig.mixed_precision ('no' = float32, what an AVX2-only CPU runs)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "no", "bf16"],
+        default="auto",
+        help="TrainConfig.mixed_precision ('no' = float32, what an AVX2-only CPU runs)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_train_step.md")))
     args = parser.parse_args()
 
     keep_freed_memory()  # as the optical-lab command runs, for both trainers (OPTICAL_LAB_MALLOC=default: glibc's own)
     threads = set_threads(args.threads)
     config = preset(args.preset) if args.preset else TrainConfig()
-    config = config.replace(progress=False, mixed_precision=args.precision,
-                            max_length=args.max_length or config.max_length)
+    config = config.replace(
+        progress=False, mixed_precision=args.precision, max_length=args.max_length or config.max_length
+    )
     accelerator = make_accelerator(config.mixed_precision)
     precision = accelerator.mixed_precision
     lines: list[str] = []
@@ -356,26 +443,36 @@ def main() -> None:
         lines.append(line)
 
     command = "python benchmarks/bench_train_step.py " + " ".join(
-        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
-        if k != "out" and v not in (None, False))
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+        for k, v in vars(args).items()
+        if k != "out" and v not in (None, False)
+    )
     emit("# Training-throughput benchmark")
     emit()
     emit(f"Command: `{command}`  ")
     emit(f"CPU: {cpu_description()}  ")
     emit(f"Allocator: {allocator_description()}  ")
-    emit(f"torch {torch.__version__}, {threads} thread(s), precision {precision} (--precision {args.precision}); "
-         f"at start: {load_line()}")
+    emit(
+        f"torch {torch.__version__}, {threads} thread(s), precision {precision} (--precision {args.precision}); "
+        f"at start: {load_line()}"
+    )
     emit()
 
     device = accelerator.device.type
     if device != "cpu":
         emit(f"GPU: {torch.cuda.get_device_name(0)}  ")
         emit()
-    peaks = {name: matmul_peak(dtype, device=device) for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))}
+    peaks = {
+        name: matmul_peak(dtype, device=device)
+        for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))
+    }
     peak = peaks["bf16" if precision == "bf16" else "float32"]
-    emit(f"Matmul peak (best of 5, {threads} thread(s)): float32 {peaks['float32']:.1f} GFLOP/s "
-         f"({matmul_size(torch.float32, device)}²), bf16 {peaks['bf16']:.1f} GFLOP/s ({matmul_size(torch.bfloat16, device)}²); "
-         f"the run's precision ({precision}) is the reference.  ")
+    emit(
+        f"Matmul peak (best of 5, {threads} thread(s)): float32 {peaks['float32']:.1f} GFLOP/s "
+        f"({matmul_size(torch.float32, device)}²), "
+        f"bf16 {peaks['bf16']:.1f} GFLOP/s ({matmul_size(torch.bfloat16, device)}²); "
+        f"the run's precision ({precision}) is the reference.  "
+    )
     emit()
 
     if args.against and args.model != "minilm":
@@ -394,28 +491,35 @@ def main() -> None:
     flops = encoder_flops(teacher, foreign, config.max_length) + encoder_flops(teacher, english, config.max_length)
 
     methods = METHODS + (OTHERS if args.all_methods else ())
-    times = step_times(teacher, frozen, bitext, config, accelerator, english, foreign, methods, args.warmup,
-                       args.repeats)
+    times = step_times(
+        teacher, frozen, bitext, config, accelerator, english, foreign, methods, args.warmup, args.repeats
+    )
     median = {m: statistics.median(t) for m, t in times.items()}
     ratio = median["optical"] / median["sentence-kd"]
     emit("## Step time: OPTICAL vs sentence-KD (same batch, interleaved)")
     emit()
-    emit(f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
-         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {'at most ' * config.sinkhorn.early_exit}"
-         f"{config.sinkhorn.n_iters} Sinkhorn iterations, English "
-         f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
-         f"batches): {flops / 1e9:.1f} GFLOP.")
+    emit(
+        f"Batch: the first training batch of NTREX {args.lang} fold 0 — {len(english)} pairs, truncated to "
+        f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {'at most ' * config.sinkhorn.early_exit}"
+        f"{config.sinkhorn.n_iters} Sinkhorn iterations, English "
+        f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
+        f"batches): {flops / 1e9:.1f} GFLOP."
+    )
     emit()
     emit("| method | median step (s) | min (s) | max (s) | steps timed | vs sentence-kd | GFLOP/s | of peak |")
     emit("|---|---:|---:|---:|---:|---:|---:|---:|")
     for method in methods:
         t = times[method]
         achieved = flops / median[method] / 1e9
-        emit(f"| {method} | {median[method]:.3f} | {min(t):.3f} | {max(t):.3f} | {len(t)} | "
-             f"{median[method] / median['sentence-kd']:.2f}x | {achieved:.1f} | {achieved / peak:.0%} |")
+        emit(
+            f"| {method} | {median[method]:.3f} | {min(t):.3f} | {max(t):.3f} | {len(t)} | "
+            f"{median[method] / median['sentence-kd']:.2f}x | {achieved:.1f} | {achieved / peak:.0%} |"
+        )
     emit()
-    emit(f"**OPTICAL / sentence-KD step = {ratio:.2f}x** ({'meets' if ratio <= TARGET_OPTICAL else 'MISSES'} "
-         f"the target <= {TARGET_OPTICAL}x); {load_line()}.")
+    emit(
+        f"**OPTICAL / sentence-KD step = {ratio:.2f}x** ({'meets' if ratio <= TARGET_OPTICAL else 'MISSES'} "
+        f"the target <= {TARGET_OPTICAL}x); {load_line()}."
+    )
     emit()
 
     if args.solver_batches:
@@ -423,14 +527,21 @@ def main() -> None:
 
     if args.freeze_word_embeddings:
         frozen_table = config.replace(freeze_word_embeddings=True)
-        variants = {f"{m}, {state}": (m, cfg) for m in METHODS
-                    for state, cfg in (("table trained", config), ("table frozen", frozen_table))}
-        times = step_times(teacher, frozen, bitext, config, accelerator, english, foreign, METHODS, args.warmup,
-                           args.repeats, variants)
+        variants = {
+            f"{m}, {state}": (m, cfg)
+            for m in METHODS
+            for state, cfg in (("table trained", config), ("table frozen", frozen_table))
+        }
+        times = step_times(
+            teacher, frozen, bitext, config, accelerator, english, foreign, METHODS, args.warmup, args.repeats, variants
+        )
         median = {label: statistics.median(t) for label, t in times.items()}
         table = teacher.model.get_input_embeddings().weight
         share = table.numel() / sum(p.numel() for p in teacher.model.parameters())
-        emit(f"## Word-embedding table frozen vs trained ({args.model}: {tuple(table.shape)}, {share:.0%} of the weights)")
+        emit(
+            f"## Word-embedding table frozen vs trained "
+            f"({args.model}: {tuple(table.shape)}, {share:.0%} of the weights)"
+        )
         emit()
         emit("| method, table | median step (s) | min (s) | max (s) | frozen / trained |")
         emit("|---|---:|---:|---:|---:|")
@@ -444,10 +555,12 @@ def main() -> None:
     if args.against == "sentence-transformers":
         emit("## Pairs per second: our Trainer vs sentence-transformers' trainer (sentence-KD, MSE)")
         emit()
-        emit(f"{len(bitext)} training pairs of NTREX {args.lang} fold 0, batch {config.batch_size}, truncation "
-             f"{config.max_length}, lr {config.lr} with {config.warmup_steps} warm-up steps, precision {precision}; "
-             f"{args.warmup} warm-up + {args.st_steps} timed steps per round, {args.rounds} alternating rounds, "
-             "best round shown (all rounds after it). Both trainers get the same batches.")
+        emit(
+            f"{len(bitext)} training pairs of NTREX {args.lang} fold 0, batch {config.batch_size}, truncation "
+            f"{config.max_length}, lr {config.lr} with {config.warmup_steps} warm-up steps, precision {precision}; "
+            f"{args.warmup} warm-up + {args.st_steps} timed steps per round, {args.rounds} alternating rounds, "
+            "best round shown (all rounds after it). Both trainers get the same batches."
+        )
         emit()
         st_version = "?"
         emit("| batches | sentence-transformers pairs/s | ours pairs/s | ours / sentence-transformers |")
@@ -455,20 +568,30 @@ def main() -> None:
         verdicts = []
         for order, grouped in (("grouped by length (our default)", True), ("random (their default)", False)):
             lengths = [len(f) for f in bitext.foreign] if grouped else None
-            batches = [batch_indices(s, len(bitext), config.batch_size, config.seed, lengths)
-                       for s in range(1, args.warmup + args.st_steps + 1)]
+            batches = [
+                batch_indices(s, len(bitext), config.batch_size, config.seed, lengths)
+                for s in range(1, args.warmup + args.st_steps + 1)
+            ]
             theirs, ours = [], []
             for _ in range(args.rounds):
-                value, st_version = st_pairs_per_second(frozen, bitext, config, precision, args.warmup,
-                                                        args.st_steps, batches)
+                value, st_version = st_pairs_per_second(
+                    frozen, bitext, config, precision, args.warmup, args.st_steps, batches
+                )
                 theirs.append(value)
-                ours.append(ours_pairs_per_second(teacher, frozen, bitext, config, accelerator, args.warmup,
-                                                  args.st_steps, grouped=grouped))
+                ours.append(
+                    ours_pairs_per_second(
+                        teacher, frozen, bitext, config, accelerator, args.warmup, args.st_steps, grouped=grouped
+                    )
+                )
             r = max(ours) / max(theirs)
-            emit(f"| {order} | {max(theirs):.1f} ({', '.join(f'{v:.1f}' for v in theirs)}) | "
-                 f"{max(ours):.1f} ({', '.join(f'{v:.1f}' for v in ours)}) | {r:.2f}x |")
-            verdicts.append(f"- **{order}: ours {r:.2f}x** sentence-transformers {st_version} "
-                            f"({'meets' if r >= TARGET_VS_ST else 'MISSES'} the target >= {TARGET_VS_ST}x)")
+            emit(
+                f"| {order} | {max(theirs):.1f} ({', '.join(f'{v:.1f}' for v in theirs)}) | "
+                f"{max(ours):.1f} ({', '.join(f'{v:.1f}' for v in ours)}) | {r:.2f}x |"
+            )
+            verdicts.append(
+                f"- **{order}: ours {r:.2f}x** sentence-transformers {st_version} "
+                f"({'meets' if r >= TARGET_VS_ST else 'MISSES'} the target >= {TARGET_VS_ST}x)"
+            )
         emit()
         for line in verdicts:
             emit(line)

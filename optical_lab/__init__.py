@@ -19,6 +19,7 @@ evaluating a student      :func:`evaluate_student` (any task, in memory), :func:
 results in pandas         :func:`load_per_query` (every cell's per-query scores of a comparison)
 ========================  ============================================================================
 """
+
 from __future__ import annotations
 
 import importlib

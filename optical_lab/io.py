@@ -7,6 +7,7 @@ in a results folder never redirects a write to a file outside it (:func:`links_i
 Committed results are stored compactly; :func:`read_bytes` reads a result file by its logical name in
 whichever form it is stored (see "stored result files" below).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -151,8 +152,10 @@ def blob_file(ref: Path, sha256: str) -> Path:
         candidate = folder / BLOBS / f"{sha256}{XZ}"
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{ref} names blob {sha256} but no {BLOBS}/{sha256}{XZ} exists in a folder above it "
-                            "(copy the results folder's blobs/ along with its cells)")
+    raise FileNotFoundError(
+        f"{ref} names blob {sha256} but no {BLOBS}/{sha256}{XZ} exists in a folder above it "
+        "(copy the results folder's blobs/ along with its cells)"
+    )
 
 
 def decode_stored(stored: str | Path) -> bytes:
@@ -167,8 +170,10 @@ def decode_stored(stored: str | Path) -> bytes:
         ref = json.loads(raw)
         data = lzma.decompress(blob_file(stored, ref["sha256"]).read_bytes())
         if sha256_bytes(data) != ref["sha256"]:
-            raise ValueError(f"blob {ref['sha256']} named by {stored} does not hold the content it names "
-                             "(a damaged blobs/ file: restore it from git)")
+            raise ValueError(
+                f"blob {ref['sha256']} named by {stored} does not hold the content it names "
+                "(a damaged blobs/ file: restore it from git)"
+            )
         return data
     return raw
 
@@ -177,7 +182,9 @@ def read_bytes(path: str | Path) -> bytes:
     """The bytes of the logical ``path`` in whatever form it is stored: the one low-level reader of results."""
     stored = stored_form(path)
     if stored is None:
-        raise FileNotFoundError(f"{path} does not exist (nor {', '.join(Path(path).name + s for s in STORED_SUFFIXES)})")
+        raise FileNotFoundError(
+            f"{path} does not exist (nor {', '.join(Path(path).name + s for s in STORED_SUFFIXES)})"
+        )
     return decode_stored(stored)
 
 
@@ -218,8 +225,9 @@ def _float_kind(values: list[Any]) -> str | None:
 
 def encode_columns(data: bytes) -> bytes:
     """A JSON-lines file as a header line and one section per key: a float column packed as binary (float32 when
-    exact) when that compresses better than its text, every other value as its JSON text. Training logs are ~2.3x smaller so (xz after), because a
-    float32 printed by ``json.dumps`` takes ~20 characters for 4 bytes of information.
+    exact) when that compresses better than its text, every other value as its JSON text. Training logs are
+    ~2.3x smaller so (xz after), because a float32 printed by ``json.dumps`` takes ~20 characters for 4 bytes of
+    information.
 
     Decoding re-serialises each record with ``json.dumps`` (default separators), so this is lossless only
     for files written that way: :func:`encode_columns_checked` verifies it."""
@@ -231,9 +239,13 @@ def encode_columns(data: bytes) -> bytes:
         schemas.setdefault(tuple(row), len(schemas))
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
-    header: dict[str, Any] = {"format": _COLUMNS_FORMAT, "newline": text.endswith("\n"),
-                              "schemas": [list(s) for s in schemas], "rows": [schemas[tuple(r)] for r in rows],
-                              "columns": []}
+    header: dict[str, Any] = {
+        "format": _COLUMNS_FORMAT,
+        "newline": text.endswith("\n"),
+        "schemas": [list(s) for s in schemas],
+        "rows": [schemas[tuple(r)] for r in rows],
+        "columns": [],
+    }
     bodies = []
     for key, values in columns.items():
         kind, text = _float_kind(values), "\n".join(json.dumps(v) for v in values).encode("utf-8")
@@ -256,7 +268,7 @@ def decode_columns(encoded: bytes) -> bytes:
     values: dict[str, list[Any]] = {}
     offset = 0
     for key, kind, size in header["columns"]:
-        chunk = body[offset: offset + size]
+        chunk = body[offset : offset + size]
         offset += size
         if kind == "json":
             values[key] = [json.loads(v) for v in chunk.decode("utf-8").split("\n")]

@@ -24,6 +24,7 @@ To audit cells as they were before a recompute, export that commit's folder and 
 
 Reads only dev bitext (no evaluation collection is encoded).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,8 @@ def audit(results: Path) -> dict:
     trained = [m for m in plan.methods if m != "zero-shot"]
     rows, fixed = [], {}
     for folder, lang, fold, method, seed, train, dev, source, frozen, size in runner.cells(
-            [(m, "default") for m in trained], results / "runs"):
+        [(m, "default") for m in trained], results / "runs"
+    ):
         summary = folder / "train_summary.json"
         if not (folder / "done.json").exists() or not summary.exists():
             continue
@@ -52,17 +54,31 @@ def audit(results: Path) -> dict:
         history = info["dev_history"]
         if info.get("stopped_early") or not history or history[0][0] != 0:
             # an inflated step 0 may have stopped the run early: its history then says nothing of the rest
-            raise SystemExit(f"{folder}: stopped early or no step-0 dev score; this audit cannot judge it "
-                             "(recompute the cell)")
+            raise SystemExit(
+                f"{folder}: stopped early or no step-0 dev score; this audit cannot judge it (recompute the cell)"
+            )
         recorded, steps = history[0], history[1:]
         best_trained = max(steps, key=lambda s: s[1]) if steps else None
         kept_step0 = info["best_step"] == 0
         would_keep = best_trained is None or fixed[key] >= best_trained[1]
-        rows.append({"cell": folder.relative_to(results).as_posix(), "step0_recorded": recorded[1],
-                     "step0_float32": fixed[key], "best_trained": best_trained, "selected_step": info["best_step"],
-                     "changes": kept_step0 != would_keep})
-    return {"results": str(results), "step0_float32": fixed, "cells": len(rows),
-            "changes": [r["cell"] for r in rows if r["changes"]], "rows": rows, "environment": environment()}
+        rows.append(
+            {
+                "cell": folder.relative_to(results).as_posix(),
+                "step0_recorded": recorded[1],
+                "step0_float32": fixed[key],
+                "best_trained": best_trained,
+                "selected_step": info["best_step"],
+                "changes": kept_step0 != would_keep,
+            }
+        )
+    return {
+        "results": str(results),
+        "step0_float32": fixed,
+        "cells": len(rows),
+        "changes": [r["cell"] for r in rows if r["changes"]],
+        "rows": rows,
+        "environment": environment(),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ Makefile), the size curve, the results documents (``python -m optical_lab.experi
 ``evaluate``'s summary), the compute plan's measured rates (:func:`step_seconds`, :func:`eval_seconds`) and
 the figures that read results (comparison charts, loss curves; PNG). Nothing here needs a model or data.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,11 @@ V2_FAMILIES = {
     "v2-minilm": {},
     "v2-me5-small": {"langs": ("hau", "swa", "yor"), "seeds": 2},
     "v2-me5-small-f32": {"langs": ("hau", "swa", "yor"), "seeds": 2},
-    "v2-qald-minilm": {"langs": ("ukr", "lit", "bel", "bak", "hye"), "seeds": 2,
-                       "endpoints": (v2.parse_endpoint("qald:F1"),)},
+    "v2-qald-minilm": {
+        "langs": ("ukr", "lit", "bel", "bak", "hye"),
+        "seeds": 2,
+        "endpoints": (v2.parse_endpoint("qald:F1"),),
+    },
 }
 
 
@@ -111,8 +115,11 @@ def regenerate(results: Path, out: Path) -> None:
 
 
 def digest_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def compare(before: Path, after: Path) -> int:

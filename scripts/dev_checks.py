@@ -22,6 +22,7 @@ documents gives that ceiling, next to the untrained student's score (the foreign
 
     python scripts/dev_checks.py target --langs hau,swa,yor --out results/v2-me5-small/dev-checks/target.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,17 @@ from optical_lab.models.encoder import Encoder
 
 
 def budget(args: argparse.Namespace) -> None:
-    sweep = Sweep(args.out, lang=args.lang, model=args.model, methods=[args.method], threads=args.threads,
-                  progress=not args.no_progress, steps=args.steps, eval_every=args.eval_every,
-                  freeze_word_embeddings=args.freeze_word_embeddings)
+    sweep = Sweep(
+        args.out,
+        lang=args.lang,
+        model=args.model,
+        methods=[args.method],
+        threads=args.threads,
+        progress=not args.no_progress,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        freeze_word_embeddings=args.freeze_word_embeddings,
+    )
     write_json(environment(), sweep.out / "environment.json")
     info = sweep.run(args.method, {"lr": args.lr}, stage="budget-check")
     print(json.dumps({k: info[k] for k in ("setting", "best_step", "best_dev_mrr", "dev_history", "train_s")}))
@@ -57,9 +66,16 @@ def target(args: argparse.Namespace) -> None:
     encoder = Encoder.load(args.model, device=accelerator.device)  # as the sweep loads it
     encoder.eval()
     query_role, document_role = config.dev_roles()
-    out = {"model": args.model, "training_role": config.training_role, "dev_roles": [query_role, document_role],
-           "max_dev_pairs": config.max_dev_pairs, "precision": accelerator.mixed_precision, "threads": threads,
-           "environment": environment(), "languages": {}}
+    out = {
+        "model": args.model,
+        "training_role": config.training_role,
+        "dev_roles": [query_role, document_role],
+        "max_dev_pairs": config.max_dev_pairs,
+        "precision": accelerator.mixed_precision,
+        "threads": threads,
+        "environment": environment(),
+        "languages": {},
+    }
     for lang in args.langs.split(","):
         dev = config.dev_sample(load_mafand(lang, "dev"))  # the trainer's own dev sample
         with accelerator.autocast():

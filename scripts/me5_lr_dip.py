@@ -19,6 +19,7 @@ the student's foreign "passage" embeddings do (no evaluation collection is read)
 One JSON file per setting, written after every evaluation (``<out>/lr<lr>-t<temperature>.json``);
 ``--table <out>`` prints them as one markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,15 @@ from optical_lab.methods import build_objective
 from optical_lab.methods.config import preset
 from optical_lab.methods.runtime import cpu_description, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
-from optical_lab.methods.trainer import (StepModule, batch_indices, make_accelerator, make_optimizer, make_trainable,
-                                         retrieval_mrr, train_step)
+from optical_lab.methods.trainer import (
+    StepModule,
+    batch_indices,
+    make_accelerator,
+    make_optimizer,
+    make_trainable,
+    retrieval_mrr,
+    train_step,
+)
 from optical_lab.models.encoder import Encoder
 
 
@@ -48,11 +56,15 @@ def geometry(queries: torch.Tensor, documents: torch.Tensor, mean_direction: tor
     to_mean = documents @ mean_direction
     gram = documents @ documents.T
     n = len(documents)
-    return {"dev_mrr": retrieval_mrr(queries, documents),
-            "dev_mrr_centred": retrieval_mrr(F.normalize(queries - queries.mean(0), dim=-1),
-                                             F.normalize(documents - documents.mean(0), dim=-1)),
-            "cos_to_mean": float(to_mean.mean()), "cos_to_mean_std": float(to_mean.std()),
-            "cos_between": float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))}
+    return {
+        "dev_mrr": retrieval_mrr(queries, documents),
+        "dev_mrr_centred": retrieval_mrr(
+            F.normalize(queries - queries.mean(0), dim=-1), F.normalize(documents - documents.mean(0), dim=-1)
+        ),
+        "cos_to_mean": float(to_mean.mean()),
+        "cos_to_mean_std": float(to_mean.std()),
+        "cos_between": float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1))),
+    }
 
 
 def _encode(student: Encoder, documents, accelerator) -> torch.Tensor:
@@ -62,8 +74,15 @@ def _encode(student: Encoder, documents, accelerator) -> torch.Tensor:
 
 def run(args: argparse.Namespace) -> None:
     threads = set_threads(args.threads)
-    config = preset("v2", lr=args.lr, temperature=args.temperature, freeze_word_embeddings=True,
-                    mixed_precision=args.precision, max_dev_pairs=args.dev_pairs, progress=False)
+    config = preset(
+        "v2",
+        lr=args.lr,
+        temperature=args.temperature,
+        freeze_word_embeddings=True,
+        mixed_precision=args.precision,
+        max_dev_pairs=args.dev_pairs,
+        progress=False,
+    )
     accelerator = make_accelerator(config.mixed_precision)
     set_seed(config.seed)
     teacher = Encoder.load(args.model, device=accelerator.device)
@@ -84,22 +103,45 @@ def run(args: argparse.Namespace) -> None:
     lengths = [len(f) for f in train.foreign]
     suffix = "" if args.precision == "no" else f"-{args.precision}"  # float32 runs keep their first names
     out = Path(args.out) / f"lr{args.lr:g}-t{args.temperature:g}{suffix}.json"
-    record = {"lang": args.lang, "model": args.model, "lr": args.lr, "temperature": args.temperature,
-              "precision": accelerator.mixed_precision,
-              "threads": threads, "cpu": cpu_description(), "config": config.to_dict(), "dev_pairs": len(dev),
-              "evals": [{"step": 0, **geometry(queries, encode(), mean_direction)}]}
+    record = {
+        "lang": args.lang,
+        "model": args.model,
+        "lr": args.lr,
+        "temperature": args.temperature,
+        "precision": accelerator.mixed_precision,
+        "threads": threads,
+        "cpu": cpu_description(),
+        "config": config.to_dict(),
+        "dev_pairs": len(dev),
+        "evals": [{"step": 0, **geometry(queries, encode(), mean_direction)}],
+    }
     print(json.dumps(record["evals"][-1]), flush=True)
     losses, start = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         batch = batch_indices(step, len(train), config.batch_size, config.seed, lengths)
-        loss, _ = train_step(student, frozen, objective, [train.english[i] for i in batch],
-                             [train.foreign[i] for i in batch], optimizer, scheduler, accelerator, config, model=model)
+        loss, _ = train_step(
+            student,
+            frozen,
+            objective,
+            [train.english[i] for i in batch],
+            [train.foreign[i] for i in batch],
+            optimizer,
+            scheduler,
+            accelerator,
+            config,
+            model=model,
+        )
         losses.append(loss)
         if step % args.eval_every == 0:
-            record["evals"].append({"step": step, "lr_now": scheduler.get_last_lr()[0],
-                                    "loss": sum(losses) / len(losses),
-                                    **geometry(queries, encode(), mean_direction),
-                                    "seconds": round(time.perf_counter() - start, 1)})
+            record["evals"].append(
+                {
+                    "step": step,
+                    "lr_now": scheduler.get_last_lr()[0],
+                    "loss": sum(losses) / len(losses),
+                    **geometry(queries, encode(), mean_direction),
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
             losses = []
             print(json.dumps(record["evals"][-1]), flush=True)
             write_json(record, out)
@@ -125,8 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps run (the schedule is the v2 one, to 300)")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--dev-pairs", type=int, default=300)
-    parser.add_argument("--precision", default="no", choices=["no", "bf16"],
-                        help="autocast of training and dev encodes (the v2 sweep and grid ran bf16)")
+    parser.add_argument(
+        "--precision",
+        default="no",
+        choices=["no", "bf16"],
+        help="autocast of training and dev encodes (the v2 sweep and grid ran bf16)",
+    )
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--model", default="me5-small")
     parser.add_argument("--threads", type=int, default=1)

@@ -12,6 +12,7 @@ is the size of F1 change that 4-bit rounding causes (an order of magnitude, not 
     OMP_NUM_THREADS=1 python scripts/me5_requantisation_noise.py --langs hau --seeds 0
     # -> docs/calibration/me5_requantisation_noise.json (read by `calibration render`)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,10 @@ def main() -> None:
         for lang in args.langs.split(","):
             target = encoder.encode(load_ntrex(lang).target, batch_size=32).numpy()
             gold = np.arange(len(english))
-            scores = {"mining-en-xx": mining_scores(gold, nearest_neighbours(english, target)[0])["f1"],
-                      "mining-xx-en": mining_scores(gold, nearest_neighbours(target, english)[0])["f1"]}
+            scores = {
+                "mining-en-xx": mining_scores(gold, nearest_neighbours(english, target)[0])["f1"],
+                "mining-xx-en": mining_scores(gold, nearest_neighbours(target, english)[0])["f1"],
+            }
             record["runs"] = [r for r in record["runs"] if (r["seed"], r["lang"]) != (seed, lang)]
             record["runs"].append({"seed": seed, "lang": lang, "f1": scores, **check})
             record["environment"] = {k: environment()[k] for k in ("packages", "cpu", "torch_threads")}

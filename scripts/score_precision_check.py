@@ -11,6 +11,7 @@ per-query means of its ``*.per_query.csv``), which checks that the comparison is
 
     python scripts/score_precision_check.py results/v2-me5-small      # -> <results>/score_precision.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     plan = plan_from_saved(json.loads((args.results / "config.json").read_text(encoding="utf-8")))
     runner = Runner(plan, args.results, progress=False)
-    out = {"results": str(args.results), "model": plan.model, "precision": runner.accelerator.mixed_precision,
-           "environment": environment(), "cells": []}
-    for lang in (args.langs.split(",") if args.langs else plan.langs):
+    out = {
+        "results": str(args.results),
+        "model": plan.model,
+        "precision": runner.accelerator.mixed_precision,
+        "environment": environment(),
+        "cells": [],
+    }
+    for lang in args.langs.split(",") if args.langs else plan.langs:
         fold = runner.task.folds(lang, plan.folds, plan.fold_seed)[0]
         means = {}
         for name, search in (("autocast", autocast_search), ("float32", FLOAT32_SEARCH)):
@@ -68,17 +74,35 @@ def main(argv: list[str] | None = None) -> None:
             runner.teacher.clear()  # encode again: nothing memoised from the other scoring
             try:
                 with runner.accelerator.autocast():  # as Runner.run_cell evaluates a zero-shot cell
-                    results = evaluate_everywhere(runner.task, runner.eval_tasks, lang, fold, plan.folds,
-                                                  plan.fold_seed, runner.teacher, runner.teacher)
+                    results = evaluate_everywhere(
+                        runner.task,
+                        runner.eval_tasks,
+                        lang,
+                        fold,
+                        plan.folds,
+                        plan.fold_seed,
+                        runner.teacher,
+                        runner.teacher,
+                    )
             finally:
                 dense.dense_search = FLOAT32_SEARCH
-            means[name] = {f"{sub}:{m}": float(r.per_query[m].mean()) for sub, r in results.items()
-                           for m in METRICS if m in r.per_query.columns}
+            means[name] = {
+                f"{sub}:{m}": float(r.per_query[m].mean())
+                for sub, r in results.items()
+                for m in METRICS
+                if m in r.per_query.columns
+            }
         grid = committed_means(args.results / "runs" / lang / "zero-shot" / f"fold{fold.index}-seed0")
-        row = {"lang": lang, **means, "grid_zero_shot": grid,
-               # (per-query files store 8 significant digits: means agree to ~1e-8)
-               "matches_grid": all(abs(means["autocast"][k] - v) < 1e-6 for k, v in grid.items() if k in means["autocast"]),
-               "difference": {k: means["autocast"][k] - means["float32"][k] for k in means["float32"]}}
+        row = {
+            "lang": lang,
+            **means,
+            "grid_zero_shot": grid,
+            # (per-query files store 8 significant digits: means agree to ~1e-8)
+            "matches_grid": all(
+                abs(means["autocast"][k] - v) < 1e-6 for k, v in grid.items() if k in means["autocast"]
+            ),
+            "difference": {k: means["autocast"][k] - means["float32"][k] for k in means["float32"]},
+        }
         out["cells"].append(row)
         print(json.dumps({k: row[k] for k in ("lang", "matches_grid", "difference")}), flush=True)
     write_json(out, args.results / "score_precision.json")

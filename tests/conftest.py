@@ -1,4 +1,5 @@
 """Shared fixtures: one teacher per test session (loading it costs seconds)."""
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ module level, inside a function (a "lazy" import), or under ``if TYPE_CHECKING``
   of :data:`LAYERS` (the data flow); never one above;
 * **no cycles** among ``optical_lab`` modules (a package's ``__init__`` is a module too).
 """
+
 from __future__ import annotations
 
 import ast
@@ -86,7 +87,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -104,8 +105,12 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_only_point_down():
-    upward = [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
-              for a, targets in import_graph().items() for b in sorted(targets) if layer_of(b) > layer_of(a)]
+    upward = [
+        f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
+        for a, targets in import_graph().items()
+        for b in sorted(targets)
+        if layer_of(b) > layer_of(a)
+    ]
     assert upward == []
 
 
@@ -118,4 +123,8 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     graph = import_graph()
     assert "optical_lab.models.registry" in graph["optical_lab.models.encoder"]  # lazy, inside Encoder.load
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert layer_of("optical_lab.reports.figures") > layer_of("optical_lab.experiments.runner") > layer_of("optical_lab.tasks.base")
+    assert (
+        layer_of("optical_lab.reports.figures")
+        > layer_of("optical_lab.experiments.runner")
+        > layer_of("optical_lab.tasks.base")
+    )

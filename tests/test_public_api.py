@@ -1,5 +1,6 @@
 """The public API (``from optical_lab import ...``, docs/api.md): light to import, every name documented
 with an example, and every example runs (doctest)."""
+
 from __future__ import annotations
 
 import doctest
@@ -13,8 +14,10 @@ import optical_lab
 
 
 def test_import_is_light_until_a_name_is_used():
-    code = ("import sys, optical_lab; heavy = sorted(m for m in ('torch', 'transformers', 'pandas', 'optical_lab.models') "
-            "if m in sys.modules); print(heavy); optical_lab.Encoder; print('optical_lab.models' in sys.modules)")
+    code = (
+        "import sys, optical_lab; heavy = sorted(m for m in ('torch', 'transformers', 'pandas', 'optical_lab.models') "
+        "if m in sys.modules); print(heavy); optical_lab.Encoder; print('optical_lab.models' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["[]", "True"]
 
@@ -38,8 +41,9 @@ def test_every_export_has_an_example_that_runs(name, monkeypatch):
     obj = getattr(optical_lab, name)
     tests = [t for t in doctest.DocTestFinder(recurse=inspect.isclass(obj)).find(obj, name) if t.examples]
     if not tests:  # a function documented by the example of the class it returns (alignment_plan -> Alignment)
-        pytest.skip(f"{name}: example lives on another public name") if "Example:" in (obj.__doc__ or "") else \
-            pytest.fail(f"{name} has no docstring example")
+        pytest.skip(f"{name}: example lives on another public name") if "Example:" in (
+            obj.__doc__ or ""
+        ) else pytest.fail(f"{name} has no docstring example")
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in tests:
         runner.run(test)
@@ -48,8 +52,10 @@ def test_every_export_has_an_example_that_runs(name, monkeypatch):
 
 def test_a_command_whose_extra_is_missing_says_what_to_install():
     """The core install has no ipywidgets (extra ``app``): the CLI still works, and ``explore`` names the extra."""
-    code = ("import sys; sys.modules['ipywidgets'] = None; from optical_lab.cli import build_parser, main; "
-            "assert 'explore' in build_parser().format_help(); sys.exit(main(['explore']))")
+    code = (
+        "import sys; sys.modules['ipywidgets'] = None; from optical_lab.cli import build_parser, main; "
+        "assert 'explore' in build_parser().format_help(); sys.exit(main(['explore']))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
     assert "optical-lab explore needs ipywidgets: pip install 'optical_lab[app]'" in done.stderr

@@ -22,6 +22,7 @@ or null (twi dev line 109), and a gold record whose ``context`` is null (the ann
 passage: 13 such records over the mirror). The queries file is authoritative for a question's text
 (a gold file repeats it, not always identically: swa test id 101).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -88,8 +89,11 @@ def afriqa_folder(lang: str, root: Path | None = None) -> str:
     entry = known_languages(root or data_dir("afriqa")).get(canonical_code(lang))
     if entry is None or "afriqa" not in entry.datasets:
         held = ", ".join(afriqa_languages(root)) or "none"
-        raise DataError(f"AfriQA has no questions for {lang!r} (it has {held})", path=afriqa_root(root) / "queries",
-                        fix="add queries/LANG/queries.afriqa.LANG.en.SPLIT.json (upstream masakhane-io/afriqa layout)")
+        raise DataError(
+            f"AfriQA has no questions for {lang!r} (it has {held})",
+            path=afriqa_root(root) / "queries",
+            fix="add queries/LANG/queries.afriqa.LANG.en.SPLIT.json (upstream masakhane-io/afriqa layout)",
+        )
     return entry.datasets["afriqa"]
 
 
@@ -107,16 +111,27 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[st
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise DataError(f"not valid JSON ({exc})", path=path, line=number,
-                            fix="one JSON object per line (JSON Lines); re-fetch the file with "
-                                "`optical-lab data fetch --force`") from None
+            raise DataError(
+                f"not valid JSON ({exc})",
+                path=path,
+                line=number,
+                fix="one JSON object per line (JSON Lines); re-fetch the file with `optical-lab data fetch --force`",
+            ) from None
         if not isinstance(record, dict):
-            raise DataError(f"a JSON {type(record).__name__}, expected an object", path=path, line=number,
-                            fix="one JSON object per line")
+            raise DataError(
+                f"a JSON {type(record).__name__}, expected an object",
+                path=path,
+                line=number,
+                fix="one JSON object per line",
+            )
         missing = [key for key in required if key not in record]
         if missing:
-            raise DataError(f"no field {', '.join(missing)}", path=path, line=number,
-                            fix=f"every record needs {', '.join(required)}")
+            raise DataError(
+                f"no field {', '.join(missing)}",
+                path=path,
+                line=number,
+                fix=f"every record needs {', '.join(required)}",
+            )
         records.append((number, record))
     return records
 
@@ -127,16 +142,24 @@ def text_field(record: dict[str, Any], key: str, path: Path, line: int) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if not isinstance(value, str):
-        raise DataError(f"field {key!r} is a {type(value).__name__} ({value!r}), expected text", path=path, line=line,
-                        fix=f"{key} must be a JSON string")
+        raise DataError(
+            f"field {key!r} is a {type(value).__name__} ({value!r}), expected text",
+            path=path,
+            line=line,
+            fix=f"{key} must be a JSON string",
+        )
     return value.strip()
 
 
 def record_id(record: dict[str, Any], path: Path, line: int) -> str:
     value = record["id"]
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip():
-        raise DataError(f"id {value!r} is not an integer or a non-empty string", path=path, line=line,
-                        fix="give every record the question's id")
+        raise DataError(
+            f"id {value!r} is not an integer or a non-empty string",
+            path=path,
+            line=line,
+            fix="give every record the question's id",
+        )
     return str(value).strip()
 
 
@@ -158,8 +181,12 @@ def _read_questions(path: Path, split: str, skipped: list[str]) -> tuple[list[Af
     for line, qid, record in _records_once(path, QUESTION_FIELDS, fix="each question appears once"):
         seen.add(qid)
         if record["split"] != split:
-            raise DataError(f"split {record['split']!r} in the {split} file", path=path, line=line,
-                            fix=f"move the record to the {record['split']} file or correct its split field")
+            raise DataError(
+                f"split {record['split']!r} in the {split} file",
+                path=path,
+                line=line,
+                fix=f"move the record to the {record['split']} file or correct its split field",
+            )
         native, english = (text_field(record, key, path, line) for key in ("question", "translated_question"))
         if not native or not english:
             skipped.append(f"{path.name}, line {line}: empty {'question' if not native else 'translated_question'}")
@@ -172,8 +199,12 @@ def _read_passages(path: Path, split: str, ids: set[str], skipped: list[str]) ->
     passages: dict[str, tuple[str, str]] = {}
     for line, qid, record in _records_once(path, PASSAGE_FIELDS, fix="one gold passage per question"):
         if qid not in ids:
-            raise DataError(f"gold passage for question id {qid}, which the {split} queries file lacks", path=path,
-                            line=line, fix="a gold passage's id is its question's id in the same split")
+            raise DataError(
+                f"gold passage for question id {qid}, which the {split} queries file lacks",
+                path=path,
+                line=line,
+                fix="a gold passage's id is its question's id in the same split",
+            )
         context = text_field(record, "context", path, line)
         if not context:
             skipped.append(f"{path.name}, line {line}: no context (no gold passage)")
@@ -192,16 +223,22 @@ def load_afriqa(lang: str, root: Path | None = None) -> AfriqaLanguage:
         queries, gold = query_file(folder, split, root), passage_file(folder, split, root)
         if not queries.is_file():
             if gold.is_file():
-                raise DataError(f"gold passages for the {split} split but no questions", path=gold,
-                                fix=f"add {queries.name} beside it, or remove the gold file")
+                raise DataError(
+                    f"gold passages for the {split} split but no questions",
+                    path=gold,
+                    fix=f"add {queries.name} beside it, or remove the gold file",
+                )
             continue
         split_questions, ids = _read_questions(queries, split, skipped)
         questions += split_questions
         if gold.is_file():
             passages.update(_read_passages(gold, split, ids, skipped))
     if not questions:
-        raise DataError(f"no question for {lang!r}", path=afriqa_root(root) / "queries" / folder,
-                        fix="the folder needs queries.afriqa.LANG.en.{train,dev,test}.json")
+        raise DataError(
+            f"no question for {lang!r}",
+            path=afriqa_root(root) / "queries" / folder,
+            fix="the folder needs queries.afriqa.LANG.en.{train,dev,test}.json",
+        )
     return AfriqaLanguage(canonical_code(lang), folder, questions, passages, skipped)
 
 

@@ -1,4 +1,5 @@
 """Parallel text (English <-> another language), the only training signal OPTICAL uses."""
+
 from __future__ import annotations
 
 import random

@@ -13,6 +13,7 @@ to that fold's training (or dev) bitext, so a student never sees a line it is ev
 the ``held-out-dev`` scheme (new comparisons) no fold's dev documents are evaluated by any fold
 either (:func:`document_folds`).
 """
+
 from __future__ import annotations
 
 import random
@@ -89,8 +90,9 @@ FOLD_SCHEMES = ("held-out-dev", "per-fold-dev", "all-eval")
 LEGACY_FOLD_SCHEME = "per-fold-dev"
 
 
-def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: float = 0.1,
-                   scheme: str = LEGACY_FOLD_SCHEME) -> list[Fold]:
+def document_folds(
+    doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: float = 0.1, scheme: str = LEGACY_FOLD_SCHEME
+) -> list[Fold]:
     """Split documents into ``k`` evaluation folds, with train and dev documents for each.
 
     ``k == 1`` is allowed and means "evaluate on half, train on the other half" (fold 0 of k=2),
@@ -122,8 +124,15 @@ def document_folds(doc_ids: list[str], k: int = 2, seed: int = 0, dev_fraction: 
         n_dev = max(1, round(dev_fraction * len(docs) * (n_parts - 1) / n_parts)) if dev_fraction > 0 else 0
         dev, docs = tuple(sorted(docs[:n_dev])), docs[n_dev:]
         parts = [docs[i::n_parts] for i in range(n_parts)]
-        return [Fold(i, tuple(sorted(d for j, part in enumerate(parts) if j != i for d in part)), dev,
-                     tuple(sorted(parts[i]))) for i in range(k)]
+        return [
+            Fold(
+                i,
+                tuple(sorted(d for j, part in enumerate(parts) if j != i for d in part)),
+                dev,
+                tuple(sorted(parts[i])),
+            )
+            for i in range(k)
+        ]
     parts = [docs[i::n_parts] for i in range(n_parts)]
     folds = []
     for i in range(k):

@@ -1,4 +1,5 @@
 """One error type for bad or missing data, always naming the file, the line and the fix."""
+
 from __future__ import annotations
 
 from pathlib import Path

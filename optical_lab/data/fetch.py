@@ -17,6 +17,7 @@ A file without a pin (an NTREX or SIB-200 language the mirror does not hold) is 
 printed so it can be pinned. ``pooch`` does the same job, but would add a dependency for ~40 lines
 and make the offline tests patch ``requests``; plain ``urllib`` keeps one opener to replace in tests.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,15 +47,66 @@ QALD_URL = "https://raw.githubusercontent.com/KGQA/QALD_9_plus/5b116c9/data/qald
 SIB_URL = "https://raw.githubusercontent.com/dadelani/sib-200/593cea8/data/annotated/{lang}/{file}"
 AFRIQA_URL = "https://raw.githubusercontent.com/masakhane-io/afriqa/5c29933/{file}"
 TICO_URL = "https://raw.githubusercontent.com/tico-19/tico-19.github.io/d97615f/{file}"
-DEFAULT_NTREX_LANGS = ("fra", "deu", "rus", "swa", "hau", "yor", "som", "zul", "amh", "ibo", "fil", "ukr", "lit", "bel", "bak", "hye")
-DEFAULT_SIB_LANGS = ("eng_Latn", "swh_Latn", "hau_Latn", "yor_Latn", "som_Latn", "zul_Latn", "amh_Ethi", "ibo_Latn",
-                     "tgl_Latn", "fra_Latn", "deu_Latn", "rus_Cyrl", "ukr_Cyrl", "lit_Latn", "bel_Cyrl", "bak_Cyrl",
-                     "hye_Armn", "tir_Ethi", "lin_Latn", "lug_Latn", "wol_Latn", "ewe_Latn", "luo_Latn", "twi_Latn",
-                     "bem_Latn")
-SIB_WITHOUT_LABELS = ("bem_Latn", "luo_Latn", "twi_Latn")  # upstream has no labels.txt there (the loader uses English's)
+DEFAULT_NTREX_LANGS = (
+    "fra",
+    "deu",
+    "rus",
+    "swa",
+    "hau",
+    "yor",
+    "som",
+    "zul",
+    "amh",
+    "ibo",
+    "fil",
+    "ukr",
+    "lit",
+    "bel",
+    "bak",
+    "hye",
+)
+DEFAULT_SIB_LANGS = (
+    "eng_Latn",
+    "swh_Latn",
+    "hau_Latn",
+    "yor_Latn",
+    "som_Latn",
+    "zul_Latn",
+    "amh_Ethi",
+    "ibo_Latn",
+    "tgl_Latn",
+    "fra_Latn",
+    "deu_Latn",
+    "rus_Cyrl",
+    "ukr_Cyrl",
+    "lit_Latn",
+    "bel_Cyrl",
+    "bak_Cyrl",
+    "hye_Armn",
+    "tir_Ethi",
+    "lin_Latn",
+    "lug_Latn",
+    "wol_Latn",
+    "ewe_Latn",
+    "luo_Latn",
+    "twi_Latn",
+    "bem_Latn",
+)
+SIB_WITHOUT_LABELS = (
+    "bem_Latn",
+    "luo_Latn",
+    "twi_Latn",
+)  # upstream has no labels.txt there (the loader uses English's)
 # AfriQA at 5c29933: queries for train/dev/test in every language; gold passages where upstream has them
-AFRIQA_GOLD_SPLITS = {"hau": SPLITS, "ibo": SPLITS, "swa": ("test",), "yor": ("train", "test"), "zul": SPLITS,
-                      "twi": SPLITS, "bem": SPLITS}
+AFRIQA_GOLD_SPLITS = {
+    "hau": SPLITS,
+    "ibo": SPLITS,
+    "swa": ("test",),
+    "yor": ("train", "test"),
+    "zul": SPLITS,
+    "twi": SPLITS,
+    "bem": SPLITS,
+}
 TICO_CODES = ("ha", "sw", "zu", "so", "lg", "ln", "ti")  # TICO-19 data/TM/all.en-LANG.tmx.zip
 SIB_LINES = {"train": 702, "dev": 100, "test": 205, "labels": 7}  # header line included
 CHUNK = 1 << 16
@@ -90,17 +142,24 @@ def _sib_code(lang: str) -> str:
     for code in DEFAULT_SIB_LANGS:
         if canonical_code(code) == canonical_code(lang):
             return code
-    raise DataError(f"no SIB-200 folder name known for {lang!r}",
-                    fix="give the FLORES-200 code with its script, e.g. --sib-langs wol_Latn")
+    raise DataError(
+        f"no SIB-200 folder name known for {lang!r}",
+        fix="give the FLORES-200 code with its script, e.g. --sib-langs wol_Latn",
+    )
 
 
-def planned_downloads(langs: tuple[str, ...] = DEFAULT_NTREX_LANGS, sib_langs: tuple[str, ...] = DEFAULT_SIB_LANGS,
-                      languages_tsv: Path | None = None) -> list[Download]:
+def planned_downloads(
+    langs: tuple[str, ...] = DEFAULT_NTREX_LANGS,
+    sib_langs: tuple[str, ...] = DEFAULT_SIB_LANGS,
+    languages_tsv: Path | None = None,
+) -> list[Download]:
     """Every file to fetch: NTREX (English, ids, ``langs``), the MAFAND-MT pairs, QALD, SIB-200 ``sib_langs``,
     AfriQA and TICO-19."""
-    plan = [Download(NTREX_TOP_URL.format(file="LANGUAGES.tsv"), "ntrex-128/LANGUAGES.tsv"),
-            Download(NTREX_URL.format(file="newstest2019-src.eng.txt"), "ntrex-128/newstest2019-src.eng.txt", NTREX_LINES),
-            Download(NTREX_TOP_URL.format(file="DOCUMENT_IDS.tsv"), "ntrex-128/DOCUMENT_IDS.tsv", NTREX_LINES)]
+    plan = [
+        Download(NTREX_TOP_URL.format(file="LANGUAGES.tsv"), "ntrex-128/LANGUAGES.tsv"),
+        Download(NTREX_URL.format(file="newstest2019-src.eng.txt"), "ntrex-128/newstest2019-src.eng.txt", NTREX_LINES),
+        Download(NTREX_TOP_URL.format(file="DOCUMENT_IDS.tsv"), "ntrex-128/DOCUMENT_IDS.tsv", NTREX_LINES),
+    ]
     for lang in langs:
         file = f"newstest2019-ref.{_ntrex_code(lang, languages_tsv)}.txt"
         plan.append(Download(NTREX_URL.format(file=file), f"ntrex-128/{file}", NTREX_LINES))
@@ -109,13 +168,20 @@ def planned_downloads(langs: tuple[str, ...] = DEFAULT_NTREX_LANGS, sib_langs: t
         for split in SPLITS:
             for side in ("en", lang):
                 expected = MAFAND_TRAIN_LINES[lang] if split == "train" else None
-                plan.append(Download(MAFAND_URL.format(pair=pair, split=split, side=side),
-                                     f"mafand-mt/{pair}/{split}.{side}", expected))
+                plan.append(
+                    Download(
+                        MAFAND_URL.format(pair=pair, split=split, side=side),
+                        f"mafand-mt/{pair}/{split}.{side}",
+                        expected,
+                    )
+                )
     plan.append(Download(QALD_URL, "qald-9-plus/qald_9_plus_test_dbpedia.json"))
     for lang in dict.fromkeys(("eng_Latn", *(_sib_code(code) for code in sib_langs))):
         for name in (*SIB_SPLITS, *(() if lang in SIB_WITHOUT_LABELS else ("labels",))):
             file = f"{name}.txt" if name == "labels" else f"{name}.tsv"
-            plan.append(Download(SIB_URL.format(lang=lang, file=file), f"sib-200/data/annotated/{lang}/{file}", SIB_LINES[name]))
+            plan.append(
+                Download(SIB_URL.format(lang=lang, file=file), f"sib-200/data/annotated/{lang}/{file}", SIB_LINES[name])
+            )
     return plan + afriqa_downloads() + tico_downloads()
 
 
@@ -153,30 +219,42 @@ def _verify(part: Path, item: Download, allow_unpinned: bool) -> None:
     if item.sha256 is not None:
         actual = sha256_of(part)
         if actual != item.sha256:
-            raise DataError(f"downloaded {item.url} has SHA-256 {actual}, expected {item.sha256} "
-                            f"({part.stat().st_size} bytes): truncated, tampered with, or changed upstream",
-                            path=item.relative, fix="retry `optical-lab data fetch --force`; if it persists, the upstream "
-                                                    "file changed: compare it with the mirror before trusting it")
+            raise DataError(
+                f"downloaded {item.url} has SHA-256 {actual}, expected {item.sha256} "
+                f"({part.stat().st_size} bytes): truncated, tampered with, or changed upstream",
+                path=item.relative,
+                fix="retry `optical-lab data fetch --force`; if it persists, the upstream "
+                "file changed: compare it with the mirror before trusting it",
+            )
         return
     if not allow_unpinned:
-        raise DataError(f"no SHA-256 pin for {item.relative}, so its content cannot be verified", path=item.relative,
-                        fix="fetch only the pinned (mirrored) languages, or pass --allow-unpinned to accept it on a line-count check")
+        raise DataError(
+            f"no SHA-256 pin for {item.relative}, so its content cannot be verified",
+            path=item.relative,
+            fix="fetch only the pinned (mirrored) languages, "
+            "or pass --allow-unpinned to accept it on a line-count check",
+        )
     if item.relative.endswith(".json"):
         try:
             json.loads(part.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(f"downloaded file is not valid JSON ({exc})", path=item.relative,
-                            fix="the download was cut; retry with --force") from None
+            raise DataError(
+                f"downloaded file is not valid JSON ({exc})",
+                path=item.relative,
+                fix="the download was cut; retry with --force",
+            ) from None
     elif item.lines is not None:
         n = part.read_bytes().count(b"\n")
         if n != item.lines:
-            raise DataError(f"downloaded file has {n} lines, expected {item.lines}", path=item.relative,
-                            fix="the upstream changed or the download was cut; retry with --force")
+            raise DataError(
+                f"downloaded file has {n} lines, expected {item.lines}",
+                path=item.relative,
+                fix="the upstream changed or the download was cut; retry with --force",
+            )
     print(f"unpinned {item.relative}: sha256 {sha256_of(part)}")
 
 
-def download(item: Download, dest: Path, *, allow_unpinned: bool = False,
-             opener: Callable | None = None) -> Path:
+def download(item: Download, dest: Path, *, allow_unpinned: bool = False, opener: Callable | None = None) -> Path:
     """Fetch one file into ``dest`` atomically: stream to a ``.part`` file, verify, rename; clean up on failure."""
     opener = opener or urllib.request.urlopen
     target = dest / item.relative
@@ -193,12 +271,18 @@ def download(item: Download, dest: Path, *, allow_unpinned: bool = False,
                         out.write(block)
                         received += len(block)
             except NETWORK_ERRORS as exc:
-                raise DataError(f"could not download {item.url} ({type(exc).__name__}: {exc})", path=item.relative,
-                                fix="check the internet connection and retry; or copy the data folder by hand and set "
-                                    "OPTICAL_LAB_DATA") from exc
+                raise DataError(
+                    f"could not download {item.url} ({type(exc).__name__}: {exc})",
+                    path=item.relative,
+                    fix="check the internet connection and retry; or copy the data folder by hand and set "
+                    "OPTICAL_LAB_DATA",
+                ) from exc
         if announced is not None and int(announced) != received:
-            raise DataError(f"download of {item.url} stopped after {received} of {announced} bytes", path=item.relative,
-                            fix="the connection dropped; retry `optical-lab data fetch`")
+            raise DataError(
+                f"download of {item.url} stopped after {received} of {announced} bytes",
+                path=item.relative,
+                fix="the connection dropped; retry `optical-lab data fetch`",
+            )
         _verify(part, item, allow_unpinned)
         os.replace(part, target)
     finally:
@@ -206,9 +290,15 @@ def download(item: Download, dest: Path, *, allow_unpinned: bool = False,
     return target
 
 
-def fetch(dest: Path | None = None, langs: tuple[str, ...] = DEFAULT_NTREX_LANGS, force: bool = False, *,
-          sib_langs: tuple[str, ...] = DEFAULT_SIB_LANGS, allow_unpinned: bool = False,
-          opener: Callable | None = None) -> Path:
+def fetch(
+    dest: Path | None = None,
+    langs: tuple[str, ...] = DEFAULT_NTREX_LANGS,
+    force: bool = False,
+    *,
+    sib_langs: tuple[str, ...] = DEFAULT_SIB_LANGS,
+    allow_unpinned: bool = False,
+    opener: Callable | None = None,
+) -> Path:
     """Download every planned file missing from ``dest`` (default: the user cache), each verified."""
     dest = dest or cache_dir() / "data"
     languages_tsv = dest / "ntrex-128" / "LANGUAGES.tsv"

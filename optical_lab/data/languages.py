@@ -21,6 +21,7 @@ translation memories), so a user who adds
 :func:`normalize_lang` accepts a code when the data has that language and otherwise raises a
 :class:`DataError` listing the close matches.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -36,18 +37,38 @@ from .paths import data_dir
 # Display names for the languages the repository's docs and defaults name; any other language takes
 # its name from NTREX's LANGUAGES.tsv when the data has it (see display_name).
 NAMES: dict[str, str] = {
-    "eng": "English", "fra": "French", "deu": "German", "rus": "Russian",
-    "swa": "Swahili", "hau": "Hausa", "yor": "Yoruba", "som": "Somali", "zul": "Zulu",
-    "amh": "Amharic", "ibo": "Igbo", "fil": "Filipino",
-    "ukr": "Ukrainian", "lit": "Lithuanian", "bel": "Belarusian", "bak": "Bashkir", "hye": "Armenian",
-    "spa": "Spanish", "twi": "Twi", "bem": "Bemba", "lug": "Ganda", "luo": "Luo", "lin": "Lingala",
+    "eng": "English",
+    "fra": "French",
+    "deu": "German",
+    "rus": "Russian",
+    "swa": "Swahili",
+    "hau": "Hausa",
+    "yor": "Yoruba",
+    "som": "Somali",
+    "zul": "Zulu",
+    "amh": "Amharic",
+    "ibo": "Igbo",
+    "fil": "Filipino",
+    "ukr": "Ukrainian",
+    "lit": "Lithuanian",
+    "bel": "Belarusian",
+    "bak": "Bashkir",
+    "hye": "Armenian",
+    "spa": "Spanish",
+    "twi": "Twi",
+    "bem": "Bemba",
+    "lug": "Ganda",
+    "luo": "Luo",
+    "lin": "Lingala",
     "tir": "Tigrinya",
 }
 # High-resource reference languages: reports list them apart from the low-resource ones.
 HIGH_RESOURCE = ("fra", "deu", "rus", "spa")
 
 # ISO 639-1 -> ISO 639-3 (all 183 two-letter codes in use; QALD-9-plus writes these, e.g. Bashkir "ba").
-ISO1_TO_ISO3: dict[str, str] = dict(pair.split(":") for pair in """
+ISO1_TO_ISO3: dict[str, str] = dict(
+    pair.split(":")
+    for pair in """
 aa:aar ab:abk ae:ave af:afr ak:aka am:amh an:arg ar:ara as:asm av:ava ay:aym az:aze ba:bak be:bel
 bg:bul bi:bis bm:bam bn:ben bo:bod br:bre bs:bos ca:cat ce:che ch:cha co:cos cr:cre cs:ces cu:chu
 cv:chv cy:cym da:dan de:deu dv:div dz:dzo ee:ewe el:ell en:eng eo:epo es:spa et:est eu:eus fa:fas
@@ -61,18 +82,45 @@ pi:pli pl:pol ps:pus pt:por qu:que rm:roh rn:run ro:ron ru:rus rw:kin sa:san sc:
 sg:sag si:sin sk:slk sl:slv sm:smo sn:sna so:som sq:sqi sr:srp ss:ssw st:sot su:sun sv:swe sw:swa
 ta:tam te:tel tg:tgk th:tha ti:tir tk:tuk tl:tgl tn:tsn to:ton tr:tur ts:tso tt:tat tw:twi ty:tah
 ug:uig uk:ukr ur:urd uz:uzb ve:ven vi:vie vo:vol wa:wln wo:wol xh:xho yi:yid yo:yor za:zha zh:zho
-zu:zul""".split())
+zu:zul""".split()
+)
 ISO3_TO_ISO1 = {v: k for k, v in ISO1_TO_ISO3.items()}
 
 # Individual language (FLORES-200) or macrolanguage (ISO 639-1 table) -> the code NTREX uses.
 ALIASES = {
-    "swh": "swa", "tgl": "fil", "pes": "fas", "azj": "aze", "zsm": "msa", "ekk": "est", "lvs": "lav",
-    "khk": "mon", "npi": "nep", "uzn": "uzb", "plt": "mlg", "gaz": "orm", "pbt": "pus", "als": "sqi",
-    "ara": "arb", "cmn": "zho", "ory": "ori", "ydd": "yid", "quy": "que", "ayr": "aym",
+    "swh": "swa",
+    "tgl": "fil",
+    "pes": "fas",
+    "azj": "aze",
+    "zsm": "msa",
+    "ekk": "est",
+    "lvs": "lav",
+    "khk": "mon",
+    "npi": "nep",
+    "uzn": "uzb",
+    "plt": "mlg",
+    "gaz": "orm",
+    "pbt": "pus",
+    "als": "sqi",
+    "ara": "arb",
+    "cmn": "zho",
+    "ory": "ori",
+    "ydd": "yid",
+    "quy": "que",
+    "ayr": "aym",
 }
 # Languages written in more than one script (in NTREX or FLORES-200) -> the script a bare code means.
-DEFAULT_SCRIPT = {"srp": "Cyrl", "zho": "Hans", "arb": "Arab", "ace": "Latn", "bjn": "Latn",
-                  "kas": "Arab", "knc": "Latn", "min": "Latn", "taq": "Latn"}
+DEFAULT_SCRIPT = {
+    "srp": "Cyrl",
+    "zho": "Hans",
+    "arb": "Arab",
+    "ace": "Latn",
+    "bjn": "Latn",
+    "kas": "Arab",
+    "knc": "Latn",
+    "min": "Latn",
+    "taq": "Latn",
+}
 # Regions NTREX uses where FLORES uses a script.
 REGION_SCRIPT = {("zho", "CN"): "Hans", ("zho", "TW"): "Hant"}
 
@@ -131,8 +179,11 @@ def _qald_languages_cached(path: Path, _mtime: int, _size: int) -> tuple[str, ..
         questions = json.loads(path.read_text(encoding="utf-8")).get("questions", [])
         codes = {entry.get("language", "") for q in questions for entry in q.get("question", [])}
     except (ValueError, AttributeError) as exc:  # the QALD loader reports the details; here: no languages
-        raise DataError(f"cannot read the question languages ({exc})", path=path,
-                        fix="re-fetch the QALD file with `optical-lab data fetch --force`") from None
+        raise DataError(
+            f"cannot read the question languages ({exc})",
+            path=path,
+            fix="re-fetch the QALD file with `optical-lab data fetch --force`",
+        ) from None
     return tuple(sorted(code for code in codes if code))
 
 
@@ -153,8 +204,11 @@ def mafand_pair_folders(folder: Path) -> dict[str, Path]:
     """MAFAND-MT's pair folders in ``folder`` (``en-LANG``, or ``en_LANG`` as upstream spells Luo) -> {LANG: folder}."""
     if not folder.is_dir():
         return {}
-    return {path.name[3:]: path for path in sorted(folder.iterdir())
-            if path.is_dir() and path.name[:3] in MAFAND_PAIR_PREFIXES and len(path.name) > 3}
+    return {
+        path.name[3:]: path
+        for path in sorted(folder.iterdir())
+        if path.is_dir() and path.name[:3] in MAFAND_PAIR_PREFIXES and len(path.name) > 3
+    }
 
 
 def tico_files(folder: Path) -> dict[str, Path]:
@@ -185,7 +239,7 @@ def scan_data(root: Path) -> dict[str, Language]:
         if (ntrex / "newstest2019-src.eng.txt").is_file():
             add("ntrex-128", "eng", "English")
         for path in sorted(ntrex.glob("newstest2019-ref.*.txt")):
-            raw = path.name[len("newstest2019-ref."):-len(".txt")]
+            raw = path.name[len("newstest2019-ref.") : -len(".txt")]
             add("ntrex-128", raw, names.get(raw, ""))
     sib = root / "sib-200" / "data" / "annotated"
     if sib.is_dir():
@@ -241,16 +295,16 @@ def normalize_lang(code: str, root: Path | None = None) -> str:
     known = known_languages(root)
     if canonical in known:
         return canonical
-    spellings = {s.lower(): c for c, entry in known.items()
-                 for s in [c, *entry.datasets.values(), entry.name]}
+    spellings = {s.lower(): c for c, entry in known.items() for s in [c, *entry.datasets.values(), entry.name]}
     close = difflib.get_close_matches(code.strip().lower(), list(spellings), n=6, cutoff=0.6)
     close += difflib.get_close_matches(canonical, list(known), n=6, cutoff=0.6)
     suggestions = list(dict.fromkeys(spellings.get(s, s) for s in close))[:5]
     hint = f"; close matches: {', '.join(suggestions)}" if suggestions else ""
     raise DataError(
         f"unknown language code {code.strip()!r}: the data directory has no language {canonical!r}",
-        fix=f"use one of the {len(known)} languages the data directory knows (`optical-lab data langs` lists them){hint}; "
-            "or add the language's files to the data folder in the same layout",
+        fix=f"use one of the {len(known)} languages the data directory knows "
+        f"(`optical-lab data langs` lists them){hint}; "
+        "or add the language's files to the data folder in the same layout",
     )
 
 
@@ -270,4 +324,3 @@ def language_table(root: Path | None = None) -> list[dict[str, str]]:
         row["ntrex-128 upstream"] = entry.ntrex_listed or ""
         rows.append(row)
     return rows
-

@@ -13,6 +13,7 @@ An evaluation text that normalises to nothing (only punctuation) is never counte
 into the results folder as JSON (:meth:`LeakReport.write_json`) and :meth:`LeakReport.check`
 refuses the run when more than ``allow_overlap`` evaluation texts (normalised, over all sets) leak.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,9 +65,13 @@ class LeakReport:
         return sum(s.normalised for s in self.sets)
 
     def to_dict(self) -> dict:
-        return {"train": self.train, "n_train_texts": self.n_train_texts, "leaked": self.leaked,
-                "normalisation": "NFKC + casefold + punctuation->space + collapsed whitespace",
-                "sets": [asdict(s) for s in self.sets]}
+        return {
+            "train": self.train,
+            "n_train_texts": self.n_train_texts,
+            "leaked": self.leaked,
+            "normalisation": "NFKC + casefold + punctuation->space + collapsed whitespace",
+            "sets": [asdict(s) for s in self.sets],
+        }
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
@@ -76,13 +81,16 @@ class LeakReport:
     def check(self, allow_overlap: int = 0) -> "LeakReport":
         """Raise a :class:`DataError` when more than ``allow_overlap`` evaluation texts leak."""
         if self.leaked > allow_overlap:
-            worst = ", ".join(f"{s.name}: {s.normalised} of {s.n_texts} ({s.exact} exact)" for s in self.sets if s.normalised)
+            worst = ", ".join(
+                f"{s.name}: {s.normalised} of {s.n_texts} ({s.exact} exact)" for s in self.sets if s.normalised
+            )
             example = next(s.examples[0] for s in self.sets if s.examples)
             raise DataError(
                 f"{self.leaked} evaluation texts also occur in the training/dev bitext {self.train} ({worst}); "
                 f"e.g. {example[:80]!r}",
                 fix=f"train on bitext that excludes the evaluation texts, or accept the overlap knowingly with "
-                    f"--allow-overlap {self.leaked}")
+                f"--allow-overlap {self.leaked}",
+            )
         return self
 
 
@@ -91,13 +99,16 @@ def _texts(train: Bitext | Sequence[Bitext]) -> list[str]:
     return [text for b in bitexts for text in (*b.english, *b.foreign)]
 
 
-def measure_overlap(train: Bitext | Sequence[Bitext], evaluation: Mapping[str, Iterable[str]],
-                    train_name: str = "") -> LeakReport:
+def measure_overlap(
+    train: Bitext | Sequence[Bitext], evaluation: Mapping[str, Iterable[str]], train_name: str = ""
+) -> LeakReport:
     """Count, per evaluation set, the texts that occur in ``train`` (both sides), exactly and normalised."""
     texts = _texts(train)
     exact = {t.strip() for t in texts}
     normalised = {normalise_text(t) for t in texts} - {""}
-    name = train_name or "+".join(dict.fromkeys(b.source or b.lang for b in ([train] if isinstance(train, Bitext) else train)))
+    name = train_name or "+".join(
+        dict.fromkeys(b.source or b.lang for b in ([train] if isinstance(train, Bitext) else train))
+    )
     sets = []
     for set_name, eval_texts in evaluation.items():
         eval_texts = list(eval_texts)
@@ -114,8 +125,14 @@ def measure_overlap(train: Bitext | Sequence[Bitext], evaluation: Mapping[str, I
     return LeakReport(name, len(texts), sets)
 
 
-def guard_overlap(train: Bitext | Sequence[Bitext], evaluation: Mapping[str, Iterable[str]], *,
-                  allow_overlap: int = 0, write_to: str | Path | None = None, train_name: str = "") -> LeakReport:
+def guard_overlap(
+    train: Bitext | Sequence[Bitext],
+    evaluation: Mapping[str, Iterable[str]],
+    *,
+    allow_overlap: int = 0,
+    write_to: str | Path | None = None,
+    train_name: str = "",
+) -> LeakReport:
     """Measure, record (``write_to``: a JSON file), then refuse above ``allow_overlap``: the runner's one call."""
     report = measure_overlap(train, evaluation, train_name)
     if write_to is not None:

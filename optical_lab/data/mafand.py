@@ -6,6 +6,7 @@ Luo is ``en_luo``; :func:`optical_lab.data.languages.mafand_pair_folders` finds 
 user adds is used like the fetched ones. The upstream pairs `data fetch` downloads
 (:data:`MAFAND_PAIRS`) have pinned training-set line counts, checked on every load.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,16 +21,25 @@ from .text_files import read_parallel
 # which languages have a pair is what the data folder holds (mafand_langs).
 MAFAND_PAIRS = ("en-hau", "en-ibo", "en-swa", "en-yor", "en-zul", "en-lug", "en-twi", "en_luo")
 MAFAND_LANGS = tuple(pair[3:] for pair in MAFAND_PAIRS)
-MAFAND_TRAIN_LINES = {"hau": 3098, "ibo": 6998, "swa": 30782, "yor": 6644, "zul": 3500, "lug": 4075, "twi": 3337,
-                      "luo": 4262}
+MAFAND_TRAIN_LINES = {
+    "hau": 3098,
+    "ibo": 6998,
+    "swa": 30782,
+    "yor": 6644,
+    "zul": 3500,
+    "lug": 4075,
+    "twi": 3337,
+    "luo": 4262,
+}
 SPLITS = ("train", "dev", "test")
 
 
 def mafand_langs(root: Path | None = None) -> list[str]:
     """Canonical codes of the ``en-LANG`` pairs in the data folder ``root`` (default: the one in use)."""
     root = root or data_dir("mafand-mt")
-    return sorted(code for code, entry in known_languages(root).items()
-                  if "mafand-mt" in entry.datasets and code != "eng")
+    return sorted(
+        code for code, entry in known_languages(root).items() if "mafand-mt" in entry.datasets and code != "eng"
+    )
 
 
 def has_mafand(lang: str, root: Path | None = None) -> bool:
@@ -46,9 +56,12 @@ def _pair(lang: str, folder_root: Path) -> tuple[str, Path]:
     entry = known_languages(folder_root.parent).get(lang)
     if entry is None or "mafand-mt" not in entry.datasets or lang == "eng":
         held = ", ".join(mafand_langs(folder_root.parent)) or "none"
-        raise DataError(f"MAFAND-MT has no en-{lang} pair", path=folder_root,
-                        fix=f"use --bitext ntrex or a bitext file for {lang}, or a language with a pair: {held}; "
-                            f"or add the pair's folder (en-{lang}/train.en, train.{lang}, dev.*, test.*)")
+        raise DataError(
+            f"MAFAND-MT has no en-{lang} pair",
+            path=folder_root,
+            fix=f"use --bitext ntrex or a bitext file for {lang}, or a language with a pair: {held}; "
+            f"or add the pair's folder (en-{lang}/train.en, train.{lang}, dev.*, test.*)",
+        )
     raw = entry.datasets["mafand-mt"]
     return raw, mafand_pair_folders(folder_root)[raw]
 

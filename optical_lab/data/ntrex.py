@@ -1,5 +1,6 @@
 """NTREX-128 (Federmann et al., 2022): 1,997 English news sentences in 123 documents, with
 human translations into 128 languages, all line-aligned. License CC BY-SA 4.0."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ def load_doc_ids(root: Path | None = None) -> list[str]:
     ids = [line.split("\t")[0].strip() for line in read_lines(path, expected=NTREX_LINES)]
     n_docs = len(set(ids))
     if n_docs != NTREX_DOCUMENTS:
-        raise DataError(f"{n_docs} distinct document ids, expected {NTREX_DOCUMENTS}", path=path,
-                        fix="re-fetch DOCUMENT_IDS.tsv from NTREX commit 8561f6a")
+        raise DataError(
+            f"{n_docs} distinct document ids, expected {NTREX_DOCUMENTS}",
+            path=path,
+            fix="re-fetch DOCUMENT_IDS.tsv from NTREX commit 8561f6a",
+        )
     return ids
 
 
@@ -61,8 +65,11 @@ def load_ntrex(lang: str, root: Path | None = None) -> NtrexCorpus:
     english = read_lines(ntrex_file("eng", root), expected=NTREX_LINES)
     path = ntrex_file(lang, root)
     if not path.exists():
-        raise DataError(f"no NTREX translation for {lang!r}", path=path,
-                        fix=f"NTREX-128 has 128 languages upstream: run `optical-lab data fetch --langs {lang}`, "
-                            "or add the file (one sentence per line, line-aligned with newstest2019-src.eng.txt)")
+        raise DataError(
+            f"no NTREX translation for {lang!r}",
+            path=path,
+            fix=f"NTREX-128 has 128 languages upstream: run `optical-lab data fetch --langs {lang}`, "
+            "or add the file (one sentence per line, line-aligned with newstest2019-src.eng.txt)",
+        )
     target = english if lang == "eng" else read_lines(path, expected=NTREX_LINES)
     return NtrexCorpus(lang, english, target, load_doc_ids(root))

@@ -9,6 +9,7 @@ must be a folder holding at least one dataset folder (and the asked one, when a 
 one), otherwise the run stops with a clear error instead of quietly reading ``../shared/data``
 (a user who points at their own data must never be evaluated on someone else's).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,11 +58,15 @@ def _check_env_folder(folder: Path, subfolder: str | None) -> None:
         raise DataError(f"${DATA_ENV} points to {folder}, which is not a directory", fix=keep)
     held = [name for name in DATASET_FOLDERS if (folder / name).is_dir()]
     if not held:
-        raise DataError(f"${DATA_ENV} points to {folder}, which holds none of the dataset folders "
-                        f"({', '.join(DATASET_FOLDERS)})", fix=keep + "; `optical-lab data fetch --dest DIR` fills one")
+        raise DataError(
+            f"${DATA_ENV} points to {folder}, which holds none of the dataset folders ({', '.join(DATASET_FOLDERS)})",
+            fix=keep + "; `optical-lab data fetch --dest DIR` fills one",
+        )
     if subfolder is not None and subfolder not in held:
-        raise DataError(f"${DATA_ENV} points to {folder}, which has no {subfolder}/ folder (it holds {', '.join(held)})",
-                        fix=f"add {subfolder}/ there (`optical-lab data fetch --dest {folder}`), or unset {DATA_ENV}")
+        raise DataError(
+            f"${DATA_ENV} points to {folder}, which has no {subfolder}/ folder (it holds {', '.join(held)})",
+            fix=f"add {subfolder}/ there (`optical-lab data fetch --dest {folder}`), or unset {DATA_ENV}",
+        )
 
 
 def data_source(subfolder: str | None = None) -> DataSource:

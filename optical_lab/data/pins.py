@@ -8,84 +8,45 @@ to a new upstream commit.
 
 PINS: dict[str, str] = {
     "afriqa/LICENSE": "7e7170e3cebf88a9f60c7b8421418323c09304da1af4d5e90f4da1dc1c8a2661",
-    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.dev.json":
-        "3ec8d5a9f74623a940092399970c6140c6c61322169285606daeae67f41371ae",
-    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.test.json":
-        "72e7f7e3dd207b955968403f9a3699fb11aef996981d142063614e7f434e7c52",
-    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.train.json":
-        "17dfc33975c94ef5372a72b27108d04a90c2a54096c5fa31c2c1272f0c69037d",
-    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.dev.json":
-        "ef9cb217e8ea4922935c7fb9e7456364e91c2712519390071170a18131e9e132",
-    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.test.json":
-        "e1a0d530d75641760387a2947044d69090c15db620fd9a4dbcf8dc52940d7687",
-    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.train.json":
-        "21d975df45d8e1316c964f4fe8521dd7ab455fbe1b0edea1564824352b67be2e",
-    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.dev.json":
-        "9636bfa38368c69319f1b7a2bca1ab995c7b4ad63c5801a25da53b34a5fa4e02",
-    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.test.json":
-        "490af9c615ec5e56ec50a3da21efed82df5f67c794ac5d8d6c5e7d30845cc48d",
-    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.train.json":
-        "5300a29efc78c3dec1fc68c66eb1fec3a72577de4136a41d7c85aac355f1a5b8",
-    "afriqa/data/gold_passages/swa/gold_span_passages.afriqa.swa.en.test.json":
-        "18609b69d21c37b737426baed0a4f02495ab237285dd524e8f502f756350d0bf",
-    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.dev.json":
-        "d9bd337c4a47bb1dbccffb74fa170e418911c7b6c3cbb8c034ae17d6794ada79",
-    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.test.json":
-        "329221245f9880896b9038405c44b7f8ef48db3067aa556fbd82819de46b954d",
-    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.train.json":
-        "cdbba2a4d6a40e6e8fd587d25cb56e57ea2fe888bac254f66fc29409cec1afaa",
-    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.test.json":
-        "0aa0f6c1769f07788c918fd0dc1848b70ec0f06e8de9a6893d9037b9ff05abaa",
-    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.train.json":
-        "864d91d1cab11b587b6535e6a293cc21ba2cf62ce7cc44f175f0fd7656f4925c",
-    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.dev.json":
-        "3332f7063e65d80cad27d6625de1c9681569a357a6e6eab64132416e64871689",
-    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.test.json":
-        "e6edc93eed66267a0f8b98a96bc4ef104c66e33a903678fa260219e8c66efd75",
-    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.train.json":
-        "a5bd82873ef476aaad58cbfb7f5b4234d5f4798aa09ba934dc23edc397355655",
-    "afriqa/data/queries/bem/queries.afriqa.bem.en.dev.json":
-        "999f04e1d6e7cfdbc034cdf25c7bad01d6635a1300bd2431258adaa3e0b05402",
-    "afriqa/data/queries/bem/queries.afriqa.bem.en.test.json":
-        "5974ae571ba51f850ad753763e2ea11d2df3e17f4a94be6119841f3f7a600eda",
-    "afriqa/data/queries/bem/queries.afriqa.bem.en.train.json":
-        "29846ceed7e34cb1bfe4e579cd6269945a76b2006a5ad2cd5897b1d0715374d6",
-    "afriqa/data/queries/hau/queries.afriqa.hau.en.dev.json":
-        "200d9461b99123297bb585f9ea5f651ae00dbebfd6135d8b7a7d9bfe5730f579",
-    "afriqa/data/queries/hau/queries.afriqa.hau.en.test.json":
-        "34f89d0110bf5feea02ea956743e76d1e7ca6a0e552133fe75043e9de56d1728",
-    "afriqa/data/queries/hau/queries.afriqa.hau.en.train.json":
-        "0788dacfad5e295173cc3e1854d18675c9bac62713a4389560dc940a203d6972",
-    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.dev.json":
-        "a3bb13f95ef0299e8357ecf38d89a3aaf4bd81b3364e9a6f34816afa469566d2",
-    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.test.json":
-        "c02c61f932ea5e82fad2ad44e62eb4a20e7c9fb9f3d8e17ab7110583cbc008c6",
-    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.train.json":
-        "38a5ecb173df3ac9d4b6ba5407c0cbfb47d0b0a25d4081055eea8b6e89f31c42",
-    "afriqa/data/queries/swa/queries.afriqa.swa.en.dev.json":
-        "cdc61a37956592318f98c8d6ca7cc3908bfbc5bf2cb30af4c13203c4f446a054",
-    "afriqa/data/queries/swa/queries.afriqa.swa.en.test.json":
-        "0804e99d130a7d9357139686db1957aff33e82ab4d8879c65839af35329d690a",
-    "afriqa/data/queries/swa/queries.afriqa.swa.en.train.json":
-        "d5d03c1bf62de83e1dcd951483717773c02b1c2d6fd7fdaaa750bcc7c0751776",
-    "afriqa/data/queries/twi/queries.afriqa.twi.en.dev.json":
-        "af5830d09eb506b53de9656d8ab25b609559b9bfdbd439ef509394dda2c11ca1",
-    "afriqa/data/queries/twi/queries.afriqa.twi.en.test.json":
-        "61e3afe84835edc93f4489cbaf27a6b948b41546807988021a85e9090814ed35",
-    "afriqa/data/queries/twi/queries.afriqa.twi.en.train.json":
-        "8400b59db710752b424df78159fbce4e469e87f74fdd14607426b10d231d0609",
-    "afriqa/data/queries/yor/queries.afriqa.yor.en.dev.json":
-        "c195aafb72f1c38046a52a4e9d3965bb6cb2383533e3b48d836846ffe8c89093",
-    "afriqa/data/queries/yor/queries.afriqa.yor.en.test.json":
-        "85027dcfd52e5783ac97acd2b35e5e56bc42a2c4baf8c4cb7b5e5de2c925bcde",
-    "afriqa/data/queries/yor/queries.afriqa.yor.en.train.json":
-        "e5005c216a0926c0f9f1ca6c34903ac8d52a21b8921bb87ce5f92d479968375f",
-    "afriqa/data/queries/zul/queries.afriqa.zul.en.dev.json":
-        "c851f25609ce8b4d4f507a556c09af93e603e079343c4ea613e66ec6bb530785",
-    "afriqa/data/queries/zul/queries.afriqa.zul.en.test.json":
-        "2fe78d9fe0838277b2bc355483871fe60a2847049ff6c164befb164fa177ea61",
-    "afriqa/data/queries/zul/queries.afriqa.zul.en.train.json":
-        "fe52db65b67183543b6014a7b6bb7c7f7dd69b5bd2b5bd6fd1b3cdbc2e56da02",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.dev.json": "3ec8d5a9f74623a940092399970c6140c6c61322169285606daeae67f41371ae",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.test.json": "72e7f7e3dd207b955968403f9a3699fb11aef996981d142063614e7f434e7c52",
+    "afriqa/data/gold_passages/bem/gold_span_passages.afriqa.bem.en.train.json": "17dfc33975c94ef5372a72b27108d04a90c2a54096c5fa31c2c1272f0c69037d",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.dev.json": "ef9cb217e8ea4922935c7fb9e7456364e91c2712519390071170a18131e9e132",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.test.json": "e1a0d530d75641760387a2947044d69090c15db620fd9a4dbcf8dc52940d7687",
+    "afriqa/data/gold_passages/hau/gold_span_passages.afriqa.hau.en.train.json": "21d975df45d8e1316c964f4fe8521dd7ab455fbe1b0edea1564824352b67be2e",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.dev.json": "9636bfa38368c69319f1b7a2bca1ab995c7b4ad63c5801a25da53b34a5fa4e02",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.test.json": "490af9c615ec5e56ec50a3da21efed82df5f67c794ac5d8d6c5e7d30845cc48d",
+    "afriqa/data/gold_passages/ibo/gold_span_passages.afriqa.ibo.en.train.json": "5300a29efc78c3dec1fc68c66eb1fec3a72577de4136a41d7c85aac355f1a5b8",
+    "afriqa/data/gold_passages/swa/gold_span_passages.afriqa.swa.en.test.json": "18609b69d21c37b737426baed0a4f02495ab237285dd524e8f502f756350d0bf",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.dev.json": "d9bd337c4a47bb1dbccffb74fa170e418911c7b6c3cbb8c034ae17d6794ada79",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.test.json": "329221245f9880896b9038405c44b7f8ef48db3067aa556fbd82819de46b954d",
+    "afriqa/data/gold_passages/twi/gold_span_passages.afriqa.twi.en.train.json": "cdbba2a4d6a40e6e8fd587d25cb56e57ea2fe888bac254f66fc29409cec1afaa",
+    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.test.json": "0aa0f6c1769f07788c918fd0dc1848b70ec0f06e8de9a6893d9037b9ff05abaa",
+    "afriqa/data/gold_passages/yor/gold_span_passages.afriqa.yor.en.train.json": "864d91d1cab11b587b6535e6a293cc21ba2cf62ce7cc44f175f0fd7656f4925c",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.dev.json": "3332f7063e65d80cad27d6625de1c9681569a357a6e6eab64132416e64871689",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.test.json": "e6edc93eed66267a0f8b98a96bc4ef104c66e33a903678fa260219e8c66efd75",
+    "afriqa/data/gold_passages/zul/gold_span_passages.afriqa.zul.en.train.json": "a5bd82873ef476aaad58cbfb7f5b4234d5f4798aa09ba934dc23edc397355655",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.dev.json": "999f04e1d6e7cfdbc034cdf25c7bad01d6635a1300bd2431258adaa3e0b05402",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.test.json": "5974ae571ba51f850ad753763e2ea11d2df3e17f4a94be6119841f3f7a600eda",
+    "afriqa/data/queries/bem/queries.afriqa.bem.en.train.json": "29846ceed7e34cb1bfe4e579cd6269945a76b2006a5ad2cd5897b1d0715374d6",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.dev.json": "200d9461b99123297bb585f9ea5f651ae00dbebfd6135d8b7a7d9bfe5730f579",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.test.json": "34f89d0110bf5feea02ea956743e76d1e7ca6a0e552133fe75043e9de56d1728",
+    "afriqa/data/queries/hau/queries.afriqa.hau.en.train.json": "0788dacfad5e295173cc3e1854d18675c9bac62713a4389560dc940a203d6972",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.dev.json": "a3bb13f95ef0299e8357ecf38d89a3aaf4bd81b3364e9a6f34816afa469566d2",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.test.json": "c02c61f932ea5e82fad2ad44e62eb4a20e7c9fb9f3d8e17ab7110583cbc008c6",
+    "afriqa/data/queries/ibo/queries.afriqa.ibo.en.train.json": "38a5ecb173df3ac9d4b6ba5407c0cbfb47d0b0a25d4081055eea8b6e89f31c42",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.dev.json": "cdc61a37956592318f98c8d6ca7cc3908bfbc5bf2cb30af4c13203c4f446a054",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.test.json": "0804e99d130a7d9357139686db1957aff33e82ab4d8879c65839af35329d690a",
+    "afriqa/data/queries/swa/queries.afriqa.swa.en.train.json": "d5d03c1bf62de83e1dcd951483717773c02b1c2d6fd7fdaaa750bcc7c0751776",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.dev.json": "af5830d09eb506b53de9656d8ab25b609559b9bfdbd439ef509394dda2c11ca1",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.test.json": "61e3afe84835edc93f4489cbaf27a6b948b41546807988021a85e9090814ed35",
+    "afriqa/data/queries/twi/queries.afriqa.twi.en.train.json": "8400b59db710752b424df78159fbce4e469e87f74fdd14607426b10d231d0609",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.dev.json": "c195aafb72f1c38046a52a4e9d3965bb6cb2383533e3b48d836846ffe8c89093",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.test.json": "85027dcfd52e5783ac97acd2b35e5e56bc42a2c4baf8c4cb7b5e5de2c925bcde",
+    "afriqa/data/queries/yor/queries.afriqa.yor.en.train.json": "e5005c216a0926c0f9f1ca6c34903ac8d52a21b8921bb87ce5f92d479968375f",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.dev.json": "c851f25609ce8b4d4f507a556c09af93e603e079343c4ea613e66ec6bb530785",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.test.json": "2fe78d9fe0838277b2bc355483871fe60a2847049ff6c164befb164fa177ea61",
+    "afriqa/data/queries/zul/queries.afriqa.zul.en.train.json": "fe52db65b67183543b6014a7b6bb7c7f7dd69b5bd2b5bd6fd1b3cdbc2e56da02",
     "mafand-mt/en-hau/dev.en": "6dcc2b92a9aa7c06fbd69a6f925f9717516f5f8bb93a48738b0322f06797b6ee",
     "mafand-mt/en-hau/dev.hau": "62afaee1d1f955289089f909f5f4c5e806ab346eb8b2927d8e8b0894d157c5e5",
     "mafand-mt/en-hau/test.en": "c824cb0a241e903f4e783b0cc88c1396e63c152e9c802e1da959589730779ead",

@@ -43,6 +43,7 @@ File format (one JSON object)::
 Every problem is reported as a :class:`~optical_lab.data.errors.DataError` that names the file, the
 line (for JSON syntax errors) or the question id and field, and how to fix it.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,22 @@ XSD = "http://www.w3.org/2001/XMLSchema#"
 NUMERIC_DATATYPES = frozenset(
     XSD + name
     for name in (
-        "integer", "decimal", "double", "float", "long", "int", "short", "byte",
-        "nonNegativeInteger", "nonPositiveInteger", "positiveInteger", "negativeInteger",
-        "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte",
+        "integer",
+        "decimal",
+        "double",
+        "float",
+        "long",
+        "int",
+        "short",
+        "byte",
+        "nonNegativeInteger",
+        "nonPositiveInteger",
+        "positiveInteger",
+        "negativeInteger",
+        "unsignedLong",
+        "unsignedInt",
+        "unsignedShort",
+        "unsignedByte",
     )
 )
 BOOLEAN_DATATYPE = XSD + "boolean"
@@ -213,8 +227,10 @@ class QaldDataset:
                 questions[lang] += 1
                 strings[lang] += len(texts)
                 multiple[lang] += len(texts) > 1
-        return {lang: {"questions": questions[lang], "strings": strings[lang], "multiple": multiple[lang]}
-                for lang in sorted(questions, key=lambda l: (-questions[l], l))}
+        return {
+            lang: {"questions": questions[lang], "strings": strings[lang], "multiple": multiple[lang]}
+            for lang in sorted(questions, key=lambda l: (-questions[l], l))
+        }
 
 
 def _lang_key(code: str) -> str:
@@ -229,13 +245,19 @@ def qald_file(name: str = QALD_TEST_FILE) -> Path:
 
 def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
     if key not in obj:
-        raise DataError(f"{where}: missing field {key!r}", path=path,
-                        fix="every question needs 'id', 'question', 'query' {'sparql'} and 'answers' (QALD-JSON)")
+        raise DataError(
+            f"{where}: missing field {key!r}",
+            path=path,
+            fix="every question needs 'id', 'question', 'query' {'sparql'} and 'answers' (QALD-JSON)",
+        )
     value = obj[key]
     if not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataError(f"{where}: field {key!r} must be {names}, got {type(value).__name__}", path=path,
-                        fix="follow the QALD-JSON layout of the upstream qald_9_plus files")
+        raise DataError(
+            f"{where}: field {key!r} must be {names}, got {type(value).__name__}",
+            path=path,
+            fix="follow the QALD-JSON layout of the upstream qald_9_plus files",
+        )
     return value
 
 
@@ -243,16 +265,26 @@ def parse_question(item: Any, index: int, path: Path) -> QaldQuestion:
     """One element of ``questions`` (``index`` is its 0-based position, for messages)."""
     where = f"questions[{index}]"
     if not isinstance(item, dict):
-        raise DataError(f"{where} must be an object, got {type(item).__name__}", path=path,
-                        fix="'questions' must be a list of QALD-JSON question objects")
+        raise DataError(
+            f"{where} must be an object, got {type(item).__name__}",
+            path=path,
+            fix="'questions' must be a list of QALD-JSON question objects",
+        )
     qid = str(_require(item, "id", (str, int), where, path))
     where = f"question id {qid} ({where})"
     translations: dict[str, list[str]] = {}
     keywords: dict[str, list[str]] = {}
     for j, entry in enumerate(_require(item, "question", list, where, path)):
-        if not isinstance(entry, dict) or not isinstance(entry.get("language"), str) or not isinstance(entry.get("string"), str):
-            raise DataError(f"{where}: question[{j}] needs string fields 'language' and 'string', got {entry!r}", path=path,
-                            fix='write each translation as {"language": "uk", "string": "..."}')
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("language"), str)
+            or not isinstance(entry.get("string"), str)
+        ):
+            raise DataError(
+                f"{where}: question[{j}] needs string fields 'language' and 'string', got {entry!r}",
+                path=path,
+                fix='write each translation as {"language": "uk", "string": "..."}',
+            )
         text = " ".join(entry["string"].split())
         if not text:
             continue  # an empty translation is no translation
@@ -263,14 +295,20 @@ def parse_question(item: Any, index: int, path: Path) -> QaldQuestion:
     query = _require(item, "query", dict, where, path)
     sparql = query.get("sparql")
     if not isinstance(sparql, str) or not sparql.strip():
-        raise DataError(f"{where}: 'query' has no non-empty 'sparql' string", path=path,
-                        fix='write the query as "query": {"sparql": "SELECT ..."}')
+        raise DataError(
+            f"{where}: 'query' has no non-empty 'sparql' string",
+            path=path,
+            fix='write the query as "query": {"sparql": "SELECT ..."}',
+        )
     answers = _require(item, "answers", list, where, path)
     try:
         gold = normalize_answers(answers[0] if answers else None)
     except ValueError as exc:
-        raise DataError(f"{where}: malformed answer: {exc}", path=path,
-                        fix="answers must be SPARQL 1.1 JSON results (boolean or results.bindings)") from None
+        raise DataError(
+            f"{where}: malformed answer: {exc}",
+            path=path,
+            fix="answers must be SPARQL 1.1 JSON results (boolean or results.bindings)",
+        ) from None
     return QaldQuestion(qid, translations, " ".join(sparql.split()), gold, keywords)
 
 
@@ -278,19 +316,32 @@ def load_qald(path: str | Path | None = None) -> QaldDataset:
     """Load a QALD-JSON file (default: the QALD-9-plus DBpedia test set, 150 questions)."""
     path = Path(path) if path is not None else qald_file()
     if not path.exists():
-        raise DataError("QALD file not found", path=path,
-                        fix="run `optical-lab data fetch` or set OPTICAL_LAB_DATA to the folder holding qald-9-plus/")
+        raise DataError(
+            "QALD file not found",
+            path=path,
+            fix="run `optical-lab data fetch` or set OPTICAL_LAB_DATA to the folder holding qald-9-plus/",
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno,
-                        fix="repair the file or re-fetch it (QALD-9-plus, GitHub Perevalov/qald_9_plus)") from None
+        raise DataError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})",
+            path=path,
+            line=exc.lineno,
+            fix="repair the file or re-fetch it (QALD-9-plus, GitHub Perevalov/qald_9_plus)",
+        ) from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", path=path,
-                        fix="QALD-JSON files are UTF-8; re-fetch the file") from None
+        raise DataError(
+            f"not UTF-8 text: {exc.reason} at byte {exc.start}",
+            path=path,
+            fix="QALD-JSON files are UTF-8; re-fetch the file",
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
-        raise DataError("expected a JSON object with a 'questions' list", path=path,
-                        fix='the top level of a QALD-JSON file is {"questions": [...]}')
+        raise DataError(
+            "expected a JSON object with a 'questions' list",
+            path=path,
+            fix='the top level of a QALD-JSON file is {"questions": [...]}',
+        )
     questions = [parse_question(item, i, path) for i, item in enumerate(data["questions"])]
     seen: set[str] = set()
     for q in questions:

@@ -13,6 +13,7 @@ checks that against English (``eng_Latn``), because sentence retrieval pairs sen
 topic classifier fitted on English labels is only meaningful when the labels agree. Annotations are
 Apache-2.0, the sentences (FLORES-200) CC BY-SA 4.0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,8 +77,12 @@ def read_sib_split(path: Path, labels: list[str]) -> SibSplit:
     if [h.strip() for h in header] != list(SIB_COLUMNS):
         missing = [c for c in SIB_COLUMNS if c not in [h.strip() for h in header]]
         problem = f"header is {lines[0]!r}" + (f" (no {', '.join(missing)} column)" if missing else "")
-        raise DataError(problem + f", expected {chr(9).join(SIB_COLUMNS)!r}", path=path, line=1,
-                        fix="the first line must be the header index_id<TAB>category<TAB>text (the SIB-200 layout)")
+        raise DataError(
+            problem + f", expected {chr(9).join(SIB_COLUMNS)!r}",
+            path=path,
+            line=1,
+            fix="the first line must be the header index_id<TAB>category<TAB>text (the SIB-200 layout)",
+        )
     ids: list[str] = []
     categories: list[str] = []
     texts: list[str] = []
@@ -85,17 +90,29 @@ def read_sib_split(path: Path, labels: list[str]) -> SibSplit:
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split("\t")
         if len(parts) != len(SIB_COLUMNS):
-            raise DataError(f"{len(parts)} tab-separated fields, expected {len(SIB_COLUMNS)}", path=path, line=number,
-                            fix="one row per sentence: index_id<TAB>category<TAB>text, no tab inside the text")
+            raise DataError(
+                f"{len(parts)} tab-separated fields, expected {len(SIB_COLUMNS)}",
+                path=path,
+                line=number,
+                fix="one row per sentence: index_id<TAB>category<TAB>text, no tab inside the text",
+            )
         index_id, category, text = (p.strip() for p in parts)
         if not index_id:
             raise DataError("empty index_id", path=path, line=number, fix="give every row the FLORES-200 index_id")
         if index_id in seen:
-            raise DataError(f"index_id {index_id} repeats line {seen[index_id]}", path=path, line=number,
-                            fix="each sentence appears once per split; remove the duplicate row")
+            raise DataError(
+                f"index_id {index_id} repeats line {seen[index_id]}",
+                path=path,
+                line=number,
+                fix="each sentence appears once per split; remove the duplicate row",
+            )
         if category not in labels:
-            raise DataError(f"unknown topic {category!r}", path=path, line=number,
-                            fix=f"use one of the topics in labels.txt: {', '.join(labels)}")
+            raise DataError(
+                f"unknown topic {category!r}",
+                path=path,
+                line=number,
+                fix=f"use one of the topics in labels.txt: {', '.join(labels)}",
+            )
         if not text:
             raise DataError("empty text", path=path, line=number, fix="every row needs the sentence text")
         seen[index_id] = number
@@ -110,9 +127,11 @@ def _folder_code(lang: str, root: Path | None) -> tuple[str, str]:
     canonical = canonical_code(lang)
     entry = known_languages(root or data_dir("sib-200")).get(canonical)
     if entry is None or "sib-200" not in entry.datasets:
-        raise DataError(f"SIB-200 has no folder for {lang!r} in {sib_root(root)}",
-                        fix="add the language from upstream dadelani/sib-200 (data/annotated/LANG_Script/, "
-                            "205 language variants) in the same layout; `optical-lab data langs` lists what is here")
+        raise DataError(
+            f"SIB-200 has no folder for {lang!r} in {sib_root(root)}",
+            fix="add the language from upstream dadelani/sib-200 (data/annotated/LANG_Script/, "
+            "205 language variants) in the same layout; `optical-lab data langs` lists what is here",
+        )
     return canonical, entry.datasets["sib-200"]
 
 
@@ -132,8 +151,11 @@ def _load_one(code: str, canonical: str, root: Path | None) -> SibLanguage:
     for split in SIB_SPLITS:
         for index_id in splits[split].index_ids:
             if index_id in seen:
-                raise DataError(f"index_id {index_id} is in both {seen[index_id]}.tsv and {split}.tsv", path=folder,
-                                fix="each sentence belongs to one split")
+                raise DataError(
+                    f"index_id {index_id} is in both {seen[index_id]}.tsv and {split}.tsv",
+                    path=folder,
+                    fix="each sentence belongs to one split",
+                )
             seen[index_id] = split
     return SibLanguage(canonical, code, labels, splits)
 
@@ -144,29 +166,48 @@ def load_sib(lang: str, root: Path | None = None) -> SibLanguage:
     language = _load_one(code, canonical, root)
     english = language if code == SIB_ENGLISH else _load_one(SIB_ENGLISH, "eng", root)
     if len(english.all_ids()) != SIB_SENTENCES:
-        raise DataError(f"{len(english.all_ids())} sentences over train/dev/test, expected {SIB_SENTENCES}",
-                        path=sib_root(root) / SIB_ENGLISH, fix="re-fetch SIB-200 (`optical-lab data fetch --force`)")
+        raise DataError(
+            f"{len(english.all_ids())} sentences over train/dev/test, expected {SIB_SENTENCES}",
+            path=sib_root(root) / SIB_ENGLISH,
+            fix="re-fetch SIB-200 (`optical-lab data fetch --force`)",
+        )
     if set(language.labels) != set(english.labels):
-        raise DataError(f"topics {language.labels} differ from English's {english.labels}",
-                        path=sib_root(root) / code / "labels.txt", fix="labels.txt must list the same 7 topics in every language")
+        raise DataError(
+            f"topics {language.labels} differ from English's {english.labels}",
+            path=sib_root(root) / code / "labels.txt",
+            fix="labels.txt must list the same 7 topics in every language",
+        )
     for split in SIB_SPLITS:
         ours, theirs = language.splits[split], english.splits[split]
         topic_of = dict(zip(theirs.index_ids, theirs.categories))
         path = sib_root(root) / code / f"{split}.tsv"
         for number, (index_id, category) in enumerate(zip(ours.index_ids, ours.categories), start=2):
             if index_id not in topic_of:
-                raise DataError(f"index_id {index_id} is not in English {split}.tsv", path=path, line=number,
-                                fix="every language holds the same FLORES-200 sentences as eng_Latn in each split")
+                raise DataError(
+                    f"index_id {index_id} is not in English {split}.tsv",
+                    path=path,
+                    line=number,
+                    fix="every language holds the same FLORES-200 sentences as eng_Latn in each split",
+                )
             if category != topic_of[index_id]:
-                raise DataError(f"index_id {index_id} has topic {category!r}, English has {topic_of[index_id]!r}",
-                                path=path, line=number, fix="topics are per sentence and identical across languages")
+                raise DataError(
+                    f"index_id {index_id} has topic {category!r}, English has {topic_of[index_id]!r}",
+                    path=path,
+                    line=number,
+                    fix="topics are per sentence and identical across languages",
+                )
         if len(ours) != len(theirs):
             missing = sorted(set(theirs.index_ids) - set(ours.index_ids), key=lambda i: (len(i), i))
-            raise DataError(f"{len(ours)} rows, English has {len(theirs)} (missing e.g. index_id {missing[0]})",
-                            path=path, fix="every language holds the same FLORES-200 sentences as eng_Latn in each split")
+            raise DataError(
+                f"{len(ours)} rows, English has {len(theirs)} (missing e.g. index_id {missing[0]})",
+                path=path,
+                fix="every language holds the same FLORES-200 sentences as eng_Latn in each split",
+            )
     return language
 
 
 def sib_languages(root: Path | None = None) -> list[str]:
     """Canonical codes of the languages the SIB-200 folder holds."""
-    return sorted(code for code, entry in known_languages(root or data_dir("sib-200")).items() if "sib-200" in entry.datasets)
+    return sorted(
+        code for code, entry in known_languages(root or data_dir("sib-200")).items() if "sib-200" in entry.datasets
+    )

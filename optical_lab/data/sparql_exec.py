@@ -13,6 +13,7 @@ numeric literals canonicalised), so the scorer compares like with like. Prefixes
 use without declaring them (``dbr:``, ``dbo:``, ``dbp:``, ``res:`` ... — see
 :data:`optical_lab.data.sparql_text.DEFAULT_PREFIXES`) are supplied as default prefixes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ def _oxigraph():
     try:
         import pyoxigraph
     except ImportError as exc:  # pragma: no cover - exercised only without the optional dependency
-        raise DataError("executing SPARQL needs the optional package pyoxigraph",
-                        fix="pip install pyoxigraph   (or: pip install 'optical_lab[sparql]')") from exc
+        raise DataError(
+            "executing SPARQL needs the optional package pyoxigraph",
+            fix="pip install pyoxigraph   (or: pip install 'optical_lab[sparql]')",
+        ) from exc
     return pyoxigraph
 
 
@@ -41,12 +44,17 @@ def open_graph(paths: str | Path | Iterable[str | Path] | None = None, *, turtle
         for path in [paths] if isinstance(paths, (str, Path)) else paths:
             path = Path(path)
             if not path.exists():
-                raise DataError("RDF file not found", path=path, fix="pass an existing Turtle / N-Triples / RDF-XML file")
+                raise DataError(
+                    "RDF file not found", path=path, fix="pass an existing Turtle / N-Triples / RDF-XML file"
+                )
             try:
                 store.load(path=str(path))
             except (SyntaxError, ValueError) as exc:
-                raise DataError(f"cannot load RDF: {exc}", path=path,
-                                fix="check the syntax, or use an extension pyoxigraph knows (.ttl .nt .nq .trig .rdf .jsonld)") from None
+                raise DataError(
+                    f"cannot load RDF: {exc}",
+                    path=path,
+                    fix="check the syntax, or use an extension pyoxigraph knows (.ttl .nt .nq .trig .rdf .jsonld)",
+                ) from None
     if turtle is not None:
         try:
             store.load(input=turtle, format=ox.RdfFormat.TURTLE)

@@ -40,6 +40,7 @@ Examples (QALD-9-plus test)::
     q6   ASK WHERE { <http://dbpedia.org/resource/Taiko> a <http://dbpedia.org/class/yago/WikicatJapaneseMusicalInstruments> }
          -> "Taiko Japanese Musical Instruments"
 """
+
 from __future__ import annotations
 
 import re
@@ -62,20 +63,24 @@ DEFAULT_PREFIXES = {
     "skos": "http://www.w3.org/2004/02/skos/core#",
 }
 XSD_NS = "http://www.w3.org/2001/XMLSchema#"
-STRUCTURAL_IRIS = frozenset({
-    "http://www.w3.org/1999/02/22-rdf-syntax-ns#type",
-    "http://purl.org/dc/terms/subject",
-    "http://www.w3.org/2000/01/rdf-schema#label",
-    "http://www.w3.org/2002/07/owl#sameAs",
-})
-KEYWORDS = frozenset("""
+STRUCTURAL_IRIS = frozenset(
+    {
+        "http://www.w3.org/1999/02/22-rdf-syntax-ns#type",
+        "http://purl.org/dc/terms/subject",
+        "http://www.w3.org/2000/01/rdf-schema#label",
+        "http://www.w3.org/2002/07/owl#sameAs",
+    }
+)
+KEYWORDS = frozenset(
+    """
 select ask construct describe distinct reduced where from named prefix base filter optional union minus
 graph service silent bind values as order by asc desc limit offset group having count sum avg min max
 sample group_concat separator not exists in a true false undef lang langmatches datatype bound iri uri
 str regex replace contains strstarts strends strlen substr ucase lcase concat encode_for_uri year month
 day hours minutes seconds timezone tz now abs ceil floor round rand isiri isuri isblank isliteral
 isnumeric sameterm if coalesce strlang strdt strbefore strafter md5 sha1 sha256 bnode uuid struuid
-""".split())
+""".split()
+)
 HINTS = {"ask": "whether", "count": "number of", "desc": "most", "asc": "least"}
 
 _PREFIX_DECL = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^<>\s]*)>", re.IGNORECASE)

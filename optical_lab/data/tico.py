@@ -19,6 +19,7 @@ fix): one ``.tmx`` member in the zip, well-formed XML without entities, every ``
 in the quoting of about 150 English segments (``"..."`` vs ``" ... "``), so languages are not
 paired with each other through English.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -54,8 +55,9 @@ def tico_root(root: Path | None = None) -> Path:
 
 def tico_languages(root: Path | None = None) -> list[str]:
     """Canonical codes of the languages with a TICO-19 translation memory."""
-    return sorted(code for code, entry in known_languages(root or data_dir("tico-19")).items()
-                  if "tico-19" in entry.datasets)
+    return sorted(
+        code for code, entry in known_languages(root or data_dir("tico-19")).items() if "tico-19" in entry.datasets
+    )
 
 
 def tico_file(lang: str, root: Path | None = None) -> Path:
@@ -63,8 +65,11 @@ def tico_file(lang: str, root: Path | None = None) -> Path:
     entry = known_languages(root or data_dir("tico-19")).get(canonical_code(lang))
     if entry is None or "tico-19" not in entry.datasets:
         held = ", ".join(tico_languages(root)) or "none"
-        raise DataError(f"TICO-19 has no translation memory for {lang!r} (it has {held})", path=tico_root(root),
-                        fix="add all.en-LANG.tmx.zip from upstream tico-19/tico-19.github.io data/TM/")
+        raise DataError(
+            f"TICO-19 has no translation memory for {lang!r} (it has {held})",
+            path=tico_root(root),
+            fix="add all.en-LANG.tmx.zip from upstream tico-19/tico-19.github.io data/TM/",
+        )
     return tico_files(tico_root(root))[entry.datasets["tico-19"]]
 
 
@@ -74,8 +79,11 @@ def read_tmx_bytes(path: Path) -> bytes:
         with zipfile.ZipFile(path) as archive:
             members = [name for name in archive.namelist() if name.endswith(".tmx")]
             if len(members) != 1:
-                raise DataError(f"{len(members)} .tmx files in the zip, expected 1", path=path,
-                                fix=f"the zip must hold one TMX file; {REFETCH}")
+                raise DataError(
+                    f"{len(members)} .tmx files in the zip, expected 1",
+                    path=path,
+                    fix=f"the zip must hold one TMX file; {REFETCH}",
+                )
             return archive.read(members[0])
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"not a readable zip file ({exc})", path=path, fix=REFETCH) from None
@@ -89,9 +97,11 @@ def parse_tmx(data: bytes, path: Path) -> Element:
     try:
         return fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise DataError(f"refused: the TMX declares entities or external references ({exc})", path=path,
-                        fix="a translation memory needs no entities; use the upstream file "
-                            "(`optical-lab data fetch --force`)") from None
+        raise DataError(
+            f"refused: the TMX declares entities or external references ({exc})",
+            path=path,
+            fix="a translation memory needs no entities; use the upstream file (`optical-lab data fetch --force`)",
+        ) from None
     except ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise DataError(f"not well-formed XML ({exc})", path=path, line=line, fix=REFETCH) from None
@@ -101,13 +111,19 @@ def _segment(tu: Element, lang: str, where: str, path: Path) -> str:
     """The text of the one ``<tuv xml:lang=lang>`` of ``tu`` (inline markup's text included)."""
     tuvs = [tuv for tuv in tu.findall("tuv") if (tuv.get(XML_LANG) or tuv.get("lang") or "").lower() == lang.lower()]
     if len(tuvs) != 1:
-        raise DataError(f"{where}: {len(tuvs)} <tuv xml:lang=\"{lang}\">, expected 1", path=path,
-                        fix=f"each <tu> holds one English and one {lang} <tuv>")
+        raise DataError(
+            f'{where}: {len(tuvs)} <tuv xml:lang="{lang}">, expected 1',
+            path=path,
+            fix=f"each <tu> holds one English and one {lang} <tuv>",
+        )
     seg = tuvs[0].find("seg")
     text = " ".join("".join(seg.itertext()).split()) if seg is not None else ""
     if not text:
-        raise DataError(f"{where}: empty or missing <seg> for {lang}", path=path,
-                        fix="every segment needs its text on both sides; remove or fill the unit")
+        raise DataError(
+            f"{where}: empty or missing <seg> for {lang}",
+            path=path,
+            fix="every segment needs its text on both sides; remove or fill the unit",
+        )
     return text
 
 
@@ -133,12 +149,15 @@ def read_tmx(path: Path, code: str, expected: int | None = TICO_SEGMENTS) -> Tic
         target.append(_segment(tu, code, where, path))
         tuids.append(tuid)
     if expected is not None and len(tuids) != expected:
-        raise DataError(f"{len(tuids)} translation units, expected {expected}", path=path,
-                        fix=f"the file is truncated or not the upstream version; {REFETCH}")
+        raise DataError(
+            f"{len(tuids)} translation units, expected {expected}",
+            path=path,
+            fix=f"the file is truncated or not the upstream version; {REFETCH}",
+        )
     return TicoCorpus(canonical_code(code), code, tuids, [t.split(":", 1)[0] for t in tuids], english, target)
 
 
 def load_tico(lang: str, root: Path | None = None) -> TicoCorpus:
     """The English/``lang`` translation memory of the data folder ``root`` (default: the one in use)."""
     path = tico_file(lang, root)
-    return read_tmx(path, path.name[len("all.en-"):-len(".tmx.zip")])
+    return read_tmx(path, path.name[len("all.en-") : -len(".tmx.zip")])

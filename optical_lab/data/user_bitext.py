@@ -5,6 +5,7 @@ ragged pair, exactly one tab per TSV line, so a silently shifted alignment canno
 The language code is canonicalised (``sw`` -> ``swa``) but need not be in the data directory: the
 bitext is the user's, the evaluation data is checked where it is loaded.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -35,11 +36,16 @@ def check_repeats(bitext: Bitext, where: str, line_offset: int = 1) -> Bitext:
     if not repeats:
         return bitext
     line, first = repeats[0]
-    message = (f"{len(repeats)} of {len(bitext)} sentence pairs repeat an earlier pair (first: line {line} = line "
-               f"{first})")
+    message = (
+        f"{len(repeats)} of {len(bitext)} sentence pairs repeat an earlier pair (first: line {line} = line {first})"
+    )
     if len(repeats) > MAX_REPEATED_SHARE * len(bitext):
-        raise DataError(message + f", more than {MAX_REPEATED_SHARE:.0%}", path=where, line=line,
-                        fix="give distinct sentence pairs (e.g. `sort -u`); repeated pairs teach nothing new")
+        raise DataError(
+            message + f", more than {MAX_REPEATED_SHARE:.0%}",
+            path=where,
+            line=line,
+            fix="give distinct sentence pairs (e.g. `sort -u`); repeated pairs teach nothing new",
+        )
     warnings.warn(f"{where}: {message}; repeats stay on one side of the train/dev split", stacklevel=2)
     return bitext
 
@@ -53,16 +59,24 @@ def load_bitext_tsv(path: str | Path, lang: str, *, header: bool | None = None) 
         header = len(first) == 2 and first[0].strip().lower() in HEADER_WORDS
     start = 2 if header else 1
     english, foreign = [], []
-    for number, line in enumerate(lines[start - 1:], start=start):
+    for number, line in enumerate(lines[start - 1 :], start=start):
         parts = line.split("\t")
         if len(parts) != 2:
-            raise DataError(f"{len(parts) - 1} tabs, expected exactly 1 ('english<TAB>foreign')", path=path, line=number,
-                            fix="one sentence pair per line, separated by a single tab (no tab inside a sentence)")
+            raise DataError(
+                f"{len(parts) - 1} tabs, expected exactly 1 ('english<TAB>foreign')",
+                path=path,
+                line=number,
+                fix="one sentence pair per line, separated by a single tab (no tab inside a sentence)",
+            )
         en, xx = (p.strip() for p in parts)
         if not en or not xx:
             side = "English" if not en else "foreign"
-            raise DataError(f"the {side} side is empty", path=path, line=number,
-                            fix="every line needs both sentences; remove the line or fill in the missing side")
+            raise DataError(
+                f"the {side} side is empty",
+                path=path,
+                line=number,
+                fix="every line needs both sentences; remove the line or fill in the missing side",
+            )
         english.append(en)
         foreign.append(xx)
     if not english:
@@ -73,6 +87,12 @@ def load_bitext_tsv(path: str | Path, lang: str, *, header: bool | None = None) 
 def load_bitext_files(english_path: str | Path, foreign_path: str | Path, lang: str) -> Bitext:
     """Two line-aligned files (line *i* of one translates line *i* of the other)."""
     english, foreign = read_parallel(english_path, foreign_path)
-    return check_repeats(Bitext([s.strip() for s in english], [s.strip() for s in foreign], canonical_code(lang),
-                                source=f"user:{Path(english_path).name}+{Path(foreign_path).name}"),
-                         f"{english_path} + {foreign_path}")
+    return check_repeats(
+        Bitext(
+            [s.strip() for s in english],
+            [s.strip() for s in foreign],
+            canonical_code(lang),
+            source=f"user:{Path(english_path).name}+{Path(foreign_path).name}",
+        ),
+        f"{english_path} + {foreign_path}",
+    )

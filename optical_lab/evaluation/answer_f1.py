@@ -38,6 +38,7 @@ produced the published QALD-9/10 numbers, sets 1; we follow the code.)
 * ``micro_F1`` — precision / recall / F1 of the summed tp, fp, fn over all questions ("Micro F1
   score"; ``micro_P``, ``micro_R``), with the standard rule applied to the sums (all sums 0 -> 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -131,14 +132,24 @@ def aggregate_scores(scores: Iterable[QuestionScore | Mapping[str, float]]) -> d
     micro_p, micro_r, micro_f = prf(tp, fp, fn, "standard")
     return {
         "n": float(len(rows)),
-        "macro_P": macro_p, "macro_R": macro_r, "macro_F1": macro_f,
-        "qald_macro_P": qald_p, "qald_macro_R": qald_r, "qald_macro_F1": qald_f,
-        "micro_P": micro_p, "micro_R": micro_r, "micro_F1": micro_f,
-        "tp": float(tp), "fp": float(fp), "fn": float(fn),
+        "macro_P": macro_p,
+        "macro_R": macro_r,
+        "macro_F1": macro_f,
+        "qald_macro_P": qald_p,
+        "qald_macro_R": qald_r,
+        "qald_macro_F1": qald_f,
+        "micro_P": micro_p,
+        "micro_R": micro_r,
+        "micro_F1": micro_f,
+        "tp": float(tp),
+        "fp": float(fp),
+        "fn": float(fn),
     }
 
 
-def score_answers(gold: Mapping[str, Any], predicted: Mapping[str, Any]) -> tuple[dict[str, QuestionScore], dict[str, float]]:
+def score_answers(
+    gold: Mapping[str, Any], predicted: Mapping[str, Any]
+) -> tuple[dict[str, QuestionScore], dict[str, float]]:
     """Score a whole run: ``{qid: gold}`` vs ``{qid: system answer}``. A question missing from
     ``predicted`` counts as unanswered (empty answer), as in GERBIL."""
     per_question = {qid: score_question(g, predicted.get(qid)) for qid, g in gold.items()}

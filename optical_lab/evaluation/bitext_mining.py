@@ -25,10 +25,11 @@ that produced the published NTREX scores; ``mteb/_evaluators/text/bitext_mining_
    picked its sentence, itself included) and 0 otherwise. So F1 ≤ accuracy, and the two differ by
    how often the corpus has "hub" sentences that several queries pick.
 
-:func:`mining_scores` implements step 4 with numpy alone (``tests/test_bitext_mining.py`` checks it
+:func:`mining_scores` implements step 4 with numpy alone (``tests/tasks/test_bitext_mining.py`` checks it
 against scikit-learn on random and hand-made cases); :func:`query_f1` splits the F1 into per-query
 values (for a confidence interval over queries, or a paired test).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,14 +41,15 @@ import torch.nn.functional as F
 QUERY_CHUNK = 100  # MTEB's query_chunk_size
 
 
-def nearest_neighbours(queries: torch.Tensor | np.ndarray, corpus: torch.Tensor | np.ndarray,
-                       chunk: int = QUERY_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    queries: torch.Tensor | np.ndarray, corpus: torch.Tensor | np.ndarray, chunk: int = QUERY_CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
     """(index, cosine) of each query's most similar corpus row: MTEB's top-1 cosine search."""
     queries = F.normalize(torch.as_tensor(queries, dtype=torch.float32), dim=-1)
     corpus = F.normalize(torch.as_tensor(corpus, dtype=torch.float32), dim=-1)
     index, score = [], []
     for start in range(0, len(queries), chunk):
-        values, indices = torch.topk(queries[start:start + chunk] @ corpus.T, 1, dim=1, largest=True)
+        values, indices = torch.topk(queries[start : start + chunk] @ corpus.T, 1, dim=1, largest=True)
         index.append(indices[:, 0])
         score.append(values[:, 0])
     return torch.cat(index).numpy(), torch.cat(score).numpy()
@@ -58,8 +60,9 @@ def mining_scores(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | n
     ``accuracy`` of ``predicted`` corpus indices against ``gold`` ones (module doc, step 4)."""
     gold, predicted = np.asarray(gold, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
     if gold.shape != predicted.shape or gold.ndim != 1 or not len(gold):
-        raise ValueError(f"gold and predicted must be equal-length 1-d label lists, "
-                         f"got {gold.shape} and {predicted.shape}")
+        raise ValueError(
+            f"gold and predicted must be equal-length 1-d label lists, got {gold.shape} and {predicted.shape}"
+        )
     if min(gold.min(), predicted.min()) < 0:
         raise ValueError("labels are corpus indices and must be >= 0")
     size = int(max(gold.max(), predicted.max())) + 1
@@ -70,8 +73,12 @@ def mining_scores(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | n
     recall = np.divide(hits, support, out=np.zeros(size), where=support > 0)
     f1 = np.divide(2 * hits, picked + support, out=np.zeros(size), where=picked + support > 0)
     weight = support / support.sum()
-    return {"precision": float(weight @ precision), "recall": float(weight @ recall), "f1": float(weight @ f1),
-            "accuracy": float(np.mean(gold == predicted))}
+    return {
+        "precision": float(weight @ precision),
+        "recall": float(weight @ recall),
+        "f1": float(weight @ f1),
+        "accuracy": float(np.mean(gold == predicted)),
+    }
 
 
 def query_f1(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 Per-query values are kept (a tidy DataFrame), because paired significance tests need them.
 A query with no retrieved documents scores 0 on every measure rather than being dropped.
 """
+
 from __future__ import annotations
 
 import ir_measures
@@ -12,8 +13,16 @@ from ..data.trec import Qrels, Run
 
 CLIR_MEASURES = ("RR@10", "nDCG@10", "AP", "R@1", "R@10", "R@100")
 # Friendly names used in tables and summaries.
-DISPLAY = {"RR@10": "MRR@10", "nDCG@10": "nDCG@10", "AP": "MAP", "R@1": "R@1", "R@10": "R@10", "R@100": "R@100",
-           "RR": "MRR", "P@1": "acc@1"}
+DISPLAY = {
+    "RR@10": "MRR@10",
+    "nDCG@10": "nDCG@10",
+    "AP": "MAP",
+    "R@1": "R@1",
+    "R@10": "R@10",
+    "R@100": "R@100",
+    "RR": "MRR",
+    "P@1": "acc@1",
+}
 SENTENCE_MEASURES = ("P@1", "RR")  # one relevant translation: P@1 = accuracy@1
 
 

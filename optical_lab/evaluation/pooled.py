@@ -23,6 +23,7 @@ true :math:`T` the test would detect with that power, under a normal approximati
 with :math:`s_l` the standard deviation of the per-query differences in language :math:`l`. It is
 reported beside every p-value, so that "not significant" always says how large an effect could hide.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ from scipy import stats
 from .verdict import ALPHA, DIFFERENCE, POWER, REFERENCE
 
 
-def stratified_randomization_test(diffs: Mapping[str, Sequence[float]], n_resamples: int = 10_000,
-                                  seed: int = 0, chunk: int = 1_000) -> tuple[float, float]:
+def stratified_randomization_test(
+    diffs: Mapping[str, Sequence[float]], n_resamples: int = 10_000, seed: int = 0, chunk: int = 1_000
+) -> tuple[float, float]:
     """(T, two-sided p) of the language-stratified sign-flip test; ``diffs``: stratum -> per-query A − B."""
     parts = [np.asarray(d, dtype=float) for d in diffs.values() if len(d)]
     if not parts:
@@ -56,8 +58,9 @@ def stratified_randomization_test(diffs: Mapping[str, Sequence[float]], n_resamp
     return observed, float((hits + 1) / (n_resamples + 1))
 
 
-def minimum_detectable_effect(diffs: Mapping[str, Sequence[float]], alpha: float = ALPHA,
-                              power: float = POWER) -> float:
+def minimum_detectable_effect(
+    diffs: Mapping[str, Sequence[float]], alpha: float = ALPHA, power: float = POWER
+) -> float:
     """MDE of :func:`stratified_randomization_test` (normal approximation, see the module doc)."""
     parts = [np.asarray(d, dtype=float) for d in diffs.values() if len(d) > 1]
     if not parts:
@@ -78,8 +81,11 @@ class Endpoint:
         return f"{self.task}:{self.metric}"
 
 
-OUTCOMES = {"better": "{reference} beats augmentation", "worse": "augmentation beats {reference}",
-            "none": "no detectable difference"}
+OUTCOMES = {
+    "better": "{reference} beats augmentation",
+    "worse": "augmentation beats {reference}",
+    "none": "no detectable difference",
+}
 
 
 def rule_outcome(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str]) -> str:
@@ -97,8 +103,13 @@ def rule_outcome(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequen
     return "none"
 
 
-def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str], reference: str = REFERENCE,
-           alpha: float = ALPHA) -> str:
+def answer(
+    comparisons: pd.DataFrame,
+    endpoint: str,
+    augmentations: Sequence[str],
+    reference: str = REFERENCE,
+    alpha: float = ALPHA,
+) -> str:
     """The registered rule's outcome for one endpoint in words, naming which arms it rests on
     (:func:`rule_outcome`; each arm's own numbers are stated beside it by the report)."""
     rows = comparisons[(comparisons.endpoint == endpoint) & comparisons.method.isin(augmentations)]
@@ -112,6 +123,8 @@ def answer(comparisons: pd.DataFrame, endpoint: str, augmentations: Sequence[str
         return f"{reference} beats augmentation: significantly better than {names} (Holm p < {alpha:g})"
     unresolved = ", ".join(m for m in rows.method if m not in better)
     if better:  # "none" also covers beating one augmentation arm but not the other
-        return (f"neither: {reference} is significantly better than {', '.join(better)} (Holm p < {alpha:g}) but not "
-                f"detectably different from {unresolved}")
+        return (
+            f"neither: {reference} is significantly better than {', '.join(better)} (Holm p < {alpha:g}) but not "
+            f"detectably different from {unresolved}"
+        )
     return f"no detectable difference between {reference} and {unresolved} (Holm p ≥ {alpha:g} for each)"

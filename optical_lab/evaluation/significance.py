@@ -15,6 +15,7 @@ scipy's two-sided p-value is ``2 * min(P(<=), P(>=))`` where this test counts ``
 does enumerate all 2**n sign vectors when that is at most ``n_resamples`` (n <= 13), which this
 function does not; with NTREX's 61-62 queries per fold and language that case never arises.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ import numpy as np
 from scipy import stats
 
 
-def paired_randomization_test(a: Sequence[float], b: Sequence[float], n_resamples: int = 10_000, seed: int = 0) -> float:
+def paired_randomization_test(
+    a: Sequence[float], b: Sequence[float], n_resamples: int = 10_000, seed: int = 0
+) -> float:
     """p-value of H0 "a and b are exchangeable per query" (two-sided, mean difference)."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if diff.size == 0 or np.allclose(diff, 0):

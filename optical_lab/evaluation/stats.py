@@ -26,6 +26,7 @@ in a column named ``reference_minus_method``: positive means the reference is be
 * where seed variance matters, :func:`hierarchical_interval` resamples queries *and* seeds (a two-stage
   bootstrap: Davison & Hinkley 1997, §3.8), so a difference carried by one lucky seed widens its interval.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -66,14 +67,19 @@ def seed_counts(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence
     rows = _rows(per_query, task, metric, langs)
     by_query = rows.groupby(["lang", "method", "qid"])[metric]
     spread = by_query.max() - by_query.min()
-    out = pd.DataFrame({"seeds": rows.groupby(["lang", "method"]).seed.nunique(),
-                        "deterministic": spread.groupby(["lang", "method"]).max() <= 1e-12})
+    out = pd.DataFrame(
+        {
+            "seeds": rows.groupby(["lang", "method"]).seed.nunique(),
+            "deterministic": spread.groupby(["lang", "method"]).max() <= 1e-12,
+        }
+    )
     out["deterministic"] &= out.seeds > 1
     return out
 
 
-def arm_summary(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str] | None = None,
-                confidence: float = 1 - ALPHA) -> pd.DataFrame:
+def arm_summary(
+    per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str] | None = None, confidence: float = 1 - ALPHA
+) -> pd.DataFrame:
     """One row per (lang, method): mean ± CI (Student t) over its seed-averaged queries, ``n`` = queries,
     ``seeds`` run and whether the arm is deterministic."""
     table, counts = query_scores(per_query, task, metric, langs), seed_counts(per_query, task, metric, langs)
@@ -85,22 +91,45 @@ def arm_summary(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence
             if not len(values):
                 continue
             mean, ci = mean_ci(values, confidence)
-            rows.append({"lang": lang, "task": task, "metric": metric, "method": method, "mean": mean, "ci": ci,
-                         "ci_low": mean - ci, "ci_high": mean + ci, "n": len(values),
-                         "seeds": int(counts.loc[(lang, method), "seeds"]),
-                         "deterministic": bool(counts.loc[(lang, method), "deterministic"])})
+            rows.append(
+                {
+                    "lang": lang,
+                    "task": task,
+                    "metric": metric,
+                    "method": method,
+                    "mean": mean,
+                    "ci": ci,
+                    "ci_low": mean - ci,
+                    "ci_high": mean + ci,
+                    "n": len(values),
+                    "seeds": int(counts.loc[(lang, method), "seeds"]),
+                    "deterministic": bool(counts.loc[(lang, method), "deterministic"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def difference_stats(diffs: Mapping[str, Sequence[float]], alpha: float = ALPHA, power: float = POWER,
-                     n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, float]:
+def difference_stats(
+    diffs: Mapping[str, Sequence[float]],
+    alpha: float = ALPHA,
+    power: float = POWER,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
     """The numbers of one comparison from its per-query differences ``stratum -> reference − method``:
     T (language-stratified mean), its CI, the sign-flip p and the MDE (see the module doc)."""
     T, p = stratified_randomization_test(diffs, n_resamples=n_resamples, seed=seed)
     mde = minimum_detectable_effect(diffs, alpha, power)
     half = mde / (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * stats.norm.ppf(1 - alpha / 2)
-    return {DIFFERENCE: T, "ci_low": T - half, "ci_high": T + half, "p": p, "mde": mde,
-            "languages": sum(1 for d in diffs.values() if len(d)), "queries": int(sum(len(d) for d in diffs.values()))}
+    return {
+        DIFFERENCE: T,
+        "ci_low": T - half,
+        "ci_high": T + half,
+        "p": p,
+        "mde": mde,
+        "languages": sum(1 for d in diffs.values() if len(d)),
+        "queries": int(sum(len(d) for d in diffs.values())),
+    }
 
 
 def paired_differences(table: pd.DataFrame, reference: str, method: str, langs: Sequence[str]) -> dict[str, np.ndarray]:
@@ -115,9 +144,17 @@ def paired_differences(table: pd.DataFrame, reference: str, method: str, langs: 
     return out
 
 
-def language_tests(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str] | None = None,
-                   reference: str = REFERENCE, methods: Sequence[str] | None = None, alpha: float = ALPHA,
-                   power: float = POWER, n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+def language_tests(
+    per_query: pd.DataFrame,
+    task: str,
+    metric: str,
+    langs: Sequence[str] | None = None,
+    reference: str = REFERENCE,
+    methods: Sequence[str] | None = None,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    n_resamples: int = N_RESAMPLES,
+) -> pd.DataFrame:
     """Per language: ``reference`` against each other method (``methods``: those present), each with
     :func:`difference_stats` on that language's queries, Holm over the methods of the language."""
     table = query_scores(per_query, task, metric, langs)
@@ -131,20 +168,53 @@ def language_tests(per_query: pd.DataFrame, task: str, metric: str, langs: Seque
         part = []
         for method in present:
             diffs = paired_differences(table, reference, method, [lang])
-            part.append({"lang": lang, "task": task, "metric": metric, "reference": reference, "method": method,
-                         "reference_mean": float(scores[reference].mean()), "method_mean": float(scores[method].mean()),
-                         **difference_stats(diffs, alpha, power, n_resamples)})
+            part.append(
+                {
+                    "lang": lang,
+                    "task": task,
+                    "metric": metric,
+                    "reference": reference,
+                    "method": method,
+                    "reference_mean": float(scores[reference].mean()),
+                    "method_mean": float(scores[method].mean()),
+                    **difference_stats(diffs, alpha, power, n_resamples),
+                }
+            )
         for row, p_holm in zip(part, holm([r["p"] for r in part])):
             row.update(p_holm=p_holm, significant=p_holm < alpha)
         rows += part
-    columns = ["lang", "task", "metric", "reference", "method", "reference_mean", "method_mean", DIFFERENCE,
-               "ci_low", "ci_high", "p", "p_holm", "significant", "mde", "languages", "queries"]
+    columns = [
+        "lang",
+        "task",
+        "metric",
+        "reference",
+        "method",
+        "reference_mean",
+        "method_mean",
+        DIFFERENCE,
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "significant",
+        "mde",
+        "languages",
+        "queries",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
-def pooled_comparisons(per_query: pd.DataFrame, reference: str, others: Sequence[str], endpoints: Sequence[Endpoint],
-                       langs: Sequence[str], n_resamples: int = N_RESAMPLES, alpha: float = ALPHA,
-                       power: float = POWER, seed_resamples: int = 0) -> pd.DataFrame:
+def pooled_comparisons(
+    per_query: pd.DataFrame,
+    reference: str,
+    others: Sequence[str],
+    endpoints: Sequence[Endpoint],
+    langs: Sequence[str],
+    n_resamples: int = N_RESAMPLES,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    seed_resamples: int = 0,
+) -> pd.DataFrame:
     """Protocol v2's primary family: ``reference`` vs each of ``others`` on each endpoint, pooled over
     ``langs`` (every language weighs the same), Holm over the whole family.
 
@@ -161,14 +231,19 @@ def pooled_comparisons(per_query: pd.DataFrame, reference: str, others: Sequence
             missing = [lang for lang in langs if lang not in diffs]
             if missing:
                 raise ValueError(f"{endpoint.label}: {reference} or {method} has no results for {', '.join(missing)}")
-            row = {"endpoint": endpoint.label, "reference": reference, "method": method,
-                   "reference_mean": float(np.mean([table.loc[lang][reference].mean() for lang in langs])),
-                   "method_mean": float(np.mean([table.loc[lang][method].mean() for lang in langs])),
-                   **difference_stats(diffs, alpha, power, n_resamples),
-                   "min_seeds": int(min(counts.seeds.get((lang, m), 0) for lang in langs for m in (reference, method)))}
+            row = {
+                "endpoint": endpoint.label,
+                "reference": reference,
+                "method": method,
+                "reference_mean": float(np.mean([table.loc[lang][reference].mean() for lang in langs])),
+                "method_mean": float(np.mean([table.loc[lang][method].mean() for lang in langs])),
+                **difference_stats(diffs, alpha, power, n_resamples),
+                "min_seeds": int(min(counts.seeds.get((lang, m), 0) for lang in langs for m in (reference, method))),
+            }
             if seed_resamples:
                 row["hier_ci_low"], row["hier_ci_high"] = hierarchical_interval(
-                    per_query, endpoint.task, endpoint.metric, langs, reference, method, seed_resamples, 1 - alpha)
+                    per_query, endpoint.task, endpoint.metric, langs, reference, method, seed_resamples, 1 - alpha
+                )
             rows.append(row)
     result = pd.DataFrame(rows)
     result["p_holm"] = holm(result.p.tolist()) if len(result) else []
@@ -182,8 +257,14 @@ def seed_matrix(per_query: pd.DataFrame, task: str, metric: str, lang: str, meth
     return rows[rows.method == method].groupby(["seed", "qid"])[metric].mean().unstack("qid")
 
 
-def per_seed_differences(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str],
-                         reference: str = REFERENCE, methods: Sequence[str] | None = None) -> pd.DataFrame:
+def per_seed_differences(
+    per_query: pd.DataFrame,
+    task: str,
+    metric: str,
+    langs: Sequence[str],
+    reference: str = REFERENCE,
+    methods: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """``reference − method`` of each seed's mean over queries (seed s of the reference against seed s of the
     method; a deterministic or single-seed method against its one model), per language and pooled
     (``lang = "pooled"``: the mean over ``langs``). Shows how much of a difference one seed carries."""
@@ -205,9 +286,17 @@ def per_seed_differences(per_query: pd.DataFrame, task: str, metric: str, langs:
     return pd.DataFrame(rows, columns=["lang", "method", "seed", DIFFERENCE])
 
 
-def hierarchical_interval(per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str], reference: str,
-                          method: str, n_resamples: int = 2_000, confidence: float = 1 - ALPHA,
-                          seed: int = 0) -> tuple[float, float]:
+def hierarchical_interval(
+    per_query: pd.DataFrame,
+    task: str,
+    metric: str,
+    langs: Sequence[str],
+    reference: str,
+    method: str,
+    n_resamples: int = 2_000,
+    confidence: float = 1 - ALPHA,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile interval of the language-stratified ``reference − method`` under a two-stage bootstrap:
     within each language, resample the queries, and each arm's seeds, with replacement (a deterministic arm's
     identical seeds resample to itself). Wider than the query-only CI when the seeds disagree."""
@@ -227,4 +316,3 @@ def hierarchical_interval(per_query: pd.DataFrame, task: str, metric: str, langs
     total /= len(langs)
     tail = (1 - confidence) / 2 * 100
     return float(np.percentile(total, tail)), float(np.percentile(total, 100 - tail))
-

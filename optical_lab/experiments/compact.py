@@ -4,7 +4,8 @@ A finished grid is thousands of small text files (per-query scores, training log
 of every seed). Compaction stores each of them in the form :mod:`optical_lab.io` reads back exactly
 (:func:`~optical_lab.io.read_bytes`; every reader of results goes through it):
 
-* ``*.per_query.csv``, ``*.tsv``, ``*.qrels``, ``*.log``, ``*.txt`` (``/usr/bin/time`` reports), and a finished cell's own ``config.json`` →
+* ``*.per_query.csv``, ``*.tsv``, ``*.qrels``, ``*.log``, ``*.txt`` (``/usr/bin/time`` reports), and a finished
+  cell's own ``config.json`` →
   ``<name>.xz`` (the same bytes inside);
 * ``*.jsonl`` (training logs) → ``<name>.cols.xz``, column by column with binary floats
   (:func:`~optical_lab.io.encode_columns`; plain ``.xz`` when that would not give back the same bytes);
@@ -19,6 +20,7 @@ interrupted compaction leaves both (readers prefer the plain file) and running i
 compaction is idempotent. It refuses a folder that a run is writing (any :class:`~.records.FolderLock`
 under it held). New cells are compacted by the runner and the sweep as they finish (:func:`compact_cell`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +31,20 @@ from pathlib import Path
 from typing import Iterator
 
 from ..data.errors import DataError
-from ..io import (BLOBS, COLUMNS, REF, XZ, atomic_write, decode_stored, encode_columns_checked, read_bytes,
-                  sha256_bytes, stored_exists, stored_glob, xz_bytes)
+from ..io import (
+    BLOBS,
+    COLUMNS,
+    REF,
+    XZ,
+    atomic_write,
+    decode_stored,
+    encode_columns_checked,
+    read_bytes,
+    sha256_bytes,
+    stored_exists,
+    stored_glob,
+    xz_bytes,
+)
 from .records import FolderLock
 
 SHARED = frozenset({"dictionary.tsv"})  # identical across the seeds (and settings) of a language: stored once
@@ -60,7 +74,8 @@ class Compaction:
 def is_cell(folder: Path) -> bool:
     """A finished cell: a ``done.json`` beside what it measured (a training log or per-query scores)."""
     return (folder / CELL_MARKER).is_file() and (
-        stored_exists(folder / "train_log.jsonl") or any(folder.glob("*.per_query.csv*")))
+        stored_exists(folder / "train_log.jsonl") or any(folder.glob("*.per_query.csv*"))
+    )
 
 
 def compactable(path: Path) -> bool:
@@ -76,8 +91,10 @@ def _store(path: Path, stored: Path, content: bytes, data: bytes) -> int:
     if not (stored.is_file() and stored.read_bytes() == content):
         atomic_write(stored, lambda handle: handle.write(content))
     if decode_stored(stored) != data:
-        raise DataError(f"compacting {path}: {stored.name} does not read back as the original",
-                        fix="report this bug; the original file was kept")
+        raise DataError(
+            f"compacting {path}: {stored.name} does not read back as the original",
+            fix="report this bug; the original file was kept",
+        )
     path.unlink()
     return len(content)
 
@@ -139,8 +156,9 @@ def quiet_folder(folder: Path) -> Iterator[None]:
             try:
                 held.append(FolderLock(lock_file.parent).acquire())
             except DataError as exc:
-                raise DataError(f"{folder} is being written: {exc}",
-                                fix="compact it once the run has finished") from None
+                raise DataError(
+                    f"{folder} is being written: {exc}", fix="compact it once the run has finished"
+                ) from None
         yield
     finally:
         for lock in reversed(held):
@@ -169,18 +187,25 @@ def logical_manifest(folder: str | Path) -> dict[str, str]:
     by relative logical path: the same before and after compaction when compaction loses nothing."""
     folder = Path(folder)
     paths = stored_glob(folder, "*", recursive=True)
-    return {p.relative_to(folder).as_posix(): sha256_bytes(read_bytes(p)) for p in paths
-            if BLOBS not in p.relative_to(folder).parts and p.name != FolderLock.NAME}
+    return {
+        p.relative_to(folder).as_posix(): sha256_bytes(read_bytes(p))
+        for p in paths
+        if BLOBS not in p.relative_to(folder).parts and p.name != FolderLock.NAME
+    }
 
 
 # ---------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
-    compact = sub.add_parser("compact", help="store a results folder compactly, in place (idempotent; every "
-                                             "number reads back unchanged)", description=__doc__,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    compact.add_argument("folders", nargs="+", type=Path, help="results folders, e.g. results/v2-minilm "
-                                                               "(each gets its own blobs/)")
+    compact = sub.add_parser(
+        "compact",
+        help="store a results folder compactly, in place (idempotent; every number reads back unchanged)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compact.add_argument(
+        "folders", nargs="+", type=Path, help="results folders, e.g. results/v2-minilm (each gets its own blobs/)"
+    )
     cat = sub.add_parser("cat", help="print a stored result file by its logical name (e.g. <cell>/train_log.jsonl)")
     cat.add_argument("path", type=Path)
 

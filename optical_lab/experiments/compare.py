@@ -7,6 +7,7 @@ This module is the command line only: it turns arguments into a
 (:mod:`optical_lab.methods.registry`, :mod:`optical_lab.tasks.registry`), so neither needs an edit
 here when one is added.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,18 @@ def parse_sizes(text: str) -> list[int | None]:
         elif part.isdigit() and int(part) > 0:
             sizes.append(int(part))
         else:
-            raise DataError(f"bad --size-curve entry {part!r}", fix="use positive integers and/or 'all', e.g. 100,300,all")
+            raise DataError(
+                f"bad --size-curve entry {part!r}", fix="use positive integers and/or 'all', e.g. 100,300,all"
+            )
     return sizes
 
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     """``--<option>`` for every option of every registered task (``--topics``, ``--qald-file``, ...)."""
     for name, help_text in cli_options().items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=f"task_{name}", metavar=name.upper(), default=None,
-                            help=help_text)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=f"task_{name}", metavar=name.upper(), default=None, help=help_text
+        )
 
 
 def task_options_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> dict:
@@ -55,113 +59,208 @@ def task_options_from_args(args: argparse.Namespace, tasks: list[str] | None = N
     when none of ``tasks`` (default: ``args.task``) has them; each task takes its own
     (:func:`optical_lab.tasks.registry.get_task`)."""
     tasks = tasks or [task_name(args.task)]
-    given = {name: getattr(args, f"task_{name}") for name in cli_options() if getattr(args, f"task_{name}", None) is not None}
+    given = {
+        name: getattr(args, f"task_{name}") for name in cli_options() if getattr(args, f"task_{name}", None) is not None
+    }
     own = {option for name in tasks for option in TASKS[name].OPTIONS}
     foreign = sorted(set(given) - own)
     if foreign:
         owner = next(n for n, c in TASKS.items() if foreign[0] in c.OPTIONS)
-        raise DataError(f"--{foreign[0].replace('_', '-')} is not an option of task {' or '.join(repr(t) for t in tasks)}",
-                        fix=f"use --task{'s' if len(tasks) > 1 else ''} {owner}, or drop it")
+        raise DataError(
+            f"--{foreign[0].replace('_', '-')} is not an option of task {' or '.join(repr(t) for t in tasks)}",
+            fix=f"use --task{'s' if len(tasks) > 1 else ''} {owner}, or drop it",
+        )
     return given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
     parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
-    parser.add_argument("--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)")
+    parser.add_argument(
+        "--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)"
+    )
     parser.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
-    parser.add_argument("--task", default="ntrex", choices=[*TASKS, *ALIASES],
-                        help="the task whose folds decide training and evaluation (optical_lab/tasks/)")
-    parser.add_argument("--eval-tasks", default=None,
-                        help=f"further tasks every trained student is scored on, e.g. 'suite' = {','.join(SUITE)} "
-                             "(default: the --task only); each evaluates the languages it has")
+    parser.add_argument(
+        "--task",
+        default="ntrex",
+        choices=[*TASKS, *ALIASES],
+        help="the task whose folds decide training and evaluation (optical_lab/tasks/)",
+    )
+    parser.add_argument(
+        "--eval-tasks",
+        default=None,
+        help=f"further tasks every trained student is scored on, e.g. 'suite' = {','.join(SUITE)} "
+        "(default: the --task only); each evaluates the languages it has",
+    )
     add_task_options(parser)
     parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
     add_bitext_options(parser)
-    parser.add_argument("--allow-overlap", type=int, default=DEFAULT_ALLOWED_OVERLAP,
-                        help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
-                             f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)")
-    parser.add_argument("--fold-scheme", default="held-out-dev", choices=list(FOLD_SCHEMES),
-                        help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
-                             "committed results' scheme)")
-    parser.add_argument("--save-student", action="store_true",
-                        help="write every trained student to <cell>/student (safetensors + tokenizer), for "
-                             "`optical-lab evaluate --student`")
+    parser.add_argument(
+        "--allow-overlap",
+        type=int,
+        default=DEFAULT_ALLOWED_OVERLAP,
+        help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
+        f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
+    )
+    parser.add_argument(
+        "--fold-scheme",
+        default="held-out-dev",
+        choices=list(FOLD_SCHEMES),
+        help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
+        "committed results' scheme)",
+    )
+    parser.add_argument(
+        "--save-student",
+        action="store_true",
+        help="write every trained student to <cell>/student (safetensors + tokenizer), for "
+        "`optical-lab evaluate --student`",
+    )
     add_training_options(parser)
-    parser.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
+    parser.add_argument(
+        "--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)"
+    )
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
-    parser.add_argument("--method-config", default=None,
-                        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`")
-    parser.add_argument("--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison")
-    parser.add_argument("--out", default="results/compare", help="results folder (re-running into it skips finished cells)")
-    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="skip finished cells and resume killed ones (default); --no-resume recomputes")
-    parser.add_argument("--join", action="store_true",
-                        help="help the comparison already running in --out (the same command line, threads may differ): "
-                             "compute the cells nobody else holds; that run waits for them and writes the summary")
-    parser.add_argument("--join-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="with --join: wait up to this long for the run it joins to write the folder's config.json "
-                             "(a worker started together with its owner)")
+    parser.add_argument(
+        "--method-config",
+        default=None,
+        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`",
+    )
+    parser.add_argument(
+        "--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison"
+    )
+    parser.add_argument(
+        "--out", default="results/compare", help="results folder (re-running into it skips finished cells)"
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip finished cells and resume killed ones (default); --no-resume recomputes",
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="help the comparison already running in --out (the same command line, threads may differ): "
+        "compute the cells nobody else holds; that run waits for them and writes the summary",
+    )
+    parser.add_argument(
+        "--join-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --join: wait up to this long for the run it joins to write the folder's config.json "
+        "(a worker started together with its owner)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
 def add_bitext_options(parser: argparse.ArgumentParser) -> None:
     """Where the training pairs come from (:func:`bitext_from_args`): ``compare`` and ``train``."""
-    parser.add_argument("--bitext", default="ntrex",
-                        help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
-                             "train, dev: MAFAND dev; every --langs entry needs its en-LANG pair in the data folder), or a "
-                             "TSV file of english<TAB>foreign pairs (one --langs entry)")
+    parser.add_argument(
+        "--bitext",
+        default="ntrex",
+        help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
+        "train, dev: MAFAND dev; every --langs entry needs its en-LANG pair in the data folder), or a "
+        "TSV file of english<TAB>foreign pairs (one --langs entry)",
+    )
     parser.add_argument("--bitext-en", default=None, help="your English side, line-aligned with --bitext-xx")
     parser.add_argument("--bitext-xx", default=None, help="your foreign side, line-aligned with --bitext-en")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The training settings (``TrainConfig``: preset, steps, OT, precision, ...): ``compare`` and ``train``."""
-    parser.add_argument("--preset", default="default", choices=list(PRESETS), help="training budget (see methods/config.py)")
-    parser.add_argument("--max-train-pairs", default=None, help="cap on training pairs per fold ('all' = no cap; "
-                                                                "default: the preset's, 1000)")
+    parser.add_argument(
+        "--preset", default="default", choices=list(PRESETS), help="training budget (see methods/config.py)"
+    )
+    parser.add_argument(
+        "--max-train-pairs",
+        default=None,
+        help="cap on training pairs per fold ('all' = no cap; default: the preset's, 1000)",
+    )
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-length", type=int, help="training truncation in tokens")
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--patience", type=int,
-                        help="stop after this many dev evaluations without a gain above --min-delta "
-                             "(default: the preset's; 0 = train to --steps, the cap)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many dev evaluations without a gain above --min-delta "
+        "(default: the preset's; 0 = train to --steps, the cap)",
+    )
     parser.add_argument("--min-delta", type=float, help="smallest dev MRR gain that counts as progress (default 0)")
     default = SinkhornSpec()
-    parser.add_argument("--epsilon", type=float, help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
-                                                       f"(default {default.epsilon}; small = sharp alignments)")
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
+        f"(default {default.epsilon}; small = sharp alignments)",
+    )
     parser.add_argument("--n-iters", type=int, help=f"OPTICAL: most Sinkhorn iterations (default {default.n_iters})")
-    parser.add_argument("--early-exit", action=argparse.BooleanOptionalAction, default=None,
-                        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); "
-                             "--no-early-exit runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver "
-                             "of protocols v1/v2)")
-    parser.add_argument("--eps-scaling", type=float, default=None, metavar="R",
-                        help=f"OPTICAL: anneal epsilon by this ratio per stage from the cost spread (default "
-                             f"{default.eps_scaling}; 0 = no annealing)")
-    parser.add_argument("--ot-grad", choices=["envelope", "autodiff"],
-                        help=f"OPTICAL: gradient through the plan (default {default.grad}: plan held constant)")
-    parser.add_argument("--aug-method", choices=list(AUGMENTATIONS),
-                        help="augmentation joined to OPTICAL in optical+aug and drawn in the size curve")
+    parser.add_argument(
+        "--early-exit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); "
+        "--no-early-exit runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver "
+        "of protocols v1/v2)",
+    )
+    parser.add_argument(
+        "--eps-scaling",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"OPTICAL: anneal epsilon by this ratio per stage from the cost spread (default "
+        f"{default.eps_scaling}; 0 = no annealing)",
+    )
+    parser.add_argument(
+        "--ot-grad",
+        choices=["envelope", "autodiff"],
+        help=f"OPTICAL: gradient through the plan (default {default.grad}: plan held constant)",
+    )
+    parser.add_argument(
+        "--aug-method",
+        choices=list(AUGMENTATIONS),
+        help="augmentation joined to OPTICAL in optical+aug and drawn in the size curve",
+    )
     parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"])
-    parser.add_argument("--prefixes", action=argparse.BooleanOptionalAction, default=None,
-                        help="train and select with the backbone's retrieval prefixes, as evaluation encodes (default; "
-                             "--no-prefixes reproduces comparisons run before issue #13, e.g. results/compare-me5-small)")
-    parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep the student's word-embedding table as the teacher's (cheaper steps, most of all "
-                             "for me5-small; part of every cell's identity; default off)")
+    parser.add_argument(
+        "--prefixes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train and select with the backbone's retrieval prefixes, as evaluation encodes (default; "
+        "--no-prefixes reproduces comparisons run before issue #13, e.g. results/compare-me5-small)",
+    )
+    parser.add_argument(
+        "--freeze-word-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the student's word-embedding table as the teacher's (cheaper steps, most of all "
+        "for me5-small; part of every cell's identity; default off)",
+    )
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset, with what the command line sets."""
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
-                 "eval_every": args.eval_every, "patience": args.patience, "min_delta": args.min_delta,
-                 "aug_method": args.aug_method, "mixed_precision": args.mixed_precision,
-                 "epsilon": args.epsilon, "n_iters": args.n_iters, "ot_grad": args.ot_grad,
-                 "ot_early_exit": args.early_exit, "ot_eps_scaling": args.eps_scaling or None,
-                 "use_prefixes": args.prefixes, "freeze_word_embeddings": args.freeze_word_embeddings}
+    overrides = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_length": args.max_length,
+        "eval_every": args.eval_every,
+        "patience": args.patience,
+        "min_delta": args.min_delta,
+        "aug_method": args.aug_method,
+        "mixed_precision": args.mixed_precision,
+        "epsilon": args.epsilon,
+        "n_iters": args.n_iters,
+        "ot_grad": args.ot_grad,
+        "ot_early_exit": args.early_exit,
+        "ot_eps_scaling": args.eps_scaling or None,
+        "use_prefixes": args.prefixes,
+        "freeze_word_embeddings": args.freeze_word_embeddings,
+    }
     try:
         config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
         if args.eps_scaling == 0:
@@ -190,13 +289,27 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
     if args.allow_overlap < 0:
         raise DataError(f"bad --allow-overlap {args.allow_overlap}", fix="a count of evaluation texts, 0 or more")
     bitext, bitext_files = bitext_from_args(args, langs)
-    return ComparePlan(langs=langs, methods=methods, folds=args.folds, seeds=args.seeds,
-                       task=task, task_options=task_options_from_args(args, [task, *eval_tasks]), model=args.model,
-                       bitext=bitext, preset=args.preset, train=config,
-                       eval_max_length=args.eval_max_length, fold_seed=args.fold_seed, threads=args.threads,
-                       size_curve=parse_sizes(args.size_curve) if args.size_curve else None, eval_tasks=eval_tasks,
-                       bitext_files=bitext_files, fold_scheme=args.fold_scheme, allow_overlap=args.allow_overlap,
-                       method_config=read_method_config(args.method_config, methods))
+    return ComparePlan(
+        langs=langs,
+        methods=methods,
+        folds=args.folds,
+        seeds=args.seeds,
+        task=task,
+        task_options=task_options_from_args(args, [task, *eval_tasks]),
+        model=args.model,
+        bitext=bitext,
+        preset=args.preset,
+        train=config,
+        eval_max_length=args.eval_max_length,
+        fold_seed=args.fold_seed,
+        threads=args.threads,
+        size_curve=parse_sizes(args.size_curve) if args.size_curve else None,
+        eval_tasks=eval_tasks,
+        bitext_files=bitext_files,
+        fold_scheme=args.fold_scheme,
+        allow_overlap=args.allow_overlap,
+        method_config=read_method_config(args.method_config, methods),
+    )
 
 
 def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
@@ -206,19 +319,28 @@ def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
     try:
         chosen = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read --method-config {path}: {exc}", path=path,
-                        fix="pass the chosen.json written by `optical-lab sweep`") from None
+        raise DataError(
+            f"cannot read --method-config {path}: {exc}",
+            path=path,
+            fix="pass the chosen.json written by `optical-lab sweep`",
+        ) from None
     unknown = sorted(set(chosen) - set(METHODS)) if isinstance(chosen, dict) else []
     if not isinstance(chosen, dict) or unknown or not all(isinstance(v, dict) for v in chosen.values()):
-        raise DataError(f"--method-config {path}: expected {{method: {{setting: value}}}} for known methods"
-                        + (f"; unknown: {', '.join(unknown)}" if unknown else ""), path=path,
-                        fix="pass the chosen.json written by `optical-lab sweep`")
+        raise DataError(
+            f"--method-config {path}: expected {{method: {{setting: value}}}} for known methods"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            path=path,
+            fix="pass the chosen.json written by `optical-lab sweep`",
+        )
     for method, settings in chosen.items():
         try:
             TrainConfig().replace(**settings)  # an unknown setting or a bad value: named, never a TypeError
         except DataError as exc:
-            raise DataError(f"--method-config, method {method!r}: {exc.args[0].split(chr(10))[0]}", path=path,
-                            fix=exc.fix or "pass the chosen.json written by `optical-lab sweep`") from None
+            raise DataError(
+                f"--method-config, method {method!r}: {exc.args[0].split(chr(10))[0]}",
+                path=path,
+                fix=exc.fix or "pass the chosen.json written by `optical-lab sweep`",
+            ) from None
     return {m: v for m, v in chosen.items() if m in methods}
 
 
@@ -227,8 +349,10 @@ def bitext_from_args(args: argparse.Namespace, langs: list[str]) -> tuple[str, l
     files are read (strictly: path, line and fix on the first problem) here, before anything is written."""
     pair = [args.bitext_en, args.bitext_xx]
     if any(pair) and not all(pair):
-        raise DataError(f"--bitext-{'xx' if args.bitext_en else 'en'} is missing",
-                        fix="give both sides: --bitext-en english.txt --bitext-xx foreign.txt (line-aligned)")
+        raise DataError(
+            f"--bitext-{'xx' if args.bitext_en else 'en'} is missing",
+            fix="give both sides: --bitext-en english.txt --bitext-xx foreign.txt (line-aligned)",
+        )
     if all(pair) and args.bitext != "ntrex":
         raise DataError("--bitext and --bitext-en/--bitext-xx both name a training bitext", fix="use one of them")
     if not all(pair) and args.bitext in ("ntrex", "mafand"):
@@ -236,11 +360,16 @@ def bitext_from_args(args: argparse.Namespace, langs: list[str]) -> tuple[str, l
     files = [str(Path(f).resolve()) for f in (pair if all(pair) else [args.bitext])]
     for name in files:
         if not Path(name).is_file():
-            raise DataError(f"no such bitext file {name}", path=name,
-                            fix="--bitext takes ntrex, mafand or a TSV file (english<TAB>foreign per line)")
+            raise DataError(
+                f"no such bitext file {name}",
+                path=name,
+                fix="--bitext takes ntrex, mafand or a TSV file (english<TAB>foreign per line)",
+            )
     if len(langs) != 1:
-        raise DataError(f"a user bitext is in one language, but --langs names {len(langs)}",
-                        fix=f"run one comparison per language, e.g. --langs {langs[0]}")
+        raise DataError(
+            f"a user bitext is in one language, but --langs names {len(langs)}",
+            fix=f"run one comparison per language, e.g. --langs {langs[0]}",
+        )
     load_user_bitext(tuple(files), langs[0])  # validate now
     return "user", files
 
@@ -251,8 +380,15 @@ def main(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     if args.join and plan.size_curve is not None:
         raise DataError("--join helps a comparison, not a size curve", fix="drop --join or --size-curve")
-    runner = Runner(plan, args.out, resume=args.resume, progress=not args.no_progress, save_student=args.save_student,
-                    worker=args.join, join_wait=args.join_wait)
+    runner = Runner(
+        plan,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        save_student=args.save_student,
+        worker=args.join,
+        join_wait=args.join_wait,
+    )
     result = runner.run_size_curve() if plan.size_curve is not None else runner.run()
     if not runner.accelerator.is_main_process:  # under data-parallel, one process reports
         return
@@ -268,5 +404,7 @@ def main(args: argparse.Namespace) -> None:
         print()
         print(result.wide(task, metric).to_string())
     threads = sorted({info.get("threads") for info in runner.timings if info.get("threads")})
-    print(f"\nresults: {args.out}  ({time.perf_counter() - start:.0f} s, torch threads {threads or '-'}, "
-          f"precision {runner.plan.train.mixed_precision})")
+    print(
+        f"\nresults: {args.out}  ({time.perf_counter() - start:.0f} s, torch threads {threads or '-'}, "
+        f"precision {runner.plan.train.mixed_precision})"
+    )

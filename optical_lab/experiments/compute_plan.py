@@ -17,6 +17,7 @@ measurements instead of guesses. This module measures three things:
 ``python -m optical_lab.experiments.compute_plan results/v2-minilm`` writes ``plan.json`` next to the
 comparison's ``config.json`` (re-run it any time: it re-measures) and prints a summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,14 @@ from typing import Any, Iterable
 from ..data.mafand import load_mafand
 from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
 from ..methods.registry import METHODS
-from ..methods.runtime import cpu_description, cpu_model, device_description, device_line, resolve_mixed_precision, shown_flags
+from ..methods.runtime import (
+    cpu_description,
+    cpu_model,
+    device_description,
+    device_line,
+    resolve_mixed_precision,
+    shown_flags,
+)
 from .runner import ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
@@ -56,13 +64,18 @@ def truncation(plan: ComparePlan, lang: str, tokenizer, prefix: str = "") -> dic
     train = load_mafand(lang, "train")
     foreign, english = token_counts(tokenizer, train.foreign, prefix), token_counts(tokenizer, train.english, prefix)
     lengths = sorted({plan.train.max_length, V1_MAX_LENGTH})
-    return {"source": "mafand-mt train", "pairs": len(train),
-            # the trainer draws steps x batch_size pairs from a subsample of at most max_train_pairs
-            "distinct_pairs": min(len(train), plan.train.steps * plan.train.batch_size,
-                                  plan.train.max_train_pairs or len(train)),
-            "foreign_tokens_median": statistics.median(foreign), "english_tokens_median": statistics.median(english),
-            "cut_foreign": {str(n): round(cut_fraction(foreign, n), 4) for n in lengths},
-            "cut_english": {str(n): round(cut_fraction(english, n), 4) for n in lengths}}
+    return {
+        "source": "mafand-mt train",
+        "pairs": len(train),
+        # the trainer draws steps x batch_size pairs from a subsample of at most max_train_pairs
+        "distinct_pairs": min(
+            len(train), plan.train.steps * plan.train.batch_size, plan.train.max_train_pairs or len(train)
+        ),
+        "foreign_tokens_median": statistics.median(foreign),
+        "english_tokens_median": statistics.median(english),
+        "cut_foreign": {str(n): round(cut_fraction(foreign, n), 4) for n in lengths},
+        "cut_english": {str(n): round(cut_fraction(english, n), 4) for n in lengths},
+    }
 
 
 def here() -> str:
@@ -118,9 +131,16 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
             done = log.parent / "done.json"
             if done.exists() and "threads" in (info := json.loads(done.read_text(encoding="utf-8"))):
                 threads.setdefault(method, set()).add(int(info["threads"]))
-    return {m: {"median_s": round(statistics.median(s), 3), "steps_measured": len(s), "cells": cells[m],
-                "threads": sorted(threads.get(m, ())), "other_device_cells": skipped.get(m, 0)}
-            for m, s in sorted(steps.items())}
+    return {
+        m: {
+            "median_s": round(statistics.median(s), 3),
+            "steps_measured": len(s),
+            "cells": cells[m],
+            "threads": sorted(threads.get(m, ())),
+            "other_device_cells": skipped.get(m, 0),
+        }
+        for m, s in sorted(steps.items())
+    }
 
 
 def _method_of(log: Path, root: Path) -> str | None:
@@ -144,8 +164,11 @@ def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
 def eval_seconds(root: Path, device: str | None = None) -> float | None:
     """Median evaluation seconds of a finished cell (the whole suite of the run) on ``device`` (None: any),
     None before any."""
-    seconds = [json.loads(done.read_text(encoding="utf-8")).get("eval_s") for done in root.rglob("done.json")
-               if device is None or same_machine_kind(cell_device(done.parent, root), device)]
+    seconds = [
+        json.loads(done.read_text(encoding="utf-8")).get("eval_s")
+        for done in root.rglob("done.json")
+        if device is None or same_machine_kind(cell_device(done.parent, root), device)
+    ]
     seconds = [s for s in seconds if s is not None]
     return statistics.median(seconds) if seconds else None
 
@@ -171,9 +194,13 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
     evaluation = eval_seconds(results / "runs", device)
     hours_left = None
     if fallback is not None and evaluation is not None:
+
         def cell_seconds(method: str) -> float:
-            train = 0.0 if method == "zero-shot" else \
-                plan.train_config(method).steps * rates.get(method, {"median_s": fallback})["median_s"]
+            train = (
+                0.0
+                if method == "zero-shot"
+                else plan.train_config(method).steps * rates.get(method, {"median_s": fallback})["median_s"]
+            )
             return train + evaluation
 
         hours_left = sum(c["left"] * cell_seconds(m) for m, c in cells.items()) / 3600
@@ -181,23 +208,32 @@ def compute_plan(results: str | Path, seeds: int | None = None, methods: list[st
         "results": str(results),
         # the machine plan.json was computed on (the cells record their own threads; their precision
         # is part of their identity, so every finished cell of a folder shares it)
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "flags": [f for f, has in shown_flags().items() if has], "description": cpu_description(),
-                    "device": device,
-                    "precision": resolve_mixed_precision(plan.train.mixed_precision)},
-        "budget": {"steps": plan.train.steps, "batch_size": plan.train.batch_size,
-                   "pairs_per_cell": plan.train.steps * plan.train.batch_size, "max_length": plan.train.max_length,
-                   "freeze_word_embeddings": plan.train.freeze_word_embeddings,
-                   "seeds": plan.seeds, "languages": list(plan.langs)},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "flags": [f for f, has in shown_flags().items() if has],
+            "description": cpu_description(),
+            "device": device,
+            "precision": resolve_mixed_precision(plan.train.mixed_precision),
+        },
+        "budget": {
+            "steps": plan.train.steps,
+            "batch_size": plan.train.batch_size,
+            "pairs_per_cell": plan.train.steps * plan.train.batch_size,
+            "max_length": plan.train.max_length,
+            "freeze_word_embeddings": plan.train.freeze_word_embeddings,
+            "seeds": plan.seeds,
+            "languages": list(plan.langs),
+        },
         "truncation": {lang: truncation(plan, lang, tokenizer, prefix) for lang in plan.langs},
         "step_seconds": rates,
         "grid": cells,
         "eval_seconds_per_cell": evaluation,
         "hours_left": None if hours_left is None else round(hours_left, 3),
         "note": "step seconds are wall time per step on this machine as it was loaded when the cells ran "
-                "(threads: the counts the finished cells recorded); hours left = cells left x (steps x median step "
-                "seconds of their method + median evaluation seconds of a finished cell), dev evaluations not "
-                "included; null until a cell has finished",
+        "(threads: the counts the finished cells recorded); hours left = cells left x (steps x median step "
+        "seconds of their method + median evaluation seconds of a finished cell), dev evaluations not "
+        "included; null until a cell has finished",
     }
     write_text(json.dumps(out, indent=2) + "\n", results / "plan.json")
     return out
@@ -228,10 +264,19 @@ class GridDescription:
 
 # docs/protocol_v3.md (issue #26): 8 languages x 7 arms x 3 seeds, plateau training under a cap, a fair sweep
 V3 = GridDescription(
-    name="v3-minilm", langs=("hau", "ibo", "swa", "yor", "zul", "lug", "twi", "luo"),
+    name="v3-minilm",
+    langs=("hau", "ibo", "swa", "yor", "zul", "lug", "twi", "luo"),
     arms=("zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical-plain", "optical+aug"),
-    seeds=3, step_cap=1000, sweep_settings=8, sweep_langs=3, sweep_steps=1000, eval_tasks=6,
-    reference="results/v2-minilm", same_rate_as=(("optical-plain", "optical"),), ot_cost_factor=1.15)
+    seeds=3,
+    step_cap=1000,
+    sweep_settings=8,
+    sweep_langs=3,
+    sweep_steps=1000,
+    eval_tasks=6,
+    reference="results/v2-minilm",
+    same_rate_as=(("optical-plain", "optical"),),
+    ot_cost_factor=1.15,
+)
 GRIDS = {grid.name: grid for grid in (V3,)}
 
 
@@ -254,9 +299,12 @@ def stored_sizes(folder: Path) -> dict[str, Any]:
             per_query.append(sum(n for p, n in files.items() if ".per_query.csv" in p.name))
             rest.append(sum(n for p, n in files.items() if ".per_query.csv" not in p.name and p != log))
     blobs = sum(p.stat().st_size for p in (folder / BLOBS).glob("*")) if (folder / BLOBS).is_dir() else 0
-    return {"log_bytes_per_step": {m: b / max(n, 1) for m, (b, n) in log_bytes.items()},
-            "per_query_bytes_per_cell": statistics.median(per_query) if per_query else 0,
-            "other_bytes_per_cell": statistics.median(rest) if rest else 0, "blob_bytes": blobs}
+    return {
+        "log_bytes_per_step": {m: b / max(n, 1) for m, (b, n) in log_bytes.items()},
+        "per_query_bytes_per_cell": statistics.median(per_query) if per_query else 0,
+        "other_bytes_per_cell": statistics.median(rest) if rest else 0,
+        "blob_bytes": blobs,
+    }
 
 
 def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
@@ -282,13 +330,15 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
     gpu, gpu_device = gpu_step_seconds(sorted(p for p in reference.parent.iterdir() if p.is_dir()))
     trained = [arm for arm in grid.arms if arm != "zero-shot"]
     ot_arms = {arm for arm in trained if arm.startswith("optical")}
-    assumed = [f"CPU rates and evaluation seconds: cells that ran on {device}",
-               f"every trained cell runs to its cap of {grid.step_cap} steps (plateau stopping only shortens it)",
-               f"{grid.sweep_settings} sweep settings per trained arm on {grid.sweep_langs} dev languages, "
-               f"each at most {grid.sweep_steps} steps",
-               *[f"{arm} steps at {proxy}'s measured rate" for arm, proxy in proxies.items()],
-               f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
-               f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)"]
+    assumed = [
+        f"CPU rates and evaluation seconds: cells that ran on {device}",
+        f"every trained cell runs to its cap of {grid.step_cap} steps (plateau stopping only shortens it)",
+        f"{grid.sweep_settings} sweep settings per trained arm on {grid.sweep_langs} dev languages, "
+        f"each at most {grid.sweep_steps} steps",
+        *[f"{arm} steps at {proxy}'s measured rate" for arm, proxy in proxies.items()],
+        f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
+        f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)",
+    ]
 
     def rate(rates: dict[str, Any], arm: str) -> float | None:
         measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
@@ -296,8 +346,10 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
             return None
         return round(measured["median_s"] * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
 
-    steps = {arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs
-             * grid.sweep_steps for arm in trained}
+    steps = {
+        arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs * grid.sweep_steps
+        for arm in trained
+    }
     saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
     task_factor = grid.eval_tasks / max(1, 1 + len(saved.get("eval_tasks", [])))
     evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
@@ -309,21 +361,32 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
     gpu_minutes = None
     if all(r is not None for r in gpu_rates.values()):  # measured with the processes that shared the GPU then
         gpu_minutes = sum(steps[arm] * gpu_rates[arm] for arm in trained) / 60 / GPU_PROCESSES
-        assumed.append(f"GPU: {GPU_PROCESSES} training processes share one {gpu_device} at the per-process rate "
-                       "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
-                       "not included")
+        assumed.append(
+            f"GPU: {GPU_PROCESSES} training processes share one {gpu_device} at the per-process rate "
+            "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
+            "not included"
+        )
     sizes = stored_sizes(reference)
     log_rates = sizes["log_bytes_per_step"]
-    mib = (sum(steps[arm] * (log_rates.get(arm) or log_rates.get(proxies.get(arm, ""), 0)) for arm in trained)
-           + eval_cells * (sizes["per_query_bytes_per_cell"] * task_factor + sizes["other_bytes_per_cell"])
-           + sizes["blob_bytes"] * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1)) / 2**20
-    return {"grid": asdict(grid), "trained_steps": steps, "eval_cells": eval_cells,
-            "eval_seconds_per_cell": None if evaluation is None else round(evaluation * task_factor, 1),
-            "cpu_step_seconds": {arm: rate(cpu, arm) for arm in trained}, "gpu_step_seconds": gpu_rates,
-            "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
-            "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),
-            "gpu_minutes": None if gpu_minutes is None else round(gpu_minutes, 1),
-            "committed_mib": round(mib, 2), "stored_sizes": sizes, "assumed": assumed}
+    mib = (
+        sum(steps[arm] * (log_rates.get(arm) or log_rates.get(proxies.get(arm, ""), 0)) for arm in trained)
+        + eval_cells * (sizes["per_query_bytes_per_cell"] * task_factor + sizes["other_bytes_per_cell"])
+        + sizes["blob_bytes"] * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1)
+    ) / 2**20
+    return {
+        "grid": asdict(grid),
+        "trained_steps": steps,
+        "eval_cells": eval_cells,
+        "eval_seconds_per_cell": None if evaluation is None else round(evaluation * task_factor, 1),
+        "cpu_step_seconds": {arm: rate(cpu, arm) for arm in trained},
+        "gpu_step_seconds": gpu_rates,
+        "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
+        "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),
+        "gpu_minutes": None if gpu_minutes is None else round(gpu_minutes, 1),
+        "committed_mib": round(mib, 2),
+        "stored_sizes": sizes,
+        "assumed": assumed,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

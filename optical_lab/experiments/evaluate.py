@@ -20,6 +20,7 @@ languages, and the wall time when ``time_v.txt`` from ``/usr/bin/time -v`` lies 
 ``python -m optical_lab.experiments.evaluate FOLDER`` re-renders it). Trained methods:
 ``optical-lab compare``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,7 @@ from ..models.registry import add_backbone_options, backbone_overrides, check_mo
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
-from .records import (DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir,
-                      provenance)
+from .records import DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir, provenance
 from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
@@ -90,9 +90,12 @@ def student_teacher(student: str | None) -> str | None:
         return None
     folder = Path(student)
     if not (folder / "config.json").is_file():
-        raise DataError(f"--student {student} is not a saved encoder folder (no config.json)", path=folder,
-                        fix="pass a folder written by Encoder.save, e.g. <compare out>/runs/<lang>/<method>/"
-                            "<fold-seed>/student from `optical-lab compare --save-student`")
+        raise DataError(
+            f"--student {student} is not a saved encoder folder (no config.json)",
+            path=folder,
+            fix="pass a folder written by Encoder.save, e.g. <compare out>/runs/<lang>/<method>/"
+            "<fold-seed>/student from `optical-lab compare --save-student`",
+        )
     info = folder / ENCODER_FILE
     return json.loads(info.read_text(encoding="utf-8")).get("teacher") if info.is_file() else None
 
@@ -114,8 +117,9 @@ def task_table(results_by_lang: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("lang")
 
 
-def evaluate_student(student: Encoder, task: str, lang: str, teacher: Encoder | None = None,
-                     **task_options) -> dict[str, Any]:
+def evaluate_student(
+    student: Encoder, task: str, lang: str, teacher: Encoder | None = None, **task_options
+) -> dict[str, Any]:
     """Score ``student`` (documents) on every evaluation item of ``task`` in ``lang``, queries encoded by
     ``teacher`` (default: the student itself, i.e. zero-shot). Returns sub-task -> ``TaskResult``
     (``.summary``: metric -> mean, ``.per_query``: a DataFrame). Writes nothing (:func:`run_evaluation`
@@ -137,7 +141,9 @@ def evaluate_student(student: Encoder, task: str, lang: str, teacher: Encoder | 
     return get_task(task, **task_options).evaluate(lang, everything, teacher or student, student)
 
 
-def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progress: bool = True) -> dict[str, pd.DataFrame]:
+def run_evaluation(
+    config: EvaluateConfig, out: str | Path | None = None, progress: bool = True
+) -> dict[str, pd.DataFrame]:
     """Evaluate every (task, language) pair the data allows; write the folder; return task -> table.
 
     Everything that can be refused (unknown task option, no task having any language, a folder
@@ -175,9 +181,15 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
         for lang in langs:
             tasks[name].eval_texts(lang, everything)  # reads and checks the data now, before anything is written
     if not todo:
-        raise DataError(f"none of the tasks {', '.join(tasks)} has any of the languages {', '.join(config.langs)}",
-                        fix="`optical-lab data langs` lists which dataset has which language")
-    folder = Path(out) if out else Path("results") / f"evaluate-{'-'.join(config.tasks) if len(config.tasks) < 3 else 'suite'}"
+        raise DataError(
+            f"none of the tasks {', '.join(tasks)} has any of the languages {', '.join(config.langs)}",
+            fix="`optical-lab data langs` lists which dataset has which language",
+        )
+    folder = (
+        Path(out)
+        if out
+        else Path("results") / f"evaluate-{'-'.join(config.tasks) if len(config.tasks) < 3 else 'suite'}"
+    )
     if out is None:
         folder = new_results_dir(folder.name, folder.parent)
     # one run at a time (a second one refuses, naming the first); a file in the way or no write permission:
@@ -187,21 +199,44 @@ def run_evaluation(config: EvaluateConfig, out: str | Path | None = None, progre
         return write_evaluation(config, folder, tasks, todo, skipped, start, progress)
 
 
-def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any], todo: dict[str, list[str]],
-                     skipped: list[dict[str, str]], start: float, progress: bool) -> dict[str, pd.DataFrame]:
+def write_evaluation(
+    config: EvaluateConfig,
+    folder: Path,
+    tasks: dict[str, Any],
+    todo: dict[str, list[str]],
+    skipped: list[dict[str, str]],
+    start: float,
+    progress: bool,
+) -> dict[str, pd.DataFrame]:
     """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
     ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
     everything = TaskFold(0, None, None, None)
-    teacher = EvalEncoder(Encoder.load(config.model, max_length=config.max_length, **config.backbone), memo=True,
-                          batch_size=config.batch_size)
-    student = teacher if config.student is None else EvalEncoder(
-        Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size)
+    teacher = EvalEncoder(
+        Encoder.load(config.model, max_length=config.max_length, **config.backbone),
+        memo=True,
+        batch_size=config.batch_size,
+    )
+    student = (
+        teacher
+        if config.student is None
+        else EvalEncoder(
+            Encoder.load(config.student, max_length=config.max_length), memo=True, batch_size=config.batch_size
+        )
+    )
     data_files = [f for name, langs in todo.items() for lang in langs for f in tasks[name].data_files(lang)]
-    write_json(config.__dict__ | {"method": config.method, "task_options_used": {n: t.options() for n, t in tasks.items()},
-                                  "student_files": folder_digest(config.student) if config.student else None},
-               folder / "config.json")
-    write_json(environment() | {"cpu_flags": shown_flags()} | provenance(data_files, teacher.source),
-               folder / "environment.json")
+    write_json(
+        config.__dict__
+        | {
+            "method": config.method,
+            "task_options_used": {n: t.options() for n, t in tasks.items()},
+            "student_files": folder_digest(config.student) if config.student else None,
+        },
+        folder / "config.json",
+    )
+    write_json(
+        environment() | {"cpu_flags": shown_flags()} | provenance(data_files, teacher.source),
+        folder / "environment.json",
+    )
     for row in skipped:
         print(f"skip {row['task']} {row['lang']}: {row['reason']}", flush=True)
     write_csv(pd.DataFrame(skipped, columns=["task", "lang", "reason"]), folder / "skipped.csv", index=False)
@@ -211,8 +246,13 @@ def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any]
         task_start = time.perf_counter()
         for lang in langs:
             results = task.evaluate(lang, everything, teacher, student)
-            save_results(folder / name / lang, results, tag=f"{config.method}-{config.model}", compress=False,
-                         inputs=task.SAVE_INPUTS)
+            save_results(
+                folder / name / lang,
+                results,
+                tag=f"{config.method}-{config.model}",
+                compress=False,
+                inputs=task.SAVE_INPUTS,
+            )
             by_lang[lang] = results
             if progress:
                 summary = task_table({lang: results}).iloc[0]
@@ -221,8 +261,10 @@ def write_evaluation(config: EvaluateConfig, folder: Path, tasks: dict[str, Any]
         tables[name] = table = task_table(by_lang)
         write_csv(table, folder / f"{name}.csv")
         write_text(table.to_markdown(floatfmt=".3f") + "\n", folder / f"{name}.md")
-    write_json({"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
-               folder / DONE_NAME)  # last but the summary rendered from it: the folder is finished
+    write_json(
+        {"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
+        folder / DONE_NAME,
+    )  # last but the summary rendered from it: the folder is finished
     write_text(render_summary(folder), folder / "summary.md")
     for name, table in tables.items():
         print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
@@ -241,15 +283,16 @@ def finished_languages_table(folder: Path, task: str) -> pd.DataFrame | None:
     for lang_dir in sorted(p for p in (folder / task).glob("*") if p.is_dir()):
         files = [lang_dir / f"{sub}.per_query.csv" for sub in subs]
         if all(stored_exists(f) for f in files):  # plain or compacted (optical_lab.io)
-            rows[lang_dir.name] = {sub: TaskResult(sub, {}, pd.read_csv(open_stored(f), index_col="qid"))
-                                   for sub, f in zip(subs, files)}
+            rows[lang_dir.name] = {
+                sub: TaskResult(sub, {}, pd.read_csv(open_stored(f), index_col="qid")) for sub, f in zip(subs, files)
+            }
     return task_table(rows) if rows else None
 
 
 def wall_clock(text: str) -> str:
     """``/usr/bin/time``'s elapsed time (``m:ss.cc`` or ``h:mm:ss``) as ``1 h 02 min 03 s`` / ``58 min 21 s``."""
     try:
-        seconds = round(sum(float(part) * 60 ** i for i, part in enumerate(reversed(text.split(":")))))
+        seconds = round(sum(float(part) * 60**i for i, part in enumerate(reversed(text.split(":")))))
     except ValueError:
         return text or "?"
     hours, rest = divmod(seconds, 3600)
@@ -267,32 +310,52 @@ def render_summary(folder: str | Path) -> str:
     finished = (folder / "done.json").exists()
     done = json.loads((folder / "done.json").read_text(encoding="utf-8")) if finished else {}
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in env.get("cpu_flags", {}).items())
-    who = f"student `{config['student']}` (queries by teacher `{config['model']}`)" if config.get("student") else \
-        f"zero-shot: teacher `{config['model']}` on both sides"
-    lines = ["## What ran", "", "```", " ".join(["optical-lab", *env.get("argv", [])[1:]]), "```", "",
-             f"- {who}; evaluation truncation {config['max_length']} tokens; tasks {', '.join(config['tasks'])}.",
-             f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}, "
-             f"GPU: {env.get('cuda') or 'none'}; CPU flags: {flags or 'unknown'}.",
-             f"- started {env.get('time')}; evaluation time per task (s): "
-             + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items()) + f"; total {done.get('seconds')} s."
-             if finished else f"- started {env.get('time')}; **the run did not finish** (no done.json): each table below "
-             "is rebuilt from the per-query files of the languages it had finished, which it names."]
+    who = (
+        f"student `{config['student']}` (queries by teacher `{config['model']}`)"
+        if config.get("student")
+        else f"zero-shot: teacher `{config['model']}` on both sides"
+    )
+    lines = [
+        "## What ran",
+        "",
+        "```",
+        " ".join(["optical-lab", *env.get("argv", [])[1:]]),
+        "```",
+        "",
+        f"- {who}; evaluation truncation {config['max_length']} tokens; tasks {', '.join(config['tasks'])}.",
+        f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}, "
+        f"GPU: {env.get('cuda') or 'none'}; CPU flags: {flags or 'unknown'}.",
+        f"- started {env.get('time')}; evaluation time per task (s): "
+        + ", ".join(f"{k} {v}" for k, v in done.get("task_seconds", {}).items())
+        + f"; total {done.get('seconds')} s."
+        if finished
+        else f"- started {env.get('time')}; **the run did not finish** (no done.json): each table below "
+        "is rebuilt from the per-query files of the languages it had finished, which it names.",
+    ]
     timing = parse_time_log(folder / "time_v.txt") if stored_exists(folder / "time_v.txt") else {}
     if timing.get("wall"):  # (empty while the command still runs)
         cpu_min = (float(timing.get("user_s", 0)) + float(timing.get("system_s", 0))) / 60
-        lines.append(f"- `/usr/bin/time -v` (whole command): **wall time {wall_clock(timing.get('wall', ''))}**, peak memory "
-                     f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
-                     f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}.")
+        lines.append(
+            f"- `/usr/bin/time -v` (whole command): **wall time {wall_clock(timing.get('wall', ''))}**, peak memory "
+            f"{int(timing.get('max_rss_kb', 0)) / 1024**2:.2f} GiB, CPU time {cpu_min:.1f} min "
+            f"({timing.get('cpu')} of one core), exit status {timing.get('exit')}."
+        )
     load = mean_load(folder / "loadavg.log") if stored_exists(folder / "loadavg.log") else None
     if load is not None:
-        lines.append(f"- mean 1-minute load average during the run {load:.1f} on {env.get('cpu_count')} cores (sampled "
-                     "every 30 s; above the run's own threads it is other jobs sharing the machine).")
+        lines.append(
+            f"- mean 1-minute load average during the run {load:.1f} on {env.get('cpu_count')} cores (sampled "
+            "every 30 s; above the run's own threads it is other jobs sharing the machine)."
+        )
     for name in config["tasks"]:
         if (folder / f"{name}.md").exists():
             lines += ["", f"## {name}", "", (folder / f"{name}.md").read_text(encoding="utf-8").rstrip()]
         elif not finished and (table := finished_languages_table(folder, name)) is not None:
-            lines += ["", f"## {name} (languages finished: {', '.join(table.index)})", "",
-                      table.to_markdown(floatfmt=".3f")]
+            lines += [
+                "",
+                f"## {name} (languages finished: {', '.join(table.index)})",
+                "",
+                table.to_markdown(floatfmt=".3f"),
+            ]
     skipped = pd.read_csv(folder / "skipped.csv") if (folder / "skipped.csv").exists() else pd.DataFrame()
     if len(skipped):
         lines += ["", "## Skipped (the task has no data for the language)", ""]
@@ -301,18 +364,38 @@ def render_summary(folder: str | Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="zero-shot", choices=["zero-shot"],
-                        help="zero-shot (the teacher on both sides) unless --student names a saved student; "
-                             "training methods: `optical-lab compare`")
-    parser.add_argument("--tasks", "--task", dest="tasks", default="suite",
-                        help=f"comma-separated tasks (optical_lab/tasks/); 'suite' = {','.join(SUITE)}")
+    parser.add_argument(
+        "--method",
+        default="zero-shot",
+        choices=["zero-shot"],
+        help="zero-shot (the teacher on both sides) unless --student names a saved student; "
+        "training methods: `optical-lab compare`",
+    )
+    parser.add_argument(
+        "--tasks",
+        "--task",
+        dest="tasks",
+        default="suite",
+        help=f"comma-separated tasks (optical_lab/tasks/); 'suite' = {','.join(SUITE)}",
+    )
     add_task_options(parser)
-    parser.add_argument("--langs", default=DEFAULT_LANGS,
-                        help="comma-separated language codes (any spelling; eng = monolingual ceiling), or 'all'")
-    parser.add_argument("--model", default=None, help="teacher: registry name (minilm, me5-small), HF id or local path "
-                                                      "(default: the --student's teacher, else minilm)")
-    parser.add_argument("--student", default=None, help="a saved student folder (Encoder.save / compare --save-student); "
-                                                        "without it the teacher is evaluated zero-shot")
+    parser.add_argument(
+        "--langs",
+        default=DEFAULT_LANGS,
+        help="comma-separated language codes (any spelling; eng = monolingual ceiling), or 'all'",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="teacher: registry name (minilm, me5-small), HF id or local path "
+        "(default: the --student's teacher, else minilm)",
+    )
+    parser.add_argument(
+        "--student",
+        default=None,
+        help="a saved student folder (Encoder.save / compare --save-student); "
+        "without it the teacher is evaluated zero-shot",
+    )
     add_backbone_options(parser)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
@@ -326,8 +409,15 @@ def main(args: argparse.Namespace) -> None:
         options["sentence_task"] = False
     langs = data_languages() if args.langs.strip() == "all" else parse_langs(args.langs)
     model = args.model or student_teacher(args.student) or "minilm"
-    config = EvaluateConfig(langs, tasks, model, str(Path(args.student).resolve()) if args.student else None,
-                            args.max_length, options, backbone=backbone_overrides(args))
+    config = EvaluateConfig(
+        langs,
+        tasks,
+        model,
+        str(Path(args.student).resolve()) if args.student else None,
+        args.max_length,
+        options,
+        backbone=backbone_overrides(args),
+    )
     run_evaluation(config, args.out)
 
 

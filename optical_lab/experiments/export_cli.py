@@ -17,6 +17,7 @@ no qrels file: those runs are exported and listed with an empty qrels column (re
 ``train_log.jsonl``: loss, its terms, learning rate, gradient norm, dev MRR) as TensorBoard event
 files, one run per cell (``tensorboard --logdir LOGDIR``; needs ``pip install 'optical_lab[tensorboard]'``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,11 @@ def export(results: str | Path, out: str | Path | None = None) -> pd.DataFrame:
     out = Path(out) if out else results / "trec"
     runs = sorted(p for p in results.rglob("*.run*") if p.name.endswith(SUFFIXES) and out not in p.parents)
     if not runs:
-        raise DataError("no TREC run (*.run, *.run.gz) under this folder", path=results,
-                        fix="pass a folder written by `optical-lab compare` or `optical-lab evaluate`")
+        raise DataError(
+            "no TREC run (*.run, *.run.gz) under this folder",
+            path=results,
+            fix="pass a folder written by `optical-lab compare` or `optical-lab evaluate`",
+        )
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for run in runs:
@@ -76,8 +80,9 @@ def write_tensorboard(results: str | Path, logdir: str | Path) -> int:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # torch's writer needs the tensorboard package
-        raise DataError("TensorBoard event files need the tensorboard package",
-                        fix="pip install 'optical_lab[tensorboard]'") from exc
+        raise DataError(
+            "TensorBoard event files need the tensorboard package", fix="pip install 'optical_lab[tensorboard]'"
+        ) from exc
     results = Path(results)
     logs = stored_glob(results, "train_log.jsonl", recursive=True)  # plain or compacted (optical_lab.io)
     for log in logs:
@@ -92,16 +97,22 @@ def write_tensorboard(results: str | Path, logdir: str | Path) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="a results folder (compare or evaluate)")
     parser.add_argument("--out", default=None, help="where the TREC files go (default RESULTS/trec)")
-    parser.add_argument("--tensorboard", default=None, metavar="LOGDIR",
-                        help="also write the training curves as TensorBoard event files under LOGDIR")
+    parser.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="LOGDIR",
+        help="also write the training curves as TensorBoard event files under LOGDIR",
+    )
 
 
 def main(args: argparse.Namespace) -> None:
     index = export(args.results, args.out)
     out = Path(args.out) if args.out else Path(args.results) / "trec"
     without = int((index["qrels"] == "").sum())
-    print(f"{len(index)} runs -> {out} (index.tsv)" + (f"; {without} without qrels (written before runs kept "
-                                                         "them: re-run to get them)" if without else ""))
+    print(
+        f"{len(index)} runs -> {out} (index.tsv)"
+        + (f"; {without} without qrels (written before runs kept them: re-run to get them)" if without else "")
+    )
     if args.tensorboard:
         count = write_tensorboard(args.results, args.tensorboard)
         print(f"{count} training curves -> {args.tensorboard} (tensorboard --logdir {args.tensorboard})")

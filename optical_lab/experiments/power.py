@@ -36,6 +36,7 @@ nothing is scored).
 
     python -m optical_lab.experiments.power results/v2-minilm --doc docs/v3_power.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,9 +72,15 @@ def components(d: np.ndarray) -> dict[str, float]:
     ms_q = s * ((rows - grand) ** 2).sum() / (n - 1)
     ms_e = ((d - rows[:, None] - cols[None, :] + grand) ** 2).sum() / ((n - 1) * (s - 1)) if s > 1 else 0.0
     ms_s = n * ((cols - grand) ** 2).sum() / (s - 1) if s > 1 else 0.0
-    return {"n": n, "seeds": s, "difference": float(grand), "query_var_of_seed_mean": float(ms_q / s),
-            "sigma2_query": max(0.0, (ms_q - ms_e) / s), "sigma2_resid": float(ms_e),
-            "sigma2_seed": max(0.0, (ms_s - ms_e) / n)}
+    return {
+        "n": n,
+        "seeds": s,
+        "difference": float(grand),
+        "query_var_of_seed_mean": float(ms_q / s),
+        "sigma2_query": max(0.0, (ms_q - ms_e) / s),
+        "sigma2_resid": float(ms_e),
+        "sigma2_seed": max(0.0, (ms_s - ms_e) / n),
+    }
 
 
 def language_variance(c: dict[str, float], n: int, seeds: int, with_seed: bool = True) -> float:
@@ -100,8 +107,15 @@ def measured(per_query: pd.DataFrame, endpoint: Endpoint, reference: str, others
             if not seeds:
                 continue
             d = (table[reference][seeds] - table[other][seeds]).dropna().to_numpy()
-            out.append({"endpoint": endpoint.label, "contrast": f"{reference} − {other}", "method": other,
-                        "lang": lang, **components(d)})
+            out.append(
+                {
+                    "endpoint": endpoint.label,
+                    "contrast": f"{reference} − {other}",
+                    "method": other,
+                    "lang": lang,
+                    **components(d),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -110,13 +124,20 @@ def reproduce(comp: pd.DataFrame, family: int = 1) -> pd.DataFrame:
     and with it."""
     rows = []
     for (endpoint, contrast), g in comp.groupby(["endpoint", "contrast"], sort=False):
-        rows.append({"endpoint": endpoint, "contrast": contrast, "languages": len(g), "seeds": int(g.seeds.min()),
-                     "difference": float(g.difference.mean()),
-                     "mde_without_seed": mde([language_variance(c, c["n"], c["seeds"], False)
-                                              for c in g.to_dict("records")], family),
-                     "mde_with_seed": mde([language_variance(c, c["n"], c["seeds"]) for c in g.to_dict("records")],
-                                          family),
-                     "seed_share": _seed_share(g.to_dict("records"))})
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "contrast": contrast,
+                "languages": len(g),
+                "seeds": int(g.seeds.min()),
+                "difference": float(g.difference.mean()),
+                "mde_without_seed": mde(
+                    [language_variance(c, c["n"], c["seeds"], False) for c in g.to_dict("records")], family
+                ),
+                "mde_with_seed": mde([language_variance(c, c["n"], c["seeds"]) for c in g.to_dict("records")], family),
+                "seed_share": _seed_share(g.to_dict("records")),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,6 +164,7 @@ def _sib(split: str | None) -> Callable[[str], int | None]:
         except DataError:
             return None
         return len(sib.all_ids()) if split is None else len(sib.splits[split])
+
     return count
 
 
@@ -156,13 +178,17 @@ def _jsonl_lines(path: Path) -> int | None:
 def _afriqa(kind: str, splits: Sequence[str] = ("test",)) -> Callable[[str], int | None]:
     """Questions (``queries``) or questions with a gold English passage (``gold_passages``) of ``splits``
     (v3 trains on MAFAND-MT, so AfriQA's train and dev questions could be evaluation queries too)."""
-    name = "queries.afriqa.{lang}.en.{split}.json" if kind == "queries" else \
-        "gold_span_passages.afriqa.{lang}.en.{split}.json"
+    name = (
+        "queries.afriqa.{lang}.en.{split}.json"
+        if kind == "queries"
+        else "gold_span_passages.afriqa.{lang}.en.{split}.json"
+    )
 
     def count(lang: str) -> int | None:
         folder = data_dir("afriqa") / "afriqa" / "data" / kind / lang
         counts = [n for split in splits if (n := _jsonl_lines(folder / name.format(lang=lang, split=split)))]
         return sum(counts) or None
+
     return count
 
 
@@ -172,8 +198,9 @@ def _tico(lang: str) -> int | None:
     if code is None or not path.exists():
         return None
     with zipfile.ZipFile(path) as archive:
-        return sum(archive.read(name).decode("utf-8").count("<tu ") for name in archive.namelist()
-                   if name.endswith(".tmx"))
+        return sum(
+            archive.read(name).decode("utf-8").count("<tu ") for name in archive.namelist() if name.endswith(".tmx")
+        )
 
 
 @dataclass(frozen=True)
@@ -189,32 +216,80 @@ class Candidate:
 
 
 CANDIDATES = (
-    Candidate("NTREX CLIR MRR@10", "MRR-type", Endpoint("clir", "MRR@10"), _ntrex_queries,
-              "measured in v2 (123 known-item documents per language)"),
-    Candidate("AfriQA passages MRR@10", "MRR-type", Endpoint("clir", "MRR@10"), _afriqa("gold_passages"),
-              "native test question -> its gold English passage; variance assumed = NTREX CLIR's"),
-    Candidate("AfriQA passages MRR@10, all splits", "MRR-type", Endpoint("clir", "MRR@10"),
-              _afriqa("gold_passages", ("train", "dev", "test")),
-              "as above, the questions of every AfriQA split with a gold passage (none is trained on)"),
-    Candidate("FLORES en→xx acc@1", "accuracy-type", Endpoint("flores-en-xx", "acc@1"), _sib(None),
-              "measured in v2 (1,004 SIB-200/FLORES sentences per language)"),
-    Candidate("FLORES xx→en acc@1", "accuracy-type", Endpoint("flores-xx-en", "acc@1"), _sib(None),
-              "measured in v2"),
-    Candidate("AfriQA questions acc@1", "accuracy-type", Endpoint("flores-xx-en", "acc@1"), _afriqa("queries"),
-              "native test question -> its English translation among all; variance assumed = FLORES xx→en's"),
-    Candidate("AfriQA questions acc@1, all splits", "accuracy-type", Endpoint("flores-xx-en", "acc@1"),
-              _afriqa("queries", ("train", "dev", "test")), "as above, every AfriQA split"),
-    Candidate("NTREX sentences acc@1", "accuracy-type", Endpoint("sentence", "acc@1"), _ntrex_sentences,
-              "measured in v2 (1,997 sentences)"),
-    Candidate("TICO-19 sentences acc@1", "accuracy-type", Endpoint("flores-en-xx", "acc@1"), _tico,
-              "en -> xx among all segments; variance assumed = FLORES en→xx's"),
-    Candidate("SIB topics acc", "accuracy-type", Endpoint("topics", "acc"), _sib("test"),
-              "measured in v2 (204 test sentences)"),
+    Candidate(
+        "NTREX CLIR MRR@10",
+        "MRR-type",
+        Endpoint("clir", "MRR@10"),
+        _ntrex_queries,
+        "measured in v2 (123 known-item documents per language)",
+    ),
+    Candidate(
+        "AfriQA passages MRR@10",
+        "MRR-type",
+        Endpoint("clir", "MRR@10"),
+        _afriqa("gold_passages"),
+        "native test question -> its gold English passage; variance assumed = NTREX CLIR's",
+    ),
+    Candidate(
+        "AfriQA passages MRR@10, all splits",
+        "MRR-type",
+        Endpoint("clir", "MRR@10"),
+        _afriqa("gold_passages", ("train", "dev", "test")),
+        "as above, the questions of every AfriQA split with a gold passage (none is trained on)",
+    ),
+    Candidate(
+        "FLORES en→xx acc@1",
+        "accuracy-type",
+        Endpoint("flores-en-xx", "acc@1"),
+        _sib(None),
+        "measured in v2 (1,004 SIB-200/FLORES sentences per language)",
+    ),
+    Candidate("FLORES xx→en acc@1", "accuracy-type", Endpoint("flores-xx-en", "acc@1"), _sib(None), "measured in v2"),
+    Candidate(
+        "AfriQA questions acc@1",
+        "accuracy-type",
+        Endpoint("flores-xx-en", "acc@1"),
+        _afriqa("queries"),
+        "native test question -> its English translation among all; variance assumed = FLORES xx→en's",
+    ),
+    Candidate(
+        "AfriQA questions acc@1, all splits",
+        "accuracy-type",
+        Endpoint("flores-xx-en", "acc@1"),
+        _afriqa("queries", ("train", "dev", "test")),
+        "as above, every AfriQA split",
+    ),
+    Candidate(
+        "NTREX sentences acc@1",
+        "accuracy-type",
+        Endpoint("sentence", "acc@1"),
+        _ntrex_sentences,
+        "measured in v2 (1,997 sentences)",
+    ),
+    Candidate(
+        "TICO-19 sentences acc@1",
+        "accuracy-type",
+        Endpoint("flores-en-xx", "acc@1"),
+        _tico,
+        "en -> xx among all segments; variance assumed = FLORES en→xx's",
+    ),
+    Candidate(
+        "SIB topics acc",
+        "accuracy-type",
+        Endpoint("topics", "acc"),
+        _sib("test"),
+        "measured in v2 (204 test sentences)",
+    ),
 )
 
 
-def project(comp: pd.DataFrame, langs: Sequence[str], seeds: int, families: Sequence[int],
-            contrasts: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def project(
+    comp: pd.DataFrame,
+    langs: Sequence[str],
+    seeds: int,
+    families: Sequence[int],
+    contrasts: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per candidate and contrast, per candidate) expected MDEs for a design over ``langs`` x ``seeds``.
 
     Components are pooled (mean over the measured languages) per source endpoint and contrast and used
@@ -234,30 +309,45 @@ def project(comp: pd.DataFrame, langs: Sequence[str], seeds: int, families: Sequ
             row = {"candidate": cand.name, "contrast": contrast, **pooled}
             for m in families:
                 row[f"mde_m{m}"] = mde([language_variance(pooled, n, seeds) for n in have.values()], m)
-                row[f"mde_m{m}_without_seed"] = mde([language_variance(pooled, n, seeds, False)
-                                                     for n in have.values()], m)
+                row[f"mde_m{m}_without_seed"] = mde(
+                    [language_variance(pooled, n, seeds, False) for n in have.values()], m
+                )
                 if contrast in contrasts:
                     worst[m] = max(worst[m], row[f"mde_m{m}"])
             detail.append(row)
         target = TARGETS[cand.kind]
-        summary.append({"candidate": cand.name, "type": cand.kind, "target": target,
-                        "source": cand.source.label, "languages": len(have),
-                        "missing": ", ".join(sorted(set(langs) - set(have))) or "-",
-                        "queries_per_language": " / ".join(f"{lang} {n}" for lang, n in have.items()),
-                        **{f"worst_mde_m{m}": worst[m] for m in families},
-                        **{f"meets_m{m}": worst[m] <= target for m in families}, "note": cand.note})
+        summary.append(
+            {
+                "candidate": cand.name,
+                "type": cand.kind,
+                "target": target,
+                "source": cand.source.label,
+                "languages": len(have),
+                "missing": ", ".join(sorted(set(langs) - set(have))) or "-",
+                "queries_per_language": " / ".join(f"{lang} {n}" for lang, n in have.items()),
+                **{f"worst_mde_m{m}": worst[m] for m in families},
+                **{f"meets_m{m}": worst[m] <= target for m in families},
+                "note": cand.note,
+            }
+        )
     return pd.DataFrame(detail), pd.DataFrame(summary)
 
 
 def endpoints_of(per_query: pd.DataFrame) -> list[Endpoint]:
     """Every (sub-task, metric) a candidate borrows from, that the grid measured."""
     sources = {c.source for c in CANDIDATES}
-    return [e for e in sources if e.task in set(per_query.task) and e.metric in per_query
-            and per_query.loc[per_query.task == e.task, e.metric].notna().any()]
+    return [
+        e
+        for e in sources
+        if e.task in set(per_query.task)
+        and e.metric in per_query
+        and per_query.loc[per_query.task == e.task, e.metric].notna().any()
+    ]
 
 
-def seed_sensitivity(comp: pd.DataFrame, langs: Sequence[str], family: int,
-                     seeds: Sequence[int] = (2, 3, 5, 10)) -> pd.DataFrame:
+def seed_sensitivity(
+    comp: pd.DataFrame, langs: Sequence[str], family: int, seeds: Sequence[int] = (2, 3, 5, 10)
+) -> pd.DataFrame:
     """Worst augmentation-contrast MDE of every candidate at Holm family ``family`` for several seed counts."""
     table = None
     for s in seeds:
@@ -267,28 +357,42 @@ def seed_sensitivity(comp: pd.DataFrame, langs: Sequence[str], family: int,
     return table
 
 
-def analyse(results: str | Path, langs: Sequence[str] = FAMILY_LANGS, seeds: int = 3,
-            families: Sequence[int] = (1, 4, 10)) -> dict[str, pd.DataFrame]:
+def analyse(
+    results: str | Path, langs: Sequence[str] = FAMILY_LANGS, seeds: int = 3, families: Sequence[int] = (1, 4, 10)
+) -> dict[str, pd.DataFrame]:
     per_query = load_per_query(Path(results) / "runs")
     others = [m for m in sorted(per_query.method.unique()) if m != REFERENCE]
-    comp = pd.concat([measured(per_query, e, REFERENCE, others)
-                      for e in sorted(endpoints_of(per_query), key=lambda e: e.label)], ignore_index=True)
+    comp = pd.concat(
+        [measured(per_query, e, REFERENCE, others) for e in sorted(endpoints_of(per_query), key=lambda e: e.label)],
+        ignore_index=True,
+    )
     detail, summary = project(comp, langs, seeds, families)
-    return {"components": comp, "reproduced": reproduce(comp), "detail": detail, "summary": summary,
-            "seeds": seed_sensitivity(comp, langs, max(families))}
+    return {
+        "components": comp,
+        "reproduced": reproduce(comp),
+        "detail": detail,
+        "summary": summary,
+        "seeds": seed_sensitivity(comp, langs, max(families)),
+    }
 
 
 def _md(frame: pd.DataFrame, digits: int = 4) -> str:
     return frame.to_markdown(index=False, floatfmt=f".{digits}f")
 
 
-def document(results: Sequence[Path], tables: Sequence[dict[str, pd.DataFrame]], langs: Sequence[str], seeds: int,
-             families: Sequence[int]) -> str:
+def document(
+    results: Sequence[Path],
+    tables: Sequence[dict[str, pd.DataFrame]],
+    langs: Sequence[str],
+    seeds: int,
+    families: Sequence[int],
+) -> str:
     fam = ", ".join(map(str, families))
     parts = [
         "# Expected power of candidate protocol-v3 endpoints",
         "",
-        "Generated by `python -m optical_lab.experiments.power " + " ".join(map(str, results))
+        "Generated by `python -m optical_lab.experiments.power "
+        + " ".join(map(str, results))
         + f" --doc docs/v3_power.md --seeds {seeds} --families {fam.replace(' ', '')}` from the committed v2 "
         "per-query files; never edited by hand. The method (variance components of the per-query, per-seed "
         "differences; language-balanced mean; Holm's strictest step) is in the module docstring of "
@@ -298,8 +402,7 @@ def document(results: Sequence[Path], tables: Sequence[dict[str, pd.DataFrame]],
         f"**Design projected**: languages {', '.join(langs)} (each where it has the endpoint's data), {seeds} seeds, "
         f"α 0.05 two-sided, power 0.8, Holm family sizes m = {fam} (MDE at α/m). Targets (issue #26): "
         f"MRR-type ≤ {TARGETS['MRR-type']}, accuracy-type ≤ {TARGETS['accuracy-type']}, seed variance counted. "
-        "The worst contrast is OPTICAL against each augmentation arm ("
-        + ", ".join(AUGMENTATIONS) + ").",
+        "The worst contrast is OPTICAL against each augmentation arm (" + ", ".join(AUGMENTATIONS) + ").",
         "",
         "**Assumptions** (each changes the numbers; a v3 protocol should state which it keeps):",
         "",
@@ -318,15 +421,30 @@ def document(results: Sequence[Path], tables: Sequence[dict[str, pd.DataFrame]],
     ]
     for path, t in zip(results, tables):
         s = t["summary"].copy()
-        parts += [f"## From `{path}`", "", "### Candidate endpoints (worst augmentation contrast)", "",
-                  _md(s.drop(columns=["note"])), "",
-                  "Notes: " + "; ".join(f"*{a}*: {b}" for a, b in zip(s.candidate, s.note)),
-                  "", f"### Seeds: worst augmentation-contrast MDE at m = {max(families)} for other seed counts", "",
-                  _md(t["seeds"]), "",
-                  "### Every contrast (pooled components, projected MDE with and without the seed term)", "",
-                  _md(t["detail"]), "",
-                  "### The v2 design re-computed (check: `mde_without_seed` is the registered v2 MDE)", "",
-                  _md(t["reproduced"]), "", _degenerate(t["components"]), ""]
+        parts += [
+            f"## From `{path}`",
+            "",
+            "### Candidate endpoints (worst augmentation contrast)",
+            "",
+            _md(s.drop(columns=["note"])),
+            "",
+            "Notes: " + "; ".join(f"*{a}*: {b}" for a, b in zip(s.candidate, s.note)),
+            "",
+            f"### Seeds: worst augmentation-contrast MDE at m = {max(families)} for other seed counts",
+            "",
+            _md(t["seeds"]),
+            "",
+            "### Every contrast (pooled components, projected MDE with and without the seed term)",
+            "",
+            _md(t["detail"]),
+            "",
+            "### The v2 design re-computed (check: `mde_without_seed` is the registered v2 MDE)",
+            "",
+            _md(t["reproduced"]),
+            "",
+            _degenerate(t["components"]),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -334,8 +452,10 @@ def _degenerate(comp: pd.DataFrame) -> str:
     """How many measured (contrast, language) tables have no variance at all: both arms scored every query
     alike (both kept the untrained student), which deflates the pooled components."""
     flat = comp[(comp.sigma2_query + comp.sigma2_resid + comp.sigma2_seed) == 0]
-    text = (f"{len(flat)} of {len(comp)} measured (endpoint, contrast, language) tables have no variance at all "
-            "(both arms scored every query alike, e.g. both kept the untrained student)")
+    text = (
+        f"{len(flat)} of {len(comp)} measured (endpoint, contrast, language) tables have no variance at all "
+        "(both arms scored every query alike, e.g. both kept the untrained student)"
+    )
     if len(flat):
         text += ": " + ", ".join(f"{r.endpoint} {r.contrast} {r.lang}" for r in flat.itertuples())
         text += ". They enter the pooled mean as zeros, so that grid's MDEs are optimistic for arms that do train"
@@ -358,8 +478,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.doc:
         args.doc.write_text(document(args.results, tables, langs, args.seeds, families) + "\n", encoding="utf-8")
     if args.json:
-        args.json.write_text(json.dumps({str(r): {k: v.to_dict("records") for k, v in t.items()}
-                                         for r, t in zip(args.results, tables)}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(
+            json.dumps(
+                {str(r): {k: v.to_dict("records") for k, v in t.items()} for r, t in zip(args.results, tables)},
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

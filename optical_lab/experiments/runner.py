@@ -1,8 +1,9 @@
 """The comparison runner: train every method per language, fold and seed, evaluate, and compare.
 
-``optical-lab compare`` (:mod:`.compare`) builds a :class:`ComparePlan` and runs it here. For each (language, method, fold, seed) **cell** the student (a copy of the frozen English
-teacher) is trained on the fold's training bitext only, selected on the fold's dev bitext, and
-evaluated by the task (queries by the teacher, documents by the student; :mod:`optical_lab.tasks`). A cell's folder
+``optical-lab compare`` (:mod:`.compare`) builds a :class:`ComparePlan` and runs it here. For each (language,
+method, fold, seed) **cell** the student (a copy of the frozen English teacher) is trained on the fold's
+training bitext only, selected on the fold's dev bitext, and evaluated by the task (queries by the teacher,
+documents by the student; :mod:`optical_lab.tasks`). A cell's folder
 ``<out>/runs/<lang>/<method>/fold<k>-seed<s>/`` receives its TREC runs (gzipped), per-query
 metrics, config and training log as soon as it is done; ``done.json`` is written last, so a
 re-run into the same ``--out`` skips finished cells (``--resume``, the default) and a killed cell
@@ -22,6 +23,7 @@ into a folder (:class:`~.records.FolderLock`; a second one refuses, naming the f
 writes the plot-ready ``size_curve/size_curve.csv`` (:meth:`Runner.run_size_curve`, tables by
 :mod:`.size_curve`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,17 +50,25 @@ from ..io import BLOBS, write_json
 from ..methods.config import PRESETS, TrainConfig
 from ..methods.registry import BY_NAME, REFERENCE
 from ..methods.runtime import device_description, release_memory, resolve_mixed_precision, set_threads
-from ..methods.teacher import model_hash, texts_hash, FrozenTeacher
+from ..methods.teacher import FrozenTeacher, model_hash, texts_hash
 from ..methods.trainer import make_accelerator, retrieval_mrr, train_student
 from ..models.encoder import Encoder, Tokenized
 from ..models.registry import check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
-from .records import empty_folder, environment, provenance, read_done, refuse_links, FolderInUse, FolderLock
 from .compact import compact_cell
+from .records import FolderInUse, FolderLock, empty_folder, environment, provenance, read_done, refuse_links
 from .size_curve import CURVE, write_curve
-from .suite import (DEFAULT_ALLOWED_OVERLAP, evaluate_everywhere, guard, leak_reports, load_user_bitext, note_skips,
-                    skipped_eval_tasks, split_user_bitext)
+from .suite import (
+    DEFAULT_ALLOWED_OVERLAP,
+    evaluate_everywhere,
+    guard,
+    leak_reports,
+    load_user_bitext,
+    note_skips,
+    skipped_eval_tasks,
+    split_user_bitext,
+)
 from .summary import ComparisonSummary, summarize_plan
 
 RUNS = "runs"
@@ -80,7 +90,9 @@ class ComparePlan:
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
     model: str = "minilm"
-    bitext: str = "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev (every language needs a pair);
+    bitext: str = (
+        "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev (every language needs a pair);
+    )
     # "user": the user's files in bitext_files (one TSV, or English + foreign line-aligned files)
     preset: str = "default"
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -97,8 +109,14 @@ class ComparePlan:
     # its chosen.json); settings the methods of a fold share (the teacher's targets) cannot differ
     method_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    SHARED_SETTINGS = ("max_length", "use_prefixes", "mixed_precision", "teacher_cache", "max_dev_pairs",
-                       "freeze_word_embeddings")  # the last: a training regime every arm shares (protocol v2)
+    SHARED_SETTINGS = (
+        "max_length",
+        "use_prefixes",
+        "mixed_precision",
+        "teacher_cache",
+        "max_dev_pairs",
+        "freeze_word_embeddings",
+    )  # the last: a training regime every arm shares (protocol v2)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -106,14 +124,18 @@ class ComparePlan:
     def validate(self) -> None:
         """Refuse a plan no run can use, before the model is loaded or a file written (the training
         settings check themselves: :meth:`TrainConfig.validate`)."""
+
         def need(ok: bool, problem: str, fix: str) -> None:
             if not ok:
                 raise DataError(problem, fix=fix)
 
         def count(name: str, low: int, example: int) -> None:
             value = getattr(self, name)
-            need(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-                 f"{name} = {value!r}: must be an integer >= {low}", f"e.g. --{name.replace('_', '-')} {example}")
+            need(
+                isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                f"{name} = {value!r}: must be an integer >= {low}",
+                f"e.g. --{name.replace('_', '-')} {example}",
+            )
 
         need(bool(self.langs), "no language to run", "e.g. --langs hau,swa")
         need(bool(self.methods), "no method to run", "e.g. --methods all, or --methods zero-shot,optical")
@@ -127,24 +149,36 @@ class ComparePlan:
         if self.eval_max_length is not None:
             count("eval_max_length", 3, 256)
         need(self.task in TASKS, f"unknown task {self.task!r}", f"use --task {' or --task '.join(TASKS)}")
-        need(self.bitext in ("ntrex", "mafand", "user"), f"unknown bitext source {self.bitext!r}",
-             "use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
+        need(
+            self.bitext in ("ntrex", "mafand", "user"),
+            f"unknown bitext source {self.bitext!r}",
+            "use --bitext ntrex, --bitext mafand or --bitext FILE.tsv",
+        )
         if self.fold_scheme == "all-eval":
-            need(self.folds == 1 and self.bitext != "ntrex",
-                 f"fold scheme all-eval evaluates every document, so the students need other bitext and one fold "
-                 f"(got --bitext {self.bitext}, --folds {self.folds})", "use --folds 1 with --bitext mafand or a file")
+            need(
+                self.folds == 1 and self.bitext != "ntrex",
+                f"fold scheme all-eval evaluates every document, so the students need other bitext and one fold "
+                f"(got --bitext {self.bitext}, --folds {self.folds})",
+                "use --folds 1 with --bitext mafand or a file",
+            )
         need(self.preset in PRESETS, f"unknown preset {self.preset!r}", f"use --preset {' or --preset '.join(PRESETS)}")
         bad = [s for s in self.size_curve or [] if s is not None and (not isinstance(s, int) or s < 1)]
         need(not bad, f"size-curve sizes {bad}: must be positive integers or 'all'", "e.g. --size-curve 100,300,all")
         for method, overrides in self.method_config.items():
             shared = sorted(set(overrides) & set(self.SHARED_SETTINGS))
-            need(not shared, f"method_config for {method} overrides {', '.join(shared)}, which every method of a fold "
-                 "shares", "set them for the whole comparison (--max-length, --preset, ...)")
+            need(
+                not shared,
+                f"method_config for {method} overrides {', '.join(shared)}, which every method of a fold shares",
+                "set them for the whole comparison (--max-length, --preset, ...)",
+            )
             self.train_config(method)  # TrainConfig.validate() refuses a bad per-method value
         trained = [m for m in self.methods if m != "zero-shot"] + ([REFERENCE] if self.size_curve is not None else [])
-        need(all(self.train_config(m).steps > 0 for m in trained) or not trained,
-             f"steps = {self.train.steps} trains nothing: {', '.join(trained)} would be the untrained teacher under "
-             "another name", "give --steps a positive number, or use --methods zero-shot for the untrained model")
+        need(
+            all(self.train_config(m).steps > 0 for m in trained) or not trained,
+            f"steps = {self.train.steps} trains nothing: {', '.join(trained)} would be the untrained teacher under "
+            "another name",
+            "give --steps a positive number, or use --methods zero-shot for the untrained model",
+        )
         check_model_name(self.model)
 
     def seed_list(self) -> list[int]:
@@ -181,8 +215,9 @@ class EvalEncoder(Encoder):
       length; on CPU 32 is ~1.5x faster than 128 for sentence batches, measured on 2 cores).
     """
 
-    def __init__(self, base: Encoder, memo: bool = False, batch_size: int | None = 32,
-                 cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, base: Encoder, memo: bool = False, batch_size: int | None = 32, cache_dir: str | Path | None = None
+    ) -> None:
         super().__init__(base.model, base.tokenizer, **base.settings())
         self.memo = memo
         self.batch_size = batch_size
@@ -190,7 +225,9 @@ class EvalEncoder(Encoder):
         self.disk_hits = self.disk_misses = 0
         self._memo: dict[tuple, torch.Tensor] = {}
 
-    def encode(self, texts: Sequence[str], role=None, batch_size: int = 64, progress: bool | str = False) -> torch.Tensor:
+    def encode(
+        self, texts: Sequence[str], role=None, batch_size: int = 64, progress: bool | str = False
+    ) -> torch.Tensor:
         batch_size = self.batch_size or batch_size
         if not self.memo or isinstance(texts, Tokenized):  # (pretokenised texts: the caller re-encodes them)
             return super().encode(texts, role, batch_size, progress)
@@ -198,8 +235,9 @@ class EvalEncoder(Encoder):
         # prefixes (MiniLM) encodes a sentence once whether it is a query or a passage
         key = (self.max_length, torch.is_autocast_enabled(self.device.type), tuple(self._with_prefix(texts, role)))
         if key not in self._memo:
-            self._memo[key] = self._cached(key[2], batch_size, lambda: super(EvalEncoder, self).encode(
-                texts, role, batch_size, progress))
+            self._memo[key] = self._cached(
+                key[2], batch_size, lambda: super(EvalEncoder, self).encode(texts, role, batch_size, progress)
+            )
         return self._memo[key].clone()
 
     def cache_path(self, seen: Sequence[str], batch_size: int) -> tuple[Path, str]:
@@ -207,9 +245,20 @@ class EvalEncoder(Encoder):
         device = self.device.type
         autocast = str(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else "no"
         texts = texts_hash(seen)
-        key = json.dumps({"model": model_hash(self), "texts": texts, "max_length": self.max_length,
-                          "batch_size": batch_size, "pooling": self.pooling, "autocast": autocast, "device": device,
-                          "torch": torch.__version__, "format": 1}, sort_keys=True)
+        key = json.dumps(
+            {
+                "model": model_hash(self),
+                "texts": texts,
+                "max_length": self.max_length,
+                "batch_size": batch_size,
+                "pooling": self.pooling,
+                "autocast": autocast,
+                "device": device,
+                "torch": torch.__version__,
+                "format": 1,
+            },
+            sort_keys=True,
+        )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors", texts
 
     def _cached(self, seen: Sequence[str], batch_size: int, compute) -> torch.Tensor:
@@ -250,11 +299,15 @@ def training_bitext(plan: ComparePlan, lang: str, fold: TaskFold) -> tuple[Bitex
     if plan.bitext == "mafand":  # the pairs are the data folder's; a language without one is an error, never a switch
         return load_mafand(lang, "train"), load_mafand(lang, "dev"), "mafand-mt"
     if plan.bitext != "ntrex":
-        raise DataError(f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv")
+        raise DataError(
+            f"unknown bitext source {plan.bitext!r}", fix="use --bitext ntrex, --bitext mafand or --bitext FILE.tsv"
+        )
     if len(fold.train) == 0:
-        raise DataError(f"no training bitext for {lang}: fold scheme {plan.fold_scheme} keeps every {plan.task} "
-                        f"document for evaluation and {plan.bitext} has no {lang}",
-                        fix=f"drop {lang} from --langs, or use --fold-scheme held-out-dev")
+        raise DataError(
+            f"no training bitext for {lang}: fold scheme {plan.fold_scheme} keeps every {plan.task} "
+            f"document for evaluation and {plan.bitext} has no {lang}",
+            fix=f"drop {lang} from --langs, or use --fold-scheme held-out-dev",
+        )
     return fold.train, fold.dev, fold.train.source or plan.task
 
 
@@ -265,10 +318,15 @@ def _digest(data: dict[str, Any]) -> str:
 
 def cell_fingerprint(plan: ComparePlan, method: str, size: int | None | str = "default") -> str:
     """What a finished cell's numbers depend on; training settings do not matter for zero-shot."""
-    data: dict[str, Any] = {"task": plan.task, "model": plan.model, "eval_max_length": plan.eval_max_length,
-                            "eval_batch_size": plan.eval_batch_size,
-                            "folds": plan.folds, "fold_seed": plan.fold_seed,
-                            "precision": resolve_mixed_precision(plan.train.mixed_precision)}
+    data: dict[str, Any] = {
+        "task": plan.task,
+        "model": plan.model,
+        "eval_max_length": plan.eval_max_length,
+        "eval_batch_size": plan.eval_batch_size,
+        "folds": plan.folds,
+        "fold_seed": plan.fold_seed,
+        "precision": resolve_mixed_precision(plan.train.mixed_precision),
+    }
     if plan.task_options:  # absent when empty: results from before task options keep their fingerprints
         data["task_options"] = plan.task_options
     if plan.eval_tasks:  # likewise for evaluation tasks and the fold scheme (issue #12)
@@ -293,8 +351,9 @@ def cell_folder(root: Path, lang: str, method: str, size: int | None | str, fold
     return root / lang / name / f"fold{fold}-seed{seed}"
 
 
-def plan_cells(plan: ComparePlan, root: Path, variants: list[tuple[str, int | None | str]] | None = None
-               ) -> Iterator[tuple[str, str, int | None | str, int, int, Path]]:
+def plan_cells(
+    plan: ComparePlan, root: Path, variants: list[tuple[str, int | None | str]] | None = None
+) -> Iterator[tuple[str, str, int | None | str, int, int, Path]]:
     """Every cell a plan runs: (lang, method, size, fold, seed, folder). Every method, zero-shot too,
     has one cell per seed (zero-shot's are identical: it is evaluated per seed like the others, so
     per-query tables pair by fold and seed)."""
@@ -326,9 +385,11 @@ def cell_inputs(record: dict[str, Any], files: Sequence[str | Path], model: str)
     id when the teacher is not a local folder)."""
     hashes = record["data_files_sha256"]
     teacher = record.get("teacher_files") or {}
-    return {"epoch": RESULTS_EPOCH,
-            "data": {_data_key(str(f), record.get("data_dir")): hashes[str(f)] for f in files},
-            "model": teacher.get("sha256") or f"hub:{model}"}
+    return {
+        "epoch": RESULTS_EPOCH,
+        "data": {_data_key(str(f), record.get("data_dir")): hashes[str(f)] for f in files},
+        "model": teacher.get("sha256") or f"hub:{model}",
+    }
 
 
 def input_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -341,8 +402,15 @@ def input_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     old, new = saved.get("data", {}), current["data"]
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
-            what = ("now read" if name not in old else "no longer read" if name not in new
-                    else "missing now" if new[name] is None else "content changed")
+            what = (
+                "now read"
+                if name not in old
+                else "no longer read"
+                if name not in new
+                else "missing now"
+                if new[name] is None
+                else "content changed"
+            )
             changes.append(f"{name} ({what})")
     return changes
 
@@ -350,16 +418,26 @@ def input_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
 class Runner:
     """Runs the cells of a plan into ``out``; skips finished ones."""
 
-    def __init__(self, plan: ComparePlan, out: str | Path, task: Task | None = None, resume: bool = True,
-                 progress: bool = True, save_student: bool = False, worker: bool = False,
-                 poll_seconds: float = 30.0, join_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        plan: ComparePlan,
+        out: str | Path,
+        task: Task | None = None,
+        resume: bool = True,
+        progress: bool = True,
+        save_student: bool = False,
+        worker: bool = False,
+        poll_seconds: float = 30.0,
+        join_wait: float = 0.0,
+    ) -> None:
         self.plan, self.out, self.resume, self.progress = plan, Path(out), resume, progress
         # a --join worker computes cells of a comparison another process owns (see join/run_variants);
         # it waits up to join_wait seconds for that run to write this plan's config.json
         self.worker, self.poll_seconds, self.join_wait = worker, poll_seconds, join_wait
         if worker and not resume:
-            raise DataError("--join needs --resume: a worker must never delete cells others finished",
-                            fix="drop --no-resume")
+            raise DataError(
+                "--join needs --resume: a worker must never delete cells others finished", fix="drop --no-resume"
+            )
         self.save_student = save_student  # write each trained student to <cell>/student (Encoder.save)
         self.task = task or get_task(plan.task, **plan.task_options)
         self.eval_tasks = {name: get_task(name, **plan.task_options) for name in plan.eval_tasks if name != plan.task}
@@ -380,7 +458,9 @@ class Runner:
     def base(self) -> Encoder:
         """The frozen teacher, loaded once; students start as copies of it."""
         if self._base is None:
-            self._base = Encoder.load(self.plan.model, device=self.accelerator.device, max_length=self.plan.eval_max_length)
+            self._base = Encoder.load(
+                self.plan.model, device=self.accelerator.device, max_length=self.plan.eval_max_length
+            )
             self._base.requires_grad_(False)
         return self._base
 
@@ -388,8 +468,9 @@ class Runner:
     def teacher(self) -> EvalEncoder:
         if self._teacher is None:
             # the teacher's evaluation encodings (English queries and passages), on disk: every cell and run shares them
-            self._teacher = EvalEncoder(self.base, memo=True, batch_size=self.plan.eval_batch_size,
-                                        cache_dir=self.out / ".cache" / "encodings")
+            self._teacher = EvalEncoder(
+                self.base, memo=True, batch_size=self.plan.eval_batch_size, cache_dir=self.out / ".cache" / "encodings"
+            )
         return self._teacher
 
     def record(self, kind: str = "compare") -> dict[str, Any]:
@@ -424,8 +505,10 @@ class Runner:
         if not self.accelerator.is_main_process:
             return
         write_json(self.record(kind), self.out / ("config.json" if kind == "compare" else f"config_{kind}.json"))
-        write_json(environment() | {"torch_threads": torch.get_num_threads()} | self.provenance(),
-                   self.out / f"environment_{kind}.json")
+        write_json(
+            environment() | {"torch_threads": torch.get_num_threads()} | self.provenance(),
+            self.out / f"environment_{kind}.json",
+        )
 
     # -------------------------------------------------------------- acceptance
     @contextlib.contextmanager
@@ -459,17 +542,20 @@ class Runner:
         if info is None:
             return None
         if info.get("fingerprint") != cell_fingerprint(self.plan, method, size):
-            raise DataError(f"{folder} holds results of another configuration"
-                            + self._precision_hint(info.get("fingerprint"), method, size),
-                            fix="write to another --out folder, or pass --no-resume to recompute it")
+            raise DataError(
+                f"{folder} holds results of another configuration"
+                + self._precision_hint(info.get("fingerprint"), method, size),
+                fix="write to another --out folder, or pass --no-resume to recompute it",
+            )
         if "inputs" not in info:
             self._unhashed.add(folder)
             return info
         changes = input_changes(info["inputs"], self.inputs(lang))
         if changes:
-            raise DataError(f"{folder} was computed from other inputs: {'; '.join(changes)}",
-                            fix="pass --no-resume to recompute the cells with the current inputs, "
-                                "or write to another --out folder")
+            raise DataError(
+                f"{folder} was computed from other inputs: {'; '.join(changes)}",
+                fix="pass --no-resume to recompute the cells with the current inputs, or write to another --out folder",
+            )
         return info
 
     def _precision_hint(self, fingerprint: str | None, method: str, size: int | None | str) -> str:
@@ -480,10 +566,12 @@ class Runner:
         for other in ("bf16", "no"):
             plan = replace(self.plan, train=self.plan.train.replace(mixed_precision=other))
             if other != here and cell_fingerprint(plan, method, size) == fingerprint:
-                return (f" (only the precision differs: the cell was computed with {other}, this machine resolves "
-                        f"--mixed-precision {self.plan.train.mixed_precision} to {here}; pass --mixed-precision "
-                        f"{other} to continue the run at its precision — bf16 without native bf16 is ~100x slower — "
-                        "or keep the precisions apart in two folders)")
+                return (
+                    f" (only the precision differs: the cell was computed with {other}, this machine resolves "
+                    f"--mixed-precision {self.plan.train.mixed_precision} to {here}; pass --mixed-precision "
+                    f"{other} to continue the run at its precision — bf16 without native bf16 is ~100x slower — "
+                    "or keep the precisions apart in two folders)"
+                )
         return ""
 
     def check_existing(self, variants: list[tuple[str, int | None | str]], root: Path) -> None:
@@ -493,12 +581,25 @@ class Runner:
         for lang, method, size, _, _, folder in plan_cells(self.plan, root, variants):
             self.finished(folder, lang, method, size)
         if self._unhashed and self.accelerator.is_main_process:
-            tqdm.write(f"note: {len(self._unhashed)} finished cells were recorded before input hashing (no 'inputs' in "
-                       "their done.json): served on their configuration alone; --no-resume recomputes them")
+            tqdm.write(
+                f"note: {len(self._unhashed)} finished cells were recorded before input hashing (no 'inputs' in "
+                "their done.json): served on their configuration alone; --no-resume recomputes them"
+            )
 
     # -------------------------------------------------------------- one cell
-    def run_cell(self, folder: Path, lang: str, fold: TaskFold, method: str, seed: int, train: Bitext, dev: Bitext,
-                 source: str, frozen: FrozenTeacher | None, size: int | None | str = "default") -> dict[str, Any]:
+    def run_cell(
+        self,
+        folder: Path,
+        lang: str,
+        fold: TaskFold,
+        method: str,
+        seed: int,
+        train: Bitext,
+        dev: Bitext,
+        source: str,
+        frozen: FrozenTeacher | None,
+        size: int | None | str = "default",
+    ) -> dict[str, Any]:
         """Train (unless zero-shot), evaluate, write; or read the finished cell."""
         fingerprint = cell_fingerprint(self.plan, method, size)
         done = folder / "done.json"
@@ -522,9 +623,17 @@ class Runner:
             used = cfg if size == "default" else cfg.replace(max_train_pairs=size)
             pairs = train.subsample(used.max_train_pairs, used.seed)  # what train_student trains on (same rule)
             student, objective, result = train_student(
-                self.base, frozen, method, train, dev, used,
-                out_dir=folder, accelerator=self.accelerator, desc=f"{lang} {method} f{fold.index} s{seed}",
-                initial_dev_score=self.initial_dev_score(frozen, dev))
+                self.base,
+                frozen,
+                method,
+                train,
+                dev,
+                used,
+                out_dir=folder,
+                accelerator=self.accelerator,
+                desc=f"{lang} {method} f{fold.index} s{seed}",
+                initial_dev_score=self.initial_dev_score(frozen, dev),
+            )
             train_info = asdict(result)
             if self.save_student and self.accelerator.is_main_process:
                 student.save(folder / "student", teacher=self.plan.model, lang=lang, method=method)
@@ -534,29 +643,45 @@ class Runner:
         if method != "zero-shot":
             student = EvalEncoder(student, memo=False, batch_size=self.plan.eval_batch_size)
         with self.accelerator.autocast():
-            results = evaluate_everywhere(self.task, self.eval_tasks, lang, fold, self.plan.folds, self.plan.fold_seed,
-                                          self.teacher, student)
+            results = evaluate_everywhere(
+                self.task, self.eval_tasks, lang, fold, self.plan.folds, self.plan.fold_seed, self.teacher, student
+            )
         eval_s = time.perf_counter() - start - train_s
         main_process = self.accelerator.is_main_process  # under `accelerate launch`, one writer
         if main_process:
             save_results(folder, results, tag=f"{method}-{self.plan.model}")
         summary = {name: r.summary for name, r in results.items()}
-        info = {"lang": lang, "method": method, "fold": fold.index, "seed": seed, "size": size,
-                "fingerprint": fingerprint, "bitext": source if method != "zero-shot" else None,
-                "train_pairs": train_info.get("train_pairs", 0), "dev_pairs": train_info.get("dev_pairs", 0),
-                "best_step": train_info.get("best_step"), "best_dev_mrr": train_info.get("best_dev_mrr"),
-                "steps": train_info.get("steps"), "stopped_early": train_info.get("stopped_early"),
-                "selected_before_cap": train_info.get("selected_before_cap"),
-                "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "threads": threads,
-                # where it ran (a grid may be finished on other machines: cells are independent)
-                "device": device_description(self.accelerator.device), "precision": self.plan.train.mixed_precision,
-                "metrics": summary,
-                # the teacher-target file the student trained on (its checksum, verified when it was read)
-                "inputs": self.inputs(lang) | {"teacher_cache": frozen.cache_record(pairs.english) if pairs else None},
-                "data_dir": self.provenance()["data_dir"]}
+        info = {
+            "lang": lang,
+            "method": method,
+            "fold": fold.index,
+            "seed": seed,
+            "size": size,
+            "fingerprint": fingerprint,
+            "bitext": source if method != "zero-shot" else None,
+            "train_pairs": train_info.get("train_pairs", 0),
+            "dev_pairs": train_info.get("dev_pairs", 0),
+            "best_step": train_info.get("best_step"),
+            "best_dev_mrr": train_info.get("best_dev_mrr"),
+            "steps": train_info.get("steps"),
+            "stopped_early": train_info.get("stopped_early"),
+            "selected_before_cap": train_info.get("selected_before_cap"),
+            "train_s": round(train_s, 2),
+            "eval_s": round(eval_s, 2),
+            "threads": threads,
+            # where it ran (a grid may be finished on other machines: cells are independent)
+            "device": device_description(self.accelerator.device),
+            "precision": self.plan.train.mixed_precision,
+            "metrics": summary,
+            # the teacher-target file the student trained on (its checksum, verified when it was read)
+            "inputs": self.inputs(lang) | {"teacher_cache": frozen.cache_record(pairs.english) if pairs else None},
+            "data_dir": self.provenance()["data_dir"],
+        }
         if main_process:
-            write_json({"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
-                       folder / "config.json")
+            write_json(
+                {"cell": info, "plan": self.plan, "train": cfg if method != "zero-shot" else None},
+                folder / "config.json",
+            )
             write_json(info, done)  # last: marks the cell finished
             compact_cell(folder, self.out / BLOBS)  # its logs and per-query scores as committed (.compact)
         self.accelerator.wait_for_everyone()
@@ -589,8 +714,13 @@ class Runner:
                 train, dev, source = training_bitext(self.plan, lang, fold)
                 # the teacher's training targets, on disk under <out>/.cache/teacher: a resumed or
                 # re-run comparison (another process, another session) reads them instead of recomputing
-                frozen = FrozenTeacher(self.base, self.plan.train.max_length, self.plan.train.teacher_cache,
-                                       cache_dir=self.out / ".cache" / "teacher", role=self.plan.train.training_role)
+                frozen = FrozenTeacher(
+                    self.base,
+                    self.plan.train.max_length,
+                    self.plan.train.teacher_cache,
+                    cache_dir=self.out / ".cache" / "teacher",
+                    role=self.plan.train.training_role,
+                )
                 for seed in self.plan.seed_list():
                     for method, size in variants:
                         folder = cell_folder(root, lang, method, size, fold.index, seed)
@@ -652,8 +782,9 @@ class Runner:
         for lang in self.plan.langs:
             folds = self.task.folds(lang, self.plan.folds, self.plan.fold_seed)
             bitexts = [training_bitext(self.plan, lang, fold) for fold in folds]
-            reports[lang] = leak_reports(self.task, self.eval_tasks, lang, folds, bitexts, self.plan.folds,
-                                         self.plan.fold_seed)
+            reports[lang] = leak_reports(
+                self.task, self.eval_tasks, lang, folds, bitexts, self.plan.folds, self.plan.fold_seed
+            )
         return guard(reports, self.plan.allow_overlap)
 
     def accept(self, kind: str, leakage: dict[str, Any]) -> None:
@@ -700,17 +831,23 @@ class Runner:
                 break
             if not told:
                 told = True
-                tqdm.write(f"--join: waiting up to {self.join_wait:.0f} s for {saved} to hold this plan "
-                           f"({'it does not exist yet' if theirs is None else 'it holds another plan'})")
+                tqdm.write(
+                    f"--join: waiting up to {self.join_wait:.0f} s for {saved} to hold this plan "
+                    f"({'it does not exist yet' if theirs is None else 'it holds another plan'})"
+                )
             time.sleep(min(self.poll_seconds, 5.0))
         if theirs is None:
-            raise DataError(f"{self.out} holds no comparison to join (no config.json)",
-                            fix="start the comparison without --join first; workers join it while it runs "
-                                "(--join-wait SECONDS: wait for it)")
+            raise DataError(
+                f"{self.out} holds no comparison to join (no config.json)",
+                fix="start the comparison without --join first; workers join it while it runs "
+                "(--join-wait SECONDS: wait for it)",
+            )
         if mine != theirs:
             differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-            raise DataError(f"--join: this plan differs from the comparison in {self.out} in {', '.join(differ)}",
-                            fix="give the worker exactly the command line of the run it joins (threads may differ)")
+            raise DataError(
+                f"--join: this plan differs from the comparison in {self.out} in {', '.join(differ)}",
+                fix="give the worker exactly the command line of the run it joins (threads may differ)",
+            )
         self.check_existing(variants, root)
         self.run_variants(variants, root)
         tqdm.write(f"worker done: the run that owns {self.out} writes the summary once every cell is finished")
@@ -724,7 +861,9 @@ class Runner:
         optical and ``train.aug_method`` on nested subsets, zero-shot as size 0), then write its tables."""
         plan = self.plan
         variants: list[tuple[str, int | None | str]] = [("zero-shot", 0)]
-        variants += [(method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)]
+        variants += [
+            (method, size) for size in plan.size_curve or [None] for method in (REFERENCE, plan.train.aug_method)
+        ]
         leakage = self.check_leakage()  # the leak guard refuses before anything is written, the folder included
         with self.locked():
             self.check_existing(variants, self.out / CURVE / RUNS)  # refuses before anything is written
@@ -733,7 +872,9 @@ class Runner:
             self.accelerator.wait_for_everyone()
             if not self.accelerator.is_main_process:
                 return pd.DataFrame()
-            return write_curve(self.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, self.task.primary)
+            return write_curve(
+                self.out, plan.langs, plan.size_curve or [None], plan.train.aug_method, self.task.primary
+            )
 
     @classmethod
     def from_folder(cls, out: str | Path, progress: bool = False) -> "Runner":
@@ -744,8 +885,12 @@ class Runner:
 
     def _report(self, info: dict[str, Any]) -> None:
         self.timings.append(info)
-        metrics = "  ".join(f"{task}:{name}={value:.3f}" for task, values in info["metrics"].items()
-                            for name, value in values.items() if name in ("MRR@10", "acc@1", "F1"))
+        metrics = "  ".join(
+            f"{task}:{name}={value:.3f}"
+            for task, values in info["metrics"].items()
+            for name, value in values.items()
+            if name in ("MRR@10", "acc@1", "F1")
+        )
         how = "cached" if info.get("skipped") else f"train {info['train_s']:.0f}s eval {info['eval_s']:.0f}s"
         step = f" best step {info['best_step']}" if info.get("best_step") is not None else ""
         size = info.get("size", "default")

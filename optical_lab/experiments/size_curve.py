@@ -14,6 +14,7 @@ same step budget, plus ``zero-shot`` as the 0-pair point, and writes under ``<ou
 The cells are run by :meth:`optical_lab.experiments.runner.Runner.run_size_curve`; this module only
 turns finished cells into the tables.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,10 +39,23 @@ def curve_table(per_query: pd.DataFrame, reference: str = REFERENCE, n_resamples
             for (method, size), group in part.groupby(["method", "size"], sort=False, dropna=False):
                 values = group[metric].dropna().to_numpy(float)
                 mean, ci = mean_ci(values)
-                rows.append({"lang": lang, "method": method, "size": size,
-                             "train_pairs": float(group.drop_duplicates(["fold", "seed"])["train_pairs"].mean()),
-                             "task": task, "metric": metric, "mean": mean, "ci": ci, "ci_low": mean - ci,
-                             "ci_high": mean + ci, "n": len(values), "p_vs_optical": np.nan, "p_holm": np.nan})
+                rows.append(
+                    {
+                        "lang": lang,
+                        "method": method,
+                        "size": size,
+                        "train_pairs": float(group.drop_duplicates(["fold", "seed"])["train_pairs"].mean()),
+                        "task": task,
+                        "metric": metric,
+                        "mean": mean,
+                        "ci": ci,
+                        "ci_low": mean - ci,
+                        "ci_high": mean + ci,
+                        "n": len(values),
+                        "p_vs_optical": np.nan,
+                        "p_holm": np.nan,
+                    }
+                )
             # paired tests at each size, Holm over the sizes of this language and metric
             tests = []
             for size, group in part.groupby("size", sort=False):
@@ -51,13 +65,20 @@ def curve_table(per_query: pd.DataFrame, reference: str = REFERENCE, n_resamples
             adjusted = holm([p for _, _, p in tests]) if tests else []
             for (method, size, p), p_adj in zip(tests, adjusted):
                 for row in rows:
-                    if (row["lang"], row["method"], row["size"], row["task"], row["metric"]) == (lang, method, size, task, metric):
+                    if (row["lang"], row["method"], row["size"], row["task"], row["metric"]) == (
+                        lang,
+                        method,
+                        size,
+                        task,
+                        metric,
+                    ):
                         row["p_vs_optical"], row["p_holm"] = p, p_adj
     return pd.DataFrame(rows)
 
 
-def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_method: str,
-                primary_metric: str = "MRR@10") -> pd.DataFrame:
+def write_curve(
+    out: str | Path, langs: list[str], sizes: list[int | None], aug_method: str, primary_metric: str = "MRR@10"
+) -> pd.DataFrame:
     """``size_curve.csv`` and ``size_curve.md`` from the finished cells under ``<out>/size_curve/runs``."""
     folder = Path(out) / CURVE
     methods = [REFERENCE, aug_method]
@@ -68,7 +89,9 @@ def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_
     per_query = per_query[per_query["size"].isin({"0"} | {labels.get(s, str(s)) for s in sizes})]
     table = curve_table(per_query)
     write_csv(table, folder / "size_curve.csv", index=False)
-    primary = [(t, m) for t, m in reported_metrics(per_query) if m == primary_metric][:1] or reported_metrics(per_query)[:1]
+    primary = [(t, m) for t, m in reported_metrics(per_query) if m == primary_metric][:1] or reported_metrics(
+        per_query
+    )[:1]
     task, metric = primary[0]
     head = table[(table.task == task) & (table.metric == metric)].copy()
     head["value"] = [f"{m:.3f} ± {c:.3f}" for m, c in zip(head["mean"], head["ci"])]
@@ -79,10 +102,16 @@ def write_curve(out: str | Path, langs: list[str], sizes: list[int | None], aug_
     wide = wide.reset_index()
     wide = wide.sort_values(["lang", "train_pairs"], key=lambda col: col.map(order) if col.name == "lang" else col)
     wide = wide[["lang", "size", "train_pairs", *[m for m in ("zero-shot", *methods) if m in wide.columns]]].fillna("—")
-    lines = [f"## Bitext-size curve: {metric} ({task}), mean ± 95% CI", "", wide.to_markdown(index=False), "",
-             "Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
-             f"folds); 0 = zero-shot. p-values ({REFERENCE} vs {aug_method}, paired randomization, Holm over sizes) "
-             "are in `size_curve.csv`.", ""]
+    lines = [
+        f"## Bitext-size curve: {metric} ({task}), mean ± 95% CI",
+        "",
+        wide.to_markdown(index=False),
+        "",
+        "Same step budget at every size; `all` = every training pair of the fold (train_pairs: mean over "
+        f"folds); 0 = zero-shot. p-values ({REFERENCE} vs {aug_method}, paired randomization, Holm over sizes) "
+        "are in `size_curve.csv`.",
+        "",
+    ]
     write_text("\n".join(lines), folder / "size_curve.md")
     return head.drop(columns=["value"])[["lang", "method", "size", "train_pairs", "mean", "ci", "p_holm"]]
 
@@ -92,5 +121,8 @@ if __name__ == "__main__":  # rebuild the tables of a finished curve: python -m 
     import sys
 
     config = json.loads((Path(sys.argv[1]) / f"config_{CURVE}.json").read_text(encoding="utf-8"))
-    print(write_curve(sys.argv[1], config["langs"], config["size_curve"], config["train"]["aug_method"])
-          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        write_curve(sys.argv[1], config["langs"], config["size_curve"], config["train"]["aug_method"]).to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"
+        )
+    )

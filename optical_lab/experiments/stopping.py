@@ -11,6 +11,7 @@ setting recorded as ``same_as`` another is not trained again and has no summary,
 
     python -m optical_lab.experiments.stopping results/v2-minilm     # a table per part and method
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ def _cap(summary: dict[str, Any], folder: Path) -> int:
         return int(summary["max_steps"])
     config = folder / "config.json"
     if not stored_exists(config):
-        raise DataError("a training summary without its cap (max_steps) and no config.json beside it",
-                        path=folder / SUMMARY_NAME, fix="re-run the cell, or restore its config.json")
+        raise DataError(
+            "a training summary without its cap (max_steps) and no config.json beside it",
+            path=folder / SUMMARY_NAME,
+            fix="re-run the cell, or restore its config.json",
+        )
     return int(read_json(config)["train"]["steps"])
 
 
@@ -57,10 +61,18 @@ def selected_steps(folder: str | Path) -> list[dict[str, Any]]:
         cap = _cap(summary, path.parent)
         rel = path.parent.relative_to(root)
         part = "sweep" if "sweep" in rel.parts else "grid" if "runs" in rel.parts else rel.parts[0]
-        rows.append({"part": part, "method": _method(path.parent),
-                     "cell": rel.as_posix(), "selected_step": int(summary["best_step"]), "cap": cap,
-                     "steps": int(summary["steps"]), "stopped_early": bool(summary.get("stopped_early", False)),
-                     "selected_before_cap": int(summary["best_step"]) < cap})
+        rows.append(
+            {
+                "part": part,
+                "method": _method(path.parent),
+                "cell": rel.as_posix(),
+                "selected_step": int(summary["best_step"]),
+                "cap": cap,
+                "steps": int(summary["steps"]),
+                "stopped_early": bool(summary.get("stopped_early", False)),
+                "selected_before_cap": int(summary["best_step"]) < cap,
+            }
+        )
     return rows
 
 
@@ -75,8 +87,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per part and method, the cells, how many selected before the cap, how many stopped
     early, how many kept the untrained student (step 0: before the cap, but no plateau), and the selected
     steps' distribution (min / median / max) against the cap."""
-    lines = ["| part | method | cells | selected before cap | of them step 0 | stopped early "
-             "| selected step min / median / max | cap |", "|---|---|---:|---:|---:|---:|---|---|"]
+    lines = [
+        "| part | method | cells | selected before cap | of them step 0 | stopped early "
+        "| selected step min / median / max | cap |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["part"], row["method"]), []).append(row)
@@ -84,10 +99,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         steps = sorted(r["selected_step"] for r in group)
         caps = sorted({r["cap"] for r in group})
         before = sum(r["selected_before_cap"] for r in group)
-        lines.append(f"| {part} | {method} | {len(group)} | {before} ({before / len(group):.0%}) | "
-                     f"{steps.count(0)} | {sum(r['stopped_early'] for r in group)} | "
-                     f"{steps[0]} / {steps[len(steps) // 2]} / {steps[-1]} | "
-                     f"{', '.join(map(str, caps))} |")
+        lines.append(
+            f"| {part} | {method} | {len(group)} | {before} ({before / len(group):.0%}) | "
+            f"{steps.count(0)} | {sum(r['stopped_early'] for r in group)} | "
+            f"{steps[0]} / {steps[len(steps) // 2]} / {steps[-1]} | "
+            f"{', '.join(map(str, caps))} |"
+        )
     return "\n".join(lines)
 
 

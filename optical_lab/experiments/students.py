@@ -7,6 +7,7 @@ subsample, same trainer: :func:`optical_lab.methods.trainer.train_student`); :fu
 is the comparison's training configuration, or a few steps in small mode (``OPTICAL_LAB_SMALL=1``,
 the notebook tests).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,20 @@ def notebook_config(**overrides) -> "TrainConfig":
     few hundred pairs in small mode (about half a minute on 2 CPU cores)."""
     from ..methods import TrainConfig
 
-    small = dict(steps=12, batch_size=8, warmup_steps=2, max_train_pairs=240, max_dev_pairs=64, eval_every=6,
-                 checkpoint_every=0, n_iters=30) if small_mode() else {}  # n_iters: TrainConfig.sinkhorn's
+    small = (
+        dict(
+            steps=12,
+            batch_size=8,
+            warmup_steps=2,
+            max_train_pairs=240,
+            max_dev_pairs=64,
+            eval_every=6,
+            checkpoint_every=0,
+            n_iters=30,
+        )
+        if small_mode()
+        else {}
+    )  # n_iters: TrainConfig.sinkhorn's
     return TrainConfig(progress=False, checkpoint_every=0).replace(**{**small, **overrides})
 
 
@@ -71,7 +84,9 @@ class DistilledStudent:
         return read_train_log(self.folder)
 
 
-def student_folder(teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int = 0, n_folds: int = 2) -> Path:
+def student_folder(
+    teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int = 0, n_folds: int = 2
+) -> Path:
     """Where :func:`distilled_student` keeps a student: ``<cache>/students/<key>/`` (outside the repository)."""
     from ..data.paths import cache_dir
 
@@ -119,8 +134,17 @@ def distilled_student(
 STUDENT_LOCK_WAIT = 3600.0  # seconds a process waits for another that trains the same student
 
 
-def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int,
-                       n_folds: int, cache: bool, force: bool, folder: Path) -> DistilledStudent:
+def _distilled_student(
+    teacher: Encoder,
+    lang: str,
+    method: str,
+    config: "TrainConfig",
+    fold: int,
+    n_folds: int,
+    cache: bool,
+    force: bool,
+    folder: Path,
+) -> DistilledStudent:
     from ..tasks.registry import get_task
 
     task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
@@ -129,10 +153,12 @@ def _distilled_student(teacher: Encoder, lang: str, method: str, config: "TrainC
         student = teacher.copy()
         student.load_state_dict(torch.load(weights, map_location=student.device, weights_only=True))
         student.eval()
-        return DistilledStudent(student, lang, method, task_fold, config, folder,
-                                json.loads((folder / "train_summary.json").read_text()))
-    student, _, result = train_student(teacher, teacher, method, task_fold.train, task_fold.dev, config,
-                                       out_dir=folder, desc=f"{method} {lang}")  # the comparison cell's pairs
+        return DistilledStudent(
+            student, lang, method, task_fold, config, folder, json.loads((folder / "train_summary.json").read_text())
+        )
+    student, _, result = train_student(
+        teacher, teacher, method, task_fold.train, task_fold.dev, config, out_dir=folder, desc=f"{method} {lang}"
+    )  # the comparison cell's pairs
     if cache:
         save_student(student, folder)
     student.eval()

@@ -24,6 +24,7 @@ The comparison runner (:mod:`.runner`) calls these; they are kept apart from its
   sentence occurs in two documents (with and without a quotation mark), so a fold can train on the
   twin of one evaluation sentence, on the English and, for ``eng``, the target side.
 """
+
 from __future__ import annotations
 
 import random
@@ -53,8 +54,10 @@ def load_user_bitext(files: tuple[str, ...], lang: str) -> Bitext:
         return load_bitext_tsv(files[0], lang)
     if len(files) == 2:
         return load_bitext_files(files[0], files[1], lang)
-    raise DataError(f"a user bitext is one TSV file or two line-aligned files, not {len(files)} files",
-                    fix="--bitext pairs.tsv, or --bitext-en english.txt --bitext-xx foreign.txt")
+    raise DataError(
+        f"a user bitext is one TSV file or two line-aligned files, not {len(files)} files",
+        fix="--bitext pairs.tsv, or --bitext-en english.txt --bitext-xx foreign.txt",
+    )
 
 
 def split_user_bitext(bitext: Bitext, seed: int, dev_fraction: float = USER_DEV_FRACTION) -> tuple[Bitext, Bitext]:
@@ -76,8 +79,16 @@ def split_user_bitext(bitext: Bitext, seed: int, dev_fraction: float = USER_DEV_
 
 
 # ------------------------------------------------------------------ evaluation tasks
-def evaluate_everywhere(task: Task, eval_tasks: Mapping[str, Task], lang: str, fold: TaskFold, k: int, seed: int,
-                        teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
+def evaluate_everywhere(
+    task: Task,
+    eval_tasks: Mapping[str, Task],
+    lang: str,
+    fold: TaskFold,
+    k: int,
+    seed: int,
+    teacher: Encoder,
+    student: Encoder,
+) -> dict[str, TaskResult]:
     """The training task's results on ``fold``, then each evaluation task's on its own fold
     ``fold.index`` (tasks lacking ``lang``, or whose sub-tasks are already there, are skipped)."""
     results = dict(task.evaluate(lang, fold, teacher, student))
@@ -91,13 +102,18 @@ def evaluate_everywhere(task: Task, eval_tasks: Mapping[str, Task], lang: str, f
 
 def skipped_eval_tasks(eval_tasks: Mapping[str, Task], langs: Iterable[str]) -> list[str]:
     """One line per (evaluation task, language) the task cannot evaluate, saying why."""
-    return [f"{name} skips {lang}: {reason}" for name, other in eval_tasks.items() for lang in langs
-            if (reason := other.unavailable(lang))]
+    return [
+        f"{name} skips {lang}: {reason}"
+        for name, other in eval_tasks.items()
+        for lang in langs
+        if (reason := other.unavailable(lang))
+    ]
 
 
 # ------------------------------------------------------------------ leak guard
-def fold_eval_texts(task: Task, eval_tasks: Mapping[str, Task], lang: str, fold: TaskFold, k: int,
-                    seed: int) -> dict[str, list[str]]:
+def fold_eval_texts(
+    task: Task, eval_tasks: Mapping[str, Task], lang: str, fold: TaskFold, k: int, seed: int
+) -> dict[str, list[str]]:
     """Every text a student of ``fold`` is scored on, by ``<task>: <set>``."""
     texts = {f"{task.name}: {name}": list(values) for name, values in task.eval_texts(lang, fold).items()}
     for name, other in eval_tasks.items():
@@ -108,18 +124,33 @@ def fold_eval_texts(task: Task, eval_tasks: Mapping[str, Task], lang: str, fold:
     return texts
 
 
-def leak_reports(task: Task, eval_tasks: Mapping[str, Task], lang: str, folds: list[TaskFold],
-                 bitexts: list[tuple[Bitext, Bitext, str]], k: int, seed: int) -> list[tuple[LeakReport, LeakReport]]:
+def leak_reports(
+    task: Task,
+    eval_tasks: Mapping[str, Task],
+    lang: str,
+    folds: list[TaskFold],
+    bitexts: list[tuple[Bitext, Bitext, str]],
+    k: int,
+    seed: int,
+) -> list[tuple[LeakReport, LeakReport]]:
     """Per fold: (training + dev bitext vs the fold's evaluation texts, dev bitext vs the texts only
     the comparison's other folds are scored on)."""
     evaluation = [fold_eval_texts(task, eval_tasks, lang, fold, k, seed) for fold in folds]
     reports = []
     for i, (fold, (train, dev, source)) in enumerate(zip(folds, bitexts)):
         own = {t for texts in evaluation[i].values() for t in texts}
-        others = {f"fold {j} {name}": [t for t in texts if t not in own]
-                  for j, sets in enumerate(evaluation) if j != i for name, texts in sets.items()}
-        reports.append((measure_overlap([train, dev], evaluation[i], f"{source} train+dev (fold {fold.index})"),
-                        measure_overlap(dev, {n: t for n, t in others.items() if t}, f"{source} dev (fold {fold.index})")))
+        others = {
+            f"fold {j} {name}": [t for t in texts if t not in own]
+            for j, sets in enumerate(evaluation)
+            if j != i
+            for name, texts in sets.items()
+        }
+        reports.append(
+            (
+                measure_overlap([train, dev], evaluation[i], f"{source} train+dev (fold {fold.index})"),
+                measure_overlap(dev, {n: t for n, t in others.items() if t}, f"{source} dev (fold {fold.index})"),
+            )
+        )
     return reports
 
 
@@ -143,12 +174,19 @@ def guard(reports: Mapping[str, list[tuple[LeakReport, LeakReport]]], allow_over
                     s.pop("examples")
                 entries.append(data)
             if cross.leaked:
-                tqdm.write(f"note: {lang} fold {index} selects its student on {cross.leaked} texts other folds are "
-                           "scored on (fold scheme per-fold-dev; --fold-scheme held-out-dev avoids it)")
-            record["langs"].setdefault(lang, []).append({"fold": index, "leaked": own.leaked,
-                                                         "dev_leaked_to_other_folds": cross.leaked,
-                                                         "train_and_dev_vs_this_fold": entries[0],
-                                                         "dev_vs_other_folds": entries[1]})
+                tqdm.write(
+                    f"note: {lang} fold {index} selects its student on {cross.leaked} texts other folds are "
+                    "scored on (fold scheme per-fold-dev; --fold-scheme held-out-dev avoids it)"
+                )
+            record["langs"].setdefault(lang, []).append(
+                {
+                    "fold": index,
+                    "leaked": own.leaked,
+                    "dev_leaked_to_other_folds": cross.leaked,
+                    "train_and_dev_vs_this_fold": entries[0],
+                    "dev_vs_other_folds": entries[1],
+                }
+            )
     return record
 
 
@@ -179,8 +217,9 @@ def training_sources(lang: str) -> dict[str, Bitext]:
     if lang in sib_languages():
         sources.update({f"flores-200 {split}": SibTaskBase().bitext(lang, (split,)) for split in ("train", "dev")})
     if lang in afriqa_languages():
-        sources.update({f"afriqa {split} questions": AfriqaTaskBase().question_bitext(lang, split)
-                        for split in ("train", "dev")})
+        sources.update(
+            {f"afriqa {split} questions": AfriqaTaskBase().question_bitext(lang, split) for split in ("train", "dev")}
+        )
     return sources
 
 
@@ -192,14 +231,29 @@ def survey_overlap(tasks: Mapping[str, Task], langs: Iterable[str]) -> list[dict
     never train on it (:mod:`optical_lab.tasks.afriqa_questions`)."""
     rows = []
     for lang in langs:
-        evaluation = {name: task.eval_texts(lang, task.eval_fold(lang, 0, 1, 0)) for name, task in tasks.items()
-                      if not task.unavailable(lang)}
+        evaluation = {
+            name: task.eval_texts(lang, task.eval_fold(lang, 0, 1, 0))
+            for name, task in tasks.items()
+            if not task.unavailable(lang)
+        }
         for source, bitext in training_sources(lang).items():
             for name, sets in evaluation.items():
-                if source.startswith("afriqa") and name.startswith("afriqa") and \
-                        getattr(tasks[name], "afriqa_split", "") == "all":
+                if (
+                    source.startswith("afriqa")
+                    and name.startswith("afriqa")
+                    and getattr(tasks[name], "afriqa_split", "") == "all"
+                ):
                     continue
                 for overlap in measure_overlap(bitext, sets, source).sets:
-                    rows.append({"lang": lang, "train": source, "task": name, "set": overlap.name,
-                                 "texts": overlap.n_texts, "exact": overlap.exact, "normalised": overlap.normalised})
+                    rows.append(
+                        {
+                            "lang": lang,
+                            "train": source,
+                            "task": name,
+                            "set": overlap.name,
+                            "texts": overlap.n_texts,
+                            "exact": overlap.exact,
+                            "normalised": overlap.normalised,
+                        }
+                    )
     return rows

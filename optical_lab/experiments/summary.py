@@ -10,6 +10,7 @@ figures and the answer text. For every language and metric:
 * the **winner** on the headline metric and whether it is significant. When OPTICAL is not the best method
   the verdict says so ("optical LOSES ...").
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,8 @@ from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie, ranking, tied_with
 from ..io import open_stored, read_json, read_text, stored_exists, stored_glob, write_csv, write_text
 from ..methods.config import TrainConfig
 from ..methods.registry import REFERENCE, method_order
-from ..tasks.registry import TASKS, reported_metrics as tasks_reported
+from ..tasks.registry import TASKS
+from ..tasks.registry import reported_metrics as tasks_reported
 
 KEYS = ["lang", "method", "fold", "seed", "task", "qid"]
 # What the tables report per sub-task (columns of the per-query CSVs; each task's ``reported``);
@@ -41,7 +43,9 @@ def reported_metrics(per_query: pd.DataFrame) -> list[tuple[str, str]]:
     """(task, metric) pairs present in the table, in REPORTED order (unknown tasks: every metric)."""
     out = []
     for task in dict.fromkeys(per_query["task"]):
-        columns = [c for c in per_query.columns if c not in KEYS and per_query.loc[per_query["task"] == task, c].notna().any()]
+        columns = [
+            c for c in per_query.columns if c not in KEYS and per_query.loc[per_query["task"] == task, c].notna().any()
+        ]
         wanted = REPORTED.get(task, columns)
         out.extend((task, m) for m in wanted if m in columns)
     return out
@@ -62,7 +66,9 @@ class ComparisonSummary:
     def wide(self, task: str, metric: str) -> pd.DataFrame:
         """lang x method table of 'mean ± ci' strings, '*' marking a significant difference from the reference."""
         part = self.means[(self.means.task == task) & (self.means.metric == metric)]
-        sig = self.tests[(self.tests.task == task) & (self.tests.metric == metric)].set_index(["lang", "method"])["significant"]
+        sig = self.tests[(self.tests.task == task) & (self.tests.metric == metric)].set_index(["lang", "method"])[
+            "significant"
+        ]
         cells: dict[str, dict[str, str]] = {}
         for row in part.itertuples():
             best = part[part.lang == row.lang]["mean"].max()
@@ -80,7 +86,9 @@ class ComparisonSummary:
     def winners_table(self) -> pd.DataFrame:
         task, metric = self.primary
         w = self.winners[(self.winners.task == task) & (self.winners.metric == metric)]
-        return w[["lang", "winner", "winner_mean", "reference_mean", "runner_up", "p_holm", "significant", "verdict"]].set_index("lang")
+        return w[
+            ["lang", "winner", "winner_mean", "reference_mean", "runner_up", "p_holm", "significant", "verdict"]
+        ].set_index("lang")
 
     def winners_by_metric(self) -> pd.DataFrame:
         """lang x metric: the best method, with '*' when it differs significantly from the reference."""
@@ -98,22 +106,34 @@ class ComparisonSummary:
 
     def to_markdown(self) -> str:
         task, metric = self.primary
-        lines = [f"## Per-language winner ({metric}, {task})", "",
-                 self.winners_table().to_markdown(floatfmt=".3f"), "",
-                 f"Winner on every reported metric (bold: `{self.reference}`; `*`: the winner differs significantly "
-                 f"from `{self.reference}`, or, when `{self.reference}` wins, from every other method; (tie): "
-                 f"`{self.reference}` shares the best mean with another method):", "",
-                 self.winners_by_metric().to_markdown(), "",
-                 f"Significance: paired randomization test (10,000 sign flips) of each method against "
-                 f"`{self.reference}` on per-query scores averaged over seeds (a query counts once; "
-                 f"`significance.csv`: `{DIFFERENCE}` = {self.reference} − method with its CI and minimum "
-                 f"detectable effect), Holm-corrected over the methods within each language and metric; "
-                 f"significant = adjusted p < {self.alpha}.", ""]
+        lines = [
+            f"## Per-language winner ({metric}, {task})",
+            "",
+            self.winners_table().to_markdown(floatfmt=".3f"),
+            "",
+            f"Winner on every reported metric (bold: `{self.reference}`; `*`: the winner differs significantly "
+            f"from `{self.reference}`, or, when `{self.reference}` wins, from every other method; (tie): "
+            f"`{self.reference}` shares the best mean with another method):",
+            "",
+            self.winners_by_metric().to_markdown(),
+            "",
+            f"Significance: paired randomization test (10,000 sign flips) of each method against "
+            f"`{self.reference}` on per-query scores averaged over seeds (a query counts once; "
+            f"`significance.csv`: `{DIFFERENCE}` = {self.reference} − method with its CI and minimum "
+            f"detectable effect), Holm-corrected over the methods within each language and metric; "
+            f"significant = adjusted p < {self.alpha}.",
+            "",
+        ]
         for t, m in reported_metrics_from(self.means):
-            lines += [f"## {m} ({t}) — mean ± 95% CI over queries (each averaged over seeds)", "",
-                      self.wide(t, m).to_markdown(), "",
-                      f"`*` = significantly different from `{self.reference}` (Holm-adjusted p < {self.alpha}); "
-                      "bold = best in the row.", ""]
+            lines += [
+                f"## {m} ({t}) — mean ± 95% CI over queries (each averaged over seeds)",
+                "",
+                self.wide(t, m).to_markdown(),
+                "",
+                f"`*` = significantly different from `{self.reference}` (Holm-adjusted p < {self.alpha}); "
+                "bold = best in the row.",
+                "",
+            ]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
@@ -138,8 +158,14 @@ def paired_test(part: pd.DataFrame, metric: str, a: str, b: str, n_resamples: in
     return difference_stats(diffs, n_resamples=n_resamples)["p"] if diffs else 1.0
 
 
-def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, reference: str = REFERENCE,
-              alpha: float = ALPHA, n_resamples: int = 10_000, langs: list[str] | None = None) -> ComparisonSummary:
+def summarize(
+    per_query: pd.DataFrame,
+    primary: tuple[str, str] | None = None,
+    reference: str = REFERENCE,
+    alpha: float = ALPHA,
+    n_resamples: int = 10_000,
+    langs: list[str] | None = None,
+) -> ComparisonSummary:
     """Means, CIs, tests and winners from the long per-query table (languages in ``langs`` order), all from
     the statistics core."""
     metrics = reported_metrics(per_query)
@@ -149,8 +175,9 @@ def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, r
     mean_parts, test_parts, winner_rows = [], [], []
     for task, metric in metrics:
         mean_parts.append(arm_summary(per_query, task, metric, order, confidence=0.95))
-        test_parts.append(language_tests(per_query, task, metric, order, reference, alpha=alpha,
-                                         n_resamples=n_resamples))
+        test_parts.append(
+            language_tests(per_query, task, metric, order, reference, alpha=alpha, n_resamples=n_resamples)
+        )
     means, tests = pd.concat(mean_parts, ignore_index=True), pd.concat(test_parts, ignore_index=True)
     key = {lang: i for i, lang in enumerate(order)}
     rank = {(t, m): i for i, (t, m) in enumerate(metrics)}
@@ -163,8 +190,11 @@ def summarize(per_query: pd.DataFrame, primary: tuple[str, str] | None = None, r
                 continue
             part = part.set_index("method").loc[method_order(part.method)]
             own = tests[(tests.lang == lang) & (tests.task == task) & (tests.metric == metric)]
-            winner_rows.append(_verdict(lang, task, metric, part["mean"].to_dict(), dict(zip(own.method, own.p_holm)),
-                                        reference, alpha))
+            winner_rows.append(
+                _verdict(
+                    lang, task, metric, part["mean"].to_dict(), dict(zip(own.method, own.p_holm)), reference, alpha
+                )
+            )
     return ComparisonSummary(means, tests, pd.DataFrame(winner_rows), primary, reference, alpha)
 
 
@@ -175,13 +205,24 @@ def _in_order(table: pd.DataFrame, langs: dict[str, int], metrics: dict[tuple[st
     return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
 
 
-def _verdict(lang: str, task: str, metric: str, means: dict[str, float], p_holm: dict[str, float],
-             reference: str, alpha: float) -> dict:
+def _verdict(
+    lang: str, task: str, metric: str, means: dict[str, float], p_holm: dict[str, float], reference: str, alpha: float
+) -> dict:
     ranked = ranking(means, reference)  # stable: ties keep method order; a tie is not a loss
     winner = ranked[0]
-    row = {"lang": lang, "task": task, "metric": metric, "winner": winner, "winner_mean": means[winner],
-           "reference_mean": means.get(reference, np.nan), "runner_up": None, "p_holm": np.nan,
-           "significant": False, "optical_wins": winner == reference, "tie": False}
+    row = {
+        "lang": lang,
+        "task": task,
+        "metric": metric,
+        "winner": winner,
+        "winner_mean": means[winner],
+        "reference_mean": means.get(reference, np.nan),
+        "runner_up": None,
+        "p_holm": np.nan,
+        "significant": False,
+        "optical_wins": winner == reference,
+        "tie": False,
+    }
     if reference not in means:
         row["verdict"] = f"{winner} best ({reference} not run)"
         return row
@@ -243,8 +284,12 @@ def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.Da
             table.insert(0, "task", csv.name.split(".")[0])
             for column in extra:
                 table[column] = info.get(column)
-            for column, value in (("seed", info["seed"]), ("fold", info["fold"]), ("method", info["method"]),
-                                  ("lang", info["lang"])):
+            for column, value in (
+                ("seed", info["seed"]),
+                ("fold", info["fold"]),
+                ("method", info["method"]),
+                ("lang", info["lang"]),
+            ):
                 table.insert(0, column, value)
             frames.append(table)
     if not frames:
@@ -261,8 +306,10 @@ def summarize_plan(root: str | Path, plan: dict[str, Any], primary_metric: str |
     primary_metric = primary_metric or TASKS[plan["task"]].primary
     metrics = reported_metrics(per_query)
     own = TASKS[plan["task"]].reported  # the headline is the training task's, whatever else the cells scored
-    primary = next(((sub, m) for sub, m in metrics if m == primary_metric and sub in own),
-                   next(((sub, m) for sub, m in metrics if m == primary_metric), metrics[0]))
+    primary = next(
+        ((sub, m) for sub, m in metrics if m == primary_metric and sub in own),
+        next(((sub, m) for sub, m in metrics if m == primary_metric), metrics[0]),
+    )
     summary = summarize(per_query, primary=primary, langs=plan["langs"])
     n_cells = per_query.groupby(["lang", "method"])[["fold", "seed"]].apply(lambda g: len(g.drop_duplicates()))
     fingerprint = TrainConfig.from_dict(plan["train"]).fingerprint()
@@ -288,9 +335,15 @@ def summarize_folder(folder: str | Path) -> ComparisonSummary:
 # ---------------------------------------------------------------- results document
 def parse_time_log(path: str | Path) -> dict[str, str]:
     """The fields of a ``/usr/bin/time -v`` report that a results document states."""
-    wanted = {"Elapsed (wall clock) time (h:mm:ss or m:ss)": "wall", "Maximum resident set size (kbytes)": "max_rss_kb",
-              "User time (seconds)": "user_s", "System time (seconds)": "system_s", "Percent of CPU this job got": "cpu",
-              "Command being timed": "command", "Exit status": "exit"}
+    wanted = {
+        "Elapsed (wall clock) time (h:mm:ss or m:ss)": "wall",
+        "Maximum resident set size (kbytes)": "max_rss_kb",
+        "User time (seconds)": "user_s",
+        "System time (seconds)": "system_s",
+        "Percent of CPU this job got": "cpu",
+        "Command being timed": "command",
+        "Exit status": "exit",
+    }
     out = {}
     for line in read_text(path, errors="replace").splitlines():
         key, _, value = line.strip().rpartition(": ")
@@ -310,15 +363,20 @@ def _timing_lines(time_log: str | Path | None, load_log: str | Path | None, core
     if time_log:
         t = parse_time_log(time_log)
         cpu_min = (float(t.get("user_s", 0)) + float(t.get("system_s", 0))) / 60
-        lines.append(f"- **wall time {t.get('wall')}** (h:mm:ss), **peak memory {int(t.get('max_rss_kb', 0)) / 1024**2:.2f} GiB** "
-                     f"(max resident set), CPU time {cpu_min:.1f} min ({t.get('cpu')} of one core), "
-                     f"exit status {t.get('exit')} — measured with `/usr/bin/time -v`.")
+        lines.append(
+            f"- **wall time {t.get('wall')}** (h:mm:ss), "
+            f"**peak memory {int(t.get('max_rss_kb', 0)) / 1024**2:.2f} GiB** "
+            f"(max resident set), CPU time {cpu_min:.1f} min ({t.get('cpu')} of one core), "
+            f"exit status {t.get('exit')} — measured with `/usr/bin/time -v`."
+        )
     if load_log:
         load = mean_load(load_log)
         if load is not None:
-            lines.append(f"- mean 1-minute load average during the run {load:.1f} on {cores} cores (sampled every 30 s; "
-                         "this run's own threads account for up to the number of cores it used, anything above "
-                         "that is other jobs sharing the machine).")
+            lines.append(
+                f"- mean 1-minute load average during the run {load:.1f} on {cores} cores (sampled every 30 s; "
+                "this run's own threads account for up to the number of cores it used, anything above "
+                "that is other jobs sharing the machine)."
+            )
     return lines
 
 
@@ -334,9 +392,17 @@ def rerun_differences(results: str | Path, metric: tuple[str, str] = ("clir", "M
         first = Path(results) / "runs" / lang / method / cell / "done.json"
         if sized.endswith("@all") and first.exists():
             a = json.loads(first.read_text(encoding="utf-8"))
-            rows.append({"lang": lang, "method": method, "cell": cell, "comparison": a["metrics"][task][name],
-                         "rerun": b["metrics"][task][name], "threads": (a.get("threads"), b.get("threads")),
-                         "same_best_step": a.get("best_step") == b.get("best_step")})
+            rows.append(
+                {
+                    "lang": lang,
+                    "method": method,
+                    "cell": cell,
+                    "comparison": a["metrics"][task][name],
+                    "rerun": b["metrics"][task][name],
+                    "threads": (a.get("threads"), b.get("threads")),
+                    "same_best_step": a.get("best_step") == b.get("best_step"),
+                }
+            )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["abs_diff"] = (frame.comparison - frame.rerun).abs()
@@ -353,7 +419,10 @@ def _selection_lines(results: Path) -> list[str]:
     if not kept:
         return []
     parts = ", ".join(f"{m} {sum(kept[m])}/{len(kept[m])}" for m in method_order(kept))
-    return [f"- dev-set model selection kept the untrained student (best step 0, i.e. the zero-shot model) in: {parts} cells."]
+    return [
+        "- dev-set model selection kept the untrained student (best step 0, i.e. the zero-shot model) in: "
+        f"{parts} cells."
+    ]
 
 
 def dev_history_rows(results: str | Path) -> pd.DataFrame:
@@ -382,10 +451,15 @@ def _dev_lines(results: Path) -> list[str]:
     if table.empty:
         return []
     table.columns = [f"step {c}" for c in table.columns]
-    return ["## Model-selection signal", "",
-            "Dev-bitext sentence-retrieval MRR (what selects each student; never evaluation documents) at every "
-            "evaluated step, mean over languages and folds. Step 0 is the untrained copy of the teacher.", "",
-            table.to_markdown(floatfmt=".3f"), ""]
+    return [
+        "## Model-selection signal",
+        "",
+        "Dev-bitext sentence-retrieval MRR (what selects each student; never evaluation documents) at every "
+        "evaluated step, mean over languages and folds. Step 0 is the untrained copy of the teacher.",
+        "",
+        table.to_markdown(floatfmt=".3f"),
+        "",
+    ]
 
 
 CORRECTIONS = "corrections.md"  # which committed statements a re-generation changed (optical_lab.reports.corrections)
@@ -406,16 +480,24 @@ def _rerun_lines(results: Path) -> list[str]:
     if diffs.empty:
         return []
     threads = sorted({t for pair in diffs.threads for t in pair if t})
-    return [f"- run-to-run noise: the {len(diffs)} `all` cells above retrain comparison cells with identical pairs, "
-            f"config and seed (torch threads used: {threads}); their MRR@10 differs from the comparison's by "
-            f"{diffs.abs_diff.mean():.4f} on average, at most {diffs.abs_diff.max():.4f}; "
-            f"{int((~diffs.same_best_step).sum())} of {len(diffs)} selected a different dev step. "
-            "bf16 reductions depend on the thread count, so a difference of this size between methods is noise."]
+    return [
+        f"- run-to-run noise: the {len(diffs)} `all` cells above retrain comparison cells with identical pairs, "
+        f"config and seed (torch threads used: {threads}); their MRR@10 differs from the comparison's by "
+        f"{diffs.abs_diff.mean():.4f} on average, at most {diffs.abs_diff.max():.4f}; "
+        f"{int((~diffs.same_best_step).sum())} of {len(diffs)} selected a different dev step. "
+        "bf16 reductions depend on the thread count, so a difference of this size between methods is noise."
+    ]
 
 
-def render_report(results: str | Path, time_log: str | Path | None = None, load_log: str | Path | None = None,
-                  title: str = "Results: all-MiniLM-L6-v2 teacher", curve_time_log: str | Path | None = None,
-                  curve_load_log: str | Path | None = None, notes: list[str] | None = None) -> str:
+def render_report(
+    results: str | Path,
+    time_log: str | Path | None = None,
+    load_log: str | Path | None = None,
+    title: str = "Results: all-MiniLM-L6-v2 teacher",
+    curve_time_log: str | Path | None = None,
+    curve_load_log: str | Path | None = None,
+    notes: list[str] | None = None,
+) -> str:
     """Markdown that embeds a comparison's generated ``summary.md`` (and size curve), its config and
     the measured wall time / memory — every number comes from files the run wrote."""
     results = Path(results)
@@ -427,19 +509,28 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
     config = json.loads((results / "config.json").read_text(encoding="utf-8"))
     env = json.loads((results / "environment_compare.json").read_text(encoding="utf-8"))
     argv = " ".join(["optical-lab", *env.get("argv", [])[1:]])
-    lines = [f"# {title}", "",
-             f"Generated by `python -m optical_lab.experiments.summary report` from `{results}` "
-             "(nothing below is typed by hand).", "",
-             "## What ran", "", "```", argv, "```", "",
-             f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads "
-             f"{config.get('threads') or 'auto (per cell: see each done.json)'}, "
-             f"GPU: {env.get('cuda') or 'none'}; packages: "
-             + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v) + ".",
-             f"- started {env.get('time')}; training precision / evaluation encodes: "
-             f"{config['train']['mixed_precision']}.",
-             *_timing_lines(time_log, load_log, env.get("cpu_count")),
-             *_selection_lines(results),
-             *[f"- {note}" for note in notes or []]]
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated by `python -m optical_lab.experiments.summary report` from `{results}` "
+        "(nothing below is typed by hand).",
+        "",
+        "## What ran",
+        "",
+        "```",
+        argv,
+        "```",
+        "",
+        f"- machine: {env.get('platform')}, {env.get('cpu_count')} cores, torch threads "
+        f"{config.get('threads') or 'auto (per cell: see each done.json)'}, "
+        f"GPU: {env.get('cuda') or 'none'}; packages: "
+        + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
+        + ".",
+        f"- started {env.get('time')}; training precision / evaluation encodes: {config['train']['mixed_precision']}.",
+        *_timing_lines(time_log, load_log, env.get("cpu_count")),
+        *_selection_lines(results),
+        *[f"- {note}" for note in notes or []],
+    ]
     summary = (results / "summary.md").read_text(encoding="utf-8")
     summary = summary.replace("\n## ", "\n### ").replace("## Per", "### Per", 1)
     lines += ["", *corrections_lines(results), "## Comparison", "", summary]
@@ -447,16 +538,33 @@ def render_report(results: str | Path, time_log: str | Path | None = None, load_
     if curve.exists():
         curve_cfg = json.loads((results / "config_size_curve.json").read_text(encoding="utf-8"))
         curve_env = json.loads((results / "environment_size_curve.json").read_text(encoding="utf-8"))
-        lines += ["## Bitext-size curve", "", "```", " ".join(["optical-lab", *curve_env.get("argv", [])[1:]]), "```", "",
-                  f"- languages {', '.join(curve_cfg['langs'])}; {curve_cfg['folds']} fold(s) x {curve_cfg['seeds']} seed(s); "
-                  "plot-ready CSV: `size_curve/size_curve.csv`.",
-                  *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")),
-                  *_rerun_lines(results), "",
-                  curve.read_text(encoding="utf-8").replace("## ", "### ", 1)]
+        lines += [
+            "## Bitext-size curve",
+            "",
+            "```",
+            " ".join(["optical-lab", *curve_env.get("argv", [])[1:]]),
+            "```",
+            "",
+            f"- languages {', '.join(curve_cfg['langs'])}; "
+            f"{curve_cfg['folds']} fold(s) x {curve_cfg['seeds']} seed(s); "
+            "plot-ready CSV: `size_curve/size_curve.csv`.",
+            *_timing_lines(curve_time_log, curve_load_log, curve_env.get("cpu_count")),
+            *_rerun_lines(results),
+            "",
+            curve.read_text(encoding="utf-8").replace("## ", "### ", 1),
+        ]
     lines += _dev_lines(results)
-    lines += ["## Configuration", "", "Training configuration saved with every result "
-              "(`config.json`; each cell's `config.json` repeats it with its seed):", "", "```json",
-              json.dumps(config["train"], indent=2), "```", ""]
+    lines += [
+        "## Configuration",
+        "",
+        "Training configuration saved with every result "
+        "(`config.json`; each cell's `config.json` repeats it with its seed):",
+        "",
+        "```json",
+        json.dumps(config["train"], indent=2),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -470,7 +578,9 @@ def _main(argv: list[str] | None = None) -> None:
     report = sub.add_parser("report", help="write a results document that embeds the generated tables")
     report.add_argument("--results", required=True)
     report.add_argument("--time-log", help="output of /usr/bin/time -v for the run (default: RESULTS/time_v.txt)")
-    report.add_argument("--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run (default: RESULTS/loadavg.log)")
+    report.add_argument(
+        "--load-log", help="'HH:MM:SS <loadavg>' lines sampled during the run (default: RESULTS/loadavg.log)"
+    )
     report.add_argument("--curve-time-log")
     report.add_argument("--curve-load-log")
     report.add_argument("--note", action="append", default=[], help="a sentence to add under 'What ran' (repeatable)")
@@ -482,8 +592,9 @@ def _main(argv: list[str] | None = None) -> None:
         summarize_folder(folder).write(folder)
         print((folder / "summary.md").read_text(encoding="utf-8"))
     else:
-        text = render_report(args.results, args.time_log, args.load_log, args.title, args.curve_time_log,
-                             args.curve_load_log, args.note)
+        text = render_report(
+            args.results, args.time_log, args.load_log, args.title, args.curve_time_log, args.curve_load_log, args.note
+        )
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text(text, Path(args.out))
         print(f"wrote {args.out}")

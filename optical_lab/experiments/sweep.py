@@ -25,6 +25,7 @@ several small trainings share the card); the choices are made afterwards, in gri
 a one-process sweep makes them. ``<out>/chosen.json`` holds the per-method settings, which ``optical-lab compare
 --method-config`` reads; ``<out>/sweep.md`` is the table of every setting tried.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,8 @@ from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
-from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 from .compact import compact_cell
+from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 
 LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
 LR_EDGE = 1e-3  # tried once when a method's best lr is the grid's largest (deviation 2, protocol_v2.md)
@@ -68,8 +69,9 @@ STAGES = ("1-lr", "2-variant", "2-english", "3-aug-weight")  # run order, also t
 
 def slug(setting: dict[str, Any]) -> str:
     """Folder name of a setting, e.g. ``lr3e-05`` or ``lr0.0001-ot_variant=centred-epsilon=0.02``."""
-    return "-".join(f"lr{v:g}" if k == "lr" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in setting.items())
+    return "-".join(
+        f"lr{v:g}" if k == "lr" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
+    )
 
 
 def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,16 +86,38 @@ def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
 class Sweep:
     """Trains the grid's settings for one language and model into ``out``; reads finished ones."""
 
-    def __init__(self, out: str | Path, lang: str = "hau", model: str = "minilm", preset_name: str = "v2",
-                 methods: list[str] | None = None, seed: int = 0, threads: int = 0, allow_overlap: int = 0,
-                 progress: bool = True, jobs: int = 1, **overrides: Any) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        lang: str = "hau",
+        model: str = "minilm",
+        preset_name: str = "v2",
+        methods: list[str] | None = None,
+        seed: int = 0,
+        threads: int = 0,
+        allow_overlap: int = 0,
+        progress: bool = True,
+        jobs: int = 1,
+        **overrides: Any,
+    ) -> None:
         for name, value, low in (("threads", threads, 0), ("jobs", jobs, 1), ("allow_overlap", allow_overlap, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise DataError(f"--{name.replace('_', '-')} {value!r}: must be an integer >= {low}",
-                                fix=f"e.g. --{name.replace('_', '-')} {low}" + (" (0: automatic)" if name == "threads" else ""))
+                raise DataError(
+                    f"--{name.replace('_', '-')} {value!r}: must be an integer >= {low}",
+                    fix=f"e.g. --{name.replace('_', '-')} {low}" + (" (0: automatic)" if name == "threads" else ""),
+                )
         # what a worker process needs to build the same sweep (see train_in_parallel)
-        self.options = dict(out=out, lang=lang, model=model, preset_name=preset_name, methods=methods, seed=seed,
-                            threads=threads, allow_overlap=allow_overlap, **overrides)
+        self.options = dict(
+            out=out,
+            lang=lang,
+            model=model,
+            preset_name=preset_name,
+            methods=methods,
+            seed=seed,
+            threads=threads,
+            allow_overlap=allow_overlap,
+            **overrides,
+        )
         self.jobs = jobs
         self.read_only = False  # a finished sweep (done.json) is only read: run() then refuses to train
         self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
@@ -116,25 +140,35 @@ class Sweep:
         ntrex = load_ntrex(self.lang)
         sib = load_sib(self.lang)
         english = load_sib("eng")
-        return {"ntrex": ntrex.english + ntrex.target,
-                "flores/sib": [t for split in sib.splits.values() for t in split.texts]
-                + [t for split in english.splits.values() for t in split.texts]}
+        return {
+            "ntrex": ntrex.english + ntrex.target,
+            "flores/sib": [t for split in sib.splits.values() for t in split.texts]
+            + [t for split in english.splits.values() for t in split.texts],
+        }
 
     @property
     def frozen(self) -> FrozenTeacher:
         if self._frozen is None:
             self._encoder = Encoder.load(self.model, device=self.accelerator.device)
             self._encoder.requires_grad_(False)
-            self._frozen = FrozenTeacher(self._encoder, self.base_config.max_length, self.base_config.teacher_cache,
-                                         cache_dir=self.out / ".cache" / "teacher", role=self.base_config.training_role)
+            self._frozen = FrozenTeacher(
+                self._encoder,
+                self.base_config.max_length,
+                self.base_config.teacher_cache,
+                cache_dir=self.out / ".cache" / "teacher",
+                role=self.base_config.training_role,
+            )
         return self._frozen
 
     # -------------------------------------------------------------- one setting
     def cell(self, method: str, setting: dict[str, Any]) -> tuple[Path, TrainConfig, str]:
         """(folder, training configuration, configuration fingerprint) of one setting."""
         config = self.base_config.replace(seed=self.seed, **setting)
-        return self.out / method / slug(setting), config, config.fingerprint(
-            ignore=("progress", "checkpoint_every", "keep_checkpoint"))
+        return (
+            self.out / method / slug(setting),
+            config,
+            config.fingerprint(ignore=("progress", "checkpoint_every", "keep_checkpoint")),
+        )
 
     def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
         folder, config, fingerprint = self.cell(method, setting)
@@ -142,34 +176,62 @@ class Sweep:
         info = read_done(folder)
         if info is not None:
             if info.get("fingerprint") != fingerprint:
-                raise DataError(f"{folder} holds a sweep cell of another configuration",
-                                fix="sweep into another --out folder")
+                raise DataError(
+                    f"{folder} holds a sweep cell of another configuration", fix="sweep into another --out folder"
+                )
             return info | {"cached": True}
         same = self.same_cell(method, fingerprint)
         if same is None and self.read_only:
-            raise DataError(f"{self.out} is a finished sweep (done.json) but has no cell {folder.name} for {method}",
-                            fix="the grids changed since it ran, or a cell folder was deleted: sweep into a new --out "
-                                "folder (or restore the cell from git)")
+            raise DataError(
+                f"{self.out} is a finished sweep (done.json) but has no cell {folder.name} for {method}",
+                fix="the grids changed since it ran, or a cell folder was deleted: sweep into a new --out "
+                "folder (or restore the cell from git)",
+            )
         if same is not None:
             # the very configuration already finished under another setting's name (stage 2's plain cost at
             # the default epsilon is stage 1's cell; the English term at weight 1 is stage 2's best): its
             # numbers are this setting's, so it is recorded here, pointing to it, not trained again
-            info = read_done(same) | {"stage": stage, "setting": setting, "same_as": same.relative_to(self.out).as_posix()}
+            info = read_done(same) | {
+                "stage": stage,
+                "setting": setting,
+                "same_as": same.relative_to(self.out).as_posix(),
+            }
             folder.mkdir(parents=True, exist_ok=True)
             write_json(info, done)
             return info | {"cached": True}
         folder.mkdir(parents=True, exist_ok=True)
         threads = set_threads(self.threads)
         start = time.perf_counter()
-        student, _, result = train_student(self.frozen.encoder, self.frozen, method, self.train, self.dev, config,
-                                     out_dir=folder, accelerator=self.accelerator,
-                                     desc=f"sweep {self.lang} {method} {slug(setting)}")
-        info = {"lang": self.lang, "model": self.model, "method": method, "stage": stage, "setting": setting,
-                "fingerprint": fingerprint, "best_dev_mrr": result.best_dev_mrr, "best_step": result.best_step,
-                "dev_history": result.dev_history, "train_s": round(time.perf_counter() - start, 1),
-                "threads": threads, "steps": result.steps, "stopped_early": result.stopped_early,
-                "selected_before_cap": result.selected_before_cap, "train_pairs": result.train_pairs,
-                "dev_pairs": result.dev_pairs, "diagnostics": last_diagnostics(folder / "train_log.jsonl")}
+        student, _, result = train_student(
+            self.frozen.encoder,
+            self.frozen,
+            method,
+            self.train,
+            self.dev,
+            config,
+            out_dir=folder,
+            accelerator=self.accelerator,
+            desc=f"sweep {self.lang} {method} {slug(setting)}",
+        )
+        info = {
+            "lang": self.lang,
+            "model": self.model,
+            "method": method,
+            "stage": stage,
+            "setting": setting,
+            "fingerprint": fingerprint,
+            "best_dev_mrr": result.best_dev_mrr,
+            "best_step": result.best_step,
+            "dev_history": result.dev_history,
+            "train_s": round(time.perf_counter() - start, 1),
+            "threads": threads,
+            "steps": result.steps,
+            "stopped_early": result.stopped_early,
+            "selected_before_cap": result.selected_before_cap,
+            "train_pairs": result.train_pairs,
+            "dev_pairs": result.dev_pairs,
+            "diagnostics": last_diagnostics(folder / "train_log.jsonl"),
+        }
         write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
         write_json(info, done)  # last: marks the cell finished
         compact_cell(folder, self.out / BLOBS)  # its training log (and a dictionary) as committed (.compact)
@@ -191,8 +253,10 @@ class Sweep:
             rows.append(info)
             if not any(r["method"] == method and r["setting"] == setting for r in self.rows):
                 self.rows.append(info)
-            tqdm.write(f"{name} {method:<15} {slug(setting):<45} best dev MRR {info['best_dev_mrr']:.4f} "
-                       f"(step {info['best_step']}{', cached' if info.get('cached') else ''})")
+            tqdm.write(
+                f"{name} {method:<15} {slug(setting):<45} best dev MRR {info['best_dev_mrr']:.4f} "
+                f"(step {info['best_step']}{', cached' if info.get('cached') else ''})"
+            )
         return choose(rows)["setting"]
 
     # -------------------------------------------------------------- the three stages
@@ -201,12 +265,20 @@ class Sweep:
         later rounds use :attr:`chosen`."""
         yield [("1-lr", method, [{"lr": lr} for lr in LR_GRID]) for method in self.methods]
         # best at the grid's edge: one step further, then choose again
-        yield [("1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)]) for method in self.methods
-               if self.chosen[method]["lr"] == LR_GRID[-1]]
+        yield [
+            ("1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)])
+            for method in self.methods
+            if self.chosen[method]["lr"] == LR_GRID[-1]
+        ]
         if "optical" in self.methods:
             lr = self.chosen["optical"]["lr"]
-            yield [("2-variant", "optical",
-                    [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS])]
+            yield [
+                (
+                    "2-variant",
+                    "optical",
+                    [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS],
+                )
+            ]
             best = self.chosen["optical"]
             yield [("2-english", "optical", [{**best, "english_weight": w} for w in ENGLISH_WEIGHTS])]
             if "optical+aug" in self.methods:
@@ -249,8 +321,10 @@ class Sweep:
                     tqdm.write(f"FAILED {failed[-1]}")
                     pool.shutdown(wait=False, cancel_futures=True)  # the cells in flight finish, the queue is dropped
         if failed:
-            raise DataError(f"{len(failed)} sweep setting(s) failed in worker processes: " + "; ".join(failed),
-                            fix="read the error(s) above; finished cells are kept, re-run the sweep to resume")
+            raise DataError(
+                f"{len(failed)} sweep setting(s) failed in worker processes: " + "; ".join(failed),
+                fix="read the error(s) above; finished cells are kept, re-run the sweep to resume",
+            )
 
     def run_all(self) -> dict[str, dict[str, Any]]:
         """The whole sweep under the folder's lock (a second sweep into it refuses; the parallel workers
@@ -260,10 +334,12 @@ class Sweep:
 
     def _run_all(self) -> dict[str, dict[str, Any]]:
         evaluation = self.evaluation_texts()  # read once, checked against both bitexts
-        report = guard_overlap(self.train, evaluation, allow_overlap=self.allow_overlap,
-                               train_name=f"mafand-mt/{self.lang} train")
-        report_dev = guard_overlap(self.dev, evaluation, allow_overlap=self.allow_overlap,
-                                   train_name=f"mafand-mt/{self.lang} dev")
+        report = guard_overlap(
+            self.train, evaluation, allow_overlap=self.allow_overlap, train_name=f"mafand-mt/{self.lang} train"
+        )
+        report_dev = guard_overlap(
+            self.dev, evaluation, allow_overlap=self.allow_overlap, train_name=f"mafand-mt/{self.lang} dev"
+        )
         finished = self.out / DONE_NAME
         recorded = read_done(self.out)
         if recorded is not None:
@@ -272,20 +348,41 @@ class Sweep:
             self.read_only = True
             chosen = self.choose_all()
             if any(chosen[m] != recorded.get("chosen", {}).get(m) for m in chosen):
-                raise DataError(f"{finished}: its cells now choose other settings than it records",
-                                fix="the tie rule changed since it ran: sweep into a new --out folder")
+                raise DataError(
+                    f"{finished}: its cells now choose other settings than it records",
+                    fix="the tie rule changed since it ran: sweep into a new --out folder",
+                )
             return chosen
         report.write_json(self.out / "leakage_train.json")
         report_dev.write_json(self.out / "leakage_dev.json")
-        write_json({"kind": "sweep", "lang": self.lang, "model": self.model, "preset": self.preset_name,
-                    "seed": self.seed, "methods": self.methods, "train": asdict(self.base_config),
-                    "grids": {"lr": LR_GRID, "lr_edge": LR_EDGE, "ot_variant": VARIANTS, "epsilon": EPSILONS,
-                              "english_weight": ENGLISH_WEIGHTS, "aug_weight": AUG_WEIGHTS}, "tie": TIE},
-                   self.out / "config.json")
+        write_json(
+            {
+                "kind": "sweep",
+                "lang": self.lang,
+                "model": self.model,
+                "preset": self.preset_name,
+                "seed": self.seed,
+                "methods": self.methods,
+                "train": asdict(self.base_config),
+                "grids": {
+                    "lr": LR_GRID,
+                    "lr_edge": LR_EDGE,
+                    "ot_variant": VARIANTS,
+                    "epsilon": EPSILONS,
+                    "english_weight": ENGLISH_WEIGHTS,
+                    "aug_weight": AUG_WEIGHTS,
+                },
+                "tie": TIE,
+            },
+            self.out / "config.json",
+        )
         data_files = [p for split in ("train", "dev") for p in mafand_files(self.lang, (split,))]
-        write_json(environment() | provenance(data_files, self.frozen.encoder.source)
-                   | {"torch_threads": torch.get_num_threads()},
-                   self.out / "environment.json")
+        write_json(
+            environment()
+            | provenance(data_files, self.frozen.encoder.source)
+            | {"torch_threads": torch.get_num_threads()},
+            self.out / "environment.json",
+        )
         chosen = self.choose_all()
         write_json({"chosen": chosen, "cells": len(self.rows)}, finished)  # last: the sweep is finished
         return chosen
@@ -297,7 +394,9 @@ class Sweep:
         self.chosen: dict[str, dict[str, Any]] = {}
         for round_ in self.rounds():
             if not self.read_only:
-                self.train_in_parallel([(method, setting, stage) for stage, method, settings in round_ for setting in settings])
+                self.train_in_parallel(
+                    [(method, setting, stage) for stage, method, settings in round_ for setting in settings]
+                )
             for stage, method, settings in round_:
                 self.chosen[method] = self.stage(stage, method, settings)
                 if not self.read_only:
@@ -316,8 +415,10 @@ def _train_cell(options: dict[str, Any], method: str, setting: dict[str, Any], s
     configuration the parent planned."""
     sweep = Sweep(**options, progress=False)
     if sweep.cell(method, setting)[2] != fingerprint:
-        raise RuntimeError(f"a worker built another configuration for {method} {slug(setting)}: "
-                           "Sweep.options is missing a constructor argument")
+        raise RuntimeError(
+            f"a worker built another configuration for {method} {slug(setting)}: "
+            "Sweep.options is missing a constructor argument"
+        )
     sweep.run(method, setting, stage)
 
 
@@ -327,7 +428,8 @@ DIAGNOSTICS_TEXT = (
     "sentence's student tokens (collapse indicator), `plan_entropy` = the foreign plan's normalised row entropy, "
     "`marginal_error` = Sinkhorn's L1 marginal error on the foreign plans, `ot_not_converged` = OT problems per step "
     "(one per pair and term: foreign, and English when its weight is not 0) left above the tolerance "
-    "(√float32-eps) after the iterations; `grad_norm` = the gradient norm before clipping.")
+    "(√float32-eps) after the iterations; `grad_norm` = the gradient norm before clipping."
+)
 
 
 def last_diagnostics(log: Path) -> dict[str, float]:
@@ -339,12 +441,17 @@ def last_diagnostics(log: Path) -> dict[str, float]:
 
 def row_order(row: dict[str, Any]) -> tuple:
     """Stage (run order), method (TRAINED order), then the setting's keys and values."""
+
     def rank(value: str, order: tuple[str, ...]) -> int:
         return order.index(value) if value in order else len(order)
 
     setting = row["setting"]
-    return (rank(row["stage"], STAGES), rank(row["method"], TRAINED), tuple(map(str, setting)),
-            tuple(v if isinstance(v, (int, float)) else str(v) for v in setting.values()))
+    return (
+        rank(row["stage"], STAGES),
+        rank(row["method"], TRAINED),
+        tuple(map(str, setting)),
+        tuple(v if isinstance(v, (int, float)) else str(v) for v in setting.values()),
+    )
 
 
 def finished_rows(out: str | Path) -> list[dict[str, Any]]:
@@ -356,16 +463,31 @@ def finished_rows(out: str | Path) -> list[dict[str, Any]]:
 def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     records = []
     for r in rows:
-        records.append({"stage": r["stage"], "method": r["method"], "setting": slug(r["setting"]),
-                        "same as": r.get("same_as", ""), "best dev MRR": r["best_dev_mrr"], "best step": r["best_step"],
-                        **{k: v for k, v in r.get("diagnostics", {}).items()}, "train s": r["train_s"]})
+        records.append(
+            {
+                "stage": r["stage"],
+                "method": r["method"],
+                "setting": slug(r["setting"]),
+                "same as": r.get("same_as", ""),
+                "best dev MRR": r["best_dev_mrr"],
+                "best step": r["best_step"],
+                **{k: v for k, v in r.get("diagnostics", {}).items()},
+                "train s": r["train_s"],
+            }
+        )
     return pd.DataFrame(records)
 
 
 def render(table: pd.DataFrame, chosen: dict[str, dict[str, Any]], lang: str, model: str) -> str:
-    lines = [f"# Hyper-parameter sweep on dev bitext ({model}, {lang}, seed 0)", "",
-             "Generated by `optical-lab sweep` (docs/protocol_v2.md). Score: best dev MRR on MAFAND-MT dev; "
-             "no evaluation collection was encoded. " + DIAGNOSTICS_TEXT, "", "## Chosen", ""]
+    lines = [
+        f"# Hyper-parameter sweep on dev bitext ({model}, {lang}, seed 0)",
+        "",
+        "Generated by `optical-lab sweep` (docs/protocol_v2.md). Score: best dev MRR on MAFAND-MT dev; "
+        "no evaluation collection was encoded. " + DIAGNOSTICS_TEXT,
+        "",
+        "## Chosen",
+        "",
+    ]
     lines += [f"- **{m}**: {slug(s)}" for m, s in chosen.items()]
     lines += ["", "## Every setting tried", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
     return "\n".join(lines)
@@ -379,24 +501,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="v2")
     parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)")
+    parser.add_argument(
+        "--freeze-word-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="threads per training process (0: auto)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
-                             "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
-                             "thread count changes the float rounding of a result")
-    parser.add_argument("--allow-overlap", type=int, default=0,
-                        help="evaluation texts that may occur in the bitext before the sweep refuses")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
+        "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
+        "thread count changes the float rounding of a result",
+    )
+    parser.add_argument(
+        "--allow-overlap",
+        type=int,
+        default=0,
+        help="evaluation texts that may occur in the bitext before the sweep refuses",
+    )
     parser.add_argument("--out", default="results/v2-minilm/sweep")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def main(args: argparse.Namespace) -> None:
     methods = [m for m in parse_methods(args.methods) if m != "zero-shot"]
-    sweep = Sweep(args.out, lang=args.lang, model=args.model, preset_name=args.preset, methods=methods, seed=args.seed,
-                  threads=args.threads, allow_overlap=args.allow_overlap, progress=not args.no_progress, jobs=args.jobs,
-                  steps=args.steps, freeze_word_embeddings=args.freeze_word_embeddings)
+    sweep = Sweep(
+        args.out,
+        lang=args.lang,
+        model=args.model,
+        preset_name=args.preset,
+        methods=methods,
+        seed=args.seed,
+        threads=args.threads,
+        allow_overlap=args.allow_overlap,
+        progress=not args.no_progress,
+        jobs=args.jobs,
+        steps=args.steps,
+        freeze_word_embeddings=args.freeze_word_embeddings,
+    )
     chosen = sweep.run_all()
     print(json.dumps(chosen, indent=2))
     print(f"results: {args.out}/chosen.json, {args.out}/sweep.md")

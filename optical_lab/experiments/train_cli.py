@@ -11,6 +11,7 @@ training pairs of ``--bitext`` (``ntrex``: the NTREX documents outside fold ``--
 ``train_log.jsonl`` and ``train_summary.json`` (the trainer's), ``config.json`` (what decides the
 student) and ``environment.json`` (versions, CPU, data and teacher hashes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ TRAINED = [name for name in BY_NAME if name != "zero-shot"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default=REFERENCE, choices=TRAINED,
-                        help=f"the training method (default {REFERENCE})")
+    parser.add_argument(
+        "--method", default=REFERENCE, choices=TRAINED, help=f"the training method (default {REFERENCE})"
+    )
     parser.add_argument("--lang", required=True, help="the student's language (any spelling, e.g. hau)")
     parser.add_argument("--model", default="minilm", help="teacher and starting point: registry name, HF id or folder")
     add_backbone_options(parser)
@@ -66,15 +68,19 @@ def train_one(plan: ComparePlan, lang: str, fold_index: int, out: str | Path, ba
     make_results_dir(out)
     teacher = Encoder.load(plan.model, max_length=plan.eval_max_length, **(backbone or {}))
     config = plan.train_config(method)
-    student, _, result = train_student(teacher, teacher, method, train, dev, config, out_dir=out,
-                                       desc=f"train {lang} {method}")
+    student, _, result = train_student(
+        teacher, teacher, method, train, dev, config, out_dir=out, desc=f"train {lang} {method}"
+    )
     student.save(out / "student", teacher=plan.model, lang=lang, method=method, bitext=source)
     info = asdict(result) | {"bitext": source}
-    write_json({"plan": asdict(plan), "lang": lang, "fold": fold_index, "backbone": backbone or {}, "result": info},
-               out / "config.json")
+    write_json(
+        {"plan": asdict(plan), "lang": lang, "fold": fold_index, "backbone": backbone or {}, "result": info},
+        out / "config.json",
+    )
     files = task.data_files(lang) if plan.bitext == "ntrex" else list(plan.bitext_files)
-    write_json(environment() | {"cpu_flags": shown_flags()} | provenance(files, teacher.source),
-               out / "environment.json")
+    write_json(
+        environment() | {"cpu_flags": shown_flags()} | provenance(files, teacher.source), out / "environment.json"
+    )
     return info
 
 
@@ -84,11 +90,22 @@ def main(args: argparse.Namespace) -> None:
         raise DataError(f"--lang names {len(langs)} languages; a student has one", fix=f"e.g. --lang {langs[0]}")
     config = train_config_from_args(args).replace(seed=args.seed)
     bitext, files = bitext_from_args(args, langs)
-    plan = ComparePlan(langs=langs, methods=[args.method], folds=args.folds, model=args.model, bitext=bitext,
-                       preset=args.preset, train=config, fold_seed=args.fold_seed, bitext_files=files,
-                       threads=args.threads)
+    plan = ComparePlan(
+        langs=langs,
+        methods=[args.method],
+        folds=args.folds,
+        model=args.model,
+        bitext=bitext,
+        preset=args.preset,
+        train=config,
+        fold_seed=args.fold_seed,
+        bitext_files=files,
+        threads=args.threads,
+    )
     set_threads(plan.threads)
     info = train_one(plan, langs[0], args.fold, args.out, backbone_overrides(args))
-    print(f"trained {args.method} for {langs[0]} on {info['train_pairs']} pairs of {info['bitext']} "
-          f"({info['steps']} steps; best dev MRR {info['best_dev_mrr'] or 0:.3f} at step {info['best_step']})")
+    print(
+        f"trained {args.method} for {langs[0]} on {info['train_pairs']} pairs of {info['bitext']} "
+        f"({info['steps']} steps; best dev MRR {info['best_dev_mrr'] or 0:.3f} at step {info['best_step']})"
+    )
     print(f"student: {Path(args.out) / 'student'}  (optical-lab evaluate --student {Path(args.out) / 'student'})")

@@ -3,10 +3,21 @@
 ``registry.build_objective(method, config, train_bitext)`` gives the loss; ``trainer.Trainer``
 runs it. See :mod:`optical_lab.methods.registry` for the list of methods.
 """
+
 from .config import PRESETS, TrainConfig, preset
 from .registry import AUGMENTATIONS, METHODS, build_objective, parse_methods
 from .teacher import FrozenTeacher
 from .trainer import Trainer, TrainResult
 
-__all__ = ["PRESETS", "TrainConfig", "preset", "AUGMENTATIONS", "METHODS", "build_objective", "parse_methods",
-           "FrozenTeacher", "Trainer", "TrainResult"]
+__all__ = [
+    "PRESETS",
+    "TrainConfig",
+    "preset",
+    "AUGMENTATIONS",
+    "METHODS",
+    "build_objective",
+    "parse_methods",
+    "FrozenTeacher",
+    "Trainer",
+    "TrainResult",
+]

@@ -7,6 +7,7 @@ of parallel sentences and returning a scalar tensor. ``student`` is the trainabl
 never needs to know which objective it runs. Objectives put the terms they add up in
 ``last_logs`` (floats) so the trainer can log them.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,8 +25,9 @@ class Objective(torch.nn.Module):
         super().__init__()
         self.last_logs: dict[str, float] = {}
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def log(self, **terms: torch.Tensor | float) -> None:

@@ -11,6 +11,7 @@ CoSDA-ML; the foreign side of the batch is ignored.
 Randomness comes from torch's global generator, which the trainer seeds and checkpoints, so a
 resumed run switches exactly the same words.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,8 +25,9 @@ from .teacher import FrozenTeacher
 from .translate_train import info_nce
 
 
-def code_switch(sentence: str, dictionary: BilingualDictionary, ratio: float,
-                generator: torch.Generator | None = None) -> tuple[str, int]:
+def code_switch(
+    sentence: str, dictionary: BilingualDictionary, ratio: float, generator: torch.Generator | None = None
+) -> tuple[str, int]:
     """(code-switched sentence, number of replaced words)."""
     tokens = tokenize(sentence)
     draws = torch.rand(len(tokens), generator=generator).tolist()  # one draw per token: fixed RNG use
@@ -43,16 +45,18 @@ def code_switch(sentence: str, dictionary: BilingualDictionary, ratio: float,
 
 
 class CodeSwitchLoss(Objective):
-    def __init__(self, dictionary: BilingualDictionary, ratio: float = 0.5, temperature: float = 0.05,
-                 symmetric: bool = True) -> None:
+    def __init__(
+        self, dictionary: BilingualDictionary, ratio: float = 0.5, temperature: float = 0.05, symmetric: bool = True
+    ) -> None:
         super().__init__()
         self.dictionary = dictionary
         self.ratio = ratio
         self.temperature = temperature
         self.symmetric = symmetric
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:
         switched = [code_switch(s, self.dictionary, self.ratio) for s in english]
         n_words = sum(len(tokenize(s)) for s in english)
         loss = info_nce(teacher.pooled(english), student([s for s, _ in switched]), self.temperature, self.symmetric)

@@ -3,6 +3,7 @@
 Which augmentation joins is fixed by ``TrainConfig.aug_method`` (default translate-train), a rule
 set before any result is seen, never chosen on evaluation documents.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -44,11 +45,16 @@ class CombinedLoss(Objective):
         self.auxiliary = auxiliary
         self.weight = weight
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:
         shared = SharedForward(student)
         main = self.main(shared, teacher, english, foreign)
         aux = self.auxiliary(shared, teacher, english, foreign)
-        self.last_logs = {**self.main.last_logs, **{f"aux_{k}": v for k, v in self.auxiliary.last_logs.items()},
-                          "main": float(main.detach()), "aux": float(aux.detach())}
+        self.last_logs = {
+            **self.main.last_logs,
+            **{f"aux_{k}": v for k, v in self.auxiliary.last_logs.items()},
+            "main": float(main.detach()),
+            "aux": float(aux.detach()),
+        }
         return main + self.weight * aux

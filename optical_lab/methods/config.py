@@ -5,6 +5,7 @@ The defaults are the budget the issue sets for 2 CPU cores (the full 7-language 
 and a few dozen steps, with model selection on the held-out dev bitext. ``PRESETS`` names
 alternatives (``demo``: the README command; ``tiny``: tests; ``paper``: a GPU-sized run).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,9 +29,15 @@ LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost",
 # value, so committed results keep their fingerprints (and new settings get new ones). SinkhornSpec
 # fields are named ``ot_<field>`` here, as in the fingerprint (issue #31 added the solved-Sinkhorn ones:
 # protocols v1/v2 ran a fixed iteration budget from a cold start at the target epsilon).
-ADDED_FIELDS: dict[str, Any] = {"ot_variant": "plain", "use_prefixes": False, "freeze_word_embeddings": False,
-                                "ot_early_exit": False, "ot_eps_scaling": None, "ot_warm_start": False,
-                                "min_delta": 0.0}
+ADDED_FIELDS: dict[str, Any] = {
+    "ot_variant": "plain",
+    "use_prefixes": False,
+    "freeze_word_embeddings": False,
+    "ot_early_exit": False,
+    "ot_eps_scaling": None,
+    "ot_warm_start": False,
+    "min_delta": 0.0,
+}
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
 
@@ -137,13 +144,20 @@ class TrainConfig:
             if value is None and name in _OPTIONAL:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise DataError(f"{name} = {value!r}: must be an integer >= {low}"
-                                + (" (or None: no cap)" if name in _OPTIONAL else ""),
-                                fix=_fix(name, example))
+                raise DataError(
+                    f"{name} = {value!r}: must be an integer >= {low}"
+                    + (" (or None: no cap)" if name in _OPTIONAL else ""),
+                    fix=_fix(name, example),
+                )
         for name, low, high, example in _REAL_RANGES:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not low <= value <= high or (name in _POSITIVE and value <= 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not low <= value <= high
+                or (name in _POSITIVE and value <= 0)
+            ):
                 bounds = f"> {low}" if name in _POSITIVE else f"in [{low}, {high}]" if high < math.inf else f">= {low}"
                 raise DataError(f"{name} = {value!r}: must be a finite number {bounds}", fix=_fix(name, example))
         if self.mixed_precision not in ("auto", "no", "bf16"):
@@ -151,11 +165,14 @@ class TrainConfig:
         if self.ot_variant not in ("plain", "centred", "both"):
             raise DataError(f"ot_variant = {self.ot_variant!r}", fix="use plain, centred or both")
         if self.aug_method not in get_args(AugMethod):
-            raise DataError(f"aug_method = {self.aug_method!r}",
-                            fix=f"use --aug-method {' or '.join(get_args(AugMethod))}")
+            raise DataError(
+                f"aug_method = {self.aug_method!r}", fix=f"use --aug-method {' or '.join(get_args(AugMethod))}"
+            )
         if not isinstance(self.sinkhorn, SinkhornSpec):
-            raise DataError(f"sinkhorn = {self.sinkhorn!r} is not a SinkhornSpec",
-                            fix="build it with TrainConfig.replace(epsilon=..., n_iters=...) or TrainConfig.from_dict")
+            raise DataError(
+                f"sinkhorn = {self.sinkhorn!r} is not a SinkhornSpec",
+                fix="build it with TrainConfig.replace(epsilon=..., n_iters=...) or TrainConfig.from_dict",
+            )
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` and
@@ -165,8 +182,10 @@ class TrainConfig:
         unknown = sorted(set(changes) - known)
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-            raise DataError(f"unknown training setting {unknown[0]!r}" + (f" (did you mean {close[0]}?)" if close else ""),
-                            fix="use a TrainConfig field name (methods/config.py), e.g. lr, epsilon, english_weight")
+            raise DataError(
+                f"unknown training setting {unknown[0]!r}" + (f" (did you mean {close[0]}?)" if close else ""),
+                fix="use a TrainConfig field name (methods/config.py), e.g. lr, epsilon, english_weight",
+            )
         return dataclasses.replace(self, **_fold_ot_keys(changes, self.sinkhorn))
 
     @property
@@ -224,16 +243,35 @@ class TrainConfig:
 # (setting, smallest value, example) of the integer settings; None allowed for those in _OPTIONAL.
 # steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
 # refuses 0 steps for a trained method (experiments.runner.ComparePlan.validate).
-_AT_LEAST = (("steps", 0, 24), ("batch_size", 1, 16), ("warmup_steps", 0, 3), ("max_length", 3, 64),
-             ("seed", 0, 0), ("max_train_pairs", 1, 1000), ("max_dev_pairs", 2, 200), ("eval_every", 0, 8),
-             ("patience", 0, 0), ("checkpoint_every", 0, 8), ("dict_iterations", 1, 5), ("dict_min_count", 1, 2),
-             ("dict_max_translations", 1, 3))
+_AT_LEAST = (
+    ("steps", 0, 24),
+    ("batch_size", 1, 16),
+    ("warmup_steps", 0, 3),
+    ("max_length", 3, 64),
+    ("seed", 0, 0),
+    ("max_train_pairs", 1, 1000),
+    ("max_dev_pairs", 2, 200),
+    ("eval_every", 0, 8),
+    ("patience", 0, 0),
+    ("checkpoint_every", 0, 8),
+    ("dict_iterations", 1, 5),
+    ("dict_min_count", 1, 2),
+    ("dict_max_translations", 1, 3),
+)
 _OPTIONAL = {"max_train_pairs"}
 # (setting, low, high, example); those in _POSITIVE must be > low
-_REAL_RANGES = (("lr", 0.0, math.inf, 2e-4), ("weight_decay", 0.0, math.inf, 0.01), ("grad_clip", 0.0, math.inf, 1.0),
-                ("english_weight", 0.0, math.inf, 1.0), ("temperature", 0.0, math.inf, 0.05),
-                ("code_switch_ratio", 0.0, 1.0, 0.5), ("dict_min_prob", 0.0, 1.0, 0.1), ("aug_weight", 0.0, math.inf, 1.0),
-                ("checkpoint_seconds", 0.0, math.inf, 300), ("min_delta", 0.0, 1.0, 0.001))
+_REAL_RANGES = (
+    ("lr", 0.0, math.inf, 2e-4),
+    ("weight_decay", 0.0, math.inf, 0.01),
+    ("grad_clip", 0.0, math.inf, 1.0),
+    ("english_weight", 0.0, math.inf, 1.0),
+    ("temperature", 0.0, math.inf, 0.05),
+    ("code_switch_ratio", 0.0, 1.0, 0.5),
+    ("dict_min_prob", 0.0, 1.0, 0.1),
+    ("aug_weight", 0.0, math.inf, 1.0),
+    ("checkpoint_seconds", 0.0, math.inf, 300),
+    ("min_delta", 0.0, 1.0, 0.001),
+)
 _POSITIVE = {"lr", "temperature"}
 # offered as --<name>
 _CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs", "patience", "min_delta"}
@@ -273,17 +311,45 @@ PRESETS: dict[str, dict[str, Any]] = {
     # `make demo`: the default budget on 2 languages x 6 methods x 1 fold (<= 10 minutes on 2 cores)
     "demo": {},
     # unit tests: seconds
-    "tiny": {"steps": 3, "batch_size": 4, "max_length": 24, "warmup_steps": 1, "eval_every": 0,
-             "checkpoint_every": 0, "max_train_pairs": 32, "max_dev_pairs": 16, "n_iters": 20, "progress": False},
+    "tiny": {
+        "steps": 3,
+        "batch_size": 4,
+        "max_length": 24,
+        "warmup_steps": 1,
+        "eval_every": 0,
+        "checkpoint_every": 0,
+        "max_train_pairs": 32,
+        "max_dev_pairs": 16,
+        "n_iters": 20,
+        "progress": False,
+    },
     # protocol v2 (docs/protocol_v2.md): 300 steps x 16 = 4,800 pairs seen by every method, 128-token
     # truncation (MAFAND foreign cut rate 0-9 %), dev selection every 50 steps on up to 1,000 dev pairs
     # and its OT solver: 50 fixed iterations from a cold start at the target epsilon (before issue #31)
-    "v2": {"steps": 300, "batch_size": 16, "max_length": 128, "warmup_steps": 30, "eval_every": 50,
-           "max_train_pairs": None, "max_dev_pairs": 1000, "n_iters": 50, "ot_early_exit": False,
-           "ot_eps_scaling": None},
+    "v2": {
+        "steps": 300,
+        "batch_size": 16,
+        "max_length": 128,
+        "warmup_steps": 30,
+        "eval_every": 50,
+        "max_train_pairs": None,
+        "max_dev_pairs": 1000,
+        "n_iters": 50,
+        "ot_early_exit": False,
+        "ot_eps_scaling": None,
+    },
     # closer to the paper's budget, for a GPU
-    "paper": {"steps": 1000, "batch_size": 32, "max_length": 128, "warmup_steps": 100, "eval_every": 100,
-              "checkpoint_every": 200, "patience": 5, "max_train_pairs": None, "lr": 2e-5},
+    "paper": {
+        "steps": 1000,
+        "batch_size": 32,
+        "max_length": 128,
+        "warmup_steps": 100,
+        "eval_every": 100,
+        "checkpoint_every": 200,
+        "patience": 5,
+        "max_train_pairs": None,
+        "lr": 2e-5,
+    },
 }
 
 

@@ -25,6 +25,7 @@ text the student is evaluated on.
 
 Words are lower-cased Unicode word tokens (:func:`words`).
 """
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,9 @@ def words(text: str) -> list[str]:
     return [t.lower() for t in tokenize(text) if is_word(t)]
 
 
-def ibm_model1(pairs: Sequence[tuple[Sequence[str], Sequence[str]]], iterations: int = 5
-               ) -> dict[tuple[str, str], float]:
+def ibm_model1(
+    pairs: Sequence[tuple[Sequence[str], Sequence[str]]], iterations: int = 5
+) -> dict[tuple[str, str], float]:
     """EM for IBM Model 1; returns :math:`t(f \\mid e)` for every co-occurring (e, f), e may be ``NULL``.
 
     Vectorised over all (English word, foreign token occurrence) links of the corpus, so 1,000
@@ -129,8 +131,9 @@ def cooccurrence_counts(pairs: Iterable[tuple[Sequence[str], Sequence[str]]]) ->
     return counts
 
 
-def induce_dictionary(bitext: Bitext, iterations: int = 5, min_prob: float = 0.1, min_count: int = 2,
-                      max_translations: int = 3) -> BilingualDictionary:
+def induce_dictionary(
+    bitext: Bitext, iterations: int = 5, min_prob: float = 0.1, min_count: int = 2, max_translations: int = 3
+) -> BilingualDictionary:
     """IBM Model 1 dictionary from ``bitext`` (pass the fold's *training* bitext, nothing else)."""
     pairs = [(words(e), words(f)) for e, f in zip(bitext.english, bitext.foreign)]
     table = ibm_model1(pairs, iterations)

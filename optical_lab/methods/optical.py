@@ -26,6 +26,7 @@ spread uniformly, 0 = one-to-one) and ``marginal_error`` (Sinkhorn's mean margin
 (cosine between mean-centred tokens, :attr:`optical_lab.ot.SinkhornSpec.centre`) or ``"both"``
 (the sum of the two terms).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -37,13 +38,13 @@ from ..ot import OTDistillationLoss
 from .base import Objective
 from .teacher import FrozenTeacher
 
-
 VARIANTS = ("plain", "centred", "both")
 
 
 class OpticalLoss(Objective):
-    def __init__(self, ot_loss: OTDistillationLoss | None = None, english_weight: float = 1.0,
-                 variant: str = "plain") -> None:
+    def __init__(
+        self, ot_loss: OTDistillationLoss | None = None, english_weight: float = 1.0, variant: str = "plain"
+    ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown OPTICAL variant {variant!r}: use one of {', '.join(VARIANTS)}")
@@ -52,7 +53,8 @@ class OpticalLoss(Objective):
         self.english_weight = english_weight
         # one OT loss per cost term; the first one's plan is the one the diagnostics describe
         self.terms = torch.nn.ModuleList(
-            {"plain": [base], "centred": [_centred(base)], "both": [base, _centred(base)]}[variant])
+            {"plain": [base], "centred": [_centred(base)], "both": [base, _centred(base)]}[variant]
+        )
 
     @property
     def ot(self) -> OTDistillationLoss:
@@ -61,12 +63,21 @@ class OpticalLoss(Objective):
     def _ot(self, teacher_batch, student_batch) -> torch.Tensor:
         # Sinkhorn in float32 even under bf16 autocast: exp(-C/eps) with eps=0.05 needs the range
         with torch.autocast(device_type=student_batch.embeddings.device.type, enabled=False):
-            return sum(term(teacher_batch.embeddings.float(), teacher_batch.mask,
-                            student_batch.embeddings.float(), student_batch.mask,
-                            teacher_batch.special, student_batch.special) for term in self.terms)
+            return sum(
+                term(
+                    teacher_batch.embeddings.float(),
+                    teacher_batch.mask,
+                    student_batch.embeddings.float(),
+                    student_batch.mask,
+                    teacher_batch.special,
+                    student_batch.special,
+                )
+                for term in self.terms
+            )
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:
         before = sum(term.not_converged for term in self.terms), sum(term.problems for term in self.terms)
         target = teacher.tokens(english)
         foreign_tokens = student.tokens(list(foreign))
@@ -79,8 +90,13 @@ class OpticalLoss(Objective):
             loss = loss + self.english_weight * english_term
         not_converged = sum(term.not_converged for term in self.terms) - before[0]
         problems = sum(term.problems for term in self.terms) - before[1]
-        self.log(ot_foreign=foreign_term, ot_english=english_term, ot_not_converged=not_converged,
-                 ot_unconverged_share=not_converged / max(problems, 1), **diagnostics)
+        self.log(
+            ot_foreign=foreign_term,
+            ot_english=english_term,
+            ot_not_converged=not_converged,
+            ot_unconverged_share=not_converged / max(problems, 1),
+            **diagnostics,
+        )
         return loss
 
 
@@ -94,7 +110,7 @@ def plan_diagnostics(plan, student_tokens: torch.Tensor) -> dict[str, float]:
     cols = plan.cols
     unit = torch.nn.functional.normalize(student_tokens.detach().float(), dim=-1) * cols[..., None]
     n = cols.sum(1).float()
-    pair_sum = (unit.sum(1).square().sum(-1) - n)  # sum over i != j of cos(y_i, y_j)
+    pair_sum = unit.sum(1).square().sum(-1) - n  # sum over i != j of cos(y_i, y_j)
     has_pairs = n > 1
     token_cos = (pair_sum[has_pairs] / (n[has_pairs] * (n[has_pairs] - 1))).mean()
     P = plan.output.plan.detach()
@@ -104,5 +120,8 @@ def plan_diagnostics(plan, student_tokens: torch.Tensor) -> dict[str, float]:
     log_m = torch.log(n.clamp_min(2.0))[:, None]
     rows = plan.rows & (row_mass[..., 0] > 0)
     plan_entropy = (entropy / log_m)[rows & has_pairs[:, None]].mean()
-    return {"token_cos": float(token_cos), "plan_entropy": float(plan_entropy),
-            "marginal_error": float(plan.output.marginal_error.mean())}
+    return {
+        "token_cos": float(token_cos),
+        "plan_entropy": float(plan_entropy),
+        "marginal_error": float(plan.output.marginal_error.mean()),
+    }

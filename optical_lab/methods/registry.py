@@ -13,6 +13,7 @@ line help, the plots' colours and the generated answer text all read it.
 Adding a method: write its objective module (an :class:`.base.Objective`) and add one
 :class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,14 +57,18 @@ def _translate_train(config: TrainConfig, bitext: Bitext) -> Objective:
 
 def _code_switch(config: TrainConfig, bitext: Bitext) -> Objective:
     # the dictionary comes from the training bitext handed to us, never from evaluation text
-    dictionary = induce_dictionary(bitext, config.dict_iterations, config.dict_min_prob, config.dict_min_count,
-                                   config.dict_max_translations)
+    dictionary = induce_dictionary(
+        bitext, config.dict_iterations, config.dict_min_prob, config.dict_min_count, config.dict_max_translations
+    )
     return CodeSwitchLoss(dictionary, config.code_switch_ratio, config.temperature, config.symmetric)
 
 
 def _optical(config: TrainConfig, bitext: Bitext) -> Objective:
-    return OpticalLoss(OTDistillationLoss(config.sinkhorn, exclude_special=config.exclude_special),
-                       english_weight=config.english_weight, variant=config.ot_variant)
+    return OpticalLoss(
+        OTDistillationLoss(config.sinkhorn, exclude_special=config.exclude_special),
+        english_weight=config.english_weight,
+        variant=config.ot_variant,
+    )
 
 
 def _optical_aug(config: TrainConfig, bitext: Bitext) -> Objective:
@@ -74,11 +79,23 @@ def _optical_aug(config: TrainConfig, bitext: Bitext) -> Objective:
 SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("zero-shot", None, "zero-shot", "the teacher on both sides, no training", "#9e9e9e"),
     MethodSpec("sentence-kd", _sentence_kd, "sentence-KD", "MSE between pooled embeddings", "#8e6bbf"),
-    MethodSpec("translate-train", _translate_train, "translate-train", "InfoNCE on the bitext", "#e6862e",
-               augmentation=True, oracle="oracle: trains on the human translations of the bitext, not machine "
-                                          "translations"),
-    MethodSpec("code-switch", _code_switch, "code-switch", "CoSDA-ML code-switching with an IBM-1 dictionary",
-               "#d4b52a", augmentation=True),
+    MethodSpec(
+        "translate-train",
+        _translate_train,
+        "translate-train",
+        "InfoNCE on the bitext",
+        "#e6862e",
+        augmentation=True,
+        oracle="oracle: trains on the human translations of the bitext, not machine translations",
+    ),
+    MethodSpec(
+        "code-switch",
+        _code_switch,
+        "code-switch",
+        "CoSDA-ML code-switching with an IBM-1 dictionary",
+        "#d4b52a",
+        augmentation=True,
+    ),
     MethodSpec("optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8"),
     MethodSpec("optical+aug", _optical_aug, "OPTICAL+aug", "OPTICAL + the --aug-method loss", "#6aaed6"),
 )

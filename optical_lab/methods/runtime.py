@@ -39,6 +39,7 @@
   than returned to the system at once (the peak is unchanged: ``make demo`` 1.84 GiB vs 1.87 GiB
   before); the comparison runner still hands it back between cells (:func:`release_memory`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -82,8 +83,9 @@ def cpu_model() -> str:
 
 # oneDNN instruction-set caps (``ONEDNN_MAX_CPU_ISA``) below AVX512-BF16: with one of them set, oneDNN
 # (torch's CPU bf16 matmul) never uses the bf16 instructions, whatever the flags say
-ONEDNN_ISAS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
-                                      "AVX512_CORE_VNNI"})
+ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
 
 
 SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
@@ -102,8 +104,10 @@ def cpu_description() -> str:
     shown = ", ".join(f"{f} {'yes' if has else 'no'}" for f, has in shown_flags().items())
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     capped = f"; capped by {', '.join(caps)}" if caps else ""
-    return (f"{cpu_model()}, {os.cpu_count()} logical cores; flags: {shown}{capped}; "
-            f"native bf16: {'yes' if cpu_has_bf16() else 'no'}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} logical cores; flags: {shown}{capped}; "
+        f"native bf16: {'yes' if cpu_has_bf16() else 'no'}"
+    )
 
 
 def device_description(device: torch.device | str = "cpu") -> str:
@@ -156,8 +160,9 @@ def cpu_reading() -> CpuReading | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
     times = os.times()
-    return CpuReading(time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks,
-                      times.user + times.system)
+    return CpuReading(
+        time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, times.user + times.system
+    )
 
 
 def others_load(before: CpuReading, after: CpuReading, min_seconds: float = 1.0) -> float | None:
@@ -239,8 +244,11 @@ def allocator_description() -> str:
     """One line for a timing report: what :func:`keep_freed_memory` set in this process, if anything."""
     if not _kept:
         return "the C library's default malloc settings"
-    return "malloc keeps freed memory (keep_freed_memory: " + ", ".join(
-        f"{name.replace('_', ' ')} {value >> 20} MiB" for name, value in _kept.items()) + ")"
+    return (
+        "malloc keeps freed memory (keep_freed_memory: "
+        + ", ".join(f"{name.replace('_', ' ')} {value >> 20} MiB" for name, value in _kept.items())
+        + ")"
+    )
 
 
 def release_memory() -> None:

@@ -9,6 +9,7 @@ For a parallel pair (English s, translation t), the student is trained so that
 on the pooled, L2-normalised embeddings retrieval uses. The second term keeps the student's
 English where the teacher's is, as in the paper.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -26,8 +27,9 @@ class SentenceKDLoss(Objective):
         super().__init__()
         self.english_weight = english_weight
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:
         target = teacher.pooled(english)
         foreign_term = F.mse_loss(student(list(foreign)).float(), target)
         loss = foreign_term

@@ -17,6 +17,7 @@ key and a SHA-256 of its tensors: a truncated, damaged or edited file (or one co
 name) is detected when read, reported and recomputed, never used. :meth:`FrozenTeacher.cache_record`
 names the file and its checksum for a cell's record.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,7 +75,9 @@ def model_hash(encoder: Encoder) -> str:
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     config = getattr(encoder.model, "config", None)
-    digest.update((config.to_json_string(use_diff=False) if config is not None else type(encoder.model).__name__).encode())
+    digest.update(
+        (config.to_json_string(use_diff=False) if config is not None else type(encoder.model).__name__).encode()
+    )
     backend = getattr(encoder.tokenizer, "backend_tokenizer", None)
     digest.update((_tokenizer_state(backend) if backend is not None else repr(encoder.tokenizer)).encode())
     _MODEL_HASHES[encoder] = (version, digest.hexdigest())
@@ -105,8 +108,14 @@ class FrozenTeacher:
     ``cache_dir``: where precomputed outputs are shared between processes and runs (None: memory only).
     """
 
-    def __init__(self, encoder: Encoder, max_length: int | None = None, cache: bool = True,
-                 cache_dir: str | Path | None = None, role: str | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        max_length: int | None = None,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
+        role: str | None = None,
+    ) -> None:
         self.encoder = encoder
         self.max_length = max_length
         self.role = role  # the role (prefix) of the training targets, TrainConfig.training_role
@@ -159,10 +168,19 @@ class FrozenTeacher:
         """The cache file of these (deduplicated) texts under the current autocast precision."""
         device = self.device.type
         autocast = str(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else "no"
-        key = json.dumps({"model": model_hash(self.encoder), "texts": texts_hash(unique_texts),
-                          "max_length": self.max_length, "autocast": autocast, "device": device,
-                          **({"role": self.role} if self.role else {}),
-                          "torch": torch.__version__, "format": 2}, sort_keys=True)
+        key = json.dumps(
+            {
+                "model": model_hash(self.encoder),
+                "texts": texts_hash(unique_texts),
+                "max_length": self.max_length,
+                "autocast": autocast,
+                "device": device,
+                **({"role": self.role} if self.role else {}),
+                "torch": torch.__version__,
+                "format": 2,
+            },
+            sort_keys=True,
+        )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
     def cache_record(self, texts: Sequence[str]) -> dict[str, str] | None:
@@ -221,10 +239,12 @@ def _write_rows(path: Path, rows: list[tuple[torch.Tensor, torch.Tensor, torch.T
     along the token axis, with the lengths), written atomically under a unique temporary name, with
     its cache ``key`` and :func:`tensors_sha256` in the file's metadata."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"embeddings": torch.cat([r[0] for r in rows]).contiguous(),
-               "special": torch.cat([r[1] for r in rows]).contiguous(),
-               "input_ids": torch.cat([r[2] for r in rows]).contiguous(),
-               "lengths": torch.tensor([len(r[0]) for r in rows], dtype=torch.int64)}
+    tensors = {
+        "embeddings": torch.cat([r[0] for r in rows]).contiguous(),
+        "special": torch.cat([r[1] for r in rows]).contiguous(),
+        "input_ids": torch.cat([r[2] for r in rows]).contiguous(),
+        "lengths": torch.tensor([len(r[0]) for r in rows], dtype=torch.int64),
+    }
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata={"rows": str(len(rows)), "key": key, "sha256": tensors_sha256(tensors)})
     os.replace(tmp, path)

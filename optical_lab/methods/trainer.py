@@ -17,7 +17,7 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   any DDP run), float summation order, and in-batch negatives (translate-train, code-switch and
   optical+aug contrast each pair with the pairs of its own share only). For OPTICAL and
   sentence-KD with dropout off, 2 processes follow the 1-process loss trajectory and select the
-  same step (``tests/test_data_parallel.py``). ``accelerate launch --cpu --num_processes N``
+  same step (``tests/experiments/test_data_parallel.py``). ``accelerate launch --cpu --num_processes N``
   starts *one* process (accelerate runs several CPU processes only through MPI): refused, with
   the commands that work.
 
@@ -42,6 +42,7 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   function of ``(seed, s)``, so no sampler state is needed).
 * **Batches** are reshuffled every epoch and, by default, grouped by length (less padding).
 """
+
 from __future__ import annotations
 
 import functools
@@ -108,17 +109,24 @@ def check_launch() -> None:
     data-parallel. Recognised by what that launcher sets: a rendezvous address but no world size."""
     env = os.environ
     mpi = any(k in env for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"))
-    if env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and "MASTER_ADDR" in env \
-            and "WORLD_SIZE" not in env and not mpi:
-        raise DataError("`accelerate launch --cpu --num_processes N` starts one process, not N: "
-                        "this run would not be data-parallel",
-                        fix="use `accelerate launch --multi_gpu --num_processes N -m optical_lab.cli ...` (CPU too) "
-                            "or `torchrun --nproc_per_node N -m optical_lab.cli ...`; or drop --num_processes")
+    if (
+        env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1")
+        and "MASTER_ADDR" in env
+        and "WORLD_SIZE" not in env
+        and not mpi
+    ):
+        raise DataError(
+            "`accelerate launch --cpu --num_processes N` starts one process, not N: "
+            "this run would not be data-parallel",
+            fix="use `accelerate launch --multi_gpu --num_processes N -m optical_lab.cli ...` (CPU too) "
+            "or `torchrun --nproc_per_node N -m optical_lab.cli ...`; or drop --num_processes",
+        )
 
 
 @functools.lru_cache(maxsize=4)
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: tuple[int, ...] | None
-                   ) -> tuple[tuple[int, ...], ...]:
+def _epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, lengths: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], ...]:
     """The batches of one epoch: a seeded shuffle, optionally grouped by length.
 
     With ``lengths``, the shuffled pairs are cut into pools of 8 batches, each pool is sorted by
@@ -209,10 +217,19 @@ class StepModule(torch.nn.Module):
         return self.objective(self.student, self.teacher, english, foreign)
 
 
-def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, english: Sequence[str],
-               foreign: Sequence[str], optimizer: torch.optim.Optimizer, scheduler: Any,
-               accelerator: Accelerator, config: TrainConfig, model: torch.nn.Module | None = None,
-               share: tuple[int, int] | None = None) -> tuple[float, float]:
+def train_step(
+    student: Encoder,
+    teacher: FrozenTeacher,
+    objective: Objective,
+    english: Sequence[str],
+    foreign: Sequence[str],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    accelerator: Accelerator,
+    config: TrainConfig,
+    model: torch.nn.Module | None = None,
+    share: tuple[int, int] | None = None,
+) -> tuple[float, float]:
     """One optimisation step (forward, backward, gradient sync + clipping, AdamW, schedule).
 
     ``model``: the prepared :class:`StepModule` (DDP under data-parallel; built here when None).
@@ -234,8 +251,11 @@ def train_step(student: Encoder, teacher: FrozenTeacher, objective: Objective, e
     if accelerator.num_processes > 1:  # the global batch's loss and terms
         terms = list(objective.last_logs)
         counts = torch.tensor([k.endswith(COUNT_SUFFIX) for k in terms], device=accelerator.device)
-        values = torch.tensor([float(loss.detach())] + [objective.last_logs[k] for k in terms], dtype=torch.float64,
-                              device=accelerator.device)
+        values = torch.tensor(
+            [float(loss.detach())] + [objective.last_logs[k] for k in terms],
+            dtype=torch.float64,
+            device=accelerator.device,
+        )
         scale = torch.ones_like(values) * here / total  # means: pair-weighted over processes
         scale[1:][counts] = 1.0  # counts: summed
         pooled = accelerator.reduce(values * scale, reduction="sum").tolist()
@@ -263,9 +283,11 @@ def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
     same on every process (the loss and the norm are the global batch's)."""
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
-    raise TrainingDiverged(f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
-                           f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
-                           "nothing was reported for this cell - use a larger --epsilon or a smaller --lr")
+    raise TrainingDiverged(
+        f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
+        f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
+        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
+    )
 
 
 def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -290,9 +312,11 @@ def _rng_state() -> dict[str, Any]:
     """Every RNG state as tensors and plain data (what ``torch.load(weights_only=True)`` accepts)."""
     version, mt, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(mt), gauss],
-             "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -308,8 +332,20 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-CHECKPOINT_KEYS = ("step", "fingerprint", "student", "optimizer", "scheduler", "rng", "best_step", "best_score",
-                   "best_state", "history", "bad_evals", "stopped")
+CHECKPOINT_KEYS = (
+    "step",
+    "fingerprint",
+    "student",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "best_step",
+    "best_score",
+    "best_state",
+    "history",
+    "bad_evals",
+    "stopped",
+)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -319,13 +355,19 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     input: a pickle that would import or call anything is refused before any of it runs.
     ``best_state`` is restored to the student's weights when the checkpoint says they are the same.
     """
-    fix = ("delete it (it only lets a killed run resume; the cell then trains from step 0), "
-           "or train into another --out folder")
+    fix = (
+        "delete it (it only lets a killed run resume; the cell then trains from step 0), "
+        "or train into another --out folder"
+    )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise DataError("refusing to load this checkpoint: it holds more than tensors and plain data, and "
-                        f"unpickling it could run code ({str(exc).splitlines()[0][:160]})", path=path, fix=fix) from None
+        raise DataError(
+            "refusing to load this checkpoint: it holds more than tensors and plain data, and "
+            f"unpickling it could run code ({str(exc).splitlines()[0][:160]})",
+            path=path,
+            fix=fix,
+        ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise DataError(f"unreadable checkpoint ({exc})", path=path, fix=fix) from None
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
@@ -354,8 +396,11 @@ class _Interrupt:
 
     def __enter__(self) -> "_Interrupt":
         if self.enabled:  # signals someone chose to ignore stay ignored
-            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS
-                              if signal.getsignal(sig) is not signal.SIG_IGN}
+            self._previous = {
+                sig: signal.signal(sig, self._handler)
+                for sig in self.SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN
+            }
         return self
 
     def restore(self) -> None:
@@ -384,8 +429,12 @@ def complete_log_lines(path: Path) -> list[str]:
         except ValueError:
             if number == len(lines):
                 return lines[:-1]
-            raise DataError("damaged training-log line", path=path, line=number,
-                            fix="delete the cell folder (or re-run with --no-resume) to train it again") from None
+            raise DataError(
+                "damaged training-log line",
+                path=path,
+                line=number,
+                fix="delete the cell folder (or re-run with --no-resume) to train it again",
+            ) from None
     return lines
 
 
@@ -443,10 +492,19 @@ class _State:
 class Trainer:
     """Train ``student`` with ``objective`` on ``train``; select on ``dev``; write to ``out_dir``."""
 
-    def __init__(self, student: Encoder, teacher: Encoder | FrozenTeacher, objective: Objective, train: Bitext,
-                 dev: Bitext | None, config: TrainConfig, out_dir: str | Path | None = None,
-                 accelerator: Accelerator | None = None, desc: str = "train",
-                 initial_dev_score: float | None = None) -> None:
+    def __init__(
+        self,
+        student: Encoder,
+        teacher: Encoder | FrozenTeacher,
+        objective: Objective,
+        train: Bitext,
+        dev: Bitext | None,
+        config: TrainConfig,
+        out_dir: str | Path | None = None,
+        accelerator: Accelerator | None = None,
+        desc: str = "train",
+        initial_dev_score: float | None = None,
+    ) -> None:
         if len(train) == 0:
             raise ValueError("empty training bitext")
         student.check_max_length(config.max_length)
@@ -454,8 +512,10 @@ class Trainer:
             if teacher.max_length != config.max_length:
                 raise ValueError(f"teacher truncates at {teacher.max_length}, config at {config.max_length}")
             if teacher.encoder.prefix(teacher.role) != teacher.encoder.prefix(config.training_role):
-                raise ValueError(f"teacher targets are encoded as {teacher.role!r}, the config trains as "
-                                 f"{config.training_role!r} (use_prefixes={config.use_prefixes})")
+                raise ValueError(
+                    f"teacher targets are encoded as {teacher.role!r}, the config trains as "
+                    f"{config.training_role!r} (use_prefixes={config.use_prefixes})"
+                )
         else:
             teacher = FrozenTeacher(teacher, config.max_length, config.teacher_cache, role=config.training_role)
         self.student, self.teacher, self.objective = student, teacher, objective
@@ -501,14 +561,25 @@ class Trainer:
         if not (self.checkpoint_path and self.accelerator.is_main_process):
             return
         best_is_student = state.best_state is not None and state.best_step == state.step
-        atomic_torch_save({
-            "step": state.step, "fingerprint": self.config.fingerprint(), "student": self.student.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-            "best_step": state.best_step, "best_score": state.best_score,
-            # the selected weights only when they differ from the student's (saves a model's size)
-            "best_state": None if best_is_student else state.best_state, "best_is_student": best_is_student,
-            "history": [list(h) for h in state.history], "bad_evals": state.bad_evals, "stopped": state.stopped,
-        }, self.checkpoint_path)
+        atomic_torch_save(
+            {
+                "step": state.step,
+                "fingerprint": self.config.fingerprint(),
+                "student": self.student.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(),
+                "best_step": state.best_step,
+                "best_score": state.best_score,
+                # the selected weights only when they differ from the student's (saves a model's size)
+                "best_state": None if best_is_student else state.best_state,
+                "best_is_student": best_is_student,
+                "history": [list(h) for h in state.history],
+                "bad_evals": state.bad_evals,
+                "stopped": state.stopped,
+            },
+            self.checkpoint_path,
+        )
         self.checkpoints_written += 1
         self.checkpoint_bytes += self.checkpoint_path.stat().st_size
 
@@ -522,21 +593,35 @@ class Trainer:
             return step % cfg.checkpoint_every == 0
         due = time.monotonic() - last_save >= cfg.checkpoint_seconds
         if self.accelerator.num_processes > 1:  # clocks differ between processes: follow the slowest
-            due = bool(self.accelerator.reduce(torch.tensor([float(due)], device=self.accelerator.device),
-                                               reduction="sum").item() > 0)
+            due = bool(
+                self.accelerator.reduce(
+                    torch.tensor([float(due)], device=self.accelerator.device), reduction="sum"
+                ).item()
+                > 0
+            )
         return due
 
     def _load_checkpoint(self, optimizer, scheduler) -> _State:
         ckpt = read_checkpoint(self.checkpoint_path)
         if ckpt["fingerprint"] != self.config.fingerprint():
-            raise DataError("this checkpoint was written with another training configuration",
-                            path=self.checkpoint_path, fix="delete it or train into another folder")
+            raise DataError(
+                "this checkpoint was written with another training configuration",
+                path=self.checkpoint_path,
+                fix="delete it or train into another folder",
+            )
         self.student.load_state_dict(ckpt["student"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"])
-        return _State(ckpt["step"], ckpt["best_step"], ckpt["best_score"], ckpt["best_state"],
-                      [tuple(h) for h in ckpt["history"]], ckpt["bad_evals"], ckpt["stopped"])
+        return _State(
+            ckpt["step"],
+            ckpt["best_step"],
+            ckpt["best_score"],
+            ckpt["best_state"],
+            [tuple(h) for h in ckpt["history"]],
+            ckpt["bad_evals"],
+            ckpt["stopped"],
+        )
 
     # ------------------------------------------------------------------- loop
     def _dev_score(self, queries: torch.Tensor) -> float:
@@ -576,8 +661,13 @@ class Trainer:
                 state.record(0, score, student, cfg.patience, cfg.min_delta)
                 self._log({"step": 0, "event": "dev", "dev_mrr": score, "best": True})
 
-        bar = tqdm(total=cfg.steps, initial=state.step, desc=self.desc, leave=False,
-                   disable=not cfg.progress or not acc.is_local_main_process)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=state.step,
+            desc=self.desc,
+            leave=False,
+            disable=not cfg.progress or not acc.is_local_main_process,
+        )
         train = self.train_bitext
         lengths = [len(f) for f in train.foreign] if cfg.group_by_length else None
         last_save = time.monotonic()
@@ -594,17 +684,32 @@ class Trainer:
             student.load_state_dict(state.best_state)
         else:
             state.best_step = state.step
-        self._log({"step": state.step, "event": "end", "selected_step": state.best_step, "cap": cfg.steps,
-                   "stopped_early": state.stopped, "selected_before_cap": state.best_step < cfg.steps})
+        self._log(
+            {
+                "step": state.step,
+                "event": "end",
+                "selected_step": state.best_step,
+                "cap": cfg.steps,
+                "stopped_early": state.stopped,
+                "selected_before_cap": state.best_step < cfg.steps,
+            }
+        )
         self._close_log()
         result = TrainResult(
-            steps=state.step, best_step=state.best_step,
+            steps=state.step,
+            best_step=state.best_step,
             best_dev_mrr=None if state.best_score == -math.inf else state.best_score,
-            dev_history=state.history, resumed_from=resumed_from, stopped_early=state.stopped, max_steps=cfg.steps,
+            dev_history=state.history,
+            resumed_from=resumed_from,
+            stopped_early=state.stopped,
+            max_steps=cfg.steps,
             selected_before_cap=state.best_step < cfg.steps,
-            train_pairs=len(train), dev_pairs=len(self.dev) if self.dev is not None else 0,
-            wall_s=round(time.perf_counter() - start, 2), mixed_precision=acc.mixed_precision,
-            checkpoints_written=self.checkpoints_written, checkpoint_bytes=self.checkpoint_bytes,
+            train_pairs=len(train),
+            dev_pairs=len(self.dev) if self.dev is not None else 0,
+            wall_s=round(time.perf_counter() - start, 2),
+            mixed_precision=acc.mixed_precision,
+            checkpoints_written=self.checkpoints_written,
+            checkpoint_bytes=self.checkpoint_bytes,
         )
         if self.out_dir is not None and acc.is_main_process:
             write_json(result, self.out_dir / SUMMARY_NAME)
@@ -620,8 +725,17 @@ class Trainer:
             self._log_handle.close()
             self._log_handle = None
 
-    def _loop(self, state: _State, queries: torch.Tensor | None, optimizer, scheduler, bar, lengths,
-              last_save: float, interrupt: _Interrupt) -> None:
+    def _loop(
+        self,
+        state: _State,
+        queries: torch.Tensor | None,
+        optimizer,
+        scheduler,
+        bar,
+        lengths,
+        last_save: float,
+        interrupt: _Interrupt,
+    ) -> None:
         """Steps until ``cfg.steps``, early stopping, or an interrupt (then checkpointed)."""
         cfg, acc, student, train = self.config, self.accelerator, self.student, self.train_bitext
         while state.step < cfg.steps and not state.stopped:
@@ -631,13 +745,31 @@ class Trainer:
             index = batch[acc.process_index :: acc.num_processes]  # this process's share
             share = (len(index), len(batch))
             index = index or batch[:1]  # a share of 0 pairs still takes part (weight 0)
-            loss, grad_norm = train_step(student, self.teacher, self.objective, [train.english[i] for i in index],
-                                         [train.foreign[i] for i in index], optimizer, scheduler, acc, cfg,
-                                         model=self._model, share=share)
+            loss, grad_norm = train_step(
+                student,
+                self.teacher,
+                self.objective,
+                [train.english[i] for i in index],
+                [train.foreign[i] for i in index],
+                optimizer,
+                scheduler,
+                acc,
+                cfg,
+                model=self._model,
+                share=share,
+            )
             state.step = step
-            self._log({"step": step, "event": "train", "loss": loss, **self.objective.last_logs,
-                       "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                       "seconds": round(time.perf_counter() - tic, 4)})
+            self._log(
+                {
+                    "step": step,
+                    "event": "train",
+                    "loss": loss,
+                    **self.objective.last_logs,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": grad_norm,
+                    "seconds": round(time.perf_counter() - tic, 4),
+                }
+            )
             if queries is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
                 score = self._dev_score(queries)
                 best = state.record(step, score, student, cfg.patience, cfg.min_delta)
@@ -653,9 +785,16 @@ class Trainer:
                 last_save = time.monotonic()
 
 
-def train_student(base: Encoder, teacher: Encoder | FrozenTeacher, method: str, train: Bitext, dev: Bitext | None,
-                  config: TrainConfig, out_dir: str | Path | None = None,
-                  **options) -> tuple[Encoder, Objective, TrainResult]:
+def train_student(
+    base: Encoder,
+    teacher: Encoder | FrozenTeacher,
+    method: str,
+    train: Bitext,
+    dev: Bitext | None,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    **options,
+) -> tuple[Encoder, Objective, TrainResult]:
     """Train a copy of ``base`` with ``method`` on ``train`` (at most ``config.max_train_pairs`` pairs,
     :meth:`Bitext.subsample` with ``config.seed``), selecting on ``dev``; ``options`` go to :class:`Trainer`.
 

@@ -10,6 +10,7 @@ in-batch-negative retrieval loss of Karpukhin et al., EMNLP 2020):
 
 With ``symmetric`` the foreign -> English direction is added and the two are averaged.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -22,8 +23,9 @@ from .base import Objective
 from .teacher import FrozenTeacher
 
 
-def info_nce(queries: torch.Tensor, documents: torch.Tensor, temperature: float = 0.05,
-             symmetric: bool = True) -> torch.Tensor:
+def info_nce(
+    queries: torch.Tensor, documents: torch.Tensor, temperature: float = 0.05, symmetric: bool = True
+) -> torch.Tensor:
     """InfoNCE over a batch whose i-th query matches the i-th document (normalised inputs)."""
     logits = queries.float() @ documents.float().T / temperature
     labels = torch.arange(len(logits), device=logits.device)
@@ -39,8 +41,9 @@ class TranslateTrainLoss(Objective):
         self.temperature = temperature
         self.symmetric = symmetric
 
-    def forward(self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str],
-                foreign: Sequence[str]) -> torch.Tensor:
+    def forward(
+        self, student: Encoder, teacher: FrozenTeacher, english: Sequence[str], foreign: Sequence[str]
+    ) -> torch.Tensor:
         loss = info_nce(teacher.pooled(english), student(list(foreign)), self.temperature, self.symmetric)
         self.log(info_nce=loss)
         return loss

@@ -1,4 +1,5 @@
 """Encoders: token embeddings + pooled sentence embeddings over any transformers backbone."""
+
 from .encoder import Encoder, TokenBatch, default_device, mean_pool
 from .registry import BackboneSpec, resolve_backbone
 

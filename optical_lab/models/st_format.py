@@ -12,6 +12,7 @@ needs; :func:`write_settings` writes the same files for an encoder (``Encoder.sa
 Both the classic keys (``pooling_mode_mean_tokens: true``, sentence-transformers 2-5) and the newer
 ``"pooling_mode": "mean"`` (6.x) are read; the classic ones are written (every version reads them).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,14 @@ MODULES_FILE = "modules.json"
 PROMPTS_FILE = "config_sentence_transformers.json"
 SBERT_FILE = "sentence_bert_config.json"
 # the classic 1_Pooling/config.json flag of each pooling mode
-POOLING_FLAGS = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens",
-                 "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
-                 "weightedmean": "pooling_mode_weightedmean_tokens", "lasttoken": "pooling_mode_lasttoken"}
+POOLING_FLAGS = {
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+}
 QUERY_PROMPTS = ("query",)  # prompt names read as the query prefix
 PASSAGE_PROMPTS = ("document", "passage", "corpus")  # ... and as the passage (document) prefix
 
@@ -65,8 +71,11 @@ def _json(name_or_path: str, filename: str) -> dict | list | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"unreadable sentence-transformers file: {exc}", path=path,
-                        fix="repair or delete the file (the model then loads with the default settings)") from exc
+        raise DataError(
+            f"unreadable sentence-transformers file: {exc}",
+            path=path,
+            fix="repair or delete the file (the model then loads with the default settings)",
+        ) from exc
 
 
 def pooling_mode(config: dict, where: str) -> str:
@@ -76,8 +85,10 @@ def pooling_mode(config: dict, where: str) -> str:
     else:
         modes = [mode for mode, flag in POOLING_FLAGS.items() if config.get(flag)]
         if len(modes) != 1:
-            raise DataError(f"{where}: {len(modes)} pooling modes set ({', '.join(modes) or 'none'}); "
-                            "the encoder pools one way", fix="choose one with --pooling (mean, cls or max)")
+            raise DataError(
+                f"{where}: {len(modes)} pooling modes set ({', '.join(modes) or 'none'}); the encoder pools one way",
+                fix="choose one with --pooling (mean, cls or max)",
+            )
         mode = modes[0]
     return {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}.get(mode, mode)
 
@@ -89,8 +100,11 @@ def read_settings(name_or_path: str) -> StSettings | None:
         return None
     kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in modules}
     if "Transformer" not in kinds or "Pooling" not in kinds:
-        raise DataError(f"{name_or_path}: modules.json has {', '.join(kinds) or 'no modules'}; the encoder needs a "
-                        "Transformer followed by a Pooling", fix="pass the plain Hugging Face model folder instead")
+        raise DataError(
+            f"{name_or_path}: modules.json has {', '.join(kinds) or 'no modules'}; the encoder needs a "
+            "Transformer followed by a Pooling",
+            fix="pass the plain Hugging Face model folder instead",
+        )
     pool_dir = kinds["Pooling"].get("path", "")
     pool_config = _json(name_or_path, f"{pool_dir}/config.json" if pool_dir else "config.json") or {}
     prompts = (_json(name_or_path, PROMPTS_FILE) or {}).get("prompts") or {}
@@ -106,20 +120,37 @@ def read_settings(name_or_path: str) -> StSettings | None:
     )
 
 
-def write_settings(folder: str | Path, *, dim: int, pooling: str, normalize: bool, query_prefix: str,
-                   passage_prefix: str, max_length: int) -> None:
+def write_settings(
+    folder: str | Path,
+    *,
+    dim: int,
+    pooling: str,
+    normalize: bool,
+    query_prefix: str,
+    passage_prefix: str,
+    max_length: int,
+) -> None:
     """Write the sentence-transformers files of an encoder whose Hugging Face model is saved in ``folder``."""
     folder = Path(folder)
     modules = [("Transformer", ""), ("Pooling", "1_Pooling")] + ([("Normalize", "2_Normalize")] if normalize else [])
-    write_json([{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
-                for i, (kind, path) in enumerate(modules)], folder / MODULES_FILE)
+    write_json(
+        [
+            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+            for i, (kind, path) in enumerate(modules)
+        ],
+        folder / MODULES_FILE,
+    )
     write_json({"max_seq_length": max_length, "do_lower_case": False}, folder / SBERT_FILE)
     (folder / "1_Pooling").mkdir(exist_ok=True)
-    write_json({"word_embedding_dimension": dim, "include_prompt": True}
-               | {flag: mode == pooling for mode, flag in POOLING_FLAGS.items()}, folder / "1_Pooling" / "config.json")
+    write_json(
+        {"word_embedding_dimension": dim, "include_prompt": True}
+        | {flag: mode == pooling for mode, flag in POOLING_FLAGS.items()},
+        folder / "1_Pooling" / "config.json",
+    )
     if normalize:
         (folder / "2_Normalize").mkdir(exist_ok=True)
     prompts = {k: v for k, v in (("query", query_prefix), ("document", passage_prefix)) if v}
     similarity = "cosine" if normalize else "dot"
-    write_json({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": similarity},
-               folder / PROMPTS_FILE)
+    write_json(
+        {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": similarity}, folder / PROMPTS_FILE
+    )

@@ -2,6 +2,7 @@
 
 Cuturi, "Sinkhorn Distances", NeurIPS 2013; Huang, Yu & Allan, "OPTICAL", WSDM 2023 (arXiv:2301.12566).
 """
+
 from optical_lab.ot.costs import cost_matrix
 from optical_lab.ot.loss import OTDistillationLoss
 from optical_lab.ot.marginals import masked_marginals

@@ -12,6 +12,7 @@ and student tokens :math:`y \in \mathbb{R}^{B\times m\times d}`, :func:`cost_mat
 Entries that involve a padded token (``mask == False``) are set to ``0``: they are never given
 transport mass (see :mod:`optical_lab.ot.marginals`), so their value only has to be finite.
 """
+
 from __future__ import annotations
 
 from typing import Literal

@@ -27,6 +27,7 @@ potentials are no better than a cold start (measured: often worse than ε-scalin
 by default. When on, ε-scaling is skipped for warm-started solves (annealing from a large ε would discard
 the start).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -92,10 +93,19 @@ class OTDistillationLoss(torch.nn.Module):
         ``teacher_tokens`` (B, n, d) and ``student_tokens`` (B, m, d); masks are bool, ``True`` = real token;
         ``*_special`` are bool masks of special tokens; ``*_weights`` optional non-negative token weights.
         """
-        plan = token_plan(teacher_tokens, teacher_mask, student_tokens, student_mask, self.spec,
-                          teacher_special=teacher_special, student_special=student_special,
-                          teacher_weights=teacher_weights, student_weights=student_weights,
-                          exclude_special=self.exclude_special, g_init=self._warm_start(teacher_tokens, student_tokens))
+        plan = token_plan(
+            teacher_tokens,
+            teacher_mask,
+            student_tokens,
+            student_mask,
+            self.spec,
+            teacher_special=teacher_special,
+            student_special=student_special,
+            teacher_weights=teacher_weights,
+            student_weights=student_weights,
+            exclude_special=self.exclude_special,
+            g_init=self._warm_start(teacher_tokens, student_tokens),
+        )
         self.last_plan = plan
         self.not_converged += plan.not_converged
         self.problems += len(plan.output.converged)

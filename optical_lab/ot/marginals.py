@@ -11,6 +11,7 @@ Padded tokens get exactly zero mass, so the optimal transport plan never touches
 A row with no real token (or zero total weight) gets the all-zero vector: the solver treats such a
 problem as *empty* (zero plan, zero cost; see :func:`optical_lab.ot.sinkhorn`).
 """
+
 from __future__ import annotations
 
 import torch

@@ -19,6 +19,7 @@ still above ``tol`` after ``n_iters`` iterations raises a :class:`SinkhornConver
 (``OTDistillationLoss.not_converged`` of ``OTDistillationLoss.problems``), and OPTICAL logs their
 count and share every step (``ot_not_converged``, ``ot_unconverged_share``).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -103,9 +104,12 @@ def token_plan(
     b = masked_marginals(cols, student_weights, dtype=C.dtype)
     plan = TokenPlan(C, a, b, rows, cols, sinkhorn(C, a, b, g_init=g_init, **spec.solver_options()), spec)
     if warn and plan.not_converged:
-        warnings.warn(f"Sinkhorn did not converge for some problems (epsilon={spec.epsilon:g}, n_iters={spec.n_iters}, "
-                      f"tol={spec.tol}): their marginals are off by more than the tolerance. Raise n_iters "
-                      "(--n-iters) or epsilon (--epsilon); OPTICAL logs the count and share per step "
-                      "(ot_not_converged, ot_unconverged_share).",
-                      SinkhornConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"Sinkhorn did not converge for some problems (epsilon={spec.epsilon:g}, n_iters={spec.n_iters}, "
+            f"tol={spec.tol}): their marginals are off by more than the tolerance. Raise n_iters "
+            "(--n-iters) or epsilon (--epsilon); OPTICAL logs the count and share per step "
+            "(ot_not_converged, ot_unconverged_share).",
+            SinkhornConvergenceWarning,
+            stacklevel=2,
+        )
     return plan

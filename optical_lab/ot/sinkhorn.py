@@ -138,6 +138,7 @@ MMD using Sinkhorn Divergences. AISTATS 2019 (geomloss: ε-scaling with one symm
 R. Flamary et al. POT: Python Optimal Transport. JMLR 22(78), 2021 (``ot/bregman/_sinkhorn.py``: ``stopThr``,
 ``sinkhorn_stabilized``, ``sinkhorn_epsilon_scaling``, the convergence warning).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -273,9 +274,12 @@ def sinkhorn(
         g0 = None if g_init is None else layout.gather_cols(g_init.detach().to(C.dtype))
         problems = _Problems.build(*layout.gather(C, a, b), epsilon, g0)
         if method == "kernel" and problems.spread.numel() and float(problems.spread.max()) > tau:
-            warnings.warn(f"method='kernel' with cost spread / epsilon = {float(problems.spread.max()):.3g} > "
-                          f"{tau:.3g}: exp(-C/eps) may underflow and give inf/NaN; use method='log' or 'auto'",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"method='kernel' with cost spread / epsilon = {float(problems.spread.max()):.3g} > "
+                f"{tau:.3g}: exp(-C/eps) may underflow and give inf/NaN; use method='log' or 'auto'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         use_log = problems.needs_log(tau) if method == "auto" else torch.full_like(problems.keep, method == "log")
         for log_domain in (False, True):
             chosen = use_log == log_domain
@@ -293,8 +297,8 @@ class _Problems:
     r"""A padded batch of problems ready to solve: the masks, the masked cost and its starting potentials.
 
     ``keep`` (B,) is False for empty problems, which are solved with dummy uniform marginals
-    ``a_solve``, ``b_solve`` and zero cost (no 0/0 anywhere) and zeroed at the end. ``valid`` is the float 0/1 mask of the
-    (real, real) pairs (float products are much faster than bool ops on CPU), ``C`` is 0 off ``valid``.
+    ``a_solve``, ``b_solve`` and zero cost (no 0/0 anywhere) and zeroed at the end. ``valid`` is the float 0/1
+    mask of the (real, real) pairs (float products are much faster than bool ops on CPU), ``C`` is 0 off ``valid``.
     ``g0`` (B, m) are the starting column potentials (0, or a warm start's; 0 on padding, ``warm`` says which)
     and ``f0`` (B, n) their c-transform :math:`\min_j (C_{ij} - g_{0,j})` over real pairs (for ``g0 = 0`` the
     per-row minimum, the kernel's shift, which leaves the plan unchanged): with it every kernel entry is
@@ -302,8 +306,20 @@ class _Problems:
     :math:`\max_{ij}(C_{ij} - \min_k C_{ik})/\varepsilon`, the kernel's dynamic range.
     """
 
-    def __init__(self, C: Tensor, a: Tensor, b: Tensor, keep: Tensor, a_solve: Tensor, b_solve: Tensor,
-                 valid: Tensor, f0: Tensor, g0: Tensor, spread: Tensor, warm: bool) -> None:
+    def __init__(
+        self,
+        C: Tensor,
+        a: Tensor,
+        b: Tensor,
+        keep: Tensor,
+        a_solve: Tensor,
+        b_solve: Tensor,
+        valid: Tensor,
+        f0: Tensor,
+        g0: Tensor,
+        spread: Tensor,
+        warm: bool,
+    ) -> None:
         self.C, self.a, self.b, self.keep = C, a, b, keep
         self.a_solve, self.b_solve, self.valid, self.f0, self.g0, self.spread = a_solve, b_solve, valid, f0, g0, spread
         self.warm = warm
@@ -323,8 +339,11 @@ class _Problems:
             g0 = torch.where(b > 0, g0, 0.0) if warm else C.new_zeros(B, m)
             row_min = _row_min(C, valid)
             f0 = _row_min(C - g0[:, None, :], valid) if warm else row_min
-            spread = (torch.sub(C, row_min[:, :, None]).mul_(valid).amax((1, 2)).div_(epsilon)
-                      if C.numel() else C.new_zeros(B))
+            spread = (
+                torch.sub(C, row_min[:, :, None]).mul_(valid).amax((1, 2)).div_(epsilon)
+                if C.numel()
+                else C.new_zeros(B)
+            )
         return cls(C, a, b, keep, a_solve, b_solve, valid, f0, g0, spread, warm)
 
     def needs_log(self, tau: float) -> Tensor:
@@ -336,9 +355,24 @@ class _Problems:
         return use_log
 
     def select(self, index: Tensor) -> _Problems:
-        return _Problems(*(t.index_select(0, index) for t in (self.C, self.a, self.b, self.keep, self.a_solve,
-                                                              self.b_solve, self.valid, self.f0, self.g0,
-                                                              self.spread)), self.warm)
+        return _Problems(
+            *(
+                t.index_select(0, index)
+                for t in (
+                    self.C,
+                    self.a,
+                    self.b,
+                    self.keep,
+                    self.a_solve,
+                    self.b_solve,
+                    self.valid,
+                    self.f0,
+                    self.g0,
+                    self.spread,
+                )
+            ),
+            self.warm,
+        )
 
     def schedule(self, epsilon: float, ratio: float | None, max_stages: int) -> list[float]:
         r"""The annealing stages above ``epsilon``: :math:`\varepsilon_0 r^k > \varepsilon` for :math:`k \ge 0`, with
@@ -390,8 +424,9 @@ def _solve(problems: _Problems, log_domain: bool, options: _Options) -> Sinkhorn
         f, g, done = _anneal(problems, stages, options)
     context = torch.no_grad() if options.grad == "envelope" else contextlib.nullcontext()
     with context:
-        state = _ScalingState.from_potentials(C / epsilon, problems.a_solve, problems.b_solve, problems.valid,
-                                              f / epsilon, g / epsilon)
+        state = _ScalingState.from_potentials(
+            C / epsilon, problems.a_solve, problems.b_solve, problems.valid, f / epsilon, g / epsilon
+        )
         if not log_domain:
             state, ran = state.iterate(options.n_iters - done, options.check_every, log)
             done += ran
@@ -407,18 +442,32 @@ def _solve(problems: _Problems, log_domain: bool, options: _Options) -> Sinkhorn
         transport_cost = torch.linalg.vecdot(plan.flatten(1), C.flatten(1))
         # epsilon * KL(P || a x b) for P = diag(a) exp((f + g - C) / eps) diag(b):
         #   <f, P1> + <g, P^T 1> - <P, C> - eps * sum(P) + eps * sum(a) sum(b)
-        entropy_term = (torch.linalg.vecdot(f, row_mass) + torch.linalg.vecdot(g, col_mass) - transport_cost
-                        - epsilon * row_mass.sum(-1) + epsilon * a_kept.sum(-1) * b_kept.sum(-1))
+        entropy_term = (
+            torch.linalg.vecdot(f, row_mass)
+            + torch.linalg.vecdot(g, col_mass)
+            - transport_cost
+            - epsilon * row_mass.sum(-1)
+            + epsilon * a_kept.sum(-1) * b_kept.sum(-1)
+        )
     if options.grad == "envelope":  # the plan is a constant: d transport_cost / dC = plan (entropy_term too)
         transport_cost = torch.linalg.vecdot(plan.flatten(1), C.flatten(1))
     with torch.no_grad():
         marginal_error = (row_mass - a_kept).abs().sum(-1) + (col_mass - b_kept).abs().sum(-1)
         converged = marginal_error <= options.tol
     method = "log" if log_domain else "kernel"
-    return SinkhornOutput(plan=plan, f=f, g=g, transport_cost=transport_cost,
-                          entropic_cost=transport_cost + entropy_term, marginal_error=marginal_error,
-                          n_iters=done, converged=converged, errors=log.errors, method=method,
-                          log_domain=torch.full_like(keep, log_domain) & keep)
+    return SinkhornOutput(
+        plan=plan,
+        f=f,
+        g=g,
+        transport_cost=transport_cost,
+        entropic_cost=transport_cost + entropy_term,
+        marginal_error=marginal_error,
+        n_iters=done,
+        converged=converged,
+        errors=log.errors,
+        method=method,
+        log_domain=torch.full_like(keep, log_domain) & keep,
+    )
 
 
 def _anneal(problems: _Problems, stages: list[float], options: _Options) -> tuple[Tensor, Tensor, int]:
@@ -430,8 +479,9 @@ def _anneal(problems: _Problems, stages: list[float], options: _Options) -> tupl
         iters = min(STAGE_ITERS, options.n_iters - 1 - done)  # keep one iteration for the target epsilon
         if iters < 1:
             break
-        state = _ScalingState.from_potentials(problems.C / eps, problems.a_solve, problems.b_solve, problems.valid,
-                                              f / eps, g / eps)
+        state = _ScalingState.from_potentials(
+            problems.C / eps, problems.a_solve, problems.b_solve, problems.valid, f / eps, g / eps
+        )
         trial, _ = state.iterate(iters)
         state = trial if trial.log_scaling() <= options.tau else state.log_domain_iterate(iters)
         phi, gamma = state.potentials()
@@ -439,8 +489,9 @@ def _anneal(problems: _Problems, stages: list[float], options: _Options) -> tupl
     return f, g, done
 
 
-def _stabilised_iterations(state: _ScalingState, done: int, options: _Options,
-                           log: _ConvergenceLog) -> tuple[_ScalingState, int]:
+def _stabilised_iterations(
+    state: _ScalingState, done: int, options: _Options, log: _ConvergenceLog
+) -> tuple[_ScalingState, int]:
     r"""Log-domain Sinkhorn by blocks of ``check_every`` scaling iterations (Schmitzer 2019): a block whose
     scalings left :math:`e^{\pm\tau}` (or became non-finite) is redone with the exact log-domain updates; the
     scalings are absorbed into the potentials (and the kernel rebuilt) only once they exceed
@@ -459,8 +510,19 @@ def _stabilised_iterations(state: _ScalingState, done: int, options: _Options,
     return state, done
 
 
-def _check_inputs(C: Tensor, a: Tensor, b: Tensor, epsilon: float, n_iters: int, check_every: int,
-                  method: str, grad: str, buckets: Buckets, eps_scaling: float | None, g_init: Tensor | None) -> None:
+def _check_inputs(
+    C: Tensor,
+    a: Tensor,
+    b: Tensor,
+    epsilon: float,
+    n_iters: int,
+    check_every: int,
+    method: str,
+    grad: str,
+    buckets: Buckets,
+    eps_scaling: float | None,
+    g_init: Tensor | None,
+) -> None:
     if C.dim() != 3:
         raise ValueError(f"C must have shape (B, n, m), got {tuple(C.shape)}")
     B, n, m = C.shape
@@ -507,8 +569,9 @@ class _ScalingState:
     t: Tensor
 
     @classmethod
-    def from_potentials(cls, C_eps: Tensor, a: Tensor, b: Tensor, valid: Tensor, phi: Tensor,
-                        gamma: Tensor) -> _ScalingState:
+    def from_potentials(
+        cls, C_eps: Tensor, a: Tensor, b: Tensor, valid: Tensor, phi: Tensor, gamma: Tensor
+    ) -> _ScalingState:
         """Absorb (phi, gamma) into the kernel; padded pairs (valid = 0) get kernel value 1: no denominator is 0.
 
         In-place steps wherever autograd allows: each (B, n, m) temporary avoided is one fresh allocation
@@ -519,8 +582,9 @@ class _ScalingState:
         B, n, m = K.shape
         return cls(C_eps, a, b, valid, phi, gamma, Ka=Ka, KbT=KbT, s=K.new_ones(B, 1, n), t=K.new_ones(B, 1, m))
 
-    def iterate(self, n_iters: int, check_every: int | None = None,
-                log: _ConvergenceLog | None = None) -> tuple[_ScalingState, int]:
+    def iterate(
+        self, n_iters: int, check_every: int | None = None, log: _ConvergenceLog | None = None
+    ) -> tuple[_ScalingState, int]:
         """Up to ``n_iters`` updates ``s = 1/(K (b t))``, ``t = 1/(K^T (a s))``; with ``log``, check convergence
         every ``check_every`` iterations and stop early. Returns the new state and the iterations run."""
         check = None if log is None else (lambda s, t: log(self, s, t))
@@ -558,12 +622,12 @@ class _ScalingState:
         return (self.s * kept[:, :, None]).mT.mul(self.Ka).mul_(self.b[:, None, :] * self.t)
 
 
-
 class _ConvergenceLog:
     r"""Convergence checks: logs :math:`\max_b \|P\mathbf{1} - a\|_1` and says when it is within ``tol``.
 
-    With :math:`P = \mathrm{diag}(a s) \tilde K \mathrm{diag}(b t)`, :math:`P\mathbf{1} = a \odot s \odot \tilde K (b t)`
-    (one mat-vec product); the column marginals are exact after each ``t`` update.
+    With :math:`P = \mathrm{diag}(a s) \tilde K \mathrm{diag}(b t)`,
+    :math:`P\mathbf{1} = a \odot s \odot \tilde K (b t)` (one mat-vec product); the column marginals are exact
+    after each ``t`` update.
     """
 
     def __init__(self, tol: float | None) -> None:
@@ -587,8 +651,15 @@ def _safe_log(x: Tensor) -> Tensor:
 Check = Callable[[Tensor, Tensor], bool]
 
 
-def _scaling_loop(Ka: Tensor, KbT: Tensor, t: Tensor, n_iters: int, check_every: int, check: Check | None,
-                  history: tuple[Sequence[Tensor], Sequence[Tensor]] | None = None) -> tuple[Tensor, Tensor, int]:
+def _scaling_loop(
+    Ka: Tensor,
+    KbT: Tensor,
+    t: Tensor,
+    n_iters: int,
+    check_every: int,
+    check: Check | None,
+    history: tuple[Sequence[Tensor], Sequence[Tensor]] | None = None,
+) -> tuple[Tensor, Tensor, int]:
     """The Sinkhorn scaling loop (row vectors): ``s = 1 / (t @ KbT)``, ``t = 1 / (s @ Ka)``.
 
     ``check(s, t)`` is called every ``check_every`` iterations and after the last one; the loop stops when it
@@ -619,15 +690,16 @@ class _ScalingIterations(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, Ka: Tensor, KbT: Tensor, t0: Tensor, n_iters: int, check_every: int,
-                check: Check | None) -> tuple[Tensor, Tensor, int]:
+    def forward(
+        ctx, Ka: Tensor, KbT: Tensor, t0: Tensor, n_iters: int, check_every: int, check: Check | None
+    ) -> tuple[Tensor, Tensor, int]:
         B, n, m = Ka.shape
         s_hist = Ka.new_empty(B, n_iters, n)  # s_k in slot k-1
         t_hist = Ka.new_empty(B, n_iters + 1, m)  # t_k in slot k (t_0 in slot 0)
         t_hist[:, :1] = t0
         history = (s_hist.split(1, dim=1), t_hist[:, 1:].split(1, dim=1))
         s, t, done = _scaling_loop(Ka, KbT, t_hist[:, :1], n_iters, check_every, check, history)
-        ctx.save_for_backward(Ka, KbT, s_hist[:, :done], t_hist[:, :done + 1])
+        ctx.save_for_backward(Ka, KbT, s_hist[:, :done], t_hist[:, : done + 1])
         return s.clone(), t.clone(), done
 
     @staticmethod
@@ -674,8 +746,13 @@ class _Layout:
     @classmethod
     def identity(cls, shape: tuple[int, int, int], device: torch.device) -> _Layout:
         B, n, m = shape
-        return cls(torch.arange(B, device=device), torch.arange(n, device=device).expand(B, n),
-                   torch.arange(m, device=device).expand(B, m), shape, whole=True)
+        return cls(
+            torch.arange(B, device=device),
+            torch.arange(n, device=device).expand(B, n),
+            torch.arange(m, device=device).expand(B, m),
+            shape,
+            whole=True,
+        )
 
     def select(self, index: Tensor) -> _Layout:
         return _Layout(self.index[index], self.rows[index], self.cols[index], self.shape)
@@ -753,16 +830,27 @@ def _assemble(parts: list[tuple[_Layout, SinkhornOutput]], shape: torch.Size, ke
         return flat.new_zeros(size).scatter(0, torch.cat([c.flatten() for c in cells]), flat)
 
     index = [layout.index for layout in layouts]
-    per_problem = {name: scatter(B, index, [getattr(o, name) for o in outputs])
-                   for name in ("transport_cost", "entropic_cost", "marginal_error")}
-    converged, log_domain = (torch.zeros_like(keep).index_put_((torch.cat(index),), torch.cat([getattr(o, name)
-                             for o in outputs])) for name in ("converged", "log_domain"))
-    errors = [max(o.errors[k] for o in outputs if k < len(o.errors)) for k in range(max(len(o.errors) for o in outputs))]
+    per_problem = {
+        name: scatter(B, index, [getattr(o, name) for o in outputs])
+        for name in ("transport_cost", "entropic_cost", "marginal_error")
+    }
+    converged, log_domain = (
+        torch.zeros_like(keep).index_put_((torch.cat(index),), torch.cat([getattr(o, name) for o in outputs]))
+        for name in ("converged", "log_domain")
+    )
+    errors = [
+        max(o.errors[k] for o in outputs if k < len(o.errors)) for k in range(max(len(o.errors) for o in outputs))
+    ]
     used = log_domain[keep]
     method = "log" if used.numel() and bool(used.all()) else "mixed" if bool(used.any()) else outputs[0].method
     return SinkhornOutput(
         plan=scatter(B * n * m, [layout.cells() for layout in layouts], [o.plan for o in outputs]).view(B, n, m),
         f=scatter(B * n, [layout.row_cells() for layout in layouts], [o.f for o in outputs]).view(B, n),
         g=scatter(B * m, [layout.col_cells() for layout in layouts], [o.g for o in outputs]).view(B, m),
-        converged=converged, n_iters=max(o.n_iters for o in outputs), errors=errors, method=method,
-        log_domain=log_domain, **per_problem)
+        converged=converged,
+        n_iters=max(o.n_iters for o in outputs),
+        errors=errors,
+        method=method,
+        log_domain=log_domain,
+        **per_problem,
+    )

@@ -14,6 +14,7 @@ the old behaviour — exactly 50 iterations from a cold start — which stays re
 fields reads as: ``optical_lab.methods.config.ADDED_FIELDS``). At ε 0.02 on real MAFAND / NTREX token
 batches, that budget left most problems above tolerance (issue #26; ``benchmarks/RESULTS_train_step.md``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,6 +91,12 @@ class SinkhornSpec:
     def solver_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`optical_lab.ot.sinkhorn` this spec sets (``cost``, ``centre``
         and ``warm_start`` are the problem builder's and the loss's)."""
-        return {"epsilon": float(self.epsilon), "n_iters": int(self.n_iters), "tol": self.tol,
-                "early_exit": self.early_exit, "eps_scaling": self.eps_scaling, "method": self.method,
-                "grad": self.grad}
+        return {
+            "epsilon": float(self.epsilon),
+            "n_iters": int(self.n_iters),
+            "tol": self.tol,
+            "early_exit": self.early_exit,
+            "eps_scaling": self.eps_scaling,
+            "method": self.method,
+            "grad": self.grad,
+        }

@@ -16,6 +16,7 @@ every row and column of the plan is a token a reader can see. Token embeddings a
 once per sentence (:func:`token_view`) and reused while epsilon / iterations change
 (:func:`plan_from_views`), which is what keeps the explorer's sliders responsive.
 """
+
 from __future__ import annotations
 
 import math
@@ -135,7 +136,9 @@ def plan_from_views(
     x = teacher_view.embeddings.unsqueeze(0).double()  # float64: the plan sums to 1 to ~1e-12
     y = student_view.embeddings.unsqueeze(0).double()
     with torch.no_grad():  # the views hold real tokens only: every mask is all-true
-        solved = token_plan(x, torch.ones(x.shape[:2], dtype=torch.bool), y, torch.ones(y.shape[:2], dtype=torch.bool), spec)
+        solved = token_plan(
+            x, torch.ones(x.shape[:2], dtype=torch.bool), y, torch.ones(y.shape[:2], dtype=torch.bool), spec
+        )
     out = solved.output
     plan = out.plan[0].double().cpu().numpy()
     C0 = solved.cost[0].double().cpu().numpy()
@@ -149,7 +152,11 @@ def plan_from_views(
         transport_cost=float((plan * C0).sum()),
         english=teacher_view.text,
         foreign=student_view.text,
-        extra={"marginal_error": float(out.marginal_error[0]), "converged": bool(out.converged[0]), "method": out.method},
+        extra={
+            "marginal_error": float(out.marginal_error[0]),
+            "converged": bool(out.converged[0]),
+            "method": out.method,
+        },
     )
 
 
@@ -168,10 +175,13 @@ def alignment_plan(
     Before distillation pass the teacher as ``student`` too (the student starts as its copy).
     Example: :class:`Alignment`.
     """
-    return plan_from_views(token_view(teacher, english, role), token_view(student, foreign, role), epsilon, n_iters, cost)
+    return plan_from_views(
+        token_view(teacher, english, role), token_view(student, foreign, role), epsilon, n_iters, cost
+    )
 
 
-def plans_at(teacher_view: TokenView, student_view: TokenView, epsilons: Sequence[float],
-             n_iters: int = DEFAULT_ITERS) -> list[Alignment]:
+def plans_at(
+    teacher_view: TokenView, student_view: TokenView, epsilons: Sequence[float], n_iters: int = DEFAULT_ITERS
+) -> list[Alignment]:
     """The same pair at several epsilons (sharp vs diffuse)."""
     return [plan_from_views(teacher_view, student_view, eps, n_iters) for eps in epsilons]

@@ -16,6 +16,7 @@ comparison harness. Ties and significance follow :mod:`optical_lab.evaluation.ve
 the summary tables use too. An arm whose result is an oracle's (``MethodSpec.oracle``: translate-train trains
 on human translations) is named "(oracle)".
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,8 @@ import pandas as pd
 
 from ..data.languages import HIGH_RESOURCE, NAMES
 from ..evaluation.verdict import ALPHA, DIFFERENCE, is_tie
-from ..methods.registry import AUGMENTATIONS, METHODS as METHOD_NAMES, REFERENCE, method_spec
+from ..methods.registry import AUGMENTATIONS, REFERENCE, method_spec
+from ..methods.registry import METHODS as METHOD_NAMES
 from ..tasks.registry import TASKS
 
 AUGMENTATION_METHODS = AUGMENTATIONS
@@ -49,8 +51,13 @@ class SummaryTables:
         if not (folder / "summary.csv").exists():
             raise FileNotFoundError(f"no summary.csv in {folder}: run `optical-lab compare --out {folder}` first")
         means = pd.read_csv(folder / "summary.csv")
-        tests = pd.read_csv(folder / "significance.csv") if (folder / "significance.csv").exists() else pd.DataFrame(
-            columns=["lang", "task", "metric", "reference", "method", DIFFERENCE, "p", "p_holm", "significant"])
+        tests = (
+            pd.read_csv(folder / "significance.csv")
+            if (folder / "significance.csv").exists()
+            else pd.DataFrame(
+                columns=["lang", "task", "metric", "reference", "method", DIFFERENCE, "p", "p_holm", "significant"]
+            )
+        )
         winners = pd.read_csv(folder / "winners.csv") if (folder / "winners.csv").exists() else None
         return cls(means, tests, winners, folder)
 
@@ -123,9 +130,16 @@ def _num(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def answer_language(tables: SummaryTables, lang: str, task: str | None = None, metric: str | None = None,
-                    reference: str = REFERENCE, rivals: Sequence[str] = AUGMENTATION_METHODS,
-                    alpha: float = ALPHA, digits: int = 3) -> LanguageAnswer:
+def answer_language(
+    tables: SummaryTables,
+    lang: str,
+    task: str | None = None,
+    metric: str | None = None,
+    reference: str = REFERENCE,
+    rivals: Sequence[str] = AUGMENTATION_METHODS,
+    alpha: float = ALPHA,
+    digits: int = 3,
+) -> LanguageAnswer:
     """Compare ``reference`` with the best of ``rivals`` in one language and write the sentence."""
     if task is None or metric is None:
         task, metric = tables.primary()
@@ -140,10 +154,29 @@ def answer_language(tables: SummaryTables, lang: str, task: str | None = None, m
     zero = means.get("zero-shot")
     ranked = sorted(means, key=lambda m: -means[m])
     best = ranked[0] if ranked else None
-    ans = LanguageAnswer(lang, task, metric, means.get(reference), cis.get(reference), None, None, None, None, False,
-                         "no comparison", best, means.get(best) if best else None, p_holm.get(best), zero)
+    ans = LanguageAnswer(
+        lang,
+        task,
+        metric,
+        means.get(reference),
+        cis.get(reference),
+        None,
+        None,
+        None,
+        None,
+        False,
+        "no comparison",
+        best,
+        means.get(best) if best else None,
+        p_holm.get(best),
+        zero,
+    )
     if reference not in means:
-        ans.text = f"{lang}: {name} was not run; best {label}: {best} {f.format(means[best])}." if best else f"{lang}: no results."
+        ans.text = (
+            f"{lang}: {name} was not run; best {label}: {best} {f.format(means[best])}."
+            if best
+            else f"{lang}: no results."
+        )
         return ans
     present = [m for m in rivals if m in means]
     opt_text = f"{name} {label} {f.format(means[reference])} ± {f.format(cis[reference])}"
@@ -180,8 +213,13 @@ def answer_language(tables: SummaryTables, lang: str, task: str | None = None, m
     return ans
 
 
-def answer_all(tables: SummaryTables, task: str | None = None, metric: str | None = None,
-               langs: Sequence[str] | None = None, **kwargs) -> list[LanguageAnswer]:
+def answer_all(
+    tables: SummaryTables,
+    task: str | None = None,
+    metric: str | None = None,
+    langs: Sequence[str] | None = None,
+    **kwargs,
+) -> list[LanguageAnswer]:
     if task is None or metric is None:
         task, metric = tables.primary()
     return [answer_language(tables, lang, task, metric, **kwargs) for lang in (langs or tables.langs())]
@@ -192,7 +230,10 @@ def overall(answers: Sequence[LanguageAnswer]) -> str:
     name = method_spec(REFERENCE).display
     compared = [a for a in answers if a.outcome != "no comparison"]
     if not compared:
-        return f"No language has both {name} and an augmentation method: the question cannot be answered from these results."
+        return (
+            f"No language has both {name} and an augmentation method: "
+            "the question cannot be answered from these results."
+        )
     low = [a for a in compared if a.lang not in HIGH_RESOURCE]
     high = [a for a in compared if a.lang in HIGH_RESOURCE]
 
@@ -214,30 +255,44 @@ def overall(answers: Sequence[LanguageAnswer]) -> str:
     metric = compared[0].metric
     lines = []
     if low:
-        lines.append(f"Low-resource languages ({len(low)}), {metric}, {name} vs the best augmentation method: {tally(low)}.")
+        lines.append(
+            f"Low-resource languages ({len(low)}), {metric}, {name} vs the best augmentation method: {tally(low)}."
+        )
     if high:
         lines.append(f"High-resource references ({len(high)}): {tally(high)}.")
     sig_win = [a for a in low if a.outcome == "optical wins" and a.significant]
     sig_loss = [a for a in low if a.outcome == "augmentation wins" and a.significant]
     if low:
         if sig_win and not sig_loss:
-            verdict = ("OT distillation is significantly better than data augmentation in "
-                       f"{len(sig_win)} of {len(low)} low-resource languages and significantly worse in none.")
+            verdict = (
+                "OT distillation is significantly better than data augmentation in "
+                f"{len(sig_win)} of {len(low)} low-resource languages and significantly worse in none."
+            )
         elif sig_loss and not sig_win:
-            verdict = ("Data augmentation is significantly better than OT distillation in "
-                       f"{len(sig_loss)} of {len(low)} low-resource languages and significantly worse in none.")
+            verdict = (
+                "Data augmentation is significantly better than OT distillation in "
+                f"{len(sig_loss)} of {len(low)} low-resource languages and significantly worse in none."
+            )
         elif sig_win and sig_loss:
-            verdict = (f"Mixed: {name} is significantly better in {len(sig_win)} and significantly worse in "
-                       f"{len(sig_loss)} of {len(low)} low-resource languages.")
+            verdict = (
+                f"Mixed: {name} is significantly better in {len(sig_win)} and significantly worse in "
+                f"{len(sig_loss)} of {len(low)} low-resource languages."
+            )
         else:
-            verdict = (f"No significant difference between {name} and the best augmentation method in any of the "
-                       f"{len(low)} low-resource languages at this budget.")
+            verdict = (
+                f"No significant difference between {name} and the best augmentation method in any of the "
+                f"{len(low)} low-resource languages at this budget."
+            )
         lines.append("Answer: " + verdict)
     return " ".join(lines)
 
 
-def answer_markdown(tables: SummaryTables | str | Path, task: str | None = None, metric: str | None = None,
-                    langs: Sequence[str] | None = None) -> str:
+def answer_markdown(
+    tables: SummaryTables | str | Path,
+    task: str | None = None,
+    metric: str | None = None,
+    langs: Sequence[str] | None = None,
+) -> str:
     """Markdown: one bullet per language, then the overall answer."""
     if not isinstance(tables, SummaryTables):
         tables = SummaryTables.read(tables)
@@ -248,8 +303,19 @@ def answer_markdown(tables: SummaryTables | str | Path, task: str | None = None,
 
 def answers_frame(answers: Sequence[LanguageAnswer]) -> pd.DataFrame:
     """The numbers behind the sentences, one row per language."""
-    rows = [{"lang": a.lang, "optical": a.optical, "rival": a.rival, "rival_mean": a.rival_mean,
-             "difference": None if a.optical is None or a.rival_mean is None else a.rival_mean - a.optical,
-             "p_holm": a.p_holm, "significant": a.significant, "outcome": a.outcome, "best": a.best,
-             "zero_shot": a.zero_shot} for a in answers]
+    rows = [
+        {
+            "lang": a.lang,
+            "optical": a.optical,
+            "rival": a.rival,
+            "rival_mean": a.rival_mean,
+            "difference": None if a.optical is None or a.rival_mean is None else a.rival_mean - a.optical,
+            "p_holm": a.p_holm,
+            "significant": a.significant,
+            "outcome": a.outcome,
+            "best": a.best,
+            "zero_shot": a.zero_shot,
+        }
+        for a in answers
+    ]
     return pd.DataFrame(rows).set_index("lang")

@@ -11,6 +11,7 @@ running for ever. Two bounds keep the machine usable:
   cap is reached, the least recently active kernel *without an open page* is shut down; when every
   kernel has a reader, the new page gets HTTP 503 "too many readers" instead of a kernel.
 """
+
 from __future__ import annotations
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager

@@ -7,6 +7,7 @@ tables (``summary.csv``, ``significance.csv``, ``winners.csv``, ``analysis.json`
 significance flips, winner verdicts, the registered answers and the per-language rules. Nothing is typed in:
 the list is what the two sets of files say.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,13 @@ def count_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     if changed.empty:
         return []
     pairs = changed.groupby(["task", "n_old", "n_new"]).size().reset_index()
-    return [f"`summary.csv` `n` (queries per language and arm): " + "; ".join(
-        f"{r.task} {r.n_old} → {r.n_new}" for r in pairs.drop_duplicates(["task", "n_old", "n_new"]).itertuples())
-        + f" ({len(changed)} rows; the CIs widen accordingly)."]
+    return [
+        "`summary.csv` `n` (queries per language and arm): "
+        + "; ".join(
+            f"{r.task} {r.n_old} → {r.n_new}" for r in pairs.drop_duplicates(["task", "n_old", "n_new"]).itertuples()
+        )
+        + f" ({len(changed)} rows; the CIs widen accordingly)."
+    ]
 
 
 def significance_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
@@ -48,10 +53,12 @@ def significance_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     for r in both.itertuples():
         d_old, d_new = getattr(r, f"{DIFFERENCE}_old"), getattr(r, f"{DIFFERENCE}_new")
         if bool(r.significant_old) != bool(r.significant_new) or (d_old > 0) != (d_new > 0):
-            lines.append(f"{r.lang} {r.task}:{r.metric}, optical − {r.method}: {d_old:+.3f} "
-                         f"(Holm p {r.p_holm_old:.3g}, "
-                         f"{'significant' if r.significant_old else 'not significant'}) → {d_new:+.3f} (Holm p "
-                         f"{r.p_holm_new:.3g}, {'significant' if r.significant_new else 'not significant'})")
+            lines.append(
+                f"{r.lang} {r.task}:{r.metric}, optical − {r.method}: {d_old:+.3f} "
+                f"(Holm p {r.p_holm_old:.3g}, "
+                f"{'significant' if r.significant_old else 'not significant'}) → {d_new:+.3f} (Holm p "
+                f"{r.p_holm_new:.3g}, {'significant' if r.significant_new else 'not significant'})"
+            )
     head = f"`significance.csv`: {len(lines)} of {len(both)} tests changed significance or sign"
     return [head + (":" if lines else "."), *[f"  - {line}" for line in lines]]
 
@@ -63,9 +70,11 @@ def verdict_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     both = old.merge(new, on=key, suffixes=("_old", "_new"))
     changed = [r for r in both.itertuples() if r.verdict_old != r.verdict_new]
     worded = [r for r in changed if _words(r.verdict_old) != _words(r.verdict_new)]
-    lines = [f"{r.lang} {r.task}:{r.metric}: \"{r.verdict_old}\" → \"{r.verdict_new}\"" for r in worded]
-    head = (f"`winners.csv`: {len(worded)} of {len(both)} verdicts changed in words"
-            f" ({len(changed) - len(worded)} more quote another Holm p only)")
+    lines = [f'{r.lang} {r.task}:{r.metric}: "{r.verdict_old}" → "{r.verdict_new}"' for r in worded]
+    head = (
+        f"`winners.csv`: {len(worded)} of {len(both)} verdicts changed in words"
+        f" ({len(changed) - len(worded)} more quote another Holm p only)"
+    )
     return [head + (":" if lines else "."), *[f"  - {line}" for line in lines]]
 
 
@@ -90,13 +99,15 @@ def analysis_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if before is None:
             continue
         same = _outcome(before) == _outcome(text)
-        lines.append(f"`analysis.json` answer, {label}: outcome {'unchanged' if same else 'CHANGED'} "
-                     f"({_outcome(before)} → {_outcome(text)}); was \"{before}\", now \"{text}\".")
+        lines.append(
+            f"`analysis.json` answer, {label}: outcome {'unchanged' if same else 'CHANGED'} "
+            f'({_outcome(before)} → {_outcome(text)}); was "{before}", now "{text}".'
+        )
     for label, rules in new.get("per_language", {}).items():
         for lang, rule in rules.items():
             before = old.get("per_language", {}).get(label, {}).get(lang)
             if before is not None and before != rule:
-                lines.append(f"`analysis.json` per-language rule, {label} {lang}: \"{before}\" → \"{rule}\".")
+                lines.append(f'`analysis.json` per-language rule, {label} {lang}: "{before}" → "{rule}".')
     if "per_language" in new and "per_language" in old and not any("per-language rule" in line for line in lines):
         lines.append("`analysis.json` per-language rules: unchanged.")
     return lines
@@ -110,8 +121,10 @@ def corrections(folder: Path, old: Path, why: str, date: str) -> str:
         if a is not None and b is not None:
             lines += [f"- {line}" if not line.startswith("  ") else line for line in compare(a, b)]
     if (old / "analysis.json").exists() and (folder / "analysis.json").exists():
-        lines += [f"- {line}" for line in analysis_changes(read_json(old / "analysis.json"),
-                                                           read_json(folder / "analysis.json"))]
+        lines += [
+            f"- {line}"
+            for line in analysis_changes(read_json(old / "analysis.json"), read_json(folder / "analysis.json"))
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@ Every number comes from the statistics core (:mod:`optical_lab.evaluation.stats`
 results, on the family that its ``analysis.json`` names (protocol v2: its languages and endpoints) or, for
 a folder without one, on every language of the headline metric (no pooled row: v1 registered none).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,9 @@ class Forest:
     seeds: pd.DataFrame
 
 
-def family(results: Path, per_query: pd.DataFrame,
-           endpoint: Endpoint | None = None) -> tuple[list[str], list[Endpoint], bool]:
+def family(
+    results: Path, per_query: pd.DataFrame, endpoint: Endpoint | None = None
+) -> tuple[list[str], list[Endpoint], bool]:
     """(languages, endpoints, pooled?) the figures show: the registered family of ``analysis.json``, else every
     language of ``endpoint`` (the headline) with no pooled row."""
     path = results / "analysis.json"
@@ -54,8 +56,14 @@ def family(results: Path, per_query: pd.DataFrame,
     return [l for l in order if l in present] + [l for l in present if l not in order], [endpoint], False
 
 
-def forest_rows(per_query: pd.DataFrame, endpoint: Endpoint, langs: Sequence[str], pooled: bool,
-                arms: Sequence[str] = AUGMENTATIONS, reference: str = REFERENCE) -> Forest:
+def forest_rows(
+    per_query: pd.DataFrame,
+    endpoint: Endpoint,
+    langs: Sequence[str],
+    pooled: bool,
+    arms: Sequence[str] = AUGMENTATIONS,
+    reference: str = REFERENCE,
+) -> Forest:
     """OPTICAL − each arm per language (and pooled over ``langs``), with per-seed differences."""
     arms = [a for a in arms if a in set(per_query.method)]
     tests = language_tests(per_query, endpoint.task, endpoint.metric, langs, reference, arms)
@@ -88,9 +96,14 @@ def plot_forest(forest: Forest, ax=None, reference: str = REFERENCE):
             row = row.iloc[0]
             yy = y + (k - (len(arms) - 1) / 2) * step
             ax.plot([row.ci_low, row.ci_high], [yy, yy], color=colors[arm], lw=2.2 if lang == POOLED else 1.4)
-            ax.plot(row[DIFFERENCE], yy, "D" if lang == POOLED else "o", color=colors[arm],
-                    ms=6 if lang == POOLED else 4.5,
-                    label=(f"{arm} (oracle)" if arm in BY_NAME and BY_NAME[arm].oracle else arm) if y == 0 else None)
+            ax.plot(
+                row[DIFFERENCE],
+                yy,
+                "D" if lang == POOLED else "o",
+                color=colors[arm],
+                ms=6 if lang == POOLED else 4.5,
+                label=(f"{arm} (oracle)" if arm in BY_NAME and BY_NAME[arm].oracle else arm) if y == 0 else None,
+            )
             own = seeds[(seeds.lang == lang) & (seeds.method == arm)]
             ax.plot(own[DIFFERENCE], np.full(len(own), yy + step * 0.35), ".", color=colors[arm], ms=3, alpha=0.7)
     ax.axvline(0, color="0.3", lw=0.8)
@@ -109,8 +122,12 @@ def forest_figure(results: Path, per_query: pd.DataFrame | None = None, endpoint
     fig, axes = grid(len(forests), ncols=len(forests), panel=(5.6, 0.5 * (len(langs) + 1) * 1.6 + 1.2))
     for ax, forest in zip(axes, forests):
         plot_forest(forest, ax)
-    fig.suptitle(f"{REFERENCE} − augmentation arm per language" + (" and pooled" if pooled else "")
-                 + ": 95% CI (line), seeds (dots), ±MDE (grey)", fontsize=9)
+    fig.suptitle(
+        f"{REFERENCE} − augmentation arm per language"
+        + (" and pooled" if pooled else "")
+        + ": 95% CI (line), seeds (dots), ±MDE (grey)",
+        fontsize=9,
+    )
     return fig, forests
 
 
@@ -135,8 +152,9 @@ def dev_curves_figure(results: Path):
         ax.set_xlabel("step")
         ax.set_ylabel("dev MRR")
     axes[0].legend(fontsize=6, frameon=True, framealpha=0.85, edgecolor="none")
-    fig.suptitle("Dev-bitext MRR per training step (model selection's signal): mean over seeds, thin = one seed",
-                 fontsize=9)
+    fig.suptitle(
+        "Dev-bitext MRR per training step (model selection's signal): mean over seeds, thin = one seed", fontsize=9
+    )
     return fig
 
 
@@ -152,9 +170,11 @@ def diagnostics_rows(sweep: Path, method: str = "optical") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-DIAGNOSTIC_PANELS = (("token_cos", "mean pairwise cosine of a\nsentence's student tokens (collapse → 1)"),
-                     ("plan_entropy", "normalised row entropy\nof the foreign plan"),
-                     ("ot_not_converged", "OT problems per step above\nthe tolerance (unconverged)"))
+DIAGNOSTIC_PANELS = (
+    ("token_cos", "mean pairwise cosine of a\nsentence's student tokens (collapse → 1)"),
+    ("plan_entropy", "normalised row entropy\nof the foreign plan"),
+    ("ot_not_converged", "OT problems per step above\nthe tolerance (unconverged)"),
+)
 
 
 def diagnostics_figure(sweep: Path, settings: Sequence[str]):
@@ -169,8 +189,12 @@ def diagnostics_figure(sweep: Path, settings: Sequence[str]):
         for setting in settings:
             own = table[table.setting == setting]
             smooth = own[key].rolling(10, min_periods=1).mean()
-            ax.plot(own.step, smooth, color=palette.get(own.variant.iloc[0], "0.4") if len(own) else "0.4",
-                    label=own.variant.iloc[0] if len(own) else setting)
+            ax.plot(
+                own.step,
+                smooth,
+                color=palette.get(own.variant.iloc[0], "0.4") if len(own) else "0.4",
+                label=own.variant.iloc[0] if len(own) else setting,
+            )
         ax.set_title(label, fontsize=8)
         ax.set_xlabel("step")
     axes[0].legend(fontsize=7, title="cost", title_fontsize=7)

@@ -27,6 +27,7 @@ comparison's own saved training config, fold and pair subsample (cached in the u
 only the first call trains; ``--no-train`` skips that figure). The rebuilt student's dev MRR is
 checked against the comparison cell's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,11 @@ DEFAULT_OUT = "figures/v2-minilm"
 V1_RESULTS = "results/compare-minilm"  # notebook 03's comparison tables
 EPSILONS = (0.02, 0.5)  # sharp vs diffuse (training uses 0.05)
 # the names the committed figures have; another task's headline gets comparison_<sub-task>_<metric>
-FILE_NAMES = {("clir", "MRR@10"): "comparison_mrr10", ("sentence", "acc@1"): "comparison_acc1",
-              ("qald", "F1"): "comparison_qald_f1"}
+FILE_NAMES = {
+    ("clir", "MRR@10"): "comparison_mrr10",
+    ("sentence", "acc@1"): "comparison_acc1",
+    ("qald", "F1"): "comparison_qald_f1",
+}
 
 
 def figure_name(task: str, metric: str) -> str | None:
@@ -79,8 +83,14 @@ def comparison_figure(tables: SummaryTables, task: str, metric: str):
         winners = dict(zip(w.lang, w.winner))
     n_groups = table.lang.nunique() * max(1, table.method.nunique())
     fig, ax = plt.subplots(figsize=(min(3 + 0.3 * n_groups, 14), 4.0), layout="constrained")
-    plot_language_comparison(table, metric=metric, ax=ax, ci_col="ci", winners=winners,
-                             title=f"{metric} ({task}) per language, mean ± 95% CI over queries; ★ best method")
+    plot_language_comparison(
+        table,
+        metric=metric,
+        ax=ax,
+        ci_col="ci",
+        winners=winners,
+        title=f"{metric} ({task}) per language, mean ± 95% CI over queries; ★ best method",
+    )
     return fig
 
 
@@ -96,8 +106,9 @@ def size_curve_figure(curve: pd.DataFrame, task: str = "clir", metric: str = "MR
         rows = part[part.lang == lang]
         zero = rows[rows.method == "zero-shot"]
         trained = rows[rows.method != "zero-shot"]
-        plot_size_curve(trained, ax=ax, size_col="pairs", ci_col="ci", lang_col=None, metric=metric, logx=True,
-                        title=f"{lang}")
+        plot_size_curve(
+            trained, ax=ax, size_col="pairs", ci_col="ci", lang_col=None, metric=metric, logx=True, title=f"{lang}"
+        )
         if not zero.empty:
             ax.axhline(float(zero["mean"].iloc[0]), color="0.4", ls=":", lw=1, label="zero-shot")
         ax.legend(fontsize=7, frameon=True, framealpha=0.85, edgecolor="none")
@@ -130,32 +141,42 @@ def plan_pair(teacher, corpus, eval_docs: set[str]) -> int:
     from .notebook import short_pairs
 
     lang = corpus.lang
-    candidates = (short_pairs(corpus, eval_docs, teacher.tokenizer)
-                  or short_pairs(corpus, eval_docs, teacher.tokenizer, 4, 24, 40, min_word_share=0.0))
+    candidates = short_pairs(corpus, eval_docs, teacher.tokenizer) or short_pairs(
+        corpus, eval_docs, teacher.tokenizer, 4, 24, 40, min_word_share=0.0
+    )
     if not candidates:
         raise ValueError(f"no short sentence pair in the evaluation documents of {lang}")
     return candidates[0]
 
 
-def epsilon_figure(teacher, student, english: str, foreign: str, lang: str, epsilons=EPSILONS, stage: str = "untrained"):
+def epsilon_figure(
+    teacher, student, english: str, foreign: str, lang: str, epsilons=EPSILONS, stage: str = "untrained"
+):
     from .alignment import plans_at, token_view
 
     rows, cols = token_view(teacher, english), token_view(student, foreign)
     plans = plans_at(rows, cols, epsilons)
     n, m = len(rows), len(cols)
-    fig, axes = plt.subplots(1, len(plans), figsize=(len(plans) * min(2.6 + 0.3 * m, 8), min(2.2 + 0.3 * n, 7)),
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(plans), figsize=(len(plans) * min(2.6 + 0.3 * m, 8), min(2.2 + 0.3 * n, 7)), layout="constrained"
+    )
     vmax = max(a.plan.max() for a in plans)  # one colour scale: a diffuse plan looks pale everywhere
     for ax, a in zip(axes, plans):
-        a.plot(ax=ax, col_label=f"{stage} student tokens ({lang})", colorbar=a is plans[-1], vmax=vmax,
-               title=f"ε = {a.epsilon:g}: {'sharp' if a.epsilon == min(epsilons) else 'diffuse'} "
-                     f"(sharpness {a.sharpness():.2f})")
+        a.plot(
+            ax=ax,
+            col_label=f"{stage} student tokens ({lang})",
+            colorbar=a is plans[-1],
+            vmax=vmax,
+            title=f"ε = {a.epsilon:g}: {'sharp' if a.epsilon == min(epsilons) else 'diffuse'} "
+            f"(sharpness {a.sharpness():.2f})",
+        )
     fig.suptitle("Entropic OT plan between teacher (English) and student tokens", fontsize=10)
     return fig, plans
 
 
-def before_after_figure(teacher, student, english: str, foreign: str, lang: str, epsilon: float | None = None,
-                        n_iters: int | None = None):
+def before_after_figure(
+    teacher, student, english: str, foreign: str, lang: str, epsilon: float | None = None, n_iters: int | None = None
+):
     from .alignment import DEFAULT_EPSILON, DEFAULT_ITERS, plan_from_views, token_view
 
     epsilon = DEFAULT_EPSILON if epsilon is None else epsilon
@@ -168,8 +189,13 @@ def before_after_figure(teacher, student, english: str, foreign: str, lang: str,
     vmax = max(before.plan.max(), after.plan.max())
     fig, axes = plt.subplots(1, 2, figsize=(2 * min(2.6 + 0.3 * m, 8), min(2.2 + 0.3 * n, 7)), layout="constrained")
     for ax, a, stage in zip(axes, (before, after), ("before", "after")):
-        a.plot(ax=ax, col_label=f"{stage}: student tokens ({lang})", colorbar=stage == "after", vmax=vmax,
-               title=f"{stage} distillation: ⟨P,C⟩ = {a.transport_cost:.3f}")
+        a.plot(
+            ax=ax,
+            col_label=f"{stage}: student tokens ({lang})",
+            colorbar=stage == "after",
+            vmax=vmax,
+            title=f"{stage} distillation: ⟨P,C⟩ = {a.transport_cost:.3f}",
+        )
     fig.suptitle(f"OPTICAL transport plan on a held-out {lang} pair (ε = {epsilon:g})", fontsize=10)
     return fig, (before, after)
 
@@ -182,12 +208,17 @@ def _cell_config(results: Path):
     if not path.exists():
         return None, 2, "minilm"
     plan = json.loads(path.read_text(encoding="utf-8"))
-    return TrainConfig.from_dict(plan.get("train", {})).replace(progress=False), int(plan.get("folds", 2)), plan.get("model", "minilm")
+    return (
+        TrainConfig.from_dict(plan.get("train", {})).replace(progress=False),
+        int(plan.get("folds", 2)),
+        plan.get("model", "minilm"),
+    )
 
 
 # ------------------------------------------------------------------ where the results are
-def comparison_folder(preferred: str | Path | None = None, fallback: str | Path | None = None,
-                      small: bool | None = None, log=print) -> Path:
+def comparison_folder(
+    preferred: str | Path | None = None, fallback: str | Path | None = None, small: bool | None = None, log=print
+) -> Path:
     """The committed comparison (``results/compare-minilm``) when it holds a summary; otherwise run a
     small real comparison (Hausa; zero-shot, translate-train, optical; one fold) into the git-ignored
     ``runs/compare-small`` and return that. Finished cells are reused on the next call."""
@@ -197,16 +228,23 @@ def comparison_folder(preferred: str | Path | None = None, fallback: str | Path 
     if (preferred / "summary.csv").exists():
         return preferred
     from ..experiments.runner import ComparePlan, Runner
-    from ..methods import preset
     from ..experiments.students import small_mode
+    from ..methods import preset
 
     small = small_mode() if small is None else small
-    fallback = Path(fallback) if fallback is not None else REPO_ROOT / "runs" / ("compare-small" if small else "compare-demo")
+    fallback = (
+        Path(fallback) if fallback is not None else REPO_ROOT / "runs" / ("compare-small" if small else "compare-demo")
+    )
     log(f"no comparison in {preferred}: running a {'small' if small else 'demo-size'} one into {fallback}")
-    plan = ComparePlan(langs=["hau"] if small else ["hau", "swa"],
-                       methods=["zero-shot", "translate-train", "optical"] if small else
-                       ["zero-shot", "translate-train", "code-switch", "optical"],
-                       folds=1, preset="tiny" if small else "demo", train=preset("tiny" if small else "demo"))
+    plan = ComparePlan(
+        langs=["hau"] if small else ["hau", "swa"],
+        methods=["zero-shot", "translate-train", "optical"]
+        if small
+        else ["zero-shot", "translate-train", "code-switch", "optical"],
+        folds=1,
+        preset="tiny" if small else "demo",
+        train=preset("tiny" if small else "demo"),
+    )
     Runner(plan, fallback, progress=False).run()
     return fallback
 
@@ -222,8 +260,11 @@ def write_answer(results: Path, out: Path, tables: SummaryTables) -> None:
     else:
         body = answer_markdown(tables)
     out.mkdir(parents=True, exist_ok=True)
-    write_text("## Does OT distillation beat data augmentation?\n\n"
-               f"Generated by `optical-lab figures` from `{results}`.\n\n" + body, out / "answer.md")
+    write_text(
+        "## Does OT distillation beat data augmentation?\n\n"
+        f"Generated by `optical-lab figures` from `{results}`.\n\n" + body,
+        out / "answer.md",
+    )
 
 
 def evidence_figures(results: Path, tables: SummaryTables | None, save, log) -> None:
@@ -235,23 +276,36 @@ def evidence_figures(results: Path, tables: SummaryTables | None, save, log) -> 
         headline = Endpoint(*tables.primary()) if tables is not None else None
         try:
             fig, _ = forest_figure(results, endpoint=headline)
-            save(fig, "forest_plot", "OPTICAL − each augmentation arm per language and pooled: 95% CI (line), "
-                 "each seed's difference (dots), ±MDE (grey band; an effect inside it can hide).")
+            save(
+                fig,
+                "forest_plot",
+                "OPTICAL − each augmentation arm per language and pooled: 95% CI (line), "
+                "each seed's difference (dots), ±MDE (grey band; an effect inside it can hide).",
+            )
         except (FileNotFoundError, ValueError, KeyError) as exc:
             log(f"skip forest plot: {exc}")
     try:
-        save(dev_curves_figure(results), "dev_curves", "Dev-bitext MRR per training step and arm (mean over seeds; "
-             "thin: one seed): is a student still improving at its last step?")
+        save(
+            dev_curves_figure(results),
+            "dev_curves",
+            "Dev-bitext MRR per training step and arm (mean over seeds; "
+            "thin: one seed): is a student still improving at its last step?",
+        )
     except FileNotFoundError as exc:
         log(f"skip dev curves: {exc}")
     chosen = results / "sweep" / "chosen.json"
     if chosen.exists():
         optical = json.loads(chosen.read_text(encoding="utf-8")).get("optical", {})
-        settings = [f"lr{optical.get('lr', 0):g}-ot_variant={v}-epsilon={optical.get('epsilon', 0):g}"
-                    for v in ("plain", "centred", "both")]
+        settings = [
+            f"lr{optical.get('lr', 0):g}-ot_variant={v}-epsilon={optical.get('epsilon', 0):g}"
+            for v in ("plain", "centred", "both")
+        ]
         try:
-            save(diagnostics_figure(results / "sweep", settings), "ot_diagnostics",
-                 f"OPTICAL's OT diagnostics per step for the plain, centred and both costs ({', '.join(settings)}).")
+            save(
+                diagnostics_figure(results / "sweep", settings),
+                "ot_diagnostics",
+                f"OPTICAL's OT diagnostics per step for the plain, centred and both costs ({', '.join(settings)}).",
+            )
         except FileNotFoundError as exc:
             log(f"skip OT diagnostics: {exc}")
 
@@ -267,14 +321,24 @@ def pick_lang(tables: SummaryTables | None, wanted: str | None) -> str:
     return langs[0] if langs else "hau"
 
 
-def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OUT, lang: str | None = None,
-             train: bool = True, plans: bool = True, formats=("png", "svg"), dpi: int = 110, teacher=None,
-             log=print) -> list[Written]:
+def generate(
+    results: str | Path = DEFAULT_RESULTS,
+    out: str | Path = DEFAULT_OUT,
+    lang: str | None = None,
+    train: bool = True,
+    plans: bool = True,
+    formats=("png", "svg"),
+    dpi: int = 110,
+    teacher=None,
+    log=print,
+) -> list[Written]:
     """Every figure that the saved results allow; returns what was written (name, paths, caption)."""
     results, out = Path(results), Path(out)
     if not results.is_dir():
-        raise DataError(f"no results folder {results}",
-                        fix=f"run `optical-lab compare --out {results}` first (or pass --results DIR)")
+        raise DataError(
+            f"no results folder {results}",
+            fix=f"run `optical-lab compare --out {results}` first (or pass --results DIR)",
+        )
     written: list[Written] = []
 
     def save(fig, name: str, caption: str) -> None:
@@ -286,12 +350,16 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
     tables = None
     if (results / "summary.csv").exists():
         tables = SummaryTables.read(results)
-        for (task, metric) in dict.fromkeys(zip(tables.means.task, tables.means.metric)):
+        for task, metric in dict.fromkeys(zip(tables.means.task, tables.means.metric)):
             name = figure_name(task, metric)
             if name is None:
                 continue
-            save(comparison_figure(tables, task, metric), name,
-                 f"{metric} ({task}) per language and method, mean ± 95% CI over queries (folds pooled); ★ = best method.")
+            save(
+                comparison_figure(tables, task, metric),
+                name,
+                f"{metric} ({task}) per language and method, mean ± 95% CI over queries (folds pooled); "
+                "★ = best method.",
+            )
         write_answer(results, out, tables)
         log(f"wrote {out / 'answer.md'}")
     else:
@@ -301,25 +369,31 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
     curve_csv = results / "size_curve" / "size_curve.csv"
     if curve_csv.exists():
         curve = pd.read_csv(curve_csv)
-        save(size_curve_figure(curve), "size_curve",
-             "MRR@10 against training-bitext size, OPTICAL vs the augmentation baseline (same step budget); "
-             "dotted: zero-shot.")
+        save(
+            size_curve_figure(curve),
+            "size_curve",
+            "MRR@10 against training-bitext size, OPTICAL vs the augmentation baseline (same step budget); "
+            "dotted: zero-shot.",
+        )
     else:
         log(f"skip size curve: no {curve_csv} (run `optical-lab compare --size-curve 100,300,all ...`)")
 
     lang = pick_lang(tables, lang)
     try:
-        save(loss_curves_figure(results, lang), "loss_curves",
-             f"Training loss per method ({lang}, fold 0) with the dev MRR used for model selection.")
+        save(
+            loss_curves_figure(results, lang),
+            "loss_curves",
+            f"Training loss per method ({lang}, fold 0) with the dev MRR used for model selection.",
+        )
     except FileNotFoundError as exc:
         log(f"skip loss curves: {exc}")
 
     if plans and (results / "analysis.json").exists():
         log("skip transport plans: a protocol-v2 folder's students (MAFAND-MT bitext) are not rebuilt here")
     elif plans:
+        from ..experiments.students import distilled_student
         from ..models.encoder import Encoder
         from ..tasks.registry import get_task
-        from ..experiments.students import distilled_student
 
         config, n_folds, model = _cell_config(results)
         teacher = teacher or Encoder.load(model)
@@ -329,9 +403,12 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
         line = plan_pair(teacher, corpus, fold.eval_key)
         english, foreign = corpus.english[line], corpus.target[line]
         fig, _ = epsilon_figure(teacher, teacher, english, foreign, lang)
-        save(fig, "transport_plan_epsilon",
-             f"NTREX line {line + 1} ({lang}, held out): plan at ε={EPSILONS[0]} (sharp) and ε={EPSILONS[1]} (diffuse), "
-             "untrained student.")
+        save(
+            fig,
+            "transport_plan_epsilon",
+            f"NTREX line {line + 1} ({lang}, held out): plan at ε={EPSILONS[0]} (sharp) and ε={EPSILONS[1]} (diffuse), "
+            "untrained student.",
+        )
         if train and config is not None:
             run = distilled_student(teacher, lang, "optical", config, fold=0, n_folds=n_folds)
             cell = results / "runs" / lang / "optical" / "fold0-seed0" / "done.json"
@@ -339,13 +416,18 @@ def generate(results: str | Path = DEFAULT_RESULTS, out: str | Path = DEFAULT_OU
                 saved = json.loads(cell.read_text()).get("best_dev_mrr")
                 rebuilt = run.result.get("best_dev_mrr")
                 same = saved is not None and rebuilt is not None and abs(saved - rebuilt) < 1e-3
-                log(f"rebuilt student: dev MRR {rebuilt:.4f} vs comparison cell {saved:.4f}"
-                    + ("" if same else "  (differs: another machine/precision; the figure shows the rebuilt student)"))
+                log(
+                    f"rebuilt student: dev MRR {rebuilt:.4f} vs comparison cell {saved:.4f}"
+                    + ("" if same else "  (differs: another machine/precision; the figure shows the rebuilt student)")
+                )
             fig, _ = before_after_figure(teacher, run.student, english, foreign, lang, epsilon=config.sinkhorn.epsilon)
-            save(fig, "transport_plan_before_after",
-                 f"NTREX line {line + 1} ({lang}, held out): plan before and after OPTICAL distillation "
-                 f"(ε={config.sinkhorn.epsilon:g}, student retrained with the comparison's config, fold 0, "
-                 f"dev-selected step {run.result.get('best_step')}).")
+            save(
+                fig,
+                "transport_plan_before_after",
+                f"NTREX line {line + 1} ({lang}, held out): plan before and after OPTICAL distillation "
+                f"(ε={config.sinkhorn.epsilon:g}, student retrained with the comparison's config, fold 0, "
+                f"dev-selected step {run.result.get('best_step')}).",
+            )
         elif train:
             log(f"skip before/after plan: no {results / 'config.json'} with the training config")
     return written
@@ -357,8 +439,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", default=None, help="language of the loss curves and transport plans (default: hau)")
     parser.add_argument("--formats", default="png,svg")
     parser.add_argument("--dpi", type=int, default=110)
-    parser.add_argument("--no-train", action="store_true",
-                        help="skip the before/after plan (it retrains the comparison's OPTICAL student once, then caches it)")
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="skip the before/after plan (it retrains the comparison's OPTICAL student once, then caches it)",
+    )
     parser.add_argument("--no-plans", action="store_true", help="skip the transport-plan figures (no model needed)")
 
 
@@ -366,7 +451,14 @@ def main(args: argparse.Namespace) -> None:
     """Every figure, under the ``--out`` folder's lock (two runs never interleave their files); ``done.json``
     (the figures written and their sources, no time: regenerating unchanged figures changes no file) last."""
     with FolderLock(args.out):
-        written = generate(args.results, args.out, args.lang, train=not args.no_train, plans=not args.no_plans,
-                           formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()), dpi=args.dpi)
+        written = generate(
+            args.results,
+            args.out,
+            args.lang,
+            train=not args.no_train,
+            plans=not args.no_plans,
+            formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+            dpi=args.dpi,
+        )
         write_json({"results": str(args.results), "figures": [w.name for w in written]}, Path(args.out) / DONE_NAME)
     print(f"{len(written)} figure(s) in {args.out}")

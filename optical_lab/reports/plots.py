@@ -4,6 +4,7 @@ Every function draws on a given matplotlib ``ax`` (a new figure when ``ax`` is N
 the axes, so callers can compose panels. Nothing here computes results: plans come from
 :mod:`optical_lab.reports.alignment`, tables from the comparison harness's summary files.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,9 @@ def _new_ax(ax, figsize):
 
 
 # --------------------------------------------------------------------------- transport plans
-def top_alignments(plan, row_tokens: Sequence[str], col_tokens: Sequence[str], k: int = 10) -> list[tuple[str, str, float]]:
+def top_alignments(
+    plan, row_tokens: Sequence[str], col_tokens: Sequence[str], k: int = 10
+) -> list[tuple[str, str, float]]:
     """The ``k`` heaviest cells of ``plan`` as ``(row token, column token, mass)``, heaviest first.
 
     Rows are the teacher's (English) tokens, columns the student's (target-language) tokens, as
@@ -53,7 +56,9 @@ def top_alignments(plan, row_tokens: Sequence[str], col_tokens: Sequence[str], k
     """
     plan = np.asarray(plan, dtype=float)
     if plan.shape != (len(row_tokens), len(col_tokens)):
-        raise ValueError(f"plan has shape {plan.shape} but there are {len(row_tokens)} row and {len(col_tokens)} column tokens")
+        raise ValueError(
+            f"plan has shape {plan.shape} but there are {len(row_tokens)} row and {len(col_tokens)} column tokens"
+        )
     k = max(0, min(int(k), plan.size))
     flat = plan.ravel()
     order = np.argsort(-flat, kind="stable")[:k]
@@ -61,8 +66,9 @@ def top_alignments(plan, row_tokens: Sequence[str], col_tokens: Sequence[str], k
     return [(row_tokens[i // n_cols], col_tokens[i % n_cols], float(flat[i])) for i in order]
 
 
-def alignments_table(alignments: Sequence[tuple[str, str, float]], row_name: str = "teacher token",
-                     col_name: str = "student token") -> pd.DataFrame:
+def alignments_table(
+    alignments: Sequence[tuple[str, str, float]], row_name: str = "teacher token", col_name: str = "student token"
+) -> pd.DataFrame:
     """:func:`top_alignments` as a small DataFrame (for display in notebooks and widgets)."""
     table = pd.DataFrame(alignments, columns=[row_name, col_name, "mass"])
     table.index = range(1, len(table) + 1)
@@ -89,11 +95,19 @@ def plot_transport_plan(
     """
     plan = np.asarray(plan, dtype=float)
     if plan.shape != (len(row_tokens), len(col_tokens)):
-        raise ValueError(f"plan has shape {plan.shape} but there are {len(row_tokens)} row and {len(col_tokens)} column tokens")
+        raise ValueError(
+            f"plan has shape {plan.shape} but there are {len(row_tokens)} row and {len(col_tokens)} column tokens"
+        )
     n, m = plan.shape
     ax = _new_ax(ax, (min(2.0 + 0.32 * m, 14), min(1.6 + 0.3 * n, 12)))
-    image = ax.imshow(plan, cmap=cmap, aspect="auto", vmin=0.0, vmax=vmax if vmax is not None else (plan.max() or 1.0),
-                      interpolation="nearest")
+    image = ax.imshow(
+        plan,
+        cmap=cmap,
+        aspect="auto",
+        vmin=0.0,
+        vmax=vmax if vmax is not None else (plan.max() or 1.0),
+        interpolation="nearest",
+    )
 
     def short(tokens):
         return [t if len(t) <= max_label_chars else t[: max_label_chars - 1] + "…" for t in tokens]
@@ -149,8 +163,16 @@ def plot_language_comparison(
             ys.append(float(row[mean_col]))
             errs.append(err)
             top = max(top, ys[-1] + err)
-        ax.bar(xs, ys, width=width * 0.92, yerr=errs, capsize=2, color=colors[method], label=method,
-               error_kw={"elinewidth": 0.8, "ecolor": "0.2"})
+        ax.bar(
+            xs,
+            ys,
+            width=width * 0.92,
+            yerr=errs,
+            capsize=2,
+            color=colors[method],
+            label=method,
+            error_kw={"elinewidth": 0.8, "ecolor": "0.2"},
+        )
         if winners:
             for x, y, e, lang in zip(xs, ys, errs, [lg for lg in langs if (lg, method) in indexed.index]):
                 if winners.get(lang) == method:
@@ -213,9 +235,17 @@ def plot_size_curve(
     return ax
 
 
-def plot_loss_curve(history, ax=None, step_col: str = "step", loss_cols: Sequence[str] | None = None,
-                    smooth: int = 1, title: str | None = "training loss", logy: bool = False,
-                    dev=None, dev_col: str = "dev_mrr"):
+def plot_loss_curve(
+    history,
+    ax=None,
+    step_col: str = "step",
+    loss_cols: Sequence[str] | None = None,
+    smooth: int = 1,
+    title: str | None = "training loss",
+    logy: bool = False,
+    dev=None,
+    dev_col: str = "dev_mrr",
+):
     """Loss against step.
 
     ``history`` is a DataFrame or a list of dicts (one per logged step), e.g. the trainer's
@@ -260,7 +290,9 @@ def plot_loss_curve(history, ax=None, step_col: str = "step", loss_cols: Sequenc
 
 
 # --------------------------------------------------------------------------- saving
-def save_figure(fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("png", "svg"), dpi: int = 110) -> list[Path]:
+def save_figure(
+    fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("png", "svg"), dpi: int = 110
+) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.<fmt>`` for every format; returns the paths written.
 
     SVGs get a fixed hash salt and no date, so regenerating an unchanged figure gives the same file.
@@ -272,8 +304,10 @@ def save_figure(fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("
         path = out_dir / f"{name}.{fmt}"
         metadata = {"Date": None} if fmt == "svg" else ({"Software": None} if fmt == "png" else None)
         with plt.rc_context({"svg.hashsalt": "optical_lab", "svg.fonttype": "none"}):
-            atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata,
-                                                          bbox_inches="tight"))  # a link at path is replaced
+            atomic_write(
+                path,
+                lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight"),  # noqa: B023 (called at once)
+            )  # a link at path is replaced
         paths.append(path)
     return paths
 
@@ -282,7 +316,9 @@ def grid(n: int, ncols: int = 2, panel: tuple[float, float] = (5.0, 4.0)):
     """A figure with ``n`` panels in ``ncols`` columns; unused axes are hidden."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained", squeeze=False
+    )
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.set_visible(False)

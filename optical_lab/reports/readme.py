@@ -8,10 +8,12 @@ A block in a markdown file marked
 
 is replaced by the named file (relative to the repository root): the whole file, only its first
 ``sections`` ``## `` sections, or (``section="What ran"``) the body of that one section; ``## ``
-headings are demoted to ``### `` so they nest under the README's own headings. ``python -m optical_lab.reports.readme`` rewrites the blocks;
-``--check`` exits non-zero (and ``tests/test_readme_sync.py`` fails) when a block is stale, so a
+headings are demoted to ``### `` so they nest under the README's own headings.
+``python -m optical_lab.reports.readme`` rewrites the blocks;
+``--check`` exits non-zero (and ``tests/reports/test_readme_sync.py`` fails) when a block is stale, so a
 number in the README cannot drift from the run that produced it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +21,11 @@ import re
 import sys
 from pathlib import Path
 
-BLOCK = re.compile(r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
-                   r"(?P<body>.*?)(?P<close><!-- end include -->)", re.DOTALL)
+BLOCK = re.compile(
+    r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
+    r"(?P<body>.*?)(?P<close><!-- end include -->)",
+    re.DOTALL,
+)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILES = ("README.md", "docs/results.md", "docs/qald.md", "docs/results_suite_zero_shot.md")
 
@@ -29,7 +34,9 @@ def included_text(path: Path, sections: int | None = None, section: str | None =
     """The text a block shows: ``path``'s content, cut to its first ``sections`` ``## `` sections, or
     only the body of the ``## `` section titled ``section``."""
     if not path.exists():
-        raise FileNotFoundError(f"{path} is included by a markdown block but does not exist: run the command that writes it")
+        raise FileNotFoundError(
+            f"{path} is included by a markdown block but does not exist: run the command that writes it"
+        )
     text = path.read_text(encoding="utf-8").strip("\n")
     if section is not None:
         found = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^#{{1,2}} |\Z)", text, flags=re.MULTILINE | re.DOTALL)
@@ -39,7 +46,7 @@ def included_text(path: Path, sections: int | None = None, section: str | None =
     elif sections is not None:
         starts = [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)]
         if len(starts) > sections:
-            text = text[:starts[sections]].rstrip("\n")
+            text = text[: starts[sections]].rstrip("\n")
     return re.sub(r"^## ", "### ", text, flags=re.MULTILINE) + "\n"
 
 
@@ -60,7 +67,12 @@ def stale_blocks(markdown: str, root: Path = REPO) -> list[str]:
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optical_lab.reports.readme", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", default=list(DEFAULT_FILES), help="markdown files (default: " + ", ".join(DEFAULT_FILES) + ")")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        default=list(DEFAULT_FILES),
+        help="markdown files (default: " + ", ".join(DEFAULT_FILES) + ")",
+    )
     parser.add_argument("--check", action="store_true", help="only report stale blocks; exit 1 if any")
     args = parser.parse_args(argv)
     status = 0

@@ -17,6 +17,7 @@ A comparison that is not complete yet is analysed as it stands and says so: the 
 tested when every language of the family has every arm with every seed (an incomplete family would
 test something other than what was registered).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,9 +54,18 @@ SEED_RESAMPLES = 2_000  # the primary tests' hierarchical (seeds and queries) bo
 
 def cells(results: Path) -> pd.DataFrame:
     """One row per finished cell: language, method, seed, selected step, training time."""
-    rows = [{"lang": info["lang"], "method": info["method"], "fold": info["fold"], "seed": info["seed"],
-             "best_step": info.get("best_step"), "train_s": info.get("train_s"), "eval_s": info.get("eval_s")}
-            for _, info in cell_records(results / "runs", "done.json")]
+    rows = [
+        {
+            "lang": info["lang"],
+            "method": info["method"],
+            "fold": info["fold"],
+            "seed": info["seed"],
+            "best_step": info.get("best_step"),
+            "train_s": info.get("train_s"),
+            "eval_s": info.get("eval_s"),
+        }
+        for _, info in cell_records(results / "runs", "done.json")
+    ]
     return pd.DataFrame(rows)
 
 
@@ -69,8 +79,13 @@ def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.Da
         steps = [r for r in read_jsonl(log) if r.get("event") == "train"]
         steps = steps[-last:]
         if steps and all(k in steps[0] for k in DIAGNOSTICS):
-            rows.append({"lang": info["lang"], "seed": info["seed"],
-                         **{k: float(np.mean([s[k] for s in steps])) for k in DIAGNOSTICS}})
+            rows.append(
+                {
+                    "lang": info["lang"],
+                    "seed": info["seed"],
+                    **{k: float(np.mean([s[k] for s in steps])) for k in DIAGNOSTICS},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -107,8 +122,12 @@ def per_language(per_query: pd.DataFrame, endpoint: Endpoint, langs: list[str]) 
     return pd.DataFrame(rows)
 
 
-def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: int = REGISTERED_SEEDS,
-            endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, Any]:
+def analyse(
+    results: str | Path,
+    langs: tuple[str, ...] = PRIMARY_LANGS,
+    seeds: int = REGISTERED_SEEDS,
+    endpoints: tuple[Endpoint, ...] = ENDPOINTS,
+) -> dict[str, Any]:
     """The primary analysis of a v2 results folder (see the module doc); also written to analysis.json.
     ``langs``/``seeds``/``endpoints``: the family (the registered one by default; me5-small's secondary run
     registers hau, swa, yor with 2 seeds; the QALD track ukr, lit, bel, bak, hye, 2 seeds, ``qald:F1``)."""
@@ -127,49 +146,70 @@ def analyse(results: str | Path, langs: tuple[str, ...] = PRIMARY_LANGS, seeds: 
 
     # the registered family: every primary language has every arm with every seed
     complete = all(finished(lang, m) == required(m) for lang in langs for m in ARMS)
-    out: dict[str, Any] = {"results": str(results), "primary_languages": list(langs), "reference": REFERENCE,
-                           "endpoints": [e.label for e in endpoints], "complete": complete, "seeds_registered": seeds,
-                           "cells": {"finished": int(sum(finished(lang, m) for lang in langs for m in ARMS)),
-                                     "planned": len(langs) * sum(map(required, ARMS))},
-                           "seeds_per_cell": done.groupby(["lang", "method"]).seed.nunique()
-                           .to_dict() if len(done) else {}}
+    out: dict[str, Any] = {
+        "results": str(results),
+        "primary_languages": list(langs),
+        "reference": REFERENCE,
+        "endpoints": [e.label for e in endpoints],
+        "complete": complete,
+        "seeds_registered": seeds,
+        "cells": {
+            "finished": int(sum(finished(lang, m) for lang in langs for m in ARMS)),
+            "planned": len(langs) * sum(map(required, ARMS)),
+        },
+        "seeds_per_cell": done.groupby(["lang", "method"]).seed.nunique().to_dict() if len(done) else {},
+    }
     out["seeds_per_cell"] = {f"{k[0]}/{k[1]}": int(v) for k, v in out["seeds_per_cell"].items()}
     # how often dev selection kept the untrained student, over the family's trained cells only
     trained = done[(done.method != "zero-shot") & done.lang.isin(langs) & (done.seed < seeds)]
-    out["step0_selected"] = {m: {"step0": int((g.best_step == 0).sum()), "cells": len(g)}
-                             for m, g in trained.groupby("method")}
+    out["step0_selected"] = {
+        m: {"step0": int((g.best_step == 0).sum()), "cells": len(g)} for m, g in trained.groupby("method")
+    }
     out["step0_fraction"] = float((trained.best_step == 0).mean()) if len(trained) else None
     out["step0_cells"] = {"step0": int((trained.best_step == 0).sum()), "cells": len(trained)}
     out["uninformative"] = bool(len(trained) and out["step0_fraction"] > UNINFORMATIVE_SHARE)
     if complete:
-        table = pooled_comparisons(per_query, REFERENCE, methods, list(endpoints), list(langs),
-                                   seed_resamples=SEED_RESAMPLES)
+        table = pooled_comparisons(
+            per_query, REFERENCE, methods, list(endpoints), list(langs), seed_resamples=SEED_RESAMPLES
+        )
         out["tests"] = table.to_dict(orient="records")
         augs = [m for m in AUGMENTATIONS if m in methods]
         out["answers"] = {e.label: answer(table, e.label, augs) for e in endpoints}
-        out["mde_met"] = {e.label: bool(table[table.endpoint == e.label].mde.max() <= MDE_TARGETS[e.label])
-                          for e in endpoints if e.label in MDE_TARGETS}
+        out["mde_met"] = {
+            e.label: bool(table[table.endpoint == e.label].mde.max() <= MDE_TARGETS[e.label])
+            for e in endpoints
+            if e.label in MDE_TARGETS
+        }
     # secondary: the per-language tables (the family's endpoints, then the suite's other ones the cells have);
     # with a complete family, the registered rule per language of each family endpoint
     present = [lang for lang in langs if lang in set(per_query.lang)]
-    out["per_language_tables"] = {e.label: json_records(per_language(per_query, e, present))
-                                  for e in dict.fromkeys([*endpoints, *SECONDARY]) if e.task in set(per_query.task)}
+    out["per_language_tables"] = {
+        e.label: json_records(per_language(per_query, e, present))
+        for e in dict.fromkeys([*endpoints, *SECONDARY])
+        if e.task in set(per_query.task)
+    }
     if complete:
-        out["per_language"] = {e.label: {row["lang"]: row[RULE_COLUMN] for row in out["per_language_tables"][e.label]}
-                               for e in endpoints}
+        out["per_language"] = {
+            e.label: {row["lang"]: row[RULE_COLUMN] for row in out["per_language_tables"][e.label]} for e in endpoints
+        }
     write_json(out, results / "analysis.json")
     return out
 
 
 def check_endpoints(per_query: pd.DataFrame, endpoints: tuple[Endpoint, ...], results: Path) -> None:
     """A mistyped endpoint fails here, naming what the cells have (not later as a missing arm)."""
-    available = {task: [c for c in group.dropna(axis=1, how="all").columns if c not in ID_COLUMNS]
-                 for task, group in per_query.groupby("task")}
+    available = {
+        task: [c for c in group.dropna(axis=1, how="all").columns if c not in ID_COLUMNS]
+        for task, group in per_query.groupby("task")
+    }
     for endpoint in endpoints:
         if endpoint.metric not in available.get(endpoint.task, []):
-            raise DataError(f"no per-query column {endpoint.metric!r} of sub-task {endpoint.task!r} in any finished cell",
-                            path=results / "runs", fix="--endpoints SUBTASK:METRIC with one of: " + "; ".join(
-                                f"{task}:{'|'.join(cols)}" for task, cols in available.items()))
+            raise DataError(
+                f"no per-query column {endpoint.metric!r} of sub-task {endpoint.task!r} in any finished cell",
+                path=results / "runs",
+                fix="--endpoints SUBTASK:METRIC with one of: "
+                + "; ".join(f"{task}:{'|'.join(cols)}" for task, cols in available.items()),
+            )
 
 
 def arm_name(method: str) -> str:
@@ -190,8 +230,10 @@ def test_line(test: dict[str, Any]) -> str:
     """One comparison of the family: the arm's own difference, CI, Holm p and MDE."""
     verdict = "OPTICAL better" if test[DIFFERENCE] > 0 else "OPTICAL worse"
     verdict = verdict if test["significant"] else "not significant"
-    return (f"OPTICAL − {arm_name(test['method'])} = {interval(test)}, Holm p {test['p_holm']:.3f} ({verdict}), "
-            f"MDE {test['mde']:.3f}; means {test['reference_mean']:.3f} vs {test['method_mean']:.3f}")
+    return (
+        f"OPTICAL − {arm_name(test['method'])} = {interval(test)}, Holm p {test['p_holm']:.3f} ({verdict}), "
+        f"MDE {test['mde']:.3f}; means {test['reference_mean']:.3f} vs {test['method_mean']:.3f}"
+    )
 
 
 def power_lines(analysis: dict[str, Any]) -> list[str]:
@@ -201,11 +243,17 @@ def power_lines(analysis: dict[str, Any]) -> list[str]:
     for label in analysis["answers"]:
         largest = tests[tests.endpoint == label].mde.max()
         target = MDE_TARGETS.get(label)
-        parts.append(f"{label}: no MDE target registered (largest MDE {largest:.3f})" if target is None else
-                     f"{label}: target MDE ≤ {target} **{'met' if largest <= target else 'NOT met'}** "
-                     f"(largest MDE {largest:.3f})")
-    return ["**Power first.** " + "; ".join(parts) + ". A difference smaller than an arm's MDE can hide behind "
-            "\"not significant\".", ""]
+        parts.append(
+            f"{label}: no MDE target registered (largest MDE {largest:.3f})"
+            if target is None
+            else f"{label}: target MDE ≤ {target} **{'met' if largest <= target else 'NOT met'}** "
+            f"(largest MDE {largest:.3f})"
+        )
+    return [
+        "**Power first.** " + "; ".join(parts) + ". A difference smaller than an arm's MDE can hide behind "
+        '"not significant".',
+        "",
+    ]
 
 
 def uninformative_lines(analysis: dict[str, Any]) -> list[str]:
@@ -214,9 +262,12 @@ def uninformative_lines(analysis: dict[str, Any]) -> list[str]:
         return []
     n = analysis["step0_cells"]
     per_arm = ", ".join(f"{m} {c['step0']}/{c['cells']}" for m, c in analysis["step0_selected"].items())
-    return [f"**Uninformative: no verdict.** Dev selection kept the untrained step-0 student in {n['step0']} of "
-            f"{n['cells']} trained cells ({per_arm}): most \"trained\" students here are the zero-shot model, so "
-            "the comparisons below say little about training. They are listed for the record, not as an answer.", ""]
+    return [
+        f"**Uninformative: no verdict.** Dev selection kept the untrained step-0 student in {n['step0']} of "
+        f'{n["cells"]} trained cells ({per_arm}): most "trained" students here are the zero-shot model, so '
+        "the comparisons below say little about training. They are listed for the record, not as an answer.",
+        "",
+    ]
 
 
 def brief_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> list[str]:
@@ -225,21 +276,32 @@ def brief_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS
     lines = ["## In brief", ""]
     if not analysis["complete"]:
         cells = analysis["cells"]
-        return lines + [f"- incomplete: {cells['finished']} of {cells['planned']} cells of the family finished; "
-                        "no test run yet.", ""]
+        return lines + [
+            f"- incomplete: {cells['finished']} of {cells['planned']} cells of the family finished; no test run yet.",
+            "",
+        ]
     if analysis.get("uninformative"):
         n = analysis["step0_cells"]
-        lines.append("- **uninformative, no verdict**: dev selection kept the untrained step-0 student in "
-                     f"{n['step0']} of {n['cells']} trained cells (pooled over {', '.join(langs)}).")
+        lines.append(
+            "- **uninformative, no verdict**: dev selection kept the untrained step-0 student in "
+            f"{n['step0']} of {n['cells']} trained cells (pooled over {', '.join(langs)})."
+        )
     tests = pd.DataFrame(analysis["tests"])
     for label in analysis["answers"]:
         rows = tests[tests.endpoint == label]
         target, largest = MDE_TARGETS.get(label), rows.mde.max()
-        power = (f"power target MDE ≤ {target} {'met' if largest <= target else 'NOT met'} ({largest:.3f})"
-                 if target is not None else f"no power target (MDE up to {largest:.3f})")
-        arms = "; ".join(f"OPTICAL − {m}{' (oracle)' if BY_NAME[m].oracle else ''} "
-                         f"{t[DIFFERENCE]:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}], Holm p {t.p_holm:.3f}, "
-                         f"MDE {t.mde:.3f}" for m, t in rows.set_index("method").iterrows() if m in AUGMENTATIONS)
+        power = (
+            f"power target MDE ≤ {target} {'met' if largest <= target else 'NOT met'} ({largest:.3f})"
+            if target is not None
+            else f"no power target (MDE up to {largest:.3f})"
+        )
+        arms = "; ".join(
+            f"OPTICAL − {m}{' (oracle)' if BY_NAME[m].oracle else ''} "
+            f"{t[DIFFERENCE]:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}], Holm p {t.p_holm:.3f}, "
+            f"MDE {t.mde:.3f}"
+            for m, t in rows.set_index("method").iterrows()
+            if m in AUGMENTATIONS
+        )
         rule = "no verdict" if analysis.get("uninformative") else f"registered rule: {analysis['answers'][label]}"
         lines.append(f"- **{label}** ({power}): {arms}. {rule[:1].upper()}{rule[1:]}.")
     return lines + [""]
@@ -258,13 +320,21 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
         for label, text in analysis["answers"].items():
             lines.append(f"- **{label}** — {rule}: {text}.")
             lines += [f"  - {test_line(t)}" for t in tests if t["endpoint"] == label and t["method"] in AUGMENTATIONS]
-        lines += ["", "OPTICAL − arm on per-query scores averaged over seeds, mean over the languages; [95% CI, not "
-                  "Holm-adjusted]; Holm over the whole family; MDE at α 0.05, power 0.8.", ""]
+        lines += [
+            "",
+            "OPTICAL − arm on per-query scores averaged over seeds, mean over the languages; [95% CI, not "
+            "Holm-adjusted]; Holm over the whole family; MDE at α 0.05, power 0.8.",
+            "",
+        ]
         untrained = [m for m, n in analysis.get("step0_selected", {}).items() if n["step0"] == n["cells"]]
         if untrained:  # then the arm is the zero-shot model in every cell: its comparisons say nothing of training
-            lines += ["Dev selection kept the untrained student (step 0) in every cell of: " + ", ".join(untrained)
-                      + (" — these arms are" if len(untrained) > 1 else " — this arm is")
-                      + " evaluated as the zero-shot model, so comparisons with it test nothing of training.", ""]
+            lines += [
+                "Dev selection kept the untrained student (step 0) in every cell of: "
+                + ", ".join(untrained)
+                + (" — these arms are" if len(untrained) > 1 else " — this arm is")
+                + " evaluated as the zero-shot model, so comparisons with it test nothing of training.",
+                "",
+            ]
         others = [t for t in tests if t["method"] not in AUGMENTATIONS]
         if others:  # the rest of the registered family, stated the same way (significant = Holm p < 0.05)
             lines += ["The family's other comparisons (OPTICAL vs arms that are not augmentation, Holm-adjusted):", ""]
@@ -272,21 +342,29 @@ def answer_lines(analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANG
                 lines.append(f"- **{label}**: " + "; ".join(test_line(t) for t in others if t["endpoint"] == label))
             lines.append("")
         if "per_language" in analysis:  # (analysis.json files written before it was added do not have it)
-            lines += ["Per language, the same rule on that language's queries alone (secondary: unpowered, "
-                      "p < 0.05 unadjusted):", ""]
+            lines += [
+                "Per language, the same rule on that language's queries alone (secondary: unpowered, "
+                "p < 0.05 unadjusted):",
+                "",
+            ]
             for label, rules in analysis["per_language"].items():
                 by_outcome: dict[str, list[str]] = {}
                 for lang, rule in rules.items():
                     by_outcome.setdefault(rule, []).append(lang)
-                lines.append(f"- **{label}**: " + "; ".join(f"{rule} in {', '.join(ls)}" for rule, ls in by_outcome.items()))
+                lines.append(
+                    f"- **{label}**: " + "; ".join(f"{rule} in {', '.join(ls)}" for rule, ls in by_outcome.items())
+                )
             lines.append("")
         return lines
     cells = analysis["cells"]
-    return lines + [f"**Not yet: the run is incomplete** ({cells['finished']} of {cells['planned']} cells of the registered "
-                    f"family finished: {len(langs)} languages × every arm × {analysis['seeds_registered']} seed(s)), so "
-                    "the registered tests are not run: a partial family would test something other than what was "
-                    "registered. Finished cells are tabled per language in the results document as they stand "
-                    "(secondary, unpowered).", ""]
+    return lines + [
+        f"**Not yet: the run is incomplete** ({cells['finished']} of {cells['planned']} cells of the registered "
+        f"family finished: {len(langs)} languages × every arm × {analysis['seeds_registered']} seed(s)), so "
+        "the registered tests are not run: a partial family would test something other than what was "
+        "registered. Finished cells are tabled per language in the results document as they stand "
+        "(secondary, unpowered).",
+        "",
+    ]
 
 
 def v2_answer_markdown(results: str | Path = "results/v2-minilm") -> str:
@@ -301,41 +379,76 @@ def v2_answer_markdown(results: str | Path = "results/v2-minilm") -> str:
 
 def render(results: str | Path, analysis: dict[str, Any], langs: tuple[str, ...] = PRIMARY_LANGS) -> str:
     results = Path(results)
-    lines = [f"# Protocol v2 results: `{results}`", "",
-             "Generated by `python -m optical_lab.reports.v2` from the results folder; the protocol and its "
-             "primary analysis were registered before any v2 number existed ([protocol_v2.md](protocol_v2.md)).", ""]
+    lines = [
+        f"# Protocol v2 results: `{results}`",
+        "",
+        "Generated by `python -m optical_lab.reports.v2` from the results folder; the protocol and its "
+        "primary analysis were registered before any v2 number existed ([protocol_v2.md](protocol_v2.md)).",
+        "",
+    ]
     lines += brief_lines(analysis, langs) + answer_lines(analysis, langs)
     lines += corrections_lines(results)
     if analysis["complete"]:
         tests = pd.DataFrame(analysis["tests"])
-        columns = ["endpoint", "method", "reference_mean", "method_mean", DIFFERENCE, "ci_low", "ci_high",
-                   *[c for c in ("hier_ci_low", "hier_ci_high") if c in tests], "p", "p_holm", "significant", "mde",
-                   "queries", "min_seeds"]
-        lines += ["", "## Primary tests", "", tests[columns]
-                  .to_markdown(index=False, floatfmt=".4f"), "",
-                  f"{DIFFERENCE} = OPTICAL − method (language-stratified mean of seed-averaged queries), ci = its "
-                  "95% "
-                  "interval (normal, the MDE's standard error); hier_ci = the 95% percentile interval when seeds and "
-                  "queries are both resampled (two-stage bootstrap, 2,000 draws); mde = minimum detectable effect "
-                  "(α 0.05, power 0.8). " + mde_target_text(analysis), ""]
-    lines += ["## Per language (secondary, unpowered, unadjusted)", "",
-              "Seed-averaged means per arm; optical − arm per query, averaged; p arm = unadjusted two-sided "
-              "sign-flip "
-              "test over that language's queries (10,000 flips; the p of `significance.csv`, before its Holm); rule = "
-              "the registered answer rule on that language alone.", ""]
+        columns = [
+            "endpoint",
+            "method",
+            "reference_mean",
+            "method_mean",
+            DIFFERENCE,
+            "ci_low",
+            "ci_high",
+            *[c for c in ("hier_ci_low", "hier_ci_high") if c in tests],
+            "p",
+            "p_holm",
+            "significant",
+            "mde",
+            "queries",
+            "min_seeds",
+        ]
+        lines += [
+            "",
+            "## Primary tests",
+            "",
+            tests[columns].to_markdown(index=False, floatfmt=".4f"),
+            "",
+            f"{DIFFERENCE} = OPTICAL − method (language-stratified mean of seed-averaged queries), ci = its "
+            "95% "
+            "interval (normal, the MDE's standard error); hier_ci = the 95% percentile interval when seeds and "
+            "queries are both resampled (two-stage bootstrap, 2,000 draws); mde = minimum detectable effect "
+            "(α 0.05, power 0.8). " + mde_target_text(analysis),
+            "",
+        ]
+    lines += [
+        "## Per language (secondary, unpowered, unadjusted)",
+        "",
+        "Seed-averaged means per arm; optical − arm per query, averaged; p arm = unadjusted two-sided "
+        "sign-flip "
+        "test over that language's queries (10,000 flips; the p of `significance.csv`, before its Holm); rule = "
+        "the registered answer rule on that language alone.",
+        "",
+    ]
     for label, records in analysis["per_language_tables"].items():
         lines += [f"### {label}", "", markdown_table(pd.DataFrame(records)), ""]
     lines += sweep_lines(results / "sweep") or frozen_settings_lines(results)
     lines += compute_plan_lines(results)
-    lines += ["## Model selection and the OT diagnostics", "",
-              "Dev selection kept the untrained student (step 0) in: "
-              + ", ".join(f"{m} {n['step0']}/{n['cells']}" for m, n in analysis["step0_selected"].items()) + ".", ""]
+    lines += [
+        "## Model selection and the OT diagnostics",
+        "",
+        "Dev selection kept the untrained student (step 0) in: "
+        + ", ".join(f"{m} {n['step0']}/{n['cells']}" for m, n in analysis["step0_selected"].items())
+        + ".",
+        "",
+    ]
     diag = diagnostics(results)
     if len(diag):
-        lines += ["OPTICAL runs, mean over their last 20 steps (token_cos: mean pairwise cosine of a sentence's "
-                  "student tokens, the collapse indicator):", "",
-                  diag.groupby("lang")[list(DIAGNOSTICS)].mean().reset_index().to_markdown(index=False, floatfmt=".4f"),
-                  ""]
+        lines += [
+            "OPTICAL runs, mean over their last 20 steps (token_cos: mean pairwise cosine of a sentence's "
+            "student tokens, the collapse indicator):",
+            "",
+            diag.groupby("lang")[list(DIAGNOSTICS)].mean().reset_index().to_markdown(index=False, floatfmt=".4f"),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -353,23 +466,32 @@ def mde_target_text(analysis: dict[str, Any]) -> str:
     free = [label for label in analysis.get("endpoints", DEFAULT_LABELS) if label not in met]
     parts = []
     if met:
-        parts.append("Targets: " + ", ".join(f"{k} ≤ {MDE_TARGETS[k]}" for k in met) + "; met: "
-                     + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in met.items()) + ".")
+        parts.append(
+            "Targets: "
+            + ", ".join(f"{k} ≤ {MDE_TARGETS[k]}" for k in met)
+            + "; met: "
+            + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in met.items())
+            + "."
+        )
     missed = [label for label, ok in met.items() if not ok]
     if missed and "tests" in analysis:
         tests = pd.DataFrame(analysis["tests"])
         for label in missed:
             rows = tests[tests.endpoint == label]
             worst, worst_aug = rows.loc[rows.mde.idxmax()], rows[rows.method.isin(AUGMENTATIONS)].mde.max()
+
             # MDE ∝ SE ∝ 1/√n when every language's n grows by the same factor and the per-query spread stays
             def needed(mde: float) -> float:
-                return worst.queries * (mde / MDE_TARGETS[label]) ** 2
-            parts.append(f"{label}: the largest MDE ({worst.mde:.3f}, OPTICAL vs {worst.method}) rests on "
-                         f"{worst.queries} queries over {worst.languages} languages; at the same per-query spread about "
-                         f"{needed(worst.mde):,.0f} queries ({needed(worst.mde) / worst.languages:,.0f} per language) "
-                         f"would reach {MDE_TARGETS[label]} (for the augmentation comparisons alone, MDE {worst_aug:.3f}: "
-                         f"about {needed(worst_aug):,.0f}). Where a collection has fewer queries per language than that, "
-                         "more languages or less noisy per-query scores are the levers.")
+                return worst.queries * (mde / MDE_TARGETS[label]) ** 2  # noqa: B023 (called at once)
+
+            parts.append(
+                f"{label}: the largest MDE ({worst.mde:.3f}, OPTICAL vs {worst.method}) rests on "
+                f"{worst.queries} queries over {worst.languages} languages; at the same per-query spread about "
+                f"{needed(worst.mde):,.0f} queries ({needed(worst.mde) / worst.languages:,.0f} per language) "
+                f"would reach {MDE_TARGETS[label]} (for the augmentation comparisons alone, MDE {worst_aug:.3f}: "
+                f"about {needed(worst_aug):,.0f}). Where a collection has fewer queries per language than that, "
+                "more languages or less noisy per-query scores are the levers."
+            )
     if free:
         parts.append("No MDE target registered for " + ", ".join(free) + ".")
     return " ".join(parts)
@@ -400,33 +522,53 @@ def sweep_lines(sweep: Path) -> list[str]:
     config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
     # <sweep>/done.json marks a finished sweep; until then its choices are those of the stages done so far
     status = "Chosen" if (sweep / "done.json").exists() else "Chosen so far (the sweep has not finished)"
-    lines = ["## Settings chosen on dev bitext (the sweep)", "",
-             f"`optical-lab sweep` on MAFAND-MT {rows[0]['lang']} dev, seed {config.get('seed', '?')}, the full budget; "
-             "score = best dev MRR among the dev pairs, no evaluation text encoded (docs/protocol_v2.md). "
-             f"{status}: " + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".", "",
-             markdown_table(sweep_table(rows)), "", DIAGNOSTICS_TEXT, ""]
+    lines = [
+        "## Settings chosen on dev bitext (the sweep)",
+        "",
+        f"`optical-lab sweep` on MAFAND-MT {rows[0]['lang']} dev, seed {config.get('seed', '?')}, the full budget; "
+        "score = best dev MRR among the dev pairs, no evaluation text encoded (docs/protocol_v2.md). "
+        f"{status}: " + ("; ".join(f"**{m}** {slug(s)}" for m, s in chosen.items()) or "nothing yet") + ".",
+        "",
+        markdown_table(sweep_table(rows)),
+        "",
+        DIAGNOSTICS_TEXT,
+        "",
+    ]
     never = never_improved(rows)
     if never:
-        lines += ["**Never above the untrained student on dev:** " + "; ".join(
-            f"**{m}** (all {n} settings trained: dev MRR {start:.3f} untrained, {low:.3f}–{high:.3f} at the last "
-            f"step)" for m, (n, start, low, high) in never.items())
-            + ". Dev selection keeps step 0 for such an arm, so its grid cells evaluate the untrained student.", ""]
+        lines += [
+            "**Never above the untrained student on dev:** "
+            + "; ".join(
+                f"**{m}** (all {n} settings trained: dev MRR {start:.3f} untrained, {low:.3f}–{high:.3f} at the last "
+                f"step)"
+                for m, (n, start, low, high) in never.items()
+            )
+            + ". Dev selection keeps step 0 for such an arm, so its grid cells evaluate the untrained student.",
+            "",
+        ]
     return lines
 
 
 def frozen_settings_lines(results: Path) -> list[str]:
     """For a run without its own sweep (the QALD track): the settings it took from another run's sweep."""
     config_file = results / "config.json"
-    settings = json.loads(config_file.read_text(encoding="utf-8")).get("method_config") if config_file.exists() else None
+    settings = (
+        json.loads(config_file.read_text(encoding="utf-8")).get("method_config") if config_file.exists() else None
+    )
     if not settings:
         return []
     env_file = results / "environment_compare.json"
     argv = json.loads(env_file.read_text(encoding="utf-8")).get("argv", []) if env_file.exists() else []
     source = next((f"`{b}`" for a, b in zip(argv, argv[1:]) if a == "--method-config"), "its `--method-config` file")
-    return ["## Settings (frozen from another run's dev sweep)", "",
-            f"This run has no sweep of its own: every arm trained with the settings below, chosen on dev bitext by "
-            f"the sweep that wrote {source} (the values are recorded in `config.json`): "
-            + "; ".join(f"**{m}** {slug(s)}" for m, s in settings.items()) + ".", ""]
+    return [
+        "## Settings (frozen from another run's dev sweep)",
+        "",
+        f"This run has no sweep of its own: every arm trained with the settings below, chosen on dev bitext by "
+        f"the sweep that wrote {source} (the values are recorded in `config.json`): "
+        + "; ".join(f"**{m}** {slug(s)}" for m, s in settings.items())
+        + ".",
+        "",
+    ]
 
 
 def never_improved(rows: list[dict]) -> dict[str, tuple[int, float, float, float]]:
@@ -448,17 +590,32 @@ def compute_plan_lines(results: Path) -> list[str]:
         return []
     plan = json.loads(path.read_text(encoding="utf-8"))
     machine = plan["machine"]
-    rows = [{"lang": lang, "train pairs": t["pairs"], "distinct pairs seen": t["distinct_pairs"],
-             **{f"foreign cut @{n}": v for n, v in t["cut_foreign"].items()},
-             **{f"English cut @{n}": v for n, v in t["cut_english"].items()}}
-            for lang, t in plan["truncation"].items() if "cut_foreign" in t]
-    lines = ["## Training budget, truncation and compute (measured: `plan.json`)", "",
-             f"Machine: {machine['cpu']}, {machine['cores']} cores, flags {', '.join(machine['flags'])}, "
-             f"precision {machine['precision']}. Every cell: {plan['budget']['steps']} steps × "
-             f"{plan['budget']['batch_size']} pairs, training length {plan['budget']['max_length']} tokens"
-             + (", the student's word-embedding table frozen (the teacher's)" if plan["budget"].get("freeze_word_embeddings")
-                else "") + ". "
-             "Cut = share of training sentences longer than the limit (special tokens included).", ""]
+    rows = [
+        {
+            "lang": lang,
+            "train pairs": t["pairs"],
+            "distinct pairs seen": t["distinct_pairs"],
+            **{f"foreign cut @{n}": v for n, v in t["cut_foreign"].items()},
+            **{f"English cut @{n}": v for n, v in t["cut_english"].items()},
+        }
+        for lang, t in plan["truncation"].items()
+        if "cut_foreign" in t
+    ]
+    lines = [
+        "## Training budget, truncation and compute (measured: `plan.json`)",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, flags {', '.join(machine['flags'])}, "
+        f"precision {machine['precision']}. Every cell: {plan['budget']['steps']} steps × "
+        f"{plan['budget']['batch_size']} pairs, training length {plan['budget']['max_length']} tokens"
+        + (
+            ", the student's word-embedding table frozen (the teacher's)"
+            if plan["budget"].get("freeze_word_embeddings")
+            else ""
+        )
+        + ". "
+        "Cut = share of training sentences longer than the limit (special tokens included).",
+        "",
+    ]
     if rows:
         lines += [pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), ""]
     rates = ", ".join(f"{m} {r['median_s']:.2f} s" for m, r in plan["step_seconds"].items())
@@ -473,8 +630,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--doc", default=None, help="also write the results document here, e.g. docs/results_v2.md")
     parser.add_argument("--langs", default=None, help="the family's languages (default: the registered primary five)")
     parser.add_argument("--seeds", type=int, default=REGISTERED_SEEDS, help="seeds per trained arm the family needs")
-    parser.add_argument("--endpoints", default=",".join(DEFAULT_LABELS),
-                        help="the family's endpoints, SUBTASK:METRIC[,...] (default: the registered primary two)")
+    parser.add_argument(
+        "--endpoints",
+        default=",".join(DEFAULT_LABELS),
+        help="the family's endpoints, SUBTASK:METRIC[,...] (default: the registered primary two)",
+    )
     args = parser.parse_args(argv)
     langs = tuple(args.langs.split(",")) if args.langs else PRIMARY_LANGS
     try:

@@ -22,6 +22,7 @@ see a Python traceback. So every callback reports what went wrong *in the page* 
 2,000-token paste, a language without a saved student) gets a plain sentence saying what to do.
 Widgets carry CSS classes (``optical-align-*``, ``optical-search-*``) so a browser test can find them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,8 +87,10 @@ def _student_name(encoder: Encoder | None, labels: Mapping[str, str] | None, lan
 
 def no_student_note(lang: str) -> str:
     """What the page says for a language without a distilled student."""
-    return (f"No saved student for {NAMES.get(lang, lang)} ({lang}): only the teacher is shown. "
-            f"To compare, start the app with --student {lang}=PATH (a folder written by Encoder.save or a student.pt).")
+    return (
+        f"No saved student for {NAMES.get(lang, lang)} ({lang}): only the teacher is shown. "
+        f"To compare, start the app with --student {lang}=PATH (a folder written by Encoder.save or a student.pt)."
+    )
 
 
 def clip_text(text: str, tokenizer, limit: int, what: str) -> tuple[str, str | None]:
@@ -184,32 +187,69 @@ class AlignmentExplorer:
         self.notes: list[str] = []
         self._filling = False
 
-        self.lang = W.Dropdown(options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0],
-                               description="language")
+        self.lang = W.Dropdown(
+            options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
+        )
         self.pair = W.Dropdown(description="pair", layout=W.Layout(width="95%"))
-        self.english = W.Textarea(description="English", layout=W.Layout(width="95%", height="3.2em"),
-                                  continuous_update=False)
-        self.foreign = W.Textarea(description="foreign", layout=W.Layout(width="95%", height="3.2em"),
-                                  continuous_update=False)
-        self.stage = W.ToggleButtons(options=["before", "after"], value="after", description="student",
-                                     tooltips=["untrained student (= teacher)", "distilled student"])
-        self.epsilon = W.FloatLogSlider(value=epsilon, base=10, min=-3, max=0.5, step=0.05, description="ε",
-                                        readout_format=".3f", continuous_update=False)
-        self.n_iters = W.IntSlider(value=n_iters, min=1, max=500, step=1, description="iterations",
-                                   continuous_update=False)
+        self.english = W.Textarea(
+            description="English", layout=W.Layout(width="95%", height="3.2em"), continuous_update=False
+        )
+        self.foreign = W.Textarea(
+            description="foreign", layout=W.Layout(width="95%", height="3.2em"), continuous_update=False
+        )
+        self.stage = W.ToggleButtons(
+            options=["before", "after"],
+            value="after",
+            description="student",
+            tooltips=["untrained student (= teacher)", "distilled student"],
+        )
+        self.epsilon = W.FloatLogSlider(
+            value=epsilon,
+            base=10,
+            min=-3,
+            max=0.5,
+            step=0.05,
+            description="ε",
+            readout_format=".3f",
+            continuous_update=False,
+        )
+        self.n_iters = W.IntSlider(
+            value=n_iters, min=1, max=500, step=1, description="iterations", continuous_update=False
+        )
         self.top_k = W.IntSlider(value=top_k, min=1, max=30, description="top pairs", continuous_update=False)
         self.image = W.Image(format="png", layout=W.Layout(max_width="720px"))
         self.table = W.HTML()
         self.status = W.HTML()
         self.models = W.HTML()  # which encoder gives the rows and which the columns
         self.message = W.HTML()  # errors and notes, above the heatmap where they are seen
-        self.widget = W.VBox([
-            self.models, W.HBox([self.lang, self.stage]), self.pair, self.english, self.foreign,
-            W.HBox([self.epsilon, self.n_iters, self.top_k]), self.message,
-            W.HBox([self.image, W.VBox([self.table, self.status])]),
-        ])
-        for name in ("widget", "models", "lang", "stage", "pair", "english", "foreign", "epsilon", "n_iters",
-                     "top_k", "message", "image", "table", "status"):
+        self.widget = W.VBox(
+            [
+                self.models,
+                W.HBox([self.lang, self.stage]),
+                self.pair,
+                self.english,
+                self.foreign,
+                W.HBox([self.epsilon, self.n_iters, self.top_k]),
+                self.message,
+                W.HBox([self.image, W.VBox([self.table, self.status])]),
+            ]
+        )
+        for name in (
+            "widget",
+            "models",
+            "lang",
+            "stage",
+            "pair",
+            "english",
+            "foreign",
+            "epsilon",
+            "n_iters",
+            "top_k",
+            "message",
+            "image",
+            "table",
+            "status",
+        ):
             getattr(self, name).add_class(f"optical-align-{name.replace('_', '-')}")
 
         self.lang.observe(self._on_lang, "value")
@@ -242,8 +282,10 @@ class AlignmentExplorer:
             cols = f"distilled student <b>{html.escape(_student_name(trained, self.student_labels, lang))}</b>"
         else:
             cols = f"untrained student = the teacher <b>{html.escape(self.teacher.name or 'teacher')}</b>"
-        return (f"<small>rows: English tokens, teacher <b>{html.escape(self.teacher.name or 'teacher')}</b> · "
-                f"columns: {html.escape(NAMES.get(lang, lang))} tokens, {cols}</small>")
+        return (
+            f"<small>rows: English tokens, teacher <b>{html.escape(self.teacher.name or 'teacher')}</b> · "
+            f"columns: {html.escape(NAMES.get(lang, lang))} tokens, {cols}</small>"
+        )
 
     def _fill_pairs(self) -> None:
         corpus = self.corpus(self.lang.value)
@@ -295,7 +337,10 @@ class AlignmentExplorer:
             return
         corpus = self.corpus(self.lang.value)
         i = self.pair.value
-        if i not in (None, CUSTOM) and (self.english.value, self.foreign.value) != (corpus.english[i], corpus.target[i]):
+        if i not in (None, CUSTOM) and (self.english.value, self.foreign.value) != (
+            corpus.english[i],
+            corpus.target[i],
+        ):
             self._filling = True
             try:
                 self.pair.value = CUSTOM
@@ -326,7 +371,9 @@ class AlignmentExplorer:
                 self._views.clear()
             view = token_view(encoder, text)
             if len(view) > self.max_tokens:  # keep the heatmap legible
-                view = TokenView(view.text, view.tokens[: self.max_tokens], view.embeddings[: self.max_tokens], view.encoder_name)
+                view = TokenView(
+                    view.text, view.tokens[: self.max_tokens], view.embeddings[: self.max_tokens], view.encoder_name
+                )
             self._views[key] = view
         return self._views[key]
 
@@ -340,10 +387,15 @@ class AlignmentExplorer:
     def render(self, alignment: Alignment) -> bytes:
         n, m = alignment.shape
         fig, ax = plt.subplots(figsize=(min(2.2 + 0.3 * m, 11), min(1.6 + 0.28 * n, 9)), layout="constrained")
-        plot_transport_plan(alignment.plan, alignment.row_tokens, alignment.col_tokens, ax=ax,
-                            col_label=f"{self.stage.value} student tokens ({self.lang.value})",
-                            title=f"ε={alignment.epsilon:.3g}, {alignment.n_iters} it., ⟨P,C⟩={alignment.transport_cost:.3f}, "
-                                  f"sharpness={alignment.sharpness():.2f}")
+        plot_transport_plan(
+            alignment.plan,
+            alignment.row_tokens,
+            alignment.col_tokens,
+            ax=ax,
+            col_label=f"{self.stage.value} student tokens ({self.lang.value})",
+            title=f"ε={alignment.epsilon:.3g}, {alignment.n_iters} it., ⟨P,C⟩={alignment.transport_cost:.3f}, "
+            f"sharpness={alignment.sharpness():.2f}",
+        )
         return figure_png(fig, self.dpi)
 
     @_reports_errors
@@ -366,8 +418,10 @@ class AlignmentExplorer:
         table = alignments_table(alignment.top(self.top_k.value), "English token", f"{self.lang.value} token")
         self.table.value = table.to_html(float_format=lambda v: f"{v:.4f}", border=0)
         converged = "converged" if alignment.extra.get("converged") else "not converged (raise iterations)"
-        self.status.value = (f"<small>{alignment.shape[0]}×{alignment.shape[1]} tokens, "
-                             f"marginal error {alignment.extra.get('marginal_error', float('nan')):.1e} ({converged})</small>")
+        self.status.value = (
+            f"<small>{alignment.shape[0]}×{alignment.shape[1]} tokens, "
+            f"marginal error {alignment.extra.get('marginal_error', float('nan')):.1e} ({converged})</small>"
+        )
         return alignment
 
     @property
@@ -416,11 +470,16 @@ class RetrievalExplorer:
         self.error: str | None = None
         self.notes: list[str] = []
 
-        self.lang = W.Dropdown(options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0],
-                               description="language")
+        self.lang = W.Dropdown(
+            options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
+        )
         self.examples = W.Dropdown(description="example", layout=W.Layout(width="95%"))
-        self.query = W.Text(description="query", placeholder="type an English query and press Enter",
-                            layout=W.Layout(width="95%"), continuous_update=False)
+        self.query = W.Text(
+            description="query",
+            placeholder="type an English query and press Enter",
+            layout=W.Layout(width="95%"),
+            continuous_update=False,
+        )
         self.k = W.IntSlider(value=k, min=1, max=20, description="top k", continuous_update=False)
         self.output = W.HTML()
         self.message = W.HTML()
@@ -457,22 +516,30 @@ class RetrievalExplorer:
     def model_names(self) -> dict[str, str]:
         """Column title -> the model it shows (the teacher's name; the student's label or name)."""
         lang = self.lang.value
-        return {title: (self.teacher.name or "teacher") if encoder is self.teacher
-                else _student_name(encoder, self.student_labels, lang)
-                for title, encoder in self.encoders().items()}
+        return {
+            title: (self.teacher.name or "teacher")
+            if encoder is self.teacher
+            else _student_name(encoder, self.student_labels, lang)
+            for title, encoder in self.encoders().items()
+        }
 
     def _doc_embeddings(self, encoder: Encoder, lang: str) -> tuple[list[str], torch.Tensor]:
         key = (id(encoder), lang)
         if key not in self._doc_cache:
             collection = self.collection(lang)
             ids = list(collection.documents)
-            self._doc_cache[key] = (ids, encoder.encode([collection.documents[d] for d in ids], role="passage", batch_size=16))
+            self._doc_cache[key] = (
+                ids,
+                encoder.encode([collection.documents[d] for d in ids], role="passage", batch_size=16),
+            )
         return self._doc_cache[key]
 
     # ------------------------------------------------------------------ callbacks
     def _fill_examples(self) -> None:
         collection = self.collection(self.lang.value)
-        options = [("(type your own query below)", "")] + [(f"{q}: {_preview(t)}", q) for q, t in collection.queries.items()]
+        options = [("(type your own query below)", "")] + [
+            (f"{q}: {_preview(t)}", q) for q, t in collection.queries.items()
+        ]
         self._filling = True
         try:
             previous = self.examples.value
@@ -506,8 +573,10 @@ class RetrievalExplorer:
             ids, docs = self._doc_embeddings(encoder, lang)
             scores = docs @ q
             top = torch.topk(scores, min(k, len(ids)))
-            out[title] = [(ids[j], float(s), _preview(collection.documents[ids[j]], self.snippet_chars))
-                          for s, j in zip(top.values.tolist(), top.indices.tolist())]
+            out[title] = [
+                (ids[j], float(s), _preview(collection.documents[ids[j]], self.snippet_chars))
+                for s, j in zip(top.values.tolist(), top.indices.tolist())
+            ]
         return out
 
     def gold_document(self, query: str, lang: str) -> str | None:
@@ -558,12 +627,16 @@ class RetrievalExplorer:
             for rank, (doc, score, snippet) in enumerate(hits, start=1):
                 mark = " style='background:#e3f4e1'" if doc == self.gold else ""
                 star = " ✔" if doc == self.gold else ""
-                rows.append(f"<tr{mark}><td>{rank}</td><td>{score:.3f}</td><td><b>{html.escape(doc)}</b>{star}<br>"
-                            f"<small>{html.escape(snippet)}</small></td></tr>")
+                rows.append(
+                    f"<tr{mark}><td>{rank}</td><td>{score:.3f}</td><td><b>{html.escape(doc)}</b>{star}<br>"
+                    f"<small>{html.escape(snippet)}</small></td></tr>"
+                )
             slug = title.split()[0]  # teacher / student: a stable class for the page and its tests
-            columns.append(f"<td class='optical-search-{slug}' style='vertical-align:top;width:50%'>"
-                           f"<h4>{html.escape(title)}: {html.escape(names.get(title, ''))}</h4>"
-                           f"<table><tr><th>#</th><th>cos</th><th>document</th></tr>{''.join(rows)}</table></td>")
+            columns.append(
+                f"<td class='optical-search-{slug}' style='vertical-align:top;width:50%'>"
+                f"<h4>{html.escape(title)}: {html.escape(names.get(title, ''))}</h4>"
+                f"<table><tr><th>#</th><th>cos</th><th>document</th></tr>{''.join(rows)}</table></td>"
+            )
         note = "" if self.gold is None else f"<small>gold document: <b>{html.escape(self.gold)}</b> (✔)</small>"
         return f"{note}<table style='width:100%'><tr>{''.join(columns)}</tr></table>"
 

@@ -1,4 +1,5 @@
 """Dense retrieval over a Collection."""
+
 from .dense import dense_search, retrieve, similarity
 
 __all__ = ["dense_search", "retrieve", "similarity"]

@@ -3,6 +3,7 @@
 Exact search is the right default for collections up to ~10^6 documents on one machine; the
 similarity matrix is computed in query blocks so memory stays at ``block x n_docs`` floats.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -54,8 +55,16 @@ def retrieve(
     """Encode queries with ``query_encoder`` (the English teacher) and documents with
     ``doc_encoder`` (the student, or the teacher for zero-shot), then search exactly."""
     qids, dids = list(collection.queries), list(collection.documents)
-    queries = query_encoder.encode([collection.queries[q] for q in qids], role="query", batch_size=batch_size,
-                                   progress=progress and f"queries {collection.lang}")
-    docs = doc_encoder.encode([collection.documents[d] for d in dids], role="passage", batch_size=batch_size,
-                              progress=progress and f"documents {collection.lang}")
+    queries = query_encoder.encode(
+        [collection.queries[q] for q in qids],
+        role="query",
+        batch_size=batch_size,
+        progress=progress and f"queries {collection.lang}",
+    )
+    docs = doc_encoder.encode(
+        [collection.documents[d] for d in dids],
+        role="passage",
+        batch_size=batch_size,
+        progress=progress and f"documents {collection.lang}",
+    )
     return dense_search(queries, docs, qids, dids, k=k)

@@ -17,6 +17,7 @@ AfriQA; ``"test"`` scores the test questions, students train on the train questi
 native) pairs and select on dev. Passages are never trained on in either case (the pool keeps the
 train/dev questions' passages as distractors).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,21 +57,32 @@ class AfriqaPassagesTask(AfriqaTaskBase):
         passages = self.afriqa(lang).passages
         scored = [q for q in self.questions(lang) if q.qid in passages]
         lang = normalize_lang(lang)
-        return Collection(f"{SUBTASK}-{lang}", lang, {q.qid: q.question for q in scored}, self.pool(),
-                          {q.qid: {passage_id(passages[q.qid][1]): 1} for q in scored})
+        return Collection(
+            f"{SUBTASK}-{lang}",
+            lang,
+            {q.qid: q.question for q in scored},
+            self.pool(),
+            {q.qid: {passage_id(passages[q.qid][1]): 1} for q in scored},
+        )
 
     def data_files(self, lang: str) -> list[Path]:
         """This language's files and every language's gold passages (the pool)."""
         files = afriqa_files(lang)
-        return files + [f for other in afriqa_languages() for f in afriqa_files(other)
-                        if "gold_passages" in f.parts and f not in files]
+        return files + [
+            f
+            for other in afriqa_languages()
+            for f in afriqa_files(other)
+            if "gold_passages" in f.parts and f not in files
+        ]
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         collection = self.collection(lang)
-        return {f"afriqa passage queries {normalize_lang(lang)} ({'+'.join(self.eval_splits())})":
-                list(collection.queries.values()),
-                "afriqa passage pool eng (all languages and splits)": list(collection.documents.values())}
+        return {
+            f"afriqa passage queries {normalize_lang(lang)} ({'+'.join(self.eval_splits())})": list(
+                collection.queries.values()
+            ),
+            "afriqa passage pool eng (all languages and splits)": list(collection.documents.values()),
+        }
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         return {SUBTASK: evaluate_collection(SUBTASK, self.collection(lang), student, teacher, CLIR_MEASURES, k=100)}
-

@@ -21,6 +21,7 @@ train on the (native, English) pairs of the train questions and select on the de
 fold, fixed by the dataset. :class:`AfriqaTaskBase` is that data handling, shared with
 ``afriqa-passages`` (:mod:`.afriqa_passages`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,7 +49,8 @@ class AfriqaTaskBase(TaskBase):
     dev_fraction: float = 0.1
     OPTIONS: ClassVar[dict[str, str]] = {
         "afriqa_split": "afriqa-*: 'all' (every question; students train on NTREX or --bitext, never on AfriQA) or "
-                        "'test' (test questions; students train on AfriQA train question pairs, select on dev)"}
+        "'test' (test questions; students train on AfriQA train question pairs, select on dev)"
+    }
     _afriqa: dict[str, AfriqaLanguage] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +74,13 @@ class AfriqaTaskBase(TaskBase):
     def question_bitext(self, lang: str, split: str) -> Bitext:
         """(English translation, native question) pairs of one split: training data of ``afriqa_split="test"``."""
         questions = self.afriqa(lang).in_splits((split,))
-        return Bitext([q.english for q in questions], [q.question for q in questions], normalize_lang(lang),
-                      [q.qid for q in questions], source=f"afriqa/{split}")
+        return Bitext(
+            [q.english for q in questions],
+            [q.question for q in questions],
+            normalize_lang(lang),
+            [q.qid for q in questions],
+            source=f"afriqa/{split}",
+        )
 
     def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]:
         if self.afriqa_split == "test":
@@ -99,12 +106,16 @@ class AfriqaQuestionsTask(AfriqaTaskBase):
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         questions = self.questions(lang)
         splits = "+".join(self.eval_splits())
-        return {f"afriqa questions {normalize_lang(lang)} ({splits})": [q.question for q in questions],
-                f"afriqa questions eng ({splits})": [q.english for q in questions]}
+        return {
+            f"afriqa questions {normalize_lang(lang)} ({splits})": [q.question for q in questions],
+            f"afriqa questions eng ({splits})": [q.english for q in questions],
+        }
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         questions = self.questions(lang)
         ids = [q.qid for q in questions]
         native, english = [q.question for q in questions], [q.english for q in questions]
-        return {XX_EN: evaluate_direction(XX_EN, ids, native, english, lang, student, teacher),
-                EN_XX: evaluate_direction(EN_XX, ids, english, native, lang, teacher, student)}
+        return {
+            XX_EN: evaluate_direction(XX_EN, ids, native, english, lang, student, teacher),
+            EN_XX: evaluate_direction(EN_XX, ids, english, native, lang, teacher, student),
+        }

@@ -20,6 +20,7 @@ Besides the protocol, :class:`TaskBase` gives every task what the suite and the 
 (every text the fold is scored on, for the leak guard) and ``eval_fold(lang, index, k, seed)``
 (the fold whose evaluation items score a student trained for fold ``index`` of another task).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -96,8 +97,11 @@ class TaskBase:
         """The task's settings as saved with a result (its dataclass fields, without name/primary)."""
         if not dataclasses.is_dataclass(self):
             return {}
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.init and f.name not in ("name", "primary") and not f.name.startswith("_")}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.init and f.name not in ("name", "primary") and not f.name.startswith("_")
+        }
 
     def data_files(self, lang: str) -> list[Path]:  # pragma: no cover - every task overrides it
         return []
@@ -111,7 +115,9 @@ class TaskBase:
         missing = [f for f in files if not Path(f).is_file()]
         return f"no {missing[0]}" if missing else None
 
-    def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:  # pragma: no cover - every task overrides it
+    def eval_texts(
+        self, lang: str, fold: TaskFold
+    ) -> dict[str, list[str]]:  # pragma: no cover - every task overrides it
         """Every text the fold is scored on (queries, documents, sentences; both languages), by set
         name: what the leak guard compares with the training and dev bitext."""
         raise NotImplementedError
@@ -124,17 +130,25 @@ class TaskBase:
         return folds[min(index, len(folds) - 1)]
 
 
-def evaluate_collection(name: str, collection: Collection, query_encoder: Encoder, doc_encoder: Encoder,
-                        measures: tuple[str, ...], k: int = 100, batch_size: int = 32,
-                        progress: bool = False) -> TaskResult:
+def evaluate_collection(
+    name: str,
+    collection: Collection,
+    query_encoder: Encoder,
+    doc_encoder: Encoder,
+    measures: tuple[str, ...],
+    k: int = 100,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> TaskResult:
     """Dense retrieval over ``collection`` (queries by ``query_encoder``, documents by ``doc_encoder``),
     scored per query with ir_measures: the whole evaluation of a TREC-style sub-task."""
     run = retrieve(collection, query_encoder, doc_encoder, k=k, batch_size=batch_size, progress=progress)
     return TaskResult(name, run, per_query(run, collection.qrels, measures), collection.queries, collection.qrels)
 
 
-def bitext_folds(corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, salt: str,
-                 eval_key: Any) -> list[TaskFold]:
+def bitext_folds(
+    corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, salt: str, eval_key: Any
+) -> list[TaskFold]:
     """Folds of a task that evaluates on the same items in every fold (QALD, a user's TREC collection)
     and trains on NTREX bitext: the folds differ only in the document-level train/dev split, a
     shuffle seeded by ``(salt, seed, fold index)``."""
@@ -147,8 +161,9 @@ def bitext_folds(corpus: NtrexCorpus, k: int, seed: int, dev_fraction: float, sa
     return folds
 
 
-def save_results(folder: Path, results: Mapping[str, TaskResult], tag: str, compress: bool = True,
-                 inputs: bool = False) -> None:
+def save_results(
+    folder: Path, results: Mapping[str, TaskResult], tag: str, compress: bool = True, inputs: bool = False
+) -> None:
     """Per sub-task: its TREC run (:func:`optical_lab.data.trec.write_run`), the qrels it was scored
     against (ids and relevance only: small) and its per-query CSV; with ``inputs``, also its topics
     (query texts, when the task kept them). Runs and qrels are gzipped when ``compress``. Any TREC

@@ -21,6 +21,7 @@ that split is fixed by the dataset, so there is one fold whatever ``--folds`` sa
 would count the same student twice). :class:`SibTaskBase` is that data handling, shared with
 ``sib-topics`` (:mod:`.sib_topics`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,7 +67,9 @@ class SibTaskBase(TaskBase):
     def bitext(self, lang: str, splits: tuple[str, ...]) -> Bitext:
         """English <-> ``lang`` sentence pairs of ``splits``, paired by ``index_id`` (the doc ids)."""
         ids = self.ids(lang, splits)
-        return Bitext(self.texts("eng", ids), self.texts(lang, ids), normalize_lang(lang), list(ids), source="flores-200")
+        return Bitext(
+            self.texts("eng", ids), self.texts(lang, ids), normalize_lang(lang), list(ids), source="flores-200"
+        )
 
     def sib_folds(self, lang: str) -> list[TaskFold]:
         """One fold: train on FLORES train, select on FLORES dev, evaluate the test split."""
@@ -89,8 +92,15 @@ def xsim_errors(run: Run) -> dict[str, float]:
     return errors
 
 
-def evaluate_direction(name: str, ids: list[str], queries: list[str], documents: list[str], lang: str,
-                       query_encoder: Encoder, doc_encoder: Encoder) -> TaskResult:
+def evaluate_direction(
+    name: str,
+    ids: list[str],
+    queries: list[str],
+    documents: list[str],
+    lang: str,
+    query_encoder: Encoder,
+    doc_encoder: Encoder,
+) -> TaskResult:
     """Sentence retrieval of ``queries`` among ``documents`` (parallel by position, ids ``ids``)."""
     collection = Collection(name, lang, dict(zip(ids, queries)), dict(zip(ids, documents)), {i: {i: 1} for i in ids})
     result = evaluate_collection(name, collection, query_encoder, doc_encoder, SENTENCE_MEASURES, k=10, batch_size=128)
@@ -110,11 +120,14 @@ class FloresSentencesTask(SibTaskBase):
     reported: ClassVar[dict[str, list[str]]] = {EN_XX: ["acc@1", "MRR", "xsim"], XX_EN: ["acc@1", "MRR", "xsim"]}
     OPTIONS: ClassVar[dict[str, str]] = {
         "flores_split": "flores-sentences: 'all' (1,004 sentences; students train on NTREX bitext) or 'test' "
-                        "(204 sentences; students train on FLORES train, select on FLORES dev)"}
+        "(204 sentences; students train on FLORES train, select on FLORES dev)"
+    }
 
     def __post_init__(self) -> None:
         if self.flores_split not in SPLIT_CHOICES:
-            raise DataError(f"unknown --flores-split {self.flores_split!r}", fix="use --flores-split all or --flores-split test")
+            raise DataError(
+                f"unknown --flores-split {self.flores_split!r}", fix="use --flores-split all or --flores-split test"
+            )
 
     def eval_splits(self) -> tuple[str, ...]:
         return SIB_SPLITS if self.flores_split == "all" else ("test",)
@@ -130,11 +143,15 @@ class FloresSentencesTask(SibTaskBase):
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         ids = self.ids(lang, self.eval_splits())
-        return {f"flores eng ({'+'.join(self.eval_splits())})": self.texts("eng", ids),
-                f"flores {normalize_lang(lang)}": self.texts(lang, ids)}
+        return {
+            f"flores eng ({'+'.join(self.eval_splits())})": self.texts("eng", ids),
+            f"flores {normalize_lang(lang)}": self.texts(lang, ids),
+        }
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         ids = self.ids(lang, self.eval_splits())
         english, target = self.texts("eng", ids), self.texts(lang, ids)
-        return {EN_XX: evaluate_direction(EN_XX, ids, english, target, lang, teacher, student),
-                XX_EN: evaluate_direction(XX_EN, ids, target, english, lang, student, teacher)}
+        return {
+            EN_XX: evaluate_direction(EN_XX, ids, english, target, lang, teacher, student),
+            XX_EN: evaluate_direction(XX_EN, ids, target, english, lang, student, teacher),
+        }

@@ -8,6 +8,7 @@ explicitly (``--doc-field``, e.g. ``text``, ``body`` or ``title,text``) and chec
 dataset's document type: a dataset whose text lives under another name is refused, never scored on
 empty documents. The scored topics and qrels are written next to the runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,13 +38,15 @@ class IrdsTask(TrecTask):
     OPTIONS: ClassVar[dict[str, str]] = {
         "irds_id": "irds task: the ir_datasets id, e.g. wikiclir/sw",
         "doc_field": "irds task: the document field(s) holding the text, e.g. text, body or title,text (required)",
-        "query_field": "irds task: the query field(s) holding the text (default text)"}
+        "query_field": "irds task: the query field(s) holding the text (default text)",
+    }
 
     def collection(self, lang: str) -> Collection:
         lang = normalize_lang(lang)
         if not self.irds_id:
-            raise DataError("the irds task needs --irds-id",
-                            fix="e.g. --task irds --irds-id wikiclir/sw --doc-field text")
+            raise DataError(
+                "the irds task needs --irds-id", fix="e.g. --task irds --irds-id wikiclir/sw --doc-field text"
+            )
         if lang not in self._collections:
             self._collections[lang] = load_ir_datasets(self.irds_id, lang, self.doc_field, self.query_field)
         return self._collections[lang]

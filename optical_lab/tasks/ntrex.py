@@ -5,9 +5,11 @@ document is the target-language text of the same document without that first sen
 queries against 123 documents per language; :func:`optical_lab.data.collections.known_item_collection`).
 Queries are encoded by the teacher, documents by the student. By default the task also runs
 NTREX sentence retrieval on the same evaluation documents, so one cell gives both sub-tasks,
-``clir`` and ``sentence`` (``ntrex-clir`` is the same task with ``clir`` only); folds and corpus handling are the sentence task's
+``clir`` and ``sentence`` (``ntrex-clir`` is the same task with ``clir`` only); folds and corpus handling are
+the sentence task's
 (:class:`optical_lab.tasks.ntrex_sentence.NtrexSentenceTask`, which this class extends).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,13 +20,19 @@ from ..data.ntrex import NtrexCorpus
 from ..evaluation.metrics import CLIR_MEASURES
 from ..models.encoder import Encoder
 from .base import TaskFold, TaskResult, evaluate_collection
-from .ntrex_sentence import SUBTASK as SENTENCE, NtrexSentenceTask, evaluate_sentences
+from .ntrex_sentence import SUBTASK as SENTENCE
+from .ntrex_sentence import NtrexSentenceTask, evaluate_sentences
 
 SUBTASK = "clir"
 
 
-def evaluate_known_item(corpus: NtrexCorpus, query_encoder: Encoder, doc_encoder: Encoder,
-                        eval_docs: set[str] | None = None, progress: bool = False) -> TaskResult:
+def evaluate_known_item(
+    corpus: NtrexCorpus,
+    query_encoder: Encoder,
+    doc_encoder: Encoder,
+    eval_docs: set[str] | None = None,
+    progress: bool = False,
+) -> TaskResult:
     """Known-item CLIR restricted to the documents ``eval_docs`` (all when None)."""
     collection = known_item_collection(corpus)
     if eval_docs is not None:
@@ -32,9 +40,14 @@ def evaluate_known_item(corpus: NtrexCorpus, query_encoder: Encoder, doc_encoder
     return evaluate_collection(SUBTASK, collection, query_encoder, doc_encoder, CLIR_MEASURES, progress=progress)
 
 
-def evaluate_ntrex(corpus: NtrexCorpus, query_encoder: Encoder, doc_encoder: Encoder,
-                   eval_docs: set[str] | None = None, sentence_task: bool = True,
-                   progress: bool = False) -> dict[str, TaskResult]:
+def evaluate_ntrex(
+    corpus: NtrexCorpus,
+    query_encoder: Encoder,
+    doc_encoder: Encoder,
+    eval_docs: set[str] | None = None,
+    sentence_task: bool = True,
+    progress: bool = False,
+) -> dict[str, TaskResult]:
     """``clir`` (and ``sentence``) results of ``query_encoder`` x ``doc_encoder`` on ``eval_docs``."""
     results = {SUBTASK: evaluate_known_item(corpus, query_encoder, doc_encoder, eval_docs, progress)}
     if sentence_task:
@@ -53,8 +66,9 @@ class NtrexTask(NtrexSentenceTask):
     OPTIONS: ClassVar[dict[str, str]] = {}
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
-        return evaluate_ntrex(self.corpus(lang), teacher, student, eval_docs=fold.eval_key,
-                              sentence_task=self.sentence_task)
+        return evaluate_ntrex(
+            self.corpus(lang), teacher, student, eval_docs=fold.eval_key, sentence_task=self.sentence_task
+        )
 
 
 @dataclass

@@ -23,6 +23,7 @@ queries (Student t on the per-query ``f1``: the spread another 1,997 news senten
 Folds and the evaluated documents are those of ``ntrex-sentences`` (the zero-shot ``evaluate``
 scores every line, as MTEB does).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ def mining_result(name: str, ids: list[str], queries: np.ndarray, corpus: np.nda
     """Bitext-mining result of line-aligned ``queries`` x ``corpus`` embeddings (row i's gold is row i)."""
     predicted, cosine = nearest_neighbours(queries, corpus)
     gold = np.arange(len(ids))
-    per_query = pd.DataFrame({"acc@1": (predicted == gold).astype(float), "f1": query_f1(gold, predicted)},
-                             index=pd.Index(ids, name="qid"))
+    per_query = pd.DataFrame(
+        {"acc@1": (predicted == gold).astype(float), "f1": query_f1(gold, predicted)}, index=pd.Index(ids, name="qid")
+    )
     scores = mining_scores(gold, predicted)
     run = {q: {ids[j]: float(c)} for q, j, c in zip(ids, predicted, cosine)}
     extra = {"precision": scores["precision"], "recall": scores["recall"], "f1_ci95": mean_ci(per_query["f1"])[1]}

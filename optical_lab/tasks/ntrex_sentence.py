@@ -11,6 +11,7 @@ a fold's evaluation documents contribute no sentence to that fold's training or 
 comparison runner chooses the scheme (``fold_scheme``): ``held-out-dev`` for new comparisons (no
 fold's dev document is evaluated by any fold), ``per-fold-dev`` for the committed results.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,11 +28,24 @@ from .base import TaskBase, TaskFold, TaskResult, evaluate_collection
 SUBTASK = "sentence"
 
 
-def evaluate_sentences(corpus: NtrexCorpus, query_encoder: Encoder, doc_encoder: Encoder,
-                       eval_docs: set[str] | None = None, progress: bool = False) -> TaskResult:
+def evaluate_sentences(
+    corpus: NtrexCorpus,
+    query_encoder: Encoder,
+    doc_encoder: Encoder,
+    eval_docs: set[str] | None = None,
+    progress: bool = False,
+) -> TaskResult:
     """Sentence retrieval restricted to the sentences of ``eval_docs`` (all when None)."""
-    return evaluate_collection(SUBTASK, sentence_collection(corpus, eval_docs), query_encoder, doc_encoder,
-                               SENTENCE_MEASURES, k=10, batch_size=128, progress=progress)
+    return evaluate_collection(
+        SUBTASK,
+        sentence_collection(corpus, eval_docs),
+        query_encoder,
+        doc_encoder,
+        SENTENCE_MEASURES,
+        k=10,
+        batch_size=128,
+        progress=progress,
+    )
 
 
 @dataclass
@@ -52,16 +66,20 @@ class NtrexSentenceTask(TaskBase):
 
     def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]:
         corpus = self.corpus(lang)
-        return [TaskFold(fold.index, fold_bitext(corpus, fold.train), fold_bitext(corpus, fold.dev), set(fold.eval))
-                for fold in document_folds(corpus.doc_ids, k=k, seed=seed, scheme=self.fold_scheme)]
+        return [
+            TaskFold(fold.index, fold_bitext(corpus, fold.train), fold_bitext(corpus, fold.dev), set(fold.eval))
+            for fold in document_folds(corpus.doc_ids, k=k, seed=seed, scheme=self.fold_scheme)
+        ]
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         """The evaluated documents' sentences, both sides (the known-item queries and documents are
         made of them)."""
         corpus = self.corpus(lang)
         lines = [i for i, doc in enumerate(corpus.doc_ids) if fold.eval_key is None or doc in fold.eval_key]
-        return {f"ntrex eng ({len(lines)} sentences)": [corpus.english[i] for i in lines],
-                f"ntrex {corpus.lang}": [corpus.target[i] for i in lines]}
+        return {
+            f"ntrex eng ({len(lines)} sentences)": [corpus.english[i] for i in lines],
+            f"ntrex {corpus.lang}": [corpus.target[i] for i in lines],
+        }
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         return {SUBTASK: evaluate_sentences(self.corpus(lang), teacher, student, fold.eval_key)}

@@ -34,6 +34,7 @@ split** (document shuffles seeded by ``(seed, fold index)``); all evaluate on th
 (``eval_key`` = their ids). For ``eng`` the bitext is NTREX English-English (the identity), so the
 harness does not crash and the zero-shot English ceiling is measured with the same code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,8 +89,11 @@ def question_texts(dataset: QaldDataset, lang: str, translations: Translations =
             out.update({f"{q.id}#{k}": (q.id, t) for k, t in enumerate(texts, start=1)})
     if not out:
         counts = dataset.language_counts()
-        raise DataError(f"no QALD question has a {lang} translation", path=dataset.path,
-                        fix="use one of: " + ", ".join(f"{l} ({c['questions']})" for l, c in counts.items()))
+        raise DataError(
+            f"no QALD question has a {lang} translation",
+            path=dataset.path,
+            fix="use one of: " + ", ".join(f"{l} ({c['questions']})" for l, c in counts.items()),
+        )
     return out
 
 
@@ -106,10 +110,18 @@ def score_run(run: Run, dataset: QaldDataset, query_to_question: dict[str, str])
     for qid, question in query_to_question.items():
         predicted = gold[_top1(run[qid])] if run.get(qid) else None
         s = score_question(gold[question], predicted)
-        rows[qid] = {"F1": s.f1, "precision": s.precision, "recall": s.recall,
-                     "Hits@1": float(ir.loc[qid, "Hits@1"]), "MRR": float(ir.loc[qid, "MRR"]),
-                     "tp": s.tp, "fp": s.fp, "fn": s.fn,
-                     "qald_precision": s.qald_precision, "qald_recall": s.qald_recall}
+        rows[qid] = {
+            "F1": s.f1,
+            "precision": s.precision,
+            "recall": s.recall,
+            "Hits@1": float(ir.loc[qid, "Hits@1"]),
+            "MRR": float(ir.loc[qid, "MRR"]),
+            "tp": s.tp,
+            "fp": s.fp,
+            "fn": s.fn,
+            "qald_precision": s.qald_precision,
+            "qald_recall": s.qald_recall,
+        }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(PER_QUERY_COLUMNS))
     table.index.name = "qid"
     return table
@@ -133,10 +145,15 @@ def evaluate_qald(
     queries = question_texts(dataset, lang, translations)
     candidates = candidate_texts(dataset, keep_operators)
     qids, cids = list(queries), list(candidates)
-    q_emb = query_encoder.encode([queries[q][1] for q in qids], role="query", batch_size=batch_size,
-                                 progress=progress and f"QALD questions {lang}")
-    c_emb = doc_encoder.encode([candidates[c] for c in cids], role="passage", batch_size=batch_size,
-                               progress=progress and "QALD queries")
+    q_emb = query_encoder.encode(
+        [queries[q][1] for q in qids],
+        role="query",
+        batch_size=batch_size,
+        progress=progress and f"QALD questions {lang}",
+    )
+    c_emb = doc_encoder.encode(
+        [candidates[c] for c in cids], role="passage", batch_size=batch_size, progress=progress and "QALD queries"
+    )
     run = dense_search(q_emb, c_emb, qids, cids, k=len(cids))
     table = score_run(run, dataset, {qid: queries[qid][0] for qid in qids})
     return TaskResult("qald", run, table)
@@ -146,9 +163,16 @@ def qald_summary(result: TaskResult | pd.DataFrame) -> dict[str, float]:
     """Macro F1 (mean per-question F1), Macro F1 QALD, micro F1, Hits@1, MRR, n."""
     table = result.per_query if isinstance(result, TaskResult) else result
     agg = aggregate_scores(table.to_dict("records"))
-    return {"n": agg["n"], "macro_F1": agg["macro_F1"], "qald_macro_F1": agg["qald_macro_F1"],
-            "micro_F1": agg["micro_F1"], "macro_P": agg["macro_P"], "macro_R": agg["macro_R"],
-            "Hits@1": float(table["Hits@1"].mean()), "MRR": float(table["MRR"].mean())}
+    return {
+        "n": agg["n"],
+        "macro_F1": agg["macro_F1"],
+        "qald_macro_F1": agg["qald_macro_F1"],
+        "micro_F1": agg["micro_F1"],
+        "macro_P": agg["macro_P"],
+        "macro_R": agg["macro_R"],
+        "Hits@1": float(table["Hits@1"].mean()),
+        "MRR": float(table["MRR"].mean()),
+    }
 
 
 def chance_scores(dataset: QaldDataset, question_ids: list[str] | None = None) -> dict[str, float]:
@@ -185,16 +209,25 @@ class QaldTask(TaskBase):
         return bitext_folds(load_ntrex(lang), k, seed, self.dev_fraction, salt="qald", eval_key=eval_ids)
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
-        result = evaluate_qald(lang, student, teacher, dataset=self.dataset, translations=self.translations,
-                               keep_operators=self.keep_operators)
+        result = evaluate_qald(
+            lang,
+            student,
+            teacher,
+            dataset=self.dataset,
+            translations=self.translations,
+            keep_operators=self.keep_operators,
+        )
         return {"qald": result}
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         """The questions in ``lang`` and in English, and the verbalised SPARQL candidates."""
         questions = [t for _, t in question_texts(self.dataset, lang, self.translations).values()]
         english = [t for _, t in question_texts(self.dataset, "eng", self.translations).values()]
-        return {f"qald questions {normalize_lang(lang)}": questions, "qald questions eng": english,
-                "qald candidates": list(candidate_texts(self.dataset, self.keep_operators).values())}
+        return {
+            f"qald questions {normalize_lang(lang)}": questions,
+            "qald questions eng": english,
+            "qald candidates": list(candidate_texts(self.dataset, self.keep_operators).values()),
+        }
 
     def data_files(self, lang: str) -> list[Path]:
         english = ntrex_file("eng")

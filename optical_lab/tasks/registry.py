@@ -6,6 +6,7 @@ FLORES-200 sentence retrieval and SIB-200 topic classification. ``ntrex`` (``cli
 in one task) is what the committed comparisons ran; ``ntrex-sentence`` is the older spelling of
 ``ntrex-sentences`` (:data:`ALIASES`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,7 +48,9 @@ def task_name(name: str) -> str:
     """The registry name of ``name`` (an alias resolved), or a clear error."""
     name = ALIASES.get(name.strip(), name.strip())
     if name not in TASKS:
-        raise DataError(f"unknown task {name!r}", fix=f"use one of: {', '.join(TASKS)} (or 'suite' = {','.join(SUITE)})")
+        raise DataError(
+            f"unknown task {name!r}", fix=f"use one of: {', '.join(TASKS)} (or 'suite' = {','.join(SUITE)})"
+        )
     return name
 
 

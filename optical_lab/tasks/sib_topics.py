@@ -17,6 +17,7 @@ Students train on FLORES train and select on FLORES dev (one fold, :meth:`SibTas
 the test split is never trained on. The classifier depends on the teacher only, so it is fitted once
 per teacher and task object.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ def score_topics(classifier: Any, embeddings: np.ndarray, ids: list[str], gold: 
     predicted = classifier.predict(embeddings)
     probabilities = classifier.predict_proba(embeddings)
     per_item = pd.DataFrame({"acc": (predicted == np.asarray(gold)).astype(float)}, index=pd.Index(ids, name="qid"))
-    run = {i: {str(label): float(p) for label, p in zip(classifier.classes_, row)} for i, row in zip(ids, probabilities)}
+    run = {
+        i: {str(label): float(p) for label, p in zip(classifier.classes_, row)} for i, row in zip(ids, probabilities)
+    }
     macro = float(f1_score(gold, predicted, average="macro", labels=list(classifier.classes_), zero_division=0))
     return TaskResult(SUBTASK, run, per_item, None, {i: {g: 1} for i, g in zip(ids, gold)}, {"macro-F1": macro})
 
@@ -59,8 +62,9 @@ class SibTopicsTask(SibTaskBase):
     name: ClassVar[str] = "sib-topics"
     primary: ClassVar[str] = "acc"
     reported: ClassVar[dict[str, list[str]]] = {SUBTASK: ["acc"]}
-    _fitted: dict[int, tuple[Encoder, Any, dict[str, float]]] = field(default_factory=dict, init=False, repr=False,
-                                                                      compare=False)
+    _fitted: dict[int, tuple[Encoder, Any, dict[str, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def classifier(self, teacher: Encoder) -> tuple[Any, dict[str, float]]:
         """(classifier fitted on ``teacher``'s English train embeddings, its English test scores)."""
@@ -69,8 +73,9 @@ class SibTopicsTask(SibTaskBase):
             english = self.sib("eng")
             train, test = english.splits["train"], english.splits["test"]
             classifier = fit_topic_classifier(teacher.encode(train.texts, role="query").numpy(), train.categories)
-            ceiling = score_topics(classifier, teacher.encode(test.texts, role="query").numpy(), test.index_ids,
-                                   test.categories).summary
+            ceiling = score_topics(
+                classifier, teacher.encode(test.texts, role="query").numpy(), test.index_ids, test.categories
+            ).summary
             self._fitted[key] = (teacher, classifier, {"eng_acc": ceiling["acc"], "eng_macro-F1": ceiling["macro-F1"]})
         _, classifier, ceiling = self._fitted[key]
         return classifier, ceiling
@@ -82,13 +87,16 @@ class SibTopicsTask(SibTaskBase):
         return TaskFold(index, None, None, ("test",))
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
-        return {"sib test eng": self.sib("eng").splits["test"].texts,
-                f"sib test {normalize_lang(lang)}": self.sib(lang).splits["test"].texts}
+        return {
+            "sib test eng": self.sib("eng").splits["test"].texts,
+            f"sib test {normalize_lang(lang)}": self.sib(lang).splits["test"].texts,
+        }
 
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         classifier, ceiling = self.classifier(teacher)
         test = self.sib(lang).splits["test"]
-        result = score_topics(classifier, student.encode(test.texts, role="query").numpy(), test.index_ids,
-                              test.categories)
+        result = score_topics(
+            classifier, student.encode(test.texts, role="query").numpy(), test.index_ids, test.categories
+        )
         result.extra.update(ceiling)
         return {SUBTASK: result}

@@ -18,6 +18,7 @@ being tested for influenza and COVID-19.", can only tie).
 never train on TICO-19: they train on NTREX bitext (folds that differ in their document-level
 train/dev split, as for FLORES ``all``) or on MAFAND-MT / a user's bitext (``compare --bitext``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,5 +70,7 @@ class TicoSentencesTask(TaskBase):
     def evaluate(self, lang: str, fold: TaskFold, teacher: Encoder, student: Encoder) -> dict[str, TaskResult]:
         corpus = self.corpus(lang)
         ids, english, target = corpus.tuids, corpus.english, corpus.target
-        return {EN_XX: evaluate_direction(EN_XX, ids, english, target, lang, teacher, student),
-                XX_EN: evaluate_direction(XX_EN, ids, target, english, lang, student, teacher)}
+        return {
+            EN_XX: evaluate_direction(EN_XX, ids, english, target, lang, teacher, student),
+            XX_EN: evaluate_direction(XX_EN, ids, target, english, lang, student, teacher),
+        }

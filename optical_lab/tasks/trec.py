@@ -9,6 +9,7 @@ folds differ only in their document-level train/dev split (as for QALD). One col
 language: the task refuses a second language (``--langs all`` would report it under every label),
 and a file the user named but that is missing is an error, not a skipped language.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,28 +41,38 @@ class TrecTask(TaskBase):
     SAVE_INPUTS: ClassVar[bool] = True
     primary: ClassVar[str] = "MRR@10"
     reported: ClassVar[dict[str, list[str]]] = {SUBTASK: ["MRR@10", "nDCG@10", "MAP"]}
-    OPTIONS: ClassVar[dict[str, str]] = {"topics": "trec task: topics file (qid<TAB>English query text)",
-                                         "qrels": "trec task: qrels file (qid 0 docid relevance)",
-                                         "docs": "trec task: documents (docid<TAB>text TSV, or JSONL with doc_id and text)",
-                                         "missing_docs": "trec task: qrels judging documents absent from --docs: "
-                                                         "'error' (default) or 'warn' (dropped, counted)"}
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "topics": "trec task: topics file (qid<TAB>English query text)",
+        "qrels": "trec task: qrels file (qid 0 docid relevance)",
+        "docs": "trec task: documents (docid<TAB>text TSV, or JSONL with doc_id and text)",
+        "missing_docs": "trec task: qrels judging documents absent from --docs: "
+        "'error' (default) or 'warn' (dropped, counted)",
+    }
     _collections: dict[str, Collection] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def collection(self, lang: str) -> Collection:
         lang = normalize_lang(lang)
         missing = [name for name in ("topics", "qrels", "docs") if not getattr(self, name)]
         if missing:
-            raise DataError(f"the trec task needs {', '.join('--' + m for m in missing)}",
-                            fix="e.g. --task trec --topics topics.tsv --qrels qrels.txt --docs docs.jsonl --langs swa")
+            raise DataError(
+                f"the trec task needs {', '.join('--' + m for m in missing)}",
+                fix="e.g. --task trec --topics topics.tsv --qrels qrels.txt --docs docs.jsonl --langs swa",
+            )
         if self.missing_docs not in ("error", "warn"):
-            raise DataError(f"--missing-docs {self.missing_docs!r}", fix="use --missing-docs error or --missing-docs warn")
+            raise DataError(
+                f"--missing-docs {self.missing_docs!r}", fix="use --missing-docs error or --missing-docs warn"
+            )
         other = next((known for known in self._collections if known != lang), None)
         if other is not None:
-            raise DataError(f"the trec collection {self.docs} is in one language: it was evaluated as {other}, now "
-                            f"asked for {lang}", fix=f"give --langs one language (e.g. --langs {other})")
+            raise DataError(
+                f"the trec collection {self.docs} is in one language: it was evaluated as {other}, now "
+                f"asked for {lang}",
+                fix=f"give --langs one language (e.g. --langs {other})",
+            )
         if lang not in self._collections:
-            self._collections[lang] = load_trec_collection(self.topics, self.qrels, self.docs, lang,
-                                                           missing_docs=self.missing_docs)
+            self._collections[lang] = load_trec_collection(
+                self.topics, self.qrels, self.docs, lang, missing_docs=self.missing_docs
+            )
         return self._collections[lang]
 
     def unavailable(self, lang: str) -> str | None:
@@ -81,10 +92,15 @@ class TrecTask(TaskBase):
 
     def eval_texts(self, lang: str, fold: TaskFold) -> dict[str, list[str]]:
         collection = self.collection(lang)
-        return {f"trec topics ({collection.name})": list(collection.queries.values()),
-                f"trec documents ({collection.name})": list(collection.documents.values())}
+        return {
+            f"trec topics ({collection.name})": list(collection.queries.values()),
+            f"trec documents ({collection.name})": list(collection.documents.values()),
+        }
 
     def data_files(self, lang: str) -> list[Path]:
         english = ntrex_file("eng")
         return [Path(p) for p in (self.topics, self.qrels, self.docs) if p] + [
-            english, ntrex_file(normalize_lang(lang)), english.parent / "DOCUMENT_IDS.tsv"]
+            english,
+            ntrex_file(normalize_lang(lang)),
+            english.parent / "DOCUMENT_IDS.tsv",
+        ]

@@ -1,0 +1,153 @@
+"""Compacting a results folder changes no number: every reader reads both layouts to the same bytes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optical_lab.data.errors import DataError
+from optical_lab.experiments.compact import compact_cell, compact_folder, logical_manifest
+from optical_lab.experiments.records import FolderLock
+from optical_lab.experiments.students import read_train_log
+from optical_lab.experiments.summary import load_per_query, summarize_folder
+from optical_lab.io import (
+    decode_columns,
+    encode_columns,
+    encode_columns_checked,
+    read_bytes,
+    read_jsonl,
+    stored_exists,
+    stored_glob,
+)
+from optical_lab.reports.v2 import diagnostics
+
+LANGS, METHODS, SEEDS = ("hau", "swa"), ("zero-shot", "code-switch", "optical"), (0, 1)
+
+
+def _log(rng: np.random.Generator, steps: int = 40) -> str:
+    """A training log as the trainer writes it (json.dumps per record): dev and train records, float32 losses."""
+    rows = [{"step": 0, "event": "dev", "dev_mrr": float(np.float32(rng.uniform())), "best": True}]
+    for step in range(1, steps + 1):
+        rows.append(
+            {
+                "step": step,
+                "event": "train",
+                "loss": float(np.float32(rng.uniform())),
+                "token_cos": float(np.float32(rng.uniform())),
+                "plan_entropy": float(rng.uniform()),
+                "marginal_error": float(np.float32(rng.uniform() * 1e-4)),
+                "lr": step * 1e-5 / 3,
+                "ot_not_converged": int(rng.integers(0, 4)),
+                "seconds": round(float(rng.uniform()), 4),
+            }
+        )
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _write_results(root) -> None:
+    rng = np.random.default_rng(0)
+    for lang in LANGS:
+        dictionary = "".join(f"w{i}\tx{i}\n" for i in range(int(rng.integers(300, 400))))  # one per language
+        for method in METHODS:
+            for seed in SEEDS:
+                cell = root / "runs" / lang / method / f"fold0-seed{seed}"
+                cell.mkdir(parents=True)
+                pd.DataFrame({"qid": [f"d{i}" for i in range(60)], "MRR@10": rng.uniform(size=60)}).to_csv(
+                    cell / "clir.per_query.csv", float_format="%.6g", index=False
+                )
+                pd.DataFrame({"qid": [f"s{i}" for i in range(90)], "acc@1": rng.integers(0, 2, 90)}).to_csv(
+                    cell / "sentence.per_query.csv", index=False
+                )
+                (cell / "config.json").write_text(json.dumps({"cell": {"lang": lang, "seed": seed}}, indent=2))
+                if method != "zero-shot":
+                    (cell / "train_log.jsonl").write_text(_log(rng))
+                if method == "code-switch":
+                    (cell / "dictionary.tsv").write_text(dictionary)
+                (cell / "done.json").write_text(json.dumps({"lang": lang, "method": method, "fold": 0, "seed": seed}))
+    (root / "compare.log").write_text("step 1\n" * 50)
+
+
+def _reports(root, out) -> dict[str, str]:
+    """What the readers make of a folder: the per-query table, the summary tables, the OT diagnostics, a log."""
+    out.mkdir()
+    load_per_query(root / "runs").to_csv(out / "per_query.csv", index=False)
+    summarize_folder(root).write(out)
+    diagnostics(root).to_csv(out / "diagnostics.csv", index=False)
+    read_train_log(root / "runs/hau/optical/fold0-seed1").to_csv(out / "log.csv", index=False)
+    return {p.name: p.read_text() for p in sorted(out.iterdir())}
+
+
+def test_compaction_changes_no_number_and_is_idempotent(tmp_path):
+    root = tmp_path / "results"
+    _write_results(root)
+    plain_bytes = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    manifest, before = logical_manifest(root), _reports(root, tmp_path / "before")
+    done = compact_folder(root)
+    assert logical_manifest(root) == manifest  # every logical file reads back as the very same bytes
+    assert _reports(root, tmp_path / "after") == before  # so every table computed from them is identical
+    assert done.files == {"cols.xz": 8, "xz": 36 + 1, "blob references": 4}
+    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) < plain_bytes / 2
+    # stored forms replace the plain files; what marks a cell finished stays plain
+    cell = root / "runs/hau/code-switch/fold0-seed0"
+    assert sorted(p.name for p in cell.iterdir()) == [
+        "clir.per_query.csv.xz",
+        "config.json.xz",
+        "dictionary.tsv.ref",
+        "done.json",
+        "sentence.per_query.csv.xz",
+        "train_log.jsonl.cols.xz",
+    ]
+    assert len(list((root / "blobs").iterdir())) == len(LANGS)  # one dictionary per language, not per seed
+    assert stored_glob(cell, "*.per_query.csv") == [cell / "clir.per_query.csv", cell / "sentence.per_query.csv"]
+    tree = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert compact_folder(root).files == {}  # idempotent: a second pass finds nothing and rewrites nothing
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == tree
+
+
+def test_a_new_cell_compacts_beside_the_shared_blobs(tmp_path):
+    root = tmp_path / "results"
+    _write_results(root)
+    compact_folder(root)
+    cell = root / "runs/hau/code-switch/fold0-seed9"  # a cell the runner finishes later: same dictionary
+    cell.mkdir()
+    (cell / "dictionary.tsv").write_bytes(read_bytes(root / "runs/hau/code-switch/fold0-seed0/dictionary.tsv"))
+    (cell / "done.json").write_text("{}")
+    assert compact_cell(cell, root / "blobs").files == {"blob references": 1}
+    assert len(list((root / "blobs").iterdir())) == len(LANGS)
+
+
+def test_a_folder_being_written_is_refused_and_an_unfinished_cell_left_alone(tmp_path):
+    root = tmp_path / "results"
+    _write_results(root)
+    training = root / "runs/swa/optical/fold0-seed0"
+    (training / "done.json").unlink()  # still training: the trainer appends to its plain log
+    with FolderLock(root / "runs/hau/optical/fold0-seed1"):
+        with pytest.raises(DataError, match="being written"):
+            compact_folder(root)
+    assert (root / "compare.log").is_file()  # nothing was touched
+    compact_folder(root)
+    assert (training / "train_log.jsonl").is_file() and (training / "clir.per_query.csv").is_file()
+
+
+def test_columns_codec_is_lossless_or_declines():
+    rng = np.random.default_rng(1)
+    text = _log(rng).encode()
+    encoded = encode_columns(text)
+    assert decode_columns(encoded) == text
+    assert encode_columns_checked(text) == encoded
+    # not written by json.dumps' defaults (compact separators): decoding would change bytes, so it declines
+    compact = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in map(json.loads, text.decode().splitlines()))
+    assert encode_columns_checked(compact.encode()) is None
+    assert encode_columns_checked(b"not json\n") is None
+
+
+def test_the_reader_names_what_is_missing(tmp_path):
+    (tmp_path / "x.tsv.ref").write_text(json.dumps({"sha256": "ab" * 32, "bytes": 1}))
+    with pytest.raises(FileNotFoundError, match="blobs"):
+        read_bytes(tmp_path / "x.tsv")
+    with pytest.raises(FileNotFoundError, match="y.csv"):
+        read_jsonl(tmp_path / "y.csv")
+    assert not stored_exists(tmp_path / "y.csv")
