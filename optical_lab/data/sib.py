@@ -135,17 +135,21 @@ def _folder_code(lang: str, root: Path | None) -> tuple[str, str]:
     return canonical, entry.datasets["sib-200"]
 
 
-def _labels_of(code: str, root: Path | None) -> list[str]:
+def labels_file(code: str, root: Path | None = None) -> Path:
     """A folder's ``labels.txt``; upstream ships none for some languages (bem, luo, twi): those use English's."""
     path = sib_root(root) / code / "labels.txt"
-    if path.is_file() or code == SIB_ENGLISH:
-        return read_labels(path)
-    return read_labels(sib_root(root) / SIB_ENGLISH / "labels.txt")
+    return path if path.is_file() or code == SIB_ENGLISH else sib_root(root) / SIB_ENGLISH / "labels.txt"
+
+
+def sib_files(code: str, root: Path | None = None) -> list[Path]:
+    """The files :func:`load_sib` reads for the folder ``code``: its topic labels and its split TSVs."""
+    folder = sib_root(root) / code
+    return [labels_file(code, root), *(folder / f"{split}.tsv" for split in SIB_SPLITS)]
 
 
 def _load_one(code: str, canonical: str, root: Path | None) -> SibLanguage:
     folder = sib_root(root) / code
-    labels = _labels_of(code, root)
+    labels = read_labels(labels_file(code, root))
     splits = {split: read_sib_split(folder / f"{split}.tsv", labels) for split in SIB_SPLITS}
     seen: dict[str, str] = {}
     for split in SIB_SPLITS:

@@ -33,7 +33,7 @@ from ..data.collections import Collection
 from ..data.errors import DataError
 from ..data.languages import canonical_code, dataset_code, normalize_lang
 from ..data.ntrex import load_ntrex
-from ..data.sib import SIB_ENGLISH, SIB_SPLITS, SibLanguage, load_sib, sib_root
+from ..data.sib import SIB_ENGLISH, SIB_SPLITS, SibLanguage, load_sib, sib_files
 from ..data.trec import Run
 from ..evaluation.metrics import SENTENCE_MEASURES
 from ..models.encoder import Encoder
@@ -76,11 +76,8 @@ class SibTaskBase(TaskBase):
         return [TaskFold(0, self.bitext(lang, ("train",)), self.bitext(lang, ("dev",)), ("test",))]
 
     def data_files(self, lang: str) -> list[Path]:
-        files = []
-        for code in dict.fromkeys([SIB_ENGLISH, dataset_code(lang, "sib-200") or canonical_code(lang)]):
-            folder = sib_root() / code
-            files += [folder / "labels.txt", *(folder / f"{split}.tsv" for split in SIB_SPLITS)]
-        return files
+        codes = dict.fromkeys([SIB_ENGLISH, dataset_code(lang, "sib-200") or canonical_code(lang)])
+        return list(dict.fromkeys(path for code in codes for path in sib_files(code)))
 
 
 def xsim_errors(run: Run) -> dict[str, float]:

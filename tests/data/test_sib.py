@@ -61,6 +61,19 @@ def test_a_user_language_in_the_same_layout(sib_dir):
     assert language.code == "qaa_Latn" and language.splits["dev"].texts[0] == "sentence 702 in qaa"
 
 
+def test_a_language_without_labels_uses_englishs_and_its_tasks_run(sib_dir):
+    """Upstream ships no labels.txt for bem, luo, twi: the loader used English's, but the SIB/FLORES tasks
+    asked for the missing file and called the language unavailable (the zero-shot suite skipped all three)."""
+    from optical_lab.tasks.registry import get_task
+
+    (_write_language(sib_dir, "qaa_Latn", _rows("qaa")) / "labels.txt").unlink()
+    assert load_sib("qaa").labels == TOPICS
+    for name in ("flores-sentences", "sib-topics"):
+        task = get_task(name)
+        assert task.unavailable("qaa") is None, name
+        assert sib_dir / "sib-200" / "data" / "annotated" / "eng_Latn" / "labels.txt" in task.data_files("qaa")
+
+
 @pytest.mark.parametrize(
     "mutate,message",
     [
