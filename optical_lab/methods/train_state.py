@@ -1,8 +1,9 @@
-"""What a training run carries from step to step and what it returns.
+"""What a training run carries from step to step, what it returns, and when it must stop (divergence).
 
 :class:`_State` is the trainer's state between steps (step, the best dev score and its weights, the dev
 history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :class:`TrainResult` is what
-:meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``.
+:meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``;
+:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models.encoder import Encoder
+from .config import TrainConfig
 
 
 @dataclass
@@ -58,3 +60,20 @@ class _State:
             self.best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
             return True
         return False
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+
+
+def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
+    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
+    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    same on every process (the loss and the norm are the global batch's)."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    raise TrainingDiverged(
+        f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
+        f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
+        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
+    )

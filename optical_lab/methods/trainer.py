@@ -77,7 +77,7 @@ from .config import TrainConfig
 from .optimizer import make_optimizer, make_trainable
 from .registry import build_objective
 from .teacher import FrozenTeacher, truncation
-from .train_state import TrainResult, _State
+from .train_state import TrainResult, _State, check_finite
 
 LOG_NAME = "train_log.jsonl"
 SUMMARY_NAME = "train_summary.json"
@@ -182,23 +182,6 @@ def train_step(
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach()), grad_norm
-
-
-class TrainingDiverged(FloatingPointError):
-    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
-
-
-def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
-    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
-    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
-    same on every process (the loss and the norm are the global batch's)."""
-    if math.isfinite(loss) and math.isfinite(grad_norm):
-        return
-    raise TrainingDiverged(
-        f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
-        f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
-        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
-    )
 
 
 class Trainer:
