@@ -35,9 +35,10 @@ from optical_lab.data.mafand import load_mafand
 from optical_lab.experiments.records import environment
 from optical_lab.experiments.sweep import Sweep
 from optical_lab.io import write_json
+from optical_lab.methods.accelerator import make_accelerator
 from optical_lab.methods.config import preset
 from optical_lab.methods.runtime import set_threads
-from optical_lab.methods.trainer import make_accelerator, retrieval_mrr
+from optical_lab.methods.trainer import retrieval_mrr
 from optical_lab.models.encoder import Encoder
 
 

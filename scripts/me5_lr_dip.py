@@ -35,18 +35,13 @@ from accelerate.utils import set_seed
 from optical_lab.data.mafand import load_mafand
 from optical_lab.io import write_json
 from optical_lab.methods import build_objective
+from optical_lab.methods.accelerator import make_accelerator
+from optical_lab.methods.batches import batch_indices
 from optical_lab.methods.config import preset
+from optical_lab.methods.optimizer import make_optimizer, make_trainable
 from optical_lab.methods.runtime import cpu_description, set_threads
 from optical_lab.methods.teacher import FrozenTeacher
-from optical_lab.methods.trainer import (
-    StepModule,
-    batch_indices,
-    make_accelerator,
-    make_optimizer,
-    make_trainable,
-    retrieval_mrr,
-    train_step,
-)
+from optical_lab.methods.trainer import StepModule, retrieval_mrr, train_step
 from optical_lab.models.encoder import Encoder
 
 

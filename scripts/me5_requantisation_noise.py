@@ -32,32 +32,32 @@ from optical_lab.evaluation.bitext_mining import mining_scores, nearest_neighbou
 from optical_lab.experiments.calibration import MAX_LENGTH, NOISE  # noqa: E402
 from optical_lab.experiments.records import environment  # noqa: E402
 from optical_lab.io import write_json  # noqa: E402
-from optical_lab.models import me5  # noqa: E402
+from optical_lab.models import me5_packed  # noqa: E402
 from optical_lab.models.encoder import Encoder  # noqa: E402
 
 OUT = NOISE
 
 
-def block_scales(packed: me5.PackedModel, name: str) -> np.ndarray:
+def block_scales(packed: me5_packed.PackedModel, name: str) -> np.ndarray:
     """The fp16 scale of every 32-weight block of a Q4_0 tensor, as float32."""
     entry = packed.tensors[name]
     raw = np.frombuffer(packed.data, dtype=np.uint8, count=entry.nbytes, offset=entry.offset)
-    return raw.reshape(-1, me5.Q4_BLOCK_BYTES)[:, :2].copy().view("<f2").astype(np.float32)[:, 0]
+    return raw.reshape(-1, me5_packed.Q4_BLOCK_BYTES)[:, :2].copy().view("<f2").astype(np.float32)[:, 0]
 
 
 @torch.no_grad()
-def perturb(encoder: Encoder, packed: me5.PackedModel, seed: int) -> dict[str, float]:
+def perturb(encoder: Encoder, packed: me5_packed.PackedModel, seed: int) -> dict[str, float]:
     """Add U(-d/2, d/2) to every Q4_0 weight in place; returns ‖e'‖ / ‖W‖ over those weights and
     the share of weights that were on their block's grid (w / d an integer: a check of the mapping)."""
-    keys = me5.bert_key_map(packed.hyper.layers)
+    keys = me5_packed.bert_key_map(packed.hyper.layers)
     state = dict(encoder.model.named_parameters())
     generator = torch.Generator().manual_seed(seed)
     noise_sq = weight_sq = on_grid = total = 0.0
     for name, entry in packed.tensors.items():
-        if entry.dtype != me5.DTYPE_Q4_0:
+        if entry.dtype != me5_packed.DTYPE_Q4_0:
             continue
         weight = state[keys[name]]
-        scale = torch.from_numpy(block_scales(packed, name)).repeat_interleave(me5.Q4_BLOCK).view_as(weight)
+        scale = torch.from_numpy(block_scales(packed, name)).repeat_interleave(me5_packed.Q4_BLOCK).view_as(weight)
         ratio = weight / torch.where(scale == 0, torch.ones_like(scale), scale)
         on_grid += float((ratio - ratio.round()).abs().lt(1e-3).sum())
         total += weight.numel()
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    packed = me5.read_packed_model()
+    packed = me5_packed.read_packed_model()
     record = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}
     for seed in (int(s) for s in args.seeds.split(",")):
         start = time.perf_counter()

@@ -128,3 +128,25 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
         > layer_of("optical_lab.experiments.runner")
         > layer_of("optical_lab.tasks.base")
     )
+
+
+MAX_MODULE_LINES = 500  # issue #30: a module a newcomer reads once
+
+
+def long_modules(limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Every module under ``optical_lab/`` longer than ``limit`` lines, as ``path (lines)``, longest first."""
+    sizes = {
+        p.relative_to(ROOT.parent).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+        for p in ROOT.rglob("*.py")
+    }
+    return [f"{path} ({n})" for path, n in sorted(sizes.items(), key=lambda kv: -kv[1]) if n > limit]
+
+
+def test_no_module_is_longer_than_500_lines():
+    assert long_modules() == [], "split these along their seams (docs/architecture.md): " + ", ".join(long_modules())
+
+
+def test_the_length_check_lists_every_offender():
+    # it can fail, and it names each module with its length, not only the first one
+    offenders = long_modules(limit=1)
+    assert len(offenders) > 1 and "optical_lab/ot/sinkhorn.py (" in " ".join(offenders)

@@ -7,7 +7,8 @@ runs it. See :mod:`optical_lab.methods.registry` for the list of methods.
 from .config import PRESETS, TrainConfig, preset
 from .registry import AUGMENTATIONS, METHODS, build_objective, parse_methods
 from .teacher import FrozenTeacher
-from .trainer import Trainer, TrainResult
+from .train_state import TrainResult
+from .trainer import Trainer
 
 __all__ = [
     "PRESETS",

@@ -33,125 +33,54 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   the final state with ``keep_checkpoint``. Not every N steps: a default cell trains for about a
   minute, and a 270 MB checkpoint every 8 steps made ``make demo`` write ~7 GB for 2 MB of results.
   ``checkpoint_seconds=0`` writes one every ``checkpoint_every`` steps instead (tests);
-  ``checkpoint_every=0`` disables them. A checkpoint holds only what a resume needs, as tensors and
-  plain data (student, optimizer, scheduler, every RNG state, step, best-so-far state unless it is
-  the student itself, dev history), written atomically (temporary file + rename) and read with
-  ``torch.load(weights_only=True)``: a crafted ``checkpoint.pt`` in a shared results folder cannot
-  run code, it is refused with a :class:`DataError`. A resumed run finishes with the same step
-  count and bit-identical weights as an uninterrupted run (CPU; the batch of step ``s`` is a pure
-  function of ``(seed, s)``, so no sampler state is needed).
+  ``checkpoint_every=0`` disables them. What a checkpoint holds and how it is written and read safely:
+  :mod:`optical_lab.methods.checkpoint`. A resumed run finishes with the same step count and
+  bit-identical weights as an uninterrupted run (CPU; the batch of step ``s`` is a pure function of
+  ``(seed, s)``, :mod:`optical_lab.methods.batches`, so no sampler state is needed).
 * **Batches** are reshuffled every epoch and, by default, grouped by length (less padding).
+* **Modules**: the accelerator (:mod:`~optical_lab.methods.accelerator`), batches
+  (:mod:`~optical_lab.methods.batches`), trainable weights and the optimizer (:mod:`~optical_lab.methods.optimizer`),
+  checkpoints (:mod:`~optical_lab.methods.checkpoint`) and the run's state (:mod:`~optical_lab.methods.train_state`)
+  live beside this one; here are the step, the loop, its dev evaluation and :func:`train_student`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import pickle
-import random
-import signal
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from ..data.bitext import Bitext
-from ..data.errors import DataError
 from ..io import atomic_write, write_json
 from ..models.encoder import Encoder, as_role
 from ..retrieval.dense import similarity
+from .accelerator import make_accelerator
 from .base import Objective
+from .batches import batch_indices
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    _Interrupt,
+    atomic_torch_save,  # noqa: F401  (experiments/students.py imports it from here)
+    checkpoint_due,
+    complete_log_lines,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainConfig
+from .optimizer import make_optimizer, make_trainable
 from .registry import build_objective
-from .runtime import resolve_mixed_precision
 from .teacher import FrozenTeacher, truncation
+from .train_state import TrainResult, _State, check_finite
 
 LOG_NAME = "train_log.jsonl"
-CHECKPOINT_NAME = "checkpoint.pt"
 SUMMARY_NAME = "train_summary.json"
-
-
-def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
-    """An Accelerator for ``mixed_precision`` ("auto" resolved for this machine).
-
-    accelerate keeps one process-wide state; a single process that trains with different
-    precisions one after another (tests, notebooks) gets it reset instead of an error.
-    """
-    check_launch()
-    precision = resolve_mixed_precision(mixed_precision)
-    cpu = not torch.cuda.is_available()
-    # DDP must not expect a gradient for every parameter: the backbone's pooler (unused by mean
-    # pooling) never gets one
-    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    try:
-        return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
-    except ValueError:
-        if AcceleratorState().num_processes > 1:
-            raise
-        AcceleratorState._reset_state(True)
-        return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers)
-
-
-def check_launch() -> None:
-    """Refuse ``accelerate launch --cpu --num_processes N`` (N > 1): accelerate then starts a single
-    process (several CPU processes only through ``mpirun``), so the run would silently not be
-    data-parallel. Recognised by what that launcher sets: a rendezvous address but no world size."""
-    env = os.environ
-    mpi = any(k in env for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"))
-    if (
-        env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1")
-        and "MASTER_ADDR" in env
-        and "WORLD_SIZE" not in env
-        and not mpi
-    ):
-        raise DataError(
-            "`accelerate launch --cpu --num_processes N` starts one process, not N: "
-            "this run would not be data-parallel",
-            fix="use `accelerate launch --multi_gpu --num_processes N -m optical_lab.cli ...` (CPU too) "
-            "or `torchrun --nproc_per_node N -m optical_lab.cli ...`; or drop --num_processes",
-        )
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_batches(
-    n: int, batch_size: int, seed: int, epoch: int, lengths: tuple[int, ...] | None
-) -> tuple[tuple[int, ...], ...]:
-    """The batches of one epoch: a seeded shuffle, optionally grouped by length.
-
-    With ``lengths``, the shuffled pairs are cut into pools of 8 batches, each pool is sorted by
-    length and cut into batches, and the batches are shuffled again: batches hold sentences of
-    similar length, so little compute goes to padding (about a third of a step otherwise).
-    """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    if lengths is None:
-        return tuple(tuple(order[i : i + batch_size]) for i in range(0, n, batch_size))
-    pool = 8 * batch_size
-    batches = []
-    for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
-        batches.extend(tuple(chunk[i : i + batch_size]) for i in range(0, len(chunk), batch_size))
-    shuffle = torch.randperm(len(batches), generator=generator).tolist()
-    return tuple(batches[i] for i in shuffle)
-
-
-def batch_indices(step: int, n: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None) -> list[int]:
-    """Pair indices of batch ``step`` (1-based): a pure function of its arguments, so a resumed run
-    draws exactly the batches an uninterrupted one would, without any sampler state."""
-    per_epoch = math.ceil(n / batch_size)
-    epoch, j = divmod(step - 1, per_epoch)
-    return list(_epoch_batches(n, batch_size, seed, epoch, tuple(lengths) if lengths is not None else None)[j])
 
 
 @torch.no_grad()
@@ -173,24 +102,6 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
     rank = torch.where(torch.isfinite(gold[:, 0]), rank, float(scores.shape[1]))
     return float((1.0 / rank).mean())
-
-
-def make_trainable(student: Encoder, config: TrainConfig) -> Encoder:
-    """Every weight of the student trains, except the word-embedding table with
-    ``config.freeze_word_embeddings`` (no gradient is computed for it; the optimizer never sees it)."""
-    student.requires_grad_(True)
-    if config.freeze_word_embeddings:
-        student.model.get_input_embeddings().requires_grad_(False)
-    return student
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and LayerNorm weights (the usual BERT fine-tuning recipe)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 # logged terms named ``*not_converged`` count problems in the batch (summed over processes under
@@ -273,222 +184,6 @@ def train_step(
     return float(loss.detach()), grad_norm
 
 
-class TrainingDiverged(FloatingPointError):
-    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
-
-
-def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
-    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
-    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
-    same on every process (the loss and the norm are the global batch's)."""
-    if math.isfinite(loss) and math.isfinite(grad_norm):
-        return
-    raise TrainingDiverged(
-        f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
-        f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
-        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
-    )
-
-
-def make_optimizer(student: Encoder, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW (fused kernel where torch has one for the device) with the linear warm-up/decay schedule.
-
-    The fused kernel updates all parameters in one pass: measured on 2 CPU cores, 14 ms instead of
-    83 ms per MiniLM step (the 30k x 384 word-embedding matrix is half the model and is updated
-    every step), which was the whole gap to sentence-transformers' trainer (benchmarks/
-    bench_train_step.py). It is element-wise, so 1 and 2 threads give bit-identical weights; it
-    differs from the unfused AdamW by float32 rounding (~3e-8 after 3 steps).
-    """
-    groups = parameter_groups(student, config.weight_decay)
-    try:
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
-    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, max(1, config.steps))
-    return optimizer, scheduler
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every RNG state as tensors and plain data (what ``torch.load(weights_only=True)`` accepts)."""
-    version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(mt), gauss],
-        "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-CHECKPOINT_KEYS = (
-    "step",
-    "fingerprint",
-    "student",
-    "optimizer",
-    "scheduler",
-    "rng",
-    "best_step",
-    "best_score",
-    "best_state",
-    "history",
-    "bad_evals",
-    "stopped",
-)
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint, read safely: tensors and plain data only (``weights_only=True``).
-
-    Results folders are shared between people, so a ``checkpoint.pt`` found there is untrusted
-    input: a pickle that would import or call anything is refused before any of it runs.
-    ``best_state`` is restored to the student's weights when the checkpoint says they are the same.
-    """
-    fix = (
-        "delete it (it only lets a killed run resume; the cell then trains from step 0), "
-        "or train into another --out folder"
-    )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise DataError(
-            "refusing to load this checkpoint: it holds more than tensors and plain data, and "
-            f"unpickling it could run code ({str(exc).splitlines()[0][:160]})",
-            path=path,
-            fix=fix,
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise DataError(f"unreadable checkpoint ({exc})", path=path, fix=fix) from None
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise DataError(f"not a training checkpoint of this trainer (missing {', '.join(missing)})", path=path, fix=fix)
-    if ckpt.get("best_is_student"):
-        ckpt["best_state"] = {k: v.clone() for k, v in ckpt["student"].items()}
-    return ckpt
-
-
-class _Interrupt:
-    """Catch SIGINT/SIGTERM during training so that the step in flight finishes and a checkpoint is
-    written; then the signal is delivered again with the handler that was there before (Ctrl-C still
-    raises ``KeyboardInterrupt``, SIGTERM still ends the process). A second signal acts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        self.restore()
-
-    def __enter__(self) -> "_Interrupt":
-        if self.enabled:  # signals someone chose to ignore stay ignored
-            self._previous = {
-                sig: signal.signal(sig, self._handler)
-                for sig in self.SIGNALS
-                if signal.getsignal(sig) is not signal.SIG_IGN
-            }
-        return self
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def __exit__(self, *exc: Any) -> None:
-        self.restore()
-
-    def deliver(self) -> None:
-        """Re-deliver the caught signal; never return normally (the run did not finish)."""
-        if self.signum is not None:
-            self.restore()
-            signal.raise_signal(self.signum)
-            raise KeyboardInterrupt(f"training interrupted by signal {self.signum}; resumable from its checkpoint")
-
-
-def complete_log_lines(path: Path) -> list[str]:
-    """The JSON lines of a training log, without a torn last line (a kill in the middle of a write:
-    the checkpoint is fine, only that line is lost). A damaged line elsewhere is a :class:`DataError`."""
-    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    for number, line in enumerate(lines, start=1):
-        try:
-            json.loads(line)
-        except ValueError:
-            if number == len(lines):
-                return lines[:-1]
-            raise DataError(
-                "damaged training-log line",
-                path=path,
-                line=number,
-                fix="delete the cell folder (or re-run with --no-resume) to train it again",
-            ) from None
-    return lines
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a uniquely named temporary file, flushed to disk, then renamed over ``path``
-    (:func:`optical_lab.io.atomic_write`)."""
-    atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
-@dataclass
-class TrainResult:
-    steps: int  # optimisation steps done
-    best_step: int  # step of the selected state (0 = the untrained student)
-    best_dev_mrr: float | None
-    dev_history: list[tuple[int, float]] = field(default_factory=list)
-    resumed_from: int | None = None
-    stopped_early: bool = False  # by the patience rule, before the cap
-    max_steps: int = 0  # the cap (``TrainConfig.steps``)
-    train_pairs: int = 0
-    dev_pairs: int = 0
-    wall_s: float = 0.0
-    mixed_precision: str = "no"
-    checkpoints_written: int = 0  # by this process (a resumed run counts its own only)
-    checkpoint_bytes: int = 0
-    # the selected step lies before the cap: the run reached a dev plateau (or kept the untrained
-    # student) instead of still improving at its last step
-    selected_before_cap: bool = False
-
-
-@dataclass
-class _State:
-    step: int = 0
-    best_step: int = 0
-    best_score: float = -math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    history: list[tuple[int, float]] = field(default_factory=list)
-    bad_evals: int = 0
-    stopped: bool = False
-
-    def record(self, step: int, score: float, student: Encoder, patience: int, min_delta: float = 0.0) -> bool:
-        """Note dev ``score`` at ``step``; keep the student's state when it is the best so far. An evaluation
-        that does not beat the best by more than ``min_delta`` counts against ``patience`` (stopping after
-        ``patience`` such evaluations in a row; 0: never), even when it is kept as the new best."""
-        self.history.append((step, score))
-        progress = score > self.best_score + min_delta or self.best_score == -math.inf
-        self.bad_evals = 0 if progress else self.bad_evals + 1
-        self.stopped = bool(patience) and self.bad_evals >= patience
-        if score > self.best_score:
-            self.best_step, self.best_score = step, score
-            self.best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
-            return True
-        return False
-
-
 class Trainer:
     """Train ``student`` with ``objective`` on ``train``; select on ``dev``; write to ``out_dir``."""
 
@@ -560,68 +255,15 @@ class Trainer:
     def _save_checkpoint(self, state: _State, optimizer, scheduler) -> None:
         if not (self.checkpoint_path and self.accelerator.is_main_process):
             return
-        best_is_student = state.best_state is not None and state.best_step == state.step
-        atomic_torch_save(
-            {
-                "step": state.step,
-                "fingerprint": self.config.fingerprint(),
-                "student": self.student.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(),
-                "best_step": state.best_step,
-                "best_score": state.best_score,
-                # the selected weights only when they differ from the student's (saves a model's size)
-                "best_state": None if best_is_student else state.best_state,
-                "best_is_student": best_is_student,
-                "history": [list(h) for h in state.history],
-                "bad_evals": state.bad_evals,
-                "stopped": state.stopped,
-            },
-            self.checkpoint_path,
-        )
+        save_checkpoint(self.checkpoint_path, state, self.student, optimizer, scheduler, self.config.fingerprint())
         self.checkpoints_written += 1
         self.checkpoint_bytes += self.checkpoint_path.stat().st_size
 
     def _checkpoint_due(self, step: int, last_save: float) -> bool:
-        """Whether to checkpoint after ``step``: wall clock (or every N steps), never after the last step
-        (the run is about to finish); every process takes the same decision."""
-        cfg = self.config
-        if not cfg.checkpoint_every or step >= cfg.steps:
-            return False
-        if cfg.checkpoint_seconds <= 0:
-            return step % cfg.checkpoint_every == 0
-        due = time.monotonic() - last_save >= cfg.checkpoint_seconds
-        if self.accelerator.num_processes > 1:  # clocks differ between processes: follow the slowest
-            due = bool(
-                self.accelerator.reduce(
-                    torch.tensor([float(due)], device=self.accelerator.device), reduction="sum"
-                ).item()
-                > 0
-            )
-        return due
+        return checkpoint_due(step, last_save, self.config, self.accelerator)
 
     def _load_checkpoint(self, optimizer, scheduler) -> _State:
-        ckpt = read_checkpoint(self.checkpoint_path)
-        if ckpt["fingerprint"] != self.config.fingerprint():
-            raise DataError(
-                "this checkpoint was written with another training configuration",
-                path=self.checkpoint_path,
-                fix="delete it or train into another folder",
-            )
-        self.student.load_state_dict(ckpt["student"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"])
-        return _State(
-            ckpt["step"],
-            ckpt["best_step"],
-            ckpt["best_score"],
-            ckpt["best_state"],
-            [tuple(h) for h in ckpt["history"]],
-            ckpt["bad_evals"],
-            ckpt["stopped"],
-        )
+        return load_checkpoint(self.checkpoint_path, self.config.fingerprint(), self.student, optimizer, scheduler)
 
     # ------------------------------------------------------------------- loop
     def _dev_score(self, queries: torch.Tensor) -> float:

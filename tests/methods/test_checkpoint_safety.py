@@ -16,7 +16,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from optical_lab.data.bitext import Bitext
 from optical_lab.data.errors import DataError
 from optical_lab.methods import TrainConfig, Trainer, build_objective
-from optical_lab.methods.trainer import read_checkpoint
+from optical_lab.methods.checkpoint import read_checkpoint
 from optical_lab.models import Encoder
 from optical_lab.models.registry import minilm_path
 

@@ -7,8 +7,10 @@ import torch
 
 from optical_lab.data import document_folds, fold_bitext, load_ntrex
 from optical_lab.methods import METHODS, TrainConfig, build_objective, parse_methods
+from optical_lab.methods.accelerator import make_accelerator
+from optical_lab.methods.optimizer import make_optimizer
 from optical_lab.methods.teacher import FrozenTeacher
-from optical_lab.methods.trainer import make_accelerator, make_optimizer, train_step
+from optical_lab.methods.trainer import train_step
 
 CONFIG = TrainConfig(
     lr=2e-4,
@@ -85,7 +87,7 @@ def test_frozen_teacher_cache_matches_direct_forward(teacher):
 
 
 def test_a_frozen_word_embedding_table_stays_the_teachers_while_the_rest_trains(teacher, hausa_train):
-    from optical_lab.methods.trainer import make_trainable
+    from optical_lab.methods.optimizer import make_trainable
 
     config = CONFIG.replace(freeze_word_embeddings=True)
     english, foreign = hausa_train.english[:8], hausa_train.foreign[:8]

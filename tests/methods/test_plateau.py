@@ -12,7 +12,7 @@ from optical_lab.data import DataError, document_folds, fold_bitext, load_ntrex
 from optical_lab.experiments.stopping import selected_before_cap_share, selected_steps, table
 from optical_lab.methods import TrainConfig, Trainer, build_objective
 from optical_lab.methods.config import ADDED_FIELDS
-from optical_lab.methods.trainer import _State
+from optical_lab.methods.train_state import _State
 from optical_lab.models import Encoder
 from optical_lab.models.registry import minilm_path
 

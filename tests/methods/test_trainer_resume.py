@@ -19,7 +19,9 @@ from pathlib import Path
 
 import torch
 
-from optical_lab.methods.trainer import _State, batch_indices, read_checkpoint
+from optical_lab.methods.batches import batch_indices
+from optical_lab.methods.checkpoint import read_checkpoint
+from optical_lab.methods.train_state import _State
 
 SCRIPT = textwrap.dedent("""
     import sys, time, torch

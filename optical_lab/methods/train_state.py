@@ -1,0 +1,79 @@
+"""What a training run carries from step to step, what it returns, and when it must stop (divergence).
+
+:class:`_State` is the trainer's state between steps (step, the best dev score and its weights, the dev
+history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :class:`TrainResult` is what
+:meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``;
+:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..models.encoder import Encoder
+from .config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    steps: int  # optimisation steps done
+    best_step: int  # step of the selected state (0 = the untrained student)
+    best_dev_mrr: float | None
+    dev_history: list[tuple[int, float]] = field(default_factory=list)
+    resumed_from: int | None = None
+    stopped_early: bool = False  # by the patience rule, before the cap
+    max_steps: int = 0  # the cap (``TrainConfig.steps``)
+    train_pairs: int = 0
+    dev_pairs: int = 0
+    wall_s: float = 0.0
+    mixed_precision: str = "no"
+    checkpoints_written: int = 0  # by this process (a resumed run counts its own only)
+    checkpoint_bytes: int = 0
+    # the selected step lies before the cap: the run reached a dev plateau (or kept the untrained
+    # student) instead of still improving at its last step
+    selected_before_cap: bool = False
+
+
+@dataclass
+class _State:
+    step: int = 0
+    best_step: int = 0
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+    bad_evals: int = 0
+    stopped: bool = False
+
+    def record(self, step: int, score: float, student: Encoder, patience: int, min_delta: float = 0.0) -> bool:
+        """Note dev ``score`` at ``step``; keep the student's state when it is the best so far. An evaluation
+        that does not beat the best by more than ``min_delta`` counts against ``patience`` (stopping after
+        ``patience`` such evaluations in a row; 0: never), even when it is kept as the new best."""
+        self.history.append((step, score))
+        progress = score > self.best_score + min_delta or self.best_score == -math.inf
+        self.bad_evals = 0 if progress else self.bad_evals + 1
+        self.stopped = bool(patience) and self.bad_evals >= patience
+        if score > self.best_score:
+            self.best_step, self.best_score = step, score
+            self.best_state = {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}
+            return True
+        return False
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+
+
+def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
+    """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
+    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    same on every process (the loss and the norm are the global batch's)."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    raise TrainingDiverged(
+        f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
+        f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
+        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
+    )
