@@ -128,3 +128,11 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
         > layer_of("optical_lab.experiments.runner")
         > layer_of("optical_lab.tasks.base")
     )
+
+
+def test_the_trainer_needs_no_retrieval_or_evaluation_code():
+    # docs/architecture.md: retrieval and evaluation sit below methods, yet the trainer imports neither (its dev
+    # MRR scores with models.encoder.similarity, the function retrieval's search uses too)
+    imported = import_graph()["optical_lab.methods.trainer"]
+    below = [m for m in imported if m.startswith(("optical_lab.retrieval", "optical_lab.evaluation"))]
+    assert below == [] and "optical_lab.models.encoder" in imported

@@ -69,8 +69,7 @@ from transformers import get_linear_schedule_with_warmup
 from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..io import atomic_write, write_json
-from ..models.encoder import Encoder, as_role
-from ..retrieval.dense import similarity
+from ..models.encoder import Encoder, as_role, similarity
 from .base import Objective
 from .config import TrainConfig
 from .registry import build_objective
