@@ -11,7 +11,9 @@ line help, the plots' colours and the generated answer text all read it.
 ==================  ============================================================================
 
 Adding a method: write its objective module (an :class:`.base.Objective`) and add one
-:class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure).
+:class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure); every list of
+method names is derived from it (:func:`derived_lists`) or frozen as a protocol's registered arms
+(docs/architecture.md, "Recipe: add a method"; ``tests/test_registry_lists.py``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A task says, per language and fold, which bitext the student may train on (``train``), which
 held-out bitext selects the model (``dev``), and how to score a (teacher, student) pair on the
 fold's evaluation items — which never overlap the training bitext. A task object carries its
-data: it loads a corpus or collection once and keeps it, so a comparison never re-reads files
-per cell.
+data: it loads a corpus or collection once per language and keeps it (:meth:`TaskBase.cached`), so a
+comparison never re-reads files per cell.
 
 A task's ``evaluate`` returns one :class:`TaskResult` per **sub-task** (NTREX gives ``clir`` and
 ``sentence``); the sub-task name names the result files (``<sub-task>.run.gz``,
