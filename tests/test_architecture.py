@@ -150,3 +150,11 @@ def test_the_length_check_lists_every_offender():
     # it can fail, and it names each module with its length, not only the first one
     offenders = long_modules(limit=1)
     assert len(offenders) > 1 and "optical_lab/ot/sinkhorn.py (" in " ".join(offenders)
+
+
+def test_the_trainer_needs_no_retrieval_or_evaluation_code():
+    # docs/architecture.md: retrieval and evaluation sit below methods, yet the trainer imports neither (its dev
+    # MRR scores with models.encoder.similarity, the function retrieval's search uses too)
+    imported = import_graph()["optical_lab.methods.trainer"]
+    below = [m for m in imported if m.startswith(("optical_lab.retrieval", "optical_lab.evaluation"))]
+    assert below == [] and "optical_lab.models.encoder" in imported

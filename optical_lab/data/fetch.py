@@ -32,6 +32,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
+from . import sources
 from .errors import DataError
 from .languages import canonical_code
 from .mafand import MAFAND_PAIRS, MAFAND_TRAIN_LINES, SPLITS
@@ -46,7 +47,6 @@ MAFAND_URL = "https://raw.githubusercontent.com/masakhane-io/lafand-mt/d441f8b/d
 QALD_URL = "https://raw.githubusercontent.com/KGQA/QALD_9_plus/5b116c9/data/qald_9_plus_test_dbpedia.json"
 SIB_URL = "https://raw.githubusercontent.com/dadelani/sib-200/593cea8/data/annotated/{lang}/{file}"
 AFRIQA_URL = "https://raw.githubusercontent.com/masakhane-io/afriqa/5c29933/{file}"
-TICO_URL = "https://raw.githubusercontent.com/tico-19/tico-19.github.io/d97615f/{file}"
 DEFAULT_NTREX_LANGS = (
     "fra",
     "deu",
@@ -107,7 +107,6 @@ AFRIQA_GOLD_SPLITS = {
     "twi": SPLITS,
     "bem": SPLITS,
 }
-TICO_CODES = ("ha", "sw", "zu", "so", "lg", "ln", "ti")  # TICO-19 data/TM/all.en-LANG.tmx.zip
 SIB_LINES = {"train": 702, "dev": 100, "test": 205, "labels": 7}  # header line included
 CHUNK = 1 << 16
 TIMEOUT_S = 60
@@ -119,10 +118,11 @@ class Download:
     url: str
     relative: str  # destination inside the data folder
     lines: int | None = None  # expected line count (checked when no pin exists)
+    pin: str | None = None  # its SHA-256 when declared with it (a sources.Source file); else pins.PINS has it
 
     @property
     def sha256(self) -> str | None:
-        return PINS.get(self.relative)
+        return self.pin or PINS.get(self.relative)
 
 
 def _ntrex_code(lang: str, languages_tsv: Path | None) -> str:
@@ -154,7 +154,7 @@ def planned_downloads(
     languages_tsv: Path | None = None,
 ) -> list[Download]:
     """Every file to fetch: NTREX (English, ids, ``langs``), the MAFAND-MT pairs, QALD, SIB-200 ``sib_langs``,
-    AfriQA and TICO-19."""
+    AfriQA and every declared source (:data:`.sources.SOURCES`: TICO-19, ...)."""
     plan = [
         Download(NTREX_TOP_URL.format(file="LANGUAGES.tsv"), "ntrex-128/LANGUAGES.tsv"),
         Download(NTREX_URL.format(file="newstest2019-src.eng.txt"), "ntrex-128/newstest2019-src.eng.txt", NTREX_LINES),
@@ -182,7 +182,7 @@ def planned_downloads(
             plan.append(
                 Download(SIB_URL.format(lang=lang, file=file), f"sib-200/data/annotated/{lang}/{file}", SIB_LINES[name])
             )
-    return plan + afriqa_downloads() + tico_downloads()
+    return plan + afriqa_downloads() + source_downloads()
 
 
 def afriqa_downloads() -> list[Download]:
@@ -194,10 +194,13 @@ def afriqa_downloads() -> list[Download]:
     return [Download(AFRIQA_URL.format(file=file), f"afriqa/{file}") for file in files]
 
 
-def tico_downloads() -> list[Download]:
-    """TICO-19's license and translation memories (zip files: pinned, no line count)."""
-    files = ["LICENSE.md", *(f"data/TM/all.en-{code}.tmx.zip" for code in TICO_CODES)]
-    return [Download(TICO_URL.format(file=file), f"tico-19/{file}") for file in files]
+def source_downloads() -> list[Download]:
+    """The files of every declared source (:mod:`.sources`), each with its own pin."""
+    return [
+        Download(file.url, f"{source.folder}/{file.path}", pin=file.sha256)
+        for source in sources.SOURCES
+        for file in source.files
+    ]
 
 
 def sha256_of(path: Path) -> str:
@@ -211,7 +214,8 @@ def sha256_of(path: Path) -> str:
 def compute_pins(root: Path) -> dict[str, str]:
     """SHA-256 of every planned file present under ``root``: how :mod:`.pins` was made from the mirror."""
     plan = planned_downloads(languages_tsv=root / "ntrex-128" / "LANGUAGES.tsv")
-    return {d.relative: sha256_of(root / d.relative) for d in plan if (root / d.relative).is_file()}
+    # (a sources.Source carries its pins itself: only the built-in datasets' files go to pins.py)
+    return {d.relative: sha256_of(root / d.relative) for d in plan if d.pin is None and (root / d.relative).is_file()}
 
 
 def _verify(part: Path, item: Download, allow_unpinned: bool) -> None:

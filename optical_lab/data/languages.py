@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import sources
 from .errors import DataError
 from .paths import data_dir
 
@@ -124,9 +125,8 @@ DEFAULT_SCRIPT = {
 # Regions NTREX uses where FLORES uses a script.
 REGION_SCRIPT = {("zho", "CN"): "Hans", ("zho", "TW"): "Hant"}
 
-DATASETS = ("ntrex-128", "sib-200", "mafand-mt", "qald-9-plus", "afriqa", "tico-19")
+BUILT_IN_DATASETS = ("ntrex-128", "sib-200", "mafand-mt", "qald-9-plus", "afriqa")  # then sources.SOURCES (datasets())
 MAFAND_PAIR_PREFIXES = ("en-", "en_")  # upstream lafand-mt writes en-hau ... and en_luo
-TICO_FILE = re.compile(r"^all\.en-(?P<code>[A-Za-z_-]+)\.tmx\.zip$")  # TICO-19 data/TM/all.en-LANG.tmx.zip
 _CODE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}|[A-Za-z]{2}|[0-9]{3}))?$")
 
 
@@ -211,11 +211,9 @@ def mafand_pair_folders(folder: Path) -> dict[str, Path]:
     }
 
 
-def tico_files(folder: Path) -> dict[str, Path]:
-    """TICO-19's translation memories in ``folder`` (``all.en-LANG.tmx.zip``) -> {LANG: file}."""
-    if not folder.is_dir():
-        return {}
-    return {match["code"]: path for path in sorted(folder.iterdir()) if (match := TICO_FILE.match(path.name))}
+def datasets() -> tuple[str, ...]:
+    """Every dataset a language can come from, in the column order of ``optical-lab data langs``."""
+    return (*BUILT_IN_DATASETS, *(source.folder for source in sources.SOURCES))
 
 
 def scan_data(root: Path) -> dict[str, Language]:
@@ -252,8 +250,9 @@ def scan_data(root: Path) -> dict[str, Language]:
     if afriqa.is_dir():
         for folder in sorted(p for p in afriqa.iterdir() if p.is_dir()):
             add("afriqa", folder.name)
-    for raw in tico_files(root / "tico-19" / "data" / "TM"):
-        add("tico-19", raw)
+    for source in sources.SOURCES:  # TICO-19 and any dataset declared as a sources.Source
+        for raw in source.language_files(root):
+            add(source.folder, raw)
     qald = root / "qald-9-plus" / "qald_9_plus_test_dbpedia.json"
     if qald.is_file():
         for raw in _qald_languages(qald):
@@ -319,7 +318,7 @@ def language_table(root: Path | None = None) -> list[dict[str, str]]:
     rows = []
     for code, entry in sorted(known_languages(root).items()):
         row = {"code": code, "name": entry.name}
-        for dataset in DATASETS:
+        for dataset in datasets():
             row[dataset] = entry.datasets.get(dataset, "")
         row["ntrex-128 upstream"] = entry.ntrex_listed or ""
         rows.append(row)

@@ -16,12 +16,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sources
 from .errors import DataError
 
 DATA_ENV = "OPTICAL_LAB_DATA"
 CACHE_ENV = "OPTICAL_LAB_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATASET_FOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus", "sib-200", "afriqa", "tico-19")
+BUILT_IN_FOLDERS = ("ntrex-128", "mafand-mt", "qald-9-plus", "sib-200", "afriqa")  # then every sources.SOURCES folder
+
+
+def dataset_folders() -> tuple[str, ...]:
+    """The folders a data folder may hold: the built-in datasets' and every declared source's."""
+    return (*BUILT_IN_FOLDERS, *(source.folder for source in sources.SOURCES))
 
 
 def cache_dir() -> Path:
@@ -53,13 +59,14 @@ class DataSource:
 
 def _check_env_folder(folder: Path, subfolder: str | None) -> None:
     """``$OPTICAL_LAB_DATA`` must exist and hold data; it never falls through to another folder."""
-    keep = f"set {DATA_ENV} to the folder holding {', '.join(f + '/' for f in DATASET_FOLDERS)}, or unset it"
+    folders = dataset_folders()
+    keep = f"set {DATA_ENV} to the folder holding {', '.join(f + '/' for f in folders)}, or unset it"
     if not folder.is_dir():
         raise DataError(f"${DATA_ENV} points to {folder}, which is not a directory", fix=keep)
-    held = [name for name in DATASET_FOLDERS if (folder / name).is_dir()]
+    held = [name for name in folders if (folder / name).is_dir()]
     if not held:
         raise DataError(
-            f"${DATA_ENV} points to {folder}, which holds none of the dataset folders ({', '.join(DATASET_FOLDERS)})",
+            f"${DATA_ENV} points to {folder}, which holds none of the dataset folders ({', '.join(folders)})",
             fix=keep + "; `optical-lab data fetch --dest DIR` fills one",
         )
     if subfolder is not None and subfolder not in held:

@@ -2,8 +2,8 @@
 
 Computed with ``optical_lab.data.fetch.compute_pins(Path("../shared/data"))`` from the mirror, whose files
 are byte-identical to the upstream commits named in ``fetch.py`` (NTREX 8561f6a, lafand-mt d441f8b,
-QALD_9_plus 5b116c9, sib-200 593cea8, afriqa 5c29933, tico-19.github.io d97615f). Regenerate only when moving
-to a new upstream commit.
+QALD_9_plus 5b116c9, sib-200 593cea8, afriqa 5c29933). Regenerate only when moving to a new upstream commit.
+A dataset declared as a :class:`.sources.Source` (TICO-19, any new one) carries its pins with its files.
 """
 
 PINS: dict[str, str] = {
@@ -212,12 +212,4 @@ PINS: dict[str, str] = {
     "sib-200/data/annotated/zul_Latn/labels.txt": "f52879a3f02d9edea97f85e3839f242ed4853dd6459d57dfaec1501dc37e95f7",
     "sib-200/data/annotated/zul_Latn/test.tsv": "d0f1cc1f6031ab9609a66c3d995d26f268a59211bff025e1834773868d7bf93d",
     "sib-200/data/annotated/zul_Latn/train.tsv": "5a8a6dbecbc3010d0ec761ae161517363f8afee710d58eb471d8af8ba89fd4d1",
-    "tico-19/LICENSE.md": "a2010f343487d3f7618affe54f789f5487602331c0a8d03f49e9a7c547cf0499",
-    "tico-19/data/TM/all.en-ha.tmx.zip": "b7f3f33ceb54edacd162b908a5f7c1463bb2be3ef7348cd2396084b25d7c897d",
-    "tico-19/data/TM/all.en-lg.tmx.zip": "a88763c7e506ba2522a05b6a2939da1fb4bf21d5f80e3cd03915ec84455ab29b",
-    "tico-19/data/TM/all.en-ln.tmx.zip": "78e3d4546d31d3b2cb4d533f5272eea1881a7533b5bb49a797119712bfe79f1d",
-    "tico-19/data/TM/all.en-so.tmx.zip": "0809ea465dafd09dcf871d084ede5a2add08f8a5e9cca884304f21a4187bfa2a",
-    "tico-19/data/TM/all.en-sw.tmx.zip": "665d685b739044f805d254494f6da8f93761f71767b5f63582f8b5792c6c8a06",
-    "tico-19/data/TM/all.en-ti.tmx.zip": "1aea8698e42487fb4d0509d0f2cd834463b3c5d653a0ae12042db7a07a828bc3",
-    "tico-19/data/TM/all.en-zu.tmx.zip": "e9d81f44f92ee9883852d88aed285bc2ee0577b80bd1343ccc52ebc5e631dd28",
 }

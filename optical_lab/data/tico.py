@@ -28,8 +28,9 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
 from .errors import DataError
-from .languages import canonical_code, known_languages, tico_files
+from .languages import canonical_code, known_languages
 from .paths import data_dir
+from .sources import TICO
 
 TICO_SEGMENTS = 3071  # translation units per upstream file
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -70,7 +71,7 @@ def tico_file(lang: str, root: Path | None = None) -> Path:
             path=tico_root(root),
             fix="add all.en-LANG.tmx.zip from upstream tico-19/tico-19.github.io data/TM/",
         )
-    return tico_files(tico_root(root))[entry.datasets["tico-19"]]
+    return TICO.language_files(root or data_dir("tico-19"))[entry.datasets["tico-19"]]
 
 
 def read_tmx_bytes(path: Path) -> bytes:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..data.fetch import DEFAULT_NTREX_LANGS, DEFAULT_SIB_LANGS, fetch
-from ..data.languages import DATASETS, known_languages, language_table
+from ..data.languages import datasets, known_languages, language_table
 from ..data.paths import candidate_data_dirs, data_source
 
 
@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def print_languages(show_all: bool = False) -> None:
     """A table: code, name, then how each dataset spells the language ('-' when it lacks it)."""
     source = data_source()
-    rows = [r for r in language_table(source.path) if show_all or any(r[d] for d in DATASETS)]
-    header = ["code", "name", *DATASETS] + (["ntrex-128 upstream"] if show_all else [])
+    rows = [r for r in language_table(source.path) if show_all or any(r[d] for d in datasets())]
+    header = ["code", "name", *datasets()] + (["ntrex-128 upstream"] if show_all else [])
     table = [header] + [[r[h] or "-" for h in header] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"languages in {source.path} ({source.how}):")

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..data.errors import DataError
 from ..data.languages import parse_langs
 from ..io import write_json
-from ..methods.registry import BY_NAME, REFERENCE
+from ..methods.registry import REFERENCE, TRAINED
 from ..methods.runtime import set_threads, shown_flags
 from ..methods.trainer import train_student
 from ..models.encoder import Encoder
@@ -30,8 +30,6 @@ from ..tasks.registry import get_task
 from .compare import add_bitext_options, add_training_options, bitext_from_args, train_config_from_args
 from .records import environment, make_results_dir, provenance
 from .runner import ComparePlan, training_bitext
-
-TRAINED = [name for name in BY_NAME if name != "zero-shot"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,13 +11,15 @@ line help, the plots' colours and the generated answer text all read it.
 ==================  ============================================================================
 
 Adding a method: write its objective module (an :class:`.base.Objective`) and add one
-:class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure).
+:class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure); every list of
+method names is derived from it (:func:`derived_lists`) or frozen as a protocol's registered arms
+(docs/architecture.md, "Recipe: add a method"; ``tests/test_registry_lists.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from ..data.bitext import Bitext
 from ..evaluation.verdict import REFERENCE  # noqa: F401  (re-exported: every other method is tested against it)
@@ -99,9 +101,26 @@ SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8"),
     MethodSpec("optical+aug", _optical_aug, "OPTICAL+aug", "OPTICAL + the --aug-method loss", "#6aaed6"),
 )
-BY_NAME: dict[str, MethodSpec] = {spec.name: spec for spec in SPECS}
-METHODS: tuple[str, ...] = tuple(BY_NAME)
-AUGMENTATIONS: tuple[str, ...] = tuple(spec.name for spec in SPECS if spec.augmentation)
+
+
+def derived_lists(specs: Sequence[MethodSpec]) -> dict[str, Any]:
+    """The lookups and name lists every other module reads, derived from ``specs`` (never typed again):
+    ``BY_NAME``, ``METHODS`` (all, in order), ``AUGMENTATIONS`` (``augmentation=True``) and ``TRAINED``
+    (every method with an objective: all but zero-shot). ``tests/test_registry_lists.py`` lists every
+    other list of method names in the package and what it must equal."""
+    return {
+        "BY_NAME": {spec.name: spec for spec in specs},
+        "METHODS": tuple(spec.name for spec in specs),
+        "AUGMENTATIONS": tuple(spec.name for spec in specs if spec.augmentation),
+        "TRAINED": tuple(spec.name for spec in specs if spec.factory is not None),
+    }
+
+
+_LISTS = derived_lists(SPECS)
+BY_NAME: dict[str, MethodSpec] = _LISTS["BY_NAME"]
+METHODS: tuple[str, ...] = _LISTS["METHODS"]
+AUGMENTATIONS: tuple[str, ...] = _LISTS["AUGMENTATIONS"]
+TRAINED: tuple[str, ...] = _LISTS["TRAINED"]
 
 
 def method_spec(name: str) -> MethodSpec:

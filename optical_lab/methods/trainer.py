@@ -59,8 +59,7 @@ from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
 from ..io import atomic_write, write_json
-from ..models.encoder import Encoder, as_role
-from ..retrieval.dense import similarity
+from ..models.encoder import Encoder, as_role, similarity
 from .accelerator import make_accelerator
 from .base import Objective
 from .batches import batch_indices

@@ -61,6 +61,17 @@ def mean_pool(embeddings: torch.Tensor, mask: torch.Tensor, normalize: bool = Tr
     return F.normalize(pooled, dim=-1) if normalize else pooled
 
 
+def similarity(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+    """Inner products (queries x documents) in float32 whatever autocast is active: the comparison runner
+    evaluates and selects inside its bf16 autocast region, where the product would be rounded to 8 bits of
+    mantissa and tie documents whose cosines differ by less than ~0.004 (their order then set by document
+    id or by the tie rule, not by the model). Every retrieval score goes through here: the search of
+    :mod:`optical_lab.retrieval.dense` and the trainer's dev MRR (which is why it lives beside the encoder,
+    below both)."""
+    with torch.autocast(queries.device.type, enabled=False):
+        return queries.float() @ documents.float().T
+
+
 class Encoder(torch.nn.Module):
     """Tokenizer + transformer body, with pooled and token-level outputs.
 

@@ -12,16 +12,9 @@ import torch
 
 from ..data.collections import Collection
 from ..data.trec import Run
-from ..models.encoder import Encoder
+from ..models.encoder import Encoder, similarity
 
-
-def similarity(queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
-    """Inner products (queries x documents) in float32 whatever autocast is active: the comparison runner
-    evaluates and selects inside its bf16 autocast region, where the product would be rounded to 8 bits of
-    mantissa and tie documents whose cosines differ by less than ~0.004 (their order then set by document
-    id or by the tie rule, not by the model). Every retrieval score (search, dev MRR) goes through here."""
-    with torch.autocast(queries.device.type, enabled=False):
-        return queries.float() @ documents.float().T
+__all__ = ["dense_search", "retrieve", "similarity"]  # similarity: models/encoder.py (the trainer scores with it too)
 
 
 def dense_search(

@@ -24,7 +24,7 @@ fold, fixed by the dataset. :class:`AfriqaTaskBase` is that data handling, share
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -51,7 +51,6 @@ class AfriqaTaskBase(TaskBase):
         "afriqa_split": "afriqa-*: 'all' (every question; students train on NTREX or --bitext, never on AfriQA) or "
         "'test' (test questions; students train on AfriQA train question pairs, select on dev)"
     }
-    _afriqa: dict[str, AfriqaLanguage] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.afriqa_split not in SPLIT_CHOICES:
@@ -59,10 +58,7 @@ class AfriqaTaskBase(TaskBase):
 
     def afriqa(self, lang: str) -> AfriqaLanguage:
         """AfriQA questions and gold passages of ``lang`` (checked by the loader), read once."""
-        lang = normalize_lang(lang)
-        if lang not in self._afriqa:
-            self._afriqa[lang] = load_afriqa(lang)
-        return self._afriqa[lang]
+        return self.cached("afriqa", lang, load_afriqa)
 
     def eval_splits(self) -> tuple[str, ...]:
         return AFRIQA_SPLITS if self.afriqa_split == "all" else ("test",)

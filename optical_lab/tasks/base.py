@@ -3,8 +3,8 @@
 A task says, per language and fold, which bitext the student may train on (``train``), which
 held-out bitext selects the model (``dev``), and how to score a (teacher, student) pair on the
 fold's evaluation items — which never overlap the training bitext. A task object carries its
-data: it loads a corpus or collection once and keeps it, so a comparison never re-reads files
-per cell.
+data: it loads a corpus or collection once per language and keeps it (:meth:`TaskBase.cached`), so a
+comparison never re-reads files per cell.
 
 A task's ``evaluate`` returns one :class:`TaskResult` per **sub-task** (NTREX gives ``clir`` and
 ``sentence``); the sub-task name names the result files (``<sub-task>.run.gz``,
@@ -28,19 +28,22 @@ import gzip
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 import pandas as pd
 
 from ..data.bitext import Bitext
 from ..data.collections import LEGACY_FOLD_SCHEME, Collection, fold_bitext, split_dev
 from ..data.errors import DataError
+from ..data.languages import normalize_lang
 from ..data.ntrex import NtrexCorpus
 from ..data.trec import Qrels, Run, qrels_text, run_text, write_topics
 from ..evaluation.metrics import aggregate, per_query
 from ..io import atomic_write, write_csv, write_text
 from ..models.encoder import Encoder
 from ..retrieval.dense import retrieve
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -105,6 +108,18 @@ class TaskBase:
 
     def data_files(self, lang: str) -> list[Path]:  # pragma: no cover - every task overrides it
         return []
+
+    def cached(self, kind: str, lang: str, load: Callable[[str], T]) -> T:
+        """``load(lang)`` the first time this task object is asked for ``(kind, lang)``, the kept value after:
+        a task reads each corpus once, however many cells and folds use it. ``lang`` is normalised first
+        (:func:`~optical_lab.data.languages.normalize_lang`: ``ha`` and ``hau`` are one entry); ``kind`` names
+        what is kept (``"sib"``, ``"afriqa"``, ...), so one task can keep several things per language. The
+        memory is the object's own (not a dataclass field: it is no option, never compared or printed)."""
+        memory: dict[tuple[str, str], Any] = self.__dict__.setdefault("_loaded", {})
+        key = (kind, normalize_lang(lang))
+        if key not in memory:
+            memory[key] = load(key[1])
+        return memory[key]
 
     def unavailable(self, lang: str) -> str | None:
         """Why this task cannot evaluate ``lang`` (a missing data file), or None when it can."""

@@ -24,7 +24,7 @@ would count the same student twice). :class:`SibTaskBase` is that data handling,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,14 +47,9 @@ SPLIT_CHOICES = ("all", "test")
 class SibTaskBase(TaskBase):
     """SIB-200 data for a task: each language read once, bitext by ``index_id``, its files."""
 
-    _sib: dict[str, SibLanguage] = field(default_factory=dict, init=False, repr=False, compare=False)
-
     def sib(self, lang: str) -> SibLanguage:
         """SIB-200 train/dev/test of ``lang`` (checked against English by the loader), read once."""
-        lang = normalize_lang(lang)
-        if lang not in self._sib:
-            self._sib[lang] = load_sib(lang)
-        return self._sib[lang]
+        return self.cached("sib", lang, load_sib)
 
     def ids(self, lang: str, splits: tuple[str, ...]) -> list[str]:
         """The ``index_id`` s of ``splits``, in file order."""

@@ -14,7 +14,7 @@ fold's dev document is evaluated by any fold), ``per-fold-dev`` for the committe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -55,14 +55,10 @@ class NtrexSentenceTask(TaskBase):
     name: ClassVar[str] = "ntrex-sentences"
     primary: ClassVar[str] = "acc@1"
     reported: ClassVar[dict[str, list[str]]] = {SUBTASK: ["acc@1"]}
-    _corpora: dict[str, NtrexCorpus] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def corpus(self, lang: str) -> NtrexCorpus:
         """NTREX English + ``lang``, read once per task object."""
-        lang = normalize_lang(lang)
-        if lang not in self._corpora:
-            self._corpora[lang] = load_ntrex(lang)
-        return self._corpora[lang]
+        return self.cached("ntrex", lang, load_ntrex)
 
     def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]:
         corpus = self.corpus(lang)

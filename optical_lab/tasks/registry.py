@@ -1,5 +1,6 @@
 """Task name -> task class: the one list the runner, the ``evaluate`` and ``compare`` commands and
-the summary tables read. Adding a task is one module plus one line here.
+the summary tables read. Adding a task is one module plus one line here (a task on a downloadable
+dataset: also one :class:`~optical_lab.data.sources.Source`; docs/architecture.md, the recipes).
 
 The evaluation suite of issue #12 is ``SUITE``: NTREX known-item CLIR and sentence retrieval,
 FLORES-200 sentence retrieval and SIB-200 topic classification. ``ntrex`` (``clir`` + ``sentence``

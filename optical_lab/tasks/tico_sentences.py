@@ -21,11 +21,10 @@ train/dev split, as for FLORES ``all``) or on MAFAND-MT / a user's bitext (``com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..data.languages import normalize_lang
 from ..data.ntrex import load_ntrex
 from ..data.tico import TicoCorpus, load_tico, tico_file
 from ..models.encoder import Encoder
@@ -44,14 +43,10 @@ class TicoSentencesTask(TaskBase):
     name: ClassVar[str] = "tico-sentences"
     primary: ClassVar[str] = "acc@1"
     reported: ClassVar[dict[str, list[str]]] = {EN_XX: ["acc@1", "MRR", "xsim"], XX_EN: ["acc@1", "MRR", "xsim"]}
-    _corpora: dict[str, TicoCorpus] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def corpus(self, lang: str) -> TicoCorpus:
         """The English/``lang`` translation memory (checked by the loader), read once."""
-        lang = normalize_lang(lang)
-        if lang not in self._corpora:
-            self._corpora[lang] = load_tico(lang)
-        return self._corpora[lang]
+        return self.cached("tico", lang, load_tico)
 
     def folds(self, lang: str, k: int, seed: int) -> list[TaskFold]:
         self.corpus(lang)  # fail on a bad file before any training

@@ -46,7 +46,9 @@ def serve(body_for):
 
 def test_every_planned_file_is_pinned_and_sib_is_planned():
     plan = planned_downloads()
-    assert all(d.sha256 is not None for d in plan) and len(PINS) == len(plan)
+    assert all(d.sha256 is not None for d in plan)
+    # pins.py pins the built-in datasets' files, a declared source (TICO-19) its own: each file once
+    assert len(PINS) == sum(d.pin is None for d in plan) and not set(PINS) & {d.relative for d in plan if d.pin}
     assert sum(d.relative.startswith("sib-200/") for d in plan) == 25 * 4 - 3  # bem/luo/twi: no labels.txt upstream
     assert {d.relative.split("/")[1] for d in plan if d.relative.startswith("mafand-mt/")} >= {
         "en-lug",

@@ -11,14 +11,13 @@ import pickle
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from tiny_bert import tiny_encoder
 
 from optical_lab.data.bitext import Bitext
 from optical_lab.data.errors import DataError
 from optical_lab.methods import TrainConfig, Trainer, build_objective
 from optical_lab.methods.checkpoint import read_checkpoint
 from optical_lab.models import Encoder
-from optical_lab.models.registry import minilm_path
 
 
 class _Payload:
@@ -40,17 +39,7 @@ def _crafted_checkpoint(path, marker) -> None:
 
 
 def _tiny_encoder() -> Encoder:
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    return Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=32)
+    return tiny_encoder(hidden=16)
 
 
 CONFIG = TrainConfig(

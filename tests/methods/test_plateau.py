@@ -6,15 +6,13 @@ import json
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from tiny_bert import hau_pairs, tiny_encoder
 
-from optical_lab.data import DataError, document_folds, fold_bitext, load_ntrex
+from optical_lab.data import DataError
 from optical_lab.experiments.stopping import selected_before_cap_share, selected_steps, table
 from optical_lab.methods import TrainConfig, Trainer, build_objective
 from optical_lab.methods.config import ADDED_FIELDS
 from optical_lab.methods.train_state import _State
-from optical_lab.models import Encoder
-from optical_lab.models.registry import minilm_path
 
 
 def test_min_delta_counts_small_gains_against_patience_but_keeps_the_best_state():
@@ -48,20 +46,7 @@ def test_min_delta_is_an_added_field_old_fingerprints_stay():
 @pytest.fixture(scope="module")
 def tiny():
     """A tiny randomly initialised BERT with MiniLM's tokenizer, NTREX hau train/dev pairs."""
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    teacher = Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=32)
-    corpus = load_ntrex("hau")
-    fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
-    return teacher, fold_bitext(corpus, fold.train).select(list(range(32))), fold_bitext(corpus, fold.dev)
+    return (tiny_encoder(), *hau_pairs(32))
 
 
 def _train(tiny, out, **changes):

@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from tiny_bert import tiny_encoder
 
 from optical_lab.methods.teacher import FrozenTeacher, model_hash
 from optical_lab.models import Encoder
-from optical_lab.models.registry import minilm_path
 
 TEXTS = ["The red house stands on the hill.", "Two dogs run.", "The red house stands on the hill.", "It rains."]
 
 
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    return Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=32).eval()
+    return tiny_encoder(hidden=16).eval()
 
 
 class _Counting:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from tiny_bert import tiny_encoder
 
 from optical_lab.data.bitext import Bitext
 from optical_lab.methods import TrainConfig, Trainer, build_objective
@@ -25,22 +26,8 @@ TINY = TrainConfig(
 )
 
 
-def tiny_encoder() -> Encoder:
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from optical_lab.models.registry import minilm_path
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=16).eval()
+def _tiny() -> Encoder:
+    return tiny_encoder(max_length=16).eval()
 
 
 def bitext(n: int) -> Bitext:
@@ -49,7 +36,7 @@ def bitext(n: int) -> Bitext:
 
 @pytest.mark.parametrize("cap, expected", [(6, 6), (None, 20), (50, 20)])
 def test_trainer_honours_max_train_pairs(cap, expected, tmp_path):
-    teacher, train = tiny_encoder(), bitext(20)
+    teacher, train = _tiny(), bitext(20)
     config = TINY.replace(max_train_pairs=cap)
     trainer = Trainer(teacher.copy(), teacher, build_objective("sentence-kd", config, train), train, None, config)
     assert len(trainer.train_bitext) == expected
@@ -60,7 +47,7 @@ def test_trainer_honours_max_train_pairs(cap, expected, tmp_path):
 def test_train_command_saves_a_loadable_student(tmp_path, monkeypatch, capsys):
     from optical_lab.cli import main
 
-    tiny = tiny_encoder()
+    tiny = _tiny()
     real_load = Encoder.load.__func__
     monkeypatch.setattr(
         Encoder,

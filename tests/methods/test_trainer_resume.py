@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import tiny_bert
 import torch
 
 from optical_lab.methods.batches import batch_indices
@@ -25,23 +26,15 @@ from optical_lab.methods.train_state import _State
 
 SCRIPT = textwrap.dedent("""
     import sys, time, torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-    from optical_lab.data import document_folds, fold_bitext, load_ntrex
+    sys.path.insert(0, TINY_BERT_DIR)
+    from tiny_bert import hau_pairs, tiny_encoder
     from optical_lab.methods import TrainConfig, Trainer, build_objective
-    from optical_lab.models import Encoder
-    from optical_lab.models.registry import minilm_path
 
     out, delay = sys.argv[1], float(sys.argv[2])
     every_s = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    teacher = Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=32)
-    corpus = load_ntrex("hau")
-    fold = document_folds(corpus.doc_ids, k=2, seed=0)[0]
-    train, dev = fold_bitext(corpus, fold.train).select(list(range(48))), fold_bitext(corpus, fold.dev)
+    teacher = tiny_encoder(layers=2)
+    train, dev = hau_pairs(48)
     # checkpoint_seconds=0: a checkpoint every 2 steps (deterministic), instead of by wall clock
     cfg = TrainConfig(steps=14, batch_size=4, max_length=24, warmup_steps=2, eval_every=4, checkpoint_every=2,
                       checkpoint_seconds=every_s, keep_checkpoint=True, max_dev_pairs=12, mixed_precision="no",
@@ -51,7 +44,7 @@ SCRIPT = textwrap.dedent("""
         forward = objective.forward
         objective.forward = lambda *a: (time.sleep(delay), forward(*a))[1]
     Trainer(teacher.copy(), teacher, objective, train, dev, cfg, out_dir=out).train()
-""")
+""").replace("TINY_BERT_DIR", repr(str(tiny_bert.HERE)))
 
 
 def _run(script: Path, out: Path, delay: float, every_s: float = 0.0) -> subprocess.Popen:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_bert import tiny_encoder
 
 from optical_lab.data import DataError
 from optical_lab.io import open_stored, stored_exists
@@ -60,21 +61,7 @@ def make_data(root: Path, lang: str = LANG) -> Path:
 @pytest.fixture(scope="module")
 def tiny():
     """A fast real Encoder: MiniLM's tokenizer, a random one-layer BERT with 32 dimensions."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from optical_lab.models.registry import minilm_path
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return Encoder(BertModel(config, add_pooling_layer=False), tokenizer, name="tiny", max_length=32).eval()
+    return tiny_encoder().eval()
 
 
 @pytest.fixture
