@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 venv: $(VENV)/.installed
 
 demo: venv       ## small real comparison: 2 low-resource languages, every method, one fold
-	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --preset demo --out results/demo
+	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --out results/demo
 
 LINTED := optical_lab tests scripts benchmarks
 lint: venv       ## ruff: lint rules and formatting (pyproject.toml [tool.ruff]); `make format` rewrites

@@ -4,12 +4,13 @@ the summary tables read. Adding a task is one module plus one line here.
 The evaluation suite of issue #12 is ``SUITE``: NTREX known-item CLIR and sentence retrieval,
 FLORES-200 sentence retrieval and SIB-200 topic classification. ``ntrex`` (``clir`` + ``sentence``
 in one task) is what the committed comparisons ran; ``ntrex-sentence`` is the older spelling of
-``ntrex-sentences`` (:data:`ALIASES`).
+``ntrex-sentences`` (:data:`ALIASES`: deprecated names, still accepted with a ``FutureWarning``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from ..data.errors import DataError
@@ -40,13 +41,16 @@ TASKS: dict[str, type] = {
     "irds": IrdsTask,
     "ntrex-mining": NtrexMiningTask,
 }
-ALIASES = {"ntrex-sentence": "ntrex-sentences"}
+ALIASES = {"ntrex-sentence": "ntrex-sentences"}  # deprecated name -> name
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
 
 
 def task_name(name: str) -> str:
-    """The registry name of ``name`` (an alias resolved), or a clear error."""
-    name = ALIASES.get(name.strip(), name.strip())
+    """The registry name of ``name`` (a deprecated alias resolved, with a warning), or a clear error."""
+    name = name.strip()
+    if name in ALIASES:
+        warnings.warn(f"task {name!r} is deprecated: use {ALIASES[name]!r}", FutureWarning, stacklevel=2)
+        name = ALIASES[name]
     if name not in TASKS:
         raise DataError(
             f"unknown task {name!r}", fix=f"use one of: {', '.join(TASKS)} (or 'suite' = {','.join(SUITE)})"
