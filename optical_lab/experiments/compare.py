@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .runner import ComparePlan
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
+DEPRECATED_PRESETS = {"demo": "default"}  # a removed preset name -> the preset it was identical to
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -129,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
     )
     add_training_options(parser.add_argument_group("training (the preset, then what is given here)"))
-    deprecated_values(parser, "--preset", {"demo": "default"})
+    deprecated_values(parser, "--preset", DEPRECATED_PRESETS)
     run = parser.add_argument_group("running and output")
     run.add_argument(
         "--out", default="results/compare", help="results folder (re-running into it skips finished cells)"
