@@ -118,7 +118,8 @@ def letter_gap(dev: Sequence[str], evaluation: Sequence[str], top: int = 6) -> d
     return {
         "sentences": len(evaluation),
         "missing_letters": len(missing),
-        "top": [(c, in_sentences[c] / n) for c, _ in in_sentences.most_common(top)],
+        # ties by code point: a set's order changes with every process (hash seed), the document must not
+        "top": [(c, k / n) for c, k in sorted(in_sentences.items(), key=lambda item: (-item[1], item[0]))[:top]],
         "sentences_with_missing": sum(bool(s) for s in per_sentence) / n,
         "letter_share_missing": sum(missing.values()) / max(1, sum(counts.values())),
     }
