@@ -209,12 +209,22 @@ def add_command_arguments(parser: argparse.ArgumentParser, name: str, command: C
     """The command module's arguments, or, when the core install lacks an extra it needs, a note to install it."""
     try:
         importlib.import_module(command.module).add_arguments(parser)
+        _share_formatter(parser)
     except ModuleNotFoundError as exc:  # the command says so when run
         if exc.name not in EXTRAS:
             raise
         extra = EXTRAS[exc.name]
         parser.set_defaults(missing=f"optical-lab {name} needs {exc.name}: pip install 'optical_lab[{extra}]'")
         parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _share_formatter(parser: argparse.ArgumentParser) -> None:
+    """A command's own steps (``calibration run``, ``results cat``) show their defaults too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for step in action.choices.values():
+                step.formatter_class = HelpFormatter
+                _share_formatter(step)
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:

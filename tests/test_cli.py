@@ -89,7 +89,8 @@ def test_every_flag_has_help_and_every_option_shows_its_default():
             missing.append(label)
             continue
         shown = HelpFormatter("optical-lab")._get_help_string(action)
-        if action.option_strings and action.default is not argparse.SUPPRESS and "default" not in shown:
+        optional = action.option_strings and not action.required and action.default is not argparse.SUPPRESS
+        if optional and "default" not in shown:
             no_default.append(label)
         if ISSUE.search(action.help):  # a user does not know the project's issues
             citing.append(label)

@@ -27,8 +27,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default is argparse.SUPPRESS:
-            return text
+        if "default" in text or action.default is argparse.SUPPRESS or action.required:
+            return text  # said already, hidden, or must be given
         if not action.option_strings and action.nargs not in ("?", "*"):
             return text  # a required positional has no default
         return f"{text} (default: {shown_default(action.default)})".lstrip()
