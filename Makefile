@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 venv: $(VENV)/.installed
 
 demo: venv       ## small real comparison: 2 low-resource languages, every method, one fold
-	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --preset demo --out results/demo
+	$(BIN)/optical-lab compare --langs hau,swa --methods all --folds 1 --out results/demo
 
 LINTED := optical_lab tests scripts benchmarks
 lint: venv       ## ruff: lint rules and formatting (pyproject.toml [tool.ruff]); `make format` rewrites
@@ -65,8 +65,8 @@ V2_MINILM = --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold
 	    --method-config results/v2-minilm/sweep/chosen.json
 v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis (WORKERS=2: two processes share the grid)
 	$(call grid,$(V2_MINILM),results/v2-minilm)
-	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-minilm
-	$(BIN)/python -m optical_lab.reports.v2 results/v2-minilm --doc docs/results_v2.md
+	$(BIN)/optical-lab plan results/v2-minilm
+	$(BIN)/optical-lab report v2 results/v2-minilm --doc docs/results_v2.md
 
 V2_ME5_LANGS ?= hau,swa,yor
 sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on, table frozen)
@@ -77,20 +77,20 @@ V2_ME5 = --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --b
 	    --freeze-word-embeddings --method-config results/v2-me5-small/sweep/chosen.json
 v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (on a lent GPU: scripts/device_v2_me5.sh)
 	$(call grid,$(V2_ME5),results/v2-me5-small)
-	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small
-	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
+	$(BIN)/optical-lab plan results/v2-me5-small
+	$(BIN)/optical-lab report v2 results/v2-me5-small --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small.md
 
 v2-me5-small-f32: sweep-me5  ## the me5-small grid again with float32 evaluation scores (deviation of 2026-11-27): the reported one once complete
 	$(call grid,$(V2_ME5),results/v2-me5-small-f32)
-	$(BIN)/python -m optical_lab.experiments.compute_plan results/v2-me5-small-f32
-	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small-f32 --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small_f32.md
+	$(BIN)/optical-lab plan results/v2-me5-small-f32
+	$(BIN)/optical-lab report v2 results/v2-me5-small-f32 --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small_f32.md
 
 V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
 V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
 	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json
 v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds; WORKERS=2)
 	$(call grid,$(V2_QALD),results/v2-qald-minilm)
-	$(BIN)/python -m optical_lab.reports.v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
+	$(BIN)/optical-lab report v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
 	    --endpoints qald:F1 --doc docs/results_v2_qald_minilm.md
 
 # the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
@@ -101,7 +101,7 @@ print-%:          # a variable's value (scripts/device_grid.sh reads a grid's ar
 	@echo $($*)
 
 readme: venv     ## refresh the README's generated result tables from results/
-	$(BIN)/python -m optical_lab.reports.readme
+	$(BIN)/optical-lab report readme
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sinkhorn.py

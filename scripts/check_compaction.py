@@ -12,7 +12,7 @@ OUT, per results folder: ``files.json`` (the SHA-256 of the exact bytes every lo
 :func:`optical_lab.experiments.compact.logical_manifest`), ``per_query.csv`` (the long table every statistic
 starts from), the comparison tables (``summary.md``/``.csv``, significance, winners), the protocol-v2
 analysis and document (``analysis.json``, ``results.md``, with each run's registered family from the
-Makefile), the size curve, the results documents (``python -m optical_lab.experiments.summary report``,
+Makefile), the size curve, the results documents (``optical-lab report document``,
 ``evaluate``'s summary), the compute plan's measured rates (:func:`step_seconds`, :func:`eval_seconds`) and
 the figures that read results (comparison charts, loss curves; PNG). Nothing here needs a model or data.
 """
@@ -42,7 +42,7 @@ from optical_lab.io import read_json  # noqa: E402
 from optical_lab.reports import v2  # noqa: E402
 from optical_lab.reports.figures import generate  # noqa: E402
 
-# each v2 run's registered family (the Makefile's `python -m optical_lab.reports.v2` lines)
+# each v2 run's registered family (the Makefile's `optical-lab report v2` lines)
 V2_FAMILIES = {
     "v2-minilm": {},
     "v2-me5-small": {"langs": ("hau", "swa", "yor"), "seeds": 2},

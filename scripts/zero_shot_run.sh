@@ -11,5 +11,5 @@ python=${PYTHON:-python}
 sampler=$!
 trap 'kill $sampler' EXIT
 /usr/bin/time -v -o "$out/time_v.txt" "$python" -m optical_lab.cli evaluate "$@" --out "$out"
-"$python" -m optical_lab.experiments.evaluate "$out"
+"$python" -m optical_lab.cli report summary "$out"
 find "$out" -name '*.run' -delete  # TREC runs are not committed (.gitignore); per-query CSVs are

@@ -207,7 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "folders", nargs="+", type=Path, help="results folders, e.g. results/v2-minilm (each gets its own blobs/)"
     )
     cat = sub.add_parser("cat", help="print a stored result file by its logical name (e.g. <cell>/train_log.jsonl)")
-    cat.add_argument("path", type=Path)
+    cat.add_argument("path", type=Path, help="the file's logical name, e.g. results/v2-minilm/runs/.../train_log.jsonl")
 
 
 def main(args: argparse.Namespace) -> None:

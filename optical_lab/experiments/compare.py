@@ -14,19 +14,23 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..data.collections import FOLD_SCHEMES
 from ..data.errors import DataError
 from ..data.languages import parse_langs
 from ..methods.config import PRESETS, TrainConfig, preset
 from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_methods
-from ..methods.runtime import set_threads
-from ..ot import SinkhornSpec
+from ..ot.spec import SinkhornSpec
 from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, task_name
-from .runner import ComparePlan, Runner
+from .command import deprecated_values
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
 
+if TYPE_CHECKING:
+    from .runner import ComparePlan
+
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
+DEPRECATED_PRESETS = {"demo": "default"}  # a removed preset name -> the preset it was identical to
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -74,77 +78,83 @@ def task_options_from_args(args: argparse.Namespace, tasks: list[str] | None = N
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
-    parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
-    parser.add_argument(
+    """``optical-lab compare``'s options, in groups: what is compared, the data, training, output."""
+    what = parser.add_argument_group("what is compared")
+    what.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
+    what.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
+    what.add_argument(
         "--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
-    parser.add_argument(
+    what.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
+    what.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
+    what.add_argument(
+        "--method-config",
+        default=None,
+        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep` "
+        "(default: the preset's for every method)",
+    )
+    what.add_argument(
+        "--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison"
+    )
+    tasks = parser.add_argument_group("tasks: where students are judged")
+    tasks.add_argument(
         "--task",
         default="ntrex",
-        choices=[*TASKS, *ALIASES],
-        help="the task whose folds decide training and evaluation (optical_lab/tasks/)",
+        choices=list(TASKS),
+        help="the one task whose folds decide training and evaluation (optical_lab/tasks/)",
     )
-    parser.add_argument(
+    deprecated_values(parser, "--task", ALIASES)
+    tasks.add_argument(
         "--eval-tasks",
         default=None,
         help=f"further tasks every trained student is scored on, e.g. 'suite' = {','.join(SUITE)} "
         "(default: the --task only); each evaluates the languages it has",
     )
-    add_task_options(parser)
-    parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
-    add_bitext_options(parser)
-    parser.add_argument(
-        "--allow-overlap",
-        type=int,
-        default=DEFAULT_ALLOWED_OVERLAP,
-        help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
-        f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
-    )
-    parser.add_argument(
+    tasks.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
+    add_task_options(parser.add_argument_group("task options (each belongs to the task(s) named in its help)"))
+    data = parser.add_argument_group("training data and folds")
+    add_bitext_options(data)
+    data.add_argument(
         "--fold-scheme",
         default="held-out-dev",
         choices=list(FOLD_SCHEMES),
         help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
         "committed results' scheme)",
     )
-    parser.add_argument(
-        "--save-student",
-        action="store_true",
-        help="write every trained student to <cell>/student (safetensors + tokenizer), for "
-        "`optical-lab evaluate --student`",
+    data.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
+    data.add_argument(
+        "--allow-overlap",
+        type=int,
+        default=DEFAULT_ALLOWED_OVERLAP,
+        help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
+        f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
     )
-    add_training_options(parser)
-    parser.add_argument(
-        "--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)"
-    )
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
-    parser.add_argument(
-        "--method-config",
-        default=None,
-        help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep`",
-    )
-    parser.add_argument(
-        "--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison"
-    )
-    parser.add_argument(
+    add_training_options(parser.add_argument_group("training (the preset, then what is given here)"))
+    deprecated_values(parser, "--preset", DEPRECATED_PRESETS)
+    run = parser.add_argument_group("running and output")
+    run.add_argument(
         "--out", default="results/compare", help="results folder (re-running into it skips finished cells)"
     )
-    parser.add_argument(
+    run.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="skip finished cells and resume killed ones (default); --no-resume recomputes",
     )
-    parser.add_argument(
+    run.add_argument(
+        "--save-student",
+        action="store_true",
+        help="write every trained student to <cell>/student (safetensors + tokenizer), for "
+        "`optical-lab evaluate --student`",
+    )
+    run.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    run.add_argument(
         "--join",
         action="store_true",
         help="help the comparison already running in --out (the same command line, threads may differ): "
         "compute the cells nobody else holds; that run waits for them and writes the summary",
     )
-    parser.add_argument(
+    run.add_argument(
         "--join-wait",
         type=float,
         default=0.0,
@@ -152,7 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --join: wait up to this long for the run it joins to write the folder's config.json "
         "(a worker started together with its owner)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in a log file)")
 
 
 def add_bitext_options(parser: argparse.ArgumentParser) -> None:
@@ -278,6 +288,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def plan_from_args(args: argparse.Namespace) -> ComparePlan:
+    from .runner import ComparePlan  # the runner (and torch) only when a comparison is planned
+
     config = train_config_from_args(args)
     try:
         methods = parse_methods(args.methods)
@@ -375,6 +387,9 @@ def bitext_from_args(args: argparse.Namespace, langs: list[str]) -> tuple[str, l
 
 
 def main(args: argparse.Namespace) -> None:
+    from ..methods.runtime import set_threads
+    from .runner import Runner
+
     plan = plan_from_args(args)
     set_threads(plan.threads)
     start = time.perf_counter()

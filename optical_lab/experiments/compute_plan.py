@@ -14,7 +14,7 @@ measurements instead of guesses. This module measures three things:
   environment record), with the thread counts the cells used;
 * **the grid** — cells planned, finished and left, and the CPU-hours left at the measured rates.
 
-``python -m optical_lab.experiments.compute_plan results/v2-minilm`` writes ``plan.json`` next to the
+``optical-lab plan results/v2-minilm`` writes ``plan.json`` next to the
 comparison's ``config.json`` (re-run it any time: it re-measures) and prints a summary.
 """
 
@@ -24,10 +24,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..data.errors import DataError
 from ..data.mafand import load_mafand
 from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
 from ..methods.registry import METHODS
@@ -39,6 +41,7 @@ from ..methods.runtime import (
     resolve_mixed_precision,
     shown_flags,
 )
+from .command import run_module
 from .runner import ComparePlan, plan_cells, plan_from_saved
 
 V1_MAX_LENGTH = 64
@@ -389,19 +392,26 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", help="a comparison folder with config.json, e.g. results/v2-minilm")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``optical-lab plan``."""
+    parser.add_argument(
+        "results", nargs="?", help="a comparison folder with config.json, e.g. results/v2-minilm (or --grid)"
+    )
     parser.add_argument("--grid", choices=sorted(GRIDS), help="price a described grid instead (e.g. v3-minilm)")
     parser.add_argument("--seeds", type=int, default=None, help="plan for this many seeds (default: the saved run's)")
-    parser.add_argument("--methods", default=None, help="plan for these methods, comma-separated or 'all'")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--methods", default=None, help="plan for these methods, comma-separated or 'all' (default: the saved run's)"
+    )
+
+
+def main(args: argparse.Namespace) -> None:
+    """Print (and write ``plan.json`` of) the plan of a results folder, or of a described grid."""
     if args.grid:
         planned = plan_grid(GRIDS[args.grid])
         print(json.dumps({k: v for k, v in planned.items() if k not in ("grid", "stored_sizes")}, indent=2))
         return
     if not args.results:
-        parser.error("name a results folder or --grid")
+        raise DataError("name a results folder or --grid", fix="e.g. optical-lab plan results/v2-minilm")
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",") if args.methods else None
     out = compute_plan(args.results, args.seeds, methods)
     print(f"machine: {out['machine']}")
@@ -416,4 +426,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_module(add_arguments, main, "python -m optical_lab.experiments.compute_plan"))

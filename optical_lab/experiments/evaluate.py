@@ -17,7 +17,7 @@ hashes), per task ``<task>.csv`` / ``<task>.md`` (one row per language: the main
 metrics, then ``<sub-task>_<metric>`` for the others), per task and language the sub-tasks' TREC
 runs and per-query CSVs (``<task>/<lang>/``), and ``summary.md`` (every table, the skipped
 languages, and the wall time when ``time_v.txt`` from ``/usr/bin/time -v`` lies beside it;
-``python -m optical_lab.experiments.evaluate FOLDER`` re-renders it). Trained methods:
+``optical-lab report summary FOLDER`` re-renders it). Trained methods:
 ``optical-lab compare``.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
+from .command import deprecated_flag
 from .compare import add_task_options, task_options_from_args
 from .records import DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir, provenance
 from .runner import EvalEncoder
@@ -373,12 +373,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tasks",
-        "--task",
-        dest="tasks",
         default="suite",
         help=f"comma-separated tasks (optical_lab/tasks/); 'suite' = {','.join(SUITE)}",
     )
-    add_task_options(parser)
+    deprecated_flag(parser, "--task", "--tasks")
     parser.add_argument(
         "--langs",
         default=DEFAULT_LANGS,
@@ -396,10 +394,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a saved student folder (Encoder.save / compare --save-student); "
         "without it the teacher is evaluated zero-shot",
     )
-    add_backbone_options(parser)
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=256, help="evaluation truncation in tokens")
     parser.add_argument("--no-sentence-task", action="store_true", help="ntrex: known-item CLIR only")
     parser.add_argument("--out", default=None, help="results folder (default: results/evaluate-<tasks>-<timestamp>)")
+    add_backbone_options(parser.add_argument_group("model settings (override what the model's own files say)"))
+    add_task_options(parser.add_argument_group("task options (each belongs to the task(s) named in its help)"))
 
 
 def main(args: argparse.Namespace) -> None:
@@ -421,7 +420,7 @@ def main(args: argparse.Namespace) -> None:
     run_evaluation(config, args.out)
 
 
-if __name__ == "__main__":  # re-render summary.md of a finished evaluation folder
-    target = Path(sys.argv[1])
-    write_text(render_summary(target), target / "summary.md")
-    print(f"wrote {target / 'summary.md'}")
+if __name__ == "__main__":  # older spelling of `optical-lab report summary FOLDER`
+    import runpy
+
+    runpy.run_module("optical_lab.experiments.summary_cli", run_name="__main__")  # by name: no import cycle

@@ -6,9 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "build"])
-    parser.add_argument("name", nargs="?", default="me5-small")
-    parser.add_argument("--force", action="store_true")
+    parser.add_argument("action", choices=["list", "build"], help="list: the backbones; build: make one locally")
+    parser.add_argument("name", nargs="?", default="me5-small", help="build: the backbone to build")
+    parser.add_argument("--force", action="store_true", help="build: build again even if present")
 
 
 def main(args: argparse.Namespace) -> None:

@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--langs", default=DEFAULT_LANGS, help="comma-separated codes, ISO 639-1 or -3 (en = English ceiling)"
     )
     parser.add_argument("--model", default="minilm", help="registry name (minilm, me5-small), HF id or local path")
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=256, help="evaluation truncation in tokens")
     parser.add_argument(
         "--translations",
         choices=["first", "all"],
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="verbalise ASK/COUNT/ORDER BY as hint words instead of dropping them",
     )
     parser.add_argument("--qald-file", default=None, help="a QALD-JSON file (default: QALD-9-plus DBpedia test)")
-    parser.add_argument("--out", default="results")
+    parser.add_argument("--out", default="results", help="parent folder of the run's timestamped results folder")
 
 
 def main(args: argparse.Namespace) -> None:

@@ -116,13 +116,7 @@ def write_curve(
     return head.drop(columns=["value"])[["lang", "method", "size", "train_pairs", "mean", "ci", "p_holm"]]
 
 
-if __name__ == "__main__":  # rebuild the tables of a finished curve: python -m optical_lab.experiments.size_curve <out>
-    import json
-    import sys
+if __name__ == "__main__":  # older spelling of `optical-lab report summary FOLDER`
+    import runpy
 
-    config = json.loads((Path(sys.argv[1]) / f"config_{CURVE}.json").read_text(encoding="utf-8"))
-    print(
-        write_curve(sys.argv[1], config["langs"], config["size_curve"], config["train"]["aug_method"]).to_string(
-            index=False, float_format=lambda v: f"{v:.3f}"
-        )
-    )
+    runpy.run_module("optical_lab.experiments.summary_cli", run_name="__main__")  # by name: no import cycle

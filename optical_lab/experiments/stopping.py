@@ -9,18 +9,20 @@ under ``runs/``, sweep settings under ``sweep/``); the cap is the summary's ``ma
 results written before that field existed, the ``steps`` of the ``config.json`` beside it. A sweep
 setting recorded as ``same_as`` another is not trained again and has no summary, so it is counted once.
 
-    python -m optical_lab.experiments.stopping results/v2-minilm     # a table per part and method
+    optical-lab stopping results/v2-minilm     # a table per part and method
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..data.errors import DataError
 from ..io import read_json, stored_exists, stored_glob
 from ..methods.trainer import SUMMARY_NAME
+from .command import run_module
 
 
 def _cap(summary: dict[str, Any], folder: Path) -> int:
@@ -108,10 +110,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path)
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``optical-lab stopping``."""
+    parser.add_argument("folders", nargs="+", type=Path, help="results folders (grid cells and/or a sweep)")
+
+
+def main(args: argparse.Namespace) -> None:
+    """A table per results folder, part and method; the share selected before the cap."""
     for folder in args.folders:
         rows = selected_steps(folder)
         print(f"## {folder}\n\n{table(rows)}\n")
@@ -123,4 +128,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_module(add_arguments, main, "python -m optical_lab.experiments.stopping"))

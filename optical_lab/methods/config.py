@@ -3,7 +3,7 @@
 The defaults are the budget the issue sets for 2 CPU cores (the full 7-language x 6-method x
 2-fold comparison in <= 30 minutes, <= 4 GB): short sentences (``max_length``), small batches
 and a few dozen steps, with model selection on the held-out dev bitext. ``PRESETS`` names
-alternatives (``demo``: the README command; ``tiny``: tests; ``paper``: a GPU-sized run).
+alternatives (``tiny``: tests; ``paper``: a GPU-sized run; ``make demo`` runs the default).
 """
 
 from __future__ import annotations
@@ -308,8 +308,6 @@ def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec, missing: dict[str, A
 PRESETS: dict[str, dict[str, Any]] = {
     # the default comparison (what TrainConfig() holds)
     "default": {},
-    # `make demo`: the default budget on 2 languages x 6 methods x 1 fold (<= 10 minutes on 2 cores)
-    "demo": {},
     # unit tests: seconds
     "tiny": {
         "steps": 3,

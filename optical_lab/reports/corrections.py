@@ -1,7 +1,7 @@
 """Which committed statements a re-generation changed, and why: ``results/<run>/corrections.md``, embedded by
 the run's results document (``docs/results_*.md``).
 
-``python -m optical_lab.reports.corrections results/v2-minilm --old OLD --why "..."`` compares the folder's
+``optical-lab report corrections results/v2-minilm --old OLD --why "..."`` compares the folder's
 tables (``summary.csv``, ``significance.csv``, ``winners.csv``, ``analysis.json``) with the copies under ``OLD``
 (e.g. ``git show``-ed from the commit before the change) and lists every statement that differs: query counts,
 significance flips, winner verdicts, the registered answers and the per-language rules. Nothing is typed in:
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..evaluation.verdict import DIFFERENCE
+from ..experiments.command import run_module
 from ..experiments.summary import CORRECTIONS
 from ..io import open_stored, read_json, stored_exists
 from .v2 import OUTCOMES
@@ -128,17 +130,20 @@ def corrections(folder: Path, old: Path, why: str, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``optical-lab report corrections``."""
+    parser.add_argument("results", help="the re-generated results folder, e.g. results/v2-minilm")
     parser.add_argument("--old", required=True, help="a folder with the previous summary.csv etc.")
     parser.add_argument("--why", required=True, help="one paragraph: what changed in the method, and why")
-    parser.add_argument("--date", required=True)
-    args = parser.parse_args(argv)
+    parser.add_argument("--date", required=True, help="the date of the change, as the document shows it")
+
+
+def main(args: argparse.Namespace) -> None:
+    """Write ``<results>/corrections.md`` and print it."""
     text = corrections(Path(args.results), Path(args.old), args.why, args.date)
     (Path(args.results) / CORRECTIONS).write_text(text, encoding="utf-8")
     print(text)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_module(add_arguments, main, "python -m optical_lab.reports.corrections"))

@@ -300,7 +300,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="minilm", help="the teacher backbone (and the students' starting point)")
     parser.add_argument("--langs", default=",".join(DEFAULT_LANGS), help="languages offered besides the students'")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local port of the web app")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (localhost by default)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     parser.add_argument(

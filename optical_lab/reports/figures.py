@@ -242,8 +242,8 @@ def comparison_folder(
         if small
         else ["zero-shot", "translate-train", "code-switch", "optical"],
         folds=1,
-        preset="tiny" if small else "demo",
-        train=preset("tiny" if small else "demo"),
+        preset="tiny" if small else "default",
+        train=preset("tiny" if small else "default"),
     )
     Runner(plan, fallback, progress=False).run()
     return fallback
@@ -437,8 +437,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=DEFAULT_RESULTS, help="comparison folder written by `optical-lab compare`")
     parser.add_argument("--out", default=DEFAULT_OUT, help="where PNG/SVG files go")
     parser.add_argument("--lang", default=None, help="language of the loss curves and transport plans (default: hau)")
-    parser.add_argument("--formats", default="png,svg")
-    parser.add_argument("--dpi", type=int, default=110)
+    parser.add_argument("--formats", default="png,svg", help="comma-separated image formats to write")
+    parser.add_argument("--dpi", type=int, default=110, help="resolution of the raster images")
     parser.add_argument(
         "--no-train",
         action="store_true",

@@ -9,7 +9,7 @@ A block in a markdown file marked
 is replaced by the named file (relative to the repository root): the whole file, only its first
 ``sections`` ``## `` sections, or (``section="What ran"``) the body of that one section; ``## ``
 headings are demoted to ``### `` so they nest under the README's own headings.
-``python -m optical_lab.reports.readme`` rewrites the blocks;
+``optical-lab report readme`` rewrites the blocks;
 ``--check`` exits non-zero (and ``tests/reports/test_readme_sync.py`` fails) when a block is stale, so a
 number in the README cannot drift from the run that produced it.
 """
@@ -20,6 +20,8 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+from ..experiments.command import run_module
 
 BLOCK = re.compile(
     r'(?P<open><!-- include (?P<path>\S+)(?: sections=(?P<sections>\d+))?(?: section="(?P<section>[^"]+)")? -->\n)'
@@ -65,8 +67,8 @@ def stale_blocks(markdown: str, root: Path = REPO) -> list[str]:
     return [m["path"] for m in BLOCK.finditer(markdown) if m["body"] != _expected(m, root)]
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m optical_lab.reports.readme", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``optical-lab report readme``."""
     parser.add_argument(
         "files",
         nargs="*",
@@ -74,14 +76,17 @@ def _main(argv: list[str] | None = None) -> int:
         help="markdown files (default: " + ", ".join(DEFAULT_FILES) + ")",
     )
     parser.add_argument("--check", action="store_true", help="only report stale blocks; exit 1 if any")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Rewrite the include blocks of ``args.files`` (``--check``: list the stale ones); the exit status."""
     status = 0
     for name in args.files:
         path = REPO / name if not Path(name).is_absolute() else Path(name)
         text = path.read_text(encoding="utf-8")
         if args.check:
             for stale in stale_blocks(text):
-                print(f"{name}: block including {stale} is stale; run python -m optical_lab.reports.readme")
+                print(f"{name}: block including {stale} is stale; run optical-lab report readme")
                 status = 1
         else:
             new = render(text)
@@ -92,4 +97,4 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(run_module(add_arguments, main, "python -m optical_lab.reports.readme"))

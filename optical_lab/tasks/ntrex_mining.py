@@ -5,7 +5,7 @@ queries, the target-language sentences the corpus) and of ``xxx_Script-eng_Latn`
 all 1,997 NTREX-128 lines. This task computes the same numbers on our NTREX files with
 :mod:`optical_lab.evaluation.bitext_mining` (top-1 cosine neighbour, support-weighted F1 as
 scikit-learn computes it), so our backbones can be put beside the published ones
-(``docs/calibration.md``, written by ``python -m optical_lab.experiments.calibration``).
+(``docs/calibration.md``, written by ``optical-lab calibration``).
 
 Sub-tasks: ``mining-en-xx`` (MTEB's ``eng_Latn-X``: English queries, encoded by the teacher, against
 the target sentences, encoded by the student) and ``mining-xx-en`` (``X-eng_Latn``: the student's

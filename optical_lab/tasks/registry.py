@@ -5,12 +5,13 @@ dataset: also one :class:`~optical_lab.data.sources.Source`; docs/architecture.m
 The evaluation suite of issue #12 is ``SUITE``: NTREX known-item CLIR and sentence retrieval,
 FLORES-200 sentence retrieval and SIB-200 topic classification. ``ntrex`` (``clir`` + ``sentence``
 in one task) is what the committed comparisons ran; ``ntrex-sentence`` is the older spelling of
-``ntrex-sentences`` (:data:`ALIASES`).
+``ntrex-sentences`` (:data:`ALIASES`: deprecated names, still accepted with a ``FutureWarning``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from ..data.errors import DataError
@@ -41,13 +42,16 @@ TASKS: dict[str, type] = {
     "irds": IrdsTask,
     "ntrex-mining": NtrexMiningTask,
 }
-ALIASES = {"ntrex-sentence": "ntrex-sentences"}
+ALIASES = {"ntrex-sentence": "ntrex-sentences"}  # deprecated name -> name
 SUITE = ("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics")
 
 
 def task_name(name: str) -> str:
-    """The registry name of ``name`` (an alias resolved), or a clear error."""
-    name = ALIASES.get(name.strip(), name.strip())
+    """The registry name of ``name`` (a deprecated alias resolved, with a warning), or a clear error."""
+    name = name.strip()
+    if name in ALIASES:
+        warnings.warn(f"task {name!r} is deprecated: use {ALIASES[name]!r}", FutureWarning, stacklevel=2)
+        name = ALIASES[name]
     if name not in TASKS:
         raise DataError(
             f"unknown task {name!r}", fix=f"use one of: {', '.join(TASKS)} (or 'suite' = {','.join(SUITE)})"

@@ -38,4 +38,4 @@ def test_render_picks_one_named_section(tmp_path: Path):
 def test_markdown_tables_match_committed_results(name: str):
     text = (REPO / name).read_text(encoding="utf-8")
     assert "<!-- include " in text  # the result tables are generated blocks
-    assert stale_blocks(text) == [], "run: python -m optical_lab.reports.readme"
+    assert stale_blocks(text) == [], "run: optical-lab report readme"

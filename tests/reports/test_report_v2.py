@@ -108,7 +108,7 @@ def test_step0_counts_only_the_familys_cells(tmp_path):
 def test_missing_arms_are_null_in_analysis_json_and_no_cells_is_a_clear_error(tmp_path, capsys):
     """A language without some arms yet: its table row has no value there, written as JSON null (NaN is not
     JSON); a folder with no finished cell exits with a message, not a traceback."""
-    from optical_lab.reports.v2 import main
+    from optical_lab.cli import main
 
     _write_results(tmp_path / "partial", skip={("hau", "optical")})
     analyse(tmp_path / "partial")
@@ -117,9 +117,8 @@ def test_missing_arms_are_null_in_analysis_json_and_no_cells_is_a_clear_error(tm
     hau = next(r for r in json.loads(text)["per_language_tables"]["clir:MRR@10"] if r["lang"] == "hau")
     assert hau["optical"] is None and hau["zero-shot"] is not None
     (tmp_path / "empty" / "runs").mkdir(parents=True)
-    with pytest.raises(SystemExit) as stop:
-        main([str(tmp_path / "empty")])
-    assert stop.value.code == 2 and "no finished cells" in capsys.readouterr().err
+    assert main(["report", "v2", str(tmp_path / "empty")]) == 2
+    assert "no finished cells" in capsys.readouterr().err
 
 
 def test_an_arm_that_kept_the_untrained_student_everywhere_is_named(tmp_path):
@@ -227,7 +226,8 @@ def test_the_sweep_section_names_an_arm_that_never_beat_the_untrained_student(tm
 
 def test_another_registered_family_names_its_own_endpoints(tmp_path):
     """The QALD track: its own languages, 2 seeds and the endpoint qald:F1 (no MDE target registered)."""
-    from optical_lab.reports.v2 import main, parse_endpoint
+    from optical_lab.cli import main
+    from optical_lab.reports.v2 import parse_endpoint
 
     langs = ("ukr", "lit")
     _write_results(tmp_path, langs=langs, seeds=(0, 1))
@@ -239,7 +239,8 @@ def test_another_registered_family_names_its_own_endpoints(tmp_path):
         json.dumps({"methods": METHODS, "langs": list(langs), "method_config": {"optical": {"lr": 0.001}}})
     )
     doc = tmp_path / "doc.md"
-    main([str(tmp_path), "--langs", "ukr,lit", "--seeds", "2", "--endpoints", "qald:F1", "--doc", str(doc)])
+    argv = [str(tmp_path), "--langs", "ukr,lit", "--seeds", "2", "--endpoints", "qald:F1", "--doc", str(doc)]
+    assert main(["report", "v2", *argv]) == 0
     analysis = json.loads((tmp_path / "analysis.json").read_text())
     assert analysis["complete"] and analysis["endpoints"] == ["qald:F1"]
     assert {t["endpoint"] for t in analysis["tests"]} == {"qald:F1"} and len(analysis["tests"]) == 5
@@ -286,12 +287,10 @@ def test_a_missing_augmentation_arm_leaves_a_language_incomplete_not_won(tmp_pat
 
 
 def test_a_mistyped_endpoint_fails_naming_what_the_cells_have(tmp_path, capsys):
-    from optical_lab.reports.v2 import main
+    from optical_lab.cli import main
 
     _write_results(tmp_path)
-    with pytest.raises(SystemExit) as exit_:
-        main([str(tmp_path), "--endpoints", "clir:MRR@100"])
-    assert exit_.value.code == 2
+    assert main(["report", "v2", str(tmp_path), "--endpoints", "clir:MRR@100"]) == 2
     err = capsys.readouterr().err
     assert (
         "no per-query column 'MRR@100' of sub-task 'clir'" in err

@@ -140,7 +140,7 @@ def test_calibration_document_is_generated_from_the_committed_files():
     from optical_lab.experiments.calibration import DOC, render
 
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/calibration.md is stale: run `python -m optical_lab.experiments.calibration render`"
+        "docs/calibration.md is stale: run `optical-lab calibration render`"
     )
 
 
