@@ -1,7 +1,7 @@
 """`optical-lab compare`: train every method per language, fold and seed, evaluate, and compare.
 
 This module is the command line only: it turns arguments into a
-:class:`~optical_lab.experiments.runner.ComparePlan` and hands it to the
+:class:`~optical_lab.experiments.plan.ComparePlan` and hands it to the
 :class:`~optical_lab.experiments.runner.Runner` (the cells, their folders, resume) — see there and
 :mod:`.summary` (the statistics). Methods and tasks are listed from their registries
 (:mod:`optical_lab.methods.registry`, :mod:`optical_lab.tasks.registry`), so neither needs an edit
@@ -23,7 +23,8 @@ from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_metho
 from ..methods.runtime import set_threads
 from ..ot import SinkhornSpec
 from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, task_name
-from .runner import ComparePlan, Runner
+from .plan import ComparePlan
+from .runner import Runner
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"

@@ -42,8 +42,8 @@ from ..models.registry import add_backbone_options, backbone_overrides, check_mo
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .compare import add_task_options, task_options_from_args
+from .encodings import EvalEncoder
 from .records import DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir, provenance
-from .runner import EvalEncoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
@@ -302,7 +302,7 @@ def wall_clock(text: str) -> str:
 def render_summary(folder: str | Path) -> str:
     """``summary.md`` of an evaluation folder, from its files only (config, environment, tables,
     skipped languages, and ``time_v.txt`` when present): what a results document includes."""
-    from .summary import mean_load, parse_time_log
+    from .results_doc import mean_load, parse_time_log
 
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))

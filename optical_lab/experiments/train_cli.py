@@ -28,8 +28,8 @@ from ..models.encoder import Encoder
 from ..models.registry import add_backbone_options, backbone_overrides
 from ..tasks.registry import get_task
 from .compare import add_bitext_options, add_training_options, bitext_from_args, train_config_from_args
+from .plan import ComparePlan, training_bitext
 from .records import environment, make_results_dir, provenance
-from .runner import ComparePlan, training_bitext
 
 TRAINED = [name for name in BY_NAME if name != "zero-shot"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..evaluation.verdict import DIFFERENCE
-from ..experiments.summary import CORRECTIONS
+from ..experiments.results_doc import CORRECTIONS
 from ..io import open_stored, read_json, stored_exists
 from .v2 import OUTCOMES
 

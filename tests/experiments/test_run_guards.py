@@ -20,9 +20,10 @@ from test_compare import SmallTask
 
 from optical_lab.cli import main
 from optical_lab.data import DataError
-from optical_lab.experiments import runner as runner_module
+from optical_lab.experiments.identity import RESULTS_EPOCH
+from optical_lab.experiments.plan import ComparePlan
 from optical_lab.experiments.records import FolderLock
-from optical_lab.experiments.runner import ComparePlan, Runner
+from optical_lab.experiments.runner import Runner
 from optical_lab.io import write_json
 from optical_lab.methods import TrainConfig, preset
 
@@ -176,7 +177,7 @@ def test_a_changed_data_file_is_never_served_from_the_cache(tmp_path, teacher, d
     first.run()
     done = json.loads((out / "runs/hau/zero-shot/fold0-seed0/done.json").read_text())
     assert done["inputs"]["data"]["ntrex-128/" + data_copy.name] is not None
-    assert done["inputs"]["epoch"] == runner_module.RESULTS_EPOCH and len(done["inputs"]["model"]) == 64
+    assert done["inputs"]["epoch"] == RESULTS_EPOCH and len(done["inputs"]["model"]) == 64
     again = _plan_runner(out, teacher)
     again.run()
     assert all(info.get("skipped") for info in again.timings)  # same inputs: served
