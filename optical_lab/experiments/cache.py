@@ -13,7 +13,10 @@ outside a comparison (:mod:`.students`), an evaluation (:mod:`.evaluate`). The r
   fingerprint: serving it would mix the numbers of two setups;
 * :meth:`ResultFolder.finish` writes the record, with its fingerprint, to ``done.json`` after every
   other file, so a killed process leaves an unfinished folder, never a half-written result;
-  :meth:`ResultFolder.reopen` makes a finished folder unfinished again before it is recomputed.
+  :meth:`ResultFolder.reopen` makes a finished folder unfinished again before it is recomputed;
+* a one-shot command's folder (``evaluate``, ``qald``: a finished one is never served, only refused) may be
+  written when :meth:`ResultFolder.check_restartable` allows it: nothing finished there, and a crashed run of
+  the same settings at most (then it restarts, overwriting every file).
 
 A sweep setting, for example::
 
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..data.errors import DataError
-from ..io import write_json
+from ..io import to_jsonable, write_json
 from .records import DONE_NAME, FolderLock, read_done
 
 
@@ -85,3 +88,28 @@ class ResultFolder:
     def reopen(self) -> None:
         """Forget the finished result (its ``done.json`` first): what follows recomputes the folder."""
         self.done.unlink(missing_ok=True)
+
+    def check_restartable(self, settings: dict[str, Any], kind: str) -> None:
+        """A one-shot command (``evaluate``, ``qald``) may write into the folder when it holds no finished run
+        (``done.json``) and, if a crashed run left a ``config.json``, that run had the same ``settings`` (then it
+        restarts, overwriting every file). Call it while holding :meth:`lock`."""
+        if read_done(self.folder) is not None:
+            raise DataError(
+                f"{self.folder} already holds {kind} results (a finished run: {DONE_NAME})",
+                path=self.done,
+                fix="choose another --out folder, or delete this one to recompute it",
+            )
+        saved = self.folder / "config.json"
+        if not saved.exists():
+            return
+        try:
+            previous = json.loads(saved.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            previous = None
+        settings = json.loads(json.dumps(to_jsonable(settings)))
+        if not isinstance(previous, dict) or any(previous.get(k) != v for k, v in settings.items()):
+            raise DataError(
+                f"{self.folder} holds an unfinished run of another configuration (or another command)",
+                path=saved,
+                fix="choose another --out folder, or delete this one",
+            )
