@@ -328,3 +328,17 @@ def test_the_teacher_hash_ignores_its_build_record_but_not_its_weights(tmp_path)
     assert folder_digest(model)["sha256"] == before
     (model / "model.safetensors").write_bytes(b"other weights")
     assert folder_digest(model)["sha256"] != before
+
+
+def test_the_runner_validates_its_own_final_plan_and_leaves_the_callers_unchanged(tmp_path):
+    from types import SimpleNamespace
+
+    plan = ComparePlan(langs=["hau"], methods=["zero-shot"], train=TrainConfig(mixed_precision="auto", progress=True))
+    runner = Runner(plan, tmp_path, task=SimpleNamespace(), progress=False)
+    assert plan.train.mixed_precision == "auto" and plan.train.progress  # the caller's plan, as it was
+    assert runner.plan is not plan and runner.plan.train.mixed_precision in ("no", "bf16")
+    assert not runner.plan.train.progress
+    broken = ComparePlan(langs=["hau"], methods=["optical"])
+    broken.train = broken.train.replace(steps=0)  # changed after its validation: the runner's plan is validated again
+    with pytest.raises(DataError, match="trains nothing"):
+        Runner(broken, tmp_path, task=SimpleNamespace(), progress=False)
