@@ -1,9 +1,9 @@
 """What a comparison runs: :class:`ComparePlan` (everything that decides its numbers), its validation, and
 which bitext a fold trains on (:func:`training_bitext`).
 
-A plan is final when it is validated: :meth:`ComparePlan.validate` runs in ``__post_init__``, so every
-plan that exists has passed it, and code that needs another plan (the runner's resolved precision, a
-re-read ``config.json``) builds a new one (``dataclasses.replace``) instead of changing this one.
+A plan is final when it is validated: :meth:`ComparePlan.validate` runs in ``__post_init__``, and code
+that needs another plan (the runner's resolved precision, a re-read ``config.json``) builds a new one
+(``dataclasses.replace``, validated again) instead of changing a validated one.
 The cells a plan runs, their folders and their identity: :mod:`.identity`; running them: :mod:`.runner`.
 """
 
