@@ -39,7 +39,7 @@ EXPORTS: dict[str, str] = {
     "evaluate_student": "optical_lab.experiments.evaluate",
     "run_evaluation": "optical_lab.experiments.evaluate",
     "EvaluateConfig": "optical_lab.experiments.evaluate",
-    "load_per_query": "optical_lab.experiments.summary",
+    "load_per_query": "optical_lab.experiments.per_query",
     "alignment_plan": "optical_lab.reports.alignment",
     "Alignment": "optical_lab.reports.alignment",
 }

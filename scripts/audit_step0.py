@@ -31,8 +31,9 @@ import argparse
 import json
 from pathlib import Path
 
+from optical_lab.experiments.plan import plan_from_saved
 from optical_lab.experiments.records import environment
-from optical_lab.experiments.runner import Runner, plan_from_saved
+from optical_lab.experiments.runner import Runner
 from optical_lab.io import write_json
 
 

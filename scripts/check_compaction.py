@@ -36,8 +36,10 @@ matplotlib.use("Agg")
 from optical_lab.experiments.compact import compact_folder, logical_manifest  # noqa: E402
 from optical_lab.experiments.compute_plan import eval_seconds, step_seconds  # noqa: E402
 from optical_lab.experiments.evaluate import render_summary  # noqa: E402
+from optical_lab.experiments.per_query import load_per_query  # noqa: E402
+from optical_lab.experiments.results_doc import render_report  # noqa: E402
 from optical_lab.experiments.size_curve import write_curve  # noqa: E402
-from optical_lab.experiments.summary import load_per_query, render_report, summarize_folder  # noqa: E402
+from optical_lab.experiments.summary import summarize_folder  # noqa: E402
 from optical_lab.io import read_json  # noqa: E402
 from optical_lab.reports import v2  # noqa: E402
 from optical_lab.reports.figures import generate  # noqa: E402

@@ -8,7 +8,7 @@
 #   bash scripts/device_grid.sh land DIR     # here: the finished cells of DIR/results.tgz into the checkout
 #
 # `run` starts the sweep (when SWEEP is set and OUTDIR/sweep/done.json is not committed yet) with JOBS processes,
-# then the grid's owner and JOBS-1 `compare --join` workers (experiments/runner.py: each cell under its own lock),
+# then the grid's owner and JOBS-1 `compare --join` workers (experiments/workers.py: each cell under its own lock),
 # until BUDGET seconds; every minute and at the end it packs into $OUT/results.tgz the finished cells only (a
 # folder with done.json; they are compacted as they finish, experiments/compact.py), the run's top-level records
 # and the grid's blobs/ -- never a half-trained cell, checkpoint, cache or lock. Committed cells are served as

@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 
 import optical_lab.retrieval.dense as dense
+from optical_lab.experiments.plan import plan_from_saved
 from optical_lab.experiments.records import environment
-from optical_lab.experiments.runner import Runner, plan_from_saved
+from optical_lab.experiments.runner import Runner
 from optical_lab.experiments.suite import evaluate_everywhere
 from optical_lab.io import open_stored, stored_glob, write_json
 

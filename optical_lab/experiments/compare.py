@@ -1,7 +1,7 @@
 """`optical-lab compare`: train every method per language, fold and seed, evaluate, and compare.
 
 This module is the command line only: it turns arguments into a
-:class:`~optical_lab.experiments.runner.ComparePlan` and hands it to the
+:class:`~optical_lab.experiments.plan.ComparePlan` and hands it to the
 :class:`~optical_lab.experiments.runner.Runner` (the cells, their folders, resume) — see there and
 :mod:`.summary` (the statistics). Methods and tasks are listed from their registries
 (:mod:`optical_lab.methods.registry`, :mod:`optical_lab.tasks.registry`), so neither needs an edit

@@ -42,7 +42,8 @@ from ..methods.runtime import (
     shown_flags,
 )
 from .command import run_module
-from .runner import ComparePlan, plan_cells, plan_from_saved
+from .identity import plan_cells
+from .plan import ComparePlan, plan_from_saved
 
 V1_MAX_LENGTH = 64
 GPU_PROCESSES = 8  # training processes sharing one lent GPU (scripts/device_grid.sh; the me5-small sweep ran 8)
@@ -155,7 +156,7 @@ def _method_of(log: Path, root: Path) -> str | None:
 
 
 def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
-    """Cells planned (:func:`.runner.plan_cells`), finished (``done.json``) and left, per method."""
+    """Cells planned (:func:`.identity.plan_cells`), finished (``done.json``) and left, per method."""
     out = {method: {"planned": 0, "finished": 0, "left": 0} for method in plan.methods}
     for _, method, _, _, _, folder in plan_cells(plan, root):
         done = (folder / "done.json").exists()

@@ -1,7 +1,7 @@
 """``optical-lab report document``: a comparison's results document (``docs/results_minilm.md``).
 
 The document embeds the comparison's generated ``summary.md`` (and size curve), its configuration and
-the measured wall time and memory (:func:`optical_lab.experiments.summary.render_report`): every number
+the measured wall time and memory (:func:`optical_lab.experiments.results_doc.render_report`): every number
 comes from files the run wrote.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..io import write_text
 from .command import run_module
-from .summary import render_report
+from .results_doc import render_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,10 +40,11 @@ from ..models.encoder import ENCODER_FILE, Encoder
 from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
+from .cache import ResultFolder, fingerprint_of
 from .command import deprecated_flag
 from .compare import add_task_options, task_options_from_args
-from .records import DONE_NAME, FolderLock, check_restartable, environment, folder_digest, new_results_dir, provenance
-from .runner import EvalEncoder
+from .encodings import EvalEncoder
+from .records import environment, folder_digest, new_results_dir, provenance
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
@@ -194,14 +195,15 @@ def run_evaluation(
         folder = new_results_dir(folder.name, folder.parent)
     # one run at a time (a second one refuses, naming the first); a file in the way or no write permission:
     # one line, before the model loads
-    with FolderLock(folder):
-        check_restartable(folder, config.__dict__, "evaluation")  # finished: refused; crashed, same config: redone
-        return write_evaluation(config, folder, tasks, todo, skipped, start, progress)
+    store = ResultFolder(folder, fingerprint_of(config.__dict__), what="evaluation results")
+    with store.lock():
+        store.check_restartable(config.__dict__, "evaluation")  # finished: refused; crashed, same config: redone
+        return write_evaluation(config, store, tasks, todo, skipped, start, progress)
 
 
 def write_evaluation(
     config: EvaluateConfig,
-    folder: Path,
+    store: ResultFolder,
     tasks: dict[str, Any],
     todo: dict[str, list[str]],
     skipped: list[dict[str, str]],
@@ -210,6 +212,7 @@ def write_evaluation(
 ) -> dict[str, pd.DataFrame]:
     """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
     ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
+    folder = store.folder
     everything = TaskFold(0, None, None, None)
     teacher = EvalEncoder(
         Encoder.load(config.model, max_length=config.max_length, **config.backbone),
@@ -261,9 +264,8 @@ def write_evaluation(
         tables[name] = table = task_table(by_lang)
         write_csv(table, folder / f"{name}.csv")
         write_text(table.to_markdown(floatfmt=".3f") + "\n", folder / f"{name}.md")
-    write_json(
-        {"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds},
-        folder / DONE_NAME,
+    store.finish(
+        {"results_dir": str(folder), "seconds": round(time.perf_counter() - start, 1), "task_seconds": seconds}
     )  # last but the summary rendered from it: the folder is finished
     write_text(render_summary(folder), folder / "summary.md")
     for name, table in tables.items():
@@ -302,7 +304,7 @@ def wall_clock(text: str) -> str:
 def render_summary(folder: str | Path) -> str:
     """``summary.md`` of an evaluation folder, from its files only (config, environment, tables,
     skipped languages, and ``time_v.txt`` when present): what a results document includes."""
-    from .summary import mean_load, parse_time_log
+    from .results_doc import mean_load, parse_time_log
 
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))

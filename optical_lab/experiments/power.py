@@ -59,7 +59,7 @@ from ..data.sib import load_sib
 from ..evaluation.pooled import Endpoint
 from ..methods.registry import AUGMENTATIONS, REFERENCE
 from .command import run_module
-from .summary import load_per_query
+from .per_query import load_per_query
 
 FAMILY_LANGS = ("hau", "ibo", "swa", "yor", "zul", "lug", "twi", "luo")  # issue #26: MAFAND train + FLORES
 TARGETS = {"MRR-type": 0.02, "accuracy-type": 0.015}  # issue #26's registration bar, seed variance counted

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
-from ..io import write_csv, write_json, write_text
+from ..io import write_csv, write_text
 from ..models.encoder import Encoder
 from ..tasks.qald import (
     QaldTask,
@@ -31,8 +30,9 @@ from ..tasks.qald import (
     qald_summary,
     question_texts,
 )
+from .cache import ResultFolder, fingerprint_of
 from .evaluate import check_zero_shot_settings
-from .records import DONE_NAME, FolderLock, check_restartable, new_results_dir, record_run
+from .records import new_results_dir, record_run
 
 DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
 
@@ -54,13 +54,15 @@ class QaldZeroShotConfig:
 def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", progress: bool = True) -> pd.DataFrame:
     dataset = get_dataset(config.qald_file)
     folder = new_results_dir("qald-zero-shot", out_root)
-    with FolderLock(folder):  # two runs started in the same second share the folder name: the second refuses
-        check_restartable(folder, vars(config), "qald")
-        return write_qald(config, dataset, folder, progress)
+    store = ResultFolder(folder, fingerprint_of(vars(config)), what="qald results")
+    with store.lock():  # two runs started in the same second share the folder name: the second refuses
+        store.check_restartable(vars(config), "qald")
+        return write_qald(config, dataset, store, progress)
 
 
-def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress: bool) -> pd.DataFrame:
+def write_qald(config: QaldZeroShotConfig, dataset: Any, store: ResultFolder, progress: bool) -> pd.DataFrame:
     """Every file of a zero-shot QALD folder, ``done.json`` last (the caller holds the folder's lock)."""
+    folder = store.folder
     model = Encoder.load(config.model, max_length=config.max_length)
     record_run(
         folder,
@@ -102,7 +104,7 @@ def write_qald(config: QaldZeroShotConfig, dataset: Any, folder: Path, progress:
     write_csv(table, folder / "metrics.csv")
     markdown = table.to_markdown(floatfmt=("", ".0f") + (".3f",) * (len(table.columns) - 1))
     write_text(markdown + "\n", folder / "metrics.md")
-    write_json({"results_dir": str(folder)}, folder / DONE_NAME)
+    store.finish({"results_dir": str(folder)})
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nresults: {folder}")
     return table

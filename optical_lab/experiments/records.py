@@ -34,7 +34,7 @@ import torch
 
 from ..data.errors import DataError
 from ..data.paths import REPO_ROOT, data_dir
-from ..io import links_inside, to_jsonable, write_json
+from ..io import links_inside, write_json
 from ..methods.runtime import cpu_description
 from ..models.me5 import BUILD_INFO
 
@@ -219,32 +219,6 @@ def read_done(folder: str | Path) -> dict[str, Any] | None:
             fix="delete it: the folder is then unfinished and its run recomputes it",
         )
     return info
-
-
-def check_restartable(folder: Path, settings: dict[str, Any], kind: str) -> None:
-    """A one-shot command (``evaluate``, ``qald``) may write into ``folder`` when it holds no finished run
-    of its own (``done.json``) and, if a crashed run left a ``config.json``, that run had the same
-    ``settings`` (then it restarts, overwriting every file). Call it while holding the :class:`FolderLock`."""
-    if read_done(folder) is not None:
-        raise DataError(
-            f"{folder} already holds {kind} results (a finished run: {DONE_NAME})",
-            path=folder / DONE_NAME,
-            fix="choose another --out folder, or delete this one to recompute it",
-        )
-    saved = folder / "config.json"
-    if not saved.exists():
-        return
-    try:
-        previous = json.loads(saved.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        previous = None
-    settings = json.loads(json.dumps(to_jsonable(settings)))
-    if not isinstance(previous, dict) or any(previous.get(k) != v for k, v in settings.items()):
-        raise DataError(
-            f"{folder} holds an unfinished run of another configuration (or another command)",
-            path=saved,
-            fix="choose another --out folder, or delete this one",
-        )
 
 
 class FolderInUse(DataError):

@@ -25,7 +25,8 @@ import pandas as pd
 from ..evaluation.significance import holm, mean_ci
 from ..io import write_csv, write_text
 from ..methods.registry import REFERENCE
-from .summary import load_per_query, paired_test, reported_metrics
+from .per_query import load_per_query
+from .summary import paired_test, reported_metrics
 
 CURVE = "size_curve"
 

@@ -10,7 +10,6 @@ the notebook tests).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,12 +20,13 @@ import torch
 from ..io import read_jsonl
 from ..methods.trainer import train_student
 from ..models.encoder import Encoder
-from .records import FolderLock
+from .cache import ResultFolder, fingerprint_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ..methods import TrainConfig
+    from ..methods.trainer import TrainResult
     from ..tasks.base import TaskFold
 
 SMALL_ENV = "OPTICAL_LAB_SMALL"
@@ -76,12 +76,19 @@ class DistilledStudent:
     method: str
     fold: "TaskFold"
     config: "TrainConfig"
-    folder: Path  # train_log.jsonl, train_summary.json, (cached) student.pt
+    folder: Path  # train_log.jsonl, train_summary.json, (cached) student.pt, done.json
     result: dict
 
     @property
     def log(self) -> "pd.DataFrame":
         return read_train_log(self.folder)
+
+
+def student_key(
+    teacher: Encoder, lang: str, method: str, config: "TrainConfig", fold: int = 0, n_folds: int = 2
+) -> str:
+    """What a cached student is: language, method, fold, teacher and training configuration."""
+    return f"{lang}-{method}-fold{fold}of{n_folds}-{teacher.name or 'teacher'}-{config.fingerprint()}"
 
 
 def student_folder(
@@ -90,8 +97,7 @@ def student_folder(
     """Where :func:`distilled_student` keeps a student: ``<cache>/students/<key>/`` (outside the repository)."""
     from ..data.paths import cache_dir
 
-    key = f"{lang}-{method}-fold{fold}of{n_folds}-{teacher.name or 'teacher'}-{config.fingerprint()}"
-    return cache_dir() / "students" / key
+    return cache_dir() / "students" / student_key(teacher, lang, method, config, fold, n_folds)
 
 
 def save_student(student: Encoder, folder: str | Path) -> Path:
@@ -123,12 +129,42 @@ def distilled_student(
     (``result.fold.eval_key``), which it never saw. Students are cached (:func:`student_folder`)
     so the notebooks, explorers and figures share one training run; ``force`` retrains. Processes that
     ask for the same student at the same time (two notebooks, the figures command, an explorer) take turns
-    on the folder's lock: the first trains, the others wait and load its result.
+    on the folder's lock: the first trains, the others wait and load its result. The folder is a
+    :class:`~.cache.ResultFolder` keyed by :func:`student_key`: a ``folder`` holding another student is refused.
     """
     config = config or notebook_config()
+    key = student_key(teacher, lang, method, config, fold, n_folds)
     folder = Path(folder) if folder is not None else student_folder(teacher, lang, method, config, fold, n_folds)
-    with FolderLock(folder, wait=STUDENT_LOCK_WAIT):
-        return _distilled_student(teacher, lang, method, config, fold, n_folds, cache, force, folder)
+    store = student_store(folder, key)
+    with store.lock(wait=STUDENT_LOCK_WAIT):
+        return _distilled_student(teacher, lang, method, config, fold, n_folds, cache, force, store)
+
+
+def student_store(folder: Path, key: str) -> ResultFolder:
+    """The student cache ``folder`` as a :class:`~.cache.ResultFolder` keyed by :func:`student_key`."""
+    return ResultFolder(
+        folder, fingerprint_of({"student": key}), what="a student", fix="pass another folder, or force=True to retrain"
+    )
+
+
+def keep_student(
+    student: Encoder,
+    result: "TrainResult",
+    teacher: Encoder,
+    lang: str,
+    method: str,
+    config: "TrainConfig",
+    fold: int = 0,
+    n_folds: int = 2,
+    folder: str | Path | None = None,
+) -> Path:
+    """Put a student trained on NTREX fold ``fold`` into the cache (weights, then ``done.json``) so that
+    :func:`distilled_student` serves it (notebook 01 trains its student step by step, then keeps it)."""
+    key = student_key(teacher, lang, method, config, fold, n_folds)
+    store = student_store(Path(folder) if folder else student_folder(teacher, lang, method, config, fold, n_folds), key)
+    save_student(student, store.folder)
+    store.finish({"lang": lang, "method": method, "fold": fold, "n_folds": n_folds, "result": asdict(result)})
+    return store.folder
 
 
 STUDENT_LOCK_WAIT = 3600.0  # seconds a process waits for another that trains the same student
@@ -143,23 +179,24 @@ def _distilled_student(
     n_folds: int,
     cache: bool,
     force: bool,
-    folder: Path,
+    store: ResultFolder,
 ) -> DistilledStudent:
     from ..tasks.registry import get_task
 
     task_fold = get_task("ntrex").folds(lang, n_folds, seed=0)[fold]
-    weights = folder / "student.pt"
-    if cache and not force and weights.exists() and (folder / "train_summary.json").exists():
+    folder, weights = store.folder, store.folder / "student.pt"
+    if force or not cache:
+        store.reopen()  # retrained: a crash from here on leaves no finished record of the old student
+    finished = store.read()
+    if finished is not None and weights.exists():
         student = teacher.copy()
         student.load_state_dict(torch.load(weights, map_location=student.device, weights_only=True))
         student.eval()
-        return DistilledStudent(
-            student, lang, method, task_fold, config, folder, json.loads((folder / "train_summary.json").read_text())
-        )
+        return DistilledStudent(student, lang, method, task_fold, config, folder, finished["result"])
     student, _, result = train_student(
         teacher, teacher, method, task_fold.train, task_fold.dev, config, out_dir=folder, desc=f"{method} {lang}"
     )  # the comparison cell's pairs
     if cache:
-        save_student(student, folder)
+        keep_student(student, result, teacher, lang, method, config, fold, n_folds, folder)
     student.eval()
     return DistilledStudent(student, lang, method, task_fold, config, folder, asdict(result))

@@ -35,8 +35,8 @@ from .compare import (
     bitext_from_args,
     train_config_from_args,
 )
+from .plan import ComparePlan, training_bitext
 from .records import environment, make_results_dir, provenance
-from .runner import ComparePlan, training_bitext
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -242,7 +242,7 @@ class TrainConfig:
 
 # (setting, smallest value, example) of the integer settings; None allowed for those in _OPTIONAL.
 # steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
-# refuses 0 steps for a trained method (experiments.runner.ComparePlan.validate).
+# refuses 0 steps for a trained method (experiments.plan.ComparePlan.validate).
 _AT_LEAST = (
     ("steps", 0, 24),
     ("batch_size", 1, 16),

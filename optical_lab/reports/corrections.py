@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..evaluation.verdict import DIFFERENCE
 from ..experiments.command import run_module
-from ..experiments.summary import CORRECTIONS
+from ..experiments.results_doc import CORRECTIONS
 from ..io import open_stored, read_json, stored_exists
 from .v2 import OUTCOMES
 

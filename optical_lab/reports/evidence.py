@@ -20,7 +20,8 @@ import pandas as pd
 from ..evaluation.pooled import Endpoint
 from ..evaluation.stats import language_tests, per_seed_differences, pooled_comparisons
 from ..evaluation.verdict import DIFFERENCE, REFERENCE
-from ..experiments.summary import dev_history_rows, load_per_query
+from ..experiments.per_query import load_per_query
+from ..experiments.results_doc import dev_history_rows
 from ..io import read_jsonl, stored_glob
 from ..methods.registry import AUGMENTATIONS, BY_NAME, method_order
 from .plots import grid, method_colors

@@ -227,7 +227,8 @@ def comparison_folder(
     preferred = Path(preferred) if preferred is not None else REPO_ROOT / V1_RESULTS
     if (preferred / "summary.csv").exists():
         return preferred
-    from ..experiments.runner import ComparePlan, Runner
+    from ..experiments.plan import ComparePlan
+    from ..experiments.runner import Runner
     from ..experiments.students import small_mode
     from ..methods import preset
 

@@ -10,9 +10,10 @@ import pytest
 
 from optical_lab.data.errors import DataError
 from optical_lab.experiments.compact import compact_cell, compact_folder, logical_manifest
+from optical_lab.experiments.per_query import load_per_query
 from optical_lab.experiments.records import FolderLock
 from optical_lab.experiments.students import read_train_log
-from optical_lab.experiments.summary import load_per_query, summarize_folder
+from optical_lab.experiments.summary import summarize_folder
 from optical_lab.io import (
     decode_columns,
     encode_columns,
@@ -22,7 +23,7 @@ from optical_lab.io import (
     stored_exists,
     stored_glob,
 )
-from optical_lab.reports.v2 import diagnostics
+from optical_lab.reports.v2_setup import diagnostics
 
 LANGS, METHODS, SEEDS = ("hau", "swa"), ("zero-shot", "code-switch", "optical"), (0, 1)
 

@@ -12,9 +12,10 @@ import pytest
 
 from optical_lab.data import DataError
 from optical_lab.experiments import runner as runner_module
-from optical_lab.experiments.runner import ComparePlan, Runner, training_bitext
+from optical_lab.experiments.plan import ComparePlan, plan_from_saved, training_bitext
+from optical_lab.experiments.runner import Runner
 from optical_lab.io import open_stored, read_json, stored_exists
-from optical_lab.methods import preset
+from optical_lab.methods import TrainConfig, preset
 from optical_lab.tasks.base import TaskFold
 from optical_lab.tasks.ntrex import NtrexTask
 
@@ -36,8 +37,9 @@ def _runner(tmp_path, teacher, methods, **train):
     plan = ComparePlan(
         langs=["hau"], methods=methods, folds=1, seeds=1, train=config.replace(steps=max(config.steps, 1))
     )
-    plan.train = config  # steps=0 with a trained method is refused by ComparePlan.validate: set past it on purpose
     runner = Runner(plan, tmp_path, task=SmallTask(), progress=False)
+    # steps=0 with a trained method is refused by ComparePlan.validate: set past it on purpose
+    runner.plan.train = runner.plan.train.replace(steps=config.steps)
     runner._base = teacher  # the session's teacher (never modified: students are copies)
     return runner
 
@@ -265,7 +267,7 @@ def test_qald_task_runs_through_the_same_harness(tmp_path, teacher):
 def test_committed_results_are_still_recognised(results):
     # TrainConfig now nests the OT settings in a SinkhornSpec: the saved (flat) configs must still load
     # and every finished cell must keep its fingerprint, or a resumed run would refuse/recompute it
-    from optical_lab.experiments.runner import cell_fingerprint
+    from optical_lab.experiments.identity import cell_fingerprint
 
     folder = Path(__file__).resolve().parents[2] / results
     checked = before = 0
@@ -275,7 +277,7 @@ def test_committed_results_are_still_recognised(results):
         saved = json.loads((folder / name).read_text())
         assert "epsilon" in saved["train"] and "sinkhorn" not in saved["train"]  # the old flat layout
         runner = Runner.from_folder(folder) if name == "config.json" else None
-        plan = runner.plan if runner else runner_module.plan_from_saved(saved)
+        plan = runner.plan if runner else plan_from_saved(saved)
         assert "fold_scheme" not in saved and plan.fold_scheme == "per-fold-dev"  # what an old config ran
         assert plan.train.fingerprint() == saved["train_fingerprint"]
         assert (
@@ -295,7 +297,7 @@ def test_committed_results_are_still_recognised(results):
 
 
 def test_task_options_reach_the_task_and_the_fingerprint(tmp_path):
-    from optical_lab.experiments.runner import cell_fingerprint
+    from optical_lab.experiments.identity import cell_fingerprint
     from optical_lab.tasks.trec import TrecTask
 
     plan = ComparePlan(
@@ -333,7 +335,7 @@ def test_compare_help_lists_ot_settings_and_the_method_registry():
     args = parser.parse_args(["compare", "--epsilon", "0.1", "--n-iters", "7", "--ot-grad", "autodiff"])
     from optical_lab.experiments.compare import plan_from_args
 
-    assert plan_from_args(args).train.sinkhorn.replace() == runner_module.TrainConfig().sinkhorn.replace(
+    assert plan_from_args(args).train.sinkhorn.replace() == TrainConfig().sinkhorn.replace(
         epsilon=0.1, n_iters=7, grad="autodiff"
     )
     with pytest.raises(DataError, match="epsilon"):
@@ -374,7 +376,7 @@ def test_the_makefile_command_still_finds_the_committed_cells_finished(target, r
 
     from optical_lab.cli import build_parser
     from optical_lab.experiments.compare import plan_from_args
-    from optical_lab.experiments.runner import cell_fingerprint
+    from optical_lab.experiments.identity import cell_fingerprint
 
     root = Path(__file__).resolve().parents[2]
     recipe = re.search(

@@ -107,7 +107,7 @@ def test_without_optical_only_the_winner_is_named():
 
 
 def test_time_log_parsing(tmp_path):
-    from optical_lab.experiments.summary import mean_load, parse_time_log
+    from optical_lab.experiments.results_doc import mean_load, parse_time_log
 
     log = tmp_path / "time.txt"
     log.write_text(
@@ -134,7 +134,7 @@ def test_time_log_parsing(tmp_path):
 def test_rerun_differences_pairs_size_curve_all_cells_with_comparison_cells(tmp_path):
     import json
 
-    from optical_lab.experiments.summary import rerun_differences
+    from optical_lab.experiments.results_doc import rerun_differences
 
     def cell(path, mrr, step, threads):
         path.mkdir(parents=True)
@@ -154,7 +154,7 @@ def test_rerun_differences_pairs_size_curve_all_cells_with_comparison_cells(tmp_
 def test_report_counts_cells_where_selection_kept_the_untrained_student(tmp_path):
     import json
 
-    from optical_lab.experiments.summary import _selection_lines
+    from optical_lab.experiments.results_doc import _selection_lines
 
     for i, (method, step) in enumerate([("optical", 0), ("optical", 16), ("sentence-kd", 8), ("zero-shot", 0)]):
         cell = tmp_path / "runs" / "hau" / method / f"fold{i}-seed0"
@@ -167,7 +167,7 @@ def test_report_counts_cells_where_selection_kept_the_untrained_student(tmp_path
 def test_dev_trajectories_average_the_selection_signal_per_method_and_step(tmp_path):
     import json
 
-    from optical_lab.experiments.summary import dev_trajectories
+    from optical_lab.experiments.results_doc import dev_trajectories
 
     histories = {
         ("hau", "optical"): [[0, 0.5], [8, 0.7]],

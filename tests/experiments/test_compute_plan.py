@@ -17,8 +17,8 @@ from optical_lab.experiments.compute_plan import (
     step_seconds,
     token_counts,
 )
+from optical_lab.experiments.plan import ComparePlan
 from optical_lab.experiments.records import environment
-from optical_lab.experiments.runner import ComparePlan
 from optical_lab.methods.config import TrainConfig
 from optical_lab.methods.runtime import device_description
 

@@ -42,7 +42,8 @@ def no_dropout(encoder):
 def make_runner(out, base):
     from test_compare import SmallTask
 
-    from optical_lab.experiments.runner import ComparePlan, Runner
+    from optical_lab.experiments.plan import ComparePlan
+    from optical_lab.experiments.runner import Runner
     from optical_lab.methods import preset
 
     config = preset("tiny", steps=5, batch_size=5, eval_every=1, mixed_precision="no", max_train_pairs=None)

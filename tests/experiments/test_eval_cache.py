@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from safetensors.torch import save_file
 
-from optical_lab.experiments.runner import EvalEncoder
+from optical_lab.experiments.encodings import EvalEncoder
 
 TEXTS = [f"An English passage number {i} about rain." for i in range(12)]
 

@@ -22,6 +22,7 @@ from test_compare import _runner
 from optical_lab.data import DataError
 from optical_lab.data.trec import write_qrels, write_run, write_topics
 from optical_lab.experiments.records import FolderLock, empty_folder
+from optical_lab.experiments.workers import claim
 from optical_lab.tasks.base import TaskResult, save_results
 
 SECRET = "precious data outside the results folder\n"
@@ -55,7 +56,7 @@ def test_a_linked_cell_folder_is_refused_and_its_target_kept(tmp_path, teacher, 
         runner.run()
     _intact(outside)
     with pytest.raises(DataError, match="symbolic link"):  # a join worker, which does not lock --out, too
-        runner.claim(cell)
+        claim(cell, out, runner.accelerator)
     _intact(outside)
 
 

@@ -10,7 +10,7 @@ import pytest
 from optical_lab.cli import main
 from optical_lab.data.collections import document_folds
 from optical_lab.data.errors import DataError
-from optical_lab.experiments.runner import ComparePlan
+from optical_lab.experiments.plan import ComparePlan
 from optical_lab.io import open_stored, read_json, read_jsonl
 
 

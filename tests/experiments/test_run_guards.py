@@ -20,9 +20,10 @@ from test_compare import SmallTask
 
 from optical_lab.cli import main
 from optical_lab.data import DataError
-from optical_lab.experiments import runner as runner_module
+from optical_lab.experiments.identity import RESULTS_EPOCH
+from optical_lab.experiments.plan import ComparePlan
 from optical_lab.experiments.records import FolderLock
-from optical_lab.experiments.runner import ComparePlan, Runner
+from optical_lab.experiments.runner import Runner
 from optical_lab.io import write_json
 from optical_lab.methods import TrainConfig, preset
 
@@ -176,7 +177,7 @@ def test_a_changed_data_file_is_never_served_from_the_cache(tmp_path, teacher, d
     first.run()
     done = json.loads((out / "runs/hau/zero-shot/fold0-seed0/done.json").read_text())
     assert done["inputs"]["data"]["ntrex-128/" + data_copy.name] is not None
-    assert done["inputs"]["epoch"] == runner_module.RESULTS_EPOCH and len(done["inputs"]["model"]) == 64
+    assert done["inputs"]["epoch"] == RESULTS_EPOCH and len(done["inputs"]["model"]) == 64
     again = _plan_runner(out, teacher)
     again.run()
     assert all(info.get("skipped") for info in again.timings)  # same inputs: served
@@ -327,3 +328,17 @@ def test_the_teacher_hash_ignores_its_build_record_but_not_its_weights(tmp_path)
     assert folder_digest(model)["sha256"] == before
     (model / "model.safetensors").write_bytes(b"other weights")
     assert folder_digest(model)["sha256"] != before
+
+
+def test_the_runner_validates_its_own_final_plan_and_leaves_the_callers_unchanged(tmp_path):
+    from types import SimpleNamespace
+
+    plan = ComparePlan(langs=["hau"], methods=["zero-shot"], train=TrainConfig(mixed_precision="auto", progress=True))
+    runner = Runner(plan, tmp_path, task=SimpleNamespace(), progress=False)
+    assert plan.train.mixed_precision == "auto" and plan.train.progress  # the caller's plan, as it was
+    assert runner.plan is not plan and runner.plan.train.mixed_precision in ("no", "bf16")
+    assert not runner.plan.train.progress
+    broken = ComparePlan(langs=["hau"], methods=["optical"])
+    broken.train = broken.train.replace(steps=0)  # changed after its validation: the runner's plan is validated again
+    with pytest.raises(DataError, match="trains nothing"):
+        Runner(broken, tmp_path, task=SimpleNamespace(), progress=False)

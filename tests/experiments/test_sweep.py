@@ -11,7 +11,7 @@ from optical_lab.data import DataError
 from optical_lab.experiments import sweep as sweep_module
 from optical_lab.experiments.sweep import Sweep, choose, finished_rows, slug
 from optical_lab.io import stored_exists
-from optical_lab.reports.v2 import sweep_lines
+from optical_lab.reports.v2_setup import sweep_lines
 
 
 def choose_stage1(out, method, grid):
@@ -128,7 +128,8 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
 def test_compare_reads_per_method_settings_into_cell_identity(tmp_path):
     from optical_lab.data.errors import DataError
     from optical_lab.experiments.compare import read_method_config
-    from optical_lab.experiments.runner import ComparePlan, cell_fingerprint
+    from optical_lab.experiments.identity import cell_fingerprint
+    from optical_lab.experiments.plan import ComparePlan
 
     chosen = tmp_path / "chosen.json"
     chosen.write_text(json.dumps({"optical": {"lr": 3e-5, "ot_variant": "centred"}, "sentence-kd": {"lr": 1e-4}}))

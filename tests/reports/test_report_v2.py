@@ -133,7 +133,7 @@ def test_an_arm_that_kept_the_untrained_student_everywhere_is_named(tmp_path):
 def test_the_rule_is_applied_per_language(tmp_path):
     """Secondary: each language gets the registered rule on its own (unadjusted p), whichever way it falls."""
     from optical_lab.evaluation.pooled import Endpoint
-    from optical_lab.experiments.summary import load_per_query
+    from optical_lab.experiments.per_query import load_per_query
     from optical_lab.reports.v2 import per_language
 
     _write_results(tmp_path)
@@ -189,7 +189,7 @@ def test_the_measured_compute_plan_is_tabled_when_plan_json_exists(tmp_path):
 
 
 def test_the_sweep_section_names_an_arm_that_never_beat_the_untrained_student(tmp_path):
-    from optical_lab.reports.v2 import never_improved, sweep_lines
+    from optical_lab.reports.v2_setup import never_improved, sweep_lines
 
     def cell(method: str, lr: float, best_step: int, history: list, **extra) -> None:
         folder = tmp_path / method / f"lr{lr}"
@@ -275,7 +275,7 @@ def test_a_missed_mde_target_says_how_many_queries_would_meet_it():
 def test_a_missing_augmentation_arm_leaves_a_language_incomplete_not_won(tmp_path):
     """The rule needs both augmentation arms: with one missing, "better" cannot be said there."""
     from optical_lab.evaluation.pooled import Endpoint
-    from optical_lab.experiments.summary import load_per_query
+    from optical_lab.experiments.per_query import load_per_query
     from optical_lab.reports.v2 import per_language
 
     _write_results(tmp_path, skip={("ibo", "code-switch")})

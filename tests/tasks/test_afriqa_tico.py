@@ -354,7 +354,7 @@ def test_bitext_mafand_without_a_pair_is_an_error_not_a_switch(new_data, tmp_pat
 
 def test_compute_plan_reads_the_pair_from_the_data(new_data):
     from optical_lab.experiments.compute_plan import truncation
-    from optical_lab.experiments.runner import ComparePlan
+    from optical_lab.experiments.plan import ComparePlan
     from optical_lab.methods.config import TrainConfig
     from optical_lab.models.encoder import Encoder
 

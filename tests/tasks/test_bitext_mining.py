@@ -145,7 +145,8 @@ def test_calibration_document_is_generated_from_the_committed_files():
 
 
 def test_english_subsets_and_verdicts():
-    from optical_lab.experiments.calibration import english_subsets, verdict
+    from optical_lab.experiments.calibration import verdict
+    from optical_lab.experiments.mteb_reference import english_subsets
 
     rows = [
         {"hf_subset": s, "f1": 0.5, "accuracy": 0.6, "precision": 0.4, "recall": 0.6, "main_score": 0.5}
@@ -164,7 +165,7 @@ def test_extract_reads_the_committed_files_with_their_provenance(tmp_path):
     import json
     import subprocess
 
-    from optical_lab.experiments.calibration import MTEB_MODELS, extract
+    from optical_lab.experiments.mteb_reference import MTEB_MODELS, extract
 
     repo = tmp_path / "results-repo"
     for i, name in enumerate(MTEB_MODELS.values()):

@@ -403,7 +403,8 @@ def test_bad_sib_file_is_refused_before_evaluate_writes(data, tmp_path, capsys):
 
 
 def test_guard_records_a_dev_set_that_other_folds_evaluate(data, tmp_path):
-    from optical_lab.experiments.runner import ComparePlan, Runner
+    from optical_lab.experiments.plan import ComparePlan
+    from optical_lab.experiments.runner import Runner
 
     for scheme, reads_other_folds in (("per-fold-dev", True), ("held-out-dev", False)):
         plan = ComparePlan(
