@@ -33,7 +33,8 @@ from ..evaluation.pooled import OUTCOMES, Endpoint, answer, rule_outcome
 from ..evaluation.stats import language_tests, pooled_comparisons, query_scores
 from ..evaluation.verdict import ALPHA, DIFFERENCE
 from ..experiments.summary import cell_records, corrections_lines, load_per_query
-from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
+from ..experiments.sweep_design import slug
+from ..experiments.sweep_tables import DIAGNOSTICS_TEXT, finished_rows, sweep_table
 from ..io import read_jsonl, stored_exists, write_json
 from ..methods.registry import AUGMENTATIONS, BY_NAME, REFERENCE
 
