@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo lint format test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 readme clean-venv
+.PHONY: demo lint format test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 sweep-v3 sweep-v3-minilm v3-minilm readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,32 @@ v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 o
 	$(call grid,$(V2_QALD),results/v2-qald-minilm)
 	$(BIN)/python -m optical_lab.reports.v2 results/v2-qald-minilm --langs $(V2_QALD_LANGS) --seeds 2 \
 	    --endpoints qald:F1 --doc docs/results_v2_qald_minilm.md
+
+# protocol v3 (docs/protocol_v3.md). The family: every language of the data folder with a MAFAND-MT train split and
+# FLORES (SIB-200) coverage (data.mafand.mafand_family, discovered, no list here); selection on V3_SELECT's dev
+# bitext. A user's languages: `make sweep-v3 V3_SELECT=xxx,yyy V3_OUT=results/v3-mine` then
+# `make v3-minilm V3_LANGS=xxx,yyy,zzz V3_SELECT=xxx,yyy V3_OUT=results/v3-mine` (each needs a MAFAND-MT-layout pair).
+# The step cap and the rest of the budget are the `v3` preset's (methods/config.py). In the background, committing
+# cells as they land: scripts/v3_background.sh.
+V3_SELECT ?= ibo,swa,yor
+V3_LANGS ?= $(shell $(BIN)/python -c 'from optical_lab.data.mafand import mafand_family; print(",".join(mafand_family()))')
+V3_ARMS := zero-shot,sentence-kd,translate-train,code-switch,optical,optical-plain,optical+aug
+V3_SEEDS ?= 5
+V3_OUT ?= results/v3-minilm
+SWEEP_JOBS ?= 1
+SWEEP_THREADS ?= 0
+V3_EXTRA ?=
+V3_MINILM = --langs $(V3_LANGS) --methods $(V3_ARMS) --preset v3 --bitext mafand --fold-scheme all-eval \
+	    --folds 1 --seeds $(V3_SEEDS) --task sib-topics --afriqa-split all \
+	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
+	    --method-config $(V3_OUT)/sweep/chosen.json $(V3_EXTRA)
+sweep-v3-minilm: venv  ## protocol v3 step 1: every trained arm's 12 settings (+ edge rule) on V3_SELECT dev bitext (SWEEP_JOBS processes of SWEEP_THREADS threads)
+	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model minilm --out $(V3_OUT)/sweep \
+	    --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)
+sweep-v3: sweep-v3-minilm
+v3-minilm: sweep-v3-minilm  ## protocol v3: the family x 7 arms x V3_SEEDS seeds, MAFAND bitext, the evaluation suite (WORKERS processes)
+	$(call grid,$(V3_MINILM),$(V3_OUT))
+	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_OUT)
 
 # the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
 GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \
