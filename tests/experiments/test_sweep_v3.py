@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_suite import _write, make_data, tiny  # noqa: F401 (the tiny encoder fixture)
+from test_suite import _write, data, make_data, tiny  # noqa: F401 (fixtures: the data folder, the tiny encoder)
 
 from optical_lab.data import DataError
 from optical_lab.data.mafand import dev_distractor_pool, mafand_family
@@ -20,8 +20,6 @@ from optical_lab.experiments.sweep_design import V3_ARMS, V3_GRIDS, ArmGrid, bey
 from optical_lab.io import read_json, stored_exists
 from optical_lab.methods.config import preset
 from optical_lab.methods.registry import build_objective, method_spec
-from optical_lab.models import registry
-from optical_lab.models.encoder import Encoder
 
 LANGS = ("quc", "kek", "mam")  # languages the package never names: the family comes from the data folder
 
@@ -137,17 +135,8 @@ def make_family(root: Path, langs=LANGS, train: int = 40, dev: int = 20) -> Path
 
 
 @pytest.fixture
-def family(tmp_path, monkeypatch, tiny):  # noqa: F811 (the fixture of test_suite)
-    root = make_family(tmp_path / "data")
-    monkeypatch.setenv("OPTICAL_LAB_DATA", str(root))
-    real_load = Encoder.load.__func__
-
-    def load(cls, name_or_path="minilm", device=None, max_length=None):
-        return tiny if name_or_path == "tiny" else real_load(cls, name_or_path, device="cpu", max_length=max_length)
-
-    monkeypatch.setattr(Encoder, "load", classmethod(load))
-    monkeypatch.setattr(registry, "NAMES", (*registry.NAMES, "tiny"))
-    return root
+def family(data):  # noqa: F811 (test_suite's synthetic data folder in use, and the tiny encoder as "tiny")
+    return make_family(data)
 
 
 def test_family_and_distractor_pool_come_from_the_data_folder(family):
