@@ -33,14 +33,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from ..data.errors import DataError
 
-if TYPE_CHECKING:
-    from .sweep import Sweep
-
 TIE = 0.002
+
+
+class Sweep(Protocol):
+    """What a design's rounds read of the running sweep (:class:`.sweep.Sweep`): its arms and the choices so far."""
+
+    methods: list[str]
+    chosen: dict[str, dict[str, Any]]
+
 
 # ----------------------------------------------------------------------------------------------- v2
 LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
