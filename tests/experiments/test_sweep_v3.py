@@ -244,3 +244,24 @@ def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_p
     # a finished sweep is only read
     monkeypatch.setattr(sweep_module, "train_student", lambda *a, **k: pytest.fail("retrained"))
     assert Sweep(out, **options).run_all() == chosen
+
+
+def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
+    """Every arm's v3 setting (flat keys) is accepted by compare --method-config on the v3 preset, and the grid's
+    cells differ by arm; dev selection settings are shared by every arm of a fold."""
+    from optical_lab.experiments.compare import read_method_config
+    from optical_lab.experiments.runner import ComparePlan, cell_fingerprint
+
+    chosen = {"optical": {"lr": 1e-3, "epsilon": 0.02, "ot_variant": "both"}}
+    chosen |= {grid.method: grid.settings(chosen)[-1] for grid in V3_GRIDS}
+    (tmp_path / "chosen.json").write_text(json.dumps(chosen))
+    arms = ["zero-shot", *V3_ARMS]
+    config = read_method_config(str(tmp_path / "chosen.json"), arms)
+    plan = ComparePlan(langs=["hau"], methods=arms, preset="v3", train=preset("v3"), method_config=config)
+    assert plan.train_config("translate-train").batch_size == 32 and plan.train_config("code-switch").batch_size == 32
+    assert (
+        plan.train_config("optical-plain").ot_variant == "plain" and plan.train_config("optical").ot_variant == "both"
+    )
+    assert len({cell_fingerprint(plan, arm) for arm in arms}) == len(arms)
+    with pytest.raises(DataError, match="dev_distractors"):
+        ComparePlan(langs=["hau"], methods=["optical"], method_config={"optical": {"dev_distractors": 10}})
