@@ -257,7 +257,9 @@ class Sweep:
             row = {"stage": infos[0]["stage"], "method": stage.method, "setting": setting, "best_dev_mrr": score}
             rows.append(row | {"langs": langs})
             tqdm.write(
-                f"{stage.name} {stage.method:<15} {slug(setting):<45} dev MRR {score} {langs}"
+                f"{stage.name} {stage.method:<15} {slug(setting):<45} dev MRR "
+                + " ".join(f"{lang} {value:.4f}" if value is not None else f"{lang} -" for lang, value in langs.items())
+                + (f", mean {score:.4f}" if score is not None and len(langs) > 1 else "")
                 + (", cached" if all(i.get("cached") for i in infos) else "")
             )
         self.scores = [r for r in self.scores if r["method"] != stage.method or r["setting"] not in stage.settings]
