@@ -9,7 +9,9 @@ user adds is used like the fetched ones. The upstream pairs `data fetch` downloa
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Iterable
 
 from .bitext import Bitext
 from .errors import DataError
@@ -81,3 +83,40 @@ def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bi
     expected = MAFAND_TRAIN_LINES.get(lang) if split == "train" else None
     english, foreign = read_parallel(folder / f"{split}.en", folder / f"{split}.{raw}", expected=expected)
     return Bitext(english, foreign, lang, source=f"mafand-mt/{split}")
+
+
+def mafand_family(root: Path | None = None) -> list[str]:
+    """Protocol v3's language family, discovered from the data folder ``root`` (default: the one in use): every
+    language with a MAFAND-MT ``train`` split and FLORES (SIB-200) coverage, in code order. A pair a user adds to
+    the data folder joins it; no list of languages is written in code."""
+    root = root or data_dir("mafand-mt")
+    folders = mafand_pair_folders(root / "mafand-mt")
+    return sorted(
+        code
+        for code, entry in known_languages(root).items()
+        if code != "eng"
+        and "sib-200" in entry.datasets
+        and (raw := entry.datasets.get("mafand-mt")) is not None
+        and all((folders[raw] / f"train.{side}").is_file() for side in ("en", raw))
+    )
+
+
+def dev_distractor_pool(lang: str, n: int, exclude: Iterable[str], root: Path | None = None) -> list[str]:
+    """``n`` English distractors for dev selection in ``lang`` (protocol v3): the MAFAND-MT ``dev`` English of the
+    *other* family languages (:func:`mafand_family`), deduplicated (first occurrence, languages in code order),
+    without any sentence of ``exclude`` (the language's own dev sample English), ``n`` of them drawn with seed 0
+    and kept in pool order. Deterministic for a data folder; a :class:`DataError` when it holds fewer than ``n``."""
+    lang = canonical_code(lang)
+    excluded = set(exclude)
+    folder = (root or data_dir("mafand-mt")) / "mafand-mt"
+    others = [code for code in mafand_family(root) if code != lang]
+    texts = dict.fromkeys(t for code in others for t in load_mafand(code, "dev", root=folder).english)
+    pool = [t for t in texts if t not in excluded]
+    if len(pool) < n:
+        raise DataError(
+            f"{len(pool)} distinct MAFAND-MT dev English sentences outside {lang}'s dev sample "
+            f"({', '.join(others) or 'no other family language'}), {n} distractors asked for",
+            path=folder,
+            fix="lower dev_distractors (TrainConfig; 0 = no distractors) or add MAFAND-MT pairs to the data folder",
+        )
+    return [pool[i] for i in sorted(random.Random(0).sample(range(len(pool)), n))]

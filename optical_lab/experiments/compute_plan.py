@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..data.errors import DataError
-from ..data.mafand import load_mafand
+from ..data.mafand import load_mafand, mafand_family
 from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
+from ..methods.config import preset
 from ..methods.registry import METHODS
 from ..methods.runtime import (
     cpu_description,
@@ -44,6 +46,7 @@ from ..methods.runtime import (
 from .command import run_module
 from .identity import plan_cells
 from .plan import ComparePlan, plan_from_saved
+from .sweep_design import DESIGNS, V3_ARMS, V3_GRIDS
 
 V1_MAX_LENGTH = 64
 GPU_PROCESSES = 8  # training processes sharing one lent GPU (scripts/device_grid.sh; the me5-small sweep ran 8)
@@ -264,24 +267,47 @@ class GridDescription:
     reference: str  # the results folder whose measured rates and stored sizes price it
     same_rate_as: tuple[tuple[str, str], ...] = ()  # an arm nothing measured yet -> the arm whose rate it takes
     ot_cost_factor: float = 1.0  # a solved Sinkhorn: step time of the OT arms relative to the measured ones
+    batch_size: int | None = None  # pairs per step (None: the reference's); a step's time scales with it
 
 
-# docs/protocol_v3.md (issue #26): 8 languages x 7 arms x 3 seeds, plateau training under a cap, a fair sweep
-V3 = GridDescription(
-    name="v3-minilm",
-    langs=("hau", "ibo", "swa", "yor", "zul", "lug", "twi", "luo"),
-    arms=("zero-shot", "sentence-kd", "translate-train", "code-switch", "optical", "optical-plain", "optical+aug"),
-    seeds=3,
-    step_cap=1000,
-    sweep_settings=8,
-    sweep_langs=3,
-    sweep_steps=1000,
-    eval_tasks=6,
-    reference="results/v2-minilm",
-    same_rate_as=(("optical-plain", "optical"),),
-    ot_cost_factor=1.15,
+# the tasks every v3 grid cell is evaluated on (the Makefile's V3_MINILM: --task and --eval-tasks)
+V3_TASKS = (
+    "sib-topics",
+    "afriqa-passages",
+    "flores-sentences",
+    "afriqa-questions",
+    "tico-sentences",
+    "ntrex-clir",
+    "ntrex-sentences",
 )
-GRIDS = {grid.name: grid for grid in (V3,)}
+
+
+def v3_minilm() -> GridDescription:
+    """docs/protocol_v3.md (issue #26): the family (data.mafand.mafand_family: every language of the data folder
+    with a MAFAND-MT train split and FLORES coverage) x the v3 arms x 5 seeds, each trained cell to a dev plateau
+    under the ``v3`` preset's step cap; the v3 sweep (sweep_design.V3_GRIDS: the same number of settings for every
+    trained arm, before the edge rule's extensions) on its selection languages."""
+    settings = {math.prod(len(values) for _, values in grid.axes) for grid in V3_GRIDS}
+    config = preset("v3")
+    cap = config.steps
+    return GridDescription(
+        name="v3-minilm",
+        langs=tuple(mafand_family()),
+        arms=("zero-shot", *V3_ARMS),
+        seeds=5,
+        step_cap=cap,
+        sweep_settings=max(settings),
+        sweep_langs=len(DESIGNS["v3"].langs),
+        sweep_steps=cap,
+        eval_tasks=len(V3_TASKS),
+        reference="results/v2-minilm",
+        same_rate_as=(("optical-plain", "optical"),),
+        ot_cost_factor=1.15,
+        batch_size=config.batch_size,
+    )
+
+
+GRIDS = {"v3-minilm": v3_minilm}  # name -> the description, built when asked (the family is the data folder's)
 
 
 def stored_sizes(folder: Path) -> dict[str, Any]:
@@ -343,18 +369,22 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
         f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)",
     ]
+    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
+    measured_batch = saved.get("train", {}).get("batch_size")
+    batch_factor = grid.batch_size / measured_batch if grid.batch_size and measured_batch else 1.0
+    if batch_factor != 1.0:
+        assumed.append(f"a step's time scales with its batch: {grid.batch_size} pairs vs {measured_batch} measured")
 
     def rate(rates: dict[str, Any], arm: str) -> float | None:
         measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
         if measured is None:
             return None
-        return round(measured["median_s"] * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
+        return round(measured["median_s"] * batch_factor * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
 
     steps = {
         arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs * grid.sweep_steps
         for arm in trained
     }
-    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
     task_factor = grid.eval_tasks / max(1, 1 + len(saved.get("eval_tasks", [])))
     evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
     eval_cells = len(grid.langs) * grid.seeds * len(grid.arms)
@@ -408,7 +438,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     """Print (and write ``plan.json`` of) the plan of a results folder, or of a described grid."""
     if args.grid:
-        planned = plan_grid(GRIDS[args.grid])
+        planned = plan_grid(GRIDS[args.grid]())
         print(json.dumps({k: v for k, v in planned.items() if k not in ("grid", "stored_sizes")}, indent=2))
         return
     if not args.results:

@@ -60,8 +60,9 @@ class ComparePlan:
         "mixed_precision",
         "teacher_cache",
         "max_dev_pairs",
-        "freeze_word_embeddings",
-    )  # the last: a training regime every arm shares (protocol v2)
+        "freeze_word_embeddings",  # a training regime every arm shares (protocol v2)
+        "dev_distractors",  # dev selection: the untrained student's score is computed once per fold
+    )
 
     def __post_init__(self) -> None:
         self.validate()

@@ -32,12 +32,12 @@ from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
 from ..data.errors import DataError
-from ..data.mafand import mafand_files
+from ..data.mafand import dev_distractor_pool, mafand_family, mafand_files
 from ..io import BLOBS, read_json, write_json
 from ..methods.registry import REFERENCE
 from ..methods.runtime import device_description, release_memory, set_threads
 from ..methods.teacher import FrozenTeacher
-from ..methods.trainer import make_accelerator, retrieval_mrr, train_student
+from ..methods.trainer import dev_mrr, make_accelerator, train_student
 from ..models.encoder import Encoder
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import get_task
@@ -129,12 +129,15 @@ class Runner:
 
     def lang_files(self, lang: str) -> list[Path]:
         """Every data file the cells of ``lang`` read: the task's, the evaluation tasks' that have
-        ``lang``, a user's bitext, and MAFAND-MT's when it is the bitext."""
+        ``lang``, a user's bitext, MAFAND-MT's when it is the bitext, and the MAFAND-MT dev files of the other
+        family languages when dev selection draws distractors from them (``TrainConfig.dev_distractors``)."""
         files = list(self.task.data_files(lang))
         files += [f for task in self.eval_tasks.values() if not task.unavailable(lang) for f in task.data_files(lang)]
         files += self.plan.bitext_files
         if self.plan.bitext == "mafand":
             files += mafand_files(lang)
+        if self.plan.train.dev_distractors:
+            files += [f for other in mafand_family() if other != lang for f in mafand_files(other, ("dev",))]
         return list(dict.fromkeys(files))
 
     def data_files(self) -> list[Path]:
@@ -313,9 +316,12 @@ class Runner:
         if key not in self._initial:
             sample = self.plan.train.dev_sample(dev)  # the trainer's own dev sample
             queries, documents = self.plan.train.dev_roles()
+            n = self.plan.train.dev_distractors  # the trainer's own distractors (train_student builds the same)
+            pool = dev_distractor_pool(dev.lang, n, sample.english) if n else []
             with self.accelerator.autocast():  # encoded as the trainer encodes its dev set, scored as it scores it
                 encoded = frozen.encode(sample.english, role=queries), frozen.encode(sample.foreign, role=documents)
-            self._initial[key] = retrieval_mrr(*encoded)
+                distractors = frozen.encode(pool, role=queries) if pool else None
+            self._initial[key] = dev_mrr(*encoded, distractors)
         return self._initial[key]
 
     # -------------------------------------------------------------- loops

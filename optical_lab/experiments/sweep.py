@@ -1,29 +1,19 @@
-"""`optical-lab sweep`: per-method hyper-parameters chosen on dev bitext only (protocol v2).
+"""`optical-lab sweep`: per-method hyper-parameters chosen on dev bitext only (protocols v2 and v3).
 
-``docs/protocol_v2.md`` fixes the procedure before any v2 result exists; this module is that
-procedure, nothing more. On one declared tuning language (default ``hau``) and seed 0, every
-setting is trained on the language's MAFAND-MT ``train`` bitext with the full v2 budget and scored
-by its best dev MRR on MAFAND-MT ``dev`` (the trainer's own model selection). **No evaluation
-collection is ever encoded here.** Three stages, each reading the choices of the one before:
+``docs/protocol_v2.md`` and ``docs/protocol_v3.md`` fix the procedure before any result of theirs exists; this
+module runs it, nothing more. Which settings are tried, in which rounds, and the choice rule are a declared
+design (:mod:`.sweep_design`: ``--design v2``, one tuning language; ``--design v3``, the same 12-setting budget
+for every trained arm with the edge rule, on several selection languages). Every setting is trained at seed 0
+on each selection language's MAFAND-MT ``train`` bitext with the design's preset and scored by its best dev MRR
+on MAFAND-MT ``dev`` (the trainer's own model selection; v3: among the preset's English distractors), averaged
+over the selection languages. **No evaluation collection is ever encoded here.**
 
-1. learning rate per trained method from :data:`LR_GRID` (OPTICAL at its default variant, optical+aug
-   at weight 1); a method whose best lr is the grid's largest also tries :data:`LR_EDGE`, once;
-2. OPTICAL at its chosen lr: cost variant (:data:`VARIANTS`) x epsilon (:data:`EPSILONS`), then the
-   English term on/off at the chosen variant;
-3. optical+aug at its chosen lr with OPTICAL's chosen settings: the augmentation weight
-   (:data:`AUG_WEIGHTS`).
-
-Rule: the highest best-dev-MRR wins; settings within :data:`TIE` of the best count as tied and the
-first of them in grid order — the simpler one — is taken (grids are listed simplest first).
-
-Every setting is a cell folder ``<out>/<method>/<slug>/`` with the trainer's log (loss, gradient
-norm, and for OPTICAL the collapse diagnostics ``token_cos``/``plan_entropy`` every step) and a
-``done.json`` written last, so a killed sweep resumes where it stopped and a finished one is only
-read. The settings of one round (stage 1 of every method at once, then each later stage) are
-independent, so ``--jobs N`` trains up to N of them at a time in separate processes (on a GPU,
-several small trainings share the card); the choices are made afterwards, in grid order, exactly as
-a one-process sweep makes them. ``<out>/chosen.json`` holds the per-method settings, which ``optical-lab compare
---method-config`` reads; ``<out>/sweep.md`` is the table of every setting tried.
+Every (setting, language) is a cell folder, ``<out>/<method>/<slug>/`` (v2) or ``<out>/<method>/<slug>/<lang>/``
+(v3), with the trainer's log and a ``done.json`` written last, then compacted: a killed sweep resumes where it
+stopped, a finished one is only read. ``--jobs N`` trains up to N cells of a round at a time in separate
+processes; the choices are made afterwards, in grid order, as a one-process sweep makes them.
+``<out>/chosen.json`` holds the per-method settings (flat keys) that ``optical-lab compare --method-config``
+reads; ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried`` per arm, also in ``done.json``).
 """
 
 from __future__ import annotations
@@ -35,18 +25,19 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from ..data.errors import DataError
+from ..data.languages import canonical_code, known_languages, parse_langs
 from ..data.leakage import guard_overlap
-from ..data.mafand import load_mafand, mafand_files
+from ..data.mafand import load_mafand, mafand_family, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
-from ..io import BLOBS, read_jsonl, write_json, write_text
+from ..io import BLOBS, write_json, write_text
 from ..methods.config import TrainConfig, preset
 from ..methods.registry import parse_methods
 from ..methods.runtime import set_threads
@@ -55,49 +46,32 @@ from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
 from .compact import compact_cell
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
+from .sweep_design import DESIGNS, TIE, Stage, choose, slug
+from .sweep_tables import finished_rows, last_diagnostics, render, row_order, settings_table, sweep_table
 
-LR_GRID = (1e-5, 3e-5, 1e-4, 3e-4)
-LR_EDGE = 1e-3  # tried once when a method's best lr is the grid's largest (deviation 2, protocol_v2.md)
-VARIANTS = ("plain", "centred", "both")
-EPSILONS = (0.05, 0.02, 0.1)
-ENGLISH_WEIGHTS = (1.0, 0.0)
-AUG_WEIGHTS = (1.0, 0.1)
-TIE = 0.002
-TRAINED = ("sentence-kd", "translate-train", "code-switch", "optical", "optical+aug")
-STAGES = ("1-lr", "2-variant", "2-english", "3-aug-weight")  # run order, also the order of every sweep table
-
-
-def slug(setting: dict[str, Any]) -> str:
-    """Folder name of a setting, e.g. ``lr3e-05`` or ``lr0.0001-ot_variant=centred-epsilon=0.02``."""
-    return "-".join(
-        f"lr{v:g}" if k == "lr" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
-    )
-
-
-def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The registered rule: best dev MRR, ties (within ``TIE``) to the first in grid order."""
-    scored = [r for r in rows if r["best_dev_mrr"] is not None]
-    if not scored:
-        raise ValueError("no setting has a dev score")
-    best = max(r["best_dev_mrr"] for r in scored)
-    return next(r for r in scored if r["best_dev_mrr"] >= best - TIE)
+__all__ = ["Sweep", "choose", "finished_rows", "slug"]
 
 
 class Sweep:
-    """Trains the grid's settings for one language and model into ``out``; reads finished ones."""
+    """Trains a design's settings for its selection languages and one model into ``out``; reads finished ones.
+
+    ``langs`` (or ``lang``, one language: the v2 spelling) default to the design's selection languages;
+    ``preset_name`` and ``methods`` to the design's; ``overrides`` change the preset (tests, smoke runs)."""
 
     def __init__(
         self,
         out: str | Path,
-        lang: str = "hau",
+        lang: str | None = None,
         model: str = "minilm",
-        preset_name: str = "v2",
+        preset_name: str | None = None,
         methods: list[str] | None = None,
         seed: int = 0,
         threads: int = 0,
         allow_overlap: int = 0,
         progress: bool = True,
         jobs: int = 1,
+        design: str = "v2",
+        langs: list[str] | None = None,
         **overrides: Any,
     ) -> None:
         for name, value, low in (("threads", threads, 0), ("jobs", jobs, 1), ("allow_overlap", allow_overlap, 0)):
@@ -106,45 +80,60 @@ class Sweep:
                     f"--{name.replace('_', '-')} {value!r}: must be an integer >= {low}",
                     fix=f"e.g. --{name.replace('_', '-')} {low}" + (" (0: automatic)" if name == "threads" else ""),
                 )
+        if design not in DESIGNS:
+            raise DataError(f"unknown sweep design {design!r}", fix=f"use --design {' or '.join(DESIGNS)}")
+        self.design = DESIGNS[design]
+        langs = [canonical_code(code) for code in (langs or ([lang] if lang else self.design.langs))]
+        if not self.design.per_language and len(langs) != 1:
+            raise DataError(
+                f"sweep design {design} tunes on one language, got {', '.join(langs)}", fix="give one --lang"
+            )
+        preset_name = preset_name or self.design.preset
         # what a worker process needs to build the same sweep (see train_in_parallel)
         self.options = dict(
             out=out,
-            lang=lang,
+            langs=langs,
             model=model,
             preset_name=preset_name,
             methods=methods,
             seed=seed,
             threads=threads,
             allow_overlap=allow_overlap,
+            design=design,
             **overrides,
         )
         self.jobs = jobs
         self.read_only = False  # a finished sweep (done.json) is only read: run() then refuses to train
-        self.out, self.lang, self.model, self.seed = Path(out), lang, model, seed
-        self.methods = methods or list(TRAINED)
+        self.out, self.langs, self.model, self.seed = Path(out), langs, model, seed
+        self.methods = list(methods or self.design.methods)
         self.threads, self.progress = threads, progress
         self.base_config = preset(preset_name, **overrides).replace(progress=progress)
         self.preset_name = preset_name
-        self.train = load_mafand(lang, "train")
-        self.dev = load_mafand(lang, "dev")
+        self.bitext = {lang: (load_mafand(lang, "train"), load_mafand(lang, "dev")) for lang in langs}
         self.allow_overlap = allow_overlap
         self.accelerator = make_accelerator(self.base_config.mixed_precision)
         self.base_config = self.base_config.replace(mixed_precision=self.accelerator.mixed_precision)
         self._encoder: Encoder | None = None
         self._frozen: FrozenTeacher | None = None
-        self.rows: list[dict[str, Any]] = []
+        self.rows: dict[tuple, dict[str, Any]] = {}  # every cell's done.json, by (method, setting, language)
+        self.scores: list[dict[str, Any]] = []  # one per (stage, method, setting): the score the rule chose on
+        self.tried: dict[str, list[dict[str, Any]]] = {}  # per method, every setting tried, in grid order
 
     # -------------------------------------------------------------- set-up
-    def evaluation_texts(self) -> dict[str, list[str]]:
-        """Every evaluation text the protocol's students are judged on for this language (both sides)."""
-        ntrex = load_ntrex(self.lang)
-        sib = load_sib(self.lang)
-        english = load_sib("eng")
-        return {
-            "ntrex": ntrex.english + ntrex.target,
-            "flores/sib": [t for split in sib.splits.values() for t in split.texts]
-            + [t for split in english.splits.values() for t in split.texts],
-        }
+    def evaluation_texts(self, lang: str) -> dict[str, list[str]]:
+        """Every evaluation text of the NTREX and FLORES (SIB) collections the data folder holds for ``lang``
+        (both sides): the bitext must not contain them."""
+        datasets = known_languages()[lang].datasets
+        texts = {}
+        if "ntrex-128" in datasets:
+            ntrex = load_ntrex(lang)
+            texts["ntrex"] = ntrex.english + ntrex.target
+        if "sib-200" in datasets:
+            sib, english = load_sib(lang), load_sib("eng")
+            texts["flores/sib"] = [t for split in sib.splits.values() for t in split.texts] + [
+                t for split in english.splits.values() for t in split.texts
+            ]
+        return texts
 
     @property
     def frozen(self) -> FrozenTeacher:
@@ -161,17 +150,18 @@ class Sweep:
         return self._frozen
 
     # -------------------------------------------------------------- one setting
-    def cell(self, method: str, setting: dict[str, Any]) -> tuple[Path, TrainConfig, str]:
-        """(folder, training configuration, configuration fingerprint) of one setting."""
+    def cell(self, method: str, setting: dict[str, Any], lang: str) -> tuple[Path, TrainConfig, str]:
+        """(folder, training configuration, configuration fingerprint) of one setting on one language."""
         config = self.base_config.replace(seed=self.seed, **setting)
+        folder = self.out / method / slug(setting)
         return (
-            self.out / method / slug(setting),
+            folder / lang if self.design.per_language else folder,
             config,
             config.fingerprint(ignore=("progress", "checkpoint_every", "keep_checkpoint")),
         )
 
-    def run(self, method: str, setting: dict[str, Any], stage: str) -> dict[str, Any]:
-        folder, config, fingerprint = self.cell(method, setting)
+    def run(self, method: str, setting: dict[str, Any], stage: str, lang: str) -> dict[str, Any]:
+        folder, config, fingerprint = self.cell(method, setting, lang)
         done = folder / DONE_NAME
         info = read_done(folder)
         if info is not None:
@@ -180,7 +170,7 @@ class Sweep:
                     f"{folder} holds a sweep cell of another configuration", fix="sweep into another --out folder"
                 )
             return info | {"cached": True}
-        same = self.same_cell(method, fingerprint)
+        same = self.same_cell(method, fingerprint, lang)
         if same is None and self.read_only:
             raise DataError(
                 f"{self.out} is a finished sweep (done.json) but has no cell {folder.name} for {method}",
@@ -188,7 +178,7 @@ class Sweep:
                 "folder (or restore the cell from git)",
             )
         if same is not None:
-            # the very configuration already finished under another setting's name (stage 2's plain cost at
+            # the very configuration already finished under another setting's name (v2: stage 2's plain cost at
             # the default epsilon is stage 1's cell; the English term at weight 1 is stage 2's best): its
             # numbers are this setting's, so it is recorded here, pointing to it, not trained again
             info = read_done(same) | {
@@ -202,19 +192,20 @@ class Sweep:
         folder.mkdir(parents=True, exist_ok=True)
         threads = set_threads(self.threads)
         start = time.perf_counter()
+        train, dev = self.bitext[lang]
         student, _, result = train_student(
             self.frozen.encoder,
             self.frozen,
             method,
-            self.train,
-            self.dev,
+            train,
+            dev,
             config,
             out_dir=folder,
             accelerator=self.accelerator,
-            desc=f"sweep {self.lang} {method} {slug(setting)}",
+            desc=f"sweep {lang} {method} {slug(setting)}",
         )
         info = {
-            "lang": self.lang,
+            "lang": lang,
             "model": self.model,
             "method": method,
             "stage": stage,
@@ -238,91 +229,83 @@ class Sweep:
         del student
         return info
 
-    def same_cell(self, method: str, fingerprint: str) -> Path | None:
-        """A finished cell of ``method`` with this configuration fingerprint (trained, not itself a copy)."""
-        for done in sorted((self.out / method).glob(f"*/{DONE_NAME}")):
+    def same_cell(self, method: str, fingerprint: str, lang: str) -> Path | None:
+        """A finished cell of ``method`` on ``lang`` with this configuration fingerprint (trained, not a copy)."""
+        pattern = f"*/{lang}/{DONE_NAME}" if self.design.per_language else f"*/{DONE_NAME}"
+        for done in sorted((self.out / method).glob(pattern)):
             info = read_done(done.parent)
-            if info.get("fingerprint") == fingerprint and info.get("method") == method and "same_as" not in info:
+            if (
+                info.get("fingerprint") == fingerprint
+                and info.get("method") == method
+                and info.get("lang", lang) == lang
+                and "same_as" not in info
+            ):
                 return done.parent
         return None
 
-    def stage(self, name: str, method: str, settings: list[dict[str, Any]]) -> dict[str, Any]:
+    def stage(self, stage: Stage) -> dict[str, Any]:
+        """Every setting of ``stage`` on every selection language (trained or read), each scored by the mean of
+        its languages' best dev MRR; the setting the rule (:func:`.sweep_design.choose`) takes."""
         rows = []
-        for setting in settings:
-            info = self.run(method, setting, name)
-            rows.append(info)
-            if not any(r["method"] == method and r["setting"] == setting for r in self.rows):
-                self.rows.append(info)
+        for setting in stage.settings:
+            infos = [self.run(stage.method, setting, stage.name, lang) for lang in self.langs]
+            for info in infos:  # each cell once, as first read (a same_as copy under its own setting)
+                self.rows.setdefault((stage.method, slug(setting), info["lang"]), info)
+            scores = [info["best_dev_mrr"] for info in infos]
+            score = None if None in scores else sum(scores) / len(scores)
+            langs = dict(zip(self.langs, scores))
+            row = {"stage": infos[0]["stage"], "method": stage.method, "setting": setting, "best_dev_mrr": score}
+            rows.append(row | {"langs": langs})
             tqdm.write(
-                f"{name} {method:<15} {slug(setting):<45} best dev MRR {info['best_dev_mrr']:.4f} "
-                f"(step {info['best_step']}{', cached' if info.get('cached') else ''})"
+                f"{stage.name} {stage.method:<15} {slug(setting):<45} dev MRR "
+                + " ".join(f"{lang} {value:.4f}" if value is not None else f"{lang} -" for lang, value in langs.items())
+                + (f", mean {score:.4f}" if score is not None and len(langs) > 1 else "")
+                + (", cached" if all(i.get("cached") for i in infos) else "")
             )
+        self.scores = [r for r in self.scores if r["method"] != stage.method or r["setting"] not in stage.settings]
+        self.scores += rows
+        self.tried[stage.method] = list(stage.settings)
         return choose(rows)["setting"]
 
-    # -------------------------------------------------------------- the three stages
-    def rounds(self) -> Iterator[list[tuple[str, str, list[dict[str, Any]]]]]:
-        """Rounds of (stage, method, settings) in run order; the stages of one round are independent,
-        later rounds use :attr:`chosen`."""
-        yield [("1-lr", method, [{"lr": lr} for lr in LR_GRID]) for method in self.methods]
-        # best at the grid's edge: one step further, then choose again
-        yield [
-            ("1-lr", method, [{"lr": lr} for lr in (*LR_GRID, LR_EDGE)])
-            for method in self.methods
-            if self.chosen[method]["lr"] == LR_GRID[-1]
-        ]
-        if "optical" in self.methods:
-            lr = self.chosen["optical"]["lr"]
-            yield [
-                (
-                    "2-variant",
-                    "optical",
-                    [{"lr": lr, "ot_variant": v, "epsilon": e} for v in VARIANTS for e in EPSILONS],
-                )
-            ]
-            best = self.chosen["optical"]
-            yield [("2-english", "optical", [{**best, "english_weight": w} for w in ENGLISH_WEIGHTS])]
-            if "optical+aug" in self.methods:
-                optical = {k: v for k, v in self.chosen["optical"].items() if k != "lr"}
-                lr = self.chosen["optical+aug"]["lr"]
-                yield [("3-aug-weight", "optical+aug", [{"lr": lr, **optical, "aug_weight": w} for w in AUG_WEIGHTS])]
-
-    def needs_training(self, method: str, setting: dict[str, Any]) -> str | None:
-        """The configuration fingerprint of a setting that :meth:`run` would train (None: finished, or the
-        same configuration as a finished cell)."""
-        folder, _, fingerprint = self.cell(method, setting)
-        if (folder / "done.json").exists() or self.same_cell(method, fingerprint) is not None:
+    def needs_training(self, method: str, setting: dict[str, Any], lang: str) -> str | None:
+        """The configuration fingerprint of a cell that :meth:`run` would train (None: finished, or the same
+        configuration as a finished cell)."""
+        folder, _, fingerprint = self.cell(method, setting, lang)
+        if (folder / DONE_NAME).exists() or self.same_cell(method, fingerprint, lang) is not None:
             return None
         return fingerprint
 
-    def train_in_parallel(self, cells: list[tuple[str, dict[str, Any], str]]) -> None:
-        """With ``jobs > 1``: train the (method, setting, stage) cells of one round that need it, up to
+    def train_in_parallel(self, cells: list[tuple[str, dict[str, Any], str, str]]) -> None:
+        """With ``jobs > 1``: train the (method, setting, stage, lang) cells of one round that need it, up to
         :attr:`jobs` at a time in worker processes (spawned: safe with CUDA); each writes its cell folder,
         nothing is chosen here. With one job (or one cell) it does nothing: the stage loop trains them."""
         todo, seen = [], set()
-        for method, setting, stage in cells:
-            fingerprint = self.needs_training(method, setting)
-            if fingerprint is not None and (method, fingerprint) not in seen:  # a duplicate waits for same_as
-                seen.add((method, fingerprint))
-                todo.append((method, setting, stage, fingerprint))
+        for method, setting, stage, lang in cells:
+            fingerprint = self.needs_training(method, setting, lang)
+            if fingerprint is not None and (method, fingerprint, lang) not in seen:  # a duplicate waits for same_as
+                seen.add((method, fingerprint, lang))
+                todo.append((method, setting, stage, lang, fingerprint))
         if self.jobs == 1 or len(todo) < 2:
             return
         if self.base_config.teacher_cache:  # the teacher's targets once, on disk, before the workers read them
             with self.accelerator.autocast():
-                self.frozen.precompute(self.train.subsample(self.base_config.max_train_pairs, self.seed).english)
-        tqdm.write(f"training {len(todo)} settings, {min(self.jobs, len(todo))} at a time")
+                for lang in dict.fromkeys(cell[3] for cell in todo):
+                    english = self.bitext[lang][0].subsample(self.base_config.max_train_pairs, self.seed).english
+                    self.frozen.precompute(english)
+        tqdm.write(f"training {len(todo)} cells, {min(self.jobs, len(todo))} at a time")
         failed = []
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=context) as pool:
             futures = {pool.submit(_train_cell, self.options, *cell): cell for cell in todo}
             for future in as_completed(futures):
                 if not future.cancelled() and future.exception() is not None:
-                    method, setting = futures[future][:2]
-                    failed.append(f"{method} {slug(setting)}: {future.exception()!r}")
+                    method, setting, _, lang = futures[future][:4]
+                    failed.append(f"{method} {slug(setting)} {lang}: {future.exception()!r}")
                     tqdm.write(f"FAILED {failed[-1]}")
                     pool.shutdown(wait=False, cancel_futures=True)  # the cells in flight finish, the queue is dropped
         if failed:
             raise DataError(
-                f"{len(failed)} sweep setting(s) failed in worker processes: " + "; ".join(failed),
+                f"{len(failed)} sweep cell(s) failed in worker processes: " + "; ".join(failed),
                 fix="read the error(s) above; finished cells are kept, re-run the sweep to resume",
             )
 
@@ -333,13 +316,14 @@ class Sweep:
             return self._run_all()
 
     def _run_all(self) -> dict[str, dict[str, Any]]:
-        evaluation = self.evaluation_texts()  # read once, checked against both bitexts
-        report = guard_overlap(
-            self.train, evaluation, allow_overlap=self.allow_overlap, train_name=f"mafand-mt/{self.lang} train"
-        )
-        report_dev = guard_overlap(
-            self.dev, evaluation, allow_overlap=self.allow_overlap, train_name=f"mafand-mt/{self.lang} dev"
-        )
+        reports = {}
+        for lang, (train, dev) in self.bitext.items():
+            evaluation = self.evaluation_texts(lang)  # read once, checked against both bitexts
+            for split, bitext in (("train", train), ("dev", dev)):
+                name = f"mafand-mt/{lang} {split}"
+                reports[(split, lang)] = guard_overlap(
+                    bitext, evaluation, allow_overlap=self.allow_overlap, train_name=name
+                )
         finished = self.out / DONE_NAME
         recorded = read_done(self.out)
         if recorded is not None:
@@ -353,152 +337,114 @@ class Sweep:
                     fix="the tie rule changed since it ran: sweep into a new --out folder",
                 )
             return chosen
-        report.write_json(self.out / "leakage_train.json")
-        report_dev.write_json(self.out / "leakage_dev.json")
-        write_json(
-            {
-                "kind": "sweep",
-                "lang": self.lang,
-                "model": self.model,
-                "preset": self.preset_name,
-                "seed": self.seed,
-                "methods": self.methods,
-                "train": asdict(self.base_config),
-                "grids": {
-                    "lr": LR_GRID,
-                    "lr_edge": LR_EDGE,
-                    "ot_variant": VARIANTS,
-                    "epsilon": EPSILONS,
-                    "english_weight": ENGLISH_WEIGHTS,
-                    "aug_weight": AUG_WEIGHTS,
-                },
-                "tie": TIE,
-            },
-            self.out / "config.json",
-        )
-        data_files = [p for split in ("train", "dev") for p in mafand_files(self.lang, (split,))]
+        for (split, lang), report in reports.items():
+            report.write_json(
+                self.out / (f"leakage_{split}_{lang}.json" if self.design.per_language else f"leakage_{split}.json")
+            )
+        write_json(self.record(), self.out / "config.json")
         write_json(
             environment()
-            | provenance(data_files, self.frozen.encoder.source)
+            | provenance(self.data_files(), self.frozen.encoder.source)
             | {"torch_threads": torch.get_num_threads()},
             self.out / "environment.json",
         )
         chosen = self.choose_all()
-        write_json({"chosen": chosen, "cells": len(self.rows)}, finished)  # last: the sweep is finished
+        extra = {"settings_tried": self.settings_tried()} if self.design.per_language else {}
+        write_json({"chosen": chosen, "cells": len(self.rows), **extra}, finished)  # last: the sweep is finished
         return chosen
 
+    def record(self) -> dict[str, Any]:
+        """The sweep's ``config.json``: design, languages, preset, arms, grids and rule."""
+        where = (
+            {"design": self.design.name, "langs": self.langs} if self.design.per_language else {"lang": self.langs[0]}
+        )
+        return {
+            "kind": "sweep",
+            **where,
+            "model": self.model,
+            "preset": self.preset_name,
+            "seed": self.seed,
+            "methods": self.methods,
+            "train": asdict(self.base_config),
+            "grids": self.design.grids(),
+            "tie": TIE,
+        }
+
+    def data_files(self) -> list[Path]:
+        """The MAFAND-MT files the cells read (and, with dev distractors, the other family languages' dev)."""
+        files = [p for lang in self.langs for split in ("train", "dev") for p in mafand_files(lang, (split,))]
+        if self.base_config.dev_distractors:
+            files += [f for other in mafand_family() for f in mafand_files(other, ("dev",))]
+        return list(dict.fromkeys(files))
+
+    def settings_tried(self) -> dict[str, dict[str, Any]]:
+        """Per arm: how many settings it tried and which of them the edge rule added (stage ``*-edge``)."""
+        return {
+            method: {
+                "settings": len(settings),
+                "extensions": [
+                    r["setting"] for r in self.scores if r["method"] == method and r["stage"].endswith("edge")
+                ],
+            }
+            for method, settings in self.tried.items()
+        }
+
     def choose_all(self) -> dict[str, dict[str, Any]]:
-        """Every round: train the settings not yet finished (in parallel with ``jobs > 1``, else one by one in
+        """Every round: train the cells not yet finished (in parallel with ``jobs > 1``, else one by one in
         :meth:`stage`), then choose, writing chosen.json and sweep.md after each stage; a finished sweep
         (:attr:`read_only`) only chooses."""
         self.chosen: dict[str, dict[str, Any]] = {}
-        for round_ in self.rounds():
+        for round_ in self.design.rounds(self):
             if not self.read_only:
                 self.train_in_parallel(
-                    [(method, setting, stage) for stage, method, settings in round_ for setting in settings]
+                    [(s.method, setting, s.name, lang) for s in round_ for setting in s.settings for lang in self.langs]
                 )
-            for stage, method, settings in round_:
-                self.chosen[method] = self.stage(stage, method, settings)
+            for stage in round_:
+                self.chosen[stage.method] = self.stage(stage)
                 if not self.read_only:
                     write_json(self.chosen, self.out / "chosen.json")
                     self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
 
     def write_table(self) -> pd.DataFrame:
-        table = sweep_table(sorted(self.rows, key=row_order))  # the same table whatever the jobs, and as finished_rows
-        write_text(render(table, self.chosen, self.lang, self.model), self.out / "sweep.md")
+        table = sweep_table(
+            sorted(self.rows.values(), key=row_order)
+        )  # the same table whatever the jobs, and as finished_rows
+        tried = self.settings_tried() if self.design.per_language else None
+        scores = settings_table(sorted(self.scores, key=row_order), self.langs) if tried else None
+        write_text(render(table, self.chosen, self.langs, self.model, scores, tried), self.out / "sweep.md")
         return table
 
 
-def _train_cell(options: dict[str, Any], method: str, setting: dict[str, Any], stage: str, fingerprint: str) -> None:
-    """One setting in a worker process (:meth:`Sweep.train_in_parallel`), which must build the very
+def _train_cell(
+    options: dict[str, Any], method: str, setting: dict[str, Any], stage: str, lang: str, fingerprint: str
+) -> None:
+    """One cell in a worker process (:meth:`Sweep.train_in_parallel`), which must build the very
     configuration the parent planned."""
     sweep = Sweep(**options, progress=False)
-    if sweep.cell(method, setting)[2] != fingerprint:
+    if sweep.cell(method, setting, lang)[2] != fingerprint:
         raise RuntimeError(
             f"a worker built another configuration for {method} {slug(setting)}: "
             "Sweep.options is missing a constructor argument"
         )
-    sweep.run(method, setting, stage)
-
-
-# what the diagnostic columns of a sweep table mean (sweep.md and the v2 results document)
-DIAGNOSTICS_TEXT = (
-    "OPTICAL diagnostics are means over a cell's last 20 training steps: `token_cos` = mean pairwise cosine of a "
-    "sentence's student tokens (collapse indicator), `plan_entropy` = the foreign plan's normalised row entropy, "
-    "`marginal_error` = Sinkhorn's L1 marginal error on the foreign plans, `ot_not_converged` = OT problems per step "
-    "(one per pair and term: foreign, and English when its weight is not 0) left above the tolerance "
-    "(√float32-eps) after the iterations; `grad_norm` = the gradient norm before clipping."
-)
-
-
-def last_diagnostics(log: Path) -> dict[str, float]:
-    """Mean of the OPTICAL diagnostics over the last 20 logged training steps (empty for other methods)."""
-    keys = ("token_cos", "plan_entropy", "marginal_error", "ot_not_converged", "grad_norm")
-    steps = [r for r in read_jsonl(log) if r.get("event") == "train"][-20:]
-    return {k: sum(r[k] for r in steps) / len(steps) for k in keys if steps and all(k in r for r in steps)}
-
-
-def row_order(row: dict[str, Any]) -> tuple:
-    """Stage (run order), method (TRAINED order), then the setting's keys and values."""
-
-    def rank(value: str, order: tuple[str, ...]) -> int:
-        return order.index(value) if value in order else len(order)
-
-    setting = row["setting"]
-    return (
-        rank(row["stage"], STAGES),
-        rank(row["method"], TRAINED),
-        tuple(map(str, setting)),
-        tuple(v if isinstance(v, (int, float)) else str(v) for v in setting.values()),
-    )
-
-
-def finished_rows(out: str | Path) -> list[dict[str, Any]]:
-    """The ``done.json`` of every finished cell of a sweep folder, in stage order (then method, setting)."""
-    rows = [read_done(p.parent) for p in Path(out).glob(f"*/*/{DONE_NAME}")]
-    return sorted(rows, key=row_order)
-
-
-def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    records = []
-    for r in rows:
-        records.append(
-            {
-                "stage": r["stage"],
-                "method": r["method"],
-                "setting": slug(r["setting"]),
-                "same as": r.get("same_as", ""),
-                "best dev MRR": r["best_dev_mrr"],
-                "best step": r["best_step"],
-                **{k: v for k, v in r.get("diagnostics", {}).items()},
-                "train s": r["train_s"],
-            }
-        )
-    return pd.DataFrame(records)
-
-
-def render(table: pd.DataFrame, chosen: dict[str, dict[str, Any]], lang: str, model: str) -> str:
-    lines = [
-        f"# Hyper-parameter sweep on dev bitext ({model}, {lang}, seed 0)",
-        "",
-        "Generated by `optical-lab sweep` (docs/protocol_v2.md). Score: best dev MRR on MAFAND-MT dev; "
-        "no evaluation collection was encoded. " + DIAGNOSTICS_TEXT,
-        "",
-        "## Chosen",
-        "",
-    ]
-    lines += [f"- **{m}**: {slug(s)}" for m, s in chosen.items()]
-    lines += ["", "## Every setting tried", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
-    return "\n".join(lines)
+    sweep.run(method, setting, stage, lang)
 
 
 # ------------------------------------------------------------------ CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lang", default="hau", help="the declared tuning language (MAFAND-MT train/dev)")
+    parser.add_argument(
+        "--design", default="v2", choices=sorted(DESIGNS), help="the declared sweep (sweep_design.py): v2 or v3"
+    )
+    parser.add_argument(
+        "--langs",
+        "--lang",
+        dest="langs",
+        default=None,
+        help="selection languages, comma-separated, with MAFAND-MT train/dev (default: the design's)",
+    )
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--methods", default=",".join(TRAINED), help="trained methods to tune")
-    parser.add_argument("--preset", default="v2")
+    parser.add_argument("--methods", default=None, help="trained methods to tune (default: the design's arms)")
+    parser.add_argument("--preset", default=None, help="training preset (default: the design's, v2 or v3)")
     parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -512,7 +458,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=1,
-        help="settings trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
+        help="cells trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
         "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
         "thread count changes the float rounding of a result",
     )
@@ -522,15 +468,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="evaluation texts that may occur in the bitext before the sweep refuses",
     )
-    parser.add_argument("--out", default="results/v2-minilm/sweep")
+    parser.add_argument("--out", default=None, help="default results/<design>-<model>/sweep")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def main(args: argparse.Namespace) -> None:
-    methods = [m for m in parse_methods(args.methods) if m != "zero-shot"]
+    methods = [m for m in parse_methods(args.methods) if m != "zero-shot"] if args.methods else None
+    out = args.out or f"results/{args.design}-{args.model}/sweep"
     sweep = Sweep(
-        args.out,
-        lang=args.lang,
+        out,
+        langs=parse_langs(args.langs) if args.langs else None,
         model=args.model,
         preset_name=args.preset,
         methods=methods,
@@ -539,9 +486,10 @@ def main(args: argparse.Namespace) -> None:
         allow_overlap=args.allow_overlap,
         progress=not args.no_progress,
         jobs=args.jobs,
+        design=args.design,
         steps=args.steps,
         freeze_word_embeddings=args.freeze_word_embeddings,
     )
     chosen = sweep.run_all()
     print(json.dumps(chosen, indent=2))
-    print(f"results: {args.out}/chosen.json, {args.out}/sweep.md")
+    print(f"results: {out}/chosen.json, {out}/sweep.md")

@@ -37,6 +37,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "ot_eps_scaling": None,
     "ot_warm_start": False,
     "min_delta": 0.0,
+    "dev_distractors": 0,
 }
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
@@ -80,6 +81,11 @@ class TrainConfig:
     patience: int = 0
     min_delta: float = 0.0
     select_initial: bool = True  # the untrained student (step 0) is a candidate too
+    # Dev selection among distractors (protocol v3): 0 = each English dev query ranks its foreign sentence among
+    # the dev sample's foreign sentences (v1/v2); n > 0 = each foreign dev sentence ranks its English among the
+    # dev sample's English plus n English distractors (MAFAND-MT dev English of the other family languages,
+    # data.mafand.dev_distractor_pool), so the score is not at its ceiling (me5-small swa: 0.98 without them).
+    dev_distractors: int = 0
 
     # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
     checkpoint_every: int = 8
@@ -253,6 +259,7 @@ _AT_LEAST = (
     ("max_dev_pairs", 2, 200),
     ("eval_every", 0, 8),
     ("patience", 0, 0),
+    ("dev_distractors", 0, 5000),
     ("checkpoint_every", 0, 8),
     ("dict_iterations", 1, 5),
     ("dict_min_count", 1, 2),
@@ -335,6 +342,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_iters": 50,
         "ot_early_exit": False,
         "ot_eps_scaling": None,
+    },
+    # protocol v3 (docs/protocol_v3.md): every arm trained to a dev plateau under a cap of `steps` (read it from
+    # here, never copy it), dev MRR among 5,000 English distractors every 50 steps on up to 1,000 dev pairs, and
+    # the solved Sinkhorn (SinkhornSpec's defaults: iteration cap, early exit at tolerance, epsilon scaling)
+    "v3": {
+        "steps": 1500,
+        "warmup_steps": 100,
+        "eval_every": 50,
+        "patience": 6,
+        "min_delta": 0.002,
+        "batch_size": 32,
+        "max_length": 128,
+        "max_train_pairs": None,
+        "max_dev_pairs": 1000,
+        "dev_distractors": 5000,
     },
     # closer to the paper's budget, for a GPU
     "paper": {

@@ -24,7 +24,9 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
 * **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev
   sentence-retrieval MRR (teacher English -> student foreign, the direction of the evaluation) is
   computed and the best student state is kept; the untrained student (step 0) is a candidate, so
-  training that does not help on dev falls back to the starting point. Optional early stopping.
+  training that does not help on dev falls back to the starting point. Optional early stopping. With
+  ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign -> English among the dev English plus
+  that many English distractors (:func:`dev_mrr`).
 * **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev
   evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end.
 * **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run
@@ -58,6 +60,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from ..data.bitext import Bitext
+from ..data.mafand import dev_distractor_pool
 from ..io import atomic_write, write_json
 from ..models.encoder import Encoder, as_role, similarity
 from .accelerator import make_accelerator
@@ -101,6 +104,17 @@ def retrieval_mrr(queries: torch.Tensor, documents: torch.Tensor) -> float:
     rank = (scores > gold).sum(1) + ((scores == gold).sum(1) - 1) / 2 + 1
     rank = torch.where(torch.isfinite(gold[:, 0]), rank, float(scores.shape[1]))
     return float((1.0 / rank).mean())
+
+
+def dev_mrr(english: torch.Tensor, foreign: torch.Tensor, distractors: torch.Tensor | None = None) -> float:
+    """The dev selection score (:func:`retrieval_mrr`) of the teacher's ``english`` and the student's ``foreign``
+    embeddings of the dev sample's pairs. Without ``distractors``: each English sentence ranks its foreign one
+    among the sample's foreign sentences (protocols v1/v2). With ``distractors`` (the teacher's embeddings of
+    ``TrainConfig.dev_distractors`` English sentences, protocol v3): each foreign sentence ranks its English among
+    the sample's English *and* the distractors, a score that is not at its ceiling for a strong student."""
+    if distractors is None:
+        return retrieval_mrr(english, foreign)
+    return retrieval_mrr(foreign, torch.cat([english, distractors.to(english.device)]))
 
 
 # logged terms named ``*not_converged`` count problems in the batch (summed over processes under
@@ -198,6 +212,7 @@ class Trainer:
         accelerator: Accelerator | None = None,
         desc: str = "train",
         initial_dev_score: float | None = None,
+        dev_distractors: Sequence[str] = (),
     ) -> None:
         if len(train) == 0:
             raise ValueError("empty training bitext")
@@ -222,6 +237,14 @@ class Trainer:
         # dev MRR of the untrained student when the caller already knows it (every student of a
         # fold starts as the same copy of the teacher, so the comparison runner computes it once)
         self.initial_dev_score = initial_dev_score
+        # English distractors of dev selection (dev_mrr), as many as config.dev_distractors says (its fingerprint)
+        self.dev_distractors = list(dev_distractors) if self.dev is not None else []
+        if self.dev is not None and len(self.dev_distractors) != config.dev_distractors:
+            raise ValueError(
+                f"config.dev_distractors = {config.dev_distractors} but {len(self.dev_distractors)} distractor "
+                "texts given (train_student builds them with data.mafand.dev_distractor_pool)"
+            )
+        self._distractors: torch.Tensor | None = None  # their teacher embeddings, encoded once per run
         self._log_handle = None
         self._model: torch.nn.Module | None = None  # the prepared StepModule while training
         self._dev_tokens = None  # the dev sentences, tokenised at the first dev evaluation
@@ -270,7 +293,7 @@ class Trainer:
             self._dev_tokens = self.student.pretokenize(self.dev.foreign, self.config.dev_roles()[1], batch_size=64)
         with self.accelerator.autocast():
             documents = self.student.encode(self._dev_tokens)
-        return retrieval_mrr(queries, documents)
+        return dev_mrr(queries, documents, self._distractors)
 
     def train(self) -> TrainResult:
         cfg, acc = self.config, self.accelerator
@@ -284,6 +307,8 @@ class Trainer:
         if self.dev is not None:
             with acc.autocast():
                 queries = self.teacher.encode(self.dev.english, role=self.config.dev_roles()[0])
+                if self.dev_distractors:
+                    self._distractors = self.teacher.encode(self.dev_distractors, role=self.config.dev_roles()[0])
         optimizer, scheduler = make_optimizer(student, cfg)
         # DDP around student + objective under data-parallel, the very modules otherwise; the
         # scheduler stays unprepared (see the module doc)
@@ -453,6 +478,10 @@ def train_student(
     >>> result.steps, result.train_pairs
     (2, 3)
     """
+    if config.dev_distractors and dev is not None and "dev_distractors" not in options:
+        options["dev_distractors"] = dev_distractor_pool(
+            dev.lang, config.dev_distractors, config.dev_sample(dev).english
+        )
     pairs = train.subsample(config.max_train_pairs, config.seed)
     objective = build_objective(method, config, pairs)
     if objective is None:

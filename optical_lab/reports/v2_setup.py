@@ -19,7 +19,8 @@ import pandas as pd
 from ..data.errors import DataError
 from ..evaluation.pooled import Endpoint
 from ..experiments.per_query import cell_records
-from ..experiments.sweep import DIAGNOSTICS_TEXT, finished_rows, slug, sweep_table
+from ..experiments.sweep_design import slug
+from ..experiments.sweep_tables import DIAGNOSTICS_TEXT, finished_rows, sweep_table
 from ..io import read_jsonl, stored_exists
 from ..methods.registry import REFERENCE
 

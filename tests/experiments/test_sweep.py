@@ -9,6 +9,7 @@ import pytest
 
 from optical_lab.data import DataError
 from optical_lab.experiments import sweep as sweep_module
+from optical_lab.experiments import sweep_design
 from optical_lab.experiments.sweep import Sweep, choose, finished_rows, slug
 from optical_lab.io import stored_exists
 from optical_lab.reports.v2_setup import sweep_lines
@@ -37,11 +38,11 @@ def test_slug_is_a_readable_folder_name():
 
 def small_grids(monkeypatch) -> None:
     """Grids small enough for a test, every stage still exercised (an lr at the edge, two variants)."""
-    monkeypatch.setattr(sweep_module, "LR_GRID", (1e-5, 1e-3))
-    monkeypatch.setattr(sweep_module, "LR_EDGE", 3e-3)
-    monkeypatch.setattr(sweep_module, "VARIANTS", ("plain", "centred"))
-    monkeypatch.setattr(sweep_module, "EPSILONS", (0.05,))
-    monkeypatch.setattr(sweep_module, "AUG_WEIGHTS", (1.0,))
+    monkeypatch.setattr(sweep_design, "LR_GRID", (1e-5, 1e-3))
+    monkeypatch.setattr(sweep_design, "LR_EDGE", 3e-3)
+    monkeypatch.setattr(sweep_design, "VARIANTS", ("plain", "centred"))
+    monkeypatch.setattr(sweep_design, "EPSILONS", (0.05,))
+    monkeypatch.setattr(sweep_design, "AUG_WEIGHTS", (1.0,))
 
 
 def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypatch):
