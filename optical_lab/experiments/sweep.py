@@ -46,6 +46,7 @@ from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
 from .compact import compact_cell
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
+from .suite import DEFAULT_ALLOWED_OVERLAP
 from .sweep_design import DESIGNS, TIE, Stage, choose, slug
 from .sweep_tables import finished_rows, last_diagnostics, render, row_order, settings_table, sweep_table
 
@@ -67,7 +68,7 @@ class Sweep:
         methods: list[str] | None = None,
         seed: int = 0,
         threads: int = 0,
-        allow_overlap: int = 0,
+        allow_overlap: int = DEFAULT_ALLOWED_OVERLAP,
         progress: bool = True,
         jobs: int = 1,
         design: str = "v2",
@@ -465,8 +466,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-overlap",
         type=int,
-        default=0,
-        help="evaluation texts that may occur in the bitext before the sweep refuses",
+        default=DEFAULT_ALLOWED_OVERLAP,
+        help="evaluation texts that may occur in the bitext before the sweep refuses (the comparison's allowance)",
     )
     parser.add_argument("--out", default=None, help="default results/<design>-<model>/sweep")
     parser.add_argument("--no-progress", action="store_true")
