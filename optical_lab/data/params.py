@@ -50,7 +50,8 @@ class ParamInfo:
 
     ``positive``/``below``: the value must be > ``low`` / < ``high`` (open bounds).
     ``flag``: the command-line option (``"--ot-grad"``), ``True`` for ``--<name-with-dashes>``, ``None``
-    for a setting only code sets. ``none_word``: the command-line word for ``None`` (``"all"``), ``none_means``: what None means (``"no cap"``).
+    for a setting only code sets. ``none_word``: the command-line word for ``None`` (``"all"``),
+    ``none_means``: what None means (``"no cap"``).
     ``example``: a valid value for the error message (default: the field's default); ``fix``: the
     error message's whole fix, where an example value says too little."""
 
@@ -182,7 +183,9 @@ def validate(obj: Any) -> None:
             default = field.default if field.default is not dataclasses.MISSING else None
             example = info.example if info.example is not None else default
             choices = choices_of(info, kind)
-            fix = choices_fix(owner, field.name, info, choices) if choices else fix_text(owner, field.name, info, example)
+            fix = (
+                choices_fix(owner, field.name, info, choices) if choices else fix_text(owner, field.name, info, example)
+            )
             raise DataError(f"{field.name} = {value!r}: {wrong}", fix=fix)
 
 
@@ -197,7 +200,9 @@ def parse_value(info: ParamInfo, kind: Kind) -> Callable[[str], Any]:
             return base(text)
         except ValueError:
             words = f" or {info.none_word!r}" if info.none_word else ""
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if base is int else ' number'}{words}")
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a{'n integer' if base is int else ' number'}{words}"
+            ) from None
 
     parse.__name__ = base.__name__  # argparse names the type in its messages
     return parse

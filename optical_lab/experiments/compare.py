@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import MISSING
 from pathlib import Path
 
 from ..data.collections import FOLD_SCHEMES
@@ -28,6 +29,8 @@ from .runner import ComparePlan, Runner
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
+# ComparePlan's defaults, the one home of the comparison's defaults (the options below show them)
+PLAN = {name: f.default for name, f in ComparePlan.__dataclass_fields__.items() if f.default is not MISSING}
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -78,12 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
     parser.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
     parser.add_argument(
-        "--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)"
+        "--folds", type=int, default=PLAN["folds"], help="document folds (1 = train on one half, evaluate on the other)"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
+    parser.add_argument("--seeds", type=int, default=PLAN["seeds"], help="number of training seeds (0..N-1)")
     parser.add_argument(
         "--task",
-        default="ntrex",
+        default=PLAN["task"],
         choices=[*TASKS, *ALIASES],
         help="the task whose folds decide training and evaluation (optical_lab/tasks/)",
     )
@@ -94,18 +97,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the --task only); each evaluates the languages it has",
     )
     add_task_options(parser)
-    parser.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
+    parser.add_argument("--model", default=PLAN["model"], help="teacher: registry name, HF id or local path")
     add_bitext_options(parser)
     parser.add_argument(
         "--allow-overlap",
         type=int,
-        default=DEFAULT_ALLOWED_OVERLAP,
+        default=PLAN["allow_overlap"],
         help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
         f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
     )
     parser.add_argument(
         "--fold-scheme",
-        default="held-out-dev",
+        default=PLAN["fold_scheme"],
         choices=list(FOLD_SCHEMES),
         help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
         "committed results' scheme)",
@@ -118,10 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_training_options(parser)
     parser.add_argument(
-        "--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)"
+        "--eval-max-length",
+        type=int,
+        default=PLAN["eval_max_length"],
+        help="evaluation truncation (default: the model's)",
     )
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    parser.add_argument("--fold-seed", type=int, default=PLAN["fold_seed"], help="seed of the document folds")
+    parser.add_argument("--threads", type=int, default=PLAN["threads"], help="torch threads (0 = auto: free cores)")
     parser.add_argument(
         "--method-config",
         default=None,
@@ -160,7 +166,7 @@ def add_bitext_options(parser: argparse.ArgumentParser) -> None:
     """Where the training pairs come from (:func:`bitext_from_args`): ``compare`` and ``train``."""
     parser.add_argument(
         "--bitext",
-        default="ntrex",
+        default=PLAN["bitext"],
         help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
         "train, dev: MAFAND dev; every --langs entry needs its en-LANG pair in the data folder), or a "
         "TSV file of english<TAB>foreign pairs (one --langs entry)",
@@ -177,7 +183,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     (:func:`optical_lab.methods.config.explicit_settings`, the precedence rule)."""
     parser.add_argument(
         "--preset",
-        default="default",
+        default=PLAN["preset"],
         choices=list(PRESETS),
         help="training budget (methods/config.py PRESETS; default: default). Precedence: an explicit flag > "
         "--method-config > --preset > the defaults shown",

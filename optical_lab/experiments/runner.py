@@ -53,7 +53,7 @@ from ..methods.runtime import device_description, release_memory, resolve_mixed_
 from ..methods.teacher import FrozenTeacher, model_hash, texts_hash
 from ..methods.trainer import make_accelerator, retrieval_mrr, train_student
 from ..models.encoder import Encoder, Tokenized
-from ..models.registry import check_model_name, uses_prefixes
+from ..models.registry import DEFAULT_MODEL, check_model_name, uses_prefixes
 from ..tasks.base import Task, TaskFold, save_results
 from ..tasks.registry import TASKS, get_task
 from .compact import compact_cell
@@ -89,7 +89,7 @@ class ComparePlan:
     seeds: int = 1
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     bitext: str = (
         "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev (every language needs a pair);
     )

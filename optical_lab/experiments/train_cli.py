@@ -25,7 +25,7 @@ from ..methods.registry import BY_NAME, REFERENCE
 from ..methods.runtime import set_threads, shown_flags
 from ..methods.trainer import train_student
 from ..models.encoder import Encoder
-from ..models.registry import add_backbone_options, backbone_overrides
+from ..models.registry import DEFAULT_MODEL, add_backbone_options, backbone_overrides
 from ..tasks.registry import get_task
 from .compare import add_bitext_options, add_training_options, bitext_from_args, train_config_from_args
 from .records import environment, make_results_dir, provenance
@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", default=REFERENCE, choices=TRAINED, help=f"the training method (default {REFERENCE})"
     )
     parser.add_argument("--lang", required=True, help="the student's language (any spelling, e.g. hau)")
-    parser.add_argument("--model", default="minilm", help="teacher and starting point: registry name, HF id or folder")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="teacher and starting point: registry name, HF id or folder"
+    )
     add_backbone_options(parser)
     add_bitext_options(parser)
     parser.add_argument("--folds", type=int, default=2, help="NTREX document folds (--bitext ntrex trains outside one)")

@@ -72,7 +72,9 @@ class TrainConfig(AugConfig, OpticalConfig, CodeSwitchConfig, ContrastiveConfig,
     weight_decay: float = param(0.01, "AdamW weight decay", low=0.0, group=OPTIMISATION)
     # steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
     # refuses 0 steps for a trained method (experiments.runner.ComparePlan.validate)
-    steps: int = param(24, "training steps (the cap when --patience stops earlier)", low=0, group=OPTIMISATION, flag=True)
+    steps: int = param(
+        24, "training steps (the cap when --patience stops earlier)", low=0, group=OPTIMISATION, flag=True
+    )
     batch_size: int = param(16, "sentence pairs per step", low=1, group=OPTIMISATION, flag=True)
     warmup_steps: int = param(3, "linear warm-up steps", low=0, group=OPTIMISATION)
     grad_clip: float = param(1.0, "gradient-norm clip", low=0.0, group=OPTIMISATION)
@@ -109,7 +111,13 @@ class TrainConfig(AugConfig, OpticalConfig, CodeSwitchConfig, ContrastiveConfig,
         flag=True,
     )
     min_delta: float = param(
-        0.0, "smallest dev MRR gain that counts as progress", low=0.0, high=1.0, group=SELECTION, flag=True, example=0.001
+        0.0,
+        "smallest dev MRR gain that counts as progress",
+        low=0.0,
+        high=1.0,
+        group=SELECTION,
+        flag=True,
+        example=0.001,
     )
     select_initial: bool = param(True, "the untrained student (step 0) is a candidate too", group=SELECTION)
 
@@ -347,7 +355,9 @@ def apply_precedence(
     return kept, notes
 
 
-def resolve(preset_name: str = "default", method_settings: dict[str, Any] | None = None, **explicit: Any) -> TrainConfig:
+def resolve(
+    preset_name: str = "default", method_settings: dict[str, Any] | None = None, **explicit: Any
+) -> TrainConfig:
     """One method's settings by the precedence rule (:func:`apply_precedence`): ``TrainConfig``'s defaults,
     then the preset's, then the method config file's ``method_settings``, then the explicit ``explicit``."""
     return preset(preset_name).replace(**(method_settings or {})).replace(**explicit)

@@ -113,7 +113,12 @@ def _optical_aug(config: Any, bitext: Bitext) -> Objective:
 SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("zero-shot", None, "zero-shot", "the teacher on both sides, no training", "#9e9e9e"),
     MethodSpec(
-        "sentence-kd", _sentence_kd, "sentence-KD", "MSE between pooled embeddings", "#8e6bbf", settings=(DistillConfig,)
+        "sentence-kd",
+        _sentence_kd,
+        "sentence-KD",
+        "MSE between pooled embeddings",
+        "#8e6bbf",
+        settings=(DistillConfig,),
     ),
     MethodSpec(
         "translate-train",
@@ -134,7 +139,9 @@ SPECS: tuple[MethodSpec, ...] = (
         augmentation=True,
         settings=(ContrastiveConfig, CodeSwitchConfig),
     ),
-    MethodSpec("optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8", settings=(DistillConfig, OpticalConfig)),
+    MethodSpec(
+        "optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8", settings=(DistillConfig, OpticalConfig)
+    ),
     MethodSpec(
         "optical+aug",
         _optical_aug,

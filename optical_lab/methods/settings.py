@@ -32,7 +32,11 @@ class DistillConfig:
     """Distillation to the teacher's English embedding (sentence-KD, Reimers & Gurevych 2020; OPTICAL)."""
 
     english_weight: float = param(
-        1.0, "weight of the student(English) -> teacher(English) term (optical, sentence-kd)", low=0.0, group=OPTICAL, flag=True
+        1.0,
+        "weight of the student(English) -> teacher(English) term (optical, sentence-kd)",
+        low=0.0,
+        group=OPTICAL,
+        flag=True,
     )
 
 

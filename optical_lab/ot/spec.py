@@ -6,9 +6,10 @@ Two objects, as OTT-JAX separates a ``LinearProblem`` from its ``Sinkhorn`` solv
 ε-scaling, warm starts, gradient, method). :class:`SinkhornSpec` is the whole setting of an OPTICAL
 transport problem, both at once (``spec.problem``, ``spec.solver``; flat fields for the code and saved
 results that read ``spec.epsilon``). Each field is declared once, with its range, help and command-line
-flag (:func:`optical_lab.data.params.param`). :func:`optical_lab.ot.sinkhorn` takes its keyword defaults from ``SinkhornSpec()``, the loss and
-the figures build their problems from a spec (:func:`optical_lab.ot.token_plan`), and
-:class:`optical_lab.methods.TrainConfig` saves one; nothing else holds an OT default.
+flag (:func:`optical_lab.data.params.param`). :func:`optical_lab.ot.sinkhorn` takes its keyword defaults
+from ``SinkhornSpec()``, the loss and the figures build their problems from a spec
+(:func:`optical_lab.ot.token_plan`), and :class:`optical_lab.methods.TrainConfig` saves one; nothing else
+holds an OT default.
 
 **Solved vs fixed-budget.** The defaults solve the problem: iterate until the marginal error is within
 ``tol`` (checked every ``check_every`` iterations, :data:`optical_lab.ot.sinkhorn.CHECK_EVERY`), at most
@@ -68,7 +69,9 @@ class SinkhornSolver:
         none_means="sqrt of the dtype's machine epsilon",
         example=1e-6,
     )
-    grad: Grad = param("envelope", "gradient through the plan (envelope: plan held constant)", group=SOLVER, flag="--ot-grad")
+    grad: Grad = param(
+        "envelope", "gradient through the plan (envelope: plan held constant)", group=SOLVER, flag="--ot-grad"
+    )
     method: Method = param("auto", "kernel or log-domain updates (auto: per problem)", group=SOLVER)
     early_exit: bool = param(
         True,
