@@ -19,8 +19,7 @@ from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..data.params import Kind, ParamInfo, declared, flag_name, given, param, validate
 from ..ot.spec import SinkhornSpec
-from .registry import AugConfig
-from .settings import CodeSwitchConfig, ContrastiveConfig, DistillConfig, OpticalConfig
+from .registry import SPECS
 
 # results saved before SinkhornSpec existed hold these flat keys: the name each had in TrainConfig,
 # and the SinkhornSpec field it is now
@@ -41,6 +40,9 @@ ADDED_FIELDS: dict[str, Any] = {
 }
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
+# each objective's settings (methods/settings.py), as its MethodSpec names them: TrainConfig's bases, so a
+# method's own settings need no edit here (one per class, the registry's first method's first)
+OBJECTIVE_SETTINGS: tuple[type, ...] = tuple(dict.fromkeys(cls for spec in SPECS for cls in spec.settings))
 OPTIMISATION, DATA, SELECTION, CHECKPOINTS, RUNTIME = (
     "training: optimisation",
     "training: data",
@@ -51,12 +53,13 @@ OPTIMISATION, DATA, SELECTION, CHECKPOINTS, RUNTIME = (
 
 
 @dataclass
-class TrainConfig(AugConfig, OpticalConfig, CodeSwitchConfig, ContrastiveConfig, DistillConfig):
+class TrainConfig(*reversed(OBJECTIVE_SETTINGS)):
     """Hyper-parameters of one training run (one language, method, fold and seed).
 
     The trainer's own settings are declared here (optimiser, schedule, data, model selection,
-    checkpoints); each objective's are declared beside it and mixed in (:mod:`.settings`:
-    ``temperature``, ``ot_variant``, ``sinkhorn``, ...; ``aug_method``: :class:`.registry.AugConfig`).
+    checkpoints); each objective's are declared beside it and mixed in (:data:`OBJECTIVE_SETTINGS`, the
+    classes the registry's ``MethodSpec.settings`` name: :mod:`.settings`' ``temperature``, ``ot_variant``,
+    ``sinkhorn``, ...; ``aug_method``: :class:`.registry.AugConfig`).
     Every field is declared once with :func:`~optical_lab.data.params.param`; :meth:`validate` and the
     command line's training flags (``experiments/compare.add_training_options``) are derived from that.
 

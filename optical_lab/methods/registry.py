@@ -12,7 +12,7 @@ line help, the plots' colours and the generated answer text all read it.
 
 Adding a method: write its objective module (an :class:`.base.Objective`) and add one
 :class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure); settings of its
-own go in a dataclass of :mod:`.settings`, named in ``MethodSpec.settings`` and mixed into ``TrainConfig``.
+own go in a dataclass of :mod:`.settings`, named in ``MethodSpec.settings`` (which mixes it into ``TrainConfig``).
 Torch-free: each factory imports its objective module when called.
 """
 
