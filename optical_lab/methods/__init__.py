@@ -9,7 +9,7 @@ Names are loaded on first use (PEP 562, as :mod:`optical_lab`): the settings (``
 
 from __future__ import annotations
 
-import importlib
+from optical_lab import lazy_exports
 
 # public name -> the module that defines it
 EXPORTS: dict[str, str] = {
@@ -27,14 +27,4 @@ EXPORTS: dict[str, str] = {
 __all__ = list(EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import a public name's module on first use, then keep the name here."""
-    if name not in EXPORTS:
-        raise AttributeError(f"module 'optical_lab.methods' has no attribute {name!r}")
-    value = getattr(importlib.import_module(EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS, globals())

@@ -8,7 +8,7 @@ settings the command line is built from — imports without torch.
 
 from __future__ import annotations
 
-import importlib
+from optical_lab import lazy_exports
 
 # public name -> the module that defines it
 EXPORTS: dict[str, str] = {
@@ -27,14 +27,4 @@ EXPORTS: dict[str, str] = {
 __all__ = list(EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import a public name's module on first use, then keep the name here."""
-    if name not in EXPORTS:
-        raise AttributeError(f"module 'optical_lab.ot' has no attribute {name!r}")
-    value = getattr(importlib.import_module(EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS, globals())
