@@ -261,7 +261,9 @@ def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec, missing: dict[str, A
         elif spec is None:
             spec = base.replace(**(missing or {}))
         data["sinkhorn"] = spec.replace(**flat) if flat else spec
-    except (TypeError, ValueError) as exc:  # e.g. --epsilon inf: one message with the flag, never a traceback
+    except DataError:  # a value SinkhornSpec's declarations refuse: named with its flag already
+        raise
+    except TypeError as exc:  # e.g. a saved spec with an unknown field: one message, never a traceback
         raise DataError(f"OT setting: {exc}", fix="e.g. --epsilon 0.05 --n-iters 50") from None
     return data
 
