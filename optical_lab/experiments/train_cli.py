@@ -25,9 +25,9 @@ from ..methods.registry import BY_NAME, REFERENCE
 from ..methods.runtime import set_threads, shown_flags
 from ..methods.trainer import train_student
 from ..models.encoder import Encoder
-from ..models.registry import DEFAULT_MODEL, add_backbone_options, backbone_overrides
+from ..models.registry import add_backbone_options, backbone_overrides
 from ..tasks.registry import get_task
-from .compare import add_bitext_options, add_training_options, bitext_from_args, train_config_from_args
+from .compare import PLAN, add_bitext_options, add_training_options, bitext_from_args, train_config_from_args
 from .records import environment, make_results_dir, provenance
 from .runner import ComparePlan, training_bitext
 
@@ -40,16 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lang", required=True, help="the student's language (any spelling, e.g. hau)")
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help="teacher and starting point: registry name, HF id or folder"
+        "--model", default=PLAN["model"], help="teacher and starting point: registry name, HF id or folder"
     )
     add_backbone_options(parser)
     add_bitext_options(parser)
-    parser.add_argument("--folds", type=int, default=2, help="NTREX document folds (--bitext ntrex trains outside one)")
+    parser.add_argument(
+        "--folds", type=int, default=PLAN["folds"], help="NTREX document folds (--bitext ntrex trains outside one)"
+    )
     parser.add_argument("--fold", type=int, default=0, help="which fold's evaluation documents to keep out (0-based)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
+    parser.add_argument("--fold-seed", type=int, default=PLAN["fold_seed"], help="seed of the document folds")
     parser.add_argument("--seed", type=int, default=0, help="training seed (pair subsample, batches, initialisation)")
     add_training_options(parser)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    parser.add_argument("--threads", type=int, default=PLAN["threads"], help="torch threads (0 = auto: free cores)")
     parser.add_argument("--out", required=True, help="folder for the student and its training log (must not hold one)")
 
 
