@@ -1,5 +1,12 @@
 """Every training hyper-parameter in one object, saved next to every result.
 
+:class:`TrainConfig` declares the trainer's own settings (optimiser, schedule, data, model selection,
+checkpoints) and takes each objective's from the registry (:data:`OBJECTIVE_SETTINGS`,
+:mod:`.settings`); every field is declared once with :func:`~optical_lab.data.params.param`, and its
+validation and command-line flag come from that declaration. Where a setting's value comes from is one
+rule: explicit flag > method config file > preset > default (:func:`apply_precedence`, :func:`resolve`).
+Importable without torch (the command line's ``--help`` is built from it).
+
 The defaults are the budget the issue sets for 2 CPU cores (the full 7-language x 6-method x
 2-fold comparison in <= 30 minutes, <= 4 GB): short sentences (``max_length``), small batches
 and a few dozen steps, with model selection on the held-out dev bitext. ``PRESETS`` names
