@@ -23,6 +23,8 @@ results in pandas         :func:`load_per_query` (every cell's per-query scores 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -46,14 +48,34 @@ EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *EXPORTS]
 
 
-def __getattr__(name: str):
-    """Import a public name's module on first use (PEP 562), then keep the name here."""
-    if name not in EXPORTS:
-        raise AttributeError(f"module 'optical_lab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+class _LazyPackage(types.ModuleType):
+    """A package whose export shares its name with a submodule (``optical_lab.ot.sinkhorn``, the function
+    and the module): importing the submodule must not replace the export in the package, as the import
+    system otherwise does, so ``from optical_lab.ot import sinkhorn`` is the function whatever ran first."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and name in self.__dict__.get("EXPORTS", {}):
+            return
+        super().__setattr__(name, value)
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *EXPORTS])
+def lazy_exports(package: str, exports: dict[str, str], namespace: dict):
+    """``(__getattr__, __dir__)`` of a package whose public names (``exports``: name -> defining module) are
+    imported on first use (PEP 562) and then kept in its ``namespace``: this package, ``optical_lab.ot``,
+    ``optical_lab.methods`` (whose settings the command line reads without torch)."""
+    sys.modules[package].__class__ = _LazyPackage
+
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name]), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted([*namespace, *exports])
+
+    return __getattr__, __dir__
+
+
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS, globals())

@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from dataclasses import MISSING
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..data.collections import FOLD_SCHEMES
 from ..data.errors import DataError
 from ..data.languages import parse_langs
-from ..methods.config import PRESETS, TrainConfig, preset
-from ..methods.registry import AUGMENTATIONS, METHODS, methods_help, parse_methods
-from ..ot.spec import SinkhornSpec
+from ..data.params import add_flag
+from ..methods.config import PRESETS, TrainConfig, apply_precedence, explicit_settings, preset, training_flags
+from ..methods.registry import METHODS, methods_help, parse_methods
+from ..methods.runtime import set_threads
 from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, task_name
 from .command import deprecated_values
+from .plan import ComparePlan
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
-
-if TYPE_CHECKING:
-    from .runner import ComparePlan
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
 DEPRECATED_PRESETS = {"demo": "default"}  # a removed preset name -> the preset it was identical to
+# ComparePlan's defaults, the one home of the comparison's defaults (the options below show them)
+PLAN = {name: f.default for name, f in ComparePlan.__dataclass_fields__.items() if f.default is not MISSING}
 
 
 def parse_sizes(text: str) -> list[int | None]:
@@ -83,10 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--langs", default=DEFAULT_LANGS, help="comma-separated ISO 639-3 codes")
     what.add_argument("--methods", default="all", help="'all' or a comma-separated subset of: " + methods_help())
     what.add_argument(
-        "--folds", type=int, default=2, help="document folds (1 = train on one half, evaluate on the other)"
+        "--folds", type=int, default=PLAN["folds"], help="document folds (1 = train on one half, evaluate on the other)"
     )
-    what.add_argument("--seeds", type=int, default=1, help="number of training seeds (0..N-1)")
-    what.add_argument("--model", default="minilm", help="teacher: registry name, HF id or local path")
+    what.add_argument("--seeds", type=int, default=PLAN["seeds"], help="number of training seeds (0..N-1)")
+    what.add_argument("--model", default=PLAN["model"], help="teacher: registry name, HF id or local path")
     what.add_argument(
         "--method-config",
         default=None,
@@ -99,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tasks = parser.add_argument_group("tasks: where students are judged")
     tasks.add_argument(
         "--task",
-        default="ntrex",
+        default=PLAN["task"],
         choices=list(TASKS),
         help="the one task whose folds decide training and evaluation (optical_lab/tasks/)",
     )
@@ -110,22 +112,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"further tasks every trained student is scored on, e.g. 'suite' = {','.join(SUITE)} "
         "(default: the --task only); each evaluates the languages it has",
     )
-    tasks.add_argument("--eval-max-length", type=int, default=None, help="evaluation truncation (default: the model's)")
+    tasks.add_argument(
+        "--eval-max-length",
+        type=int,
+        default=PLAN["eval_max_length"],
+        help="evaluation truncation (default: the model's)",
+    )
     add_task_options(parser.add_argument_group("task options (each belongs to the task(s) named in its help)"))
     data = parser.add_argument_group("training data and folds")
     add_bitext_options(data)
     data.add_argument(
         "--fold-scheme",
-        default="held-out-dev",
+        default=PLAN["fold_scheme"],
         choices=list(FOLD_SCHEMES),
         help="NTREX folds: held-out-dev (one dev set no fold evaluates) or per-fold-dev (the "
         "committed results' scheme)",
     )
-    data.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
+    data.add_argument("--fold-seed", type=int, default=PLAN["fold_seed"], help="seed of the document folds")
     data.add_argument(
         "--allow-overlap",
         type=int,
-        default=DEFAULT_ALLOWED_OVERLAP,
+        default=PLAN["allow_overlap"],
         help="leak guard: evaluation texts a (language, fold) may also have in its training/dev "
         f"bitext before the run is refused (default {DEFAULT_ALLOWED_OVERLAP}: NTREX's own repeated sentence)",
     )
@@ -147,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write every trained student to <cell>/student (safetensors + tokenizer), for "
         "`optical-lab evaluate --student`",
     )
-    run.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    run.add_argument("--threads", type=int, default=PLAN["threads"], help="torch threads (0 = auto: free cores)")
     run.add_argument(
         "--join",
         action="store_true",
@@ -169,7 +176,7 @@ def add_bitext_options(parser: argparse.ArgumentParser) -> None:
     """Where the training pairs come from (:func:`bitext_from_args`): ``compare`` and ``train``."""
     parser.add_argument(
         "--bitext",
-        default="ntrex",
+        default=PLAN["bitext"],
         help="training bitext: 'ntrex' (NTREX documents outside the fold), 'mafand' (MAFAND-MT "
         "train, dev: MAFAND dev; every --langs entry needs its en-LANG pair in the data folder), or a "
         "TSV file of english<TAB>foreign pairs (one --langs entry)",
@@ -179,122 +186,41 @@ def add_bitext_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The training settings (``TrainConfig``: preset, steps, OT, precision, ...): ``compare`` and ``train``."""
+    """The training settings (``--preset`` and a flag for every ``TrainConfig`` setting declared with one:
+    steps, OT, precision, ...): ``compare`` and ``train``. Built from the settings' declarations
+    (:func:`optical_lab.methods.config.training_flags`): one argument group per declared group, the
+    default and help of each. Every flag defaults to None, so what was given explicitly is known
+    (:func:`optical_lab.methods.config.explicit_settings`, the precedence rule)."""
     parser.add_argument(
-        "--preset", default="default", choices=list(PRESETS), help="training budget (see methods/config.py)"
+        "--preset",
+        default=PLAN["preset"],
+        choices=list(PRESETS),
+        help="training budget (methods/config.py PRESETS; default: default). Precedence: an explicit flag > "
+        "--method-config > --preset > the defaults shown",
     )
-    parser.add_argument(
-        "--max-train-pairs",
-        default=None,
-        help="cap on training pairs per fold ('all' = no cap; default: the preset's, 1000)",
-    )
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--max-length", type=int, help="training truncation in tokens")
-    parser.add_argument("--eval-every", type=int)
-    parser.add_argument(
-        "--patience",
-        type=int,
-        help="stop after this many dev evaluations without a gain above --min-delta "
-        "(default: the preset's; 0 = train to --steps, the cap)",
-    )
-    parser.add_argument("--min-delta", type=float, help="smallest dev MRR gain that counts as progress (default 0)")
-    default = SinkhornSpec()
-    parser.add_argument(
-        "--epsilon",
-        type=float,
-        help=f"OPTICAL: entropic regularisation of the OT plan, in cost units "
-        f"(default {default.epsilon}; small = sharp alignments)",
-    )
-    parser.add_argument("--n-iters", type=int, help=f"OPTICAL: most Sinkhorn iterations (default {default.n_iters})")
-    parser.add_argument(
-        "--early-exit",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="OPTICAL: stop Sinkhorn once every problem is within tolerance (default); "
-        "--no-early-exit runs exactly --n-iters (with --n-iters 50 --eps-scaling 0: the solver "
-        "of protocols v1/v2)",
-    )
-    parser.add_argument(
-        "--eps-scaling",
-        type=float,
-        default=None,
-        metavar="R",
-        help=f"OPTICAL: anneal epsilon by this ratio per stage from the cost spread (default "
-        f"{default.eps_scaling}; 0 = no annealing)",
-    )
-    parser.add_argument(
-        "--ot-grad",
-        choices=["envelope", "autodiff"],
-        help=f"OPTICAL: gradient through the plan (default {default.grad}: plan held constant)",
-    )
-    parser.add_argument(
-        "--aug-method",
-        choices=list(AUGMENTATIONS),
-        help="augmentation joined to OPTICAL in optical+aug and drawn in the size curve",
-    )
-    parser.add_argument("--mixed-precision", choices=["auto", "no", "bf16"])
-    parser.add_argument(
-        "--prefixes",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="train and select with the backbone's retrieval prefixes, as evaluation encodes (default; "
-        "--no-prefixes reproduces comparisons run before issue #13, e.g. results/compare-me5-small)",
-    )
-    parser.add_argument(
-        "--freeze-word-embeddings",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep the student's word-embedding table as the teacher's (cheaper steps, most of all "
-        "for me5-small; part of every cell's identity; default off)",
-    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    flags = training_flags()  # the trainer's own groups first, then the objectives'
+    for key, name, info, kind, default in sorted(flags, key=lambda flag: not flag[2].group.startswith("training")):
+        if info.group not in groups:
+            groups[info.group] = parser.add_argument_group(info.group)
+        add_flag(groups[info.group], name, info, kind, default, dest=key)
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The ``TrainConfig`` of :func:`add_training_options`' arguments: the preset, with what the command line sets."""
-    overrides = {
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "max_length": args.max_length,
-        "eval_every": args.eval_every,
-        "patience": args.patience,
-        "min_delta": args.min_delta,
-        "aug_method": args.aug_method,
-        "mixed_precision": args.mixed_precision,
-        "epsilon": args.epsilon,
-        "n_iters": args.n_iters,
-        "ot_grad": args.ot_grad,
-        "ot_early_exit": args.early_exit,
-        "ot_eps_scaling": args.eps_scaling or None,
-        "use_prefixes": args.prefixes,
-        "freeze_word_embeddings": args.freeze_word_embeddings,
-    }
-    try:
-        config = preset(args.preset, **overrides)  # TrainConfig.validate refuses bad values
-        if args.eps_scaling == 0:
-            config = config.replace(ot_eps_scaling=None)
-    except DataError:
-        raise
-    except ValueError as exc:  # e.g. an OT setting SinkhornSpec refuses
-        raise DataError(str(exc), fix="e.g. --epsilon 0.05 --n-iters 50") from None
-    if args.max_train_pairs is not None:
-        cap = args.max_train_pairs.strip().lower()
-        if cap != "all" and not cap.isdigit():
-            raise DataError(f"bad --max-train-pairs {args.max_train_pairs!r}", fix="a positive integer or 'all'")
-        config = config.replace(max_train_pairs=None if cap == "all" else int(cap))
-    return config
+    return preset(args.preset).replace(**explicit_settings(vars(args)))  # TrainConfig.validate refuses bad values
 
 
 def plan_from_args(args: argparse.Namespace) -> ComparePlan:
-    from .runner import ComparePlan  # the runner (and torch) only when a comparison is planned
 
     config = train_config_from_args(args)
-    try:
-        methods = parse_methods(args.methods)
-    except ValueError as exc:
-        raise DataError(str(exc), fix="e.g. --methods all, or --methods zero-shot,optical") from None
+    methods = methods_of(args)
+    # explicit flag > method config file > preset > default (methods/config.apply_precedence)
+    method_config, notes = apply_precedence(
+        read_method_config(args.method_config, methods), explicit_settings(vars(args))
+    )
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     langs = parse_langs(args.langs)
     task = task_name(args.task)
     eval_tasks = [t for t in parse_tasks(args.eval_tasks) if t != task] if args.eval_tasks else []
@@ -320,8 +246,15 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
         bitext_files=bitext_files,
         fold_scheme=args.fold_scheme,
         allow_overlap=args.allow_overlap,
-        method_config=read_method_config(args.method_config, methods),
+        method_config=method_config,
     )
+
+
+def methods_of(args: argparse.Namespace) -> list[str]:
+    try:
+        return parse_methods(args.methods)
+    except ValueError as exc:
+        raise DataError(str(exc), fix="e.g. --methods all, or --methods zero-shot,optical") from None
 
 
 def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
@@ -387,7 +320,6 @@ def bitext_from_args(args: argparse.Namespace, langs: list[str]) -> tuple[str, l
 
 
 def main(args: argparse.Namespace) -> None:
-    from ..methods.runtime import set_threads
     from .runner import Runner
 
     plan = plan_from_args(args)

@@ -37,7 +37,7 @@ from ..data.languages import known_languages, parse_langs
 from ..io import open_stored, stored_exists, write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
 from ..models.encoder import ENCODER_FILE, Encoder
-from ..models.registry import add_backbone_options, backbone_overrides, check_model_name
+from ..models.registry import DEFAULT_MODEL, add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .cache import ResultFolder, fingerprint_of
@@ -61,7 +61,7 @@ class EvaluateConfig:
 
     langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
     tasks: list[str] = field(default_factory=lambda: list(SUITE))
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     student: str | None = None  # a saved student's folder; None = zero-shot (the teacher on both sides)
     max_length: int = 256
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -409,7 +409,7 @@ def main(args: argparse.Namespace) -> None:
     if args.no_sentence_task:
         options["sentence_task"] = False
     langs = data_languages() if args.langs.strip() == "all" else parse_langs(args.langs)
-    model = args.model or student_teacher(args.student) or "minilm"
+    model = args.model or student_teacher(args.student) or DEFAULT_MODEL
     config = EvaluateConfig(
         langs,
         tasks,

@@ -21,6 +21,7 @@ from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
 from ..io import write_csv, write_text
 from ..models.encoder import Encoder
+from ..models.registry import DEFAULT_MODEL
 from ..tasks.qald import (
     QaldTask,
     candidate_texts,
@@ -40,7 +41,7 @@ DEFAULT_LANGS = "uk,lt,be,ba,hy,en"
 @dataclass
 class QaldZeroShotConfig:
     langs: list[str] = field(default_factory=lambda: parse_langs(DEFAULT_LANGS))
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     max_length: int = 256
     translations: str = "first"
     keep_operators: bool = False
@@ -114,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--langs", default=DEFAULT_LANGS, help="comma-separated codes, ISO 639-1 or -3 (en = English ceiling)"
     )
-    parser.add_argument("--model", default="minilm", help="registry name (minilm, me5-small), HF id or local path")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name (minilm, me5-small), HF id or local path")
     parser.add_argument("--max-length", type=int, default=256, help="evaluation truncation in tokens")
     parser.add_argument(
         "--translations",

@@ -30,6 +30,7 @@ from ..tasks.registry import get_task
 from .command import deprecated_values
 from .compare import (
     DEPRECATED_PRESETS,
+    PLAN,
     add_bitext_options,
     add_training_options,
     bitext_from_args,
@@ -46,19 +47,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", default=REFERENCE, choices=TRAINED, help=f"the training method (default {REFERENCE})"
     )
     student.add_argument("--lang", required=True, help="the student's language (any spelling, e.g. hau)")
-    student.add_argument("--model", default="minilm", help="teacher and starting point: registry name, HF id or folder")
+    student.add_argument(
+        "--model", default=PLAN["model"], help="teacher and starting point: registry name, HF id or folder"
+    )
     add_backbone_options(parser.add_argument_group("model settings (override what the model's own files say)"))
     data = parser.add_argument_group("training data and folds")
     add_bitext_options(data)
-    data.add_argument("--folds", type=int, default=2, help="NTREX document folds (--bitext ntrex trains outside one)")
+    data.add_argument(
+        "--folds", type=int, default=PLAN["folds"], help="NTREX document folds (--bitext ntrex trains outside one)"
+    )
     data.add_argument("--fold", type=int, default=0, help="which fold's evaluation documents to keep out (0-based)")
-    data.add_argument("--fold-seed", type=int, default=0, help="seed of the document folds")
+    data.add_argument("--fold-seed", type=int, default=PLAN["fold_seed"], help="seed of the document folds")
     training = parser.add_argument_group("training (the preset, then what is given here)")
     training.add_argument("--seed", type=int, default=0, help="training seed (pair subsample, batches, initialisation)")
     add_training_options(training)
     deprecated_values(parser, "--preset", DEPRECATED_PRESETS)
     run = parser.add_argument_group("running and output")
-    run.add_argument("--threads", type=int, default=0, help="torch threads (0 = auto: free cores)")
+    run.add_argument("--threads", type=int, default=PLAN["threads"], help="torch threads (0 = auto: free cores)")
     run.add_argument("--out", required=True, help="folder for the student and its training log (must not hold one)")
 
 

@@ -10,6 +10,9 @@ CoSDA-ML; the foreign side of the batch is ignored.
 
 Randomness comes from torch's global generator, which the trainer seeds and checkpoints, so a
 resumed run switches exactly the same words.
+
+Settings: :class:`optical_lab.methods.settings.CodeSwitchConfig` (``code_switch_ratio``, ``dict_*``) and
+:class:`~optical_lab.methods.settings.ContrastiveConfig`.
 """
 
 from __future__ import annotations

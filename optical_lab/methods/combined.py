@@ -2,6 +2,9 @@
 
 Which augmentation joins is fixed by ``TrainConfig.aug_method`` (default translate-train), a rule
 set before any result is seen, never chosen on evaluation documents.
+
+Settings: :class:`optical_lab.methods.registry.AugConfig` (``aug_method``, one of the registry's augmentations;
+``aug_weight``).
 """
 
 from __future__ import annotations

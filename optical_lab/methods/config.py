@@ -1,5 +1,12 @@
 """Every training hyper-parameter in one object, saved next to every result.
 
+:class:`TrainConfig` declares the trainer's own settings (optimiser, schedule, data, model selection,
+checkpoints) and takes each objective's from the registry (:data:`OBJECTIVE_SETTINGS`,
+:mod:`.settings`); every field is declared once with :func:`~optical_lab.data.params.param`, and its
+validation and command-line flag come from that declaration. Where a setting's value comes from is one
+rule: explicit flag > method config file > preset > default (:func:`apply_precedence`, :func:`resolve`).
+Importable without torch (the command line's ``--help`` is built from it).
+
 The defaults are the budget the issue sets for 2 CPU cores (the full 7-language x 6-method x
 2-fold comparison in <= 30 minutes, <= 4 GB): short sentences (``max_length``), small batches
 and a few dozen steps, with model selection on the held-out dev bitext. ``PRESETS`` names
@@ -12,15 +19,15 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..data.bitext import Bitext
 from ..data.errors import DataError
-from ..ot import SinkhornSpec
+from ..data.params import Kind, ParamInfo, declared, flag_name, given, param, validate
+from ..ot.spec import SinkhornSpec
+from .registry import SPECS
 
-AugMethod = Literal["translate-train", "code-switch"]
 # results saved before SinkhornSpec existed hold these flat keys: the name each had in TrainConfig,
 # and the SinkhornSpec field it is now
 LEGACY_OT_KEYS = {"epsilon": "epsilon", "n_iters": "n_iters", "ot_cost": "cost", "ot_grad": "grad"}
@@ -41,11 +48,28 @@ ADDED_FIELDS: dict[str, Any] = {
 }
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
+# each objective's settings (methods/settings.py), as its MethodSpec names them: TrainConfig's bases, so a
+# method's own settings need no edit here (one per class, the registry's first method's first)
+OBJECTIVE_SETTINGS: tuple[type, ...] = tuple(dict.fromkeys(cls for spec in SPECS for cls in spec.settings))
+OPTIMISATION, DATA, SELECTION, CHECKPOINTS, RUNTIME = (
+    "training: optimisation",
+    "training: data",
+    "training: model selection (dev bitext)",
+    "training: checkpoints",
+    "training: runtime",
+)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(*reversed(OBJECTIVE_SETTINGS)):
     """Hyper-parameters of one training run (one language, method, fold and seed).
+
+    The trainer's own settings are declared here (optimiser, schedule, data, model selection,
+    checkpoints); each objective's are declared beside it and mixed in (:data:`OBJECTIVE_SETTINGS`, the
+    classes the registry's ``MethodSpec.settings`` name: :mod:`.settings`' ``temperature``, ``ot_variant``,
+    ``sinkhorn``, ...; ``aug_method``: :class:`.registry.AugConfig`).
+    Every field is declared once with :func:`~optical_lab.data.params.param`; :meth:`validate` and the
+    command line's training flags (``experiments/compare.add_training_options``) are derived from that.
 
     >>> from optical_lab import TrainConfig
     >>> config = TrainConfig(steps=100).replace(lr=1e-4)
@@ -54,86 +78,108 @@ class TrainConfig:
     """
 
     # --- optimisation (AdamW with linear warm-up then linear decay, gradient clipping)
-    lr: float = 2e-4  # tuned on the dev bitext of Hausa fold 0 only (5e-5, 1e-4, 2e-4; 24 steps)
-    weight_decay: float = 0.01
-    steps: int = 24
-    batch_size: int = 16
-    warmup_steps: int = 3
-    grad_clip: float = 1.0
-    max_length: int = 64  # training-time truncation (tokens); evaluation uses the model's own limit
-    group_by_length: bool = True  # batches of similar-length pairs: less padding, same data
-    seed: int = 0
-    # "bf16" = autocast for training *and* evaluation encodes; "auto" = bf16 where the hardware has
-    # native bf16 matmuls (AMX CPUs, recent GPUs), see runtime.py. The resolved value is saved.
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
+    # lr: tuned on the dev bitext of Hausa fold 0 only (5e-5, 1e-4, 2e-4; 24 steps)
+    lr: float = param(2e-4, "learning rate of AdamW", low=0.0, positive=True, group=OPTIMISATION, flag=True)
+    weight_decay: float = param(0.01, "AdamW weight decay", low=0.0, group=OPTIMISATION)
+    # steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
+    # refuses 0 steps for a trained method (experiments.runner.ComparePlan.validate)
+    steps: int = param(
+        24, "training steps (the cap when --patience stops earlier)", low=0, group=OPTIMISATION, flag=True
+    )
+    batch_size: int = param(16, "sentence pairs per step", low=1, group=OPTIMISATION, flag=True)
+    warmup_steps: int = param(3, "linear warm-up steps", low=0, group=OPTIMISATION)
+    grad_clip: float = param(1.0, "gradient-norm clip", low=0.0, group=OPTIMISATION)
+    seed: int = param(0, "training seed (pair subsample, batches, initialisation)", low=0, group=OPTIMISATION)
 
     # --- data
-    max_train_pairs: int | None = 1000  # cap on the fold's training bitext (sampled with ``seed``)
-    max_dev_pairs: int = 200  # dev bitext used for model selection
+    # training-time truncation (tokens); evaluation uses the model's own limit
+    max_length: int = param(64, "training truncation in tokens", low=3, group=DATA, flag=True)
+    # batches of similar-length pairs: less padding, same data
+    group_by_length: bool = param(True, "batches of similar-length pairs", group=DATA)
+    max_train_pairs: int | None = param(
+        1000,
+        "cap on training pairs per fold (sampled with the seed)",
+        low=1,
+        group=DATA,
+        flag=True,
+        none_word="all",
+        none_means="no cap",
+    )
+    max_dev_pairs: int = param(200, "dev pairs used for model selection", low=2, group=DATA)
 
     # --- model selection on the dev bitext (never on evaluation documents)
-    eval_every: int = 8  # steps between dev evaluations (0: only at the end)
+    eval_every: int = param(8, "steps between dev evaluations (0: only at the end)", low=0, group=SELECTION, flag=True)
     # Train to a plateau: ``steps`` is the cap, and a run stops once ``patience`` dev evaluations in a row
     # did not beat the best dev MRR so far by more than ``min_delta`` (0: never stop before the cap). The
     # selected state is the best dev score whatever ``min_delta`` (a smaller gain is still kept, it just
     # does not count as progress). The same rule for every arm; ``TrainResult.selected_before_cap`` and
     # ``experiments.stopping`` report where the selected step fell.
-    patience: int = 0
-    min_delta: float = 0.0
-    select_initial: bool = True  # the untrained student (step 0) is a candidate too
-    # Dev selection among distractors (protocol v3): 0 = each English dev query ranks its foreign sentence among
-    # the dev sample's foreign sentences (v1/v2); n > 0 = each foreign dev sentence ranks its English among the
-    # dev sample's English plus n English distractors (MAFAND-MT dev English of the other family languages,
-    # data.mafand.dev_distractor_pool), so the score is not at its ceiling (me5-small swa: 0.98 without them).
-    dev_distractors: int = 0
+    patience: int = param(
+        0,
+        "stop after this many dev evaluations without a gain above --min-delta (0 = train to --steps, the cap)",
+        low=0,
+        group=SELECTION,
+        flag=True,
+    )
+    min_delta: float = param(
+        0.0,
+        "smallest dev MRR gain that counts as progress",
+        low=0.0,
+        high=1.0,
+        group=SELECTION,
+        flag=True,
+        example=0.001,
+    )
+    select_initial: bool = param(True, "the untrained student (step 0) is a candidate too", group=SELECTION)
+    dev_distractors: int = param(
+        0,
+        "English distractors in dev selection: 0 = each English dev query ranks its foreign sentence among the dev "
+        "sample's (v1/v2); n > 0 = each foreign dev sentence ranks its English among the dev English plus n English "
+        "sentences of the other family languages' MAFAND-MT dev (data.mafand.dev_distractor_pool; protocol v3)",
+        low=0,
+        group=SELECTION,
+        example=5000,
+    )
 
     # --- checkpoints (atomic; 0 disables them). See trainer.py: by wall clock, not every N steps
-    checkpoint_every: int = 8
-    keep_checkpoint: bool = False  # keep ``checkpoint.pt`` after a run finished
+    checkpoint_every: int = param(8, "steps between checkpoints when checkpoint_seconds is 0", low=0, group=CHECKPOINTS)
+    keep_checkpoint: bool = param(False, "keep checkpoint.pt after a run finished", group=CHECKPOINTS)
     # wall-clock seconds between checkpoints (a killed run loses at most this much work); 0 = every
     # ``checkpoint_every`` steps instead (deterministic, for tests). Not part of ``fingerprint()``.
-    checkpoint_seconds: float = 300.0
+    checkpoint_seconds: float = param(
+        300.0, "wall-clock seconds between checkpoints", low=0.0, group=CHECKPOINTS, example=300
+    )
 
-    # --- OPTICAL (Huang, Yu & Allan, WSDM 2023): entropic OT between token sets (epsilon, iterations,
-    # tolerance, cost, gradient, solver: optical_lab.ot.SinkhornSpec owns their defaults)
-    sinkhorn: SinkhornSpec = field(default_factory=SinkhornSpec)
-    exclude_special: bool = True
-    english_weight: float = 1.0  # weight of the student(English) -> teacher(English) term (optical, sentence-kd)
-    # which token cost OPTICAL minimises: "plain" = the paper's cosine cost; "centred" = cosine between
-    # mean-centred tokens (SinkhornSpec.centre: the collapse-to-the-mean direction removed); "both" =
-    # the sum of the two terms. Chosen on dev bitext (docs/protocol_v2.md); diagnostics: optical.py.
-    ot_variant: Literal["plain", "centred", "both"] = "plain"
+    # --- runtime
+    # "bf16" = autocast for training *and* evaluation encodes; "auto" = bf16 where the hardware has
+    # native bf16 matmuls (AMX CPUs, recent GPUs), see runtime.py. The resolved value is saved.
+    mixed_precision: Literal["auto", "no", "bf16"] = param(
+        "auto", "bf16 autocast for training and evaluation (auto: where native)", group=RUNTIME, flag=True
+    )
     # training and dev selection encode with the backbone's retrieval prefixes exactly as evaluation
     # does (e5: "query: " for the teacher's English queries, "passage: " for every text the student
     # learns to place as a document); no-op for backbones without prefixes (MiniLM)
-    use_prefixes: bool = True
+    use_prefixes: bool = param(
+        True,
+        "train and select with the backbone's retrieval prefixes, as evaluation encodes (--no-prefixes "
+        "reproduces comparisons run before issue #13, e.g. results/compare-me5-small)",
+        group=RUNTIME,
+        flag="--prefixes",
+    )
     # keep the student's word-embedding table as the teacher's (every other weight trains). The table is
     # 52 % of MiniLM's weights (30k x 384) and 82 % of me5-small's (250k x 384): frozen, a step neither computes its
     # dense gradient nor updates it with AdamW (benchmarks/bench_train_step.py --freeze-word-embeddings
     # measures the saving). A different training regime, so part of the cell identity; off by default.
-    freeze_word_embeddings: bool = False
-
-    # --- contrastive objectives (translate-train, code-switch)
-    temperature: float = 0.05
-    symmetric: bool = True  # InfoNCE in both directions (English->foreign and back), averaged
-
-    # --- code-switching (CoSDA-ML, Qin et al. IJCAI 2020) with an IBM-1 dictionary
-    code_switch_ratio: float = 0.5  # probability that a dictionary word is replaced
-    dict_iterations: int = 5  # IBM Model 1 EM iterations
-    dict_min_prob: float = 0.1  # keep t(f|e) above this
-    dict_min_count: int = 2  # ... for pairs that co-occur in at least this many training pairs
-    dict_max_translations: int = 3  # per English word (most probable first)
-
-    # --- optical+aug: which augmentation loss joins OPTICAL, and its weight.
-    # Rule (fixed before any result, never chosen on evaluation documents): translate-train, because
-    # it learns from the same parallel sentences OPTICAL does, whereas code-switching sees only a
-    # dictionary induced from them. Change it here (or --aug-method), never per language or result.
-    aug_method: AugMethod = "translate-train"
-    aug_weight: float = 1.0
-
-    # --- bookkeeping
-    teacher_cache: bool = True  # precompute the frozen teacher's outputs on the training English once
-    progress: bool = True
+    freeze_word_embeddings: bool = param(
+        False,
+        "keep the student's word-embedding table as the teacher's (cheaper steps, most of all for me5-small; "
+        "part of every cell's identity)",
+        group=RUNTIME,
+        flag=True,
+    )
+    # precompute the frozen teacher's outputs on the training English once
+    teacher_cache: bool = param(True, "cache the frozen teacher's outputs", group=RUNTIME)
+    progress: bool = param(True, "progress bars", group=RUNTIME)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -142,43 +188,11 @@ class TrainConfig:
         """Refuse a value no run can use, before anything is loaded or written (every way of building a
         config — a preset, ``replace``, the command line, a saved ``config.json`` — passes through here).
 
-        Raises :class:`DataError` naming the setting, its command-line flag and a valid value. A
-        negative ``steps`` or a zero ``batch_size`` used to run and label the untrained model as the
-        method, or fail deep in the trainer with a ``ZeroDivisionError``."""
-        for name, low, example in _AT_LEAST:
-            value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise DataError(
-                    f"{name} = {value!r}: must be an integer >= {low}"
-                    + (" (or None: no cap)" if name in _OPTIONAL else ""),
-                    fix=_fix(name, example),
-                )
-        for name, low, high, example in _REAL_RANGES:
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or not low <= value <= high
-                or (name in _POSITIVE and value <= 0)
-            ):
-                bounds = f"> {low}" if name in _POSITIVE else f"in [{low}, {high}]" if high < math.inf else f">= {low}"
-                raise DataError(f"{name} = {value!r}: must be a finite number {bounds}", fix=_fix(name, example))
-        if self.mixed_precision not in ("auto", "no", "bf16"):
-            raise DataError(f"mixed_precision = {self.mixed_precision!r}", fix="use --mixed-precision auto, no or bf16")
-        if self.ot_variant not in ("plain", "centred", "both"):
-            raise DataError(f"ot_variant = {self.ot_variant!r}", fix="use plain, centred or both")
-        if self.aug_method not in get_args(AugMethod):
-            raise DataError(
-                f"aug_method = {self.aug_method!r}", fix=f"use --aug-method {' or '.join(get_args(AugMethod))}"
-            )
-        if not isinstance(self.sinkhorn, SinkhornSpec):
-            raise DataError(
-                f"sinkhorn = {self.sinkhorn!r} is not a SinkhornSpec",
-                fix="build it with TrainConfig.replace(epsilon=..., n_iters=...) or TrainConfig.from_dict",
-            )
+        Raises :class:`DataError` naming the setting, its command-line flag and a valid value, from each
+        field's declaration (:func:`optical_lab.data.params.validate`). A negative ``steps`` or a zero
+        ``batch_size`` used to run and label the untrained model as the method, or fail deep in the
+        trainer with a ``ZeroDivisionError``."""
+        validate(self)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with ``changes``; the OT keys ``epsilon``, ``n_iters``, ``ot_cost``, ``ot_grad`` and
@@ -246,49 +260,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-# (setting, smallest value, example) of the integer settings; None allowed for those in _OPTIONAL.
-# steps may be 0 here (a trainer that only selects, used by tests and benchmarks); a comparison
-# refuses 0 steps for a trained method (experiments.plan.ComparePlan.validate).
-_AT_LEAST = (
-    ("steps", 0, 24),
-    ("batch_size", 1, 16),
-    ("warmup_steps", 0, 3),
-    ("max_length", 3, 64),
-    ("seed", 0, 0),
-    ("max_train_pairs", 1, 1000),
-    ("max_dev_pairs", 2, 200),
-    ("eval_every", 0, 8),
-    ("patience", 0, 0),
-    ("dev_distractors", 0, 5000),
-    ("checkpoint_every", 0, 8),
-    ("dict_iterations", 1, 5),
-    ("dict_min_count", 1, 2),
-    ("dict_max_translations", 1, 3),
-)
-_OPTIONAL = {"max_train_pairs"}
-# (setting, low, high, example); those in _POSITIVE must be > low
-_REAL_RANGES = (
-    ("lr", 0.0, math.inf, 2e-4),
-    ("weight_decay", 0.0, math.inf, 0.01),
-    ("grad_clip", 0.0, math.inf, 1.0),
-    ("english_weight", 0.0, math.inf, 1.0),
-    ("temperature", 0.0, math.inf, 0.05),
-    ("code_switch_ratio", 0.0, 1.0, 0.5),
-    ("dict_min_prob", 0.0, 1.0, 0.1),
-    ("aug_weight", 0.0, math.inf, 1.0),
-    ("checkpoint_seconds", 0.0, math.inf, 300),
-    ("min_delta", 0.0, 1.0, 0.001),
-)
-_POSITIVE = {"lr", "temperature"}
-# offered as --<name>
-_CLI = {"steps", "batch_size", "lr", "max_length", "eval_every", "max_train_pairs", "patience", "min_delta"}
-
-
-def _fix(name: str, example: Any) -> str:
-    """A valid value, written as the command line takes it (``--batch-size 16``) or as code."""
-    return f"e.g. --{name.replace('_', '-')} {example}" if name in _CLI else f"e.g. TrainConfig({name}={example})"
-
-
 def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec, missing: dict[str, Any] | None = None) -> dict[str, Any]:
     """``data`` with its ``sinkhorn`` entry (a spec or a dict) and its flat OT keys (``epsilon``, ...,
     ``ot_<field>``) merged into one :class:`SinkhornSpec` (starting from ``base`` when there is no
@@ -306,8 +277,10 @@ def _fold_ot_keys(data: dict[str, Any], base: SinkhornSpec, missing: dict[str, A
             spec = SinkhornSpec(**{**(missing or {}), **fields})
         elif spec is None:
             spec = base.replace(**(missing or {}))
-        data["sinkhorn"] = spec.replace(**flat)
-    except (TypeError, ValueError) as exc:  # e.g. --epsilon inf: one message with the flag, never a traceback
+        data["sinkhorn"] = spec.replace(**flat) if flat else spec
+    except DataError:  # a value SinkhornSpec's declarations refuse: named with its flag already
+        raise
+    except TypeError as exc:  # e.g. a saved spec with an unknown field: one message, never a traceback
         raise DataError(f"OT setting: {exc}", fix="e.g. --epsilon 0.05 --n-iters 50") from None
     return data
 
@@ -372,6 +345,58 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 2e-5,
     },
 }
+
+
+def training_flags() -> list[tuple[str, str, ParamInfo, Kind, Any]]:
+    """``(flat key, field name, info, kind, default)`` of every training setting with a command-line flag,
+    the OT ones of :class:`SinkhornSpec` included (under their flat keys: ``epsilon``, ``ot_grad``, ...):
+    the command line's training options are built from this (``experiments/compare.add_training_options``)."""
+    flat_name = {new: old for old, new in LEGACY_OT_KEYS.items()}
+    found = []
+    for field, info, kind in declared(TrainConfig):
+        if field.name == "sinkhorn":
+            for spec_field, spec_info, spec_kind in declared(SinkhornSpec):
+                key = flat_name.get(spec_field.name, f"ot_{spec_field.name}")
+                found.append((key, spec_field.name, spec_info, spec_kind, spec_field.default))
+        else:
+            found.append((field.name, field.name, info, kind, field.default))
+    return [entry for entry in found if flag_name(entry[1], entry[2])]
+
+
+def explicit_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The training settings given explicitly on a command line (``vars(args)``; an option left out is None,
+    ``--max-train-pairs all`` is None given on purpose), by flat key."""
+    keys = [entry[0] for entry in training_flags()]
+    return {key: given(values[key]) for key in keys if values.get(key) is not None}
+
+
+def apply_precedence(
+    method_config: dict[str, dict[str, Any]], explicit: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The one precedence rule: **explicit command-line flag > method config file > preset > default**.
+
+    A comparison's ``train`` is the preset with the explicit flags applied
+    (``preset(name).replace(**explicit)``) and each method's config is ``train.replace(**method_config[m])``
+    (:meth:`optical_lab.experiments.runner.ComparePlan.train_config`), so a setting given explicitly is
+    dropped from every method's entry of the method config file (``--method-config chosen.json``): the
+    saved plan holds what ran. Returns that method config and one note per dropped setting."""
+    kept, notes = {}, []
+    for method, settings in method_config.items():
+        kept[method] = {k: v for k, v in settings.items() if k not in explicit}
+        notes += [
+            f"{method}: {key} = {explicit[key]!r} (command line) overrides {value!r} of the method config"
+            for key, value in settings.items()
+            if key in explicit and value != explicit[key]
+        ]
+    return kept, notes
+
+
+def resolve(
+    preset_name: str = "default", method_settings: dict[str, Any] | None = None, **explicit: Any
+) -> TrainConfig:
+    """One method's settings by the precedence rule (:func:`apply_precedence`): ``TrainConfig``'s defaults,
+    then the preset's, then the method config file's ``method_settings``, then the explicit ``explicit``."""
+    return preset(preset_name).replace(**(method_settings or {})).replace(**explicit)
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

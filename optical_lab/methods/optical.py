@@ -25,6 +25,9 @@ spread uniformly, 0 = one-to-one) and ``marginal_error`` (Sinkhorn's mean margin
 ``variant`` selects the cost (``TrainConfig.ot_variant``): ``"plain"`` (the paper's), ``"centred"``
 (cosine between mean-centred tokens, :attr:`optical_lab.ot.SinkhornSpec.centre`) or ``"both"``
 (the sum of the two terms).
+
+Settings: :class:`optical_lab.methods.settings.OpticalConfig` (``sinkhorn``: the OT problem and solver,
+``exclude_special``, ``ot_variant``) and :class:`~optical_lab.methods.settings.DistillConfig` (``english_weight``).
 """
 
 from __future__ import annotations

@@ -14,28 +14,29 @@ line help, the plots' colours and the generated answer text all read it.
 Adding a method: write its objective module (an :class:`.base.Objective`) and add one
 :class:`MethodSpec` line to :data:`SPECS` (position = order in every table and figure); every list of
 method names is derived from it (:func:`derived_lists`) or frozen as a protocol's registered arms
-(docs/architecture.md, "Recipe: add a method"; ``tests/test_registry_lists.py``).
+(docs/architecture.md, "Recipe: add a method"; ``tests/test_registry_lists.py``). Settings of its own go in a
+dataclass of :mod:`.settings`, named in ``MethodSpec.settings`` (which mixes it into ``TrainConfig``).
+Torch-free: each factory imports its objective module when called.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..data.bitext import Bitext
 from ..data.errors import DataError
+from ..data.params import param
 from ..evaluation.verdict import REFERENCE  # noqa: F401  (re-exported: every other method is tested against it)
-from ..ot import OTDistillationLoss
-from .base import Objective
-from .code_switch import CodeSwitchLoss
-from .combined import CombinedLoss
-from .config import TrainConfig
-from .dictionary import induce_dictionary
-from .optical import OpticalLoss
-from .sentence_kd import SentenceKDLoss
-from .translate_train import TranslateTrainLoss
+from .settings import CodeSwitchConfig, ContrastiveConfig, DistillConfig, OpticalConfig
 
-Factory = Callable[[TrainConfig, Bitext], Objective]
+if TYPE_CHECKING:
+    from .base import Objective
+
+# (config, training bitext) -> objective; ``config`` is a TrainConfig, an instance of every settings class.
+# The objective modules import torch, so each factory imports its own: the registry (the list of methods,
+# their settings, the command line's help) stays light.
+Factory = Callable[[Any, Bitext], "Objective"]
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,45 @@ class MethodSpec:
     color: str  # the same colour in every figure
     augmentation: bool = False  # a data-augmentation baseline (the rivals of OT distillation)
     oracle: str = ""  # why its result is an upper bound rather than a fair rival (said wherever it is named)
+    settings: tuple[type, ...] = ()  # the settings classes its objective reads (methods/settings.py)
 
 
-def _sentence_kd(config: TrainConfig, bitext: Bitext) -> Objective:
+@dataclass
+class AugConfig:
+    """optical+aug: which registered augmentation joins OPTICAL, and its weight.
+
+    Rule (fixed before any result, never chosen on evaluation documents): translate-train, because it
+    learns from the same parallel sentences OPTICAL does, whereas code-switching sees only a dictionary
+    induced from them. Change it here (or --aug-method), never per language or result."""
+
+    aug_method: str = param(
+        "translate-train",
+        "augmentation joined to OPTICAL in optical+aug and drawn in the size curve",
+        choices=lambda: AUGMENTATIONS,
+        group="OPTICAL+aug",
+        flag=True,
+    )
+    aug_weight: float = param(
+        1.0, "weight of the augmentation loss in optical+aug", low=0.0, group="OPTICAL+aug", flag=True
+    )
+
+
+def _sentence_kd(config: DistillConfig, bitext: Bitext) -> Objective:
+    from .sentence_kd import SentenceKDLoss
+
     return SentenceKDLoss(english_weight=config.english_weight)
 
 
-def _translate_train(config: TrainConfig, bitext: Bitext) -> Objective:
+def _translate_train(config: ContrastiveConfig, bitext: Bitext) -> Objective:
+    from .translate_train import TranslateTrainLoss
+
     return TranslateTrainLoss(config.temperature, config.symmetric)
 
 
-def _code_switch(config: TrainConfig, bitext: Bitext) -> Objective:
+def _code_switch(config: Any, bitext: Bitext) -> Objective:
+    from .code_switch import CodeSwitchLoss
+    from .dictionary import induce_dictionary
+
     # the dictionary comes from the training bitext handed to us, never from evaluation text
     dictionary = induce_dictionary(
         bitext, config.dict_iterations, config.dict_min_prob, config.dict_min_count, config.dict_max_translations
@@ -67,7 +96,10 @@ def _code_switch(config: TrainConfig, bitext: Bitext) -> Objective:
     return CodeSwitchLoss(dictionary, config.code_switch_ratio, config.temperature, config.symmetric)
 
 
-def _optical(config: TrainConfig, bitext: Bitext) -> Objective:
+def _optical(config: Any, bitext: Bitext) -> Objective:
+    from ..ot.loss import OTDistillationLoss
+    from .optical import OpticalLoss
+
     return OpticalLoss(
         OTDistillationLoss(config.sinkhorn, exclude_special=config.exclude_special),
         english_weight=config.english_weight,
@@ -75,7 +107,7 @@ def _optical(config: TrainConfig, bitext: Bitext) -> Objective:
     )
 
 
-def _optical_plain(config: TrainConfig, bitext: Bitext) -> Objective:
+def _optical_plain(config: Any, bitext: Bitext) -> Objective:
     # the method as published: its cost is not a setting (a config asking for another one is refused, so a
     # result folder never says "centred" about a plain-cost student)
     if config.ot_variant != "plain":
@@ -86,14 +118,23 @@ def _optical_plain(config: TrainConfig, bitext: Bitext) -> Objective:
     return _optical(config, bitext)
 
 
-def _optical_aug(config: TrainConfig, bitext: Bitext) -> Objective:
+def _optical_aug(config: Any, bitext: Bitext) -> Objective:
+    from .combined import CombinedLoss
+
     return CombinedLoss(_optical(config, bitext), build_objective(config.aug_method, config, bitext), config.aug_weight)
 
 
 # OT distillation in blues, data augmentation in warm colours, the untrained teacher in grey
 SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("zero-shot", None, "zero-shot", "the teacher on both sides, no training", "#9e9e9e"),
-    MethodSpec("sentence-kd", _sentence_kd, "sentence-KD", "MSE between pooled embeddings", "#8e6bbf"),
+    MethodSpec(
+        "sentence-kd",
+        _sentence_kd,
+        "sentence-KD",
+        "MSE between pooled embeddings",
+        "#8e6bbf",
+        settings=(DistillConfig,),
+    ),
     MethodSpec(
         "translate-train",
         _translate_train,
@@ -102,6 +143,7 @@ SPECS: tuple[MethodSpec, ...] = (
         "#e6862e",
         augmentation=True,
         oracle="oracle: trains on the human translations of the bitext, not machine translations",
+        settings=(ContrastiveConfig,),
     ),
     MethodSpec(
         "code-switch",
@@ -110,12 +152,27 @@ SPECS: tuple[MethodSpec, ...] = (
         "CoSDA-ML code-switching with an IBM-1 dictionary",
         "#d4b52a",
         augmentation=True,
+        settings=(ContrastiveConfig, CodeSwitchConfig),
     ),
-    MethodSpec("optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8"),
     MethodSpec(
-        "optical-plain", _optical_plain, "OPTICAL-plain", "OT token distillation, the paper's plain cost", "#0b3a6e"
+        "optical", _optical, "OPTICAL", "OT token distillation", "#1f5fa8", settings=(DistillConfig, OpticalConfig)
     ),
-    MethodSpec("optical+aug", _optical_aug, "OPTICAL+aug", "OPTICAL + the --aug-method loss", "#6aaed6"),
+    MethodSpec(
+        "optical-plain",
+        _optical_plain,
+        "OPTICAL-plain",
+        "OT token distillation, the paper's plain cost",
+        "#0b3a6e",
+        settings=(DistillConfig, OpticalConfig),
+    ),
+    MethodSpec(
+        "optical+aug",
+        _optical_aug,
+        "OPTICAL+aug",
+        "OPTICAL + the --aug-method loss",
+        "#6aaed6",
+        settings=(DistillConfig, OpticalConfig, AugConfig),  # and the --aug-method's own
+    ),
 )
 
 
@@ -156,7 +213,7 @@ def methods_help() -> str:
     return "; ".join(f"{spec.name} ({spec.help})" for spec in SPECS)
 
 
-def build_objective(method: str, config: TrainConfig, train_bitext: Bitext) -> Objective | None:
+def build_objective(method: str, config: Any, train_bitext: Bitext) -> Objective | None:
     """The objective for ``method`` (``None`` for zero-shot, which trains nothing)."""
     spec = method_spec(method)
     return None if spec.factory is None else spec.factory(config, train_bitext)

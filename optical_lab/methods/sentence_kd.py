@@ -8,6 +8,8 @@ For a parallel pair (English s, translation t), the student is trained so that
 
 on the pooled, L2-normalised embeddings retrieval uses. The second term keeps the student's
 English where the teacher's is, as in the paper.
+
+Settings: :class:`optical_lab.methods.settings.DistillConfig` (``english_weight``).
 """
 
 from __future__ import annotations

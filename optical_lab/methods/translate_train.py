@@ -9,6 +9,8 @@ in-batch-negative retrieval loss of Karpukhin et al., EMNLP 2020):
     L = CE(teacher(en) @ student(fo)^T / temperature, diag)
 
 With ``symmetric`` the foreign -> English direction is added and the two are averaged.
+
+Settings: :class:`optical_lab.methods.settings.ContrastiveConfig` (``temperature``, ``symmetric``).
 """
 
 from __future__ import annotations

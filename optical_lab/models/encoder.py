@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .registry import POOLINGS, role_prefix
+from .registry import DEFAULT_MODEL, POOLINGS, role_prefix
 from .st_format import write_settings
 
 Role = Literal["query", "passage"] | None
@@ -149,7 +149,7 @@ class Encoder(torch.nn.Module):
     @classmethod
     def load(
         cls,
-        name_or_path: str = "minilm",
+        name_or_path: str = DEFAULT_MODEL,
         device: str | torch.device | None = None,
         max_length: int | None = None,
         **overrides,

@@ -34,6 +34,7 @@ from ..data.errors import DataError
 from .st_format import read_settings
 
 NAMES = ("minilm", "me5-small")  # the registry's short names (resolve_backbone below)
+DEFAULT_MODEL = NAMES[0]  # the teacher every command and config uses unless told otherwise
 POOLINGS: tuple[str, ...] = ("mean", "cls", "max")  # the sentence poolings Encoder.pool implements
 
 

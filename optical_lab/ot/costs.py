@@ -15,13 +15,10 @@ transport mass (see :mod:`optical_lab.ot.marginals`), so their value only has to
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-CostKind = Literal["cosine", "sqeuclidean", "dot"]
-COST_KINDS: tuple[str, ...] = ("cosine", "sqeuclidean", "dot")
+from .spec import COST_KINDS, CostKind  # noqa: F401  (declared with the OT problem; re-exported)
 
 
 def cost_matrix(

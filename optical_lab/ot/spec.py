@@ -1,10 +1,15 @@
 r"""The entropic-OT setting, and the one home of its defaults.
 
-:class:`SinkhornSpec` is the whole setting of an OPTICAL transport problem: the problem (ε, ground cost,
-centring) and how it is solved (iteration cap, tolerance, early exit, ε-scaling, warm starts, gradient,
-method). :func:`optical_lab.ot.sinkhorn` takes its keyword defaults from ``SinkhornSpec()``, the loss and
-the figures build their problems from a spec (:func:`optical_lab.ot.token_plan`), and
-:class:`optical_lab.methods.TrainConfig` saves one; nothing else holds an OT default.
+Two objects, as OTT-JAX separates a ``LinearProblem`` from its ``Sinkhorn`` solver: :class:`OTProblem` is
+*what* is solved (ε, ground cost, centring; the marginals are uniform over the tokens that carry mass,
+:mod:`optical_lab.ot.marginals`) and :class:`SinkhornSolver` *how* (iteration cap, tolerance, early exit,
+ε-scaling, warm starts, gradient, method). :class:`SinkhornSpec` is the whole setting of an OPTICAL
+transport problem, both at once (``spec.problem``, ``spec.solver``; flat fields for the code and saved
+results that read ``spec.epsilon``). Each field is declared once, with its range, help and command-line
+flag (:func:`optical_lab.data.params.param`). :func:`optical_lab.ot.sinkhorn` takes its keyword defaults
+from ``SinkhornSpec()``, the loss and the figures build their problems from a spec
+(:func:`optical_lab.ot.token_plan`), and :class:`optical_lab.methods.TrainConfig` saves one; nothing else
+holds an OT default.
 
 **Solved vs fixed-budget.** The defaults solve the problem: iterate until the marginal error is within
 ``tol`` (checked every ``check_every`` iterations, :data:`optical_lab.ot.sinkhorn.CHECK_EVERY`), at most
@@ -18,19 +23,85 @@ batches, that budget left most problems above tolerance (issue #26; ``benchmarks
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from .costs import COST_KINDS, CostKind
+from ..data.params import param, validate
 
 Method = Literal["auto", "kernel", "log"]
 Grad = Literal["autodiff", "envelope"]
+CostKind = Literal["cosine", "sqeuclidean", "dot"]
+COST_KINDS: tuple[str, ...] = get_args(CostKind)  # optical_lab.ot.costs.cost_matrix's kinds
+
+PROBLEM, SOLVER = "OPTICAL: OT problem", "OPTICAL: Sinkhorn solver"  # their command-line groups
 
 
 @dataclass(frozen=True)
-class SinkhornSpec:
-    r"""Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`).
+class OTProblem:
+    """What an entropic OT problem between token sets is: regularisation, ground cost, centring."""
+
+    epsilon: float = param(
+        0.05,
+        "entropic regularisation of the OT plan, in cost units (small = sharp alignments)",
+        low=0.0,
+        positive=True,
+        group=PROBLEM,
+        flag=True,
+    )
+    cost: CostKind = param("cosine", "ground cost between token embeddings", group=PROBLEM)
+    centre: bool = param(False, "subtract each sentence's mean token before the cost", group=PROBLEM)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class SinkhornSolver:
+    """How a problem is solved: the one home of the solver's defaults (:func:`optical_lab.ot.sinkhorn`'s)."""
+
+    n_iters: int = param(1000, "most Sinkhorn iterations", low=1, group=SOLVER, flag=True)
+    tol: float | None = param(
+        None,
+        "marginal error counted as converged",
+        low=0.0,
+        positive=True,
+        group=SOLVER,
+        none_means="sqrt of the dtype's machine epsilon",
+        example=1e-6,
+    )
+    grad: Grad = param(
+        "envelope", "gradient through the plan (envelope: plan held constant)", group=SOLVER, flag="--ot-grad"
+    )
+    method: Method = param("auto", "kernel or log-domain updates (auto: per problem)", group=SOLVER)
+    early_exit: bool = param(
+        True,
+        "stop Sinkhorn once every problem is within tolerance; --no-early-exit runs exactly --n-iters "
+        "(with --n-iters 50 --eps-scaling 0: the solver of protocols v1/v2)",
+        group=SOLVER,
+        flag=True,
+    )
+    eps_scaling: float | None = param(
+        0.5,
+        "anneal epsilon by this ratio per stage from the cost spread",
+        low=0.0,
+        high=1.0,
+        positive=True,
+        below=True,
+        group=SOLVER,
+        flag=True,
+        none_word="0",
+        none_means="no annealing",
+    )
+    warm_start: bool = param(False, "start each solve from the previous call's potentials", group=SOLVER)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class SinkhornSpec(SinkhornSolver, OTProblem):
+    r"""Everything that defines an entropic OT plan between token sets (see :func:`optical_lab.ot.sinkhorn`):
+    an :class:`OTProblem` and a :class:`SinkhornSolver` in one (``.problem``, ``.solver``).
 
     >>> from optical_lab import SinkhornSpec
     >>> spec = SinkhornSpec().replace(epsilon=0.1)
@@ -58,32 +129,18 @@ class SinkhornSpec:
     token-to-token structure around the mean is matched.
     """
 
-    epsilon: float = 0.05
-    n_iters: int = 1000
-    tol: float | None = None
-    cost: CostKind = "cosine"
-    grad: Grad = "envelope"
-    method: Method = "auto"
-    centre: bool = False
-    early_exit: bool = True
-    eps_scaling: float | None = 0.5
-    warm_start: bool = False
+    @classmethod
+    def of(cls, problem: OTProblem, solver: SinkhornSolver) -> "SinkhornSpec":
+        """The spec of a problem and a solver."""
+        return cls(**_values(problem, OTProblem), **_values(solver, SinkhornSolver))
 
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < math.inf):
-            raise ValueError(f"epsilon must be a finite number > 0, got {self.epsilon}")
-        if int(self.n_iters) < 1:
-            raise ValueError(f"n_iters must be >= 1, got {self.n_iters}")
-        if self.tol is not None and not (isinstance(self.tol, (int, float)) and 0 < self.tol < math.inf):
-            raise ValueError(f"tol must be a finite number > 0 (or None: sqrt of the machine epsilon), got {self.tol}")
-        if self.cost not in COST_KINDS:
-            raise ValueError(f"cost must be one of {COST_KINDS}, got {self.cost!r}")
-        if self.grad not in ("autodiff", "envelope"):
-            raise ValueError(f"grad must be 'autodiff' or 'envelope', got {self.grad!r}")
-        if self.method not in ("auto", "kernel", "log"):
-            raise ValueError(f"method must be 'auto', 'kernel' or 'log', got {self.method!r}")
-        if self.eps_scaling is not None and not 0 < self.eps_scaling < 1:
-            raise ValueError(f"eps_scaling must be in (0, 1) (or None: no annealing), got {self.eps_scaling}")
+    @property
+    def problem(self) -> OTProblem:
+        return OTProblem(**_values(self, OTProblem))
+
+    @property
+    def solver(self) -> SinkhornSolver:
+        return SinkhornSolver(**_values(self, SinkhornSolver))
 
     def replace(self, **changes: Any) -> "SinkhornSpec":
         return dataclasses.replace(self, **changes)
@@ -100,3 +157,7 @@ class SinkhornSpec:
             "method": self.method,
             "grad": self.grad,
         }
+
+
+def _values(obj: Any, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)}

@@ -42,6 +42,7 @@ from ..data.errors import DataError
 from ..data.languages import HIGH_RESOURCE
 from ..experiments.records import DONE_NAME, FolderLock
 from ..io import read_jsonl, stored_exists, write_json, write_text
+from ..models.registry import DEFAULT_MODEL
 from .answer import SummaryTables, answer_markdown, headlines
 from .plots import grid, order_methods, plot_language_comparison, plot_loss_curve, plot_size_curve, save_figure
 
@@ -206,12 +207,12 @@ def _cell_config(results: Path):
 
     path = results / "config.json"
     if not path.exists():
-        return None, 2, "minilm"
+        return None, 2, DEFAULT_MODEL
     plan = json.loads(path.read_text(encoding="utf-8"))
     return (
         TrainConfig.from_dict(plan.get("train", {})).replace(progress=False),
         int(plan.get("folds", 2)),
-        plan.get("model", "minilm"),
+        plan.get("model", DEFAULT_MODEL),
     )
 
 

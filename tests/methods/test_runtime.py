@@ -99,6 +99,9 @@ def test_real_reading_is_consistent():
 
 FAULTS_SCRIPT = """
 import resource, sys, torch
+# what `optical-lab compare` has loaded when it trains (the command modules; optical_lab.methods loads lazily):
+# with torch alone the heap's layout differs, and the reuse below is not what a training process sees
+import optical_lab.experiments.runner
 from optical_lab.methods.runtime import allocator_description, keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 def step():  # what a training step does with a large gradient: allocate, touch every page, free
