@@ -47,13 +47,10 @@ class Excluded:
 
 # (file, the assignment or function holding the literal) -> what the list is
 LISTS: dict[tuple[str, str], Derived | Frozen | Excluded] = {
-    # NOT derived yet on this branch — the lead's attention after merging: these two are copies today and
-    # their owners (issue #30) derive them; until they do, adding a method fails test_derived_lists_...
-    ("optical_lab/methods/config.py", "AugMethod"): Derived("AUGMENTATIONS", owner="config engineer"),
-    ("optical_lab/experiments/sweep.py", "TRAINED"): Derived("TRAINED", owner="protocol-v3 engineer"),
     ("optical_lab/reports/v2.py", "ARMS"): Frozen("protocol v2's registered arms (docs/protocol_v2.md)"),
-    ("optical_lab/experiments/compute_plan.py", "V3"): Frozen(
-        "protocol v3's grid (docs/protocol_v3.md)", planned=("optical-plain",)
+    ("optical_lab/experiments/sweep_design.py", "TRAINED"): Frozen("protocol v2's sweep arms (docs/protocol_v2.md)"),
+    ("optical_lab/experiments/compute_plan.py", "v3_minilm"): Excluded(
+        "an arm no cell has measured yet -> the arm whose step rate prices it (optical-plain at optical's)"
     ),
     ("optical_lab/reports/figures.py", "plan"): Excluded("the arms of the small fallback comparison a figure runs"),
 }
@@ -66,8 +63,6 @@ VALUES: dict[tuple[str, str], str] = {
     ("optical_lab.methods", "AUGMENTATIONS"): "AUGMENTATIONS",
     ("optical_lab.experiments.train_cli", "TRAINED"): "TRAINED",
     ("optical_lab.reports.answer", "AUGMENTATION_METHODS"): "AUGMENTATIONS",
-    ("optical_lab.methods.config", "AugMethod"): "AUGMENTATIONS",  # NOT MINE: config engineer (a Literal)
-    ("optical_lab.experiments.sweep", "TRAINED"): "TRAINED",  # NOT MINE: protocol-v3 engineer
 }
 
 

@@ -18,7 +18,7 @@ from ..data.errors import DataError
 from ..data.mafand import load_mafand
 from ..methods.config import PRESETS, TrainConfig
 from ..methods.registry import BY_NAME, REFERENCE
-from ..models.registry import check_model_name
+from ..models.registry import DEFAULT_MODEL, check_model_name
 from ..tasks.base import TaskFold
 from ..tasks.registry import TASKS
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext, split_user_bitext
@@ -34,7 +34,7 @@ class ComparePlan:
     seeds: int = 1
     task: str = "ntrex"
     task_options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. a TREC collection)
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     bitext: str = (
         "ntrex"  # "ntrex": the fold's other documents; "mafand": MAFAND-MT train/dev (every language needs a pair);
     )

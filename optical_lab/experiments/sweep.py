@@ -44,6 +44,8 @@ from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
+from ..models.registry import DEFAULT_MODEL
+from .cache import ResultFolder
 from .compact import compact_cell
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 from .suite import DEFAULT_ALLOWED_OVERLAP
@@ -63,7 +65,7 @@ class Sweep:
         self,
         out: str | Path,
         lang: str | None = None,
-        model: str = "minilm",
+        model: str = DEFAULT_MODEL,
         preset_name: str | None = None,
         methods: list[str] | None = None,
         seed: int = 0,
@@ -163,13 +165,9 @@ class Sweep:
 
     def run(self, method: str, setting: dict[str, Any], stage: str, lang: str) -> dict[str, Any]:
         folder, config, fingerprint = self.cell(method, setting, lang)
-        done = folder / DONE_NAME
-        info = read_done(folder)
+        cell = ResultFolder(folder, fingerprint, what="a sweep cell", fix="sweep into another --out folder")
+        info = cell.read()
         if info is not None:
-            if info.get("fingerprint") != fingerprint:
-                raise DataError(
-                    f"{folder} holds a sweep cell of another configuration", fix="sweep into another --out folder"
-                )
             return info | {"cached": True}
         same = self.same_cell(method, fingerprint, lang)
         if same is None and self.read_only:
@@ -187,9 +185,7 @@ class Sweep:
                 "setting": setting,
                 "same_as": same.relative_to(self.out).as_posix(),
             }
-            folder.mkdir(parents=True, exist_ok=True)
-            write_json(info, done)
-            return info | {"cached": True}
+            return cell.finish(info) | {"cached": True}
         folder.mkdir(parents=True, exist_ok=True)
         threads = set_threads(self.threads)
         start = time.perf_counter()
@@ -225,7 +221,7 @@ class Sweep:
             "diagnostics": last_diagnostics(folder / "train_log.jsonl"),
         }
         write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
-        write_json(info, done)  # last: marks the cell finished
+        cell.finish(info)  # last: marks the cell finished
         compact_cell(folder, self.out / BLOBS)  # its training log (and a dictionary) as committed (.compact)
         del student
         return info
@@ -443,11 +439,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="selection languages, comma-separated, with MAFAND-MT train/dev (default: the design's)",
     )
-    parser.add_argument("--model", default="minilm")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="teacher and starting point: registry name, HF id or folder"
+    )
     parser.add_argument("--methods", default=None, help="trained methods to tune (default: the design's arms)")
     parser.add_argument("--preset", default=None, help="training preset (default: the design's, v2 or v3)")
     parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed of every setting")
     parser.add_argument(
         "--freeze-word-embeddings",
         action=argparse.BooleanOptionalAction,
@@ -470,7 +468,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluation texts that may occur in the bitext before the sweep refuses (the comparison's allowance)",
     )
     parser.add_argument("--out", default=None, help="default results/<design>-<model>/sweep")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
 
 
 def main(args: argparse.Namespace) -> None:

@@ -53,6 +53,7 @@ import torch
 from ..data.errors import DataError
 from ..data.languages import NAMES, normalize_lang
 from ..models import Encoder
+from ..models.registry import DEFAULT_MODEL
 from .widgets import AlignmentExplorer, RetrievalExplorer, message_html
 
 APP_DIR = Path(__file__).with_name("app")  # package data: the notebook and the offline Voilà template
@@ -69,7 +70,7 @@ MAX_KERNELS = 2  # kernels alive at once (each holds the teacher and the student
 class AppConfig:
     """What the app shows; travels from the command to the notebook's kernel as JSON."""
 
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     students: dict[str, str] = field(default_factory=dict)  # lang -> saved student path
     langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))
     n_pairs: int = 25  # NTREX sentence pairs offered in the alignment explorer
@@ -298,7 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[LANG=]PATH",
         help="a saved student (Encoder.save folder or student.pt); repeat for more languages",
     )
-    parser.add_argument("--model", default="minilm", help="the teacher backbone (and the students' starting point)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="the teacher backbone (and the students' starting point)"
+    )
     parser.add_argument("--langs", default=",".join(DEFAULT_LANGS), help="languages offered besides the students'")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local port of the web app")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (localhost by default)")
