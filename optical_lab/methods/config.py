@@ -162,7 +162,7 @@ class TrainConfig(*reversed(OBJECTIVE_SETTINGS)):
     use_prefixes: bool = param(
         True,
         "train and select with the backbone's retrieval prefixes, as evaluation encodes (--no-prefixes "
-        "reproduces comparisons run before issue #13, e.g. results/compare-me5-small)",
+        "reproduces the comparisons run before protocol v2, e.g. results/compare-me5-small)",
         group=RUNTIME,
         flag="--prefixes",
     )
