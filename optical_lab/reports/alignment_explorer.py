@@ -20,9 +20,9 @@ from ..models.encoder import Encoder
 from .alignment import DEFAULT_EPSILON, DEFAULT_ITERS, Alignment, TokenView, plan_from_views, token_view
 from .plots import alignments_table, plot_transport_plan
 from .widget_common import (
+    ExplorerBase,
     StudentSource,
     W,
-    _CorpusCache,
     _preview,
     _reports_errors,
     _student_for,
@@ -36,7 +36,7 @@ from .widget_common import (
 CUSTOM = -1  # value of the pair dropdown when the text boxes were edited by hand
 
 
-class AlignmentExplorer:
+class AlignmentExplorer(ExplorerBase):
     """Transport plan of one sentence pair, recomputed as epsilon / iterations / the pair change.
 
     Parameters
@@ -68,26 +68,15 @@ class AlignmentExplorer:
         auto_update: bool = True,
         student_labels: Mapping[str, str] | None = None,
     ) -> None:
-        if not langs:
-            raise ValueError("give at least one language")
-        self.teacher = teacher
-        self.students = students
-        self.student_labels = student_labels
-        self.corpus = _CorpusCache(corpus_loader)
-        self.doc_ids = doc_ids
+        self._hold(teacher, students, langs, corpus_loader, doc_ids, student_labels)
         self.n_pairs = n_pairs
         self._sentence_ids = list(sentence_ids) if sentence_ids is not None else None
         self.max_tokens = max_tokens
         self.dpi = dpi
         self._views: dict[tuple[int, str], TokenView] = {}
         self.alignment: Alignment | None = None
-        self.error: str | None = None
-        self.notes: list[str] = []
         self._filling = False
 
-        self.lang = W.Dropdown(
-            options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
-        )
         self.pair = W.Dropdown(description="pair", layout=W.Layout(width="95%"))
         self.english = W.Textarea(
             description="English", layout=W.Layout(width="95%", height="3.2em"), continuous_update=False

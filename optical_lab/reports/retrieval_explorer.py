@@ -15,14 +15,13 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from ..data.collections import known_item_collection
-from ..data.languages import NAMES
 from ..data.ntrex import NtrexCorpus, load_ntrex
 from ..models.encoder import Encoder
 from .widget_common import (
     MAX_CHARS,
+    ExplorerBase,
     StudentSource,
     W,
-    _CorpusCache,
     _preview,
     _reports_errors,
     _student_for,
@@ -33,7 +32,7 @@ from .widget_common import (
 )
 
 
-class RetrievalExplorer:
+class RetrievalExplorer(ExplorerBase):
     """English query -> top documents in one language, teacher (zero-shot) vs distilled student.
 
     Documents are NTREX known-item documents (a document's sentences after the first, in the
@@ -53,24 +52,13 @@ class RetrievalExplorer:
         auto_update: bool = True,
         student_labels: Mapping[str, str] | None = None,
     ) -> None:
-        if not langs:
-            raise ValueError("give at least one language")
-        self.teacher = teacher
-        self.students = students
-        self.student_labels = student_labels
-        self.corpus = _CorpusCache(corpus_loader)
-        self.doc_ids = doc_ids
+        self._hold(teacher, students, langs, corpus_loader, doc_ids, student_labels)
         self.max_docs = max_docs
         self.snippet_chars = snippet_chars
         self._doc_cache: dict[tuple[int, str], tuple[list[str], torch.Tensor]] = {}
         self.results: dict[str, list[tuple[str, float, str]]] = {}
         self.gold: str | None = None
-        self.error: str | None = None
-        self.notes: list[str] = []
 
-        self.lang = W.Dropdown(
-            options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
-        )
         self.examples = W.Dropdown(description="example", layout=W.Layout(width="95%"))
         self.query = W.Text(
             description="query",

@@ -13,10 +13,10 @@ import functools
 import html
 import io
 import logging
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 try:
-    import ipywidgets as W  # noqa: F401  (the explorers' widgets module)
+    import ipywidgets as W
 except ModuleNotFoundError as exc:  # an optional dependency (pyproject.toml: the `app` and `notebooks` extras)
     raise ModuleNotFoundError("the explorers need ipywidgets: pip install 'optical_lab[app]'", name=exc.name) from exc
 import matplotlib.pyplot as plt
@@ -114,3 +114,30 @@ class _CorpusCache:
         if lang not in self._corpora:
             self._corpora[lang] = self.loader(lang)
         return self._corpora[lang]
+
+
+class ExplorerBase:
+    """What both explorers hold: the teacher, the students (per language), their labels, the corpus of each
+    language (loaded once), the documents allowed, the page's error and notes, and the language menu."""
+
+    def _hold(
+        self,
+        teacher: Encoder,
+        students: StudentSource,
+        langs: Sequence[str],
+        corpus_loader: Callable[[str], NtrexCorpus],
+        doc_ids: set[str] | None,
+        student_labels: Mapping[str, str] | None,
+    ) -> None:
+        if not langs:
+            raise ValueError("give at least one language")
+        self.teacher = teacher
+        self.students = students
+        self.student_labels = student_labels
+        self.corpus = _CorpusCache(corpus_loader)
+        self.doc_ids = doc_ids
+        self.error: str | None = None
+        self.notes: list[str] = []
+        self.lang = W.Dropdown(
+            options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
+        )
