@@ -215,10 +215,6 @@ class AlignmentExplorer(ExplorerBase):
         self.update()
 
     @_reports_errors
-    def _on_setting(self, change) -> None:
-        self.update()
-
-    @_reports_errors
     def _on_text(self, change) -> None:
         if self._filling:
             return

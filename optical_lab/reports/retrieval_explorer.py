@@ -140,10 +140,6 @@ class RetrievalExplorer(ExplorerBase):
         self.update()
 
     @_reports_errors
-    def _on_setting(self, change) -> None:
-        self.update()
-
-    @_reports_errors
     def _on_example(self, change) -> None:
         if self._filling or not change["new"]:
             return

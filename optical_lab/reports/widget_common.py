@@ -141,3 +141,8 @@ class ExplorerBase:
         self.lang = W.Dropdown(
             options=[(f"{NAMES.get(l, l)} ({l})", l) for l in langs], value=langs[0], description="language"
         )
+
+    @_reports_errors
+    def _on_setting(self, change) -> None:
+        """A setting changed: redraw."""
+        self.update()
