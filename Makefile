@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo lint format test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 sweep-v3 sweep-v3-minilm v3-minilm readme clean-venv
+.PHONY: demo lint format test test-slow lab explore figures bench full full-me5 sweep-minilm v2-minilm v2-qald-minilm sweep-me5 v2-me5-small v2-me5-small-f32 sweep-v3 sweep-v3-minilm v3-minilm sweep-v3-me5 v3-me5-small readme clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,20 @@ sweep-v3: sweep-v3-minilm
 v3-minilm: sweep-v3-minilm  ## protocol v3: the family x 7 arms x V3_SEEDS seeds, MAFAND bitext, the evaluation suite (WORKERS processes)
 	$(call grid,$(V3_MINILM),$(V3_OUT))
 	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_OUT)
+
+# protocol v3, secondary backbone (docs/protocol_v3.md, "Backbones"): me5-small on the selection languages x 2 seeds,
+# its own sweep with the identical design, the word-embedding table frozen (as v2's reported me5 grid)
+V3_ME5_OUT ?= results/v3-me5-small
+V3_ME5 = --model me5-small --freeze-word-embeddings --langs $(V3_SELECT) --methods $(V3_ARMS) --preset v3 --bitext mafand \
+	    --fold-scheme all-eval --folds 1 --seeds 2 --task sib-topics --afriqa-split all \
+	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
+	    --method-config $(V3_ME5_OUT)/sweep/chosen.json $(V3_EXTRA)
+sweep-v3-me5: venv  ## protocol v3 on me5-small, step 1: the same sweep design on V3_SELECT dev bitext, table frozen
+	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model me5-small --freeze-word-embeddings \
+	    --out $(V3_ME5_OUT)/sweep --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)
+v3-me5-small: sweep-v3-me5  ## protocol v3 on me5-small: V3_SELECT x 7 arms x 2 seeds (on a lent GPU: scripts/device_grid.sh GRID=V3_ME5)
+	$(call grid,$(V3_ME5),$(V3_ME5_OUT))
+	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_ME5_OUT)
 
 # the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
 GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \
