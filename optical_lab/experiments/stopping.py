@@ -21,7 +21,7 @@ from typing import Any
 
 from ..data.errors import DataError
 from ..io import read_json, stored_exists, stored_glob
-from ..methods.trainer import SUMMARY_NAME
+from ..methods.train_state import SUMMARY_NAME
 from .command import run_module
 
 

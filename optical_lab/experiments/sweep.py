@@ -18,8 +18,6 @@ reads; ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried`` per
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,14 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.errors import DataError
-from ..data.languages import canonical_code, known_languages, parse_langs
+from ..data.languages import canonical_code, known_languages
 from ..data.leakage import guard_overlap
 from ..data.mafand import load_mafand, mafand_family, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
 from ..io import BLOBS, write_json, write_text
 from ..methods.config import TrainConfig, preset
-from ..methods.registry import parse_methods
 from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import make_accelerator, train_student
@@ -425,70 +422,3 @@ def _train_cell(
             "Sweep.options is missing a constructor argument"
         )
     sweep.run(method, setting, stage, lang)
-
-
-# ------------------------------------------------------------------ CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--design", default="v2", choices=sorted(DESIGNS), help="the declared sweep (sweep_design.py): v2 or v3"
-    )
-    parser.add_argument(
-        "--langs",
-        "--lang",
-        dest="langs",
-        default=None,
-        help="selection languages, comma-separated, with MAFAND-MT train/dev (default: the design's)",
-    )
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help="teacher and starting point: registry name, HF id or folder"
-    )
-    parser.add_argument("--methods", default=None, help="trained methods to tune (default: the design's arms)")
-    parser.add_argument("--preset", default=None, help="training preset (default: the design's, v2 or v3)")
-    parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
-    parser.add_argument("--seed", type=int, default=0, help="the training seed of every setting")
-    parser.add_argument(
-        "--freeze-word-embeddings",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)",
-    )
-    parser.add_argument("--threads", type=int, default=0, help="threads per training process (0: auto)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="cells trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
-        "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
-        "thread count changes the float rounding of a result",
-    )
-    parser.add_argument(
-        "--allow-overlap",
-        type=int,
-        default=DEFAULT_ALLOWED_OVERLAP,
-        help="evaluation texts that may occur in the bitext before the sweep refuses (the comparison's allowance)",
-    )
-    parser.add_argument("--out", default=None, help="default results/<design>-<model>/sweep")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
-
-
-def main(args: argparse.Namespace) -> None:
-    methods = [m for m in parse_methods(args.methods) if m != "zero-shot"] if args.methods else None
-    out = args.out or f"results/{args.design}-{args.model}/sweep"
-    sweep = Sweep(
-        out,
-        langs=parse_langs(args.langs) if args.langs else None,
-        model=args.model,
-        preset_name=args.preset,
-        methods=methods,
-        seed=args.seed,
-        threads=args.threads,
-        allow_overlap=args.allow_overlap,
-        progress=not args.no_progress,
-        jobs=args.jobs,
-        design=args.design,
-        steps=args.steps,
-        freeze_word_embeddings=args.freeze_word_embeddings,
-    )
-    chosen = sweep.run_all()
-    print(json.dumps(chosen, indent=2))
-    print(f"results: {out}/chosen.json, {out}/sweep.md")
