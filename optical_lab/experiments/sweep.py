@@ -13,7 +13,9 @@ Every (setting, language) is a cell folder, ``<out>/<method>/<slug>/`` (v2) or `
 stopped, a finished one is only read. ``--jobs N`` trains up to N cells of a round at a time in separate
 processes; the choices are made afterwards, in grid order, as a one-process sweep makes them.
 ``<out>/chosen.json`` holds the per-method settings (flat keys) that ``optical-lab compare --method-config``
-reads; ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried`` per arm, also in ``done.json``).
+reads (v3: and ``settings_tried``, per arm the settings tried and the edge rule's extensions, which compare
+ignores: :func:`.sweep_design.arm_settings`); ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried``
+per arm, also in ``done.json``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .cache import ResultFolder
 from .compact import compact_cell
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 from .suite import DEFAULT_ALLOWED_OVERLAP
-from .sweep_design import DESIGNS, TIE, Stage, choose, slug
+from .sweep_design import DESIGNS, SETTINGS_TRIED, TIE, Stage, choose, slug
 from .sweep_tables import finished_rows, last_diagnostics, render, row_order, settings_table, sweep_table
 
 __all__ = ["Sweep", "choose", "finished_rows", "slug"]
@@ -343,8 +345,7 @@ class Sweep:
             self.out / "environment.json",
         )
         chosen = self.choose_all()
-        extra = {"settings_tried": self.settings_tried()} if self.design.per_language else {}
-        write_json({"chosen": chosen, "cells": len(self.rows), **extra}, finished)  # last: the sweep is finished
+        write_json({"chosen": chosen, "cells": len(self.rows), **self.tried_report()}, finished)  # last: finished
         return chosen
 
     def record(self) -> dict[str, Any]:
@@ -383,6 +384,11 @@ class Sweep:
             for method, settings in self.tried.items()
         }
 
+    def tried_report(self) -> dict[str, Any]:
+        """``{"settings_tried": ...}`` for a design with selection languages (v3), written beside the choices in
+        ``chosen.json`` and ``done.json``; empty for v2 (its committed files stay as they are)."""
+        return {SETTINGS_TRIED: self.settings_tried()} if self.design.per_language else {}
+
     def choose_all(self) -> dict[str, dict[str, Any]]:
         """Every round: train the cells not yet finished (in parallel with ``jobs > 1``, else one by one in
         :meth:`stage`), then choose, writing chosen.json and sweep.md after each stage; a finished sweep
@@ -396,7 +402,7 @@ class Sweep:
             for stage in round_:
                 self.chosen[stage.method] = self.stage(stage)
                 if not self.read_only:
-                    write_json(self.chosen, self.out / "chosen.json")
+                    write_json(self.chosen | self.tried_report(), self.out / "chosen.json")
                     self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
 
