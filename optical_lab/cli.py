@@ -134,6 +134,11 @@ COMMANDS: dict[str, Command] = {
     "stopping": Command(
         "optical_lab.experiments.stopping", "where dev selection stopped in a results folder (step, cap share)", PLAN
     ),
+    "progress": Command(
+        "optical_lab.experiments.progress",
+        "how far a running sweep or grid is: runs finished / expected, selected steps, cap check, CPU-hours left",
+        PLAN,
+    ),
 }
 GROUPS = {"report": "re-render the tables and documents of saved results"}
 
