@@ -52,39 +52,16 @@ def v3(tmp_path):
     sweep = root / "sweep"
     record = {"kind": "sweep", "design": "v3", "langs": ["aa", "bb"], "methods": ["sentence-kd", "optical"]}
     _write(sweep / "config.json", record | {"grids": GRIDS, "train": {"steps": CAP}})
-    kd = sweep / "sentence-kd"
-    _run(
-        kd / slug({"lr": 0.001}) / "aa",
-        "sentence-kd",
-        {"lr": 0.001},
-        "1-grid",
-        step_seconds=1.0,
-        best_step=50,
-        steps=80,
-    )
-    _run(
-        kd / slug({"lr": 0.001}) / "bb",
-        "sentence-kd",
-        {"lr": 0.001},
-        "1-grid",
-        step_seconds=1.0,
-        best_step=CAP,
-        steps=CAP,
-    )
-    _run(
-        kd / slug({"lr": 0.009}) / "aa", "sentence-kd", {"lr": 0.009}, "1-edge", step_seconds=1.0, best_step=0, steps=60
-    )
     opt = {"lr": 0.001, "epsilon": 0.05, "ot_variant": "centred"}
-    _run(
-        sweep / "optical" / slug(opt) / "aa",
-        "optical",
-        opt,
-        "1-grid",
-        step_seconds=3.0,
-        best_step=0,
-        steps=5,
-        done=False,
+    runs = (  # method, setting, language, stage, seconds per step, selected step, steps, finished
+        ("sentence-kd", {"lr": 0.001}, "aa", "1-grid", 1.0, 50, 80, True),
+        ("sentence-kd", {"lr": 0.001}, "bb", "1-grid", 1.0, CAP, CAP, True),  # selected at the cap
+        ("sentence-kd", {"lr": 0.009}, "aa", "1-edge", 1.0, 0, 60, True),  # an extension that kept step 0
+        ("optical", opt, "aa", "1-grid", 3.0, 0, 5, False),  # running
     )
+    for method, setting, lang, stage, seconds, best, steps, done in runs:
+        cell = sweep / method / slug(setting) / lang
+        _run(cell, method, setting, stage, step_seconds=seconds, best_step=best, steps=steps, done=done)
 
     plan = ComparePlan(
         langs=["hau"], methods=["zero-shot", "sentence-kd"], seeds=2, folds=1, train=TrainConfig(steps=CAP)
