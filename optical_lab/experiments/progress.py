@@ -18,9 +18,11 @@ Reads a results folder and writes nothing (a run in progress owns it), in four p
   runs of the folder), + for a grid cell the median evaluation seconds of a finished one
   (:func:`.compute_plan.eval_seconds`). The steps a run takes: the mean of the arm's finished runs (plateau
   stopping), the cap before any has finished; the bound at the cap is shown beside it. An arm with no measured
-  step takes the described grid's priced rate (:func:`.compute_plan.plan_grid`), else the median over the
-  measured arms, and says so. One training process's hours (the runs use one thread each on a CPU); dev
-  evaluations inside a run are not in the step seconds (as in ``plan.json``).
+  step takes the described grid's priced rate (:func:`.compute_plan.plan_grid`) times the median ratio of
+  measured to priced rates of the arms measured here, else the median over the measured arms, and says so. The
+  step seconds leave out the dev evaluations inside a run, so every step is counted at :func:`dev_overhead`
+  (the finished runs' recorded training time over their logged step time). One training process's hours (the
+  runs use one thread each on a CPU).
 
     optical-lab progress results/v3-minilm
 """
