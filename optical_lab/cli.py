@@ -62,7 +62,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "figures": Command("optical_lab.reports.figures", "regenerate every figure in figures/ from saved results", START),
     "sweep": Command(
-        "optical_lab.experiments.sweep", "choose per-method hyper-parameters on dev bitext only (protocol v2)", RUN
+        "optical_lab.experiments.sweep_cli",
+        "choose per-method hyper-parameters on dev bitext only (protocols v2 and v3)",
+        RUN,
     ),
     "train": Command(
         "optical_lab.experiments.train_cli", "train and save one student (a method, a language, a bitext)", RUN
@@ -131,6 +133,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "stopping": Command(
         "optical_lab.experiments.stopping", "where dev selection stopped in a results folder (step, cap share)", PLAN
+    ),
+    "progress": Command(
+        "optical_lab.experiments.progress",
+        "how far a running sweep or grid is: runs finished / expected, selected steps, cap check, CPU-hours left",
+        PLAN,
     ),
 }
 GROUPS = {"report": "re-render the tables and documents of saved results"}

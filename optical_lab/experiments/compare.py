@@ -28,6 +28,7 @@ from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, ta
 from .command import deprecated_values
 from .plan import ComparePlan
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
+from .sweep_design import arm_settings
 
 DEFAULT_LANGS = "swa,hau,yor,som,zul,fra,deu"
 DEPRECATED_PRESETS = {"demo": "default"}  # a removed preset name -> the preset it was identical to
@@ -258,7 +259,8 @@ def methods_of(args: argparse.Namespace) -> list[str]:
 
 
 def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
-    """Per-method settings from a sweep's ``chosen.json`` (``{method: {setting: value}}``)."""
+    """Per-method settings from a sweep's ``chosen.json`` (``{method: {setting: value}}``; a v3 sweep's
+    ``settings_tried`` report beside them is not read: :func:`.sweep_design.arm_settings`)."""
     if not path:
         return {}
     try:
@@ -269,6 +271,7 @@ def read_method_config(path: str | None, methods: list[str]) -> dict[str, dict]:
             path=path,
             fix="pass the chosen.json written by `optical-lab sweep`",
         ) from None
+    chosen = arm_settings(chosen) if isinstance(chosen, dict) else chosen
     unknown = sorted(set(chosen) - set(METHODS)) if isinstance(chosen, dict) else []
     if not isinstance(chosen, dict) or unknown or not all(isinstance(v, dict) for v in chosen.values()):
         raise DataError(

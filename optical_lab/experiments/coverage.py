@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 from xml.etree import ElementTree
 
-from transformers import AutoTokenizer
-
 from ..data.errors import DataError
 from ..data.mafand import load_mafand
 from ..data.ntrex import load_ntrex
@@ -151,6 +149,8 @@ class Coverage:
 
 
 def measure(langs: Sequence[str] = FAMILY_LANGS, backbones: Sequence[str] = tuple(BACKBONES)) -> Coverage:
+    from transformers import AutoTokenizer  # it loads torch: here, not for the command's help
+
     tokenizers = {name: AutoTokenizer.from_pretrained(str(BACKBONES[name]())) for name in backbones}
     letter_rows, token_rows = [], []
     for lang in langs:

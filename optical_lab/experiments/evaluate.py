@@ -28,7 +28,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,15 +36,16 @@ from ..data.errors import DataError
 from ..data.languages import known_languages, parse_langs
 from ..io import open_stored, stored_exists, write_csv, write_json, write_text
 from ..methods.runtime import shown_flags
-from ..models.encoder import ENCODER_FILE, Encoder
-from ..models.registry import DEFAULT_MODEL, add_backbone_options, backbone_overrides, check_model_name
+from ..models.registry import DEFAULT_MODEL, ENCODER_FILE, add_backbone_options, backbone_overrides, check_model_name
 from ..tasks.base import TaskFold, TaskResult, save_results
 from ..tasks.registry import SUITE, get_task, parse_tasks
 from .cache import ResultFolder, fingerprint_of
 from .command import deprecated_flag
 from .compare import add_task_options, task_options_from_args
-from .encodings import EvalEncoder
 from .records import environment, folder_digest, new_results_dir, provenance
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 DEFAULT_LANGS = "eng,fra,deu,swa,hau,yor,som,zul,fil,amh"
 
@@ -212,6 +213,9 @@ def write_evaluation(
 ) -> dict[str, pd.DataFrame]:
     """Load the encoders, evaluate ``todo`` (task -> languages) and write every file of ``folder``,
     ``done.json`` last (:func:`run_evaluation` holds the folder's lock)."""
+    from ..models.encoder import Encoder  # torch: when a folder is evaluated, not for the command's help
+    from .encodings import EvalEncoder
+
     folder = store.folder
     everything = TaskFold(0, None, None, None)
     teacher = EvalEncoder(

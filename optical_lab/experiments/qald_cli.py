@@ -20,7 +20,6 @@ import pandas as pd
 from ..data.languages import ISO3_TO_ISO1, parse_langs
 from ..data.trec import write_qrels, write_run, write_topics
 from ..io import write_csv, write_text
-from ..models.encoder import Encoder
 from ..models.registry import DEFAULT_MODEL
 from ..tasks.qald import (
     QaldTask,
@@ -63,6 +62,8 @@ def run_qald_zero_shot(config: QaldZeroShotConfig, out_root: str = "results", pr
 
 def write_qald(config: QaldZeroShotConfig, dataset: Any, store: ResultFolder, progress: bool) -> pd.DataFrame:
     """Every file of a zero-shot QALD folder, ``done.json`` last (the caller holds the folder's lock)."""
+    from ..models.encoder import Encoder  # torch: when the questions are encoded, not for the command's help
+
     folder = store.folder
     model = Encoder.load(config.model, max_length=config.max_length)
     record_run(

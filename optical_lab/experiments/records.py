@@ -30,8 +30,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
-
 from ..data.errors import DataError
 from ..data.paths import REPO_ROOT, data_dir
 from ..io import links_inside, write_json
@@ -60,6 +58,8 @@ PACKAGES = (
 
 def environment() -> dict[str, Any]:
     """Package versions, Python, platform, device: what a reader needs to reproduce a number."""
+    import torch  # here, not at the top: the commands' parsers import this module without torch
+
     versions = {}
     for name in PACKAGES:
         try:

@@ -9,6 +9,9 @@ under ``runs/``, sweep settings under ``sweep/``); the cap is the summary's ``ma
 results written before that field existed, the ``steps`` of the ``config.json`` beside it. A sweep
 setting recorded as ``same_as`` another is not trained again and has no summary, so it is counted once.
 
+Protocol v3's cap check (:func:`cap_check`) reads the same rows: among the sweep's runs that did not keep
+step 0, the share that selected a step before the cap, against :data:`CAP_CHECK_SHARE`.
+
     optical-lab stopping results/v2-minilm     # a table per part and method
 """
 
@@ -21,8 +24,12 @@ from typing import Any
 
 from ..data.errors import DataError
 from ..io import read_json, stored_exists, stored_glob
-from ..methods.trainer import SUMMARY_NAME
+from ..methods.train_state import SUMMARY_NAME
 from .command import run_module
+
+# docs/protocol_v3.md, "Train to a plateau": if fewer than this share of the sweep's runs (setting x language,
+# runs that keep step 0 left out) selected a step before the cap, the grid's cap is doubled
+CAP_CHECK_SHARE = 0.8
 
 
 def _cap(summary: dict[str, Any], folder: Path) -> int:
@@ -83,6 +90,23 @@ def selected_before_cap_share(folder: str | Path, part: str | None = None) -> fl
     selected step lies before the cap; None when there is no trained cell."""
     rows = [r for r in selected_steps(folder) if part is None or r["part"] == part]
     return sum(r["selected_before_cap"] for r in rows) / len(rows) if rows else None
+
+
+def cap_check(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Protocol v3's cap check over ``rows`` (:func:`selected_steps` of the sweep's runs): ``share`` of the runs
+    that did not keep step 0 whose selected step lies before the cap, their number (``runs``), ``kept_step_0``,
+    the ``target`` and whether the share reaches it (``passes``); None while no run counts."""
+    counted = [r for r in rows if r["selected_step"] > 0]
+    if not counted:
+        return None
+    share = sum(r["selected_before_cap"] for r in counted) / len(counted)
+    return {
+        "share": share,
+        "runs": len(counted),
+        "kept_step_0": len(rows) - len(counted),
+        "target": CAP_CHECK_SHARE,
+        "passes": share >= CAP_CHECK_SHARE,
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:

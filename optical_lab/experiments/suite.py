@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from tqdm.auto import tqdm
 
@@ -39,8 +39,10 @@ from ..data.errors import DataError
 from ..data.languages import known_languages
 from ..data.leakage import LeakReport, measure_overlap
 from ..data.user_bitext import load_bitext_files, load_bitext_tsv
-from ..models.encoder import Encoder
 from ..tasks.base import Task, TaskFold, TaskResult
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 DEFAULT_ALLOWED_OVERLAP = 2
 USER_DEV_FRACTION = 0.1

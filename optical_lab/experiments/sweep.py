@@ -13,13 +13,13 @@ Every (setting, language) is a cell folder, ``<out>/<method>/<slug>/`` (v2) or `
 stopped, a finished one is only read. ``--jobs N`` trains up to N cells of a round at a time in separate
 processes; the choices are made afterwards, in grid order, as a one-process sweep makes them.
 ``<out>/chosen.json`` holds the per-method settings (flat keys) that ``optical-lab compare --method-config``
-reads; ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried`` per arm, also in ``done.json``).
+reads (v3: and ``settings_tried``, per arm the settings tried and the edge rule's extensions, which compare
+ignores: :func:`.sweep_design.arm_settings`); ``<out>/sweep.md`` tables every setting tried (v3: ``settings_tried``
+per arm, also in ``done.json``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,14 +32,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.errors import DataError
-from ..data.languages import canonical_code, known_languages, parse_langs
+from ..data.languages import canonical_code, known_languages
 from ..data.leakage import guard_overlap
 from ..data.mafand import load_mafand, mafand_family, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
 from ..io import BLOBS, write_json, write_text
 from ..methods.config import TrainConfig, preset
-from ..methods.registry import parse_methods
 from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
 from ..methods.trainer import make_accelerator, train_student
@@ -49,7 +48,7 @@ from .cache import ResultFolder
 from .compact import compact_cell
 from .records import DONE_NAME, FolderLock, environment, provenance, read_done
 from .suite import DEFAULT_ALLOWED_OVERLAP
-from .sweep_design import DESIGNS, TIE, Stage, choose, slug
+from .sweep_design import DESIGNS, SETTINGS_TRIED, TIE, Stage, choose, slug
 from .sweep_tables import finished_rows, last_diagnostics, render, row_order, settings_table, sweep_table
 
 __all__ = ["Sweep", "choose", "finished_rows", "slug"]
@@ -346,8 +345,7 @@ class Sweep:
             self.out / "environment.json",
         )
         chosen = self.choose_all()
-        extra = {"settings_tried": self.settings_tried()} if self.design.per_language else {}
-        write_json({"chosen": chosen, "cells": len(self.rows), **extra}, finished)  # last: the sweep is finished
+        write_json({"chosen": chosen, "cells": len(self.rows), **self.tried_report()}, finished)  # last: finished
         return chosen
 
     def record(self) -> dict[str, Any]:
@@ -386,6 +384,11 @@ class Sweep:
             for method, settings in self.tried.items()
         }
 
+    def tried_report(self) -> dict[str, Any]:
+        """``{"settings_tried": ...}`` for a design with selection languages (v3), written beside the choices in
+        ``chosen.json`` and ``done.json``; empty for v2 (its committed files stay as they are)."""
+        return {SETTINGS_TRIED: self.settings_tried()} if self.design.per_language else {}
+
     def choose_all(self) -> dict[str, dict[str, Any]]:
         """Every round: train the cells not yet finished (in parallel with ``jobs > 1``, else one by one in
         :meth:`stage`), then choose, writing chosen.json and sweep.md after each stage; a finished sweep
@@ -399,7 +402,7 @@ class Sweep:
             for stage in round_:
                 self.chosen[stage.method] = self.stage(stage)
                 if not self.read_only:
-                    write_json(self.chosen, self.out / "chosen.json")
+                    write_json(self.chosen | self.tried_report(), self.out / "chosen.json")
                     self.write_table()  # after every stage: a long sweep's table grows as its cells land
         return self.chosen
 
@@ -425,70 +428,3 @@ def _train_cell(
             "Sweep.options is missing a constructor argument"
         )
     sweep.run(method, setting, stage, lang)
-
-
-# ------------------------------------------------------------------ CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--design", default="v2", choices=sorted(DESIGNS), help="the declared sweep (sweep_design.py): v2 or v3"
-    )
-    parser.add_argument(
-        "--langs",
-        "--lang",
-        dest="langs",
-        default=None,
-        help="selection languages, comma-separated, with MAFAND-MT train/dev (default: the design's)",
-    )
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help="teacher and starting point: registry name, HF id or folder"
-    )
-    parser.add_argument("--methods", default=None, help="trained methods to tune (default: the design's arms)")
-    parser.add_argument("--preset", default=None, help="training preset (default: the design's, v2 or v3)")
-    parser.add_argument("--steps", type=int, help="override the preset's steps (tests)")
-    parser.add_argument("--seed", type=int, default=0, help="the training seed of every setting")
-    parser.add_argument(
-        "--freeze-word-embeddings",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep the students' word-embedding table as the teacher's (see TrainConfig; default off)",
-    )
-    parser.add_argument("--threads", type=int, default=0, help="threads per training process (0: auto)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="cells trained at a time, each in its own process (a GPU: several; 2 CPU cores: 1); "
-        "give --threads too: an automatic thread count may differ per worker, and on a CPU the "
-        "thread count changes the float rounding of a result",
-    )
-    parser.add_argument(
-        "--allow-overlap",
-        type=int,
-        default=DEFAULT_ALLOWED_OVERLAP,
-        help="evaluation texts that may occur in the bitext before the sweep refuses (the comparison's allowance)",
-    )
-    parser.add_argument("--out", default=None, help="default results/<design>-<model>/sweep")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
-
-
-def main(args: argparse.Namespace) -> None:
-    methods = [m for m in parse_methods(args.methods) if m != "zero-shot"] if args.methods else None
-    out = args.out or f"results/{args.design}-{args.model}/sweep"
-    sweep = Sweep(
-        out,
-        langs=parse_langs(args.langs) if args.langs else None,
-        model=args.model,
-        preset_name=args.preset,
-        methods=methods,
-        seed=args.seed,
-        threads=args.threads,
-        allow_overlap=args.allow_overlap,
-        progress=not args.no_progress,
-        jobs=args.jobs,
-        design=args.design,
-        steps=args.steps,
-        freeze_word_embeddings=args.freeze_word_embeddings,
-    )
-    chosen = sweep.run_all()
-    print(json.dumps(chosen, indent=2))
-    print(f"results: {out}/chosen.json, {out}/sweep.md")

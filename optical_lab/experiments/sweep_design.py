@@ -38,6 +38,15 @@ from typing import Any, Callable, Iterator, Protocol
 from ..data.errors import DataError
 
 TIE = 0.002
+# chosen.json's key for what each arm tried (a design with selection languages, v3: ``{arm: {"settings": n,
+# "extensions": [setting, ...]}}``, protocol v3's "Fair tuning"); a report beside the arms, not an arm
+SETTINGS_TRIED = "settings_tried"
+
+
+def arm_settings(chosen: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The arms' settings of a ``chosen.json`` (what ``compare --method-config`` applies): without its
+    :data:`SETTINGS_TRIED` report, so a file with it configures the very cells one without it does."""
+    return {arm: settings for arm, settings in chosen.items() if arm != SETTINGS_TRIED}
 
 
 class Sweep(Protocol):

@@ -23,8 +23,6 @@ from ..data.languages import parse_langs
 from ..io import write_json
 from ..methods.registry import REFERENCE, TRAINED
 from ..methods.runtime import set_threads, shown_flags
-from ..methods.trainer import train_student
-from ..models.encoder import Encoder
 from ..models.registry import add_backbone_options, backbone_overrides
 from ..tasks.registry import get_task
 from .command import deprecated_values
@@ -71,6 +69,9 @@ def train_one(plan: ComparePlan, lang: str, fold_index: int, out: str | Path, ba
     """Train ``plan``'s one method for ``lang`` on fold ``fold_index``'s training bitext; save it under ``out``.
 
     Returns the trainer's result (``TrainResult`` as a dict) with the bitext's name."""
+    from ..methods.trainer import train_student  # torch: imported when a student is trained, not for --help
+    from ..models.encoder import Encoder
+
     (method,) = plan.methods
     out = Path(out)
     if (out / "student").exists():

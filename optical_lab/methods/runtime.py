@@ -49,9 +49,10 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
@@ -112,6 +113,8 @@ def cpu_description() -> str:
 
 def device_description(device: torch.device | str = "cpu") -> str:
     """What a result was computed on, in one line: the GPU's name, or :func:`cpu_description`."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return device_line(gpu=torch.cuda.get_device_name(device))
@@ -140,6 +143,8 @@ def resolve_mixed_precision(value: str) -> str:
     """``"auto"`` -> ``"bf16"`` or ``"no"`` for this machine; other values unchanged."""
     if value != "auto":
         return value
+    import torch
+
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     return "bf16" if cpu_has_bf16() else "no"
@@ -201,6 +206,8 @@ def set_threads(threads: int = 0, own: int = 0) -> int:
     _last_reading[0] = reading
     others = others_load(previous, reading) if previous is not None and reading is not None else None
     n = threads or auto_threads(own, others)
+    import torch
+
     torch.set_num_threads(n)
     return n
 

@@ -4,17 +4,25 @@
 history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :class:`TrainResult` is what
 :meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``;
 :func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
+The names of a run's files (:data:`LOG_NAME`, :data:`SUMMARY_NAME`) live here too: the module imports no torch
+(tensors and the encoder are annotations only), so readers of finished runs (``optical-lab stopping``) stay light.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..models.encoder import Encoder
 from .config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.encoder import Encoder
+
+LOG_NAME = "train_log.jsonl"  # one line per step, dev evaluation and the end (methods/trainer.py)
+SUMMARY_NAME = "train_summary.json"  # TrainResult, written when the run ends
 
 
 @dataclass

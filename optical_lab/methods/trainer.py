@@ -79,10 +79,7 @@ from .config import TrainConfig
 from .optimizer import make_optimizer, make_trainable
 from .registry import build_objective
 from .teacher import FrozenTeacher, truncation
-from .train_state import TrainResult, _State, check_finite
-
-LOG_NAME = "train_log.jsonl"
-SUMMARY_NAME = "train_summary.json"
+from .train_state import LOG_NAME, SUMMARY_NAME, TrainResult, _State, check_finite
 
 
 @torch.no_grad()

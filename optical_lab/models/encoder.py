@@ -31,12 +31,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .registry import DEFAULT_MODEL, POOLINGS, role_prefix
+from .registry import DEFAULT_MODEL, ENCODER_FILE, POOLINGS, role_prefix
 from .st_format import write_settings
 
 Role = Literal["query", "passage"] | None
 Pooling = Literal["mean", "cls", "max"]
-ENCODER_FILE = "optical_lab_encoder.json"  # written by Encoder.save, read by the backbone registry
 
 
 def default_device() -> torch.device:

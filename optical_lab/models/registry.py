@@ -33,6 +33,8 @@ from pathlib import Path
 from ..data.errors import DataError
 from .st_format import read_settings
 
+ENCODER_FILE = "optical_lab_encoder.json"  # a saved student's own settings: written by Encoder.save, read here
+
 NAMES = ("minilm", "me5-small")  # the registry's short names (resolve_backbone below)
 DEFAULT_MODEL = NAMES[0]  # the teacher every command and config uses unless told otherwise
 POOLINGS: tuple[str, ...] = ("mean", "cls", "max")  # the sentence poolings Encoder.pool implements
@@ -108,7 +110,7 @@ def uses_prefixes(name_or_path: str) -> bool:
     """Whether the backbone puts prefixes before queries/passages (cheap: loads and builds nothing)."""
     if name_or_path in PREFIXES:
         return True
-    saved = Path(name_or_path) / "optical_lab_encoder.json"
+    saved = Path(name_or_path) / ENCODER_FILE
     if saved.is_file():
         settings = json.loads(saved.read_text(encoding="utf-8"))
         return bool(settings.get("query_prefix") or settings.get("passage_prefix"))
@@ -174,8 +176,8 @@ def _resolve(name_or_path: str, quiet: bool = False) -> BackboneSpec:
         path = ensure_me5_small()
         return BackboneSpec("me5-small", str(path), *PREFIXES["me5-small"], max_length=256, is_bert=True)
     local = Path(name_or_path)
-    if (local / "optical_lab_encoder.json").is_file():  # a student saved by Encoder.save: its own settings
-        saved = json.loads((local / "optical_lab_encoder.json").read_text(encoding="utf-8"))
+    if (local / ENCODER_FILE).is_file():  # a student saved by Encoder.save: its own settings
+        saved = json.loads((local / ENCODER_FILE).read_text(encoding="utf-8"))
         return BackboneSpec(
             saved.get("name") or local.name,
             str(local),

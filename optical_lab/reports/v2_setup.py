@@ -19,7 +19,7 @@ import pandas as pd
 from ..data.errors import DataError
 from ..evaluation.pooled import Endpoint
 from ..experiments.per_query import cell_records
-from ..experiments.sweep_design import slug
+from ..experiments.sweep_design import arm_settings, slug
 from ..experiments.sweep_tables import DIAGNOSTICS_TEXT, finished_rows, sweep_table
 from ..io import read_jsonl, stored_exists
 from ..methods.registry import REFERENCE
@@ -102,7 +102,7 @@ def sweep_lines(sweep: Path) -> list[str]:
     if not rows:
         return []
     chosen_file, config_file = sweep / "chosen.json", sweep / "config.json"
-    chosen = json.loads(chosen_file.read_text(encoding="utf-8")) if chosen_file.exists() else {}
+    chosen = arm_settings(json.loads(chosen_file.read_text(encoding="utf-8"))) if chosen_file.exists() else {}
     config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
     # <sweep>/done.json marks a finished sweep; until then its choices are those of the stages done so far
     status = "Chosen" if (sweep / "done.json").exists() else "Chosen so far (the sweep has not finished)"

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.afriqa import afriqa_files, afriqa_languages, passage_id
 from ..data.collections import Collection
 from ..data.languages import normalize_lang
 from ..evaluation.metrics import CLIR_MEASURES
-from ..models.encoder import Encoder
 from .afriqa_questions import AfriqaTaskBase
 from .base import TaskFold, TaskResult, evaluate_collection
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "afriqa-passages"
 

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.afriqa import AFRIQA_SPLITS, AfriqaLanguage, AfriqaQuestion, afriqa_files, load_afriqa
 from ..data.bitext import Bitext
 from ..data.errors import DataError
 from ..data.languages import normalize_lang
 from ..data.ntrex import load_ntrex
-from ..models.encoder import Encoder
 from .base import TaskBase, TaskFold, TaskResult, bitext_folds
 from .flores_sentences import evaluate_direction
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 XX_EN, EN_XX = "afriqa-xx-en", "afriqa-en-xx"
 SPLIT_CHOICES = ("all", "test")

@@ -19,6 +19,11 @@ Besides the protocol, :class:`TaskBase` gives every task what the suite and the 
 ``unavailable(lang)`` (why a language cannot be evaluated, or None), ``eval_texts(lang, fold)``
 (every text the fold is scored on, for the leak guard) and ``eval_fold(lang, index, k, seed)``
 (the fold whose evaluation items score a student trained for fold ``index`` of another task).
+
+A task module imports no torch when it is imported (the encoder is only an annotation; the retrieval
+code is imported by the functions that score), so the registry, the command line's parsers and help
+read every task's declaration (``name``, ``primary``, ``reported``, ``OPTIONS``) without it
+(``tests/test_cli.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import gzip
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 import pandas as pd
 
@@ -40,8 +45,9 @@ from ..data.ntrex import NtrexCorpus
 from ..data.trec import Qrels, Run, qrels_text, run_text, write_topics
 from ..evaluation.metrics import aggregate, per_query
 from ..io import atomic_write, write_csv, write_text
-from ..models.encoder import Encoder
-from ..retrieval.dense import retrieve
+
+if TYPE_CHECKING:  # only annotations: a task module imports without torch (the parsers read it)
+    from ..models.encoder import Encoder
 
 T = TypeVar("T")
 
@@ -157,6 +163,8 @@ def evaluate_collection(
 ) -> TaskResult:
     """Dense retrieval over ``collection`` (queries by ``query_encoder``, documents by ``doc_encoder``),
     scored per query with ir_measures: the whole evaluation of a TREC-style sub-task."""
+    from ..retrieval.dense import retrieve
+
     run = retrieve(collection, query_encoder, doc_encoder, k=k, batch_size=batch_size, progress=progress)
     return TaskResult(name, run, per_query(run, collection.qrels, measures), collection.queries, collection.qrels)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.bitext import Bitext
 from ..data.collections import Collection
@@ -36,8 +36,10 @@ from ..data.ntrex import load_ntrex
 from ..data.sib import SIB_ENGLISH, SIB_SPLITS, SibLanguage, load_sib, sib_files
 from ..data.trec import Run
 from ..evaluation.metrics import SENTENCE_MEASURES
-from ..models.encoder import Encoder
 from .base import TaskBase, TaskFold, TaskResult, bitext_folds, evaluate_collection
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 EN_XX, XX_EN = "flores-en-xx", "flores-xx-en"
 SPLIT_CHOICES = ("all", "test")

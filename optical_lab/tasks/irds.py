@@ -12,16 +12,18 @@ empty documents. The scored topics and qrels are written next to the runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.collections import Collection
 from ..data.errors import DataError
 from ..data.languages import normalize_lang
 from ..data.trec import load_ir_datasets
 from ..evaluation.metrics import CLIR_MEASURES
-from ..models.encoder import Encoder
 from .base import TaskFold, TaskResult, evaluate_collection
 from .trec import TrecTask
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "irds"
 

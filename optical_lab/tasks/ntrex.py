@@ -13,15 +13,17 @@ the sentence task's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.collections import known_item_collection
 from ..data.ntrex import NtrexCorpus
 from ..evaluation.metrics import CLIR_MEASURES
-from ..models.encoder import Encoder
 from .base import TaskFold, TaskResult, evaluate_collection
 from .ntrex_sentence import SUBTASK as SENTENCE
 from .ntrex_sentence import NtrexSentenceTask, evaluate_sentences
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "clir"
 

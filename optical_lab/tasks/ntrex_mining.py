@@ -27,23 +27,26 @@ scores every line, as MTEB does).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ..data.collections import sentence_collection
-from ..evaluation.bitext_mining import mining_scores, nearest_neighbours, query_f1
-from ..evaluation.significance import mean_ci
-from ..models.encoder import Encoder
 from .base import TaskFold, TaskResult
 from .ntrex_sentence import NtrexSentenceTask
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 EN_XX, XX_EN = "mining-en-xx", "mining-xx-en"
 
 
 def mining_result(name: str, ids: list[str], queries: np.ndarray, corpus: np.ndarray) -> TaskResult:
     """Bitext-mining result of line-aligned ``queries`` x ``corpus`` embeddings (row i's gold is row i)."""
+    from ..evaluation.bitext_mining import mining_scores, nearest_neighbours, query_f1  # torch: when it scores
+    from ..evaluation.significance import mean_ci
+
     predicted, cosine = nearest_neighbours(queries, corpus)
     gold = np.arange(len(ids))
     per_query = pd.DataFrame(

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.collections import document_folds, fold_bitext, sentence_collection
 from ..data.languages import normalize_lang
 from ..data.ntrex import NtrexCorpus, load_ntrex, ntrex_file
 from ..evaluation.metrics import SENTENCE_MEASURES
-from ..models.encoder import Encoder
 from .base import TaskBase, TaskFold, TaskResult, evaluate_collection
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "sentence"
 

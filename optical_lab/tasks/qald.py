@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pandas as pd
 
@@ -52,9 +52,10 @@ from ..data.sparql_text import verbalize
 from ..data.trec import Qrels, Run
 from ..evaluation.answer_f1 import aggregate_scores, score_question
 from ..evaluation.metrics import per_query as ir_per_query
-from ..models.encoder import Encoder
-from ..retrieval.dense import dense_search
 from .base import TaskBase, TaskFold, TaskResult, bitext_folds
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 Translations = Literal["first", "all"]
 PER_QUERY_COLUMNS = ("F1", "precision", "recall", "Hits@1", "MRR", "tp", "fp", "fn", "qald_precision", "qald_recall")
@@ -154,6 +155,8 @@ def evaluate_qald(
     c_emb = doc_encoder.encode(
         [candidates[c] for c in cids], role="passage", batch_size=batch_size, progress=progress and "QALD queries"
     )
+    from ..retrieval.dense import dense_search
+
     run = dense_search(q_emb, c_emb, qids, cids, k=len(cids))
     table = score_run(run, dataset, {qid: queries[qid][0] for qid in qids})
     return TaskResult("qald", run, table)

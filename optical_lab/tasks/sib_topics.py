@@ -21,15 +21,17 @@ per teacher and task object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ..data.languages import normalize_lang
-from ..models.encoder import Encoder
 from .base import TaskFold, TaskResult
 from .flores_sentences import SibTaskBase
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "topics"
 

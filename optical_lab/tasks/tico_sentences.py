@@ -23,13 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.ntrex import load_ntrex
 from ..data.tico import TicoCorpus, load_tico, tico_file
-from ..models.encoder import Encoder
 from .base import TaskBase, TaskFold, TaskResult, bitext_folds
 from .flores_sentences import evaluate_direction
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 EN_XX, XX_EN = "tico-en-xx", "tico-xx-en"
 ALL = "all"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..data.collections import Collection
 from ..data.errors import DataError
@@ -22,8 +22,10 @@ from ..data.languages import normalize_lang
 from ..data.ntrex import load_ntrex, ntrex_file
 from ..data.trec import load_trec_collection
 from ..evaluation.metrics import CLIR_MEASURES
-from ..models.encoder import Encoder
 from .base import TaskBase, TaskFold, TaskResult, bitext_folds, evaluate_collection
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder
 
 SUBTASK = "trec"
 

@@ -53,6 +53,7 @@ def test_sweep_chains_stages_and_resumes_from_finished_cells(tmp_path, monkeypat
     )
     chosen = Sweep(out, **options).run_all()
     assert set(chosen) == {"sentence-kd", "optical", "optical+aug"}
+    assert json.loads((out / "chosen.json").read_text()) == chosen  # v2: the arms only, as committed
     # a method whose best lr was the grid's largest also tried the next one
     for method in chosen:
         tried = {p.name for p in (out / method).iterdir() if p.name.startswith("lr") and "-" not in p.name[3:]}

@@ -15,6 +15,7 @@ from optical_lab.data import DataError
 from optical_lab.data.mafand import dev_distractor_pool, mafand_family
 from optical_lab.experiments import sweep as sweep_module
 from optical_lab.experiments import sweep_design
+from optical_lab.experiments.compare import read_method_config
 from optical_lab.experiments.sweep import Sweep
 from optical_lab.experiments.sweep_design import V3_ARMS, V3_GRIDS, ArmGrid, beyond, choose, slug, v3_rounds
 from optical_lab.io import read_json, stored_exists
@@ -236,7 +237,9 @@ def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_p
     assert tried["optical+aug"]["settings"] >= 2 and set(tried) == set(chosen)
     assert all(t["settings"] == 2 + len(t["extensions"]) for t in tried.values())
     assert "Settings tried per arm" in (out / "sweep.md").read_text()
-    assert json.loads((out / "chosen.json").read_text()) == chosen
+    # chosen.json: the arms' settings and, beside them, what each arm tried (protocol v3), which compare ignores
+    assert json.loads((out / "chosen.json").read_text()) == chosen | {"settings_tried": tried}
+    assert read_method_config(str(out / "chosen.json"), list(chosen)) == chosen
     assert {p.name for p in out.glob("leakage_*.json")} == {
         f"leakage_{s}_{lang}.json" for s in ("train", "dev") for lang in LANGS[:2]
     }
@@ -249,7 +252,6 @@ def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_p
 def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
     """Every arm's v3 setting (flat keys) is accepted by compare --method-config on the v3 preset, and the grid's
     cells differ by arm; dev selection settings are shared by every arm of a fold."""
-    from optical_lab.experiments.compare import read_method_config
     from optical_lab.experiments.runner import ComparePlan, cell_fingerprint
 
     chosen = {"optical": {"lr": 1e-3, "epsilon": 0.02, "ot_variant": "both"}}
@@ -257,6 +259,9 @@ def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
     (tmp_path / "chosen.json").write_text(json.dumps(chosen))
     arms = ["zero-shot", *V3_ARMS]
     config = read_method_config(str(tmp_path / "chosen.json"), arms)
+    tried = {"settings_tried": {arm: {"settings": 13, "extensions": [chosen[arm]]} for arm in chosen}}
+    (tmp_path / "chosen.json").write_text(json.dumps(chosen | tried))
+    assert read_method_config(str(tmp_path / "chosen.json"), arms) == config  # the sweep's report configures nothing
     plan = ComparePlan(langs=["hau"], methods=arms, preset="v3", train=preset("v3"), method_config=config)
     assert plan.train_config("translate-train").batch_size == 32 and plan.train_config("code-switch").batch_size == 32
     assert (

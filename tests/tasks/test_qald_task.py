@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from optical_lab.data.errors import DataError
+from optical_lab.models.encoder import Encoder
 from optical_lab.tasks import get_task
 from optical_lab.tasks.qald import QaldTask, chance_scores, get_dataset, qald_summary, question_texts
 
@@ -69,7 +70,7 @@ def test_cli_writes_results(tmp_path, teacher, monkeypatch, capsys):
     small.write_text(
         json.dumps({"questions": [q for q in raw["questions"] if q["id"] in ("99", "6", "81")]}), encoding="utf-8"
     )
-    monkeypatch.setattr(qald_cli.Encoder, "load", classmethod(lambda cls, *a, **k: teacher))
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: teacher))
     parser = argparse.ArgumentParser()
     qald_cli.add_arguments(parser)
     qald_cli.main(

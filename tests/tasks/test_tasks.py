@@ -68,10 +68,10 @@ def test_a_user_trec_collection_is_a_task(tmp_path, teacher):
 
 def test_trec_collection_through_the_cli(tmp_path, teacher, monkeypatch, capsys):
     from optical_lab.cli import main
-    from optical_lab.experiments import evaluate
+    from optical_lab.models.encoder import Encoder
 
     files = _collection(tmp_path, get_task("ntrex").corpus("hau"))
-    monkeypatch.setattr(evaluate.Encoder, "load", classmethod(lambda cls, *a, **k: teacher))
+    monkeypatch.setattr(Encoder, "load", classmethod(lambda cls, *a, **k: teacher))
     folder = tmp_path / "out"
     assert (
         main(
