@@ -252,7 +252,7 @@ def run_tests(
             }
             test = _record(point, arm, family, bootstrap_test(got, len(contrasts)), **common)
             if family == "primary":
-                test.update(target=target(point), mde_met=bool(test["mde"] <= target(point)))
+                test.update(arm_name=arm_name(arm), target=target(point), mde_met=bool(test["mde"] <= target(point)))
             part.append(test)
             variances = [float(np.var(d, ddof=1)) for _, d in got.values()]
             estimates = [observed for observed, _ in got.values()]
@@ -376,6 +376,7 @@ def analyse(results: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEE
         "unconverged": ot,
         "uninformative": bool(steps["cells"] and steps["step0"] / steps["cells"] > UNINFORMATIVE_SHARE),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "alpha": ALPHA},
+        "targets": {"selected_before_cap_share": PLATEAU_TARGET, "unconverged_share": UNCONVERGED_TARGET},
     }
     if present_langs:
         per_query = load_per_query(results / "runs")
@@ -398,7 +399,7 @@ def analyse(results: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEE
         out["families"] = {name: sum(t["family"] == name for t in out["tests"]) for name in families(arms)}
         if not out["uninformative"]:
             out["verdicts"] = [
-                {"endpoint": t["endpoint"], "arm": t["arm"], "verdict": verdict(t)}
+                {"endpoint": t["endpoint"], "arm": t["arm"], "arm_name": t["arm_name"], "verdict": verdict(t)}
                 for t in out["tests"]
                 if t["primary"]
             ]

@@ -15,7 +15,6 @@ import pandas as pd
 
 from ..experiments.results_doc import corrections_lines
 from .v2_setup import markdown_table
-from .v3 import PLATEAU_TARGET, UNCONVERGED_TARGET, arm_name
 
 TEST_COLUMNS = ("endpoint", "arm", "difference", "ci_low", "ci_high", "p", "p_holm", "mde", "languages", "queries")
 
@@ -24,11 +23,12 @@ def flag_line(analysis: dict[str, Any]) -> str:
     """The document's first line."""
     if analysis["flags"]:
         return "> **Flags:** " + "; ".join(analysis["flags"]) + "."
-    cells = analysis["cells"]
+    cells, targets = analysis["cells"], analysis["targets"]
     return (
         f"> **No flags:** complete grid ({cells['present']} cells), every primary MDE within its target, "
-        f"selected_before_cap_share {_num(analysis['selected_before_cap_share'])} ≥ {PLATEAU_TARGET}, "
-        f"unconverged_share {_num(analysis['unconverged_share'], 4)} ≤ {UNCONVERGED_TARGET}."
+        f"selected_before_cap_share {_num(analysis['selected_before_cap_share'])} ≥ "
+        f"{targets['selected_before_cap_share']}, unconverged_share {_num(analysis['unconverged_share'], 4)} ≤ "
+        f"{targets['unconverged_share']}."
     )
 
 
@@ -39,7 +39,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 def statement(test: dict[str, Any]) -> str:
     """A primary test with its effect, CI, Holm p and MDE."""
     return (
-        f"OPTICAL − {arm_name(test['arm'])} = {test['difference']:+.4f} [95% CI {test['ci_low']:+.4f}, "
+        f"OPTICAL − {test['arm_name']} = {test['difference']:+.4f} [95% CI {test['ci_low']:+.4f}, "
         f"{test['ci_high']:+.4f}], Holm p {test['p_holm']:.4f}, MDE {test['mde']:.4f} "
         f"(registered target {test['target']}: {'met' if test['mde_met'] else 'NOT met'})"
     )
@@ -66,7 +66,7 @@ def answer_lines(analysis: dict[str, Any]) -> list[str]:
         return lines + [f"- {statement(t)}." for t in tests.values()] + [""]
     for item in analysis["verdicts"]:
         test = tests[(item["endpoint"], item["arm"])]
-        lines.append(f"- **{item['endpoint']}, {arm_name(item['arm'])}**: {item['verdict']}. {statement(test)}.")
+        lines.append(f"- **{item['endpoint']}, {item['arm_name']}**: {item['verdict']}. {statement(test)}.")
     return lines + [
         "",
         "OPTICAL − arm: the mean over the endpoint's languages of each language's mean query difference, a query's "
@@ -79,7 +79,7 @@ def answer_lines(analysis: dict[str, Any]) -> list[str]:
 
 def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
     """Languages, seeds, cells, the plateau and the OT convergence the answer rests on."""
-    cells, steps = analysis["cells"], analysis["plateau"]
+    cells, steps, targets = analysis["cells"], analysis["plateau"], analysis["targets"]
     lines = [
         "## What the answer rests on",
         "",
@@ -88,11 +88,12 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         f"arms: {', '.join(analysis['arms'])}.",
         f"- Cells: {cells['present']} of {cells['expected']} present.",
         f"- Train to a plateau: selected_before_cap_share {_num(analysis['selected_before_cap_share'])} (target ≥ "
-        f"{PLATEAU_TARGET}): {steps['before_cap']} of {steps['cells']} trained cells selected a step after 0 and "
-        f"before the cap; {steps['step0']} kept the untrained student (step 0); {steps['at_cap']} selected the cap.",
+        f"{targets['selected_before_cap_share']}): {steps['before_cap']} of {steps['cells']} trained cells selected "
+        f"a step after 0 and before the cap; {steps['step0']} kept the untrained student (step 0); "
+        f"{steps['at_cap']} selected the cap.",
         f"- Solve the OT problem: unconverged_share of the registered OPTICAL {_num(analysis['unconverged_share'], 4)} "
-        f"(target ≤ {UNCONVERGED_TARGET}), the mean over all its training steps of the share of OT problems left "
-        "above tolerance.",
+        f"(target ≤ {targets['unconverged_share']}), the mean over all its training steps of the share of OT "
+        "problems left above tolerance.",
         "",
     ]
     per_arm = pd.DataFrame(
