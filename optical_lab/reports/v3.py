@@ -101,7 +101,11 @@ SECONDARY = tuple(
     )
 )
 # the family languages with each collection's data, fixed by the protocol ("Languages"), not by what a run finds
-_AFRIQA, _TICO, _NTREX = ("hau", "ibo", "swa", "yor", "zul", "twi"), ("hau", "swa", "zul", "lug"), FAMILY_LANGS[:5]
+_AFRIQA, _TICO, _NTREX = (
+    ("hau", "ibo", "swa", "yor", "zul", "twi"),
+    ("hau", "swa", "zul", "lug"),
+    ("hau", "ibo", "swa", "yor", "zul"),
+)
 REGISTERED_LANGS = {
     afriqa_passages.SUBTASK: _AFRIQA,
     afriqa_questions.XX_EN: _AFRIQA,
@@ -287,7 +291,7 @@ def means(matrices: Matrices, arms: list[str]) -> list[dict[str, Any]]:
     (a partial grid's too)."""
     rows = []
     for point, by_lang in matrices.items():
-        for (lang, arm), table in sorted(by_lang.items(), key=lambda item: arms.index(item[0][1])):
+        for (lang, arm), table in sorted(by_lang.items(), key=lambda item: (item[0][0], arms.index(item[0][1]))):
             scores = table.mean(axis=0)
             rows.append(
                 {
@@ -377,6 +381,11 @@ def analyse(results: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEE
         "uninformative": bool(steps["cells"] and steps["step0"] / steps["cells"] > UNINFORMATIVE_SHARE),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "alpha": ALPHA},
         "targets": {"selected_before_cap_share": PLATEAU_TARGET, "unconverged_share": UNCONVERGED_TARGET},
+    }
+    sweep_done = results / "sweep" / "done.json"
+    out["tuning"] = {
+        "chosen": plan.method_config,  # the settings the grid ran (its --method-config, saved in config.json)
+        "settings_tried": read_json(sweep_done).get("settings_tried") if stored_exists(sweep_done) else None,
     }
     if present_langs:
         per_query = load_per_query(results / "runs")

@@ -112,7 +112,33 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
             for arm, count in cells["by_arm"].items()
         ]
     )
-    return lines + [markdown_table(per_arm), ""]
+    return lines + [markdown_table(per_arm), ""] + tuning_lines(analysis["tuning"])
+
+
+def tuning_lines(tuning: dict[str, Any]) -> list[str]:
+    """Fair tuning: the settings each arm ran with and how many it tried (12 + the edge rule's extensions)."""
+    tried = tuning.get("settings_tried") or {}
+    rows = [
+        {
+            "arm": arm,
+            "settings tried": tried.get(arm, {}).get("settings"),
+            "edge-rule extensions": len(tried.get(arm, {}).get("extensions", [])) if arm in tried else None,
+            "chosen": ", ".join(f"{k}={v}" for k, v in settings.items()),
+        }
+        for arm, settings in {**dict.fromkeys(tried, {}), **tuning["chosen"]}.items()
+    ]
+    if not rows:
+        return []
+    note = "" if tried else " The sweep's `done.json` is not in the results folder: settings tried not counted."
+    return [
+        "## Fair tuning (the dev sweep, `sweep/`)",
+        "",
+        "Every trained arm: 12 settings on the selection languages' dev bitext, plus the extensions the edge rule "
+        "forced; the grid ran the chosen settings." + note,
+        "",
+        markdown_table(pd.DataFrame(rows)),
+        "",
+    ]
 
 
 def table_lines(title: str, records: list[dict[str, Any]], columns: tuple[str, ...], note: str) -> list[str]:

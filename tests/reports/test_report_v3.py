@@ -39,6 +39,7 @@ def _plan() -> ComparePlan:
         preset="v3",
         train=preset("v3"),
         fold_scheme="all-eval",
+        method_config={"optical": {"lr": 0.001, "epsilon": 0.05}},
     )
 
 
@@ -61,6 +62,8 @@ def write_grid(root, seed_shift: float = 0.0, noise: float = 0.1, skip=()):
     rng = np.random.default_rng(1)
     plan = _plan()
     write_json({"kind": "compare", **asdict(plan), "train_fingerprint": plan.train.fingerprint()}, root / "config.json")
+    tried = {"optical": {"settings": 14, "extensions": [{"lr": 0.009}, {"lr": 0.027}]}}
+    write_json({"chosen": plan.method_config, "cells": 42, "settings_tried": tried}, root / "sweep" / "done.json")
     for lang in LANGS:
         points = [p for p in (*v3.PRIMARY, *v3.SECONDARY) if lang in v3.endpoint_langs(p, [lang])]
         base = {p: rng.uniform(0.3, 0.7, QUERIES) for p in points}
@@ -218,5 +221,24 @@ def test_the_command_writes_analysis_json_and_the_document(grid, tmp_path):
     assert main(["report", "v3", str(root), "--resamples", str(B), "--doc", str(doc)]) in (0, None)
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("> **Flags:**") and "## Primary tests" in text and "## Random effects" in text
+    tuning = next(line for line in text.split("## Fair tuning")[1].splitlines() if line.startswith("| optical "))
+    assert [cell.strip() for cell in tuning.split("|")[1:5]] == ["optical", "14", "2", "lr=0.001, epsilon=0.05"]
     assert (root / "analysis.json").exists()
     assert main(["report", "v3", str(tmp_path / "nowhere")]) == 2
+
+
+def test_the_registered_languages_are_the_data_folders():
+    """The protocol fixed which family languages have each endpoint's data; the data folder, where it holds the
+    collection, agrees (a change there must be a dated deviation, not a silent change of the test)."""
+    from optical_lab.experiments.power import FAMILY_LANGS
+    from optical_lab.tasks.registry import get_task
+
+    checked = 0
+    for point in (*v3.PRIMARY, *v3.SECONDARY):
+        task = get_task(v3.task_of(point))
+        found = [lang for lang in FAMILY_LANGS if task.unavailable(lang) is None]
+        if found:  # the collection is in this data folder
+            assert found == v3.endpoint_langs(point, list(FAMILY_LANGS)), point.label
+            checked += 1
+    if not checked:
+        pytest.skip("no evaluation collection in the data folder")
