@@ -148,9 +148,8 @@ def families(arms: list[str]) -> dict[str, list[tuple[Endpoint, str]]]:
 
 
 # ------------------------------------------------------------------ bookkeeping
-def cell_counts(results: Path, plan_cells_: list[tuple], arms: list[str]) -> dict[str, Any]:
-    """Cells expected (the saved plan's, registered arms) vs present (with ``done.json``), per arm."""
-    present = [c for c in plan_cells_ if stored_exists(c[-1] / "done.json")]
+def cell_counts(results: Path, plan_cells_: list[tuple], present: list[tuple], arms: list[str]) -> dict[str, Any]:
+    """Cells expected (the saved plan's, registered arms) vs present (finished: with ``done.json``), per arm."""
     by_arm = {
         arm: {"expected": sum(c[1] == arm for c in plan_cells_), "present": sum(c[1] == arm for c in present)}
         for arm in arms
@@ -160,7 +159,8 @@ def cell_counts(results: Path, plan_cells_: list[tuple], arms: list[str]) -> dic
 
 
 def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
-    """Where dev selection stopped, over the plan's trained cells (:func:`..experiments.stopping.plateau_counts`)."""
+    """Where dev selection stopped, over the plan's finished trained cells (:func:`..experiments.stopping.
+    plateau_counts`)."""
     rows = [r for r in selected_steps(results / "runs") if r["cell"] in cells]
     return {**plateau_counts(rows), "by_arm": {a: plateau_counts([r for r in rows if r["method"] == a]) for a in arms}}
 
@@ -353,11 +353,11 @@ def analyse(results: str | Path, n_resamples: int = N_RESAMPLES, seed: int = SEE
     plan = plan_from_saved(read_json(results / "config.json"))
     arms = [a for a in ARMS if a in plan.methods]
     expected = [c for c in plan_cells(plan, results / "runs") if c[1] in arms]
-    cells = cell_counts(results, expected, arms)
-    keys = {(c[0], c[1], c[3], c[4]) for c in expected}
-    steps = plateau(results, {c[-1].relative_to(results / "runs").as_posix() for c in expected}, arms)
-    ot = unconverged(results, keys, arms)
-    present_langs = sorted({c[0] for c in expected if stored_exists(c[-1] / "done.json")}, key=plan.langs.index)
+    finished = [c for c in expected if stored_exists(c[-1] / "done.json")]  # a cell still training is not counted
+    cells = cell_counts(results, expected, finished, arms)
+    steps = plateau(results, {c[-1].relative_to(results / "runs").as_posix() for c in finished}, arms)
+    ot = unconverged(results, {(c[0], c[1], c[3], c[4]) for c in finished}, arms)
+    present_langs = sorted({c[0] for c in finished}, key=plan.langs.index)
     out: dict[str, Any] = {
         "protocol": "docs/protocol_v3.md",
         "results": str(results),
