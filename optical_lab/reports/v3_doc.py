@@ -66,7 +66,7 @@ def answer_lines(analysis: dict[str, Any]) -> list[str]:
         return lines + [f"- {statement(t)}." for t in tests.values()] + [""]
     for item in analysis["verdicts"]:
         test = tests[(item["endpoint"], item["arm"])]
-        lines.append(f"- **{item['endpoint']}, {item['arm_name']}**: {item['verdict']}. {statement(test)}.")
+        lines.append(f"- **{item['endpoint']}**: {item['verdict']}. {statement(test)}.")
     return lines + [
         "",
         "OPTICAL − arm: the mean over the endpoint's languages of each language's mean query difference, a query's "
