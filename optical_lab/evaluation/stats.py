@@ -24,7 +24,10 @@ in a column named ``reference_minus_method``: positive means the reference is be
   MDE = :math:`(z_{1-\alpha/2} + z_{\mathrm{power}})\,\mathrm{SE}` (:func:`.pooled.minimum_detectable_effect`);
 * Holm over the family named by the caller (the methods of a language and metric; protocol v2's family);
 * where seed variance matters, :func:`hierarchical_interval` resamples queries *and* seeds (a two-stage
-  bootstrap: Davison & Hinkley 1997, §3.8), so a difference carried by one lucky seed widens its interval.
+  bootstrap: Davison & Hinkley 1997, §3.8), so a difference carried by one lucky seed widens its interval;
+* protocol v3's registered test takes its p, percentile CI and MDE from those draws themselves
+  (:func:`hierarchical_draws` → :func:`bootstrap_test`), and pools languages by DerSimonian–Laird
+  (:func:`random_effects`) as a secondary.
 """
 
 from __future__ import annotations
