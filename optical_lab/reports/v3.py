@@ -72,6 +72,7 @@ AUGMENTATIONS = tuple(arm for arm in ARMS if BY_NAME[arm].augmentation)  # the p
 SEED = 0  # the bootstrap's registered seed (B: stats.N_RESAMPLES = 10,000)
 PLATEAU_TARGET = 0.8  # selected_before_cap_share ≥ this ("Train to a plateau")
 UNCONVERGED_TARGET = 0.01  # unconverged_share ≤ this ("Solve the OT problem")
+REGISTERED_AFRIQA_SPLIT = "all"  # AfriQA's questions of every split are evaluation queries ("Data")
 UNINFORMATIVE_SHARE = 0.5  # trained cells keeping step 0 beyond this share: the run answers nothing ("Backbones")
 
 
@@ -327,6 +328,8 @@ def flags(out: dict[str, Any]) -> list[str]:
     cells = out["cells"]
     if not out["complete"]:
         found.append(f"partial grid: {cells['present']} of {cells['expected']} cells present, no verdict")
+    if out["afriqa_split"] != REGISTERED_AFRIQA_SPLIT:
+        found.append(f"AfriQA split {out['afriqa_split']!r}, registered: {REGISTERED_AFRIQA_SPLIT!r} (every split)")
     if out["arms_missing"]:
         found.append("registered arms not in the run: " + ", ".join(out["arms_missing"]))
     for test in out.get("tests", []):
@@ -372,6 +375,7 @@ def analyse(
         "seeds": len(plan.seed_list()),
         "arms": arms,
         "arms_missing": [a for a in ARMS if a not in arms],
+        "afriqa_split": plan.task_options.get("afriqa_split"),
         "endpoints": {
             e.label: {"primary": e in PRIMARY, "languages": endpoint_langs(e, list(plan.langs))}
             | ({"target": target(e)} if e in PRIMARY else {})

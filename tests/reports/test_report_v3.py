@@ -39,6 +39,7 @@ def _plan() -> ComparePlan:
         preset="v3",
         train=preset("v3"),
         fold_scheme="all-eval",
+        task_options={"afriqa_split": "all"},
         method_config={"optical": {"lr": 0.001, "epsilon": 0.05}},
     )
 
