@@ -106,6 +106,7 @@ V3_LANGS ?= $(shell $(BIN)/python -c 'from optical_lab.data.mafand import mafand
 V3_ARMS := zero-shot,sentence-kd,translate-train,code-switch,optical,optical-plain,optical+aug
 V3_SEEDS ?= 5
 V3_OUT ?= results/v3-minilm
+V3_DOC ?= docs/results_v3.md
 SWEEP_JOBS ?= 1
 SWEEP_THREADS ?= 0
 V3_EXTRA ?=
@@ -120,6 +121,7 @@ sweep-v3: sweep-v3-minilm
 v3-minilm: sweep-v3-minilm  ## protocol v3: the family x 7 arms x V3_SEEDS seeds, MAFAND bitext, the evaluation suite (WORKERS processes)
 	$(call grid,$(V3_MINILM),$(V3_OUT))
 	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_OUT)
+	$(BIN)/optical-lab report v3 $(V3_OUT) --doc $(V3_DOC)
 
 # protocol v3, secondary backbone (docs/protocol_v3.md, "Backbones"): me5-small on the selection languages x 2 seeds,
 # its own sweep with the identical design, the word-embedding table frozen (as v2's reported me5 grid)

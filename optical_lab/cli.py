@@ -95,6 +95,9 @@ COMMANDS: dict[str, Command] = {
     "report v2": Command(
         "optical_lab.reports.v2", "protocol v2's registered analysis of a results folder and its document", RESULTS
     ),
+    "report v3": Command(
+        "optical_lab.reports.v3", "protocol v3's registered analysis of a results folder and its document", RESULTS
+    ),
     "report corrections": Command(
         "optical_lab.reports.corrections",
         "which committed statements a re-generation changed (<results>/corrections.md)",

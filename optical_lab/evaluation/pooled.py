@@ -66,7 +66,14 @@ def minimum_detectable_effect(
     if not parts:
         return math.nan
     se = math.sqrt(sum(d.var(ddof=1) / len(d) for d in parts)) / len(parts)
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
+    return detectable_effect(se, 1, alpha, power)
+
+
+def detectable_effect(se: float, family: int = 1, alpha: float = ALPHA, power: float = POWER) -> float:
+    r"""The true effect a two-sided test of standard error ``se`` detects with probability ``power``:
+    :math:`(z_{1-\alpha/(2m)} + z_{power})\,\mathrm{SE}`, with :math:`m` = ``family``: Holm's first (strictest)
+    step in a family of :math:`m` tests, the bound every test of the family must meet whatever its rank."""
+    return float((stats.norm.ppf(1 - alpha / (2 * family)) + stats.norm.ppf(power)) * se)
 
 
 @dataclass(frozen=True)

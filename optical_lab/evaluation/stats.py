@@ -24,18 +24,22 @@ in a column named ``reference_minus_method``: positive means the reference is be
   MDE = :math:`(z_{1-\alpha/2} + z_{\mathrm{power}})\,\mathrm{SE}` (:func:`.pooled.minimum_detectable_effect`);
 * Holm over the family named by the caller (the methods of a language and metric; protocol v2's family);
 * where seed variance matters, :func:`hierarchical_interval` resamples queries *and* seeds (a two-stage
-  bootstrap: Davison & Hinkley 1997, §3.8), so a difference carried by one lucky seed widens its interval.
+  bootstrap: Davison & Hinkley 1997, §3.8), so a difference carried by one lucky seed widens its interval;
+* protocol v3's registered test takes its p, percentile CI and MDE from those draws themselves
+  (:func:`hierarchical_draws` → :func:`bootstrap_test`), and pools languages by DerSimonian–Laird
+  (:func:`random_effects`) as a secondary.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .pooled import Endpoint, minimum_detectable_effect, stratified_randomization_test
+from .pooled import Endpoint, detectable_effect, minimum_detectable_effect, stratified_randomization_test
 from .significance import holm, mean_ci
 from .verdict import ALPHA, DIFFERENCE, POWER, REFERENCE
 
@@ -286,6 +290,49 @@ def per_seed_differences(
     return pd.DataFrame(rows, columns=["lang", "method", "seed", DIFFERENCE])
 
 
+def _language_draws(ref: np.ndarray, other: np.ndarray, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
+    """One language's two-stage bootstrap of ``mean_q(mean_s ref − mean_s other)`` from its (seed x query) score
+    matrices: each arm's seeds drawn with replacement (a deterministic arm's identical seeds resample to
+    itself), then the queries; ``n_resamples`` draws."""
+    means = []
+    for matrix in (ref, other):
+        k = len(matrix)  # seeds: each resample draws k of them with replacement (multiplicities / k)
+        weights = rng.multinomial(k, np.full(k, 1 / k), size=n_resamples) / k
+        means.append(weights @ matrix)  # resample x query: each query's mean over the drawn seeds
+    n = ref.shape[1]
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples) / n  # the drawn queries
+    return np.sum(counts * (means[0] - means[1]), axis=1)
+
+
+def seed_matrices(
+    per_query: pd.DataFrame, task: str, metric: str, langs: Sequence[str] | None = None
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """:func:`seed_matrix` of every (language, method) of a sub-task at once (one grouping of the table)."""
+    rows = _rows(per_query, task, metric, langs)
+    grouped = rows.groupby(["lang", "method", "seed", "qid"])[metric].mean()
+    return {
+        (lang, method): part.droplevel(["lang", "method"]).unstack("qid")
+        for (lang, method), part in grouped.groupby(level=["lang", "method"])
+    }
+
+
+def hierarchical_draws(
+    matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], n_resamples: int = 2_000, seed: int = 0
+) -> dict[str, tuple[float, np.ndarray]]:
+    """Per language of ``matrices`` (language -> the reference's and the method's seed x query scores,
+    :func:`seed_matrix`), in its order, one generator seeded ``seed``: the observed ``reference − method`` (the mean
+    over the queries both arms have of each query's seed-averaged difference) and its ``n_resamples`` two-stage
+    bootstrap draws (:func:`_language_draws`)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for lang, (ref, other) in matrices.items():
+        common = ref.columns.intersection(other.columns)
+        ref_scores, other_scores = ref[common].to_numpy(float), other[common].to_numpy(float)
+        observed = float(np.mean(ref_scores.mean(0) - other_scores.mean(0)))
+        out[lang] = (observed, _language_draws(ref_scores, other_scores, rng, n_resamples))
+    return out
+
+
 def hierarchical_interval(
     per_query: pd.DataFrame,
     task: str,
@@ -300,19 +347,74 @@ def hierarchical_interval(
     """Percentile interval of the language-stratified ``reference − method`` under a two-stage bootstrap:
     within each language, resample the queries, and each arm's seeds, with replacement (a deterministic arm's
     identical seeds resample to itself). Wider than the query-only CI when the seeds disagree."""
-    rng = np.random.default_rng(seed)
-    total = np.zeros(n_resamples)
-    for lang in langs:
-        ref, other = (seed_matrix(per_query, task, metric, lang, arm) for arm in (reference, method))
-        common = ref.columns.intersection(other.columns)
-        means = []
-        for matrix in (ref[common].to_numpy(float), other[common].to_numpy(float)):
-            k = len(matrix)  # seeds: each resample draws k of them with replacement (multiplicities / k)
-            weights = rng.multinomial(k, np.full(k, 1 / k), size=n_resamples) / k
-            means.append(weights @ matrix)  # resample x query: each query's mean over the drawn seeds
-        n = len(common)
-        counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples) / n  # the drawn queries
-        total += np.sum(counts * (means[0] - means[1]), axis=1)
-    total /= len(langs)
+    matrices = {
+        lang: tuple(seed_matrix(per_query, task, metric, lang, arm) for arm in (reference, method)) for lang in langs
+    }
+    total = _stratified(hierarchical_draws(matrices, n_resamples, seed))
     tail = (1 - confidence) / 2 * 100
     return float(np.percentile(total, tail)), float(np.percentile(total, 100 - tail))
+
+
+def _stratified(draws: Mapping[str, tuple[float, np.ndarray]]) -> np.ndarray:
+    """The language-balanced statistic's draws: the mean over languages of each language's draws."""
+    total = np.zeros(len(next(iter(draws.values()))[1]))
+    for _, language in draws.values():
+        total += language
+    total /= len(draws)
+    return total
+
+
+def bootstrap_test(
+    draws: Mapping[str, tuple[float, np.ndarray]],
+    family: int = 1,
+    alpha: float = ALPHA,
+    power: float = POWER,
+) -> dict[str, float]:
+    r"""The test of the language-balanced difference from its :func:`hierarchical_draws` (protocol v3's primary
+    analysis, ``docs/protocol_v3.md``): the observed :math:`T` (mean over languages), the :math:`1-\alpha`
+    percentile interval, :math:`p = 2\min(\Pr^*[T^* \le 0], \Pr^*[T^* \ge 0])` floored at :math:`1/B` (and at
+    most 1), the bootstrap standard deviation ``sd`` and the MDE :math:`(z_{1-\alpha/(2m)} + z_{power})\,sd` at
+    family size :math:`m` = ``family`` (:func:`.pooled.detectable_effect`)."""
+    total = _stratified(draws)
+    share = min(float(np.mean(total <= 0)), float(np.mean(total >= 0)))
+    sd = float(total.std(ddof=1))
+    tail = alpha / 2 * 100
+    return {
+        DIFFERENCE: float(np.mean([observed for observed, _ in draws.values()])),
+        "ci_low": float(np.percentile(total, tail)),
+        "ci_high": float(np.percentile(total, 100 - tail)),
+        "p": min(1.0, max(2 * share, 1 / len(total))),
+        "sd": sd,
+        "mde": detectable_effect(sd, family, alpha, power),
+    }
+
+
+def random_effects(estimates: Sequence[float], variances: Sequence[float], alpha: float = ALPHA) -> dict[str, float]:
+    r"""DerSimonian–Laird random-effects pooling (DerSimonian & Laird 1986) of per-language differences
+    :math:`y_l` with within-language variances :math:`v_l`: weights :math:`w_l = 1/v_l`, heterogeneity
+    :math:`Q = \sum w_l (y_l - \bar y_w)^2`, between-language variance
+    :math:`\tau^2 = \max\bigl(0, (Q - (k-1)) / (\sum w - \sum w^2 / \sum w)\bigr)`, then
+    :math:`\mu = \sum w^*_l y_l / \sum w^*_l` with :math:`w^*_l = 1/(v_l + \tau^2)`, SE
+    :math:`1/\sqrt{\sum w^*}`, a normal CI and two-sided p; :math:`I^2 = \max(0, (Q - (k-1))/Q)`.
+    A language with no within-language variance (both arms scored every draw alike) cannot be weighted: then
+    every value is NaN."""
+    y, v = np.asarray(estimates, float), np.asarray(variances, float)
+    k = len(y)
+    if k == 0 or not np.all(v > 0):
+        return dict.fromkeys((DIFFERENCE, "se", "ci_low", "ci_high", "p", "tau2", "Q", "I2"), math.nan)
+    w = 1 / v
+    q = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / (np.sum(w) - np.sum(w**2) / np.sum(w))) if k > 1 else 0.0
+    star = 1 / (v + tau2)
+    mu, se = float(np.sum(star * y) / np.sum(star)), float(1 / math.sqrt(np.sum(star)))
+    z = stats.norm.ppf(1 - alpha / 2)
+    return {
+        DIFFERENCE: mu,
+        "se": se,
+        "ci_low": mu - z * se,
+        "ci_high": mu + z * se,
+        "p": float(2 * stats.norm.sf(abs(mu) / se)),
+        "tau2": float(tau2),
+        "Q": q,
+        "I2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0,
+    }

@@ -1,6 +1,7 @@
-"""A comparison's finished cells as tables: every cell's record (:func:`cell_records`) and the long
-per-query table (:func:`load_per_query`) that every statistic of :mod:`.summary`, the size curve, the
-protocol-v2 analysis and the figures start from. Reading only: nothing here computes a statistic.
+"""A comparison's finished cells as tables: every cell's record (:func:`cell_records`), its training steps
+(:func:`train_steps`) and the long per-query table (:func:`load_per_query`) that every statistic of
+:mod:`.summary`, the size curve, the protocol-v2/v3 analyses and the figures start from. Reading only: nothing
+here computes a statistic.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..io import open_stored, read_json, stored_glob
+from ..io import open_stored, read_json, read_jsonl, stored_exists, stored_glob
 
 
 def cell_records(folder: str | Path, name: str) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -18,6 +19,15 @@ def cell_records(folder: str | Path, name: str) -> Iterator[tuple[Path, dict[str
     cell folder ``<folder>/<lang>/<method>/<fold-seed>/``."""
     for path in stored_glob(folder, f"*/*/*/{name}"):
         yield path, read_json(path)
+
+
+def train_steps(folder: str | Path, method: str | None = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """``(done.json record, its training steps)`` of every finished cell under ``folder`` (of ``method`` only,
+    when given) that kept a training log: the ``"train"`` events of its ``train_log.jsonl``, plain or compacted."""
+    for done, info in cell_records(folder, "done.json"):
+        log = done.parent / "train_log.jsonl"
+        if (method is None or info["method"] == method) and stored_exists(log):
+            yield info, [r for r in read_jsonl(log) if r.get("event") == "train"]
 
 
 def load_per_query(cells_root: str | Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -50,13 +50,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..data.errors import DataError
 from ..data.ntrex import NTREX_DOCUMENTS, NTREX_LINES, ntrex_file
 from ..data.paths import data_dir
 from ..data.sib import load_sib
-from ..evaluation.pooled import Endpoint
+from ..evaluation.pooled import Endpoint, detectable_effect
 from ..methods.registry import AUGMENTATIONS, REFERENCE
 from .command import run_module
 from .per_query import load_per_query
@@ -93,8 +92,7 @@ def language_variance(c: dict[str, float], n: int, seeds: int, with_seed: bool =
 
 def mde(variances: Sequence[float], family: int = 1, alpha: float = 0.05, power: float = 0.8) -> float:
     """MDE of the language-balanced mean difference from per-language variances (module doc)."""
-    se = math.sqrt(sum(variances)) / len(variances)
-    return float((stats.norm.ppf(1 - alpha / (2 * family)) + stats.norm.ppf(power)) * se)
+    return detectable_effect(math.sqrt(sum(variances)) / len(variances), family, alpha, power)
 
 
 def measured(per_query: pd.DataFrame, endpoint: Endpoint, reference: str, others: Sequence[str]) -> pd.DataFrame:

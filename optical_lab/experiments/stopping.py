@@ -109,6 +109,21 @@ def cap_check(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def plateau_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Protocol v3's count over trained cells (``docs/protocol_v3.md``, "Train to a plateau"), from
+    :func:`selected_steps` rows: ``cells``; ``before_cap``, the cells whose selected step is > 0 and < the cap (a
+    plateau reached); ``step0``, the cells that kept the untrained student (counted separately: before the cap,
+    but no plateau); ``at_cap``; and ``share`` = before_cap / cells (None without a trained cell)."""
+    before = sum(0 < r["selected_step"] < r["cap"] for r in rows)
+    return {
+        "cells": len(rows),
+        "before_cap": before,
+        "step0": sum(r["selected_step"] == 0 for r in rows),
+        "at_cap": sum(r["selected_step"] >= r["cap"] for r in rows),
+        "share": before / len(rows) if rows else None,
+    }
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per part and method, the cells, how many selected before the cap, how many stopped
     early, how many kept the untrained student (step 0: before the cap, but no plateau), and the selected

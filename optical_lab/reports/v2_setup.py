@@ -18,10 +18,9 @@ import pandas as pd
 
 from ..data.errors import DataError
 from ..evaluation.pooled import Endpoint
-from ..experiments.per_query import cell_records
+from ..experiments.per_query import cell_records, train_steps
 from ..experiments.sweep_design import arm_settings, slug
 from ..experiments.sweep_tables import DIAGNOSTICS_TEXT, finished_rows, sweep_table
-from ..io import read_jsonl, stored_exists
 from ..methods.registry import REFERENCE
 
 DIAGNOSTICS = ("token_cos", "plan_entropy", "marginal_error")
@@ -48,11 +47,7 @@ def cells(results: Path) -> pd.DataFrame:
 def diagnostics(results: Path, method: str = REFERENCE, last: int = 20) -> pd.DataFrame:
     """Per OPTICAL cell, the collapse diagnostics averaged over its last ``last`` training steps."""
     rows = []
-    for done, info in cell_records(results / "runs", "done.json"):
-        log = done.parent / "train_log.jsonl"
-        if info["method"] != method or not stored_exists(log):
-            continue
-        steps = [r for r in read_jsonl(log) if r.get("event") == "train"]
+    for info, steps in train_steps(results / "runs", method):
         steps = steps[-last:]
         if steps and all(k in steps[0] for k in DIAGNOSTICS):
             rows.append(

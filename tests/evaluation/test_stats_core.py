@@ -210,3 +210,31 @@ def test_corrections_list_what_a_regeneration_changed(tmp_path):
     assert "1 of 2 tests changed significance or sign" in text and "optical − code-switch: -0.066" in text
     assert "translate-train" not in text
     assert "0 of 1 verdicts changed in words (1 more quote another Holm p only)" in text
+
+
+def test_dersimonian_laird_matches_a_hand_computation():
+    """Two languages, y = 0 and 1, within-variances 0.1: w = 10, Q = 5, tau2 = (5 − 1) / (20 − 200/20) = 0.4,
+    w* = 2, mu = 0.5, SE = 1/sqrt(4) = 0.5, I2 = 0.8; identical languages: tau2 = 0 and the common value."""
+    from optical_lab.evaluation.stats import random_effects
+
+    out = random_effects([0.0, 1.0], [0.1, 0.1])
+    assert out["tau2"] == pytest.approx(0.4) and out["Q"] == pytest.approx(5.0) and out["I2"] == pytest.approx(0.8)
+    assert out["reference_minus_method"] == pytest.approx(0.5) and out["se"] == pytest.approx(0.5)
+    assert out["ci_low"] == pytest.approx(0.5 - 1.959964 * 0.5)
+    same = random_effects([0.2, 0.2, 0.2], [0.01, 0.02, 0.04])
+    assert same["tau2"] == 0 and same["reference_minus_method"] == pytest.approx(0.2) and same["p"] < 0.05
+    assert np.isnan(random_effects([0.1, 0.2], [0.0, 0.01])["se"])  # a language without variance: no weight
+
+
+def test_bootstrap_test_floors_p_and_states_the_mde_at_the_family_size():
+    """p = 2 min(share ≤ 0, share ≥ 0) floored at 1/B; MDE = (z_{1−α/(2m)} + z_0.8) × the draws' SD."""
+    from optical_lab.evaluation.pooled import detectable_effect
+    from optical_lab.evaluation.stats import bootstrap_test
+
+    rng = np.random.default_rng(0)
+    far = bootstrap_test({"a": (1.0, rng.normal(1.0, 0.1, 1000))}, family=4)
+    assert far["p"] == 1 / 1000 and far["mde"] == pytest.approx((2.497705 + 0.841621) * far["sd"], rel=1e-5)
+    assert detectable_effect(1.0, 4) == pytest.approx(3.339326, rel=1e-5)
+    draws = rng.normal(0.0, 0.1, 1000)
+    near = bootstrap_test({"a": (0.0, draws), "b": (0.0, -draws)})  # the language-balanced draws are all 0
+    assert near["p"] == 1.0 and near["sd"] == 0.0
