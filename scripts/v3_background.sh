@@ -14,11 +14,13 @@
 #
 # Environment: BIN (default .venv/bin: `make` builds it), V3_OUT (default results/v3-minilm), V3_SELECT and V3_LANGS
 # (the Makefile's defaults: ibo,swa,yor and the discovered family), WORKERS (grid processes, default 2),
-# SWEEP_JOBS (sweep processes, default 2), SWEEP_THREADS (torch threads per sweep process, default 1),
+# SWEEP_JOBS (sweep processes, default 2), SWEEP_THREADS (torch threads per sweep process, default 1), V3_DOC (the
+# analysis document the grid's last step writes, default docs/results_v3.md, committed at the end),
 # EVERY (seconds between commit checks, default 300), COMMIT (0: commit nothing, e.g. a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V3_OUT=${V3_OUT:-results/v3-minilm}
+V3_DOC=${V3_DOC:-docs/results_v3.md}
 WORKERS=${WORKERS:-2}
 SWEEP_JOBS=${SWEEP_JOBS:-2}
 SWEEP_THREADS=${SWEEP_THREADS:-1}
@@ -75,7 +77,8 @@ watch() {
 
 log "protocol v3: sweep then grid into $V3_OUT (WORKERS=$WORKERS, SWEEP_JOBS=$SWEEP_JOBS); $(git rev-parse --short HEAD)"
 commit_finished  # whatever a stopped run left finished
-make_args=(V3_OUT="$V3_OUT" WORKERS="$WORKERS" SWEEP_JOBS="$SWEEP_JOBS" SWEEP_THREADS="$SWEEP_THREADS" V3_EXTRA=--no-progress)
+make_args=(V3_OUT="$V3_OUT" WORKERS="$WORKERS" SWEEP_JOBS="$SWEEP_JOBS" SWEEP_THREADS="$SWEEP_THREADS" V3_DOC="$V3_DOC"
+  V3_EXTRA=--no-progress)
 [ -n "${BIN:-}" ] && make_args+=(BIN="$BIN")
 [ -n "${V3_SELECT:-}" ] && make_args+=(V3_SELECT="$V3_SELECT")
 [ -n "${V3_LANGS:-}" ] && make_args+=(V3_LANGS="$V3_LANGS")
@@ -83,4 +86,8 @@ log "sweep: make sweep-v3-minilm"
 watch make --no-print-directory sweep-v3-minilm "${make_args[@]}"
 log "grid: make v3-minilm"
 watch make --no-print-directory v3-minilm "${make_args[@]}"
+# the registered analysis (`make v3-minilm` ends with `report v3`): analysis.json is a record of $V3_OUT, the document
+if [ "$COMMIT" = 1 ] && [ -f "$V3_DOC" ]; then
+  git add -- "$V3_DOC" && git commit -q -m "v3 ($V3_OUT): the registered analysis, $V3_DOC" -- "$V3_DOC" && log "committed $V3_DOC"
+fi
 log "protocol v3 grid finished: $V3_OUT"
