@@ -97,6 +97,7 @@ class OpticalLoss(Objective):
             ot_foreign=foreign_term,
             ot_english=english_term,
             ot_not_converged=not_converged,
+            ot_problems=problems,
             ot_unconverged_share=not_converged / max(problems, 1),
             **diagnostics,
         )

@@ -169,25 +169,29 @@ def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
 
 def unconverged(results: Path, cells: set[tuple], arms: list[str]) -> dict[str, dict[str, Any]]:
     """Per arm that logs it (the OT arms), the share of its OT problems Sinkhorn left above tolerance over every
-    training step of the plan's cells: the mean of the per-step shares (``ot_unconverged_share``; the log keeps no
-    per-step problem count). A step solves its batch's pairs × cost terms problems, the same for every step but
-    the one short batch of each epoch, which this mean weighs like a full one (one step in n_pairs / batch).
-    ``not_converged`` sums the logged counts (``ot_not_converged``)."""
+    training step of the plan's cells: Σ ``ot_not_converged`` / Σ ``ot_problems`` over the steps (logs written
+    since ``ot_problems`` is logged), else the mean of the per-step shares (``ot_unconverged_share``), which weighs
+    the one short batch of each epoch like a full one (one step in n_pairs / batch). ``exact`` says which."""
     out = {}
     for arm in arms:
-        shares, counts, n_cells = [], 0, 0
+        shares, counts, problems, n_cells, exact = [], 0, 0, 0, True
         for info, steps in train_steps(results / "runs", arm):
             logged = [s for s in steps if "ot_unconverged_share" in s]
             if (info["lang"], arm, info["fold"], info["seed"]) in cells and logged:
                 n_cells += 1
                 shares += [float(s["ot_unconverged_share"]) for s in logged]
                 counts += sum(int(s.get("ot_not_converged", 0)) for s in logged)
+                exact = exact and all("ot_problems" in s for s in logged)
+                problems += sum(int(s.get("ot_problems", 0)) for s in logged)
         if shares:
+            exact = exact and problems > 0
             out[arm] = {
                 "cells": n_cells,
                 "steps": len(shares),
                 "not_converged": counts,
-                "share": float(np.mean(shares)),
+                "problems": problems if exact else None,
+                "exact": exact,
+                "share": counts / problems if exact else float(np.mean(shares)),
             }
     return out
 

@@ -56,6 +56,7 @@ def test_method_reduces_its_own_loss(method, teacher, hausa_train):
         logs = objective.last_logs
         assert 0 <= logs["ot_unconverged_share"] <= 1
         assert (logs["ot_unconverged_share"] == 0) == (logs["ot_not_converged"] == 0)
+        assert logs["ot_unconverged_share"] == logs["ot_not_converged"] / logs["ot_problems"]
     # the teacher is untouched
     assert all(not p.requires_grad or p.grad is None for p in teacher.parameters())
 

@@ -92,6 +92,8 @@ def write_grid(root, seed_shift: float = 0.0, noise: float = 0.1, skip=()):
                         {"step": i + 1, "event": "train", "ot_not_converged": int(s * 32), "ot_unconverged_share": s}
                         for i, s in enumerate(_shares(lang, method, seed))
                     ]
+                    if method == "optical-plain":  # logs written since the problem count is logged
+                        steps = [{**s, "ot_problems": 32 + s["step"]} for s in steps]
                     write_text("".join(json.dumps(s) + "\n" for s in steps), cell / "train_log.jsonl")
                 write_json(info, cell / "done.json")
                 if (lang, method, seed) == (LANGS[0], "optical", 0):  # as the runner stores it: column by column
@@ -185,6 +187,16 @@ def test_stopping_and_ot_convergence_are_counted_from_the_logs(grid):
     assert analysis["unconverged_share"] == pytest.approx(np.mean(shares))
     assert analysis["unconverged"]["optical"]["steps"] == len(shares)
     assert set(analysis["unconverged"]) == {"optical", "optical-plain", "optical+aug"}
+    assert not analysis["unconverged"]["optical"]["exact"]
+    plain = analysis["unconverged"]["optical-plain"]  # with the counts: not converged over problems, exactly
+    logs = [
+        (int(s * 32), 32 + i + 1)
+        for lang in LANGS
+        for seed in range(SEEDS)
+        for i, s in enumerate(_shares(lang, "optical-plain", seed))
+    ]
+    assert plain["exact"] and plain["problems"] == sum(p for _, p in logs)
+    assert plain["share"] == pytest.approx(sum(n for n, _ in logs) / plain["problems"])
 
 
 def test_the_first_line_flags_what_missed_its_target(grid):
