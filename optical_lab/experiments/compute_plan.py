@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from ..data.errors import DataError
 from ..data.mafand import load_mafand, mafand_family
-from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
+from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_glob, write_text
 from ..methods.config import preset
 from ..methods.registry import METHODS
 from ..methods.runtime import (
@@ -43,7 +43,9 @@ from ..methods.runtime import (
     resolve_mixed_precision,
     shown_flags,
 )
+from ..tasks.registry import TASKS
 from .command import run_module
+from .committed_size import folder_bytes, log_rates, method_of, per_query_sizes, record_sizes
 from .identity import plan_cells
 from .plan import ComparePlan, plan_from_saved
 from .sweep_design import DESIGNS, V3_ARMS, V3_GRIDS
@@ -124,7 +126,7 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
     skipped: dict[str, int] = {}
     for root in roots:
         for log in stored_glob(root, "train_log.jsonl", recursive=True):
-            method = _method_of(log, root)
+            method = method_of(log, root)
             if method is None:
                 continue
             if device is not None and not same_machine_kind(cell_device(log.parent, root), device):
@@ -148,14 +150,6 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
         }
         for m, s in sorted(steps.items())
     }
-
-
-def _method_of(log: Path, root: Path) -> str | None:
-    """The method of a cell's log: ``runs/<lang>/<method>/<cell>`` or ``sweep/<method>/<setting>``."""
-    for part in log.relative_to(root).parts:
-        if part.split("@")[0] in METHODS:
-            return part.split("@")[0]
-    return None
 
 
 def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
@@ -263,8 +257,9 @@ class GridDescription:
     sweep_settings: int
     sweep_langs: int
     sweep_steps: int
-    eval_tasks: int
+    eval_tasks: tuple[str, ...]
     reference: str  # the results folder whose measured rates and stored sizes price it
+    folder: str = ""  # where the grid's own results go: its finished cells (sweep first) price its sizes first
     same_rate_as: tuple[tuple[str, str], ...] = ()  # an arm nothing measured yet -> the arm whose rate it takes
     ot_cost_factor: float = 1.0  # a solved Sinkhorn: step time of the OT arms relative to the measured ones
     batch_size: int | None = None  # pairs per step (None: the reference's); a step's time scales with it
@@ -299,8 +294,9 @@ def v3_minilm() -> GridDescription:
         sweep_settings=max(settings),
         sweep_langs=len(DESIGNS["v3"].langs),
         sweep_steps=cap,
-        eval_tasks=len(V3_TASKS),
+        eval_tasks=V3_TASKS,
         reference="results/v2-minilm",
+        folder="results/v3-minilm",
         same_rate_as=(("optical-plain", "optical"),),
         ot_cost_factor=1.15,
         batch_size=config.batch_size,
@@ -310,31 +306,93 @@ def v3_minilm() -> GridDescription:
 GRIDS = {"v3-minilm": v3_minilm}  # name -> the description, built when asked (the family is the data folder's)
 
 
-def stored_sizes(folder: Path) -> dict[str, Any]:
-    """Bytes a finished cell takes in git, measured on a (compacted) results folder: training-log bytes per
-    logged step per method, and per grid cell the per-query files and everything else (median)."""
-    log_bytes: dict[str, list[int]] = {}
-    per_query, rest = [], []
-    for done in stored_glob(folder, "done.json", recursive=True):
-        cell = done.parent
-        if BLOBS in cell.parts or not (method := _method_of(done, folder)):
-            continue
-        files = {p: p.stat().st_size for p in cell.iterdir() if p.is_file()}
-        log = stored_form(cell / "train_log.jsonl")
-        if log is not None:
-            entry = log_bytes.setdefault(method, [0, 0])
-            entry[0] += files[log]
-            entry[1] += len(read_jsonl(cell / "train_log.jsonl"))
-        if "runs" in cell.relative_to(folder).parts:
-            per_query.append(sum(n for p, n in files.items() if ".per_query.csv" in p.name))
-            rest.append(sum(n for p, n in files.items() if ".per_query.csv" not in p.name and p != log))
-    blobs = sum(p.stat().st_size for p in (folder / BLOBS).glob("*")) if (folder / BLOBS).is_dir() else 0
-    return {
-        "log_bytes_per_step": {m: b / max(n, 1) for m, (b, n) in log_bytes.items()},
-        "per_query_bytes_per_cell": statistics.median(per_query) if per_query else 0,
-        "other_bytes_per_cell": statistics.median(rest) if rest else 0,
-        "blob_bytes": blobs,
+def committed_bytes(grid: GridDescription, steps: dict[str, int], task_factor: float) -> dict[str, Any]:
+    """Bytes the grid adds to git, by part, measured by compacting committed results in the current layout
+    (:mod:`.committed_size`); ``assumed``: what the measurement could not see."""
+    reference, own = Path(grid.reference), Path(grid.folder) if grid.folder else None
+    proxies, folders = dict(grid.same_rate_as), [f for f in (own, reference) if f is not None]
+    trained = list(steps)
+    logs = log_rates(folders, list(dict.fromkeys([*trained, *proxies.values()])))
+    evaluated = {task: [lang for lang in grid.langs if not TASKS[task]().unavailable(lang)] for task in grid.eval_tasks}
+    per_query = per_query_sizes(reference.parent, {s: evaluated[t] for t in grid.eval_tasks for s in TASKS[t].reported})
+    cells, sweep = _record_bytes(folders, "runs"), _record_bytes(folders, "sweep")
+    assumed = [
+        "committed size measured by storing committed files again as compaction stores a new cell now: "
+        + ", ".join(
+            f"{arm} logs {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of {r['folder']})"
+            for arm, r in logs.items()
+        ),
+        *[f"{arm}'s log at {proxy}'s bytes per step" for arm, proxy in proxies.items() if arm not in logs],
+        *[
+            f"{sub} on {', '.join(p['unmeasured'])}: no committed scores, priced at its median language"
+            for sub, p in per_query.items()
+            if p["unmeasured"]
+        ],
+        *[
+            f"{task} not evaluated on {', '.join(sorted(set(grid.langs) - set(langs)))} (the data folder lacks them)"
+            for task, langs in evaluated.items()
+            if len(langs) < len(grid.langs)
+        ],
+        *[
+            f"{sub}: no committed scores on any of its languages, not priced"
+            for task in grid.eval_tasks
+            for sub in TASKS[task].reported
+            if sub not in per_query
+        ],
+        f"a grid cell's done.json and config.json: {cells['folder']}'s, their metrics and inputs {task_factor:.2f}x "
+        "larger (as many more tasks)",
+        "zero-shot cells' scores stored per seed (compact_folder later shares identical files)",
+        f"dictionaries (blobs): {reference}'s, per language; summaries, logs and run records: {reference}'s",
+    ]
+    log_bytes = sum(
+        steps[arm] * logs.get(arm, logs.get(proxies.get(arm, ""), {})).get("bytes_per_step", 0) for arm in trained
+    )
+    cells_per_lang = grid.seeds * len(grid.arms)
+    scores = sum(cells_per_lang * size["cell"] for p in per_query.values() for size in p["by_lang"].values())
+    ids = sum(size["ids"] for p in per_query.values() for size in p["by_lang"].values())
+    sweep_runs = grid.sweep_settings * grid.sweep_langs * len(trained)
+    done_growth = _done_growth(cells, task_factor)
+    record = cells["bytes"]
+    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
+    blobs = sum(p.stat().st_size for p in (reference / BLOBS).glob("*")) if (reference / BLOBS).is_dir() else 0
+    parts = {
+        "train_logs": log_bytes,
+        "per_query_scores": scores,
+        "query_ids_once": ids,
+        "cell_records": len(grid.langs)
+        * cells_per_lang
+        * ((record["done.json"] + record["config.json"]) * done_growth + record["train_summary.json"]),
+        "sweep_records": sweep_runs * sum(sweep["bytes"].values()),
+        "folder_records": folder_bytes(reference),
+        "dictionary_blobs": blobs * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1),
     }
+    return {
+        "parts": parts,
+        "log_rates": logs,
+        "per_query": per_query,
+        "cell_records": cells,
+        "sweep_records": sweep,
+        "done_growth": round(done_growth, 3),  # the reference's median done.json: cells["median_done"]
+        "assumed": assumed,
+    }
+
+
+def _record_bytes(folders: list[Path], part: str) -> dict[str, Any]:
+    return record_sizes(folders, part) or {
+        "bytes": dict.fromkeys(("done.json", "config.json", "train_summary.json"), 0),
+        "folder": "none",
+    }
+
+
+def _done_growth(cells: dict[str, Any], task_factor: float) -> float:
+    """How much larger a grid cell's ``done.json`` gets when its ``metrics`` and ``inputs`` (the data files' hashes)
+    grow with the number of tasks, measured on the reference cell with the median ``done.json``."""
+    done = cells.get("median_done")
+    if not done:
+        return 1.0
+    record = json.loads(done)
+    rest = len(json.dumps({k: v for k, v in record.items() if k not in ("metrics", "inputs")}, indent=2))
+    return (rest + (len(done) - rest) * task_factor) / len(done)
 
 
 def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
@@ -367,7 +425,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         f"each at most {grid.sweep_steps} steps",
         *[f"{arm} steps at {proxy}'s measured rate" for arm, proxy in proxies.items()],
         f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
-        f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)",
+        f"evaluation scales with the number of tasks ({len(grid.eval_tasks)} vs the reference's measured suite)",
     ]
     saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
     measured_batch = saved.get("train", {}).get("batch_size")
@@ -385,7 +443,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs * grid.sweep_steps
         for arm in trained
     }
-    task_factor = grid.eval_tasks / max(1, 1 + len(saved.get("eval_tasks", [])))
+    task_factor = len(grid.eval_tasks) / max(1, 1 + len(saved.get("eval_tasks", [])))
     evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
     eval_cells = len(grid.langs) * grid.seeds * len(grid.arms)
     cpu_seconds = None
@@ -400,13 +458,8 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
             "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
             "not included"
         )
-    sizes = stored_sizes(reference)
-    log_rates = sizes["log_bytes_per_step"]
-    mib = (
-        sum(steps[arm] * (log_rates.get(arm) or log_rates.get(proxies.get(arm, ""), 0)) for arm in trained)
-        + eval_cells * (sizes["per_query_bytes_per_cell"] * task_factor + sizes["other_bytes_per_cell"])
-        + sizes["blob_bytes"] * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1)
-    ) / 2**20
+    size = committed_bytes(grid, steps, task_factor)
+    assumed += size.pop("assumed")
     return {
         "grid": asdict(grid),
         "trained_steps": steps,
@@ -417,8 +470,9 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
         "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),
         "gpu_minutes": None if gpu_minutes is None else round(gpu_minutes, 1),
-        "committed_mib": round(mib, 2),
-        "stored_sizes": sizes,
+        "committed_mib": round(sum(size["parts"].values()) / 2**20, 2),
+        "committed_parts_mib": {part: round(n / 2**20, 2) for part, n in size["parts"].items()},
+        "stored_sizes": size,
         "assumed": assumed,
     }
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from optical_lab.columns import decode_columns, encode_columns, encode_columns_checked
 from optical_lab.data.errors import DataError
 from optical_lab.experiments.compact import compact_cell, compact_folder, logical_manifest
 from optical_lab.experiments.per_query import load_per_query
@@ -15,9 +16,6 @@ from optical_lab.experiments.records import FolderLock
 from optical_lab.experiments.students import read_train_log
 from optical_lab.experiments.summary import summarize_folder
 from optical_lab.io import (
-    decode_columns,
-    encode_columns,
-    encode_columns_checked,
     read_bytes,
     read_jsonl,
     stored_exists,
@@ -89,19 +87,21 @@ def test_compaction_changes_no_number_and_is_idempotent(tmp_path):
     done = compact_folder(root)
     assert logical_manifest(root) == manifest  # every logical file reads back as the very same bytes
     assert _reports(root, tmp_path / "after") == before  # so every table computed from them is identical
-    assert done.files == {"cols.xz": 8, "xz": 36 + 1, "blob references": 4}
+    # per-query scores keyed by their query ids; configs, the zero-shot logs' plain rest and compare.log as .xz
+    assert done.files == {"cols.xz": 8, "keyed.xz": 24, "xz": 12 + 1, "blob references": 4}
     assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) < plain_bytes / 2
     # stored forms replace the plain files; what marks a cell finished stays plain
     cell = root / "runs/hau/code-switch/fold0-seed0"
     assert sorted(p.name for p in cell.iterdir()) == [
-        "clir.per_query.csv.xz",
+        "clir.per_query.csv.keyed.xz",
         "config.json.xz",
         "dictionary.tsv.ref",
         "done.json",
-        "sentence.per_query.csv.xz",
+        "sentence.per_query.csv.keyed.xz",
         "train_log.jsonl.cols.xz",
     ]
-    assert len(list((root / "blobs").iterdir())) == len(LANGS)  # one dictionary per language, not per seed
+    # one dictionary per language, not per seed; each sub-task's query ids once (the same in every cell here)
+    assert len(list((root / "blobs").iterdir())) == len(LANGS) + 2
     assert stored_glob(cell, "*.per_query.csv") == [cell / "clir.per_query.csv", cell / "sentence.per_query.csv"]
     tree = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert compact_folder(root).files == {}  # idempotent: a second pass finds nothing and rewrites nothing
@@ -117,7 +117,7 @@ def test_a_new_cell_compacts_beside_the_shared_blobs(tmp_path):
     (cell / "dictionary.tsv").write_bytes(read_bytes(root / "runs/hau/code-switch/fold0-seed0/dictionary.tsv"))
     (cell / "done.json").write_text("{}")
     assert compact_cell(cell, root / "blobs").files == {"blob references": 1}
-    assert len(list((root / "blobs").iterdir())) == len(LANGS)
+    assert len(list((root / "blobs").iterdir())) == len(LANGS) + 2
 
 
 def test_a_folder_being_written_is_refused_and_an_unfinished_cell_left_alone(tmp_path):

@@ -157,7 +157,7 @@ def test_a_described_grid_is_priced_from_measured_rates_and_says_what_it_assumed
         sweep_settings=3,
         sweep_langs=1,
         sweep_steps=50,
-        eval_tasks=4,
+        eval_tasks=("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics"),
         reference=str(reference),
         same_rate_as=(("optical-plain", "optical"),),
         ot_cost_factor=1.5,
