@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import math
 import struct
 from typing import Any, Callable
 
@@ -105,7 +106,7 @@ def _decimals(values: list[float]) -> int | None:
     """The fewest decimals ``d`` (at most 9) with every value ``k / 10^d`` for an integer ``k``, or None."""
     for d in range(10):
         scale = 10**d
-        if all(abs(v) < 1e9 and round(v * scale) / scale == v for v in values):
+        if all(math.isfinite(v) and abs(v) < 1e9 and round(v * scale) / scale == v for v in values):
             return d
     return None
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import lzma
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from optical_lab.columns import decode_columns, encode_columns, encode_columns_checked
+from optical_lab.columns import (
+    decode_columns,
+    encode_columns,
+    encode_columns_checked,
+    join_key_column,
+    split_key_column,
+)
 from optical_lab.data.errors import DataError
-from optical_lab.experiments.compact import compact_cell, compact_folder, logical_manifest
+from optical_lab.experiments.compact import compact_cell, compact_folder, expand_folder, logical_manifest
 from optical_lab.experiments.per_query import load_per_query
 from optical_lab.experiments.records import FolderLock
 from optical_lab.experiments.students import read_train_log
@@ -20,6 +28,7 @@ from optical_lab.io import (
     read_jsonl,
     stored_exists,
     stored_glob,
+    xz_bytes,
 )
 from optical_lab.reports.v2_setup import diagnostics
 
@@ -152,3 +161,90 @@ def test_the_reader_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="y.csv"):
         read_jsonl(tmp_path / "y.csv")
     assert not stored_exists(tmp_path / "y.csv")
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def _every_form() -> bytes:
+    """A log whose columns call for every stored and derived form, with the values that break naive codecs."""
+    rng, rows = np.random.default_rng(3), []
+    for step in range(1, 301):
+        a, b = _f32(rng.uniform()), _f32(rng.uniform() * 1e-3)
+        rows.append(
+            {
+                "step": step,  # int (differences)
+                "event": "train",  # json
+                "loss": _f32(np.float32(a) + np.float32(b)),  # sum, weight 1
+                "total": _f32(np.float32(a) + np.float32(np.float32(0.3) * np.float32(b))),  # sum, weight 0.3
+                "a": a,  # f4
+                "b": b,
+                "copy": a,  # same
+                "noise": float(rng.normal()),  # f8
+                "lr": step * 3e-4 / 7,  # f8p
+                "seconds": round(float(rng.uniform() * 10), 4),  # dec4
+                "flag": True,  # const
+                "mixed": step if step % 2 else float(step),  # json: 3 and 3.0 differ in text
+            }
+        )
+        if step % 50 == 0:
+            rows.append({"step": step, "event": "dev", "dev_mrr": _f32(rng.uniform()), "best": bool(step % 100)})
+    odd = [float("nan"), float("inf"), -float("inf"), -0.0, 5e-324, 1e308, 0.1, None, [1, 2], {"k": "é"}]
+    rows.append({"step": 300, "event": "end", "odd": odd})
+    rows += [{"step": 301, "event": "end", "weird": x} for x in odd]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_every_column_form_reads_back_exactly():
+    text = _every_form()
+    encoded = encode_columns(text)
+    assert decode_columns(encoded) == text
+    kinds = {entry[0]: entry[1] for entry in json.loads(encoded.partition(b"\n")[0])["columns"]}
+    assert kinds["step"] == "int" and kinds["event"] == "json" and kinds["mixed"] == "json"
+    assert kinds["b"] == "f4" and kinds["noise"] == "f8" and kinds["lr"] == "f8p" and kinds["seconds"] == "dec4"
+    assert kinds["loss"] == kinds["total"] == "sum" and kinds["flag"] == "const"
+    assert {kinds["a"], kinds["copy"]} == {"same", "f4"}  # one of two equal columns is stored
+    assert decode_columns(encode_columns(text.rstrip(b"\n"))) == text.rstrip(b"\n")  # no final newline
+    # each form is smaller than the plain text it replaces
+    assert len(xz_bytes(encoded)) < 0.5 * len(xz_bytes(text))
+
+
+def test_layout_1_logs_are_still_read_and_say_so():
+    """A training log committed in layout 1 (format 1 columns, before this layout) reads as it did."""
+    committed = Path(__file__).parents[2] / "results" / "v2-minilm" / "runs" / "swa" / "optical" / "fold0-seed2"
+    stored = committed / "train_log.jsonl.cols.xz"
+    header = json.loads(lzma.decompress(stored.read_bytes()).partition(b"\n")[0])
+    assert header["format"] == "optical-lab columns 1"
+    text = read_bytes(committed / "train_log.jsonl")
+    assert text.count(b"\n") == 307 and text.startswith(b'{"step": 0, "event": "dev"')
+    assert decode_columns(encode_columns(text)) == text  # and layout 2 stores it exactly
+
+
+def test_per_query_scores_keep_their_ids_once_or_stay_whole(tmp_path):
+    """A cell's per-query file: ids to a blob shared by every cell scored on those queries; a file whose first
+    column is quoted (it could hold a comma) stays whole."""
+    root = tmp_path / "results"
+    ids = "".join(f"q{i},{i % 3}\n" for i in range(50))
+    for seed in (0, 1):
+        cell = root / "runs" / "hau" / "optical" / f"fold0-seed{seed}"
+        cell.mkdir(parents=True)
+        (cell / "done.json").write_text("{}")
+        (cell / "clir.per_query.csv").write_text("qid,R@1\n" + ids.replace(",0", f",{seed}"))
+        (cell / "quoted.per_query.csv").write_text('qid,R@1\n"a,b",1\n')
+    before = logical_manifest(root)
+    assert compact_folder(root).files == {"keyed.xz": 2, "xz": 2}
+    assert logical_manifest(root) == before
+    assert len(list((root / "blobs").iterdir())) == 1  # the ids, once
+    assert (root / "runs/hau/optical/fold0-seed1/quoted.per_query.csv.xz").is_file()
+    assert split_key_column(b"no comma\n") is None and split_key_column(b"") is None
+    assert join_key_column(*split_key_column(b"a,1\nb,2")) == b"a,1\nb,2"
+
+
+def test_expanding_undoes_compaction(tmp_path):
+    root = tmp_path / "results"
+    _write_results(root)
+    plain = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    compact_folder(root)
+    assert expand_folder(root) > 0
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == plain
