@@ -24,6 +24,9 @@ Two kinds of text file dominate a finished grid, and both are stored column by c
   :func:`join_key_column`: the first column (the query ids, identical in every cell scored on the same queries)
   is taken out to be stored once by hash, the rest stays in the cell.
 
+* **JSON with shared subtrees** (a cell's ``config.json``: the comparison's plan, the same in every cell, and
+  the data files' hashes, the same in every cell of a language) — :func:`split_subtrees` / :func:`join_subtrees`.
+
 Each encoder is exact only for files written the usual way (JSON by ``json.dumps`` with its default
 separators; CSV without quoting in the key column); :func:`encode_columns_checked` and the compaction
 (:mod:`optical_lab.experiments.compact`) decode what they encoded and keep the original form when it differs.
@@ -31,6 +34,7 @@ separators; CSV without quoting in the key column); :func:`encode_columns_checke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 import math
@@ -350,3 +354,44 @@ def join_key_column(keys: bytes, rest: bytes) -> bytes:
     if len(key_lines) != len(rest_lines):
         raise ValueError(f"a key column of {len(key_lines)} lines for {len(rest_lines)} lines of values")
     return ("\n".join(f"{k},{r}" for k, r in zip(key_lines, rest_lines)) + ending).encode("utf-8")
+
+
+# ---------------------------------------------------------------- JSON with shared subtrees
+BLOB_KEY = "$blob"  # {"$blob": "<sha256>"} stands for a subtree stored once, by hash
+
+
+def split_subtrees(data: bytes, paths: tuple[tuple[str, ...], ...]) -> tuple[bytes, list[bytes]] | None:
+    """``(skeleton, subtrees)``: a JSON object written by ``write_json`` (``json.dumps(indent=2,
+    ensure_ascii=False)`` and a newline) with the subtree at each of ``paths`` (keys from the top; those present)
+    replaced by ``{"$blob": <SHA-256 of its compact JSON>}``, and those compact JSONs (to be stored once, by hash);
+    None when no path is present or the text is not what ``write_json`` writes."""
+    text = data.decode("utf-8")
+    try:
+        tree = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(tree, dict) or json.dumps(tree, indent=2, ensure_ascii=False) + "\n" != text:
+        return None
+    subtrees = []
+    for path in paths:
+        parent = tree
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(path[-1]), dict):
+            compact = json.dumps(parent[path[-1]], ensure_ascii=False).encode("utf-8")
+            parent[path[-1]] = {BLOB_KEY: hashlib.sha256(compact).hexdigest()}
+            subtrees.append(compact)
+    return (json.dumps(tree, ensure_ascii=False).encode("utf-8"), subtrees) if subtrees else None
+
+
+def join_subtrees(skeleton: bytes, read_blob: Callable[[str], bytes]) -> bytes:
+    """The JSON file :func:`split_subtrees` split (``read_blob(sha256)``: a stored subtree's compact JSON)."""
+
+    def restore(node: Any) -> Any:
+        if isinstance(node, dict):
+            if list(node) == [BLOB_KEY]:
+                return json.loads(read_blob(node[BLOB_KEY]))
+            return {key: restore(value) for key, value in node.items()}
+        return [restore(value) for value in node] if isinstance(node, list) else node
+
+    return (json.dumps(restore(json.loads(skeleton)), indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .columns import decode_columns, join_key_column
+from .columns import decode_columns, join_key_column, join_subtrees
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -105,14 +105,16 @@ def links_inside(folder: str | Path) -> list[Path]:
 # * ``<path>.keyed.xz`` — a CSV file (``*.per_query.csv``) without its first column (the query ids), which is
 #   stored once as ``blobs/<sha256>.xz`` like a shared file (:func:`optical_lab.columns.split_key_column`): a JSON
 #   line ``{"key_sha256": ..., "key_bytes": ...}``, then the other columns' lines;
+# * ``<path>.tree.xz`` — a JSON file (a cell's ``config.json``) whose large shared subtrees (the plan, the data
+#   hashes) are ``{"$blob": <sha256>}``, each stored once as a blob (:func:`optical_lab.columns.split_subtrees`);
 # * ``<path>.ref`` — ``{"sha256": ..., "bytes": ...}``: content several cells share (a code-switch dictionary,
 #   identical for every seed) stored once as ``blobs/<sha256>.xz`` in the nearest folder above that has it.
 #
 # Every reader goes through :func:`read_bytes` (and :func:`read_text`, :func:`read_json`, :func:`read_jsonl`,
 # :func:`stored_glob` built on it), so old and new layouts read alike.
 
-XZ, COLUMNS, REF, KEYED = ".xz", ".cols.xz", ".ref", ".keyed.xz"
-STORED_SUFFIXES = (XZ, COLUMNS, REF, KEYED)  # the forms other than plain, in the order a reader tries them
+XZ, COLUMNS, REF, KEYED, TREE = ".xz", ".cols.xz", ".ref", ".keyed.xz", ".tree.xz"
+STORED_SUFFIXES = (XZ, COLUMNS, REF, KEYED, TREE)  # the forms other than plain, in the order a reader tries them
 BLOBS = "blobs"
 _COLUMNS_FORMAT = "optical-lab columns 1"
 
@@ -171,6 +173,8 @@ def decode_stored(stored: str | Path) -> bytes:
     if stored.name.endswith(KEYED):
         head, _, rest = lzma.decompress(raw).partition(b"\n")
         return join_key_column(read_blob(stored, json.loads(head)["key_sha256"]), rest)
+    if stored.name.endswith(TREE):
+        return join_subtrees(lzma.decompress(raw), lambda sha256: read_blob(stored, sha256))
     if stored.name.endswith(XZ):
         return lzma.decompress(raw)
     if stored.name.endswith(REF):

@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..io import BLOBS, read_bytes, stored_form, stored_glob
+from ..io import BLOBS, read_bytes, stored_form, stored_glob, xz_bytes
 from ..methods.registry import METHODS
 from .compact import compacted_form
 
@@ -113,14 +113,15 @@ def per_query_sizes(results: Path, langs_of: dict[str, list[str]]) -> dict[str, 
 
 
 def _split_sizes(path: Path) -> dict[str, int]:
-    _, content, keys = compacted_form(path.name, read_bytes(path), in_cell=True)
-    return {"cell": len(content), "ids": 0 if keys is None else len(compacted_form("ids", keys, False)[1])}
+    _, content, shared = compacted_form(path.name, read_bytes(path), in_cell=True)
+    return {"cell": len(content), "ids": sum(len(compacted_form("ids", part, False)[1]) for part in shared)}
 
 
 def record_sizes(folders: Iterable[Path], part: str) -> dict[str, Any] | None:
     """Median bytes per finished cell under ``<folder>/<part>`` of each of :data:`RECORDS` as a cell stores it
-    now (``done.json`` plain, the others compacted), from the first folder with such cells, and the median
-    ``done.json`` itself (``median_done``); None when none has."""
+    now (``done.json`` plain, the others compacted; ``<name> blobs``: what it stores once as blobs, shared with
+    other cells), from the first folder with such cells, and the median ``done.json`` itself (``median_done``);
+    None when none has."""
     for folder in folders:
         cells = _spread(sorted(done.parent for done in Path(folder).glob(f"{part}/**/done.json")), RECORD_SAMPLE)
         if not cells:
@@ -133,7 +134,9 @@ def record_sizes(folders: Iterable[Path], part: str) -> dict[str, Any] | None:
                 median_done = texts[len(texts) // 2]
                 sizes[name] = len(median_done.encode("utf-8"))
             else:
-                sizes[name] = statistics.median(stored_bytes(name, read_bytes(p)) for p in present) if present else 0
+                forms = [compacted_form(name, read_bytes(p), in_cell=True) for p in present] or [("", b"", [])]
+                sizes[name] = statistics.median(len(content) for _, content, _ in forms)
+                sizes[f"{name} blobs"] = statistics.median(len(xz_bytes(b"".join(shared))) for _, _, shared in forms)
         return {"bytes": sizes, "cells_measured": len(cells), "folder": str(folder), "median_done": median_done}
     return None
 

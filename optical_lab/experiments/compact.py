@@ -9,6 +9,8 @@ of every seed). Compaction stores each of them in the form :mod:`optical_lab.io`
   ``<name>.xz`` (the same bytes inside);
 * a finished cell's ``*.per_query.csv`` → ``<name>.keyed.xz``: its scores, with its first column (the query ids,
   the same in every cell scored on those queries) stored once as a blob (:func:`~optical_lab.columns.split_key_column`);
+* a finished cell's ``config.json`` → ``<name>.tree.xz`` when it holds the comparison's plan or the data files'
+  hashes (:data:`SHARED_SUBTREES`): those stored once each as blobs (:func:`~optical_lab.columns.split_subtrees`);
 * ``*.jsonl`` (training logs) → ``<name>.cols.xz``, column by column, each in the smallest form that reads back
   exactly (:func:`~optical_lab.columns.encode_columns`; plain ``.xz`` when that would not give back the same bytes);
 * content shared by cells — every ``dictionary.tsv`` (:data:`SHARED`), and any other compactable file of at
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..columns import encode_columns_checked, split_key_column
+from ..columns import encode_columns_checked, split_key_column, split_subtrees
 from ..data.errors import DataError
 from ..io import (
     BLOBS,
@@ -41,6 +43,7 @@ from ..io import (
     KEYED,
     REF,
     STORED_SUFFIXES,
+    TREE,
     XZ,
     atomic_write,
     decode_stored,
@@ -55,7 +58,11 @@ from .records import FolderLock
 
 SHARED = frozenset({"dictionary.tsv"})
 CELL_FILES = frozenset({"config.json", "train_summary.json"})  # compacted in a finished cell (elsewhere: read first)
-PER_QUERY = ".per_query.csv"  # identical across the seeds (and settings) of a language: stored once
+PER_QUERY = ".per_query.csv"
+# a cell's config.json: the comparison's plan (every cell's) and the data files' hashes (every cell's of a language)
+SHARED_SUBTREES = {
+    "config.json": (("plan",), ("cell", "inputs"))
+}  # identical across the seeds (and settings) of a language: stored once
 COMPRESSED_SUFFIXES = (".per_query.csv", ".tsv", ".qrels", ".log", ".txt", ".jsonl")
 CELL_MARKER = "done.json"
 BLOB_MIN_BYTES = 4096  # a smaller file found twice stays in its cell (a reference would save little, hide much)
@@ -117,25 +124,27 @@ def compact_file(path: Path, blobs: Path, shared: bool = False) -> Compaction:
         done.bytes_after += _store(path, path.with_name(path.name + REF), reference, data)
         done.files["blob references"] += 1
         return done
-    suffix, content, keys = compacted_form(path.name, data, in_cell=is_cell(path.parent))
-    if keys is not None:
-        done.bytes_after += _blob(blobs, keys)[1]
+    suffix, content, shared_parts = compacted_form(path.name, data, in_cell=is_cell(path.parent))
+    done.bytes_after += sum(_blob(blobs, part)[1] for part in shared_parts)
     done.bytes_after += _store(path, path.with_name(path.name + suffix), content, data)
     done.files[suffix.lstrip(".")] += 1
     return done
 
 
-def compacted_form(name: str, data: bytes, in_cell: bool) -> tuple[str, bytes, bytes | None]:
-    """How a file called ``name`` holding ``data`` is stored when no other file shares it: the stored file's suffix
-    and bytes, and the content it names as a blob (a cell's per-query query ids; None when none). What
-    :func:`compact_file` writes and :mod:`.committed_size` measures."""
+def compacted_form(name: str, data: bytes, in_cell: bool) -> tuple[str, bytes, list[bytes]]:
+    """How a file called ``name`` holding ``data`` is stored when no other file shares it whole: the stored file's
+    suffix and bytes, and the parts it names as blobs (a cell's per-query ids, its config's plan and data hashes).
+    What :func:`compact_file` writes and :mod:`.committed_size` measures."""
     split = split_key_column(data) if name.endswith(PER_QUERY) and in_cell else None
     if split is not None:
         keys, rest = split
         head = f'{{"key_sha256": "{sha256_bytes(keys)}", "key_bytes": {len(keys)}}}\n'.encode()
-        return KEYED, xz_bytes(head + rest), keys
+        return KEYED, xz_bytes(head + rest), [keys]
+    tree = split_subtrees(data, SHARED_SUBTREES[name]) if name in SHARED_SUBTREES and in_cell else None
+    if tree is not None:
+        return TREE, xz_bytes(tree[0]), tree[1]
     columns = encode_columns_checked(data) if name.endswith(".jsonl") else None
-    return (COLUMNS, xz_bytes(columns), None) if columns is not None else (XZ, xz_bytes(data), None)
+    return (COLUMNS, xz_bytes(columns), []) if columns is not None else (XZ, xz_bytes(data), [])
 
 
 def _blob(blobs: Path, data: bytes) -> tuple[str, int]:

@@ -45,7 +45,7 @@ from ..methods.runtime import (
 )
 from ..tasks.registry import TASKS
 from .command import run_module
-from .committed_size import folder_bytes, log_rates, method_of, per_query_sizes, record_sizes
+from .committed_size import RECORDS, folder_bytes, log_rates, method_of, per_query_sizes, record_sizes
 from .identity import plan_cells
 from .plan import ComparePlan, plan_from_saved
 from .sweep_design import DESIGNS, V3_ARMS, V3_GRIDS
@@ -362,7 +362,8 @@ def committed_bytes(grid: GridDescription, steps: dict[str, int], task_factor: f
         "cell_records": len(grid.langs)
         * cells_per_lang
         * ((record["done.json"] + record["config.json"]) * done_growth + record["train_summary.json"]),
-        "sweep_records": sweep_runs * sum(sweep["bytes"].values()),
+        "cell_records_shared": len(grid.langs) * record.get("config.json blobs", 0),
+        "sweep_records": sweep_runs * sum(n for name, n in sweep["bytes"].items() if name in RECORDS),
         "folder_records": folder_bytes(reference),
         "dictionary_blobs": blobs * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1),
     }
@@ -379,7 +380,7 @@ def committed_bytes(grid: GridDescription, steps: dict[str, int], task_factor: f
 
 def _record_bytes(folders: list[Path], part: str) -> dict[str, Any]:
     return record_sizes(folders, part) or {
-        "bytes": dict.fromkeys(("done.json", "config.json", "train_summary.json"), 0),
+        "bytes": dict.fromkeys(RECORDS, 0),
         "folder": "none",
     }
 

@@ -16,6 +16,7 @@ from optical_lab.columns import (
     encode_columns_checked,
     join_key_column,
     split_key_column,
+    split_subtrees,
 )
 from optical_lab.data.errors import DataError
 from optical_lab.experiments.compact import compact_cell, compact_folder, expand_folder, logical_manifest
@@ -248,3 +249,24 @@ def test_expanding_undoes_compaction(tmp_path):
     compact_folder(root)
     assert expand_folder(root) > 0
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == plain
+
+
+def test_a_cells_config_keeps_the_plan_and_the_data_hashes_once(tmp_path):
+    """config.json of a cell: the plan (every cell's) and its data hashes (every cell's of a language) as blobs."""
+    from optical_lab.io import write_json
+
+    root, plan = tmp_path / "results", {"langs": ["hau", "swa"], "train": {"lr": 1e-3, "note": "é"}, "seeds": 2}
+    for lang in ("hau", "swa"):
+        inputs = {"data": {f"{lang}.txt": lang * 20}, "epoch": 1}
+        for seed in (0, 1):
+            cell = root / "runs" / lang / "optical" / f"fold0-seed{seed}"
+            cell.mkdir(parents=True)
+            record = {"lang": lang, "seed": seed, "metrics": {"clir": {"MRR@10": 0.1 * (seed + 1)}}, "inputs": inputs}
+            write_json(record, cell / "done.json")
+            write_json({"cell": record, "plan": plan, "train": {"lr": 1e-3, "seed": seed}}, cell / "config.json")
+            (cell / "train_log.jsonl").write_text(_log(np.random.default_rng(seed), 5))
+    before = logical_manifest(root)
+    assert compact_folder(root).files == {"tree.xz": 4, "cols.xz": 4}
+    assert logical_manifest(root) == before
+    assert len(list((root / "blobs").iterdir())) == 1 + 2  # the plan once, each language's data hashes once
+    assert not split_subtrees(b'{"plan": {}}', (("plan",),))  # not written by write_json: stays whole
