@@ -136,7 +136,9 @@ def record_sizes(folders: Iterable[Path], part: str) -> dict[str, Any] | None:
             else:
                 forms = [compacted_form(name, read_bytes(p), in_cell=True) for p in present] or [("", b"", [])]
                 sizes[name] = statistics.median(len(content) for _, content, _ in forms)
-                sizes[f"{name} blobs"] = statistics.median(len(xz_bytes(b"".join(shared))) for _, _, shared in forms)
+                sizes[f"{name} blobs"] = statistics.median(
+                    sum(len(xz_bytes(b)) for b in shared) for _, _, shared in forms
+                )
         return {"bytes": sizes, "cells_measured": len(cells), "folder": str(folder), "median_done": median_done}
     return None
 
