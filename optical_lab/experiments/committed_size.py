@@ -1,8 +1,8 @@
 """What a grid not run yet will add to git, measured by compacting committed results in the current layout.
 
-:func:`.compute_plan.plan_grid` prices a described grid (protocol v3) before it exists. Its committed size is
-not read off the stored files (they may be in an older, larger layout) but measured by storing committed files
-again, in memory, the way :func:`.compact.compacted_form` would store a new cell's now:
+:func:`.compute_plan.plan_grid` prices a described grid (protocol v3) before it exists. Its committed size
+(:func:`committed_bytes`) is not read off the stored files (they may be in an older, larger layout) but measured
+by storing committed files again, in memory, the way :func:`.compact.compacted_form` stores a new cell's now:
 
 * **training logs** — bytes per training step of each arm's finished logs (:func:`log_rates`), taken from the
   first folder that has finished cells of that arm (the grid's own folder first: a v3 log has v3's columns and
@@ -19,12 +19,14 @@ again, in memory, the way :func:`.compact.compacted_form` would store a new cell
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..io import BLOBS, read_bytes, stored_form, stored_glob, xz_bytes
+from ..io import BLOBS, read_bytes, read_json, stored_exists, stored_form, stored_glob, xz_bytes
 from ..methods.registry import METHODS
+from ..tasks.registry import TASKS
 from .compact import compacted_form
 
 LOG_SAMPLE = 8  # finished logs per arm whose compacted size is measured (re-encoding every log takes minutes)
@@ -152,3 +154,94 @@ def folder_bytes(folder: Path) -> int:
         for path in folder.rglob("*")
         if path.is_file() and BLOBS not in path.relative_to(folder).parts and not cells.intersection(path.parents)
     )
+
+
+def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dict[str, Any]:
+    """Bytes a described grid (a :class:`.compute_plan.GridDescription`) adds to git, by part, for ``steps``
+    training steps per trained arm and evaluation ``task_factor`` times the reference's; ``assumed``: what the
+    measurement could not see."""
+    reference, own = Path(grid.reference), Path(grid.folder) if grid.folder else None
+    proxies, folders = dict(grid.same_rate_as), [f for f in (own, reference) if f is not None]
+    trained = list(steps)
+    logs = log_rates(folders, list(dict.fromkeys([*trained, *proxies.values()])))
+    evaluated = {task: [lang for lang in grid.langs if not TASKS[task]().unavailable(lang)] for task in grid.eval_tasks}
+    per_query = per_query_sizes(reference.parent, {s: evaluated[t] for t in grid.eval_tasks for s in TASKS[t].reported})
+    cells, sweep = _record_bytes(folders, "runs"), _record_bytes(folders, "sweep")
+    assumed = [
+        "committed size measured by storing committed files again as compaction stores a new cell now: "
+        + ", ".join(
+            f"{arm} logs {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of {r['folder']})"
+            for arm, r in logs.items()
+        ),
+        *[f"{arm}'s log at {proxy}'s bytes per step" for arm, proxy in proxies.items() if arm not in logs],
+        *[
+            f"{sub} on {', '.join(p['unmeasured'])}: no committed scores, priced at its median language"
+            for sub, p in per_query.items()
+            if p["unmeasured"]
+        ],
+        *[
+            f"{task} not evaluated on {', '.join(sorted(set(grid.langs) - set(langs)))} (the data folder lacks them)"
+            for task, langs in evaluated.items()
+            if len(langs) < len(grid.langs)
+        ],
+        *[
+            f"{sub}: no committed scores on any of its languages, not priced"
+            for task in grid.eval_tasks
+            for sub in TASKS[task].reported
+            if sub not in per_query
+        ],
+        f"a grid cell's done.json and config.json: {cells['folder']}'s, their metrics and inputs {task_factor:.2f}x "
+        "larger (as many more tasks)",
+        "zero-shot cells' scores stored per seed (compact_folder later shares identical files)",
+        f"dictionaries (blobs): {reference}'s, per language; summaries, logs and run records: {reference}'s",
+    ]
+    log_bytes = sum(
+        steps[arm] * logs.get(arm, logs.get(proxies.get(arm, ""), {})).get("bytes_per_step", 0) for arm in trained
+    )
+    cells_per_lang = grid.seeds * len(grid.arms)
+    scores = sum(cells_per_lang * size["cell"] for p in per_query.values() for size in p["by_lang"].values())
+    ids = sum(size["ids"] for p in per_query.values() for size in p["by_lang"].values())
+    sweep_runs = grid.sweep_settings * grid.sweep_langs * len(trained)
+    done_growth = _done_growth(cells, task_factor)
+    record = cells["bytes"]
+    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
+    blobs = sum(p.stat().st_size for p in (reference / BLOBS).glob("*")) if (reference / BLOBS).is_dir() else 0
+    parts = {
+        "train_logs": log_bytes,
+        "per_query_scores": scores,
+        "query_ids_once": ids,
+        "cell_records": len(grid.langs)
+        * cells_per_lang
+        * ((record["done.json"] + record["config.json"]) * done_growth + record["train_summary.json"]),
+        "cell_records_shared": len(grid.langs) * record.get("config.json blobs", 0),
+        "sweep_records": sweep_runs * sum(n for name, n in sweep["bytes"].items() if name in RECORDS),
+        "folder_records": folder_bytes(reference),
+        "dictionary_blobs": blobs * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1),
+    }
+    return {
+        "parts": parts,
+        "log_rates": logs,
+        "per_query": per_query,
+        "cell_records": cells,
+        "sweep_records": sweep,
+        "done_growth": round(done_growth, 3),  # the reference's median done.json: cells["median_done"]
+        "assumed": assumed,
+    }
+
+
+def _record_bytes(folders: list[Path], part: str) -> dict[str, Any]:
+    return record_sizes(folders, part) or {
+        "bytes": dict.fromkeys(RECORDS, 0),
+        "folder": "none",
+    }
+
+
+def _done_growth(cells: dict[str, Any], task_factor: float) -> float:
+    """How much larger a grid cell's ``done.json`` gets when its ``metrics`` and ``inputs`` (the data files' hashes)
+    grow with the number of tasks, measured on the reference cell with the median ``done.json``."""
+    done = cells.get("median_done")
+    if not done:
+        return 1.0
+    record = json.loads(done)
+    rest = len(json.dumps({k: v for k, v in record.items() if k not in ("metrics", "inputs")}, indent=2))
+    return (rest + (len(done) - rest) * task_factor) / len(done)

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from ..data.errors import DataError
 from ..data.mafand import load_mafand, mafand_family
-from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_glob, write_text
+from ..io import read_json, read_jsonl, stored_exists, stored_glob, write_text
 from ..methods.config import preset
 from ..methods.registry import METHODS
 from ..methods.runtime import (
@@ -43,9 +43,8 @@ from ..methods.runtime import (
     resolve_mixed_precision,
     shown_flags,
 )
-from ..tasks.registry import TASKS
 from .command import run_module
-from .committed_size import RECORDS, folder_bytes, log_rates, method_of, per_query_sizes, record_sizes
+from .committed_size import committed_bytes, method_of
 from .identity import plan_cells
 from .plan import ComparePlan, plan_from_saved
 from .sweep_design import DESIGNS, V3_ARMS, V3_GRIDS
@@ -304,96 +303,6 @@ def v3_minilm() -> GridDescription:
 
 
 GRIDS = {"v3-minilm": v3_minilm}  # name -> the description, built when asked (the family is the data folder's)
-
-
-def committed_bytes(grid: GridDescription, steps: dict[str, int], task_factor: float) -> dict[str, Any]:
-    """Bytes the grid adds to git, by part, measured by compacting committed results in the current layout
-    (:mod:`.committed_size`); ``assumed``: what the measurement could not see."""
-    reference, own = Path(grid.reference), Path(grid.folder) if grid.folder else None
-    proxies, folders = dict(grid.same_rate_as), [f for f in (own, reference) if f is not None]
-    trained = list(steps)
-    logs = log_rates(folders, list(dict.fromkeys([*trained, *proxies.values()])))
-    evaluated = {task: [lang for lang in grid.langs if not TASKS[task]().unavailable(lang)] for task in grid.eval_tasks}
-    per_query = per_query_sizes(reference.parent, {s: evaluated[t] for t in grid.eval_tasks for s in TASKS[t].reported})
-    cells, sweep = _record_bytes(folders, "runs"), _record_bytes(folders, "sweep")
-    assumed = [
-        "committed size measured by storing committed files again as compaction stores a new cell now: "
-        + ", ".join(
-            f"{arm} logs {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of {r['folder']})"
-            for arm, r in logs.items()
-        ),
-        *[f"{arm}'s log at {proxy}'s bytes per step" for arm, proxy in proxies.items() if arm not in logs],
-        *[
-            f"{sub} on {', '.join(p['unmeasured'])}: no committed scores, priced at its median language"
-            for sub, p in per_query.items()
-            if p["unmeasured"]
-        ],
-        *[
-            f"{task} not evaluated on {', '.join(sorted(set(grid.langs) - set(langs)))} (the data folder lacks them)"
-            for task, langs in evaluated.items()
-            if len(langs) < len(grid.langs)
-        ],
-        *[
-            f"{sub}: no committed scores on any of its languages, not priced"
-            for task in grid.eval_tasks
-            for sub in TASKS[task].reported
-            if sub not in per_query
-        ],
-        f"a grid cell's done.json and config.json: {cells['folder']}'s, their metrics and inputs {task_factor:.2f}x "
-        "larger (as many more tasks)",
-        "zero-shot cells' scores stored per seed (compact_folder later shares identical files)",
-        f"dictionaries (blobs): {reference}'s, per language; summaries, logs and run records: {reference}'s",
-    ]
-    log_bytes = sum(
-        steps[arm] * logs.get(arm, logs.get(proxies.get(arm, ""), {})).get("bytes_per_step", 0) for arm in trained
-    )
-    cells_per_lang = grid.seeds * len(grid.arms)
-    scores = sum(cells_per_lang * size["cell"] for p in per_query.values() for size in p["by_lang"].values())
-    ids = sum(size["ids"] for p in per_query.values() for size in p["by_lang"].values())
-    sweep_runs = grid.sweep_settings * grid.sweep_langs * len(trained)
-    done_growth = _done_growth(cells, task_factor)
-    record = cells["bytes"]
-    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
-    blobs = sum(p.stat().st_size for p in (reference / BLOBS).glob("*")) if (reference / BLOBS).is_dir() else 0
-    parts = {
-        "train_logs": log_bytes,
-        "per_query_scores": scores,
-        "query_ids_once": ids,
-        "cell_records": len(grid.langs)
-        * cells_per_lang
-        * ((record["done.json"] + record["config.json"]) * done_growth + record["train_summary.json"]),
-        "cell_records_shared": len(grid.langs) * record.get("config.json blobs", 0),
-        "sweep_records": sweep_runs * sum(n for name, n in sweep["bytes"].items() if name in RECORDS),
-        "folder_records": folder_bytes(reference),
-        "dictionary_blobs": blobs * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1),
-    }
-    return {
-        "parts": parts,
-        "log_rates": logs,
-        "per_query": per_query,
-        "cell_records": cells,
-        "sweep_records": sweep,
-        "done_growth": round(done_growth, 3),  # the reference's median done.json: cells["median_done"]
-        "assumed": assumed,
-    }
-
-
-def _record_bytes(folders: list[Path], part: str) -> dict[str, Any]:
-    return record_sizes(folders, part) or {
-        "bytes": dict.fromkeys(RECORDS, 0),
-        "folder": "none",
-    }
-
-
-def _done_growth(cells: dict[str, Any], task_factor: float) -> float:
-    """How much larger a grid cell's ``done.json`` gets when its ``metrics`` and ``inputs`` (the data files' hashes)
-    grow with the number of tasks, measured on the reference cell with the median ``done.json``."""
-    done = cells.get("median_done")
-    if not done:
-        return 1.0
-    record = json.loads(done)
-    rest = len(json.dumps({k: v for k, v in record.items() if k not in ("metrics", "inputs")}, indent=2))
-    return (rest + (len(done) - rest) * task_factor) / len(done)
 
 
 def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
