@@ -102,7 +102,8 @@ def compactable(path: Path) -> bool:
 
 def _store(path: Path, stored: Path, content: bytes, data: bytes) -> int:
     """Write ``content`` to ``stored`` unless it holds it already, check it reads back as ``data``, remove
-    ``path``; the bytes ``stored`` takes (0 for a reference to a blob written before)."""
+    ``path`` and any other stored form of it (an older layout's, from before the cell was recomputed: a reader
+    would take it first); the bytes ``stored`` takes (0 for a reference to a blob written before)."""
     if not (stored.is_file() and stored.read_bytes() == content):
         atomic_write(stored, lambda handle: handle.write(content))
     if decode_stored(stored) != data:
@@ -110,6 +111,9 @@ def _store(path: Path, stored: Path, content: bytes, data: bytes) -> int:
             f"compacting {path}: {stored.name} does not read back as the original",
             fix="report this bug; the original file was kept",
         )
+    for stale in (path.with_name(path.name + suffix) for suffix in STORED_SUFFIXES):
+        if stale != stored and stale.is_file():
+            stale.unlink()
     path.unlink()
     return len(content)
 

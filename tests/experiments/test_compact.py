@@ -270,3 +270,18 @@ def test_a_cells_config_keeps_the_plan_and_the_data_hashes_once(tmp_path):
     assert logical_manifest(root) == before
     assert len(list((root / "blobs").iterdir())) == 1 + 2  # the plan once, each language's data hashes once
     assert not split_subtrees(b'{"plan": {}}', (("plan",),))  # not written by write_json: stays whole
+
+
+def test_a_recomputed_cell_leaves_no_older_form_behind(tmp_path):
+    """A cell compacted in layout 1 (config.json.xz), then recomputed: its new config.json.tree.xz is the only form."""
+    from optical_lab.io import write_json
+
+    cell = tmp_path / "results" / "runs" / "hau" / "optical" / "fold0-seed0"
+    cell.mkdir(parents=True)
+    (cell / "done.json").write_text("{}")
+    (cell / "train_log.jsonl").write_text(_log(np.random.default_rng(0), 3))
+    (cell / "config.json.xz").write_bytes(xz_bytes(b'{"old": 1}\n'))  # what layout 1 left
+    write_json({"cell": {"inputs": {"data": {}}}, "plan": {"langs": ["hau"]}}, cell / "config.json")
+    new = read_bytes(cell / "config.json")
+    compact_cell(cell, tmp_path / "results" / "blobs")
+    assert not (cell / "config.json.xz").exists() and read_bytes(cell / "config.json") == new
