@@ -17,11 +17,12 @@ import io
 import json
 import lzma
 import os
-import struct
 import tempfile
 from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, Callable
+
+from .columns import decode_columns, join_key_column, join_subtrees
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -100,15 +101,20 @@ def links_inside(folder: str | Path) -> list[Path]:
 # * plain — the file itself (a run being written, or a folder never compacted);
 # * ``<path>.xz`` — the same bytes, xz-compressed (no timestamp or name inside: compacting twice gives the same file);
 # * ``<path>.cols.xz`` — a JSON-lines file (``train_log.jsonl``) stored column by column, floats as binary
-#   (:func:`encode_columns`); written only when decoding it gives back the very same bytes;
+#   (:func:`optical_lab.columns.encode_columns`); written only when decoding it gives back the very same bytes;
+# * ``<path>.keyed.xz`` — a CSV file (``*.per_query.csv``) without its first column (the query ids), which is
+#   stored once as ``blobs/<sha256>.xz`` like a shared file (:func:`optical_lab.columns.split_key_column`): a JSON
+#   line ``{"key_sha256": ..., "key_bytes": ...}``, then the other columns' lines;
+# * ``<path>.tree.xz`` — a JSON file (a cell's ``config.json``) whose large shared subtrees (the plan, the data
+#   hashes) are ``{"$blob": <sha256>}``, each stored once as a blob (:func:`optical_lab.columns.split_subtrees`);
 # * ``<path>.ref`` — ``{"sha256": ..., "bytes": ...}``: content several cells share (a code-switch dictionary,
 #   identical for every seed) stored once as ``blobs/<sha256>.xz`` in the nearest folder above that has it.
 #
 # Every reader goes through :func:`read_bytes` (and :func:`read_text`, :func:`read_json`, :func:`read_jsonl`,
 # :func:`stored_glob` built on it), so old and new layouts read alike.
 
-XZ, COLUMNS, REF = ".xz", ".cols.xz", ".ref"
-STORED_SUFFIXES = (XZ, COLUMNS, REF)  # the forms other than plain, in the order a reader tries them
+XZ, COLUMNS, REF, KEYED, TREE = ".xz", ".cols.xz", ".ref", ".keyed.xz", ".tree.xz"
+STORED_SUFFIXES = (XZ, COLUMNS, REF, KEYED, TREE)  # the forms other than plain, in the order a reader tries them
 BLOBS = "blobs"
 _COLUMNS_FORMAT = "optical-lab columns 1"
 
@@ -164,18 +170,27 @@ def decode_stored(stored: str | Path) -> bytes:
     raw = stored.read_bytes()
     if stored.name.endswith(COLUMNS):
         return decode_columns(lzma.decompress(raw))
+    if stored.name.endswith(KEYED):
+        head, _, rest = lzma.decompress(raw).partition(b"\n")
+        return join_key_column(read_blob(stored, json.loads(head)["key_sha256"]), rest)
+    if stored.name.endswith(TREE):
+        return join_subtrees(lzma.decompress(raw), lambda sha256: read_blob(stored, sha256))
     if stored.name.endswith(XZ):
         return lzma.decompress(raw)
     if stored.name.endswith(REF):
-        ref = json.loads(raw)
-        data = lzma.decompress(blob_file(stored, ref["sha256"]).read_bytes())
-        if sha256_bytes(data) != ref["sha256"]:
-            raise ValueError(
-                f"blob {ref['sha256']} named by {stored} does not hold the content it names "
-                "(a damaged blobs/ file: restore it from git)"
-            )
-        return data
+        return read_blob(stored, json.loads(raw)["sha256"])
     return raw
+
+
+def read_blob(stored: Path, sha256: str) -> bytes:
+    """The content of blob ``sha256`` that ``stored`` names, checked against its SHA-256."""
+    data = lzma.decompress(blob_file(stored, sha256).read_bytes())
+    if sha256_bytes(data) != sha256:
+        raise ValueError(
+            f"blob {sha256} named by {stored} does not hold the content it names "
+            "(a damaged blobs/ file: restore it from git)"
+        )
+    return data
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -212,77 +227,3 @@ def stored_glob(folder: str | Path, pattern: str, recursive: bool = False) -> li
     find = folder.rglob if recursive else folder.glob
     found = {logical_path(p) for suffix in ("", *STORED_SUFFIXES) for p in find(pattern + suffix) if p.is_file()}
     return sorted(found)
-
-
-# ---------------------------------------------------------------- JSON lines by column
-def _float_kind(values: list[Any]) -> str | None:
-    """``"f"`` (float32 holds every value exactly), ``"d"`` (float64) or None (not all floats)."""
-    if not values or not all(type(v) is float for v in values):
-        return None
-    packed = struct.pack(f"<{len(values)}f", *values) if all(abs(v) < 3e38 for v in values) else None
-    return "f" if packed and list(struct.unpack(f"<{len(values)}f", packed)) == values else "d"
-
-
-def encode_columns(data: bytes) -> bytes:
-    """A JSON-lines file as a header line and one section per key: a float column packed as binary (float32 when
-    exact) when that compresses better than its text, every other value as its JSON text. Training logs are
-    ~2.3x smaller so (xz after), because a float32 printed by ``json.dumps`` takes ~20 characters for 4 bytes of
-    information.
-
-    Decoding re-serialises each record with ``json.dumps`` (default separators), so this is lossless only
-    for files written that way: :func:`encode_columns_checked` verifies it."""
-    text = data.decode("utf-8")
-    rows = [json.loads(line) for line in text.splitlines()]
-    schemas: dict[tuple[str, ...], int] = {}
-    columns: dict[str, list[Any]] = {}
-    for row in rows:
-        schemas.setdefault(tuple(row), len(schemas))
-        for key, value in row.items():
-            columns.setdefault(key, []).append(value)
-    header: dict[str, Any] = {
-        "format": _COLUMNS_FORMAT,
-        "newline": text.endswith("\n"),
-        "schemas": [list(s) for s in schemas],
-        "rows": [schemas[tuple(r)] for r in rows],
-        "columns": [],
-    }
-    bodies = []
-    for key, values in columns.items():
-        kind, text = _float_kind(values), "\n".join(json.dumps(v) for v in values).encode("utf-8")
-        packed = struct.pack(f"<{len(values)}{kind}", *values) if kind else b""
-        # binary unless the text compresses better (short decimals such as seconds rounded to 4 places)
-        if kind and len(lzma.compress(packed, preset=6)) >= len(lzma.compress(text, preset=6)):
-            kind = None
-        body = packed if kind else text
-        header["columns"].append([key, kind or "json", len(body)])
-        bodies.append(body)
-    return json.dumps(header).encode("utf-8") + b"\n" + b"".join(bodies)
-
-
-def decode_columns(encoded: bytes) -> bytes:
-    """The JSON-lines bytes :func:`encode_columns` encoded."""
-    head, _, body = encoded.partition(b"\n")
-    header = json.loads(head)
-    if header.get("format") != _COLUMNS_FORMAT:
-        raise ValueError(f"not an {_COLUMNS_FORMAT!r} file (format {header.get('format')!r})")
-    values: dict[str, list[Any]] = {}
-    offset = 0
-    for key, kind, size in header["columns"]:
-        chunk = body[offset : offset + size]
-        offset += size
-        if kind == "json":
-            values[key] = [json.loads(v) for v in chunk.decode("utf-8").split("\n")]
-        else:
-            values[key] = list(struct.unpack(f"<{size // struct.calcsize(kind)}{kind}", chunk))
-    cursor = {key: iter(column) for key, column in values.items()}
-    lines = [json.dumps({key: next(cursor[key]) for key in header["schemas"][schema]}) for schema in header["rows"]]
-    return ("\n".join(lines) + ("\n" if header["newline"] else "")).encode("utf-8")
-
-
-def encode_columns_checked(data: bytes) -> bytes | None:
-    """:func:`encode_columns` of ``data`` when it decodes back to exactly ``data``, else None."""
-    try:
-        encoded = encode_columns(data)
-    except (ValueError, UnicodeDecodeError, struct.error, AttributeError):
-        return None
-    return encoded if decode_columns(encoded) == data else None

@@ -34,7 +34,7 @@ from pathlib import Path
 from optical_lab.experiments.plan import plan_from_saved
 from optical_lab.experiments.records import environment
 from optical_lab.experiments.runner import Runner
-from optical_lab.io import write_json
+from optical_lab.io import read_json, stored_exists, write_json
 
 
 def audit(results: Path) -> dict:
@@ -46,12 +46,12 @@ def audit(results: Path) -> dict:
         [(m, "default") for m in trained], results / "runs"
     ):
         summary = folder / "train_summary.json"
-        if not (folder / "done.json").exists() or not summary.exists():
+        if not (folder / "done.json").exists() or not stored_exists(summary):  # plain or compacted
             continue
         key = f"{lang}/fold{fold.index}"
         if key not in fixed:
             fixed[key] = runner.initial_dev_score(frozen, dev)
-        info = json.loads(summary.read_text(encoding="utf-8"))
+        info = read_json(summary)
         history = info["dev_history"]
         if info.get("stopped_early") or not history or history[0][0] != 0:
             # an inflated step 0 may have stopped the run early: its history then says nothing of the rest

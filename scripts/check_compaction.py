@@ -6,6 +6,8 @@
     python scripts/check_compaction.py compare /tmp/before /tmp/after     # exit 1 on any difference
 
     python scripts/check_compaction.py selftest results                   # all of it on a scratch copy
+    python scripts/check_compaction.py selftest --relayout results        # ... every stored file expanded first, so
+                                                                          # all of it is compacted in today's layout
 
 ``regenerate`` works on a scratch copy of the results (the reports write into their folders), and writes to
 OUT, per results folder: ``files.json`` (the SHA-256 of the exact bytes every logical file reads back as,
@@ -33,7 +35,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from optical_lab.experiments.compact import compact_folder, logical_manifest  # noqa: E402
+from optical_lab.experiments.compact import compact_folder, expand_folder, logical_manifest  # noqa: E402
 from optical_lab.experiments.compute_plan import eval_seconds, step_seconds  # noqa: E402
 from optical_lab.experiments.evaluate import render_summary  # noqa: E402
 from optical_lab.experiments.per_query import load_per_query  # noqa: E402
@@ -134,14 +136,23 @@ def compare(before: Path, after: Path) -> int:
     return 1 if differ or not a else 0
 
 
-def selftest(results: Path) -> int:
-    """Regenerate, compact (a scratch copy), regenerate, compare."""
+def tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def selftest(results: Path, relayout: bool = False) -> int:
+    """Regenerate, compact (a scratch copy; ``relayout``: every stored file expanded to plain first), regenerate,
+    compare."""
     with tempfile.TemporaryDirectory() as scratch:
         copy, before, after = Path(scratch) / "results", Path(scratch) / "before", Path(scratch) / "after"
         shutil.copytree(results, copy, ignore=IGNORED)
         regenerate(copy, before)
+        stored = tree_bytes(copy)
         for folder in results_folders(copy):
+            if relayout:
+                print(f"expand {folder.name}: {expand_folder(folder)} stored files back to plain")
             print(f"compact {folder.name}: {compact_folder(folder).line()}")
+        print(f"stored results: {stored / 2**20:.2f} MiB before, {tree_bytes(copy) / 2**20:.2f} MiB after")
         regenerate(copy, after)
         return compare(before, after)
 
@@ -157,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     both.add_argument("after", type=Path)
     test = sub.add_parser("selftest")
     test.add_argument("results", type=Path)
+    test.add_argument("--relayout", action="store_true", help="expand every stored file first: compact all anew")
     args = parser.parse_args(argv)
     if args.action == "regenerate":
         regenerate(args.results, args.out)
         return 0
     if args.action == "compare":
         return compare(args.before, args.after)
-    return selftest(args.results)
+    return selftest(args.results, args.relayout)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 # then the grid's owner and JOBS-1 `compare --join` workers (experiments/workers.py: each cell under its own lock),
 # until BUDGET seconds; every minute and at the end it packs into $OUT/results.tgz the finished cells only (a
 # folder with done.json; they are compacted as they finish, experiments/compact.py), the run's top-level records
-# and the grid's blobs/ -- never a half-trained cell, checkpoint, cache or lock. Committed cells are served as
+# and every blobs/ (the grid's, the sweep's) -- never a half-trained cell, checkpoint, cache or lock. Committed cells are served as
 # they are (resume), so a second call continues where the first stopped.
 #
 # What a call carries must stay under 64 MiB (tracked + untracked files + carried paths): the compacted results
@@ -91,7 +91,7 @@ snapshot() {  # finished cells only (and the run's records, the sweep's, blobs/)
   local tmp="$OUT/results.tgz.$BASHPID" list="$OUT/.list.$BASHPID"
   find "$OUTDIR" -name done.json -printf '%h\n' | sort -u > "$list.cells"
   { find "$OUTDIR" -maxdepth 2 -type f ! -name '*.pt' ! -name .optical-lab.lock -not -path '*/.cache/*'
-    [ -d "$OUTDIR/blobs" ] && find "$OUTDIR/blobs" -type f
+    find "$OUTDIR" -path '*/blobs/*' -type f  # content cells name by hash: the grid's and the sweep's blobs/
     while read -r cell; do find "$cell" -maxdepth 1 -type f ! -name '*.pt' ! -name '*.run.gz' ! -name .optical-lab.lock; done \
       < "$list.cells"; } | sort -u > "$list"
   tar -czf "$tmp" --warning=no-file-changed --ignore-failed-read -T "$list"

@@ -6,7 +6,7 @@
 #
 # Every finished cell folder -- sweep cells <out>/sweep/<arm>/<setting>/<lang>/ and grid cells
 # <out>/runs/<lang>/<arm>/<cell>/ -- is `git add`-ed and committed once its done.json is written and the cell is
-# compacted (its config.json stored as config.json.xz: experiments/compact.py runs right after done.json), with
+# compacted (its config.json stored as config.json.xz or .tree.xz: experiments/compact.py runs right after done.json), with
 # the run's top-level records and blobs/. Commits name the cells and touch nothing but $V3_OUT (`git commit --
 # $V3_OUT`: whatever else is staged stays staged). A re-run (or a fresh clone of the committed branch) resumes:
 # the sweep and the grid read the cells that are there and train only the missing ones; a cell that was

@@ -5,10 +5,14 @@ of every seed). Compaction stores each of them in the form :mod:`optical_lab.io`
 (:func:`~optical_lab.io.read_bytes`; every reader of results goes through it):
 
 * ``*.per_query.csv``, ``*.tsv``, ``*.qrels``, ``*.log``, ``*.txt`` (``/usr/bin/time`` reports), and a finished
-  cell's own ``config.json`` →
+  cell's own ``config.json`` and ``train_summary.json`` →
   ``<name>.xz`` (the same bytes inside);
-* ``*.jsonl`` (training logs) → ``<name>.cols.xz``, column by column with binary floats
-  (:func:`~optical_lab.io.encode_columns`; plain ``.xz`` when that would not give back the same bytes);
+* a finished cell's ``*.per_query.csv`` → ``<name>.keyed.xz``: its scores, with its first column (the query ids,
+  the same in every cell scored on those queries) stored once as a blob (:func:`~optical_lab.columns.split_key_column`);
+* a finished cell's ``config.json`` → ``<name>.tree.xz`` when it holds the comparison's plan or the data files'
+  hashes (:data:`SHARED_SUBTREES`): those stored once each as blobs (:func:`~optical_lab.columns.split_subtrees`);
+* ``*.jsonl`` (training logs) → ``<name>.cols.xz``, column by column, each in the smallest form that reads back
+  exactly (:func:`~optical_lab.columns.encode_columns`; plain ``.xz`` when that would not give back the same bytes);
 * content shared by cells — every ``dictionary.tsv`` (:data:`SHARED`), and any other compactable file of at
   least :data:`BLOB_MIN_BYTES` whose bytes occur more than once in the folder (e.g. the per-query scores of the
   zero-shot cells, the same for every seed) — → ``<name>.ref`` naming ``<folder>/blobs/<sha256>.xz``, stored once.
@@ -25,20 +29,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..columns import encode_columns_checked, split_key_column, split_subtrees
 from ..data.errors import DataError
 from ..io import (
     BLOBS,
     COLUMNS,
+    KEYED,
     REF,
+    STORED_SUFFIXES,
+    TREE,
     XZ,
     atomic_write,
     decode_stored,
-    encode_columns_checked,
+    logical_path,
     read_bytes,
     sha256_bytes,
     stored_exists,
@@ -47,7 +56,13 @@ from ..io import (
 )
 from .records import FolderLock
 
-SHARED = frozenset({"dictionary.tsv"})  # identical across the seeds (and settings) of a language: stored once
+SHARED = frozenset({"dictionary.tsv"})
+CELL_FILES = frozenset({"config.json", "train_summary.json"})  # compacted in a finished cell (elsewhere: read first)
+PER_QUERY = ".per_query.csv"
+# a cell's config.json: the comparison's plan (every cell's) and the data files' hashes (every cell's of a language)
+SHARED_SUBTREES = {
+    "config.json": (("plan",), ("cell", "inputs"))
+}  # identical across the seeds (and settings) of a language: stored once
 COMPRESSED_SUFFIXES = (".per_query.csv", ".tsv", ".qrels", ".log", ".txt", ".jsonl")
 CELL_MARKER = "done.json"
 BLOB_MIN_BYTES = 4096  # a smaller file found twice stays in its cell (a reference would save little, hide much)
@@ -80,14 +95,15 @@ def is_cell(folder: Path) -> bool:
 
 def compactable(path: Path) -> bool:
     """Whether ``path`` (a plain file) is stored compacted: see the module doc."""
-    if path.name == "config.json":
+    if path.name in CELL_FILES:
         return is_cell(path.parent)
     return path.name.endswith(COMPRESSED_SUFFIXES)
 
 
 def _store(path: Path, stored: Path, content: bytes, data: bytes) -> int:
     """Write ``content`` to ``stored`` unless it holds it already, check it reads back as ``data``, remove
-    ``path``; the bytes ``stored`` takes (0 for a reference to a blob written before)."""
+    ``path`` and any other stored form of it (an older layout's, from before the cell was recomputed: a reader
+    would take it first); the bytes ``stored`` takes (0 for a reference to a blob written before)."""
     if not (stored.is_file() and stored.read_bytes() == content):
         atomic_write(stored, lambda handle: handle.write(content))
     if decode_stored(stored) != data:
@@ -95,6 +111,9 @@ def _store(path: Path, stored: Path, content: bytes, data: bytes) -> int:
             f"compacting {path}: {stored.name} does not read back as the original",
             fix="report this bug; the original file was kept",
         )
+    for stale in (path.with_name(path.name + suffix) for suffix in STORED_SUFFIXES):
+        if stale != stored and stale.is_file():
+            stale.unlink()
     path.unlink()
     return len(content)
 
@@ -104,25 +123,43 @@ def compact_file(path: Path, blobs: Path, shared: bool = False) -> Compaction:
     data = path.read_bytes()
     done = Compaction(bytes_before=len(data))
     if shared:
-        digest = sha256_bytes(data)
-        blob = blobs / f"{digest}{XZ}"
-        if not blob.is_file():
-            done.bytes_after += _store_blob(blob, data)
+        digest, done.bytes_after = _blob(blobs, data)
         reference = (f'{{"sha256": "{digest}", "bytes": {len(data)}}}\n').encode()
         done.bytes_after += _store(path, path.with_name(path.name + REF), reference, data)
         done.files["blob references"] += 1
         return done
-    columns = encode_columns_checked(data) if path.name.endswith(".jsonl") else None
-    suffix, content = (COLUMNS, xz_bytes(columns)) if columns is not None else (XZ, xz_bytes(data))
+    suffix, content, shared_parts = compacted_form(path.name, data, in_cell=is_cell(path.parent))
+    done.bytes_after += sum(_blob(blobs, part)[1] for part in shared_parts)
     done.bytes_after += _store(path, path.with_name(path.name + suffix), content, data)
     done.files[suffix.lstrip(".")] += 1
     return done
 
 
-def _store_blob(blob: Path, data: bytes) -> int:
+def compacted_form(name: str, data: bytes, in_cell: bool) -> tuple[str, bytes, list[bytes]]:
+    """How a file called ``name`` holding ``data`` is stored when no other file shares it whole: the stored file's
+    suffix and bytes, and the parts it names as blobs (a cell's per-query ids, its config's plan and data hashes).
+    What :func:`compact_file` writes and :mod:`.committed_size` measures."""
+    split = split_key_column(data) if name.endswith(PER_QUERY) and in_cell else None
+    if split is not None:
+        keys, rest = split
+        head = f'{{"key_sha256": "{sha256_bytes(keys)}", "key_bytes": {len(keys)}}}\n'.encode()
+        return KEYED, xz_bytes(head + rest), [keys]
+    tree = split_subtrees(data, SHARED_SUBTREES[name]) if name in SHARED_SUBTREES and in_cell else None
+    if tree is not None:
+        return TREE, xz_bytes(tree[0]), tree[1]
+    columns = encode_columns_checked(data) if name.endswith(".jsonl") else None
+    return (COLUMNS, xz_bytes(columns), []) if columns is not None else (XZ, xz_bytes(data), [])
+
+
+def _blob(blobs: Path, data: bytes) -> tuple[str, int]:
+    """Store ``data`` once as ``blobs/<sha256>.xz``: its SHA-256 and the bytes written (0 when it was there)."""
+    digest = sha256_bytes(data)
+    blob = blobs / f"{digest}{XZ}"
+    if blob.is_file():
+        return digest, 0
     content = xz_bytes(data)
     atomic_write(blob, lambda handle: handle.write(content))
-    return len(content)
+    return digest, len(content)
 
 
 def compact_cell(folder: str | Path, blobs: str | Path) -> Compaction:
@@ -180,6 +217,27 @@ def compact_folder(folder: str | Path) -> Compaction:
             repeated = counts[digests[path]] > 1 and path.stat().st_size >= BLOB_MIN_BYTES
             done.add(compact_file(path, folder / BLOBS, shared=path.name in SHARED or repeated))
     return done
+
+
+def expand_folder(folder: str | Path) -> int:
+    """Undo compaction in place: every stored file under ``folder`` back to its plain form and every ``blobs/``
+    removed (what :func:`compact_folder` starts from; ``scripts/check_compaction.py selftest --relayout`` compacts
+    committed results again in the current layout so). Returns the number of files expanded."""
+    folder = Path(folder)
+    with quiet_folder(folder):
+        stored = [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and BLOBS not in path.relative_to(folder).parts and path.name.endswith(STORED_SUFFIXES)
+        ]
+        for path in stored:
+            data = decode_stored(path)
+            atomic_write(logical_path(path), lambda handle, data=data: handle.write(data))
+        for path in stored:
+            path.unlink()
+        for blobs in sorted(folder.rglob(BLOBS), reverse=True):
+            shutil.rmtree(blobs)
+    return len(stored)
 
 
 def logical_manifest(folder: str | Path) -> dict[str, str]:

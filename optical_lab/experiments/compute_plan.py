@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from ..data.errors import DataError
 from ..data.mafand import load_mafand, mafand_family
-from ..io import BLOBS, read_json, read_jsonl, stored_exists, stored_form, stored_glob, write_text
+from ..io import read_json, read_jsonl, stored_exists, stored_glob, write_text
 from ..methods.config import preset
 from ..methods.registry import METHODS
 from ..methods.runtime import (
@@ -44,6 +44,7 @@ from ..methods.runtime import (
     shown_flags,
 )
 from .command import run_module
+from .committed_size import committed_bytes, method_of
 from .identity import plan_cells
 from .plan import ComparePlan, plan_from_saved
 from .sweep_design import DESIGNS, V3_ARMS, V3_GRIDS
@@ -124,7 +125,7 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
     skipped: dict[str, int] = {}
     for root in roots:
         for log in stored_glob(root, "train_log.jsonl", recursive=True):
-            method = _method_of(log, root)
+            method = method_of(log, root)
             if method is None:
                 continue
             if device is not None and not same_machine_kind(cell_device(log.parent, root), device):
@@ -148,14 +149,6 @@ def step_seconds(roots: Iterable[Path], device: str | None = None) -> dict[str, 
         }
         for m, s in sorted(steps.items())
     }
-
-
-def _method_of(log: Path, root: Path) -> str | None:
-    """The method of a cell's log: ``runs/<lang>/<method>/<cell>`` or ``sweep/<method>/<setting>``."""
-    for part in log.relative_to(root).parts:
-        if part.split("@")[0] in METHODS:
-            return part.split("@")[0]
-    return None
 
 
 def grid(plan: ComparePlan, root: Path) -> dict[str, Any]:
@@ -263,8 +256,9 @@ class GridDescription:
     sweep_settings: int
     sweep_langs: int
     sweep_steps: int
-    eval_tasks: int
+    eval_tasks: tuple[str, ...]
     reference: str  # the results folder whose measured rates and stored sizes price it
+    folder: str = ""  # where the grid's own results go: its finished cells (sweep first) price its sizes first
     same_rate_as: tuple[tuple[str, str], ...] = ()  # an arm nothing measured yet -> the arm whose rate it takes
     ot_cost_factor: float = 1.0  # a solved Sinkhorn: step time of the OT arms relative to the measured ones
     batch_size: int | None = None  # pairs per step (None: the reference's); a step's time scales with it
@@ -299,8 +293,9 @@ def v3_minilm() -> GridDescription:
         sweep_settings=max(settings),
         sweep_langs=len(DESIGNS["v3"].langs),
         sweep_steps=cap,
-        eval_tasks=len(V3_TASKS),
+        eval_tasks=V3_TASKS,
         reference="results/v2-minilm",
+        folder="results/v3-minilm",
         same_rate_as=(("optical-plain", "optical"),),
         ot_cost_factor=1.15,
         batch_size=config.batch_size,
@@ -308,33 +303,6 @@ def v3_minilm() -> GridDescription:
 
 
 GRIDS = {"v3-minilm": v3_minilm}  # name -> the description, built when asked (the family is the data folder's)
-
-
-def stored_sizes(folder: Path) -> dict[str, Any]:
-    """Bytes a finished cell takes in git, measured on a (compacted) results folder: training-log bytes per
-    logged step per method, and per grid cell the per-query files and everything else (median)."""
-    log_bytes: dict[str, list[int]] = {}
-    per_query, rest = [], []
-    for done in stored_glob(folder, "done.json", recursive=True):
-        cell = done.parent
-        if BLOBS in cell.parts or not (method := _method_of(done, folder)):
-            continue
-        files = {p: p.stat().st_size for p in cell.iterdir() if p.is_file()}
-        log = stored_form(cell / "train_log.jsonl")
-        if log is not None:
-            entry = log_bytes.setdefault(method, [0, 0])
-            entry[0] += files[log]
-            entry[1] += len(read_jsonl(cell / "train_log.jsonl"))
-        if "runs" in cell.relative_to(folder).parts:
-            per_query.append(sum(n for p, n in files.items() if ".per_query.csv" in p.name))
-            rest.append(sum(n for p, n in files.items() if ".per_query.csv" not in p.name and p != log))
-    blobs = sum(p.stat().st_size for p in (folder / BLOBS).glob("*")) if (folder / BLOBS).is_dir() else 0
-    return {
-        "log_bytes_per_step": {m: b / max(n, 1) for m, (b, n) in log_bytes.items()},
-        "per_query_bytes_per_cell": statistics.median(per_query) if per_query else 0,
-        "other_bytes_per_cell": statistics.median(rest) if rest else 0,
-        "blob_bytes": blobs,
-    }
 
 
 def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], str | None]:
@@ -367,7 +335,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         f"each at most {grid.sweep_steps} steps",
         *[f"{arm} steps at {proxy}'s measured rate" for arm, proxy in proxies.items()],
         f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
-        f"evaluation scales with the number of tasks ({grid.eval_tasks} vs the reference's measured suite)",
+        f"evaluation scales with the number of tasks ({len(grid.eval_tasks)} vs the reference's measured suite)",
     ]
     saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
     measured_batch = saved.get("train", {}).get("batch_size")
@@ -385,7 +353,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs * grid.sweep_steps
         for arm in trained
     }
-    task_factor = grid.eval_tasks / max(1, 1 + len(saved.get("eval_tasks", [])))
+    task_factor = len(grid.eval_tasks) / max(1, 1 + len(saved.get("eval_tasks", [])))
     evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
     eval_cells = len(grid.langs) * grid.seeds * len(grid.arms)
     cpu_seconds = None
@@ -400,13 +368,8 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
             "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
             "not included"
         )
-    sizes = stored_sizes(reference)
-    log_rates = sizes["log_bytes_per_step"]
-    mib = (
-        sum(steps[arm] * (log_rates.get(arm) or log_rates.get(proxies.get(arm, ""), 0)) for arm in trained)
-        + eval_cells * (sizes["per_query_bytes_per_cell"] * task_factor + sizes["other_bytes_per_cell"])
-        + sizes["blob_bytes"] * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1)
-    ) / 2**20
+    size = committed_bytes(grid, steps, task_factor)
+    assumed += size.pop("assumed")
     return {
         "grid": asdict(grid),
         "trained_steps": steps,
@@ -417,8 +380,9 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
         "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),
         "gpu_minutes": None if gpu_minutes is None else round(gpu_minutes, 1),
-        "committed_mib": round(mib, 2),
-        "stored_sizes": sizes,
+        "committed_mib": round(sum(size["parts"].values()) / 2**20, 2),
+        "committed_parts_mib": {part: round(n / 2**20, 2) for part, n in size["parts"].items()},
+        "stored_sizes": size,
         "assumed": assumed,
     }
 

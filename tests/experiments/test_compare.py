@@ -78,7 +78,7 @@ def test_finished_cells_are_skipped_and_configs_never_mixed(tmp_path, teacher):
     assert not (tmp_path / ".optical-lab.lock").exists()
     changed.resume = False
     changed.run()
-    assert json.loads((tmp_path / "runs/hau/sentence-kd/fold0-seed0/train_summary.json").read_text())["steps"] == 2
+    assert read_json(tmp_path / "runs/hau/sentence-kd/fold0-seed0/train_summary.json")["steps"] == 2  # compacted
 
 
 def test_a_cell_of_the_other_precision_is_refused_with_the_way_to_continue(tmp_path, teacher):

@@ -157,7 +157,7 @@ def test_a_described_grid_is_priced_from_measured_rates_and_says_what_it_assumed
         sweep_settings=3,
         sweep_langs=1,
         sweep_steps=50,
-        eval_tasks=4,
+        eval_tasks=("ntrex-clir", "ntrex-sentences", "flores-sentences", "sib-topics"),
         reference=str(reference),
         same_rate_as=(("optical-plain", "optical"),),
         ot_cost_factor=1.5,
@@ -171,3 +171,72 @@ def test_a_described_grid_is_priced_from_measured_rates_and_says_what_it_assumed
     assert planned["gpu_minutes"] == round(steps * (0.1 + 0.15 + 0.15) / 60 / GPU_PROCESSES, 1)
     assert any("optical-plain steps at optical's" in line for line in planned["assumed"])
     assert planned["committed_mib"] > 0
+
+
+def _train_log(folder, steps: int, seed: int) -> bytes:
+    """A finished cell's log as the trainer writes it: float32 terms, their float32 sum, a schedule, seconds."""
+    import numpy as np
+
+    rng, rows = np.random.default_rng(seed), []
+    for step in range(1, steps + 1):
+        a, b = (float(np.float32(rng.uniform())) for _ in range(2))
+        total = float(np.float32(a) + np.float32(b))
+        rows.append({"step": step, "event": "train", "loss": total, "a": a, "b": b, "lr": step * 1e-5 / 7})
+        rows[-1]["seconds"] = round(float(rng.uniform()), 4)
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    folder.mkdir(parents=True)
+    (folder / "train_log.jsonl").write_bytes(data)
+    (folder / "done.json").write_text(json.dumps({"eval_s": 30.0, "metrics": {"clir": {"MRR@10": 0.5}}}, indent=2))
+    return data
+
+
+def test_the_committed_size_is_measured_by_compacting_committed_files_in_the_current_layout(tmp_path, monkeypatch):
+    """committed_mib comes from the files, compacted as a new cell would be now: the grid's own finished logs before
+    the reference's, per-query scores per cell and their query ids once per (sub-task, language)."""
+    from optical_lab.columns import encode_columns_checked, split_key_column
+    from optical_lab.experiments.compute_plan import GridDescription, plan_grid
+    from optical_lab.io import xz_bytes
+
+    monkeypatch.chdir(tmp_path)
+    reference, own = tmp_path / "results" / "v2", tmp_path / "results" / "v3"
+    kd_v2 = _train_log(reference / "runs" / "hau" / "sentence-kd" / "fold0-seed0", 40, 0)
+    kd_v3 = _train_log(own / "sweep" / "sentence-kd" / "lr0.001" / "hau", 120, 1)  # the grid's own: preferred
+    optical = _train_log(reference / "runs" / "hau" / "optical" / "fold0-seed0", 60, 2)
+    scores = "qid,MRR@10\n" + "".join(f"q{i},{i % 7 / 7:.6g}\n" for i in range(200))
+    for cell in (reference / "runs" / "hau").glob("*/*"):
+        (cell / "clir.per_query.csv").write_text(scores)
+    (reference / "config.json").write_text(json.dumps({"eval_tasks": [], "langs": ["hau"]}))
+    grid = GridDescription(
+        name="t",
+        langs=("hau", "yor"),
+        arms=("zero-shot", "sentence-kd", "optical"),
+        seeds=2,
+        step_cap=100,
+        sweep_settings=3,
+        sweep_langs=1,
+        sweep_steps=50,
+        eval_tasks=("ntrex-clir",),
+        reference="results/v2",
+        folder="results/v3",
+    )
+    planned = plan_grid(grid, device="cpu: EPYC")
+    parts, steps = planned["stored_sizes"]["parts"], 2 * 2 * 100 + 3 * 50  # bytes
+
+    def per_step(log: bytes, n: int) -> float:
+        return len(xz_bytes(encode_columns_checked(log))) / n
+
+    logs = steps * (per_step(kd_v3, 120) + per_step(optical, 60))
+    assert parts["train_logs"] == pytest.approx(logs)
+    rates = planned["stored_sizes"]["log_rates"]
+    assert rates["sentence-kd"]["folder"] == "results/v3" and rates["optical"]["folder"] == "results/v2"
+    assert rates["sentence-kd"]["bytes_per_step"] != per_step(kd_v2, 40)  # the v2 log is not what priced it
+    # the ids column is taken out of every cell: the cells keep the scores, the ids are stored once per language
+    keys, rest = split_key_column(scores.encode())
+    measured = planned["stored_sizes"]["per_query"]["clir"]["by_lang"]
+    assert measured["hau"] == measured["yor"]  # yor has no committed scores: priced at the median language
+    assert measured["hau"]["ids"] == len(xz_bytes(keys))
+    assert measured["hau"]["cell"] < len(xz_bytes(scores.encode())) - len(xz_bytes(keys)) / 2
+    assert parts["query_ids_once"] == 2 * len(xz_bytes(keys))
+    assert parts["per_query_scores"] == 2 * 2 * 3 * measured["hau"]["cell"]  # languages x seeds x arms
+    assert any("clir on yor: no committed scores" in line for line in planned["assumed"])
+    assert planned["committed_mib"] == round(sum(parts.values()) / 2**20, 2)
