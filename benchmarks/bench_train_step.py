@@ -10,8 +10,12 @@ avx512_bf16, amx) and load average are printed with every table:
    default :class:`TrainConfig`, on the first (ungrouped) training batch of NTREX fold 0. Steps
    alternate between methods so that machine load hits both alike; medians are compared (target:
    OPTICAL <= 1.3x sentence-KD). Achieved GFLOP/s = the student encoder's model FLOPs of the step
-   (forward 2 x non-embedding parameters x padded tokens + attention 4 x layers x length^2 x width
-   per sentence; backward twice the forward) / the median step time.
+   on the real tokens (forward 2 x non-embedding parameters x tokens + attention 4 x layers x length^2
+   x width per sentence; backward twice the forward) / the median step time. The student runs its dense
+   layers on the real tokens only (:mod:`optical_lab.models.unpadded`; ``OPTICAL_LAB_UNPAD=0`` runs the
+   padded Hugging Face forward instead), so the pad positions are no work it does: the FLOPs of the
+   padded batches and their padding share are printed beside (before 2026-12-07 the GFLOP/s counted
+   the padded batches).
 3. ``--against sentence-transformers``: the sentence-KD objective of Reimers & Gurevych (2020)
    trained by sentence-transformers' own ``SentenceTransformerTrainer`` with its ``MSELoss``
    (student(English) and student(foreign) both regress the teacher's English embedding) on the
@@ -21,7 +25,9 @@ avx512_bf16, amx) and load average are printed with every table:
    orders: length-grouped (our default) and random (sentence-transformers' default). Throughput =
    training pairs per second of wall clock over the timed steps (after warm-up steps), data
    loading, tokenisation and optimizer included; the teacher's targets are precomputed for both.
-   Each side runs ``--rounds`` times, alternating; the best round counts (target: ours >= 1.0x).
+   Each side runs ``--rounds`` times, alternating; the best round counts (target: ours >= 1.0x). The
+   padding share of the timed batches (English and foreign, each padded to its longest text, as both
+   trainers pad) is printed per order: it is the work sentence-transformers' padded forward does in vain.
 
 4. **Solved vs 50-iteration Sinkhorn** (issue #31): the OPTICAL step at protocol v3's OT settings
    (:data:`V3_OPTICAL`: epsilon 0.02, 128 tokens, batch 16, lr 1e-3; cost plain + centred, and plain
@@ -117,15 +123,31 @@ def _timed(fn) -> float:
 
 
 # ------------------------------------------------------------------ FLOPs
-def encoder_flops(encoder: Encoder, texts: Sequence[str], max_length: int) -> float:
-    """Model FLOPs of a forward + backward of ``encoder`` on one padded batch of ``texts``."""
+def encoder_flops(encoder: Encoder, texts: Sequence[str], max_length: int) -> tuple[float, float]:
+    """Model FLOPs of a forward + backward of ``encoder`` on one batch of ``texts``: (on the real tokens,
+    on the padded batch). Forward: 2 x non-embedding parameters x tokens + attention 4 x layers x
+    length^2 x width per sentence; backward twice the forward. The first is the work the step needs
+    (what the achieved GFLOP/s count), the second what a forward that computes the pad positions too does."""
     model = encoder.model
     params = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
     batch = encoder.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     n, length = batch["input_ids"].shape
+    lengths = batch["attention_mask"].sum(1).double()
     config = model.config
-    forward = 2 * params * n * length + 4 * config.num_hidden_layers * n * length**2 * config.hidden_size
-    return 3.0 * forward
+    attention = 4 * config.num_hidden_layers * config.hidden_size
+    real = 2 * params * float(lengths.sum()) + attention * float(lengths.square().sum())
+    padded = 2 * params * n * length + attention * n * length**2
+    return 3.0 * real, 3.0 * padded
+
+
+def padded_share(encoder: Encoder, batches: Sequence[Sequence[str]], max_length: int) -> float:
+    """Share of the positions of ``batches`` (each padded to its longest text) that are padding."""
+    real = total = 0
+    for texts in batches:
+        mask = encoder.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length)["attention_mask"]
+        real += sum(map(sum, mask))
+        total += len(mask) * len(mask[0])
+    return 1 - real / total
 
 
 # ------------------------------------------------------------------ OPTICAL vs sentence-KD
@@ -488,7 +510,8 @@ def main() -> None:
     frozen = FrozenTeacher(teacher, config.max_length)
     with accelerator.autocast():
         frozen.precompute(bitext.english)  # as in training: the teacher's outputs are computed once per fold
-    flops = encoder_flops(teacher, foreign, config.max_length) + encoder_flops(teacher, english, config.max_length)
+    counts = [encoder_flops(teacher, texts, config.max_length) for texts in (foreign, english)]
+    flops, padded_flops = (sum(c[i] for c in counts) for i in (0, 1))
 
     methods = METHODS + (OTHERS if args.all_methods else ())
     times = step_times(
@@ -503,7 +526,10 @@ def main() -> None:
         f"{config.max_length} tokens; OT epsilon {config.sinkhorn.epsilon}, {'at most ' * config.sinkhorn.early_exit}"
         f"{config.sinkhorn.n_iters} Sinkhorn iterations, English "
         f"term weight {config.english_weight}. Student encoder FLOPs per step (fwd+bwd, foreign and English "
-        f"batches): {flops / 1e9:.1f} GFLOP."
+        f"batches) on the real tokens: {flops / 1e9:.1f} GFLOP (the achieved GFLOP/s count these; "
+        f"{padded_flops / 1e9:.1f} GFLOP on the padded batches, whose positions are "
+        f"{padded_share(teacher, [foreign, english], config.max_length):.0%} padding). Student forward: "
+        f"{'unpadded (optical_lab/models/unpadded.py)' if teacher.unpadded else 'Hugging Face (padded)'}."
     )
     emit()
     emit("| method | median step (s) | min (s) | max (s) | steps timed | vs sentence-kd | GFLOP/s | of peak |")
@@ -563,8 +589,10 @@ def main() -> None:
         )
         emit()
         st_version = "?"
-        emit("| batches | sentence-transformers pairs/s | ours pairs/s | ours / sentence-transformers |")
-        emit("|---|---:|---:|---:|")
+        emit(
+            "| batches | padding share | sentence-transformers pairs/s | ours pairs/s | ours / sentence-transformers |"
+        )
+        emit("|---|---:|---:|---:|---:|")
         verdicts = []
         for order, grouped in (("grouped by length (our default)", True), ("random (their default)", False)):
             lengths = [len(f) for f in bitext.foreign] if grouped else None
@@ -572,6 +600,11 @@ def main() -> None:
                 batch_indices(s, len(bitext), config.batch_size, config.seed, lengths)
                 for s in range(1, args.warmup + args.st_steps + 1)
             ]
+            share = padded_share(
+                teacher,
+                [[getattr(bitext, side)[i] for i in b] for b in batches for side in ("english", "foreign")],
+                config.max_length,
+            )
             theirs, ours = [], []
             for _ in range(args.rounds):
                 value, st_version = st_pairs_per_second(
@@ -585,7 +618,7 @@ def main() -> None:
                 )
             r = max(ours) / max(theirs)
             emit(
-                f"| {order} | {max(theirs):.1f} ({', '.join(f'{v:.1f}' for v in theirs)}) | "
+                f"| {order} | {share:.0%} | {max(theirs):.1f} ({', '.join(f'{v:.1f}' for v in theirs)}) | "
                 f"{max(ours):.1f} ({', '.join(f'{v:.1f}' for v in ours)}) | {r:.2f}x |"
             )
             verdicts.append(

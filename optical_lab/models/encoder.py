@@ -112,6 +112,8 @@ class Encoder(torch.nn.Module):
         self.source = source  # the folder (or hub id) the weights came from; hashed into a result's provenance
         # dense layers on the real tokens only (models/unpadded.py); None: its default (on where supported)
         self.unpad: bool | None = None
+        # the dropout masks an unpadded training forward draws: Hugging Face's or the fast ones (models/unpadded.py)
+        self.dropout_draws = "hugging-face"
 
     @property
     def max_positions(self) -> int | None:
@@ -261,7 +263,7 @@ class Encoder(torch.nn.Module):
         :attr:`unpadded`; no caller reads them)."""
         ids, attention = batch["input_ids"], batch["attention_mask"]
         if self.unpadded:
-            hidden = unpadded_forward(self.model, ids, attention)
+            hidden = unpadded_forward(self.model, ids, attention, getattr(self, "dropout_draws", "hugging-face"))
         else:
             hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
         mask = attention.bool()

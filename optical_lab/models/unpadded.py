@@ -35,12 +35,14 @@ lacks the functions used here) runs its own forward. The switch: :attr:`Encoder.
 from __future__ import annotations
 
 import os
+from typing import Callable, NamedTuple
 
 import torch
 
 ENABLED_BY_DEFAULT = True  # measured faster, same results (module doc); OPTICAL_LAB_UNPAD=0 turns it off
 ENV_SWITCH = "OPTICAL_LAB_UNPAD"
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
+DROPOUT_DRAWS = ("hugging-face", "fast")  # which dropout masks a training forward draws (module doc)
 
 
 def default_enabled() -> bool:
@@ -81,70 +83,118 @@ def supports(model: torch.nn.Module) -> bool:
     )
 
 
-def _dropout(module: torch.nn.Dropout, x: torch.Tensor, index: torch.Tensor, positions: int) -> torch.Tensor:
-    """``module`` applied to the real-token rows ``x`` (T, H) with the mask it would draw for all
-    ``positions`` rows of the padded batch (Hugging Face's random stream; the real rows' part is used)."""
+class _Layout(NamedTuple):
+    """Where the real tokens of a padded (batch, length) batch are, and how its attention runs."""
+
+    index: torch.Tensor  # (T,) the real tokens' positions in the flattened (batch * length) batch, row-major
+    batch: int
+    length: int
+    mask: torch.Tensor | None  # the attention mask Hugging Face builds (None: nothing is padded)
+    attention: Callable  # Hugging Face's attention function for the model's implementation
+    draws: str  # "hugging-face" or "fast" (DROPOUT_DRAWS)
+    keys: torch.Tensor  # (B, L) bool, True on real tokens (the fast attention's mask)
+
+    @property
+    def positions(self) -> int:
+        return self.batch * self.length
+
+
+def keep_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """A dropout mask from 31 random bits per unit: 1 / (1 - p) with probability 1 - p, else 0 (the
+    ``"fast"`` draws). ``P(keep) = round((1 - p) 2^31) / 2^31``, within 2^-32 of ``1 - p``. Drawn with
+    torch's generator (``torch.manual_seed`` seeds it, a checkpoint saves it) at ~1/3 the cost of the
+    ``bernoulli_`` draws of ``torch.nn.Dropout`` (measured in the module doc)."""
+    bits = torch.empty(shape, dtype=torch.int32, device=like.device).random_()  # uniform on [0, 2^31)
+    return (bits < round((1 - p) * 2**31)).to(like.dtype).div_(1 - p)
+
+
+def _dropout(module: torch.nn.Dropout, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    """``module`` applied to the real-token rows ``x`` (T, H). Hugging Face's draws: the mask the module
+    draws for all rows of the padded batch, its real rows used (the same random stream as
+    ``BertModel.forward``). Fast draws: :func:`keep_mask` for the real rows only."""
     if not module.training or module.p == 0:
         return x
-    noise = module(torch.ones(positions, x.shape[-1], dtype=x.dtype, device=x.device))
-    return x * noise.index_select(0, index)
+    if layout.draws == "fast":
+        return x * keep_mask(x.shape, module.p, x)
+    noise = module(torch.ones(layout.positions, x.shape[-1], dtype=x.dtype, device=x.device))
+    return x * noise.index_select(0, layout.index)
 
 
-def _scatter(x: torch.Tensor, index: torch.Tensor, positions: int) -> torch.Tensor:
-    """The rows ``x`` (T, W) put at ``index`` of a zero (positions, W) matrix (differentiable)."""
-    return x.new_zeros(positions, x.shape[-1]).index_copy(0, index, x)
+def _scatter(x: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    """The rows ``x`` (T, W) put at the real tokens' positions of a zero (B * L, W) matrix (differentiable)."""
+    return x.new_zeros(layout.positions, x.shape[-1]).index_copy_(0, layout.index, x)  # in place: no copy
 
 
-def _layer(layer, x: torch.Tensor, index: torch.Tensor, shape: tuple[int, int], mask, attention) -> torch.Tensor:
-    """One ``BertLayer`` on the real tokens ``x`` (T, H): as ``BertLayer.forward`` (self-attention,
-    its output projection + dropout + residual LayerNorm, feed-forward + dropout + residual LayerNorm)."""
-    batch, length = shape
-    positions = batch * length
-    self_attention = layer.attention.self
+def fast_attention(query, key, value, keys: torch.Tensor, p: float, scaling: float) -> torch.Tensor:
+    """Hugging Face's eager attention with :func:`keep_mask` dropout on the probabilities: softmax(q k^T
+    scaling + bias) v, the bias the most negative float on pad keys (``keys`` False) as its eager mask;
+    (B, heads, L, d) in, (B, L, heads, d) out as Hugging Face's attention functions return it."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    bias = torch.zeros(keys.shape, dtype=scores.dtype, device=scores.device).masked_fill_(
+        ~keys, torch.finfo(scores.dtype).min
+    )
+    probs = torch.softmax(scores + bias[:, None, None, :], dim=-1)
+    if p > 0:
+        probs = probs * keep_mask(probs.shape, p, probs)
+    return torch.matmul(probs, value).transpose(1, 2)
+
+
+def _self_attention(self_attention, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    """``BertSelfAttention`` on the real tokens ``x`` (T, H): query, key and value on the real tokens,
+    attention in the padded layout, the real tokens' context (T, H) back."""
 
     def heads(t: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, heads, L, d), as BertSelfAttention lays them out
-        return _scatter(t, index, positions).view(batch, length, -1, self_attention.attention_head_size).transpose(1, 2)
+        shape = (layout.batch, layout.length, -1, self_attention.attention_head_size)
+        return _scatter(t, layout).view(shape).transpose(1, 2)
 
     query, key, value = (heads(proj(x)) for proj in (self_attention.query, self_attention.key, self_attention.value))
-    context, _ = attention(
-        self_attention,
-        query,
-        key,
-        value,
-        mask,
-        dropout=self_attention.dropout.p if self_attention.training else 0.0,
-        scaling=self_attention.scaling,
-    )
-    context = context.reshape(positions, -1).index_select(0, index)  # (B, L, heads, d) -> real rows (T, H)
+    p = self_attention.dropout.p if self_attention.training else 0.0
+    if layout.draws == "fast" and p > 0:
+        context = fast_attention(query, key, value, layout.keys, p, self_attention.scaling)
+    else:
+        context, _ = layout.attention(
+            self_attention, query, key, value, layout.mask, dropout=p, scaling=self_attention.scaling
+        )
+    return context.reshape(layout.positions, -1).index_select(0, layout.index)  # (B, L, heads, d) -> (T, H)
+
+
+def _layer(layer, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    """One ``BertLayer`` on the real tokens ``x`` (T, H): as ``BertLayer.forward`` (self-attention,
+    its output projection + dropout + residual LayerNorm, feed-forward + dropout + residual LayerNorm)."""
     out = layer.attention.output
-    hidden = out.LayerNorm(_dropout(out.dropout, out.dense(context), index, positions) + x)
+    hidden = out.LayerNorm(
+        _dropout(out.dropout, out.dense(_self_attention(layer.attention.self, x, layout)), layout) + x
+    )
     feed = layer.output
-    return feed.LayerNorm(_dropout(feed.dropout, feed.dense(layer.intermediate(hidden)), index, positions) + hidden)
+    return feed.LayerNorm(_dropout(feed.dropout, feed.dense(layer.intermediate(hidden)), layout) + hidden)
 
 
-def unpadded_forward(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def unpadded_forward(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, draws: str = "hugging-face"
+) -> torch.Tensor:
     """``model(input_ids=..., attention_mask=...).last_hidden_state`` (B, L, H) computed on the real tokens
-    only (module doc); zero at pad positions. Only for a model :func:`supports` accepts."""
+    only (module doc); zero at pad positions. Only for a model :func:`supports` accepts. ``draws``: which
+    dropout masks a training forward draws (:data:`DROPOUT_DRAWS`)."""
+    if draws not in DROPOUT_DRAWS:
+        raise ValueError(f"dropout draws must be one of {DROPOUT_DRAWS}, got {draws!r}")
     _, registry, eager, bidirectional_mask = _hf_functions()
     batch, length = input_ids.shape
-    positions = batch * length
-    index = attention_mask.reshape(-1).nonzero().squeeze(1)  # the real tokens, row-major: (T,)
+    keys = attention_mask.bool()
+    index = keys.reshape(-1).nonzero().squeeze(1)
     embeddings = model.embeddings
     position_ids = embeddings.position_ids[0, :length].expand(batch, length).reshape(-1).index_select(0, index)
     # as BertEmbeddings.forward: word + token type (all type 0, as the Encoder never passes token types) + position
     hidden = embeddings.word_embeddings(input_ids.reshape(-1).index_select(0, index))
     hidden = hidden + embeddings.token_type_embeddings(torch.zeros_like(position_ids))
-    hidden = hidden + embeddings.position_embeddings(position_ids)
-    hidden = _dropout(embeddings.dropout, embeddings.LayerNorm(hidden), index, positions)
+    hidden = embeddings.LayerNorm(hidden + embeddings.position_embeddings(position_ids))
     config = model.config
     # the mask BertModel builds for its attention implementation (None when nothing is padded); only the
     # shape, dtype and device of the embeddings are read from them
-    mask = bidirectional_mask(
-        config=config,
-        inputs_embeds=hidden.new_empty(1).expand(batch, length, hidden.shape[-1]),
-        attention_mask=attention_mask,
-    )
+    shaped = hidden.new_empty(1).expand(batch, length, hidden.shape[-1])
+    mask = bidirectional_mask(config=config, inputs_embeds=shaped, attention_mask=attention_mask)
     attention = registry.get_interface(config._attn_implementation, eager)
+    layout = _Layout(index, batch, length, mask, attention, draws, keys)
+    hidden = _dropout(embeddings.dropout, hidden, layout)
     for layer in model.encoder.layer:
-        hidden = _layer(layer, hidden, index, (batch, length), mask, attention)
-    return _scatter(hidden, index, positions).view(batch, length, -1)
+        hidden = _layer(layer, hidden, layout)
+    return _scatter(hidden, layout).view(batch, length, -1)
