@@ -94,3 +94,82 @@ def test_encode_is_unchanged(teacher):
     ref = encoder.encode(texts, batch_size=5)
     encoder.unpad = True
     torch.testing.assert_close(encoder.encode(texts, batch_size=5), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_keep_mask_is_a_scaled_bernoulli():
+    torch.manual_seed(0)
+    mask = unpadded.keep_mask((1000, 1000), 0.1, torch.empty(0))
+    values = mask.unique()
+    torch.testing.assert_close(values, torch.tensor([0.0, 1 / 0.9]))
+    assert abs(float((mask == 0).float().mean()) - 0.1) < 0.002  # 1e6 draws: the sd of the share is 3e-4
+    torch.manual_seed(0)
+    assert torch.equal(unpadded.keep_mask((1000, 1000), 0.1, torch.empty(0)), mask)  # seeded by torch
+
+
+def test_fast_attention_without_dropout_is_hugging_faces():
+    encoder = tiny_encoder(hidden=32, layers=1).eval()
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(4, 2, 7, 16) for _ in range(3))
+    keys = torch.arange(7)[None, :] < torch.tensor([7, 5, 1, 3])[:, None]
+    hf = encoder.model.encoder.layer[0].attention.self
+    from transformers.masking_utils import create_bidirectional_mask
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    mask = create_bidirectional_mask(config=hf.config, inputs_embeds=torch.empty(4, 7, 32), attention_mask=keys)
+    attention = ALL_ATTENTION_FUNCTIONS.get_interface(hf.config._attn_implementation, None)
+    expected, _ = attention(hf, query, key, value, mask, dropout=0.0, scaling=0.25)
+    out = unpadded.fast_attention(query, key, value, keys, 0.0, 0.25)
+    torch.testing.assert_close(out * keys[..., None, None], expected * keys[..., None, None], rtol=1e-5, atol=1e-6)
+
+
+def test_fast_dropout_draws():
+    """The fast draws change which units drop, nothing else: eval (no dropout) is Hugging Face's output, a
+    training forward is seeded (the same seed, the same output) and drops about p of the units."""
+    encoder = tiny_encoder(hidden=32, layers=2)
+    batch = encoder.tokenize(TEXTS)
+    mask = batch["attention_mask"].bool()[..., None]
+    hf, _ = _outputs_and_grads(encoder, batch, unpad=False, train=False)
+    encoder.dropout_draws = "fast"
+    fast, grads = _outputs_and_grads(encoder, batch, unpad=True, train=False)
+    torch.testing.assert_close(fast.embeddings * mask, hf.embeddings * mask, rtol=1e-5, atol=1e-5)
+    first, grads = _outputs_and_grads(encoder, batch, unpad=True, train=True, seed=3)
+    again, _ = _outputs_and_grads(encoder, batch, unpad=True, train=True, seed=3)
+    reference, _ = _outputs_and_grads(encoder, batch, unpad=False, train=True, seed=3)
+    assert torch.equal(first.embeddings, again.embeddings) and grads
+    assert float((first.embeddings - reference.embeddings).detach().mul(mask).abs().max()) > 1e-2
+    with pytest.raises(ValueError, match="dropout draws"):
+        unpadded.unpadded_forward(encoder.model, batch["input_ids"], batch["attention_mask"], draws="other")
+
+
+def test_training_config_names_the_draws():
+    """TrainConfig.dropout_draws: its choices are the module's, its default adds nothing to a cell's identity."""
+    import typing
+
+    from optical_lab.methods import TrainConfig
+
+    hint = typing.get_type_hints(TrainConfig)["dropout_draws"]
+    assert typing.get_args(hint) == unpadded.DROPOUT_DRAWS
+    config = TrainConfig()
+    assert config.dropout_draws == "hugging-face" and "dropout_draws" not in config.fingerprint_fields()
+    assert config.replace(dropout_draws="fast").fingerprint() != config.fingerprint()
+
+
+def test_train_step_uses_the_configs_draws():
+    from optical_lab.data import Bitext
+    from optical_lab.methods import TrainConfig, build_objective
+    from optical_lab.methods.accelerator import make_accelerator
+    from optical_lab.methods.optimizer import make_optimizer
+    from optical_lab.methods.teacher import FrozenTeacher
+    from optical_lab.methods.trainer import train_step
+
+    config = TrainConfig(
+        steps=1, batch_size=2, max_length=16, progress=False, dropout_draws="fast", mixed_precision="no"
+    )
+    teacher, student = tiny_encoder(), tiny_encoder()
+    pairs = Bitext(TEXTS[:2], TEXTS[2:], "swa")
+    optimizer, scheduler = make_optimizer(student, config)
+    objective = build_objective("sentence-kd", config, pairs)
+    frozen = FrozenTeacher(teacher, config.max_length)
+    args = (pairs.english, pairs.foreign, optimizer, scheduler, make_accelerator("no"), config)
+    train_step(student, frozen, objective, *args)
+    assert student.dropout_draws == "fast" and student.unpadded
