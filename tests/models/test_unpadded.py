@@ -106,7 +106,7 @@ def test_fast_keep_mask_is_a_scaled_bernoulli():
     assert torch.equal(unpadded.keep_mask((1000, 1000), 0.1, torch.empty(0)), mask)  # seeded by torch
 
 
-def test_fast_attention_without_dropout_is_hugging_faces():
+def test_eager_attention_without_dropout_is_hugging_faces():
     encoder = tiny_encoder(hidden=32, layers=1).eval()
     torch.manual_seed(0)
     query, key, value = (torch.randn(4, 2, 7, 16) for _ in range(3))
@@ -118,7 +118,8 @@ def test_fast_attention_without_dropout_is_hugging_faces():
     mask = create_bidirectional_mask(config=hf.config, inputs_embeds=torch.empty(4, 7, 32), attention_mask=keys)
     attention = ALL_ATTENTION_FUNCTIONS.get_interface(hf.config._attn_implementation, None)
     expected, _ = attention(hf, query, key, value, mask, dropout=0.0, scaling=0.25)
-    out = unpadded.fast_attention(query, key, value, keys, 0.0, 0.25)
+    bias = torch.zeros(4, 1, 1, 7).masked_fill_(~keys[:, None, None, :], torch.finfo(torch.float32).min)
+    out = unpadded.eager_attention(query, key, value, bias, 0.25, lambda t: t)
     torch.testing.assert_close(out * keys[..., None, None], expected * keys[..., None, None], rtol=1e-5, atol=1e-6)
 
 
