@@ -174,3 +174,16 @@ def test_train_step_uses_the_configs_draws():
     args = (pairs.english, pairs.foreign, optimizer, scheduler, make_accelerator("no"), config)
     train_step(student, frozen, objective, *args)
     assert student.dropout_draws == "fast" and student.unpadded
+
+
+def test_bf16_autocast_training_matches_within_bf16_rounding():
+    encoder = tiny_encoder(hidden=32, layers=2)
+    batch = encoder.tokenize(TEXTS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref, ref_grads = _outputs_and_grads(encoder, batch, unpad=False, train=True)
+        out, grads = _outputs_and_grads(encoder, batch, unpad=True, train=True)
+    mask = ref.mask[..., None]
+    torch.testing.assert_close(out.embeddings * mask, ref.embeddings * mask, rtol=2e-2, atol=2e-2)
+    scale = max(float(g.abs().max()) for g in ref_grads.values())
+    for name, grad in grads.items():  # bf16 keeps 8 bits of mantissa: a relative 2^-8 per rounding
+        torch.testing.assert_close(grad, ref_grads[name], rtol=2e-2, atol=1e-3 * scale, msg=name)
