@@ -6,8 +6,11 @@ output, both feed-forward matrices), every LayerNorm and GELU on all ``B * L``. 
 each position alone, so here they run on the ``T`` real tokens gathered into a ``(T, H)`` matrix; only
 the attention, which mixes positions, sees the padded ``(B, heads, L, d)`` layout (scattered there,
 the pad keys masked exactly as Hugging Face masks them, and gathered back). The saving is the padded
-share ``1 - T / (B * L)`` of the dense FLOPs (~90 % of a MiniLM step), forward and backward: measured by
-``benchmarks/bench_train_step.py`` (the padded share of its batches is printed with it). The same
+share ``1 - T / (B * L)`` of the dense FLOPs (99 % of MiniLM's FLOPs at 64 tokens; matrix products took
+77 % of a sentence-KD step's CPU time, ``benchmarks/profile_step.py``), forward and backward. Measured
+(``benchmarks/bench_unpadded.py``, ``RESULTS_unpadded.md``: MiniLM forward + backward, training mode, the
+bench's NTREX batches, 1 thread): 1.16x Hugging Face's on length-grouped batches (13-33 % padding per
+side), 1.48x on random ones (27-56 %); ``benchmarks/bench_train_step.py`` times whole steps. The same
 idea as the "remove padding" path of NVIDIA's BERT (FasterTransformer, Effective Transformer) and
 Mosaic's ``bert_padding``, here kept in PyTorch and on the model's own modules.
 
@@ -52,6 +55,7 @@ lacks the functions used here) runs its own forward. The switch: :attr:`Encoder.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, NamedTuple
 
@@ -74,9 +78,10 @@ def default_enabled() -> bool:
     return ENABLED_BY_DEFAULT
 
 
+@functools.lru_cache(maxsize=1)
 def _hf_functions():
-    """(attention functions registry, eager attention, bidirectional mask builder) of this transformers
-    version, or None where it lacks one of them."""
+    """(BertModel, the attention functions registry, the eager attention, the bidirectional mask builder)
+    of this transformers version, or None where it lacks one of them."""
     try:
         from transformers.masking_utils import create_bidirectional_mask
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
