@@ -44,12 +44,37 @@ def cpu_seconds(encoder: Encoder, batch: dict, unpad: bool, draws: str) -> float
     return time.process_time() - tic
 
 
+def encode_section(emit, encoder: Encoder, corpus, args) -> None:
+    """Evaluation encoding (:meth:`Encoder.encode`: no gradient, batches of 64 sorted by length) of the first
+    ``--encode`` NTREX sentences of each side at 128 tokens, padded vs unpadded, best CPU seconds of
+    ``--repeats``."""
+    emit(f"## Evaluation encoding: the first {args.encode} NTREX {args.lang} / English sentences, 128 tokens")
+    emit()
+    emit("| texts | padding share | Hugging Face (s) | unpadded (s) | speed-up |")
+    emit("|---|---:|---:|---:|---:|")
+    encoder.max_length = 128
+    for name, texts in ((args.lang, corpus.target[: args.encode]), ("English", corpus.english[: args.encode])):
+        tokenized = encoder.pretokenize(list(texts), batch_size=64)
+        real = sum(int(b["attention_mask"].sum()) for b in tokenized.batches)
+        share = 1 - real / sum(b["attention_mask"].numel() for b in tokenized.batches)
+        best = {}
+        for _ in range(args.repeats):
+            for unpad in (False, True):
+                encoder.unpad = unpad
+                tic = time.process_time()
+                encoder.encode(tokenized)
+                best[unpad] = min(best.get(unpad, float("inf")), time.process_time() - tic)
+        emit(f"| {name} | {share:.0%} | {best[False]:.2f} | {best[True]:.2f} | {best[False] / best[True]:.2f}x |")
+    emit()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", default="hau")
     parser.add_argument("--batches", type=int, default=3, help="training steps' batches per order")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (the best counts)")
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--encode", type=int, default=384, help="sentences per side of the encoding section")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_unpadded.md")))
     args = parser.parse_args()
     keep_freed_memory()
@@ -64,7 +89,7 @@ def main() -> None:
     emit()
     emit(
         f"Command: `python benchmarks/bench_unpadded.py --lang {args.lang} --batches {args.batches} "
-        f"--repeats {args.repeats} --max-length {args.max_length}`  "
+        f"--repeats {args.repeats} --max-length {args.max_length} --encode {args.encode}`  "
     )
     emit(f"CPU: {cpu_description()}  ")
     emit(
@@ -111,6 +136,8 @@ def main() -> None:
             f"{base / total['unpadded, fast draws']:.2f}x Hugging Face's forward + backward "
             "(sum of the best CPU seconds)"
         )
+    emit()
+    encode_section(emit, encoder, corpus, args)
     emit(f"- at the end: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
