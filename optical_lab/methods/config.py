@@ -45,6 +45,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "ot_warm_start": False,
     "min_delta": 0.0,
     "dev_distractors": 0,
+    "dropout_draws": "hugging-face",
 }
 # SinkhornSpec fields beyond the legacy flat keys, in the fingerprint (and accepted flat) as ``ot_<field>``
 OT_FIELDS = tuple(f.name for f in dataclasses.fields(SinkhornSpec) if f.name not in LEGACY_OT_KEYS.values())
@@ -174,6 +175,17 @@ class TrainConfig(*reversed(OBJECTIVE_SETTINGS)):
         False,
         "keep the student's word-embedding table as the teacher's (cheaper steps, most of all for me5-small; "
         "part of every cell's identity)",
+        group=RUNTIME,
+        flag=True,
+    )
+    # which dropout masks the student's unpadded forward draws (optical_lab/models/unpadded.py): Hugging Face's
+    # (the same random stream as BertModel.forward: the same results, within float rounding, as before it
+    # existed) or 31-bit masks drawn for the real tokens only (same Bernoulli(1 - p) masks, other draws, cheaper:
+    # benchmarks/bench_train_step.py measures it). Other draws give another run, so part of the cell identity.
+    dropout_draws: Literal["hugging-face", "fast"] = param(
+        "hugging-face",
+        "dropout masks of the student's unpadded forward: Hugging Face's random stream, or fast 31-bit draws for the "
+        "real tokens only (cheaper steps; other draws, so part of every cell's identity)",
         group=RUNTIME,
         flag=True,
     )

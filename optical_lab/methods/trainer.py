@@ -161,6 +161,7 @@ def train_step(
     ``objective.last_logs`` is set to the global batch's terms. Used by :class:`Trainer` and the benchmark.
     """
     student.train()
+    student.dropout_draws = config.dropout_draws  # the masks an unpadded forward draws (models/unpadded.py)
     model = model if model is not None else StepModule(student, objective, teacher)
     here, total = share if share is not None else (len(foreign), len(foreign))
     with truncation(student, config.max_length), as_role(student, config.training_role), accelerator.autocast():

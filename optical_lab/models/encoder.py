@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .registry import DEFAULT_MODEL, ENCODER_FILE, POOLINGS, role_prefix
 from .st_format import write_settings
+from .unpadded import default_enabled, supports, unpadded_forward
 
 Role = Literal["query", "passage"] | None
 Pooling = Literal["mean", "cls", "max"]
@@ -108,6 +109,10 @@ class Encoder(torch.nn.Module):
         self.pooling = pooling
         self.normalize = normalize
         self.source = source  # the folder (or hub id) the weights came from; hashed into a result's provenance
+        # dense layers on the real tokens only (models/unpadded.py); None: its default (on where supported)
+        self.unpad: bool | None = None
+        # the dropout masks an unpadded training forward draws: Hugging Face's or the fast ones (models/unpadded.py)
+        self.dropout_draws = "hugging-face"
 
     @property
     def max_positions(self) -> int | None:
@@ -245,11 +250,23 @@ class Encoder(torch.nn.Module):
         """Contextual token embeddings (differentiable) of ``texts``."""
         return self.run(self.tokenize(texts, role))
 
+    @property
+    def unpadded(self) -> bool:
+        """Whether :meth:`run` computes the dense layers on real tokens only (:mod:`.unpadded`): the
+        :attr:`unpad` switch (None: :func:`~.unpadded.default_enabled`) and a model it supports."""
+        setting = getattr(self, "unpad", None)  # an encoder pickled before the switch existed has none
+        return (default_enabled() if setting is None else setting) and supports(self.model)
+
     def run(self, batch: dict[str, torch.Tensor]) -> TokenBatch:
-        """Contextual token embeddings of a batch :meth:`tokenize` made."""
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        mask = batch["attention_mask"].bool()
-        return TokenBatch(out.last_hidden_state, mask, batch["special_tokens_mask"].bool() & mask, batch["input_ids"])
+        """Contextual token embeddings of a batch :meth:`tokenize` made (zero at pad positions when
+        :attr:`unpadded`; no caller reads them)."""
+        ids, attention = batch["input_ids"], batch["attention_mask"]
+        if self.unpadded:
+            hidden = unpadded_forward(self.model, ids, attention, getattr(self, "dropout_draws", "hugging-face"))
+        else:
+            hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
+        mask = attention.bool()
+        return TokenBatch(hidden, mask, batch["special_tokens_mask"].bool() & mask, ids)
 
     def pool(self, batch: TokenBatch) -> torch.Tensor:
         """Sentence embeddings (B, d) of a token batch, with this backbone's pooling; unit length unless
