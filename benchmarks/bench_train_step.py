@@ -490,7 +490,7 @@ def main() -> None:
     command = "python benchmarks/bench_train_step.py " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
         for k, v in vars(args).items()
-        if k != "out" and v not in (None, False)
+        if k != "out" and v is not None and v is not False  # 0 (e.g. --solver-batches 0) is a value
     )
     emit("# Training-throughput benchmark")
     emit()
