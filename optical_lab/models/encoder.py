@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .registry import DEFAULT_MODEL, ENCODER_FILE, POOLINGS, role_prefix
 from .st_format import write_settings
-from .unpadded import default_enabled, supports, unpadded_forward
+from .unpadded import DEFAULT_DRAWS, default_enabled, supports, unpadded_forward
 
 Role = Literal["query", "passage"] | None
 Pooling = Literal["mean", "cls", "max"]
@@ -112,7 +112,7 @@ class Encoder(torch.nn.Module):
         # dense layers on the real tokens only (models/unpadded.py); None: its default (on where supported)
         self.unpad: bool | None = None
         # the dropout masks an unpadded training forward draws: Hugging Face's or the fast ones (models/unpadded.py)
-        self.dropout_draws = "hugging-face"
+        self.dropout_draws = DEFAULT_DRAWS
 
     @property
     def max_positions(self) -> int | None:
@@ -262,7 +262,7 @@ class Encoder(torch.nn.Module):
         :attr:`unpadded`; no caller reads them)."""
         ids, attention = batch["input_ids"], batch["attention_mask"]
         if self.unpadded:
-            hidden = unpadded_forward(self.model, ids, attention, getattr(self, "dropout_draws", "hugging-face"))
+            hidden = unpadded_forward(self.model, ids, attention, getattr(self, "dropout_draws", DEFAULT_DRAWS))
         else:
             hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
         mask = attention.bool()

@@ -65,6 +65,7 @@ ENABLED_BY_DEFAULT = True  # measured faster, same results (module doc); OPTICAL
 ENV_SWITCH = "OPTICAL_LAB_UNPAD"
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
 DROPOUT_DRAWS = ("hugging-face", "fast")  # which dropout masks a training forward draws (module doc)
+DEFAULT_DRAWS = DROPOUT_DRAWS[0]  # Hugging Face's random stream: the same results as BertModel.forward
 
 
 def default_enabled() -> bool:
@@ -194,7 +195,7 @@ def _layer(layer, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
 
 
 def unpadded_forward(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, draws: str = "hugging-face"
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, draws: str = DEFAULT_DRAWS
 ) -> torch.Tensor:
     """``model(input_ids=..., attention_mask=...).last_hidden_state`` (B, L, H) computed on the real tokens
     only (module doc); zero at pad positions. Only for a model :func:`supports` accepts. ``draws``: which
