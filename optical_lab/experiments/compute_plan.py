@@ -315,9 +315,12 @@ def gpu_step_seconds(roots: Iterable[Path]) -> tuple[dict[str, dict[str, Any]], 
     return {}, None
 
 
-def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any]:
-    """CPU-hours (and wall hours with 2 workers), GPU minutes and committed MiB of a described grid, priced with
-    the rates and stored sizes measured in ``grid.reference``; every assumption is listed in ``assumed``."""
+def step_prices(grid: GridDescription, device: str | None = None) -> dict[str, Any]:
+    """Seconds per training step of each trained arm of ``grid``, priced from the rates measured in
+    ``grid.reference``: ``cpu`` on ``device``'s kind of machine (``device``: the label; the reference's own
+    machines when no cell ran on this kind), ``gpu`` per process on ``gpu_device``; an arm of ``same_rate_as`` at
+    its proxy's rate, every rate scaled by ``batch_factor`` (the grid's batch over the reference's
+    ``measured_batch``) and an OT arm's by ``ot_cost_factor``; None where nothing was measured."""
     reference = Path(grid.reference)
     proxies = dict(grid.same_rate_as)
     device = device or here()
@@ -326,8 +329,37 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         cpu = step_seconds([reference])
         device = "the reference's machine(s)"
     gpu, gpu_device = gpu_step_seconds(sorted(p for p in reference.parent.iterdir() if p.is_dir()))
+    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
+    measured_batch = saved.get("train", {}).get("batch_size")
+    batch_factor = grid.batch_size / measured_batch if grid.batch_size and measured_batch else 1.0
     trained = [arm for arm in grid.arms if arm != "zero-shot"]
-    ot_arms = {arm for arm in trained if arm.startswith("optical")}
+
+    def rate(rates: dict[str, Any], arm: str) -> float | None:
+        measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
+        if measured is None:
+            return None
+        ot_factor = grid.ot_cost_factor if arm.startswith("optical") else 1.0
+        return round(measured["median_s"] * batch_factor * ot_factor, 4)
+
+    return {
+        "cpu": {arm: rate(cpu, arm) for arm in trained},
+        "gpu": {arm: rate(gpu, arm) for arm in trained},
+        "device": device,
+        "gpu_device": gpu_device,
+        "measured_batch": measured_batch,
+        "batch_factor": batch_factor,
+        "saved": saved,
+    }
+
+
+def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any]:
+    """CPU-hours (and wall hours with 2 workers), GPU minutes and committed MiB of a described grid, priced with
+    the rates and stored sizes measured in ``grid.reference``; every assumption is listed in ``assumed``."""
+    reference = Path(grid.reference)
+    proxies = dict(grid.same_rate_as)
+    prices = step_prices(grid, device)
+    device, saved = prices["device"], prices["saved"]
+    trained = [arm for arm in grid.arms if arm != "zero-shot"]
     assumed = [
         f"CPU rates and evaluation seconds: cells that ran on {device}",
         f"every trained cell runs to its cap of {grid.step_cap} steps (plateau stopping only shortens it)",
@@ -337,17 +369,9 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         f"OT arms (solved Sinkhorn) cost {grid.ot_cost_factor:g}x the measured OPTICAL step",
         f"evaluation scales with the number of tasks ({len(grid.eval_tasks)} vs the reference's measured suite)",
     ]
-    saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
-    measured_batch = saved.get("train", {}).get("batch_size")
-    batch_factor = grid.batch_size / measured_batch if grid.batch_size and measured_batch else 1.0
-    if batch_factor != 1.0:
+    if prices["batch_factor"] != 1.0:
+        measured_batch = prices["measured_batch"]
         assumed.append(f"a step's time scales with its batch: {grid.batch_size} pairs vs {measured_batch} measured")
-
-    def rate(rates: dict[str, Any], arm: str) -> float | None:
-        measured = rates.get(arm) or rates.get(proxies.get(arm, ""))
-        if measured is None:
-            return None
-        return round(measured["median_s"] * batch_factor * (grid.ot_cost_factor if arm in ot_arms else 1.0), 4)
 
     steps = {
         arm: len(grid.langs) * grid.seeds * grid.step_cap + grid.sweep_settings * grid.sweep_langs * grid.sweep_steps
@@ -356,15 +380,15 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
     task_factor = len(grid.eval_tasks) / max(1, 1 + len(saved.get("eval_tasks", [])))
     evaluation = eval_seconds(reference / "runs", None if device.startswith("the reference") else device)
     eval_cells = len(grid.langs) * grid.seeds * len(grid.arms)
+    cpu_rates, gpu_rates = prices["cpu"], prices["gpu"]
     cpu_seconds = None
-    if evaluation is not None and all(rate(cpu, arm) is not None for arm in trained):
-        cpu_seconds = sum(steps[arm] * rate(cpu, arm) for arm in trained) + eval_cells * evaluation * task_factor
-    gpu_rates = {arm: rate(gpu, arm) for arm in trained}
+    if evaluation is not None and all(r is not None for r in cpu_rates.values()):
+        cpu_seconds = sum(steps[arm] * cpu_rates[arm] for arm in trained) + eval_cells * evaluation * task_factor
     gpu_minutes = None
     if all(r is not None for r in gpu_rates.values()):  # measured with the processes that shared the GPU then
         gpu_minutes = sum(steps[arm] * gpu_rates[arm] for arm in trained) / 60 / GPU_PROCESSES
         assumed.append(
-            f"GPU: {GPU_PROCESSES} training processes share one {gpu_device} at the per-process rate "
+            f"GPU: {GPU_PROCESSES} training processes share one {prices['gpu_device']} at the per-process rate "
             "measured there (a sibling results folder's cells, whatever their backbone); evaluation "
             "not included"
         )
@@ -375,7 +399,7 @@ def plan_grid(grid: GridDescription, device: str | None = None) -> dict[str, Any
         "trained_steps": steps,
         "eval_cells": eval_cells,
         "eval_seconds_per_cell": None if evaluation is None else round(evaluation * task_factor, 1),
-        "cpu_step_seconds": {arm: rate(cpu, arm) for arm in trained},
+        "cpu_step_seconds": cpu_rates,
         "gpu_step_seconds": gpu_rates,
         "cpu_hours": None if cpu_seconds is None else round(cpu_seconds / 3600, 1),
         "wall_hours_2_workers": None if cpu_seconds is None else round(cpu_seconds / 3600 / 2, 1),

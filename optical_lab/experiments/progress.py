@@ -18,7 +18,7 @@ Reads a results folder and writes nothing (a run in progress owns it), in four p
   runs of the folder), + for a grid cell the median evaluation seconds of a finished one
   (:func:`.compute_plan.eval_seconds`). The steps a run takes: the mean of the arm's finished runs (plateau
   stopping), the cap before any has finished; the bound at the cap is shown beside it. An arm with no measured
-  step takes the described grid's priced rate (:func:`.compute_plan.plan_grid`) times the median ratio of
+  step takes the described grid's priced rate (:func:`.compute_plan.step_prices`) times the median ratio of
   measured to priced rates of the arms measured here, else the median over the measured arms, and says so. The
   step seconds leave out the dev evaluations inside a run, so every step is counted at :func:`dev_overhead`
   (the finished runs' recorded training time over their logged step time). One training process's hours (the
@@ -40,7 +40,7 @@ from ..data.errors import DataError
 from ..io import read_json, read_jsonl, stored_exists, stored_glob
 from ..methods.train_state import LOG_NAME
 from .command import run_module
-from .compute_plan import GRIDS, eval_seconds, grid, here, plan_grid, step_seconds
+from .compute_plan import GRIDS, eval_seconds, grid, here, step_prices, step_seconds
 from .plan import plan_from_saved
 from .records import DONE_NAME
 from .stopping import cap_check, selected_steps, table
@@ -140,7 +140,7 @@ def run_steps(rows: list[dict[str, Any]], part: str, method: str, cap: int) -> f
 
 def step_rates(folder: Path, arms: set[str]) -> dict[str, dict[str, Any]]:
     """Per arm: median seconds per training step measured here (:func:`.compute_plan.step_seconds`); an arm not
-    measured yet takes the described grid's priced rate (:func:`.compute_plan.plan_grid`) scaled by how much
+    measured yet takes the described grid's priced rate (:func:`.compute_plan.step_prices`) scaled by how much
     slower or faster the measured arms ran than priced (median ratio), else the median over the measured arms;
     each says where it comes from."""
     measured = {m: r["median_s"] for m, r in step_seconds([folder], here()).items()}
@@ -148,7 +148,7 @@ def step_rates(folder: Path, arms: set[str]) -> dict[str, dict[str, Any]]:
     missing = arms - set(rates) - {"zero-shot"}
     if missing and folder.name in GRIDS:
         described = GRIDS[folder.name]()
-        priced = plan_grid(described)["cpu_step_seconds"]
+        priced = step_prices(described)["cpu"]
         ratios = [measured[m] / priced[m] for m in measured if priced.get(m)]
         scale = statistics.median(ratios) if ratios else 1.0
         source = f"priced from {described.reference}" + (f" x {scale:.2f} (measured / priced here)" if ratios else "")
