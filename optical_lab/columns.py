@@ -13,6 +13,11 @@ Two kinds of text file dominate a finished grid, and both are stored column by c
   - ``f8p``: floats XOR-ed with the linear prediction ``2 x[i-1] - x[i-2]`` (Gorilla-style, Pelkonen et al.
     2015): a learning-rate schedule becomes mostly zero bits;
   - ``dec<d>``: floats that are ``k / 10^d`` for integers ``k`` (seconds rounded to 4 places), stored as ``k``;
+  - ``sig<n>``: floats whose shortest decimal form (``repr``) has at most ``n`` <= 9 significant digits (a value
+    logged at a declared precision, :data:`optical_lab.methods.train_state.LOG_DIGITS`), stored as ``m * 10^e`` with
+    ``m`` an ``n``-digit integer (int32) and ``e`` a small one (int8): ``float("<m>e<e>")`` is the value again,
+    since the decimal ``m * 10^e`` is the one ``repr`` printed. A rounded float's double has a full binary
+    mantissa that no compressor sees through; its decimal digits are all the information there is;
   - ``int``: integers as their successive differences (a step counter becomes a run of ones);
   - derived, nothing stored: ``const`` (one value for every row), ``same`` (equal to another column) and
     ``sum`` (``float32(a + float32(w) * b)`` of two float32 columns, exactly as the float32 training step
@@ -24,8 +29,11 @@ Two kinds of text file dominate a finished grid, and both are stored column by c
   :func:`join_key_column`: the first column (the query ids, identical in every cell scored on the same queries)
   is taken out to be stored once by hash, the rest stays in the cell.
 
-* **JSON with shared subtrees** (a cell's ``config.json``: the comparison's plan, the same in every cell, and
-  the data files' hashes, the same in every cell of a language) — :func:`split_subtrees` / :func:`join_subtrees`.
+* **JSON with shared subtrees** (a cell's ``config.json``: the comparison's plan, the same in every cell, the
+  data files' hashes, the same in every cell of a language, and the training configuration, the same in every
+  language's cell of an arm and seed) — :func:`split_subtrees` / :func:`join_subtrees`; a subtree that another file
+  of the cell holds whole (the ``cell`` record of ``config.json`` is the cell's ``done.json`` less its fingerprint)
+  is a reference to that file, checked by its SHA-256.
 
 Each encoder is exact only for files written the usual way (JSON by ``json.dumps`` with its default
 separators; CSV without quoting in the key column); :func:`encode_columns_checked` and the compaction
@@ -42,7 +50,8 @@ import struct
 from typing import Any, Callable
 
 FORMAT_1, FORMAT_2 = "optical-lab columns 1", "optical-lab columns 2"
-_WIDTH = {"f": 4, "d": 8, "q": 8, "Q": 8}
+_WIDTH = {"b": 1, "i": 4, "f": 4, "d": 8, "q": 8, "Q": 8}
+_SIG_MAX_DIGITS = 9  # the most significant digits a ``sig`` column's values may have (its mantissas are int32)
 _SUM_WEIGHT_DIGITS = (1, 2, 3)  # significant digits of a loss weight tried when a total is not the plain sum
 
 
@@ -129,11 +138,55 @@ def _stored_forms(values: list[Any]) -> dict[str, tuple[bytes, Callable[[bytes],
         forms["f8p"] = (_f8p_encode(values), _f8p_decode)
         if (d := _decimals(values)) is not None:
             forms[f"dec{d}"] = (_dec_encode(values, d), _dec_decoder(d))
+        if (sig := _sig_parts(values)) is not None:
+            forms[f"sig{sig[0]}"] = (_sig_encode(*sig[1:]), _sig_decode)
     return forms
 
 
 def _json_decode(chunk: bytes) -> list[Any]:
     return [json.loads(v) for v in chunk.decode("utf-8").split("\n")]
+
+
+def _shortest_decimal(x: float) -> tuple[int, int]:
+    """``(m, e)`` with ``x == m * 10^e`` exactly as ``repr(x)`` writes it (``m`` without trailing zeros); ``x``
+    finite."""
+    mantissa, _, exponent = repr(x).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    m, e = int(whole + fraction), int(exponent or 0) - len(fraction)
+    while m and m % 10 == 0:
+        m, e = m // 10, e + 1
+    return m, e
+
+
+def _sig_parts(values: list[float]) -> tuple[int, list[int], list[int]] | None:
+    """``(n, mantissas, exponents)``: each value as ``m * 10^e`` with ``m`` of exactly ``n`` digits (0 for zero),
+    ``n`` the most significant digits of any value's shortest decimal form; None when that is over
+    :data:`_SIG_MAX_DIGITS` (a float32 or float64 result keeps 8 to 17), a value is not finite or an exponent
+    leaves int8."""
+    decimals = []
+    for x in values:
+        if not math.isfinite(x):
+            return None
+        decimals.append(_shortest_decimal(x))
+    n = max((len(str(abs(m))) for m, _ in decimals), default=1)
+    if n > _SIG_MAX_DIGITS:
+        return None
+    pads = [n - len(str(abs(m))) if m else 0 for m, _ in decimals]
+    mantissas = [m * 10**pad for (m, _), pad in zip(decimals, pads)]
+    exponents = [e - pad if m else 0 for (m, e), pad in zip(decimals, pads)]
+    return (n, mantissas, exponents) if all(-128 <= e < 128 for e in exponents) else None
+
+
+def _sig_encode(mantissas: list[int], exponents: list[int]) -> bytes:
+    """The mantissas (int32), then the exponents (int8), each byte-shuffled: the exponents of a column of one
+    magnitude are nearly constant and compress away."""
+    return shuffle(mantissas, "i") + shuffle(exponents, "b")
+
+
+def _sig_decode(chunk: bytes) -> list[float]:
+    count = len(chunk) // 5
+    mantissas, exponents = unshuffle(chunk[: 4 * count], "i"), unshuffle(chunk[4 * count :], "b")
+    return [float(f"{m}e{e}") for m, e in zip(mantissas, exponents)]
 
 
 def _dec_encode(values: list[float], d: int) -> bytes:
@@ -147,6 +200,8 @@ def _dec_decoder(d: int) -> Callable[[bytes], list[Any]]:
 def _decoder(kind: str) -> Callable[[bytes], list[Any]]:
     if kind.startswith("dec"):
         return _dec_decoder(int(kind[3:]))
+    if kind.startswith("sig"):
+        return _sig_decode
     return {
         "json": _json_decode,
         "int": _int_decode,
@@ -358,13 +413,22 @@ def join_key_column(keys: bytes, rest: bytes) -> bytes:
 
 # ---------------------------------------------------------------- JSON with shared subtrees
 BLOB_KEY = "$blob"  # {"$blob": "<sha256>"} stands for a subtree stored once, by hash
+# {"$sibling": "<name>", "sha256": ..., "without": [keys]} stands for the JSON object the file <name> beside it holds
+# (checked against the SHA-256 of its bytes), less those keys: a subtree stored in full in another file of the cell
+SIBLING_KEY = "$sibling"
 
 
-def split_subtrees(data: bytes, paths: tuple[tuple[str, ...], ...]) -> tuple[bytes, list[bytes]] | None:
+def split_subtrees(
+    data: bytes, paths: tuple[tuple[str, ...], ...], sibling: tuple[tuple[str, ...], str, bytes] | None = None
+) -> tuple[bytes, list[bytes]] | None:
     """``(skeleton, subtrees)``: a JSON object written by ``write_json`` (``json.dumps(indent=2,
     ensure_ascii=False)`` and a newline) with the subtree at each of ``paths`` (keys from the top; those present)
     replaced by ``{"$blob": <SHA-256 of its compact JSON>}``, and those compact JSONs (to be stored once, by hash);
-    None when no path is present or the text is not what ``write_json`` writes."""
+    None when nothing is replaced or the text is not what ``write_json`` writes.
+
+    ``sibling`` = ``(path, name, content)``: the subtree at ``path``, when it is the JSON object ``content`` (the
+    file ``name`` beside this one, e.g. a cell's ``done.json``) less some of its keys, in its order, is replaced
+    first by a ``{"$sibling": name, ...}`` reference (a blob path inside it is then gone with it)."""
     text = data.decode("utf-8")
     try:
         tree = json.loads(text)
@@ -372,25 +436,58 @@ def split_subtrees(data: bytes, paths: tuple[tuple[str, ...], ...]) -> tuple[byt
         return None
     if not isinstance(tree, dict) or json.dumps(tree, indent=2, ensure_ascii=False) + "\n" != text:
         return None
+    replaced = sibling is not None and _refer_to_sibling(tree, *sibling)
     subtrees = []
     for path in paths:
-        parent = tree
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
+        parent = _parent(tree, path)
         if isinstance(parent, dict) and isinstance(parent.get(path[-1]), dict):
             compact = json.dumps(parent[path[-1]], ensure_ascii=False).encode("utf-8")
             parent[path[-1]] = {BLOB_KEY: hashlib.sha256(compact).hexdigest()}
             subtrees.append(compact)
-    return (json.dumps(tree, ensure_ascii=False).encode("utf-8"), subtrees) if subtrees else None
+    return (json.dumps(tree, ensure_ascii=False).encode("utf-8"), subtrees) if subtrees or replaced else None
 
 
-def join_subtrees(skeleton: bytes, read_blob: Callable[[str], bytes]) -> bytes:
-    """The JSON file :func:`split_subtrees` split (``read_blob(sha256)``: a stored subtree's compact JSON)."""
+def _parent(tree: dict, path: tuple[str, ...]) -> Any:
+    parent: Any = tree
+    for key in path[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) and SIBLING_KEY not in parent else None
+    return parent if isinstance(parent, dict) and SIBLING_KEY not in parent else None
+
+
+def _refer_to_sibling(tree: dict, path: tuple[str, ...], name: str, content: bytes) -> bool:
+    """Replace the subtree at ``path`` by a reference to the file ``name`` holding ``content`` when that file's
+    JSON object less some keys is the very subtree (same keys, order and JSON text); whether it did."""
+    parent = _parent(tree, path)
+    subtree = parent.get(path[-1]) if parent is not None else None
+    try:
+        whole = json.loads(content)
+    except ValueError:
+        return False
+    if not isinstance(subtree, dict) or not isinstance(whole, dict) or not set(subtree) <= set(whole):
+        return False
+    without = [key for key in whole if key not in subtree]
+    if json.dumps(_less(whole, without), ensure_ascii=False) != json.dumps(subtree, ensure_ascii=False):
+        return False
+    parent[path[-1]] = {SIBLING_KEY: name, "sha256": hashlib.sha256(content).hexdigest(), "without": without}
+    return True
+
+
+def _less(whole: dict, without: list[str]) -> dict:
+    return {key: value for key, value in whole.items() if key not in without}
+
+
+def join_subtrees(
+    skeleton: bytes, read_blob: Callable[[str], bytes], read_sibling: Callable[[str, str], bytes] | None = None
+) -> bytes:
+    """The JSON file :func:`split_subtrees` split (``read_blob(sha256)``: a stored subtree's compact JSON;
+    ``read_sibling(name, sha256)``: the bytes of the file ``name`` beside it, checked against ``sha256``)."""
 
     def restore(node: Any) -> Any:
         if isinstance(node, dict):
             if list(node) == [BLOB_KEY]:
                 return json.loads(read_blob(node[BLOB_KEY]))
+            if list(node) == [SIBLING_KEY, "sha256", "without"] and read_sibling is not None:
+                return _less(json.loads(read_sibling(node[SIBLING_KEY], node["sha256"])), node["without"])
             return {key: restore(value) for key, value in node.items()}
         return [restore(value) for value in node] if isinstance(node, list) else node
 

@@ -100,13 +100,16 @@ def links_inside(folder: str | Path) -> list[Path]:
 #
 # * plain — the file itself (a run being written, or a folder never compacted);
 # * ``<path>.xz`` — the same bytes, xz-compressed (no timestamp or name inside: compacting twice gives the same file);
-# * ``<path>.cols.xz`` — a JSON-lines file (``train_log.jsonl``) stored column by column, floats as binary
+# * ``<path>.cols.xz`` — a JSON-lines file (``train_log.jsonl``) stored column by column, floats as binary or, when
+#   logged at a declared precision (``methods/train_state.LOG_DIGITS``), as their decimal digits
 #   (:func:`optical_lab.columns.encode_columns`); written only when decoding it gives back the very same bytes;
 # * ``<path>.keyed.xz`` — a CSV file (``*.per_query.csv``) without its first column (the query ids), which is
 #   stored once as ``blobs/<sha256>.xz`` like a shared file (:func:`optical_lab.columns.split_key_column`): a JSON
 #   line ``{"key_sha256": ..., "key_bytes": ...}``, then the other columns' lines;
 # * ``<path>.tree.xz`` — a JSON file (a cell's ``config.json``) whose large shared subtrees (the plan, the data
-#   hashes) are ``{"$blob": <sha256>}``, each stored once as a blob (:func:`optical_lab.columns.split_subtrees`);
+#   hashes, the training configuration) are ``{"$blob": <sha256>}``, each stored once as a blob, and whose ``cell``
+#   record, the cell's ``done.json`` less its fingerprint, is ``{"$sibling": "done.json", "sha256": ...,
+#   "without": [...]}``: read from that file, checked by its SHA-256 (:func:`optical_lab.columns.split_subtrees`);
 # * ``<path>.ref`` — ``{"sha256": ..., "bytes": ...}``: content several cells share (a code-switch dictionary,
 #   identical for every seed) stored once as ``blobs/<sha256>.xz`` in the nearest folder above that has it.
 #
@@ -174,7 +177,11 @@ def decode_stored(stored: str | Path) -> bytes:
         head, _, rest = lzma.decompress(raw).partition(b"\n")
         return join_key_column(read_blob(stored, json.loads(head)["key_sha256"]), rest)
     if stored.name.endswith(TREE):
-        return join_subtrees(lzma.decompress(raw), lambda sha256: read_blob(stored, sha256))
+        return join_subtrees(
+            lzma.decompress(raw),
+            lambda sha256: read_blob(stored, sha256),
+            lambda name, sha: read_sibling(stored, name, sha),
+        )
     if stored.name.endswith(XZ):
         return lzma.decompress(raw)
     if stored.name.endswith(REF):
@@ -189,6 +196,18 @@ def read_blob(stored: Path, sha256: str) -> bytes:
         raise ValueError(
             f"blob {sha256} named by {stored} does not hold the content it names "
             "(a damaged blobs/ file: restore it from git)"
+        )
+    return data
+
+
+def read_sibling(stored: Path, name: str, sha256: str) -> bytes:
+    """The bytes of the file ``name`` beside ``stored`` (any stored form) that ``stored`` refers to, checked against
+    the SHA-256 they had when ``stored`` was written."""
+    data = read_bytes(stored.parent / name)
+    if sha256_bytes(data) != sha256:
+        raise ValueError(
+            f"{stored} refers to {name} beside it as it was when compacted, but {name} has changed since "
+            f"(restore {stored.parent / name} from git, or recompute the cell)"
         )
     return data
 

@@ -6,26 +6,33 @@ by storing committed files again, in memory, the way :func:`.compact.compacted_f
 
 * **training logs** — bytes per training step of each arm's finished logs (:func:`log_rates`), taken from the
   first folder that has finished cells of that arm (the grid's own folder first: a v3 log has v3's columns and
-  length), at most :data:`LOG_SAMPLE` logs per arm spread over its languages;
+  length), at most :data:`LOG_SAMPLE` logs per arm spread over its languages, each as the trainer writes it now:
+  its steps' diagnostics at the log's declared precision (:func:`~optical_lab.methods.train_state.logged_lines`;
+  a log written at that precision is unchanged by it);
 * **per-query scores** — for every sub-task of the grid's evaluation tasks and every language, the committed
   per-query files of that sub-task and language in any results folder (a zero-shot evaluation, an older grid):
   what a cell keeps (the scores) and what is stored once per sub-task and language (the query ids)
   (:func:`per_query_sizes`); a language the task's data lacks has no file, one no committed result covers is
   priced at the median of its sub-task's languages;
-* **a cell's records** — ``done.json`` (plain), ``config.json`` and ``train_summary.json`` (compacted) of the
-  reference's grid cells and of sweep runs (the grid's own sweep first) (:func:`record_sizes`);
+* **a cell's records** — ``done.json`` (plain), ``config.json`` and ``train_summary.json`` (compacted, beside the
+  cell's ``done.json``: a grid cell's ``config.json`` refers to it for its ``cell`` record) of the reference's grid
+  cells and of sweep runs (the grid's own sweep first) (:func:`record_sizes`); what they store once as blobs (the
+  plan, a training configuration) priced once per trained arm and seed (grid) or per setting (sweep);
 * **the folder's own files** — summaries, analyses, logs, run records: the reference's (:func:`folder_bytes`).
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..columns import SIBLING_KEY
 from ..io import BLOBS, read_bytes, read_json, stored_exists, stored_form, stored_glob, xz_bytes
 from ..methods.registry import METHODS
+from ..methods.train_state import LOG_DIGITS, logged_lines
 from ..tasks.registry import TASKS
 from .compact import compacted_form
 
@@ -72,7 +79,7 @@ def log_rates(folders: Iterable[Path], arms: list[str]) -> dict[str, dict[str, A
             mine = _spread([log for log in logs[folder] if method_of(log, folder) == arm], LOG_SAMPLE)
             if not mine:
                 continue
-            data = [read_bytes(log) for log in mine]
+            data = [logged_lines(read_bytes(log)) for log in mine]
             steps = sum(d.count(b'"event": "train"') for d in data)
             stored = sum(stored_bytes("train_log.jsonl", d) for d in data)
             rates[arm] = {
@@ -136,8 +143,12 @@ def record_sizes(folders: Iterable[Path], part: str) -> dict[str, Any] | None:
                 median_done = texts[len(texts) // 2]
                 sizes[name] = len(median_done.encode("utf-8"))
             else:
-                forms = [compacted_form(name, read_bytes(p), in_cell=True) for p in present] or [("", b"", [])]
+                forms = [compacted_form(name, read_bytes(p), True, p.parent) for p in present] or [("", b"", [])]
                 sizes[name] = statistics.median(len(content) for _, content, _ in forms)
+                if name == "config.json":  # its cell record a reference to done.json: it grows with done.json only
+                    sizes["config.json refers to done.json"] = all(
+                        SIBLING_KEY.encode() in lzma.decompress(content) for _, content, _ in forms if content
+                    )
                 sizes[f"{name} blobs"] = statistics.median(
                     sum(len(xz_bytes(b)) for b in shared) for _, _, shared in forms
                 )
@@ -173,6 +184,9 @@ def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dic
             f"{arm} logs {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of {r['folder']})"
             for arm, r in logs.items()
         ),
+        f"training logs as the trainer writes them now: a step's diagnostics (loss, its terms, gradient norm, "
+        f"seconds, OT plan indicators) at {LOG_DIGITS} significant digits, the reference logs rounded so "
+        "(counts, lr and dev scores exact)",
         *[f"{arm}'s log at {proxy}'s bytes per step" for arm, proxy in proxies.items() if arm not in logs],
         *[
             f"{sub} on {', '.join(p['unmeasured'])}: no committed scores, priced at its median language"
@@ -191,7 +205,7 @@ def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dic
             if sub not in per_query
         ],
         f"a grid cell's done.json and config.json: {cells['folder']}'s, their metrics and inputs {task_factor:.2f}x "
-        "larger (as many more tasks)",
+        "larger (as many more tasks; config.json refers to done.json for them)",
         "zero-shot cells' scores stored per seed (compact_folder later shares identical files)",
         f"dictionaries (blobs): {reference}'s, per language; summaries, logs and run records: {reference}'s",
     ]
@@ -204,17 +218,23 @@ def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dic
     sweep_runs = grid.sweep_settings * grid.sweep_langs * len(trained)
     done_growth = _done_growth(cells, task_factor)
     record = cells["bytes"]
+    refers = record.get("config.json refers to done.json")  # then only done.json grows with the tasks
+    cell_rest = record["config.json"] * (1 if refers else done_growth) + record["train_summary.json"]
     saved = read_json(reference / "config.json") if stored_exists(reference / "config.json") else {}
     blobs = sum(p.stat().st_size for p in (reference / BLOBS).glob("*")) if (reference / BLOBS).is_dir() else 0
     parts = {
         "train_logs": log_bytes,
         "per_query_scores": scores,
         "query_ids_once": ids,
-        "cell_records": len(grid.langs)
-        * cells_per_lang
-        * ((record["done.json"] + record["config.json"]) * done_growth + record["train_summary.json"]),
-        "cell_records_shared": len(grid.langs) * record.get("config.json blobs", 0),
-        "sweep_records": sweep_runs * sum(n for name, n in sweep["bytes"].items() if name in RECORDS),
+        "cell_records": len(grid.langs) * cells_per_lang * (record["done.json"] * done_growth + cell_rest),
+        # a cell's blobs (the plan, its training configuration) once per trained arm and seed: every language's
+        "cell_records_shared": len(trained) * grid.seeds * record.get("config.json blobs", 0),
+        # a sweep setting's training configuration, once for its languages
+        "sweep_records": sweep_runs
+        * (
+            sum(n for name, n in sweep["bytes"].items() if name in RECORDS)
+            + sweep["bytes"].get("config.json blobs", 0) / max(1, grid.sweep_langs)
+        ),
         "folder_records": folder_bytes(reference),
         "dictionary_blobs": blobs * len(grid.langs) / max(1, len(saved.get("langs", [])) or 1),
     }

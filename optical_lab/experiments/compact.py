@@ -9,8 +9,10 @@ of every seed). Compaction stores each of them in the form :mod:`optical_lab.io`
   ``<name>.xz`` (the same bytes inside);
 * a finished cell's ``*.per_query.csv`` → ``<name>.keyed.xz``: its scores, with its first column (the query ids,
   the same in every cell scored on those queries) stored once as a blob (:func:`~optical_lab.columns.split_key_column`);
-* a finished cell's ``config.json`` → ``<name>.tree.xz`` when it holds the comparison's plan or the data files'
-  hashes (:data:`SHARED_SUBTREES`): those stored once each as blobs (:func:`~optical_lab.columns.split_subtrees`);
+* a finished cell's ``config.json`` → ``<name>.tree.xz`` when it holds the comparison's plan, the data files'
+  hashes or the training configuration (:data:`SHARED_SUBTREES`): those stored once each as blobs
+  (:func:`~optical_lab.columns.split_subtrees`), and its ``cell`` record, which is the cell's ``done.json`` less its
+  fingerprint (:data:`SIBLINGS`), as a reference to that file checked by its SHA-256 (``done.json`` stays plain);
 * ``*.jsonl`` (training logs) → ``<name>.cols.xz``, column by column, each in the smallest form that reads back
   exactly (:func:`~optical_lab.columns.encode_columns`; plain ``.xz`` when that would not give back the same bytes);
 * content shared by cells — every ``dictionary.tsv`` (:data:`SHARED`), and any other compactable file of at
@@ -57,14 +59,16 @@ from ..io import (
 from .records import FolderLock
 
 SHARED = frozenset({"dictionary.tsv"})
+CELL_MARKER = "done.json"
 CELL_FILES = frozenset({"config.json", "train_summary.json"})  # compacted in a finished cell (elsewhere: read first)
 PER_QUERY = ".per_query.csv"
-# a cell's config.json: the comparison's plan (every cell's) and the data files' hashes (every cell's of a language)
-SHARED_SUBTREES = {
-    "config.json": (("plan",), ("cell", "inputs"))
-}  # identical across the seeds (and settings) of a language: stored once
+# a cell's config.json: the comparison's plan (every cell's), the data files' hashes (every cell's of a language) and
+# the training configuration (every language's cell of an arm and seed; a sweep setting's on every language)
+SHARED_SUBTREES = {"config.json": (("plan",), ("cell", "inputs"), ("train",))}  # stored once each, as blobs
+# a subtree of a cell's file that another file of the cell holds whole: (path, that file); the runner writes a
+# grid cell's record into config.json ("cell") and done.json (with the fingerprint): kept once, in done.json
+SIBLINGS = {"config.json": (("cell",), CELL_MARKER)}
 COMPRESSED_SUFFIXES = (".per_query.csv", ".tsv", ".qrels", ".log", ".txt", ".jsonl")
-CELL_MARKER = "done.json"
 BLOB_MIN_BYTES = 4096  # a smaller file found twice stays in its cell (a reference would save little, hide much)
 
 
@@ -128,27 +132,40 @@ def compact_file(path: Path, blobs: Path, shared: bool = False) -> Compaction:
         done.bytes_after += _store(path, path.with_name(path.name + REF), reference, data)
         done.files["blob references"] += 1
         return done
-    suffix, content, shared_parts = compacted_form(path.name, data, in_cell=is_cell(path.parent))
+    suffix, content, shared_parts = compacted_form(path.name, data, in_cell=is_cell(path.parent), beside=path.parent)
     done.bytes_after += sum(_blob(blobs, part)[1] for part in shared_parts)
     done.bytes_after += _store(path, path.with_name(path.name + suffix), content, data)
     done.files[suffix.lstrip(".")] += 1
     return done
 
 
-def compacted_form(name: str, data: bytes, in_cell: bool) -> tuple[str, bytes, list[bytes]]:
+def compacted_form(name: str, data: bytes, in_cell: bool, beside: Path | None = None) -> tuple[str, bytes, list[bytes]]:
     """How a file called ``name`` holding ``data`` is stored when no other file shares it whole: the stored file's
-    suffix and bytes, and the parts it names as blobs (a cell's per-query ids, its config's plan and data hashes).
+    suffix and bytes, and the parts it names as blobs (a cell's per-query ids, its config's plan, data hashes and
+    training configuration). ``beside``: the folder it is in, whose files it may refer to (:data:`SIBLINGS`).
     What :func:`compact_file` writes and :mod:`.committed_size` measures."""
     split = split_key_column(data) if name.endswith(PER_QUERY) and in_cell else None
     if split is not None:
         keys, rest = split
         head = f'{{"key_sha256": "{sha256_bytes(keys)}", "key_bytes": {len(keys)}}}\n'.encode()
         return KEYED, xz_bytes(head + rest), [keys]
-    tree = split_subtrees(data, SHARED_SUBTREES[name]) if name in SHARED_SUBTREES and in_cell else None
+    tree = (
+        split_subtrees(data, SHARED_SUBTREES[name], _sibling(name, beside))
+        if name in SHARED_SUBTREES and in_cell
+        else None
+    )
     if tree is not None:
         return TREE, xz_bytes(tree[0]), tree[1]
     columns = encode_columns_checked(data) if name.endswith(".jsonl") else None
     return (COLUMNS, xz_bytes(columns), []) if columns is not None else (XZ, xz_bytes(data), [])
+
+
+def _sibling(name: str, beside: Path | None) -> tuple[tuple[str, ...], str, bytes] | None:
+    """``(path, file, its bytes)`` of the subtree of ``name`` another file in ``beside`` may hold (:data:`SIBLINGS`)."""
+    if name not in SIBLINGS or beside is None or not (beside / SIBLINGS[name][1]).is_file():
+        return None
+    path, other = SIBLINGS[name]
+    return path, other, (beside / other).read_bytes()
 
 
 def _blob(blobs: Path, data: bytes) -> tuple[str, int]:

@@ -6,13 +6,27 @@ history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :
 :func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
 The names of a run's files (:data:`LOG_NAME`, :data:`SUMMARY_NAME`) live here too: the module imports no torch
 (tensors and the encoder are annotations only), so readers of finished runs (``optical-lab stopping``) stay light.
+
+**The training log's precision.** A ``"train"`` record of ``train_log.jsonl`` (one per step) is written at a
+declared precision (:func:`logged_step`): its diagnostics — the loss, its terms, the gradient norm, the step's
+seconds, the OT plan's indicators (``token_cos``, ``plan_entropy``, ``marginal_error``) — are rounded to
+:data:`LOG_DIGITS` significant decimal digits, ``float(f"{x:.4g}")``. Their readers draw curves, average the last
+20 steps or take a median step time; the step-to-step noise of every one of them is far above 1e-4 relative.
+What is read exactly is never rounded (:data:`EXACT_LOG_KEYS`): the step, the learning rate, the OT problem counts
+and the unconverged share (``reports/v3.unconverged`` sums the counts), nor any integral value; nor the ``"dev"``
+records (``dev_mrr``, ``best``: model selection and the stopping rule) or the ``"end"`` record. So the committed
+log is the very file the trainer wrote (its compaction stores the rounded columns' decimal digits, the ``sig`` form
+of :mod:`optical_lab.columns`, losslessly) at about two thirds of the bytes of full float32 digits
+(``compute_plan``'s projection measures it). The precision is not a training setting: it enters no configuration
+or cell fingerprint, and a log written before it (full digits) reads as it always did.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
 
@@ -23,6 +37,39 @@ if TYPE_CHECKING:
 
 LOG_NAME = "train_log.jsonl"  # one line per step, dev evaluation and the end (methods/trainer.py)
 SUMMARY_NAME = "train_summary.json"  # TrainResult, written when the run ends
+LOG_DIGITS = 4  # significant decimal digits of a logged training step's diagnostics (see the module doc)
+# the keys of a "train" record read exactly, never rounded (an objective's auxiliary term "aux_<key>" alike)
+EXACT_LOG_KEYS = frozenset({"step", "event", "lr", "ot_not_converged", "ot_problems", "ot_unconverged_share"})
+
+
+def logged_value(x: float) -> float:
+    """``x`` at the log's precision: :data:`LOG_DIGITS` significant decimal digits (non-finite values as they are)."""
+    return float(f"{x:.{LOG_DIGITS}g}") if math.isfinite(x) else x
+
+
+def logged_step(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``"train"`` record of the log at its declared precision: every non-integral float whose key (less an
+    ``aux_`` prefix) is not in :data:`EXACT_LOG_KEYS` rounded by :func:`logged_value`; any other record as it is.
+    Idempotent, so a log written at this precision is its own rounded form."""
+    if record.get("event") != "train":
+        return record
+    return {
+        key: logged_value(value)
+        if type(value) is float and key.removeprefix("aux_") not in EXACT_LOG_KEYS and not value.is_integer()
+        else value
+        for key, value in record.items()
+    }
+
+
+def logged_lines(data: bytes) -> bytes:
+    """A ``train_log.jsonl`` (written by ``json.dumps`` per record) as the trainer writes it now: its training
+    steps at the declared precision (:func:`logged_step`); what ``compute_plan`` measures a log written before
+    that at."""
+    lines = data.decode("utf-8").splitlines(keepends=True)
+    return "".join(
+        json.dumps(logged_step(json.loads(line))) + ("\n" if line.endswith("\n") else "") if line.strip() else line
+        for line in lines
+    ).encode("utf-8")
 
 
 @dataclass

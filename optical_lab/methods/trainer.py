@@ -28,7 +28,9 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign -> English among the dev English plus
   that many English distractors (:func:`dev_mrr`).
 * **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev
-  evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end.
+  evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end. A step's diagnostics are logged at
+  :data:`~optical_lab.methods.train_state.LOG_DIGITS` significant digits, the counts, lr and dev scores exactly
+  (:func:`~optical_lab.methods.train_state.logged_step`).
 * **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run
   killed at any point loses at most that much work), one when the run is interrupted by
   SIGINT/SIGTERM (the step in flight finishes first, then the signal takes its normal course), and
@@ -79,7 +81,7 @@ from .config import TrainConfig
 from .optimizer import make_optimizer, make_trainable
 from .registry import build_objective
 from .teacher import FrozenTeacher, truncation
-from .train_state import LOG_NAME, SUMMARY_NAME, TrainResult, _State, check_finite
+from .train_state import LOG_NAME, SUMMARY_NAME, TrainResult, _State, check_finite, logged_step
 
 
 @torch.no_grad()
@@ -423,17 +425,16 @@ class Trainer:
                 share=share,
             )
             state.step = step
-            self._log(
-                {
-                    "step": step,
-                    "event": "train",
-                    "loss": loss,
-                    **self.objective.last_logs,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": grad_norm,
-                    "seconds": round(time.perf_counter() - tic, 4),
-                }
-            )
+            record = {
+                "step": step,
+                "event": "train",
+                "loss": loss,
+                **self.objective.last_logs,
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": grad_norm,
+                "seconds": time.perf_counter() - tic,
+            }
+            self._log(logged_step(record))  # the diagnostics at the log's declared precision
             if queries is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
                 score = self._dev_score(queries)
                 best = state.record(step, score, student, cfg.patience, cfg.min_delta)

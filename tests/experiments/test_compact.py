@@ -31,6 +31,7 @@ from optical_lab.io import (
     stored_glob,
     xz_bytes,
 )
+from optical_lab.methods.train_state import LOG_DIGITS, logged_value
 from optical_lab.reports.v2_setup import diagnostics
 
 LANGS, METHODS, SEEDS = ("hau", "swa"), ("zero-shot", "code-switch", "optical"), (0, 1)
@@ -184,7 +185,9 @@ def _every_form() -> bytes:
                 "copy": a,  # same
                 "noise": float(rng.normal()),  # f8
                 "lr": step * 3e-4 / 7,  # f8p
-                "seconds": round(float(rng.uniform() * 10), 4),  # dec4
+                "elapsed": round(step * 1.2345 + float(rng.uniform()) * 1e-3, 4),  # dec4 (steady differences)
+                "seconds": logged_value(float(rng.uniform() * 10)),  # sig4: at the log's declared precision
+                "spread": logged_value(10 ** float(rng.uniform(-7, 1))),  # sig4 over eight orders of magnitude
                 "flag": True,  # const
                 "mixed": step if step % 2 else float(step),  # json: 3 and 3.0 differ in text
             }
@@ -203,7 +206,8 @@ def test_every_column_form_reads_back_exactly():
     assert decode_columns(encoded) == text
     kinds = {entry[0]: entry[1] for entry in json.loads(encoded.partition(b"\n")[0])["columns"]}
     assert kinds["step"] == "int" and kinds["event"] == "json" and kinds["mixed"] == "json"
-    assert kinds["b"] == "f4" and kinds["noise"] == "f8" and kinds["lr"] == "f8p" and kinds["seconds"] == "dec4"
+    assert kinds["b"] == "f4" and kinds["noise"] == "f8" and kinds["lr"] == "f8p" and kinds["elapsed"] == "dec4"
+    assert kinds["seconds"] == kinds["spread"] == f"sig{LOG_DIGITS}"
     assert kinds["loss"] == kinds["total"] == "sum" and kinds["flag"] == "const"
     assert {kinds["a"], kinds["copy"]} == {"same", "f4"}  # one of two equal columns is stored
     assert decode_columns(encode_columns(text.rstrip(b"\n"))) == text.rstrip(b"\n")  # no final newline
@@ -251,8 +255,9 @@ def test_expanding_undoes_compaction(tmp_path):
     assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == plain
 
 
-def test_a_cells_config_keeps_the_plan_and_the_data_hashes_once(tmp_path):
-    """config.json of a cell: the plan (every cell's) and its data hashes (every cell's of a language) as blobs."""
+def test_a_cells_config_keeps_the_plan_and_its_training_config_once_and_its_record_in_done_json(tmp_path):
+    """config.json of a cell: the plan (every cell's) and the training configuration (every language's cell of a
+    seed) as blobs; its cell record, done.json less the fingerprint, read from done.json, checked by its SHA-256."""
     from optical_lab.io import write_json
 
     root, plan = tmp_path / "results", {"langs": ["hau", "swa"], "train": {"lr": 1e-3, "note": "é"}, "seeds": 2}
@@ -262,14 +267,41 @@ def test_a_cells_config_keeps_the_plan_and_the_data_hashes_once(tmp_path):
             cell = root / "runs" / lang / "optical" / f"fold0-seed{seed}"
             cell.mkdir(parents=True)
             record = {"lang": lang, "seed": seed, "metrics": {"clir": {"MRR@10": 0.1 * (seed + 1)}}, "inputs": inputs}
-            write_json(record, cell / "done.json")
+            write_json({**record, "fingerprint": f"f{seed}"}, cell / "done.json")  # as ResultFolder.finish writes it
             write_json({"cell": record, "plan": plan, "train": {"lr": 1e-3, "seed": seed}}, cell / "config.json")
             (cell / "train_log.jsonl").write_text(_log(np.random.default_rng(seed), 5))
     before = logical_manifest(root)
     assert compact_folder(root).files == {"tree.xz": 4, "cols.xz": 4}
     assert logical_manifest(root) == before
-    assert len(list((root / "blobs").iterdir())) == 1 + 2  # the plan once, each language's data hashes once
+    assert len(list((root / "blobs").iterdir())) == 1 + 2  # the plan once, each seed's training config once
+    cell = root / "runs/swa/optical/fold0-seed1"
+    skeleton = json.loads(lzma.decompress((cell / "config.json.tree.xz").read_bytes()))
+    assert skeleton["cell"]["$sibling"] == "done.json" and skeleton["cell"]["without"] == ["fingerprint"]
+    assert "swa" not in json.dumps(skeleton)  # nothing of the record is stored twice
     assert not split_subtrees(b'{"plan": {}}', (("plan",),))  # not written by write_json: stays whole
+    # a done.json changed after compaction is named, not silently read into config.json
+    (cell / "done.json").write_text((cell / "done.json").read_text().replace("0.2", "0.3"))
+    with pytest.raises(ValueError, match="done.json has changed"):
+        read_bytes(cell / "config.json")
+
+
+def test_a_config_whose_record_is_not_done_json_keeps_it(tmp_path):
+    """A cell record that differs from done.json in more than dropped keys (a value, the order) stays in config.json."""
+    from optical_lab.columns import join_subtrees
+    from optical_lab.io import write_json
+
+    write_json({"a": 1, "b": 2.0, "c": 3}, tmp_path / "done.json")
+    done = (tmp_path / "done.json").read_bytes()
+    for record in ({"a": 1, "b": 2}, {"b": 2.0, "a": 1}, {"a": 1, "b": 2.0, "d": 4}):
+        write_json({"cell": record, "plan": {"x": 1}}, tmp_path / "config.json")
+        data = (tmp_path / "config.json").read_bytes()
+        skeleton, _ = split_subtrees(data, (("plan",),), (("cell",), "done.json", done))
+        assert "$sibling" not in skeleton.decode() and json.loads(skeleton)["cell"] == record
+    write_json({"cell": {"a": 1, "c": 3}, "plan": {"x": 1}}, tmp_path / "config.json")
+    data = (tmp_path / "config.json").read_bytes()
+    skeleton, parts = split_subtrees(data, (("plan",),), (("cell",), "done.json", done))
+    assert json.loads(skeleton)["cell"]["without"] == ["b"]
+    assert join_subtrees(skeleton, lambda sha: parts[0], lambda name, sha: done) == data
 
 
 def test_a_recomputed_cell_leaves_no_older_form_behind(tmp_path):
