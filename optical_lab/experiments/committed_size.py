@@ -4,7 +4,8 @@
 (:func:`committed_bytes`) is not read off the stored files (they may be in an older, larger layout) but measured
 by storing committed files again, in memory, the way :func:`.compact.compacted_form` stores a new cell's now:
 
-* **training logs** — bytes per training step of each arm's finished logs (:func:`log_rates`), taken from the
+* **training logs** — bytes per log and per training step of each arm's finished logs (:func:`log_rates`: a log
+  of the grid's length priced at that length), taken from the
   first folder that has finished cells of that arm (the grid's own folder first: a v3 log has v3's columns and
   length), at most :data:`LOG_SAMPLE` logs per arm spread over its languages, each as the trainer writes it now:
   its steps' diagnostics at the log's declared precision (:func:`~optical_lab.methods.train_state.logged_lines`;
@@ -62,8 +63,12 @@ def stored_bytes(name: str, data: bytes, in_cell: bool = True) -> int:
 
 
 def log_rates(folders: Iterable[Path], arms: list[str]) -> dict[str, dict[str, Any]]:
-    """Per arm: compacted training-log bytes per training step, from the first of ``folders`` with finished logs
-    of that arm (``bytes_per_step``, ``logs`` measured, ``steps``, ``folder``); an arm none has is absent."""
+    """Per arm: compacted training-log bytes, from the first of ``folders`` with finished logs of that arm, as
+    ``bytes_per_log`` + ``bytes_per_step`` x steps: the bytes a step adds (measured between each log's first half
+    and the whole log) and what a log takes whatever its length (its header, xz's own), so a log of another length
+    than the measured ones (a v3 cell runs to 1000 steps, a v2 log has 300) is priced at its length; also
+    ``mean_bytes_per_step`` (of the measured logs), ``logs`` measured, ``steps``, ``folder``. An arm none has is
+    absent."""
     folders = [Path(f) for f in folders if Path(f).is_dir()]
     logs = {
         folder: [
@@ -77,19 +82,35 @@ def log_rates(folders: Iterable[Path], arms: list[str]) -> dict[str, dict[str, A
     for arm in arms:
         for folder in folders:
             mine = _spread([log for log in logs[folder] if method_of(log, folder) == arm], LOG_SAMPLE)
-            if not mine:
-                continue
-            data = [logged_lines(read_bytes(log)) for log in mine]
-            steps = sum(d.count(b'"event": "train"') for d in data)
-            stored = sum(stored_bytes("train_log.jsonl", d) for d in data)
-            rates[arm] = {
-                "bytes_per_step": stored / max(1, steps),
-                "logs": len(mine),
-                "steps": steps,
-                "folder": str(folder),
-            }
-            break
+            if mine:
+                rates[arm] = {**_log_bytes([logged_lines(read_bytes(log)) for log in mine]), "folder": str(folder)}
+                break
     return rates
+
+
+def _log_bytes(data: list[bytes]) -> dict[str, Any]:
+    """:func:`log_rates`' measures of the logs ``data`` (each as the trainer writes it now)."""
+
+    def measure(logs: list[bytes]) -> tuple[int, int]:
+        return sum(stored_bytes("train_log.jsonl", d) for d in logs), sum(d.count(b'"event": "train"') for d in logs)
+
+    (stored, steps), (half, half_steps) = measure(data), measure([_first_half(d) for d in data])
+    per_step = (stored - half) / max(1, steps - half_steps)
+    per_log = (stored - per_step * steps) / len(data)
+    if per_log < 0:  # a step costs more in a log's second half than on average: no fixed part, the mean
+        per_step, per_log = stored / max(1, steps), 0.0
+    return {
+        "bytes_per_step": per_step,
+        "bytes_per_log": per_log,
+        "mean_bytes_per_step": stored / max(1, steps),
+        "logs": len(data),
+        "steps": steps,
+    }
+
+
+def _first_half(data: bytes) -> bytes:
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[: len(lines) // 2])
 
 
 def per_query_sizes(results: Path, langs_of: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -181,7 +202,8 @@ def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dic
     assumed = [
         "committed size measured by storing committed files again as compaction stores a new cell now: "
         + ", ".join(
-            f"{arm} logs {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of {r['folder']})"
+            f"{arm} logs {r['bytes_per_log']:.0f} B + {r['bytes_per_step']:.1f} B/step ({r['logs']} logs of "
+            f"{r['folder']}, {r['mean_bytes_per_step']:.1f} B/step at their length)"
             for arm, r in logs.items()
         ),
         f"training logs as the trainer writes them now: a step's diagnostics (loss, its terms, gradient norm, "
@@ -209,8 +231,11 @@ def committed_bytes(grid: Any, steps: dict[str, int], task_factor: float) -> dic
         "zero-shot cells' scores stored per seed (compact_folder later shares identical files)",
         f"dictionaries (blobs): {reference}'s, per language; summaries, logs and run records: {reference}'s",
     ]
+    logs_per_arm = len(grid.langs) * grid.seeds + grid.sweep_settings * grid.sweep_langs  # grid cells + sweep runs
+    rate_of = {arm: logs.get(arm, logs.get(proxies.get(arm, ""), {})) for arm in trained}
     log_bytes = sum(
-        steps[arm] * logs.get(arm, logs.get(proxies.get(arm, ""), {})).get("bytes_per_step", 0) for arm in trained
+        steps[arm] * rate_of[arm].get("bytes_per_step", 0) + logs_per_arm * rate_of[arm].get("bytes_per_log", 0)
+        for arm in trained
     )
     cells_per_lang = grid.seeds * len(grid.arms)
     scores = sum(cells_per_lang * size["cell"] for p in per_query.values() for size in p["by_lang"].values())

@@ -196,6 +196,7 @@ def test_the_committed_size_is_measured_by_compacting_committed_files_in_the_cur
     from optical_lab.columns import encode_columns_checked, split_key_column
     from optical_lab.experiments.compute_plan import GridDescription, plan_grid
     from optical_lab.io import xz_bytes
+    from optical_lab.methods.train_state import LOG_DIGITS, logged_lines
 
     monkeypatch.chdir(tmp_path)
     reference, own = tmp_path / "results" / "v2", tmp_path / "results" / "v3"
@@ -222,14 +223,25 @@ def test_the_committed_size_is_measured_by_compacting_committed_files_in_the_cur
     planned = plan_grid(grid, device="cpu: EPYC")
     parts, steps = planned["stored_sizes"]["parts"], 2 * 2 * 100 + 3 * 50  # bytes
 
-    def per_step(log: bytes, n: int) -> float:
-        return len(xz_bytes(encode_columns_checked(log))) / n
+    def stored(log: bytes) -> int:  # a log as the trainer writes it now (its diagnostics rounded), compacted
+        return len(xz_bytes(encode_columns_checked(logged_lines(log))))
 
-    logs = steps * (per_step(kd_v3, 120) + per_step(optical, 60))
-    assert parts["train_logs"] == pytest.approx(logs)
+    def price(log: bytes, n: int) -> tuple[float, float]:  # (bytes per log, per step): what a step adds to a log
+        lines = log.splitlines(keepends=True)
+        half = b"".join(lines[: len(lines) // 2])
+        per_step = (stored(log) - stored(half)) / (n - half.count(b'"train"'))
+        return stored(log) - per_step * n, per_step
+
+    logs_per_arm = 2 * 2 + 3 * 1  # grid cells (languages x seeds) + sweep runs (settings x languages)
+    assert parts["train_logs"] == pytest.approx(
+        sum(logs_per_arm * fixed + steps * per_step for fixed, per_step in (price(kd_v3, 120), price(optical, 60)))
+    )
+    assert 0 < price(optical, 60)[0] < stored(optical)  # a log's fixed part: its header, xz's own
+    assert stored(optical) < len(xz_bytes(encode_columns_checked(optical)))  # rounding pays
+    assert any(f"at {LOG_DIGITS} significant digits" in line for line in planned["assumed"])
     rates = planned["stored_sizes"]["log_rates"]
     assert rates["sentence-kd"]["folder"] == "results/v3" and rates["optical"]["folder"] == "results/v2"
-    assert rates["sentence-kd"]["bytes_per_step"] != per_step(kd_v2, 40)  # the v2 log is not what priced it
+    assert rates["sentence-kd"]["bytes_per_step"] != price(kd_v2, 40)[1]  # the v2 log is not what priced it
     # the ids column is taken out of every cell: the cells keep the scores, the ids are stored once per language
     keys, rest = split_key_column(scores.encode())
     measured = planned["stored_sizes"]["per_query"]["clir"]["by_lang"]
