@@ -10,8 +10,10 @@ The names of a run's files (:data:`LOG_NAME`, :data:`SUMMARY_NAME`) live here to
 **The training log's precision.** A ``"train"`` record of ``train_log.jsonl`` (one per step) is written at a
 declared precision (:func:`logged_step`): its diagnostics — the loss, its terms, the gradient norm, the step's
 seconds, the OT plan's indicators (``token_cos``, ``plan_entropy``, ``marginal_error``) — are rounded to
-:data:`LOG_DIGITS` significant decimal digits, ``float(f"{x:.4g}")``. Their readers draw curves, average the last
-20 steps or take a median step time; the step-to-step noise of every one of them is far above 1e-4 relative.
+:data:`LOG_DIGITS` significant decimal digits, ``float(f"{x:.4g}")``. Their readers draw curves
+(``reports/figures``, ``reports/evidence``, ``export --tensorboard``), average the last 20 steps
+(``sweep_tables.last_diagnostics``, ``reports/v2_setup.diagnostics``) or sum and take medians of step times
+(``compute_plan``, ``progress``, ``bench_train_step``): none needs more digits.
 What is read exactly is never rounded (:data:`EXACT_LOG_KEYS`): the step, the learning rate, the OT problem counts
 and the unconverged share (``reports/v3.unconverged`` sums the counts), nor any integral value; nor the ``"dev"``
 records (``dev_mrr``, ``best``: model selection and the stopping rule) or the ``"end"`` record. So the committed
