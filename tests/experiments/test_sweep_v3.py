@@ -270,3 +270,42 @@ def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
     assert len({cell_fingerprint(plan, arm) for arm in arms}) == len(arms)
     with pytest.raises(DataError, match="dev_distractors"):
         ComparePlan(langs=["hau"], methods=["optical"], method_config={"optical": {"dev_distractors": 10}})
+
+
+def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family, tmp_path, monkeypatch):
+    """A run whose loss or gradient goes non-finite (high lr, small epsilon, an extension of the edge rule) stops
+    its cell (``TrainingDiverged``): the sweep records it as finished without a dev score, the rule chooses among
+    the others, and a resumed sweep reads it instead of crashing on it again."""
+    from optical_lab.methods.train_state import TrainingDiverged
+
+    small_v3(monkeypatch)
+    options = dict(
+        design="v3",
+        langs=list(LANGS[:2]),
+        model="tiny",
+        preset_name="tiny",
+        methods=["sentence-kd"],
+        threads=1,
+        progress=False,
+        dev_distractors=8,
+    )
+    real = sweep_module.train_student
+
+    def diverges_at_high_lr(*args, **kwargs):
+        config, folder = args[5], Path(kwargs["out_dir"])
+        if config.lr == 1e-3 and args[4].lang == LANGS[1]:
+            (folder / "checkpoint.pt").write_bytes(b"a state saved before the run diverged")
+            raise TrainingDiverged("training diverged: loss nan, gradient norm nan")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train_student", diverges_at_high_lr)
+    out = tmp_path / "sweep"
+    chosen = Sweep(out, **options).run_all()
+    assert chosen["sentence-kd"]["lr"] == 1e-4  # the diverged setting has no score: it cannot win
+    cell = out / "sentence-kd" / slug({"lr": 1e-3}) / LANGS[1]
+    done = read_json(cell / "done.json")
+    assert done["best_dev_mrr"] is None and "diverged" in done["diverged"] and done["lang"] == LANGS[1]
+    assert not (cell / "checkpoint.pt").exists()  # nothing of the diverged state is kept (or committed)
+    assert "diverged" in (out / "sweep.md").read_text()
+    monkeypatch.setattr(sweep_module, "train_student", lambda *a, **k: pytest.fail("retrained"))
+    assert Sweep(out, **options).run_all() == chosen
