@@ -91,6 +91,7 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         f"{targets['selected_before_cap_share']}): {steps['before_cap']} of {steps['cells']} trained cells selected "
         f"a step after 0 and before the cap; {steps['step0']} kept the untrained student (step 0); "
         f"{steps['at_cap']} selected the cap.",
+        *cap_check_lines(analysis.get("cap_check")),
         f"- Solve the OT problem: unconverged_share of the registered OPTICAL {_num(analysis['unconverged_share'], 4)} "
         f"(target ≤ {targets['unconverged_share']}), the mean over all its training steps of the share of OT "
         "problems left above tolerance.",
@@ -113,6 +114,22 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         ]
     )
     return lines + [markdown_table(per_arm), ""] + tuning_lines(analysis["tuning"])
+
+
+def cap_check_lines(check: dict[str, Any] | None) -> list[str]:
+    """The registered cap check on the sweep's runs and the cap the grid ran under (none without a sweep)."""
+    if not check:
+        return []
+    share = (
+        "no sweep run left step 0"
+        if check["share"] is None
+        else (
+            f"{_num(check['share'])} of the sweep's {check['runs']} runs past step 0 selected a step before its cap "
+            f"{check['sweep_cap']} (target ≥ {check['target']})"
+        )
+    )
+    rule = f"the grid's cap is doubled to {check['steps']}" if check["doubled"] else f"the grid keeps {check['steps']}"
+    return [f"- Cap check (after the sweep, once): {share}: {rule}; the grid ran under {check['grid_cap']} steps."]
 
 
 def tuning_lines(tuning: dict[str, Any]) -> list[str]:

@@ -255,3 +255,30 @@ def test_the_registered_languages_are_the_data_folders():
             checked += 1
     if not checked:
         pytest.skip("no evaluation collection in the data folder")
+
+
+def test_the_cap_check_is_recorded_and_a_grid_that_ignored_it_is_flagged(grid, tmp_path):
+    """The sweep's runs (3 of 5 past step 0 before the cap: 60 % < 80 %) set a doubled cap: a grid run under the
+    preset's cap is flagged on the first line; the check and the cap the grid ran under are in analysis.json."""
+    import shutil
+
+    root, _ = grid
+    copy = tmp_path / "v3"
+    shutil.copytree(root, copy)
+    for i, step in enumerate((0, 300, 450, 950, CAP, CAP)):
+        write_json(
+            {"best_step": step, "steps": CAP, "max_steps": CAP},
+            copy / "sweep" / "optical" / f"s{i}" / "ibo" / SUMMARY_NAME,
+        )
+    analysis = v3.analyse(copy, n_resamples=50)
+    check = analysis["cap_check"]
+    assert (check["share"], check["runs"], check["doubled"], check["steps"], check["grid_cap"]) == (
+        0.6,
+        5,
+        True,
+        2 * CAP,
+        CAP,
+    )
+    assert f"the grid ran under a cap of {CAP} steps, the cap check on the sweep sets {2 * CAP}" in analysis["flags"]
+    assert f"the grid's cap is doubled to {2 * CAP}" in render(analysis)
+    assert v3.analyse(root, n_resamples=50)["cap_check"] is None  # a sweep without trained runs: nothing to check
