@@ -309,3 +309,14 @@ def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family
     assert "diverged" in (out / "sweep.md").read_text()
     monkeypatch.setattr(sweep_module, "train_student", lambda *a, **k: pytest.fail("retrained"))
     assert Sweep(out, **options).run_all() == chosen
+
+
+def test_a_family_pair_without_a_dev_split_gives_no_distractors_and_breaks_no_other_language(family):
+    """A user's MAFAND-style pair with a train split only joins the family (train + FLORES); the other languages'
+    dev selection still draws its distractors from the dev English that exists, instead of failing on its files."""
+    first, last = LANGS[0], LANGS[2]
+    for side in ("en", last):
+        (family / "mafand-mt" / f"en-{last}" / f"dev.{side}").unlink()
+    assert last in mafand_family()
+    pool = dev_distractor_pool(first, 15, [])
+    assert len(pool) == 15 and all(f" of {LANGS[1]} " in text or f" of {first} " in text for text in pool)
