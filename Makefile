@@ -128,6 +128,7 @@ v3-minilm: sweep-v3-minilm  ## protocol v3: the family x 7 arms x V3_SEEDS seeds
 # protocol v3, secondary backbone (docs/protocol_v3.md, "Backbones"): me5-small on the selection languages x 2 seeds,
 # its own sweep with the identical design, the word-embedding table frozen (as v2's reported me5 grid)
 V3_ME5_OUT ?= results/v3-me5-small
+V3_ME5_DOC ?= docs/results_v3_me5_small.md
 V3_ME5 = --model me5-small --freeze-word-embeddings --langs $(V3_SELECT) --methods $(V3_ARMS) --preset v3 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task sib-topics --afriqa-split all \
 	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
@@ -138,6 +139,7 @@ sweep-v3-me5: venv  ## protocol v3 on me5-small, step 1: the same sweep design o
 v3-me5-small: sweep-v3-me5  ## protocol v3 on me5-small: V3_SELECT x 7 arms x 2 seeds (on a lent GPU: scripts/device_grid.sh GRID=V3_ME5)
 	$(call grid,$(V3_ME5),$(V3_ME5_OUT))
 	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_ME5_OUT)
+	$(BIN)/optical-lab report v3 $(V3_ME5_OUT) --doc $(V3_ME5_DOC)
 
 # the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
 GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \
