@@ -149,13 +149,16 @@ def plateau_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Protocol v3's count over trained cells (``docs/protocol_v3.md``, "Train to a plateau"), from
     :func:`selected_steps` rows: ``cells``; ``before_cap``, the cells whose selected step is > 0 and < the cap (a
     plateau reached); ``step0``, the cells that kept the untrained student (counted separately: before the cap,
-    but no plateau); ``at_cap``; and ``share`` = before_cap / cells (None without a trained cell)."""
+    but no plateau); ``at_cap``; ``stopped_early``, the cells the patience rule stopped before the cap (a plateau
+    seen by the rule itself, where a selected step just before the cap may be dev noise on a rising curve); and
+    ``share`` = before_cap / cells (None without a trained cell)."""
     before = sum(0 < r["selected_step"] < r["cap"] for r in rows)
     return {
         "cells": len(rows),
         "before_cap": before,
         "step0": sum(r["selected_step"] == 0 for r in rows),
         "at_cap": sum(r["selected_step"] >= r["cap"] for r in rows),
+        "stopped_early": sum(r["stopped_early"] for r in rows),
         "share": before / len(rows) if rows else None,
     }
 

@@ -90,7 +90,7 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         f"- Train to a plateau: selected_before_cap_share {_num(analysis['selected_before_cap_share'])} (target ≥ "
         f"{targets['selected_before_cap_share']}): {steps['before_cap']} of {steps['cells']} trained cells selected "
         f"a step after 0 and before the cap; {steps['step0']} kept the untrained student (step 0); "
-        f"{steps['at_cap']} selected the cap.",
+        f"{steps['at_cap']} selected the cap; {steps['stopped_early']} were stopped early by the patience rule.",
         *cap_check_lines(analysis.get("cap_check")),
         f"- Solve the OT problem: unconverged_share of the registered OPTICAL {_num(analysis['unconverged_share'], 4)} "
         f"(target ≤ {targets['unconverged_share']}), the mean over all its training steps of the share of OT "

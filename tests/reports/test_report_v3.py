@@ -84,7 +84,12 @@ def write_grid(root, seed_shift: float = 0.0, noise: float = 0.1, skip=()):
                 info = {"lang": lang, "method": method, "fold": 0, "seed": seed}
                 if method != "zero-shot":
                     step = _selected_step(method, seed)
-                    summary = {"steps": max(step, 300), "best_step": step, "max_steps": CAP, "stopped_early": True}
+                    summary = {
+                        "steps": max(step, 300),
+                        "best_step": step,
+                        "max_steps": CAP,
+                        "stopped_early": step < CAP,
+                    }
                     write_json(summary, cell / SUMMARY_NAME)
                     info["best_step"] = step
                 if method.startswith("optical"):
@@ -182,6 +187,8 @@ def test_stopping_and_ot_convergence_are_counted_from_the_logs(grid):
     at_cap, step0 = len(LANGS) * SEEDS, len(LANGS)  # optical+aug everywhere; sentence-KD's seed 0
     assert analysis["plateau"]["cells"] == trained
     assert analysis["plateau"]["step0"] == step0 and analysis["plateau"]["at_cap"] == at_cap
+    assert analysis["plateau"]["stopped_early"] == trained - at_cap  # planted: every cell before the cap stopped
+    assert f"{trained - at_cap} were stopped early by the patience rule" in render(analysis)
     assert analysis["selected_before_cap_share"] == pytest.approx((trained - at_cap - step0) / trained)
     shares = [s for lang in LANGS for seed in range(SEEDS) for s in _shares(lang, "optical", seed)]
     assert analysis["unconverged_share"] == pytest.approx(np.mean(shares))
