@@ -16,6 +16,7 @@ import pandas as pd
 from ..experiments.results_doc import corrections_lines
 from .v2_setup import markdown_table
 
+COVERAGE = "[docs/dev_coverage.md](dev_coverage.md)"  # `optical-lab coverage --doc docs/dev_coverage.md`
 TEST_COLUMNS = ("endpoint", "arm", "difference", "ci_low", "ci_high", "p", "p_holm", "mde", "languages", "queries")
 
 
@@ -95,6 +96,8 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         f"- Solve the OT problem: unconverged_share of the registered OPTICAL {_num(analysis['unconverged_share'], 4)} "
         f"(target ≤ {targets['unconverged_share']}), the mean over all its training steps of the share of OT "
         "problems left above tolerance.",
+        f"- Dev text coverage (protocol v3, Orthography: reported beside the results): {COVERAGE}, the letters and "
+        "unknown word pieces of each language's MAFAND-MT dev text against each evaluation text.",
         "",
     ]
     per_arm = pd.DataFrame(

@@ -178,18 +178,23 @@ def small_v3(monkeypatch) -> None:
     )
 
 
-def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_path, monkeypatch):
-    small_v3(monkeypatch)
-    options = dict(
+def tiny_sweep(methods: list[str]) -> dict:
+    """The options of a tiny v3 sweep of ``methods`` on the first two synthetic languages, with dev distractors."""
+    return dict(
         design="v3",
         langs=list(LANGS[:2]),
         model="tiny",
         preset_name="tiny",
-        methods=["sentence-kd", "optical", "optical-plain", "optical+aug"],
+        methods=methods,
         threads=1,
         progress=False,
         dev_distractors=8,
     )
+
+
+def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_path, monkeypatch):
+    small_v3(monkeypatch)
+    options = tiny_sweep(["sentence-kd", "optical", "optical-plain", "optical+aug"])
     out = tmp_path / "sweep"
     real = sweep_module.train_student
     calls = []
@@ -279,16 +284,7 @@ def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family
     from optical_lab.methods.train_state import TrainingDiverged
 
     small_v3(monkeypatch)
-    options = dict(
-        design="v3",
-        langs=list(LANGS[:2]),
-        model="tiny",
-        preset_name="tiny",
-        methods=["sentence-kd"],
-        threads=1,
-        progress=False,
-        dev_distractors=8,
-    )
+    options = tiny_sweep(["sentence-kd"])
     real = sweep_module.train_student
 
     def diverges_at_high_lr(*args, **kwargs):
