@@ -64,7 +64,7 @@ def answer_lines(analysis: dict[str, Any]) -> list[str]:
             "run answers nothing on this data (docs/protocol_v3.md, Backbones). The tests are listed for the record.",
             "",
         ]
-        return lines + [f"- {statement(t)}." for t in tests.values()] + [""]
+        return lines + [f"- **{t['endpoint']}**: {statement(t)}." for t in tests.values()] + [""]
     for item in analysis["verdicts"]:
         test = tests[(item["endpoint"], item["arm"])]
         lines.append(f"- **{item['endpoint']}**: {item['verdict']}. {statement(test)}.")

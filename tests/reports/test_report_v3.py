@@ -290,3 +290,14 @@ def test_the_cap_check_is_recorded_and_a_grid_that_ignored_it_is_flagged(grid, t
     assert f"the grid ran under a cap of {CAP} steps, the cap check on the sweep sets {2 * CAP}" in analysis["flags"]
     assert f"the grid's cap is doubled to {2 * CAP}" in render(analysis)
     assert v3.analyse(root, n_resamples=50)["cap_check"] is None  # a sweep without trained runs: nothing to check
+
+
+def test_a_run_that_answers_nothing_lists_its_tests_by_endpoint(grid):
+    """The me5-small rule (more than half of the trained cells kept step 0): no verdict, the primary tests listed
+    for the record, each naming its endpoint (two endpoints share the arms: a line without it is ambiguous)."""
+    _, analysis = grid
+    doc = render(analysis | {"uninformative": True})
+    section = doc.split("## The answer")[1].split("## What the answer rests on")[0]
+    listed = [line for line in section.splitlines() if line.startswith("- ")]
+    assert "No verdict: more than half" in section and len(listed) == 4
+    assert sorted(line.split("**")[1] for line in listed) == sorted(2 * [p.label for p in v3.PRIMARY])
