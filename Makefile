@@ -99,7 +99,9 @@ v2-qald-minilm: sweep-minilm  ## protocol v2, secondary: QALD-9-plus answer F1 o
 # FLORES (SIB-200) coverage (data.mafand.mafand_family, discovered, no list here); selection on V3_SELECT's dev
 # bitext. A user's languages: `make sweep-v3 V3_SELECT=xxx,yyy V3_OUT=results/v3-mine` then
 # `make v3-minilm V3_LANGS=xxx,yyy,zzz V3_SELECT=xxx,yyy V3_OUT=results/v3-mine` (each needs a MAFAND-MT-layout pair).
-# The step cap and the rest of the budget are the `v3` preset's (methods/config.py). In the background, committing
+# The step cap and the rest of the budget are the `v3` preset's (methods/config.py); the grid's cap is the cap check's
+# (`--cap-check`: doubled when fewer than 80 % of the sweep's runs past step 0 selected a step before the cap,
+# experiments/stopping.grid_cap). In the background, committing
 # cells as they land: scripts/v3_background.sh.
 V3_SELECT ?= ibo,swa,yor
 V3_LANGS ?= $(shell $(BIN)/python -c 'from optical_lab.data.mafand import mafand_family; print(",".join(mafand_family()))')
@@ -113,7 +115,7 @@ V3_EXTRA ?=
 V3_MINILM = --langs $(V3_LANGS) --methods $(V3_ARMS) --preset v3 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds $(V3_SEEDS) --task sib-topics --afriqa-split all \
 	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
-	    --method-config $(V3_OUT)/sweep/chosen.json $(V3_EXTRA)
+	    --method-config $(V3_OUT)/sweep/chosen.json --cap-check $(V3_EXTRA)
 sweep-v3-minilm: venv  ## protocol v3 step 1: every trained arm's 12 settings (+ edge rule) on V3_SELECT dev bitext (SWEEP_JOBS processes of SWEEP_THREADS threads)
 	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model minilm --out $(V3_OUT)/sweep \
 	    --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)
@@ -126,16 +128,18 @@ v3-minilm: sweep-v3-minilm  ## protocol v3: the family x 7 arms x V3_SEEDS seeds
 # protocol v3, secondary backbone (docs/protocol_v3.md, "Backbones"): me5-small on the selection languages x 2 seeds,
 # its own sweep with the identical design, the word-embedding table frozen (as v2's reported me5 grid)
 V3_ME5_OUT ?= results/v3-me5-small
+V3_ME5_DOC ?= docs/results_v3_me5_small.md
 V3_ME5 = --model me5-small --freeze-word-embeddings --langs $(V3_SELECT) --methods $(V3_ARMS) --preset v3 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task sib-topics --afriqa-split all \
 	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
-	    --method-config $(V3_ME5_OUT)/sweep/chosen.json $(V3_EXTRA)
+	    --method-config $(V3_ME5_OUT)/sweep/chosen.json --cap-check $(V3_EXTRA)
 sweep-v3-me5: venv  ## protocol v3 on me5-small, step 1: the same sweep design on V3_SELECT dev bitext, table frozen
 	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model me5-small --freeze-word-embeddings \
 	    --out $(V3_ME5_OUT)/sweep --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)
 v3-me5-small: sweep-v3-me5  ## protocol v3 on me5-small: V3_SELECT x 7 arms x 2 seeds (on a lent GPU: scripts/device_grid.sh GRID=V3_ME5)
 	$(call grid,$(V3_ME5),$(V3_ME5_OUT))
 	$(BIN)/python -m optical_lab.experiments.compute_plan $(V3_ME5_OUT)
+	$(BIN)/optical-lab report v3 $(V3_ME5_OUT) --doc $(V3_ME5_DOC)
 
 # the two-cell grid scripts/device_grid.sh is tested with (tests/experiments/test_device_grid.py): a dry run of the GPU kit
 GRID_SMOKE = --langs hau --methods zero-shot,optical --folds 1 --seeds 1 --task ntrex-clir --preset tiny --steps 2 \

@@ -85,6 +85,12 @@ def load_mafand(lang: str, split: str = "train", root: Path | None = None) -> Bi
     return Bitext(english, foreign, lang, source=f"mafand-mt/{split}")
 
 
+def has_split(lang: str, split: str, root: Path | None = None) -> bool:
+    """Whether the ``en-LANG`` pair in the ``mafand-mt`` folder ``root`` (default: the data directory's) has both
+    files of ``split``."""
+    return all(path.is_file() for path in mafand_files(lang, (split,), root))
+
+
 def mafand_family(root: Path | None = None) -> list[str]:
     """Protocol v3's language family, discovered from the data folder ``root`` (default: the one in use): every
     language with a MAFAND-MT ``train`` split and FLORES (SIB-200) coverage, in code order. A pair a user adds to
@@ -103,13 +109,14 @@ def mafand_family(root: Path | None = None) -> list[str]:
 
 def dev_distractor_pool(lang: str, n: int, exclude: Iterable[str], root: Path | None = None) -> list[str]:
     """``n`` English distractors for dev selection in ``lang`` (protocol v3): the MAFAND-MT ``dev`` English of the
-    *other* family languages (:func:`mafand_family`), deduplicated (first occurrence, languages in code order),
+    *other* family languages (:func:`mafand_family`; a pair without a dev split, e.g. a user's train-only pair,
+    contributes none), deduplicated (first occurrence, languages in code order),
     without any sentence of ``exclude`` (the language's own dev sample English), ``n`` of them drawn with seed 0
     and kept in pool order. Deterministic for a data folder; a :class:`DataError` when it holds fewer than ``n``."""
     lang = canonical_code(lang)
     excluded = set(exclude)
     folder = (root or data_dir("mafand-mt")) / "mafand-mt"
-    others = [code for code in mafand_family(root) if code != lang]
+    others = [code for code in mafand_family(root) if code != lang and has_split(code, "dev", folder)]
     texts = dict.fromkeys(t for code in others for t in load_mafand(code, "dev", root=folder).english)
     pool = [t for t in texts if t not in excluded]
     if len(pool) < n:

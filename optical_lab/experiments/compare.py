@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import MISSING
 from pathlib import Path
+from typing import Any
 
 from ..data.collections import FOLD_SCHEMES
 from ..data.errors import DataError
@@ -27,6 +28,7 @@ from ..methods.runtime import set_threads
 from ..tasks.registry import ALIASES, SUITE, TASKS, cli_options, parse_tasks, task_name
 from .command import deprecated_values
 from .plan import ComparePlan
+from .stopping import grid_cap
 from .suite import DEFAULT_ALLOWED_OVERLAP, load_user_bitext
 from .sweep_design import arm_settings
 
@@ -95,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="per-method settings, e.g. results/v2-minilm/sweep/chosen.json from `optical-lab sweep` "
         "(default: the preset's for every method)",
+    )
+    what.add_argument(
+        "--cap-check",
+        action="store_true",
+        help="protocol v3's cap check (docs/protocol_v3.md, 'Train to a plateau'): read the finished sweep whose "
+        "chosen.json --method-config names; when fewer than 80 %% of its runs that left step 0 selected a step before "
+        "the cap, every arm's cap (--steps) is doubled (an explicit --steps wins)",
     )
     what.add_argument(
         "--size-curve", default=None, help="e.g. 100,300,all: bitext-size curve instead of the comparison"
@@ -216,10 +225,11 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
 
     config = train_config_from_args(args)
     methods = methods_of(args)
+    explicit = explicit_settings(vars(args))
+    if getattr(args, "cap_check", False):
+        config, explicit = apply_cap_check(args.method_config, config, explicit)
     # explicit flag > method config file > preset > default (methods/config.apply_precedence)
-    method_config, notes = apply_precedence(
-        read_method_config(args.method_config, methods), explicit_settings(vars(args))
-    )
+    method_config, notes = apply_precedence(read_method_config(args.method_config, methods), explicit)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     langs = parse_langs(args.langs)
@@ -249,6 +259,47 @@ def plan_from_args(args: argparse.Namespace) -> ComparePlan:
         allow_overlap=args.allow_overlap,
         method_config=method_config,
     )
+
+
+def apply_cap_check(
+    method_config: str | None, config: TrainConfig, explicit: dict[str, Any]
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """``--cap-check``: the grid's training config and explicit settings with the step cap that protocol v3's cap
+    check sets from the finished sweep beside ``method_config`` (:func:`.stopping.grid_cap`; doubled: every arm's
+    ``steps``, above any method config). An explicit ``--steps`` wins (noted); a sweep run under another cap than
+    the grid's preset is refused."""
+    if not method_config:
+        raise DataError(
+            "--cap-check reads the sweep that wrote --method-config", fix="add --method-config SWEEP/chosen.json"
+        )
+    check = grid_cap(Path(method_config).parent)
+    share = "no run left step 0" if check["share"] is None else f"{check['share']:.1%} of {check['runs']} runs"
+    if "steps" in explicit:
+        print(
+            f"note: --steps {explicit['steps']} given: the cap check's ({check['steps']}) is not applied",
+            file=sys.stderr,
+        )
+        return config, explicit
+    if config.steps != check["sweep_cap"]:
+        raise DataError(
+            f"--cap-check: the sweep ran under a cap of {check['sweep_cap']} steps, this grid's preset has "
+            f"{config.steps}",
+            path=method_config,
+            fix="run the grid with the sweep's preset",
+        )
+    print(
+        f"note: cap check (protocol v3): {share} past step 0 selected a step before the cap {check['sweep_cap']} "
+        f"(target {check['target']:.0%}): "
+        + (
+            f"the grid's cap is doubled to {check['steps']} steps for every arm (record it as a dated deviation)"
+            if check["doubled"]
+            else f"the grid keeps the cap {check['steps']}"
+        ),
+        file=sys.stderr,
+    )
+    if not check["doubled"]:
+        return config, explicit
+    return config.replace(steps=check["steps"]), explicit | {"steps": check["steps"]}
 
 
 def methods_of(args: argparse.Namespace) -> list[str]:

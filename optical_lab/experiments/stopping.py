@@ -30,6 +30,7 @@ from .command import run_module
 # docs/protocol_v3.md, "Train to a plateau": if fewer than this share of the sweep's runs (setting x language,
 # runs that keep step 0 left out) selected a step before the cap, the grid's cap is doubled
 CAP_CHECK_SHARE = 0.8
+CAP_CHECK_FACTOR = 2  # ... doubled: the grid's cap is this many times the sweep's, for every arm (applied once)
 
 
 def _cap(summary: dict[str, Any], folder: Path) -> int:
@@ -109,17 +110,55 @@ def cap_check(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def grid_cap(sweep: str | Path) -> dict[str, Any]:
+    """Protocol v3's cap check *applied* (``docs/protocol_v3.md``, "Train to a plateau"): the step cap of the grid
+    that follows the finished sweep in ``sweep``. :func:`cap_check` over the sweep's runs; the grid's cap
+    (``steps``) is the sweep's (``sweep_cap``) when the share reaches :data:`CAP_CHECK_SHARE` or no run left step 0,
+    :data:`CAP_CHECK_FACTOR` times it otherwise (``doubled``). The sweep is finished and only read, so every call
+    (the grid's owner, its ``--join`` workers, the report) finds the same cap: the check is applied once.
+
+    Raises :class:`DataError` for a sweep that is not finished (``done.json``), has no trained run, or whose runs
+    ran under different caps."""
+    root = Path(sweep)
+    if not stored_exists(root / "done.json"):
+        raise DataError(
+            "the cap check reads a finished sweep: it has no done.json",
+            path=root,
+            fix="finish the sweep first (make sweep-v3-minilm), then run the grid",
+        )
+    rows = selected_steps(root)
+    caps = sorted({r["cap"] for r in rows})
+    if len(caps) != 1:
+        raise DataError(
+            f"the cap check needs the sweep's runs under one cap, found {caps or 'no trained run'}",
+            path=root,
+            fix="sweep into a new folder with one preset",
+        )
+    check = cap_check(rows) or {
+        "share": None,
+        "runs": 0,
+        "kept_step_0": len(rows),
+        "target": CAP_CHECK_SHARE,
+        "passes": None,
+    }
+    doubled = check["passes"] is False
+    return {**check, "sweep_cap": caps[0], "steps": caps[0] * (CAP_CHECK_FACTOR if doubled else 1), "doubled": doubled}
+
+
 def plateau_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Protocol v3's count over trained cells (``docs/protocol_v3.md``, "Train to a plateau"), from
     :func:`selected_steps` rows: ``cells``; ``before_cap``, the cells whose selected step is > 0 and < the cap (a
     plateau reached); ``step0``, the cells that kept the untrained student (counted separately: before the cap,
-    but no plateau); ``at_cap``; and ``share`` = before_cap / cells (None without a trained cell)."""
+    but no plateau); ``at_cap``; ``stopped_early``, the cells the patience rule stopped before the cap (a plateau
+    seen by the rule itself, where a selected step just before the cap may be dev noise on a rising curve); and
+    ``share`` = before_cap / cells (None without a trained cell)."""
     before = sum(0 < r["selected_step"] < r["cap"] for r in rows)
     return {
         "cells": len(rows),
         "before_cap": before,
         "step0": sum(r["selected_step"] == 0 for r in rows),
         "at_cap": sum(r["selected_step"] >= r["cap"] for r in rows),
+        "stopped_early": sum(r["stopped_early"] for r in rows),
         "share": before / len(rows) if rows else None,
     }
 

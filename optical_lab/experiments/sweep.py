@@ -38,9 +38,11 @@ from ..data.mafand import load_mafand, mafand_family, mafand_files
 from ..data.ntrex import load_ntrex
 from ..data.sib import load_sib
 from ..io import BLOBS, write_json, write_text
+from ..methods.checkpoint import CHECKPOINT_NAME
 from ..methods.config import TrainConfig, preset
 from ..methods.runtime import set_threads
 from ..methods.teacher import FrozenTeacher
+from ..methods.train_state import TrainingDiverged
 from ..methods.trainer import make_accelerator, train_student
 from ..models.encoder import Encoder
 from ..models.registry import DEFAULT_MODEL
@@ -189,24 +191,34 @@ class Sweep:
         threads = set_threads(self.threads)
         start = time.perf_counter()
         train, dev = self.bitext[lang]
-        student, _, result = train_student(
-            self.frozen.encoder,
-            self.frozen,
-            method,
-            train,
-            dev,
-            config,
-            out_dir=folder,
-            accelerator=self.accelerator,
-            desc=f"sweep {lang} {method} {slug(setting)}",
-        )
-        info = {
+        identity = {
             "lang": lang,
             "model": self.model,
             "method": method,
             "stage": stage,
             "setting": setting,
             "fingerprint": fingerprint,
+        }
+        try:
+            student, _, result = train_student(
+                self.frozen.encoder,
+                self.frozen,
+                method,
+                train,
+                dev,
+                config,
+                out_dir=folder,
+                accelerator=self.accelerator,
+                desc=f"sweep {lang} {method} {slug(setting)}",
+            )
+        except TrainingDiverged as error:
+            # the trainer stops a diverged run and reports no student (methods/train_state.py); a sweep setting is
+            # then finished without a dev score (its setting cannot be chosen), not retried on every resume
+            info = identity | {"best_dev_mrr": None, "best_step": None, "diverged": str(error), "threads": threads}
+            (folder / CHECKPOINT_NAME).unlink(missing_ok=True)  # its resume state: never resumed, never committed
+            return self.finish(cell, folder, config, info | {"train_s": round(time.perf_counter() - start, 1)})
+        info = {
+            **identity,
             "best_dev_mrr": result.best_dev_mrr,
             "best_step": result.best_step,
             "dev_history": result.dev_history,
@@ -219,10 +231,15 @@ class Sweep:
             "dev_pairs": result.dev_pairs,
             "diagnostics": last_diagnostics(folder / "train_log.jsonl"),
         }
-        write_json({"setting": setting, "train": asdict(config)}, folder / "config.json")
-        cell.finish(info)  # last: marks the cell finished
-        compact_cell(folder, self.out / BLOBS)  # its training log (and a dictionary) as committed (.compact)
         del student
+        return self.finish(cell, folder, config, info)
+
+    def finish(self, cell: ResultFolder, folder: Path, config: TrainConfig, info: dict[str, Any]) -> dict[str, Any]:
+        """Write a trained (or diverged) cell's config and ``done.json`` (last: marks it finished), then compact
+        its training log (and a dictionary) as committed (``.compact``)."""
+        write_json({"setting": info["setting"], "train": asdict(config)}, folder / "config.json")
+        cell.finish(info)
+        compact_cell(folder, self.out / BLOBS)
         return info
 
     def same_cell(self, method: str, fingerprint: str, lang: str) -> Path | None:

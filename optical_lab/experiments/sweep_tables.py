@@ -54,8 +54,10 @@ def finished_rows(out: str | Path) -> list[dict[str, Any]]:
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell (with a language column when the cells span several languages)."""
+    """One row per cell (with a language column when the cells span several languages, and a ``diverged`` one when a
+    run's loss or gradient went non-finite: such a cell has no dev score, its setting cannot be chosen)."""
     several = len({r.get("lang") for r in rows}) > 1
+    diverged = any(r.get("diverged") for r in rows)
     records = []
     for r in rows:
         records.append(
@@ -67,6 +69,7 @@ def sweep_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "same as": r.get("same_as", ""),
                 "best dev MRR": r["best_dev_mrr"],
                 "best step": r["best_step"],
+                **({"diverged": "diverged" if r.get("diverged") else ""} if diverged else {}),
                 **{k: v for k, v in r.get("diagnostics", {}).items()},
                 "train s": r["train_s"],
             }

@@ -52,7 +52,7 @@ from ..experiments.identity import plan_cells
 from ..experiments.per_query import load_per_query, train_steps
 from ..experiments.plan import plan_from_saved
 from ..experiments.power import FAMILY_LANGS, TARGETS
-from ..experiments.stopping import plateau_counts, selected_steps
+from ..experiments.stopping import grid_cap, plateau_counts, selected_steps
 from ..experiments.sweep_design import V3_ARMS
 from ..io import read_json, stored_exists, write_json
 from ..methods.registry import BY_NAME, REFERENCE
@@ -165,6 +165,15 @@ def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
     plateau_counts`)."""
     rows = [r for r in selected_steps(results / "runs") if r["cell"] in cells]
     return {**plateau_counts(rows), "by_arm": {a: plateau_counts([r for r in rows if r["method"] == a]) for a in arms}}
+
+
+def cap_record(results: Path, grid_steps: int) -> dict[str, Any] | None:
+    """The cap check the grid was to apply (:func:`..experiments.stopping.grid_cap` on ``<results>/sweep``, finished
+    with trained runs; else None) with the cap the grid ran under (``grid_cap``): a difference is flagged."""
+    sweep = results / "sweep"
+    if not stored_exists(sweep / "done.json") or not selected_steps(sweep):
+        return None
+    return grid_cap(sweep) | {"grid_cap": grid_steps}
 
 
 def unconverged(results: Path, cells: set[tuple], arms: list[str]) -> dict[str, dict[str, Any]]:
@@ -342,6 +351,11 @@ def flags(out: dict[str, Any]) -> list[str]:
                 f"primary MDE target missed: {test['endpoint']} OPTICAL − {test['arm']} MDE {test['mde']:.4f} > "
                 f"{test['target']}"
             )
+    check = out.get("cap_check")
+    if check and check["steps"] != check["grid_cap"]:
+        found.append(
+            f"the grid ran under a cap of {check['grid_cap']} steps, the cap check on the sweep sets {check['steps']}"
+        )
     share = out["selected_before_cap_share"]
     if share is not None and share < PLATEAU_TARGET:
         found.append(f"selected_before_cap_share {share:.3f} < {PLATEAU_TARGET}")
@@ -395,6 +409,7 @@ def analyse(
         "bootstrap": {"resamples": n_resamples, "seed": seed, "alpha": ALPHA},
         "targets": {"selected_before_cap_share": PLATEAU_TARGET, "unconverged_share": UNCONVERGED_TARGET},
     }
+    out["cap_check"] = cap_record(results, plan.train.steps)
     sweep_done = results / "sweep" / "done.json"
     out["tuning"] = {
         "chosen": plan.method_config,  # the settings the grid ran (its --method-config, saved in config.json)

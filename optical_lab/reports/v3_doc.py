@@ -16,6 +16,7 @@ import pandas as pd
 from ..experiments.results_doc import corrections_lines
 from .v2_setup import markdown_table
 
+COVERAGE = "[docs/dev_coverage.md](dev_coverage.md)"  # `optical-lab coverage --doc docs/dev_coverage.md`
 TEST_COLUMNS = ("endpoint", "arm", "difference", "ci_low", "ci_high", "p", "p_holm", "mde", "languages", "queries")
 
 
@@ -63,7 +64,7 @@ def answer_lines(analysis: dict[str, Any]) -> list[str]:
             "run answers nothing on this data (docs/protocol_v3.md, Backbones). The tests are listed for the record.",
             "",
         ]
-        return lines + [f"- {statement(t)}." for t in tests.values()] + [""]
+        return lines + [f"- **{t['endpoint']}**: {statement(t)}." for t in tests.values()] + [""]
     for item in analysis["verdicts"]:
         test = tests[(item["endpoint"], item["arm"])]
         lines.append(f"- **{item['endpoint']}**: {item['verdict']}. {statement(test)}.")
@@ -90,10 +91,13 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         f"- Train to a plateau: selected_before_cap_share {_num(analysis['selected_before_cap_share'])} (target ≥ "
         f"{targets['selected_before_cap_share']}): {steps['before_cap']} of {steps['cells']} trained cells selected "
         f"a step after 0 and before the cap; {steps['step0']} kept the untrained student (step 0); "
-        f"{steps['at_cap']} selected the cap.",
+        f"{steps['at_cap']} selected the cap; {steps['stopped_early']} were stopped early by the patience rule.",
+        *cap_check_lines(analysis.get("cap_check")),
         f"- Solve the OT problem: unconverged_share of the registered OPTICAL {_num(analysis['unconverged_share'], 4)} "
         f"(target ≤ {targets['unconverged_share']}), the mean over all its training steps of the share of OT "
         "problems left above tolerance.",
+        f"- Dev text coverage (protocol v3, Orthography: reported beside the results): {COVERAGE}, the letters and "
+        "unknown word pieces of each language's MAFAND-MT dev text against each evaluation text.",
         "",
     ]
     per_arm = pd.DataFrame(
@@ -113,6 +117,22 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         ]
     )
     return lines + [markdown_table(per_arm), ""] + tuning_lines(analysis["tuning"])
+
+
+def cap_check_lines(check: dict[str, Any] | None) -> list[str]:
+    """The registered cap check on the sweep's runs and the cap the grid ran under (none without a sweep)."""
+    if not check:
+        return []
+    share = (
+        "no sweep run left step 0"
+        if check["share"] is None
+        else (
+            f"{_num(check['share'])} of the sweep's {check['runs']} runs past step 0 selected a step before its cap "
+            f"{check['sweep_cap']} (target ≥ {check['target']})"
+        )
+    )
+    rule = f"the grid's cap is doubled to {check['steps']}" if check["doubled"] else f"the grid keeps {check['steps']}"
+    return [f"- Cap check (after the sweep, once): {share}: {rule}; the grid ran under {check['grid_cap']} steps."]
 
 
 def tuning_lines(tuning: dict[str, Any]) -> list[str]:

@@ -178,18 +178,23 @@ def small_v3(monkeypatch) -> None:
     )
 
 
-def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_path, monkeypatch):
-    small_v3(monkeypatch)
-    options = dict(
+def tiny_sweep(methods: list[str]) -> dict:
+    """The options of a tiny v3 sweep of ``methods`` on the first two synthetic languages, with dev distractors."""
+    return dict(
         design="v3",
         langs=list(LANGS[:2]),
         model="tiny",
         preset_name="tiny",
-        methods=["sentence-kd", "optical", "optical-plain", "optical+aug"],
+        methods=methods,
         threads=1,
         progress=False,
         dev_distractors=8,
     )
+
+
+def test_tiny_v3_sweep_averages_languages_and_resumes_after_a_kill(family, tmp_path, monkeypatch):
+    small_v3(monkeypatch)
+    options = tiny_sweep(["sentence-kd", "optical", "optical-plain", "optical+aug"])
     out = tmp_path / "sweep"
     real = sweep_module.train_student
     calls = []
@@ -270,3 +275,44 @@ def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
     assert len({cell_fingerprint(plan, arm) for arm in arms}) == len(arms)
     with pytest.raises(DataError, match="dev_distractors"):
         ComparePlan(langs=["hau"], methods=["optical"], method_config={"optical": {"dev_distractors": 10}})
+
+
+def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family, tmp_path, monkeypatch):
+    """A run whose loss or gradient goes non-finite (high lr, small epsilon, an extension of the edge rule) stops
+    its cell (``TrainingDiverged``): the sweep records it as finished without a dev score, the rule chooses among
+    the others, and a resumed sweep reads it instead of crashing on it again."""
+    from optical_lab.methods.train_state import TrainingDiverged
+
+    small_v3(monkeypatch)
+    options = tiny_sweep(["sentence-kd"])
+    real = sweep_module.train_student
+
+    def diverges_at_high_lr(*args, **kwargs):
+        config, folder = args[5], Path(kwargs["out_dir"])
+        if config.lr == 1e-3 and args[4].lang == LANGS[1]:
+            (folder / "checkpoint.pt").write_bytes(b"a state saved before the run diverged")
+            raise TrainingDiverged("training diverged: loss nan, gradient norm nan")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train_student", diverges_at_high_lr)
+    out = tmp_path / "sweep"
+    chosen = Sweep(out, **options).run_all()
+    assert chosen["sentence-kd"]["lr"] == 1e-4  # the diverged setting has no score: it cannot win
+    cell = out / "sentence-kd" / slug({"lr": 1e-3}) / LANGS[1]
+    done = read_json(cell / "done.json")
+    assert done["best_dev_mrr"] is None and "diverged" in done["diverged"] and done["lang"] == LANGS[1]
+    assert not (cell / "checkpoint.pt").exists()  # nothing of the diverged state is kept (or committed)
+    assert "diverged" in (out / "sweep.md").read_text()
+    monkeypatch.setattr(sweep_module, "train_student", lambda *a, **k: pytest.fail("retrained"))
+    assert Sweep(out, **options).run_all() == chosen
+
+
+def test_a_family_pair_without_a_dev_split_gives_no_distractors_and_breaks_no_other_language(family):
+    """A user's MAFAND-style pair with a train split only joins the family (train + FLORES); the other languages'
+    dev selection still draws its distractors from the dev English that exists, instead of failing on its files."""
+    first, last = LANGS[0], LANGS[2]
+    for side in ("en", last):
+        (family / "mafand-mt" / f"en-{last}" / f"dev.{side}").unlink()
+    assert last in mafand_family()
+    pool = dev_distractor_pool(first, 15, [])
+    assert len(pool) == 15 and all(f" of {LANGS[1]} " in text or f" of {first} " in text for text in pool)

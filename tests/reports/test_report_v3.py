@@ -84,7 +84,12 @@ def write_grid(root, seed_shift: float = 0.0, noise: float = 0.1, skip=()):
                 info = {"lang": lang, "method": method, "fold": 0, "seed": seed}
                 if method != "zero-shot":
                     step = _selected_step(method, seed)
-                    summary = {"steps": max(step, 300), "best_step": step, "max_steps": CAP, "stopped_early": True}
+                    summary = {
+                        "steps": max(step, 300),
+                        "best_step": step,
+                        "max_steps": CAP,
+                        "stopped_early": step < CAP,
+                    }
                     write_json(summary, cell / SUMMARY_NAME)
                     info["best_step"] = step
                 if method.startswith("optical"):
@@ -182,6 +187,9 @@ def test_stopping_and_ot_convergence_are_counted_from_the_logs(grid):
     at_cap, step0 = len(LANGS) * SEEDS, len(LANGS)  # optical+aug everywhere; sentence-KD's seed 0
     assert analysis["plateau"]["cells"] == trained
     assert analysis["plateau"]["step0"] == step0 and analysis["plateau"]["at_cap"] == at_cap
+    assert analysis["plateau"]["stopped_early"] == trained - at_cap  # planted: every cell before the cap stopped
+    assert f"{trained - at_cap} were stopped early by the patience rule" in render(analysis)
+    assert "[docs/dev_coverage.md](dev_coverage.md)" in render(analysis)  # reported beside the results
     assert analysis["selected_before_cap_share"] == pytest.approx((trained - at_cap - step0) / trained)
     shares = [s for lang in LANGS for seed in range(SEEDS) for s in _shares(lang, "optical", seed)]
     assert analysis["unconverged_share"] == pytest.approx(np.mean(shares))
@@ -255,3 +263,41 @@ def test_the_registered_languages_are_the_data_folders():
             checked += 1
     if not checked:
         pytest.skip("no evaluation collection in the data folder")
+
+
+def test_the_cap_check_is_recorded_and_a_grid_that_ignored_it_is_flagged(grid, tmp_path):
+    """The sweep's runs (3 of 5 past step 0 before the cap: 60 % < 80 %) set a doubled cap: a grid run under the
+    preset's cap is flagged on the first line; the check and the cap the grid ran under are in analysis.json."""
+    import shutil
+
+    root, _ = grid
+    copy = tmp_path / "v3"
+    shutil.copytree(root, copy)
+    for i, step in enumerate((0, 300, 450, 950, CAP, CAP)):
+        write_json(
+            {"best_step": step, "steps": CAP, "max_steps": CAP},
+            copy / "sweep" / "optical" / f"s{i}" / "ibo" / SUMMARY_NAME,
+        )
+    analysis = v3.analyse(copy, n_resamples=50)
+    check = analysis["cap_check"]
+    assert (check["share"], check["runs"], check["doubled"], check["steps"], check["grid_cap"]) == (
+        0.6,
+        5,
+        True,
+        2 * CAP,
+        CAP,
+    )
+    assert f"the grid ran under a cap of {CAP} steps, the cap check on the sweep sets {2 * CAP}" in analysis["flags"]
+    assert f"the grid's cap is doubled to {2 * CAP}" in render(analysis)
+    assert v3.analyse(root, n_resamples=50)["cap_check"] is None  # a sweep without trained runs: nothing to check
+
+
+def test_a_run_that_answers_nothing_lists_its_tests_by_endpoint(grid):
+    """The me5-small rule (more than half of the trained cells kept step 0): no verdict, the primary tests listed
+    for the record, each naming its endpoint (two endpoints share the arms: a line without it is ambiguous)."""
+    _, analysis = grid
+    doc = render(analysis | {"uninformative": True})
+    section = doc.split("## The answer")[1].split("## What the answer rests on")[0]
+    listed = [line for line in section.splitlines() if line.startswith("- ")]
+    assert "No verdict: more than half" in section and len(listed) == 4
+    assert sorted(line.split("**")[1] for line in listed) == sorted(2 * [p.label for p in v3.PRIMARY])
