@@ -21,7 +21,8 @@ before —
 trained arm — :data:`V3_GRIDS`, 12 settings each over the arm's own important hyper-parameters (optical+aug in
 a second stage, at OPTICAL's chosen epsilon and cost variant) — every setting trained with the ``v3`` preset
 (dev plateau under its step cap). The **edge rule** (:func:`edge_extensions`): when the winner sits at an end
-of a numeric axis that has at least 2 values, that axis gets one value beyond it (:data:`EDGE_STEPS`) at the
+of a numeric axis that has at least 2 values (among the settings tried at the winner's other values: its own
+line), that axis gets one value beyond it (:data:`EDGE_STEPS`) at the
 winner's other values, and the arm is chosen again over everything it tried; repeated until the winner is
 interior or :data:`MAX_EXTENSIONS` extensions of that axis were made (``english_weight`` is never extended:
 0 and 1 are its only meaningful values). OPTICAL's Sinkhorn iterations are not tuned: the v3 preset's solver
@@ -194,14 +195,16 @@ def edge_extensions(
 ) -> list[dict[str, Any]]:
     """The settings the edge rule adds after ``winner`` was chosen among ``tried``: for every numeric axis of
     ``grid`` with at least 2 values (``english_weight`` excluded: :data:`EDGE_STEPS` names the axes) on which the
-    winner sits at an end of the values tried, one value beyond it at the winner's other values, unless that
-    axis was extended :data:`MAX_EXTENSIONS` times already (``extended`` counts them, updated here) or the value
-    leaves its bounds."""
+    winner sits at an end of the values tried *on its own line* (the tried settings equal to the winner on every
+    other key: "interior" means a value on each side of it was tried at the winner's other values, protocol v3
+    deviation 3), one value beyond it at the winner's other values, unless that axis was extended
+    :data:`MAX_EXTENSIONS` times already (``extended`` counts them, updated here) or the value leaves its bounds."""
     new = []
     for axis, values in grid.axes:
         if axis not in EDGE_STEPS or len(values) < 2 or extended.get(axis, 0) >= MAX_EXTENSIONS:
             continue
-        ends = sorted({s[axis] for s in tried})
+        line = [s for s in tried if all(s.get(k) == v for k, v in winner.items() if k != axis)]
+        ends = sorted({s[axis] for s in line})
         if winner[axis] not in (ends[0], ends[-1]):
             continue
         value = beyond(axis, winner[axis], up=winner[axis] == ends[-1])
