@@ -36,11 +36,12 @@ probabilities), without the kernel's per-layer check for fully masked rows (``_s
 and ``where``): measured 15 % less attention time (forward + backward, batch 16 x 12 heads x 64 tokens,
 1 thread). On a GPU, and without dropout (evaluation), Hugging Face's attention function runs (its fused
 kernels). Query, key and value come from one matrix product of the three projections' concatenated
-weights (:func:`_padded_heads`; the only change of float rounding against the three products of the
-earlier version: the input's gradient sums the three contributions inside one product), scattered
-once into a head-major (heads, B, L, d) layout that the attention's products read without copying;
-on a CPU the dropout masks are drawn as torch's dropout draws them there (:func:`hugging_face_noise`),
-not by multiplying a tensor of ones (issue #31: what is not a matrix product, removed).
+weights (:func:`_query_key_value`; the only change of float rounding against the three products of the
+earlier version: the input's gradient sums the three contributions inside one product); in training they
+are scattered once into a head-major (heads, B, L, d) layout that the attention's products read without
+copying, and on a CPU the dropout masks are drawn as torch's dropout draws them there
+(:func:`hugging_face_noise`), not by multiplying a tensor of ones (issue #31: less that is not a matrix
+product).
 
 **Dropout draws** (``TrainConfig.dropout_draws`` -> :attr:`Encoder.dropout_draws`): ``"hugging-face"``
 (the default) draws as above. Generating those masks (``bernoulli_`` on every padded position, and on
@@ -180,42 +181,44 @@ def eager_attention(query, key, value, bias: torch.Tensor, scaling: float, dropo
     return torch.matmul(probs, value)
 
 
-def _padded_heads(self_attention, x: torch.Tensor, layout: _Layout) -> tuple[torch.Tensor, ...]:
-    """Query, key and value of the real tokens ``x`` (T, H), each (heads, B, L, d), contiguous, zero at pad
-    positions. One matrix product for the three projections (their weights concatenated, so autograd
-    sends each its own gradient), and one scatter of its (T, 3 H) output straight into the head-major
-    padded layout; instead of three products, three scatters and the copies ``matmul`` makes of
-    Hugging Face's transposed (B, heads, L, d) views."""
+def _query_key_value(self_attention, x: torch.Tensor) -> torch.Tensor:
+    """Query, key and value of the real tokens ``x`` (T, H) side by side, (T, 3 H): one matrix product of
+    the three projections' concatenated weights (autograd sends each projection its own gradient)
+    instead of three."""
     projections = (self_attention.query, self_attention.key, self_attention.value)
-    heads, size = 3 * self_attention.num_attention_heads, self_attention.attention_head_size
     weight = torch.cat([projection.weight for projection in projections])
     bias = torch.cat([projection.bias for projection in projections])
-    per_head = torch.nn.functional.linear(x, weight, bias).view(-1, heads, size).transpose(0, 1)  # (3 heads, T, d)
-    padded = per_head.new_zeros(heads, layout.positions, size).index_copy_(1, layout.index, per_head)
-    return padded.view(3, heads // 3, layout.batch, layout.length, size).unbind(0)
+    return torch.nn.functional.linear(x, weight, bias)
 
 
 def _self_attention(self_attention, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
     """``BertSelfAttention`` on the real tokens ``x`` (T, H): query, key and value on the real tokens
-    (:func:`_padded_heads`), attention in the padded layout, the real tokens' context (T, H) back.
-    Training on a CPU or with fast draws: :func:`eager_attention`, its dropout mask drawn in Hugging
-    Face's (B, heads, L, L) order and transposed to the head-major layout (the same units drop);
-    otherwise Hugging Face's attention function (``sdpa``'s fused kernels) on (B, heads, L, d) views."""
-    query, key, value = _padded_heads(self_attention, x, layout)
-    heads, batch, length, size = query.shape
+    (:func:`_query_key_value`), attention in the padded layout, the real tokens' context (T, H) back.
+
+    Training on a CPU or with fast draws: :func:`eager_attention`, on query, key and value scattered
+    once, straight into the head-major (heads, B, L, d) layout it reads without copies, its dropout
+    mask drawn in Hugging Face's (B, heads, L, L) order and transposed to that layout (the same units
+    drop). Otherwise Hugging Face's attention function (``sdpa``'s fused kernels) on (B, heads, L, d)
+    views of the padded rows, strided as Hugging Face's (the layout its kernels are written for)."""
+    qkv = _query_key_value(self_attention, x)
+    heads, size = self_attention.num_attention_heads, self_attention.attention_head_size
     p = self_attention.dropout.p if self_attention.training else 0.0
     fast = layout.draws == "fast"
-    if p > 0 and (fast or query.device.type == "cpu"):
+    if p > 0 and (fast or qkv.device.type == "cpu"):
+        per_head = qkv.view(-1, 3 * heads, size).transpose(0, 1)  # (3 heads, T, d)
+        padded = per_head.new_zeros(3 * heads, layout.positions, size).index_copy_(1, layout.index, per_head)
+        query, key, value = padded.view(3, heads, layout.batch, layout.length, size).unbind(0)
 
         def dropout(probs: torch.Tensor) -> torch.Tensor:  # the mask drawn in Hugging Face's (B, heads, L, L) order
-            shape = (batch, heads, length, length)
+            shape = (layout.batch, heads, layout.length, layout.length)
             noise = keep_mask(shape, p, probs) if fast else hugging_face_noise(self_attention.dropout, shape, probs)
             return probs * noise.transpose(0, 1)
 
         context = eager_attention(query, key, value, layout.bias, self_attention.scaling, dropout)
         context = context.view(heads, layout.positions, size).index_select(1, layout.index)  # (heads, T, d)
         return context.transpose(0, 1).reshape(-1, heads * size)
-    query, key, value = (t.transpose(0, 1) for t in (query, key, value))  # (B, heads, L, d) views
+    rows = _scatter(qkv, layout).view(layout.batch, layout.length, 3, heads, size)
+    query, key, value = rows.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, L, d) views
     context, _ = layout.attention(
         self_attention, query, key, value, layout.mask, dropout=p, scaling=self_attention.scaling
     )
