@@ -219,9 +219,9 @@ def test_forward_consumes_the_random_stream_as_hugging_face_does(train):
     assert torch.equal(*following)
 
 
-def test_fused_query_key_value_gradients_reach_each_projection():
-    """The three projections run as one product of their concatenated weights: each projection's own
-    weight and bias get their gradient (Hugging Face's, to float rounding) and nothing else changes."""
+def test_query_key_value_gradients_reach_each_projection():
+    """Query, key and value computed side by side and scattered together: each projection's own weight
+    and bias get their gradient (Hugging Face's, to float rounding) and nothing else changes."""
     encoder = tiny_encoder(hidden=32, layers=1)
     batch = encoder.tokenize(TEXTS)
     _, ref = _outputs_and_grads(encoder, batch, unpad=False, train=True)
