@@ -78,7 +78,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .optimizer import make_optimizer, make_trainable
+from .optimizer import clip_gradients, make_optimizer, make_trainable
 from .registry import build_objective
 from .teacher import FrozenTeacher, truncation
 from .train_state import LOG_NAME, SUMMARY_NAME, TrainResult, _State, check_finite, logged_step
@@ -187,7 +187,7 @@ def train_step(
         objective.last_logs = dict(zip(terms, pooled[1:]))
     params = [p for p in student.parameters() if p.grad is not None]
     if config.grad_clip > 0:
-        grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
+        grad_norm = clip_gradients(accelerator, params, config.grad_clip)
     else:
         grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
     check_finite(float(loss.detach()), grad_norm, config)

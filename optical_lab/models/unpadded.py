@@ -31,10 +31,16 @@ leaves whatever the pad tokens computed there; no caller reads them).
 
 **Attention in a training forward on a CPU**: Hugging Face's ``sdpa`` with dropout runs torch's math
 kernel there (``bmm``, softmax, ``at::dropout``, ``bmm``); :func:`eager_attention` computes the same with
-the same dropout draws (the attention's own ``torch.nn.Dropout`` on the probabilities), without the
-kernel's per-layer check for fully masked rows (``_safe_softmax``'s ``all`` and ``where``): measured 15 %
-less attention time (forward + backward, batch 16 x 12 heads x 64 tokens, 1 thread). On a GPU, and
-without dropout (evaluation), Hugging Face's attention function runs (its fused kernels).
+the same dropout draws (the mask the attention's own ``torch.nn.Dropout`` draws for the (B, heads, L, L)
+probabilities), without the kernel's per-layer check for fully masked rows (``_safe_softmax``'s ``all``
+and ``where``): measured 15 % less attention time (forward + backward, batch 16 x 12 heads x 64 tokens,
+1 thread). On a GPU, and without dropout (evaluation), Hugging Face's attention function runs (its fused
+kernels). Query, key and value come from their three products, side by side (:func:`_query_key_value`:
+one product of the concatenated weights was 1.1 % faster but changes float rounding); in training they
+are scattered once into a head-major (heads, B, L, d) layout that the attention's products read without
+copying, and on a CPU the dropout masks are drawn as torch's dropout draws them there
+(:func:`hugging_face_noise`), not by multiplying a tensor of ones (issue #31: less that is not a matrix
+product).
 
 **Dropout draws** (``TrainConfig.dropout_draws`` -> :attr:`Encoder.dropout_draws`): ``"hugging-face"``
 (the default) draws as above. Generating those masks (``bernoulli_`` on every padded position, and on
@@ -116,7 +122,7 @@ class _Layout(NamedTuple):
     mask: torch.Tensor | None  # the attention mask Hugging Face builds (None: nothing is padded)
     attention: Callable  # Hugging Face's attention function for the model's implementation
     draws: str  # "hugging-face" or "fast" (DROPOUT_DRAWS)
-    bias: torch.Tensor  # (B, 1, 1, L): 0 on real keys, the most negative float on pad keys (eager_attention)
+    bias: torch.Tensor  # (B, 1, L): 0 on real keys, the most negative float on pad keys (eager_attention)
 
     @property
     def positions(self) -> int:
@@ -132,16 +138,27 @@ def keep_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Ten
     return (bits < round((1 - p) * 2**31)).to(like.dtype).div_(1 - p)
 
 
+def hugging_face_noise(module: torch.nn.Dropout, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """The scaled mask (0 or ``1 / (1 - p)``) that ``module`` multiplies an input of ``shape`` by, drawn from
+    the random stream as ``module`` draws it. On a CPU this is what torch's dropout does there
+    (``at::native::_dropout_impl``: ``bernoulli_(1 - p)`` on an empty tensor of the input's shape, then
+    ``div_(1 - p)``; the output is ``input * noise``), so the mask is drawn directly, without building and
+    multiplying a tensor of ones. Elsewhere (a GPU's fused dropout kernel draws differently) the module
+    is applied to ones. ``tests/models/test_unpadded.py`` checks it against the module, bit for bit."""
+    if like.device.type != "cpu":
+        return module(torch.ones(shape, dtype=like.dtype, device=like.device))
+    return torch.empty(shape, dtype=like.dtype).bernoulli_(1 - module.p).div_(1 - module.p)
+
+
 def _dropout(module: torch.nn.Dropout, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
     """``module`` applied to the real-token rows ``x`` (T, H). Hugging Face's draws: the mask the module
-    draws for all rows of the padded batch, its real rows used (the same random stream as
-    ``BertModel.forward``). Fast draws: :func:`keep_mask` for the real rows only."""
+    draws for all rows of the padded batch (:func:`hugging_face_noise`), its real rows used (the same
+    random stream as ``BertModel.forward``). Fast draws: :func:`keep_mask` for the real rows only."""
     if not module.training or module.p == 0:
         return x
     if layout.draws == "fast":
         return x * keep_mask(x.shape, module.p, x)
-    noise = module(torch.ones(layout.positions, x.shape[-1], dtype=x.dtype, device=x.device))
-    return x * noise.index_select(0, layout.index)
+    return x * hugging_face_noise(module, (layout.positions, x.shape[-1]), x).index_select(0, layout.index)
 
 
 def _scatter(x: torch.Tensor, layout: _Layout) -> torch.Tensor:
@@ -150,36 +167,60 @@ def _scatter(x: torch.Tensor, layout: _Layout) -> torch.Tensor:
 
 
 def eager_attention(query, key, value, bias: torch.Tensor, scaling: float, dropout: Callable) -> torch.Tensor:
-    """Hugging Face's eager attention (``eager_attention_forward``) for a training forward: softmax(q k^T
-    scaling + bias) v with ``dropout`` applied to the probabilities; ``bias`` (B, 1, 1, L) is the most
-    negative float on pad keys, as the eager mask. (B, heads, L, d) in, (B, L, heads, d) out, as Hugging
-    Face's attention functions return it. With the attention's own ``torch.nn.Dropout`` it draws what the
-    ``sdpa`` math kernel (Hugging Face's CPU training forward) draws, without that kernel's per-layer
-    check for fully masked rows (``_safe_softmax``): measured 15 % less attention time (module doc)."""
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    """Hugging Face's eager attention (``eager_attention_forward``) in the head-major layout: query, key and
+    value (heads, B, L, d), each contiguous, so that both matrix products read them in place (Hugging
+    Face's (B, heads, L, d) are transposed views that ``matmul`` copies first). softmax(q k^T scaling +
+    bias) v with ``dropout`` applied to the probabilities (heads, B, L, L); ``bias`` (B, 1, L) is the most
+    negative float on pad keys, as the eager mask. Returns the context (heads, B, L, d). With Hugging
+    Face's draws it computes what the ``sdpa`` math kernel (Hugging Face's CPU training forward) computes,
+    without that kernel's per-layer check for fully masked rows (``_safe_softmax``): measured 15 % less
+    attention time (module doc)."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
     probs = dropout(torch.softmax(scores + bias, dim=-1))
-    return torch.matmul(probs, value).transpose(1, 2)
+    return torch.matmul(probs, value)
+
+
+def _query_key_value(self_attention, x: torch.Tensor) -> torch.Tensor:
+    """Query, key and value of the real tokens ``x`` (T, H) side by side, (T, 3 H), each by its own
+    projection. One product of the three concatenated weights measured 1.1 % faster per training step
+    (benchmarks/ab_train_step.py) but sums the gradient of ``x`` inside one product: results then differ
+    from Hugging Face's forward at rounding level, and a cell re-run or resumed would no longer reproduce
+    its committed numbers bit for bit. Three products keep them identical."""
+    projections = (self_attention.query, self_attention.key, self_attention.value)
+    return torch.cat([projection(x) for projection in projections], dim=1)
 
 
 def _self_attention(self_attention, x: torch.Tensor, layout: _Layout) -> torch.Tensor:
-    """``BertSelfAttention`` on the real tokens ``x`` (T, H): query, key and value on the real tokens,
-    attention in the padded layout, the real tokens' context (T, H) back. Training on a CPU or with fast
-    draws: :func:`eager_attention`; otherwise Hugging Face's attention function (``sdpa``'s fused kernels)."""
+    """``BertSelfAttention`` on the real tokens ``x`` (T, H): query, key and value on the real tokens
+    (:func:`_query_key_value`), attention in the padded layout, the real tokens' context (T, H) back.
 
-    def heads(t: torch.Tensor) -> torch.Tensor:  # (T, H) -> (B, heads, L, d), as BertSelfAttention lays them out
-        shape = (layout.batch, layout.length, -1, self_attention.attention_head_size)
-        return _scatter(t, layout).view(shape).transpose(1, 2)
-
-    query, key, value = (heads(proj(x)) for proj in (self_attention.query, self_attention.key, self_attention.value))
+    Training on a CPU or with fast draws: :func:`eager_attention`, on query, key and value scattered
+    once, straight into the head-major (heads, B, L, d) layout it reads without copies, its dropout
+    mask drawn in Hugging Face's (B, heads, L, L) order and transposed to that layout (the same units
+    drop). Otherwise Hugging Face's attention function (``sdpa``'s fused kernels) on (B, heads, L, d)
+    views of the padded rows, strided as Hugging Face's (the layout its kernels are written for)."""
+    qkv = _query_key_value(self_attention, x)
+    heads, size = self_attention.num_attention_heads, self_attention.attention_head_size
     p = self_attention.dropout.p if self_attention.training else 0.0
     fast = layout.draws == "fast"
-    if p > 0 and (fast or query.device.type == "cpu"):
-        dropout = (lambda t: t * keep_mask(t.shape, p, t)) if fast else self_attention.dropout
+    if p > 0 and (fast or qkv.device.type == "cpu"):
+        per_head = qkv.view(-1, 3 * heads, size).transpose(0, 1)  # (3 heads, T, d)
+        padded = per_head.new_zeros(3 * heads, layout.positions, size).index_copy_(1, layout.index, per_head)
+        query, key, value = padded.view(3, heads, layout.batch, layout.length, size).unbind(0)
+
+        def dropout(probs: torch.Tensor) -> torch.Tensor:  # the mask drawn in Hugging Face's (B, heads, L, L) order
+            shape = (layout.batch, heads, layout.length, layout.length)
+            noise = keep_mask(shape, p, probs) if fast else hugging_face_noise(self_attention.dropout, shape, probs)
+            return probs * noise.transpose(0, 1)
+
         context = eager_attention(query, key, value, layout.bias, self_attention.scaling, dropout)
-    else:
-        context, _ = layout.attention(
-            self_attention, query, key, value, layout.mask, dropout=p, scaling=self_attention.scaling
-        )
+        context = context.view(heads, layout.positions, size).index_select(1, layout.index)  # (heads, T, d)
+        return context.transpose(0, 1).reshape(-1, heads * size)
+    rows = _scatter(qkv, layout).view(layout.batch, layout.length, 3, heads, size)
+    query, key, value = rows.permute(2, 0, 3, 1, 4).unbind(0)  # (B, heads, L, d) views
+    context, _ = layout.attention(
+        self_attention, query, key, value, layout.mask, dropout=p, scaling=self_attention.scaling
+    )
     return context.reshape(layout.positions, -1).index_select(0, layout.index)  # (B, L, heads, d) -> (T, H)
 
 
@@ -218,8 +259,8 @@ def unpadded_forward(
     shaped = hidden.new_empty(1).expand(batch, length, hidden.shape[-1])
     mask = bidirectional_mask(config=config, inputs_embeds=shaped, attention_mask=attention_mask)
     attention = registry.get_interface(config._attn_implementation, eager)
-    bias = torch.zeros(batch, 1, 1, length, dtype=hidden.dtype, device=hidden.device)
-    bias.masked_fill_(~keys[:, None, None, :], torch.finfo(hidden.dtype).min)
+    bias = torch.zeros(batch, 1, length, dtype=hidden.dtype, device=hidden.device)
+    bias.masked_fill_(~keys[:, None, :], torch.finfo(hidden.dtype).min)
     layout = _Layout(index, batch, length, mask, attention, draws, bias)
     hidden = _dropout(embeddings.dropout, hidden, layout)
     for layer in model.encoder.layer:

@@ -118,8 +118,9 @@ def test_eager_attention_without_dropout_is_hugging_faces():
     mask = create_bidirectional_mask(config=hf.config, inputs_embeds=torch.empty(4, 7, 32), attention_mask=keys)
     attention = ALL_ATTENTION_FUNCTIONS.get_interface(hf.config._attn_implementation, None)
     expected, _ = attention(hf, query, key, value, mask, dropout=0.0, scaling=0.25)
-    bias = torch.zeros(4, 1, 1, 7).masked_fill_(~keys[:, None, None, :], torch.finfo(torch.float32).min)
-    out = unpadded.eager_attention(query, key, value, bias, 0.25, lambda t: t)
+    bias = torch.zeros(4, 1, 7).masked_fill_(~keys[:, None, :], torch.finfo(torch.float32).min)
+    head_major = (t.transpose(0, 1).contiguous() for t in (query, key, value))  # (heads, B, L, d)
+    out = unpadded.eager_attention(*head_major, bias, 0.25, lambda t: t).permute(1, 2, 0, 3)  # (B, L, heads, d)
     torch.testing.assert_close(out * keys[..., None, None], expected * keys[..., None, None], rtol=1e-5, atol=1e-6)
 
 
@@ -187,3 +188,47 @@ def test_bf16_autocast_training_matches_within_bf16_rounding():
     scale = max(float(g.abs().max()) for g in ref_grads.values())
     for name, grad in grads.items():  # bf16 keeps 8 bits of mantissa: a relative 2^-8 per rounding
         torch.testing.assert_close(grad, ref_grads[name], rtol=2e-2, atol=1e-3 * scale, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_hugging_face_noise_is_the_dropout_modules_mask(dtype):
+    """The mask drawn directly on a CPU is the one torch.nn.Dropout multiplies by, bit for bit, and the
+    random stream is left where the module leaves it (the next draws agree too)."""
+    module = torch.nn.Dropout(0.1)
+    shape = (37, 24)
+    torch.manual_seed(5)
+    expected = module(torch.ones(shape, dtype=dtype))
+    after = torch.rand(4)
+    torch.manual_seed(5)
+    noise = unpadded.hugging_face_noise(module, shape, torch.empty(0, dtype=dtype))
+    assert noise.dtype == dtype and torch.equal(noise, expected)
+    assert torch.equal(torch.rand(4), after)
+    assert 0 < int((noise == 0).sum()) < noise.numel()  # something dropped, something kept
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "dropout"])
+def test_forward_consumes_the_random_stream_as_hugging_face_does(train):
+    """Whatever runs after a seeded forward (the next step's dropout, a sampler) draws what it would
+    after BertModel.forward: the unpadded forward takes exactly Hugging Face's draws from the stream."""
+    encoder = tiny_encoder(hidden=32, layers=2)
+    batch = encoder.tokenize(TEXTS)
+    following = []
+    for unpad in (False, True):
+        _outputs_and_grads(encoder, batch, unpad=unpad, train=train, seed=7)
+        following.append(torch.rand(8))
+    assert torch.equal(*following)
+
+
+def test_query_key_value_gradients_reach_each_projection():
+    """Query, key and value computed side by side and scattered together: each projection's own weight
+    and bias get their gradient (Hugging Face's, to float rounding) and nothing else changes."""
+    encoder = tiny_encoder(hidden=32, layers=1)
+    batch = encoder.tokenize(TEXTS)
+    _, ref = _outputs_and_grads(encoder, batch, unpad=False, train=True)
+    _, grads = _outputs_and_grads(encoder, batch, unpad=True, train=True)
+    names = [n for n in grads if any(f"attention.self.{p}." in n for p in ("query", "key", "value"))]
+    assert len(names) == 6
+    for name in names:
+        assert grads[name].shape == dict(encoder.named_parameters())[name].shape
+        torch.testing.assert_close(grads[name], ref[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert not torch.equal(grads[names[0]], grads[names[2]])  # not one gradient copied to all three
