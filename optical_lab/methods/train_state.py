@@ -3,7 +3,8 @@
 :class:`_State` is the trainer's state between steps (step, the best dev score and its weights, the dev
 history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :class:`TrainResult` is what
 :meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``;
-:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
+:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights
+(the trainer then returns the best dev state so far, flagged ``diverged``: protocol v3 deviation D-d).
 The names of a run's files (:data:`LOG_NAME`, :data:`SUMMARY_NAME`) live here too: the module imports no torch
 (tensors and the encoder are annotations only), so readers of finished runs (``optical-lab stopping``) stay light.
 
@@ -94,6 +95,11 @@ class TrainResult:
     # the selected step lies before the cap: the run reached a dev plateau (or kept the untrained
     # student) instead of still improving at its last step
     selected_before_cap: bool = False
+    # a run with dev selection whose step went non-finite (:class:`TrainingDiverged`): its one-line message, and the
+    # step that diverged (never applied: the run stopped after step ``diverged_step - 1`` and returned its best dev
+    # state). None otherwise, and in a summary written before 2026-12-07 (read as absent: the default)
+    diverged: str | None = None
+    diverged_step: int | None = None
 
 
 @dataclass
@@ -122,17 +128,18 @@ class _State:
 
 
 class TrainingDiverged(FloatingPointError):
-    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+    """A training step's loss or gradient is not finite: the run stops there. With dev selection the trainer
+    returns its best dev state so far, flagged (``TrainResult.diverged``); without, this propagates."""
 
 
 def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
     """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
-    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    step reaches the weights. Rule: never skip such a step silently; the run stops, the
     same on every process (the loss and the norm are the global batch's)."""
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     raise TrainingDiverged(
         f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
         f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
-        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
+        "the run stopped here - use a larger --epsilon or a smaller --lr"
     )

@@ -27,7 +27,9 @@ vs present — a partial grid is analysed as it stands, with no test and no verd
 (trained cells whose selected step is > 0 and < the cap, over trained cells; step-0 cells counted separately;
 target ≥ 0.8); ``unconverged_share`` of the registered OPTICAL over all its training steps (target ≤ 0.01); every
 primary test's MDE against its registered target; more than half of the trained cells keeping the untrained
-student (the me5-small rule: the run answers nothing, no verdict).
+student (the me5-small rule: the run answers nothing, no verdict); every cell whose training diverged
+(``diverged_cells``: deviation D-d, it stopped at that step and is analysed with its best dev state; left out of the
+plateau counts, :func:`~optical_lab.experiments.stopping.selected_steps`).
 """
 
 from __future__ import annotations
@@ -158,6 +160,17 @@ def cell_counts(results: Path, plan_cells_: list[tuple], present: list[tuple], a
     }
     missing = [c[-1].relative_to(results / "runs").as_posix() for c in plan_cells_ if c not in present]
     return {"expected": len(plan_cells_), "present": len(present), "by_arm": by_arm, "missing": missing}
+
+
+def diverged_cells(finished: list[tuple]) -> list[dict[str, Any]]:
+    """The finished cells whose training diverged (``diverged`` in ``done.json``, protocol v3 deviation D-d): each
+    stopped at its non-finite ``step`` and was evaluated with its best dev state so far, like every other cell."""
+    out = []
+    for lang, arm, _, fold, seed, folder in finished:
+        info = read_json(folder / "done.json")
+        if info.get("diverged"):
+            out.append({"arm": arm, "lang": lang, "fold": fold, "seed": seed, "step": info.get("diverged_step")})
+    return out
 
 
 def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
@@ -339,6 +352,10 @@ def flags(out: dict[str, Any]) -> list[str]:
     selected before the cap, an unsolved OT problem, a run that answers nothing."""
     found = []
     cells = out["cells"]
+    diverged = out["diverged_cells"]
+    if diverged:
+        named = ", ".join(f"{d['arm']} {d['lang']} seed {d['seed']} at step {d['step']}" for d in diverged)
+        found.append(f"{len(diverged)} diverged cell(s), evaluated with their best dev state (deviation D-d): {named}")
     if not out["complete"]:
         found.append(f"partial grid: {cells['present']} of {cells['expected']} cells present, no verdict")
     if out["afriqa_split"] != REGISTERED_AFRIQA_SPLIT:
@@ -400,6 +417,7 @@ def analyse(
             for e in (*PRIMARY, *SECONDARY)
         },
         "cells": cells,
+        "diverged_cells": diverged_cells(finished),
         "complete": cells["present"] == cells["expected"] > 0,
         "selected_before_cap_share": steps["share"],
         "plateau": steps,
