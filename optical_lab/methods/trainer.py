@@ -21,36 +21,25 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   starts *one* process (accelerate runs several CPU processes only through MPI): refused, with
   the commands that work.
 
-* **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev
-  sentence-retrieval MRR (teacher English -> student foreign, the direction of the evaluation) is
-  computed and the best student state is kept; the untrained student (step 0) is a candidate, so
-  training that does not help on dev falls back to the starting point. Optional early stopping. With
-  ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign -> English among the dev English plus
-  that many English distractors (:func:`dev_mrr`).
-* **Divergence**: a step whose loss or gradient norm is not finite is never applied
-  (:func:`~optical_lab.methods.train_state.check_finite` raises
-  :class:`~optical_lab.methods.train_state.TrainingDiverged` before the optimizer step). With dev selection the run
-  stops there and returns the best dev state so far, like any other run (the untrained student when nothing beat
-  it), flagged: ``TrainResult.diverged`` (the one-line message) and ``diverged_step``, a ``"diverged"`` record in the
-  log, then the ``"end"`` record and ``train_summary.json`` as always (protocol v3 deviation D-d: a diverged grid
-  cell is evaluated and flagged instead of stopping the grid). Its checkpoint is deleted, never kept as resumable
-  state (not even with ``keep_checkpoint``): a restart before the caller marks the run finished trains it again
-  from step 0, which diverges at the same step (the batches and the seed are the same). Without dev selection there
-  is no state to fall back on: the exception propagates.
-* **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev
-  evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end. A step's diagnostics are logged at
+* **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev sentence-retrieval MRR
+  (teacher English -> student foreign, the direction of the evaluation) is computed and the best student state is
+  kept; the untrained student (step 0) is a candidate, so training that does not help on dev falls back to the
+  starting point. Optional early stopping. With ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign ->
+  English among the dev English plus that many English distractors (:func:`dev_mrr`).
+* **Divergence** (a non-finite loss or gradient): with dev selection the run stops and returns its best dev state so
+  far, flagged ``TrainResult.diverged``; without, it raises (:mod:`~optical_lab.methods.train_state`, "Divergence").
+* **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev evaluation in
+  ``train_log.jsonl``; ``train_summary.json`` at the end. A step's diagnostics are logged at
   :data:`~optical_lab.methods.train_state.LOG_DIGITS` significant digits, the counts, lr and dev scores exactly
   (:func:`~optical_lab.methods.train_state.logged_step`).
-* **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run
-  killed at any point loses at most that much work), one when the run is interrupted by
-  SIGINT/SIGTERM (the step in flight finishes first, then the signal takes its normal course), and
-  the final state with ``keep_checkpoint``. Not every N steps: a default cell trains for about a
-  minute, and a 270 MB checkpoint every 8 steps made ``make demo`` write ~7 GB for 2 MB of results.
-  ``checkpoint_seconds=0`` writes one every ``checkpoint_every`` steps instead (tests);
-  ``checkpoint_every=0`` disables them. What a checkpoint holds and how it is written and read safely:
-  :mod:`optical_lab.methods.checkpoint`. A resumed run finishes with the same step count and
-  bit-identical weights as an uninterrupted run (CPU; the batch of step ``s`` is a pure function of
-  ``(seed, s)``, :mod:`optical_lab.methods.batches`, so no sampler state is needed).
+* **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run killed at any point
+  loses at most that much work), one when the run is interrupted by SIGINT/SIGTERM (the step in flight finishes first,
+  then the signal takes its normal course), and the final state with ``keep_checkpoint``. Not every N steps: a default
+  cell trains for about a minute, and a 270 MB checkpoint every 8 steps made ``make demo`` write ~7 GB for 2 MB of
+  results. ``checkpoint_seconds=0`` writes one every ``checkpoint_every`` steps instead (tests); ``checkpoint_every=0``
+  disables them. What a checkpoint holds and how it is written and read safely: :mod:`optical_lab.methods.checkpoint`. A
+  resumed run finishes with the same step count and bit-identical weights as an uninterrupted run (CPU; the batch of
+  step ``s`` is a pure function of ``(seed, s)``, :mod:`optical_lab.methods.batches`, so no sampler state is needed).
 * **Batches** are reshuffled every epoch and, by default, grouped by length (less padding).
 * **Modules**: the accelerator (:mod:`~optical_lab.methods.accelerator`), batches
   (:mod:`~optical_lab.methods.batches`), trainable weights and the optimizer (:mod:`~optical_lab.methods.optimizer`),
@@ -415,8 +404,7 @@ class Trainer:
         interrupt: _Interrupt,
     ) -> TrainingDiverged | None:
         """Steps until ``cfg.steps``, early stopping, an interrupt (then checkpointed) or, with dev selection
-        (``queries``), a diverged step: logged as a ``"diverged"`` record and returned (the step is not applied;
-        ``state`` stays at the last finite step). Without dev selection a diverged step raises."""
+        (``queries``), a diverged step: logged and returned, not applied (without dev selection: raised)."""
         cfg, acc, student, train = self.config, self.accelerator, self.student, self.train_bitext
         while state.step < cfg.steps and not state.stopped:
             step = state.step + 1

@@ -27,9 +27,7 @@ vs present — a partial grid is analysed as it stands, with no test and no verd
 (trained cells whose selected step is > 0 and < the cap, over trained cells; step-0 cells counted separately;
 target ≥ 0.8); ``unconverged_share`` of the registered OPTICAL over all its training steps (target ≤ 0.01); every
 primary test's MDE against its registered target; more than half of the trained cells keeping the untrained
-student (the me5-small rule: the run answers nothing, no verdict); every cell whose training diverged
-(``diverged_cells``: deviation D-d, it stopped at that step and is analysed with its best dev state; left out of the
-plateau counts, :func:`~optical_lab.experiments.stopping.selected_steps`).
+student (the me5-small rule: the run answers nothing, no verdict); the cells whose training diverged (deviation D-d).
 """
 
 from __future__ import annotations
@@ -163,14 +161,13 @@ def cell_counts(results: Path, plan_cells_: list[tuple], present: list[tuple], a
 
 
 def diverged_cells(finished: list[tuple]) -> list[dict[str, Any]]:
-    """The finished cells whose training diverged (``diverged`` in ``done.json``, protocol v3 deviation D-d): each
-    stopped at its non-finite ``step`` and was evaluated with its best dev state so far, like every other cell."""
-    out = []
-    for lang, arm, _, fold, seed, folder in finished:
-        info = read_json(folder / "done.json")
-        if info.get("diverged"):
-            out.append({"arm": arm, "lang": lang, "fold": fold, "seed": seed, "step": info.get("diverged_step")})
-    return out
+    """The finished cells whose training diverged at ``step``, evaluated with their best dev state (deviation D-d)."""
+    infos = [(cell, read_json(cell[-1] / "done.json")) for cell in finished]
+    return [
+        {"arm": arm, "lang": lang, "fold": fold, "seed": seed, "step": info.get("diverged_step")}
+        for (lang, arm, _, fold, seed, _), info in infos
+        if info.get("diverged")
+    ]
 
 
 def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
@@ -352,8 +349,7 @@ def flags(out: dict[str, Any]) -> list[str]:
     selected before the cap, an unsolved OT problem, a run that answers nothing."""
     found = []
     cells = out["cells"]
-    diverged = out["diverged_cells"]
-    if diverged:
+    if diverged := out["diverged_cells"]:
         named = ", ".join(f"{d['arm']} {d['lang']} seed {d['seed']} at step {d['step']}" for d in diverged)
         found.append(f"{len(diverged)} diverged cell(s), evaluated with their best dev state (deviation D-d): {named}")
     if not out["complete"]:
