@@ -61,13 +61,18 @@ def selected_steps(folder: str | Path) -> list[dict[str, Any]]:
     """One row per trained cell under ``folder``: ``part`` (``sweep``, ``grid`` for ``runs/``, else the first
     folder below ``folder``), ``method``, ``cell``
     (its path relative to ``folder``), ``selected_step``, ``cap``, ``steps`` done, ``stopped_early`` and
-    ``selected_before_cap`` (selected step < cap)."""
+    ``selected_before_cap`` (selected step < cap). A run that diverged (``diverged`` in its summary: it stopped at a
+    non-finite step and kept its best dev state so far, ``methods/trainer.py``) is left out: it says nothing about
+    where dev selection plateaus under the cap (a diverged sweep run has no score, deviation D-b; a diverged grid
+    cell is counted apart, deviation D-d)."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError("no such results folder", path=root, fix="pass a folder written by compare or sweep")
     rows = []
     for path in stored_glob(root, SUMMARY_NAME, recursive=True):  # plain or compacted (optical_lab.io)
         summary = read_json(path)
+        if summary.get("diverged"):
+            continue
         cap = _cap(summary, path.parent)
         rel = path.parent.relative_to(root)
         part = "sweep" if "sweep" in rel.parts else "grid" if "runs" in rel.parts else rel.parts[0]

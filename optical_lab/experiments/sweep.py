@@ -211,12 +211,12 @@ class Sweep:
                 accelerator=self.accelerator,
                 desc=f"sweep {lang} {method} {slug(setting)}",
             )
-        except TrainingDiverged as error:
-            # the trainer stops a diverged run and reports no student (methods/train_state.py); a sweep setting is
-            # then finished without a dev score (its setting cannot be chosen), not retried on every resume
-            info = identity | {"best_dev_mrr": None, "best_step": None, "diverged": str(error), "threads": threads}
-            (folder / CHECKPOINT_NAME).unlink(missing_ok=True)  # its resume state: never resumed, never committed
-            return self.finish(cell, folder, config, info | {"train_s": round(time.perf_counter() - start, 1)})
+        except TrainingDiverged as error:  # a run without dev selection: the trainer has no state to return
+            return self.diverged(cell, folder, config, identity | {"diverged": str(error), "threads": threads}, start)
+        if result.diverged is not None:  # the trainer returned its best dev state so far (methods/trainer.py)
+            del student
+            info = identity | {"diverged": result.diverged, "diverged_step": result.diverged_step, "threads": threads}
+            return self.diverged(cell, folder, config, info, start)
         info = {
             **identity,
             "best_dev_mrr": result.best_dev_mrr,
@@ -232,6 +232,15 @@ class Sweep:
             "diagnostics": last_diagnostics(folder / "train_log.jsonl"),
         }
         del student
+        return self.finish(cell, folder, config, info)
+
+    def diverged(
+        self, cell: ResultFolder, folder: Path, config: TrainConfig, info: dict[str, Any], start: float
+    ) -> dict[str, Any]:
+        """Finish a setting whose run diverged without a dev score (protocol v3 deviation D-b: its setting cannot be
+        chosen, whatever dev state the trainer fell back on), not retried on every resume."""
+        (folder / CHECKPOINT_NAME).unlink(missing_ok=True)  # its resume state: never resumed, never committed
+        info |= {"best_dev_mrr": None, "best_step": None, "train_s": round(time.perf_counter() - start, 1)}
         return self.finish(cell, folder, config, info)
 
     def finish(self, cell: ResultFolder, folder: Path, config: TrainConfig, info: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ student) and ``environment.json`` (versions, CPU, data and teacher hashes).
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -125,4 +126,6 @@ def main(args: argparse.Namespace) -> None:
         f"trained {args.method} for {langs[0]} on {info['train_pairs']} pairs of {info['bitext']} "
         f"({info['steps']} steps; best dev MRR {info['best_dev_mrr'] or 0:.3f} at step {info['best_step']})"
     )
+    if info["diverged"]:  # the student is the best dev state before it (methods/train_state.py, "Divergence")
+        print(f"warning: stopped at step {info['diverged_step']}, {info['diverged']}", file=sys.stderr)
     print(f"student: {Path(args.out) / 'student'}  (optical-lab evaluate --student {Path(args.out) / 'student'})")

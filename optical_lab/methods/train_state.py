@@ -3,7 +3,8 @@
 :class:`_State` is the trainer's state between steps (step, the best dev score and its weights, the dev
 history, the patience rule: :meth:`_State.record`), saved in every checkpoint; :class:`TrainResult` is what
 :meth:`optical_lab.methods.trainer.Trainer.train` returns and writes to ``train_summary.json``;
-:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights.
+:func:`check_finite` stops a diverged run (:class:`TrainingDiverged`) before a NaN/inf step reaches the weights
+(the trainer then returns the best dev state so far, flagged ``diverged``: "Divergence" below).
 The names of a run's files (:data:`LOG_NAME`, :data:`SUMMARY_NAME`) live here too: the module imports no torch
 (tensors and the encoder are annotations only), so readers of finished runs (``optical-lab stopping``) stay light.
 
@@ -23,6 +24,17 @@ bytes per step of the committed logs, full digits -> 4 digits (``optical-lab pla
 measurement, 2026-12-07): OPTICAL 22.7 -> 15.5, OPTICAL+aug 26.6 -> 18.9, code-switch 17.4 -> 9.3, sentence-KD
 11.0 -> 7.5, translate-train 10.3 -> 7.4 (3 digits: 12.1 for OPTICAL). The precision is not a training setting:
 it enters no configuration or cell fingerprint, and a log written before it (full digits) reads as it always did.
+
+**Divergence** (protocol v3 deviation D-d). A step whose loss or gradient norm is not finite is never applied:
+:func:`check_finite` raises :class:`TrainingDiverged` before the optimizer step. With dev selection the trainer stops
+there and returns the best dev state so far, like any other run (the untrained student when nothing beat it),
+flagged: :attr:`TrainResult.diverged` (the one-line message) and ``diverged_step``, a ``"diverged"`` record in the log,
+then the ``"end"`` record and ``train_summary.json`` as always; a grid cell is then evaluated and flagged in its
+``done.json`` (``experiments/runner.py``, ``optical-lab report v3``'s ``diverged_cells``) instead of stopping the grid,
+and a sweep run still gets no score (deviation D-b, ``experiments/sweep.py``). Its checkpoint is deleted, never kept
+as resumable state (not even with ``keep_checkpoint``): a restart before the caller marks the run finished trains it
+again from step 0 and diverges at the same step (same seed, same batches: CPU-deterministic). Without dev selection
+there is no state to fall back on: the exception propagates. ``stopping.selected_steps`` leaves diverged runs out.
 """
 
 from __future__ import annotations
@@ -94,6 +106,11 @@ class TrainResult:
     # the selected step lies before the cap: the run reached a dev plateau (or kept the untrained
     # student) instead of still improving at its last step
     selected_before_cap: bool = False
+    # a run with dev selection whose step went non-finite (:class:`TrainingDiverged`): its one-line message, and the
+    # step that diverged (never applied: the run stopped after step ``diverged_step - 1`` and returned its best dev
+    # state). None otherwise, and in a summary written before 2026-12-07 (read as absent: the default)
+    diverged: str | None = None
+    diverged_step: int | None = None
 
 
 @dataclass
@@ -122,17 +139,18 @@ class _State:
 
 
 class TrainingDiverged(FloatingPointError):
-    """A training step's loss or gradient is not finite: the cell stops (no diverged student is reported)."""
+    """A training step's loss or gradient is not finite: the run stops there. With dev selection the trainer
+    returns its best dev state so far, flagged (``TrainResult.diverged``); without, this propagates."""
 
 
 def check_finite(loss: float, grad_norm: float, config: TrainConfig) -> None:
     """Raise :class:`TrainingDiverged` (one line: the values and what to change) before a NaN/inf
-    step reaches the weights. Rule: never skip such a step silently; the whole cell stops, the
+    step reaches the weights. Rule: never skip such a step silently; the run stops, the
     same on every process (the loss and the norm are the global batch's)."""
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     raise TrainingDiverged(
         f"training diverged: loss {loss}, gradient norm {grad_norm} (epsilon "
         f"{config.sinkhorn.epsilon:g}, lr {config.lr:g}, temperature {config.temperature:g}); "
-        "nothing was reported for this cell - use a larger --epsilon or a smaller --lr"
+        "the run stopped here - use a larger --epsilon or a smaller --lr"
     )

@@ -21,26 +21,25 @@ linear warm-up (then linear decay), gradient clipping and seeded, resumable batc
   starts *one* process (accelerate runs several CPU processes only through MPI): refused, with
   the commands that work.
 
-* **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev
-  sentence-retrieval MRR (teacher English -> student foreign, the direction of the evaluation) is
-  computed and the best student state is kept; the untrained student (step 0) is a candidate, so
-  training that does not help on dev falls back to the starting point. Optional early stopping. With
-  ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign -> English among the dev English plus
-  that many English distractors (:func:`dev_mrr`).
-* **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev
-  evaluation in ``train_log.jsonl``; ``train_summary.json`` at the end. A step's diagnostics are logged at
+* **Model selection** on the held-out *dev bitext* only: every ``eval_every`` steps the dev sentence-retrieval MRR
+  (teacher English -> student foreign, the direction of the evaluation) is computed and the best student state is
+  kept; the untrained student (step 0) is a candidate, so training that does not help on dev falls back to the
+  starting point. Optional early stopping. With ``TrainConfig.dev_distractors`` (protocol v3) the score is foreign ->
+  English among the dev English plus that many English distractors (:func:`dev_mrr`).
+* **Divergence** (a non-finite loss or gradient): with dev selection the run stops and returns its best dev state so
+  far, flagged ``TrainResult.diverged``; without, it raises (:mod:`~optical_lab.methods.train_state`, "Divergence").
+* **Logs**: one JSON line per step (loss, its terms, lr, gradient norm, seconds) and per dev evaluation in
+  ``train_log.jsonl``; ``train_summary.json`` at the end. A step's diagnostics are logged at
   :data:`~optical_lab.methods.train_state.LOG_DIGITS` significant digits, the counts, lr and dev scores exactly
   (:func:`~optical_lab.methods.train_state.logged_step`).
-* **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run
-  killed at any point loses at most that much work), one when the run is interrupted by
-  SIGINT/SIGTERM (the step in flight finishes first, then the signal takes its normal course), and
-  the final state with ``keep_checkpoint``. Not every N steps: a default cell trains for about a
-  minute, and a 270 MB checkpoint every 8 steps made ``make demo`` write ~7 GB for 2 MB of results.
-  ``checkpoint_seconds=0`` writes one every ``checkpoint_every`` steps instead (tests);
-  ``checkpoint_every=0`` disables them. What a checkpoint holds and how it is written and read safely:
-  :mod:`optical_lab.methods.checkpoint`. A resumed run finishes with the same step count and
-  bit-identical weights as an uninterrupted run (CPU; the batch of step ``s`` is a pure function of
-  ``(seed, s)``, :mod:`optical_lab.methods.batches`, so no sampler state is needed).
+* **Checkpoints** by wall clock: one when ``checkpoint_seconds`` passed since the last one (a run killed at any point
+  loses at most that much work), one when the run is interrupted by SIGINT/SIGTERM (the step in flight finishes first,
+  then the signal takes its normal course), and the final state with ``keep_checkpoint``. Not every N steps: a default
+  cell trains for about a minute, and a 270 MB checkpoint every 8 steps made ``make demo`` write ~7 GB for 2 MB of
+  results. ``checkpoint_seconds=0`` writes one every ``checkpoint_every`` steps instead (tests); ``checkpoint_every=0``
+  disables them. What a checkpoint holds and how it is written and read safely: :mod:`optical_lab.methods.checkpoint`. A
+  resumed run finishes with the same step count and bit-identical weights as an uninterrupted run (CPU; the batch of
+  step ``s`` is a pure function of ``(seed, s)``, :mod:`optical_lab.methods.batches`, so no sampler state is needed).
 * **Batches** are reshuffled every epoch and, by default, grouped by length (less padding).
 * **Modules**: the accelerator (:mod:`~optical_lab.methods.accelerator`), batches
   (:mod:`~optical_lab.methods.batches`), trainable weights and the optimizer (:mod:`~optical_lab.methods.optimizer`),
@@ -81,7 +80,7 @@ from .config import TrainConfig
 from .optimizer import clip_gradients, make_optimizer, make_trainable
 from .registry import build_objective
 from .teacher import FrozenTeacher, truncation
-from .train_state import LOG_NAME, SUMMARY_NAME, TrainResult, _State, check_finite, logged_step
+from .train_state import LOG_NAME, SUMMARY_NAME, TrainingDiverged, TrainResult, _State, check_finite, logged_step
 
 
 @torch.no_grad()
@@ -339,12 +338,12 @@ class Trainer:
         last_save = time.monotonic()
         interrupt = _Interrupt(enabled=bool(cfg.checkpoint_every and self.checkpoint_path))
         with interrupt:
-            self._loop(state, queries, optimizer, scheduler, bar, lengths, last_save, interrupt)
+            diverged = self._loop(state, queries, optimizer, scheduler, bar, lengths, last_save, interrupt)
         bar.close()
         if interrupt.signum is not None:  # checkpointed in the loop: let the signal do what it does
             self._close_log()
             interrupt.deliver()
-        if cfg.keep_checkpoint:  # the final state too, e.g. to compare runs
+        if cfg.keep_checkpoint and diverged is None:  # the final state too, e.g. to compare runs
             self._save_checkpoint(state, optimizer, scheduler)
         if state.best_state is not None:  # the selected student, not merely the last one
             student.load_state_dict(state.best_state)
@@ -376,11 +375,13 @@ class Trainer:
             mixed_precision=acc.mixed_precision,
             checkpoints_written=self.checkpoints_written,
             checkpoint_bytes=self.checkpoint_bytes,
+            diverged=None if diverged is None else str(diverged),
+            diverged_step=None if diverged is None else state.step + 1,
         )
         if self.out_dir is not None and acc.is_main_process:
             write_json(result, self.out_dir / SUMMARY_NAME)
-            if not cfg.keep_checkpoint and self.checkpoint_path.exists():
-                self.checkpoint_path.unlink()
+            if (diverged is not None or not cfg.keep_checkpoint) and self.checkpoint_path.exists():
+                self.checkpoint_path.unlink()  # a diverged run's state is never resumed (module doc)
         self._model = None
         acc.free_memory()  # the accelerator keeps every prepared model and optimizer until told
         student.eval()
@@ -401,8 +402,9 @@ class Trainer:
         lengths,
         last_save: float,
         interrupt: _Interrupt,
-    ) -> None:
-        """Steps until ``cfg.steps``, early stopping, or an interrupt (then checkpointed)."""
+    ) -> TrainingDiverged | None:
+        """Steps until ``cfg.steps``, early stopping, an interrupt (then checkpointed) or, with dev selection
+        (``queries``), a diverged step: logged and returned, not applied (without dev selection: raised)."""
         cfg, acc, student, train = self.config, self.accelerator, self.student, self.train_bitext
         while state.step < cfg.steps and not state.stopped:
             step = state.step + 1
@@ -411,19 +413,26 @@ class Trainer:
             index = batch[acc.process_index :: acc.num_processes]  # this process's share
             share = (len(index), len(batch))
             index = index or batch[:1]  # a share of 0 pairs still takes part (weight 0)
-            loss, grad_norm = train_step(
-                student,
-                self.teacher,
-                self.objective,
-                [train.english[i] for i in index],
-                [train.foreign[i] for i in index],
-                optimizer,
-                scheduler,
-                acc,
-                cfg,
-                model=self._model,
-                share=share,
-            )
+            try:
+                loss, grad_norm = train_step(
+                    student,
+                    self.teacher,
+                    self.objective,
+                    [train.english[i] for i in index],
+                    [train.foreign[i] for i in index],
+                    optimizer,
+                    scheduler,
+                    acc,
+                    cfg,
+                    model=self._model,
+                    share=share,
+                )
+            except TrainingDiverged as error:
+                if queries is None:  # no dev state to fall back on
+                    raise
+                optimizer.zero_grad(set_to_none=True)  # the diverged step's gradient is never applied
+                self._log({"step": step, "event": "diverged", "message": str(error)})
+                return error
             state.step = step
             record = {
                 "step": step,
@@ -448,6 +457,7 @@ class Trainer:
                 self._save_checkpoint(state, optimizer, scheduler)
                 acc.wait_for_everyone()
                 last_save = time.monotonic()
+        return None
 
 
 def train_student(

@@ -27,7 +27,7 @@ vs present — a partial grid is analysed as it stands, with no test and no verd
 (trained cells whose selected step is > 0 and < the cap, over trained cells; step-0 cells counted separately;
 target ≥ 0.8); ``unconverged_share`` of the registered OPTICAL over all its training steps (target ≤ 0.01); every
 primary test's MDE against its registered target; more than half of the trained cells keeping the untrained
-student (the me5-small rule: the run answers nothing, no verdict).
+student (the me5-small rule: the run answers nothing, no verdict); the cells whose training diverged (deviation D-d).
 """
 
 from __future__ import annotations
@@ -158,6 +158,16 @@ def cell_counts(results: Path, plan_cells_: list[tuple], present: list[tuple], a
     }
     missing = [c[-1].relative_to(results / "runs").as_posix() for c in plan_cells_ if c not in present]
     return {"expected": len(plan_cells_), "present": len(present), "by_arm": by_arm, "missing": missing}
+
+
+def diverged_cells(finished: list[tuple]) -> list[dict[str, Any]]:
+    """The finished cells whose training diverged at ``step``, evaluated with their best dev state (deviation D-d)."""
+    infos = [(cell, read_json(cell[-1] / "done.json")) for cell in finished]
+    return [
+        {"arm": arm, "lang": lang, "fold": fold, "seed": seed, "step": info.get("diverged_step")}
+        for (lang, arm, _, fold, seed, _), info in infos
+        if info.get("diverged")
+    ]
 
 
 def plateau(results: Path, cells: set[str], arms: list[str]) -> dict[str, Any]:
@@ -339,6 +349,9 @@ def flags(out: dict[str, Any]) -> list[str]:
     selected before the cap, an unsolved OT problem, a run that answers nothing."""
     found = []
     cells = out["cells"]
+    if diverged := out["diverged_cells"]:
+        named = ", ".join(f"{d['arm']} {d['lang']} seed {d['seed']} at step {d['step']}" for d in diverged)
+        found.append(f"{len(diverged)} diverged cell(s), evaluated with their best dev state (deviation D-d): {named}")
     if not out["complete"]:
         found.append(f"partial grid: {cells['present']} of {cells['expected']} cells present, no verdict")
     if out["afriqa_split"] != REGISTERED_AFRIQA_SPLIT:
@@ -400,6 +413,7 @@ def analyse(
             for e in (*PRIMARY, *SECONDARY)
         },
         "cells": cells,
+        "diverged_cells": diverged_cells(finished),
         "complete": cells["present"] == cells["expected"] > 0,
         "selected_before_cap_share": steps["share"],
         "plateau": steps,

@@ -1,10 +1,11 @@
 """The protocol-v3 results document (``docs/results_v3.md``), rendered from ``analysis.json`` (:mod:`.v3`) alone:
 nothing is recomputed here, so the document and the file cannot disagree.
 
-Its first line is the flags line: a partial grid, a primary test whose MDE misses its registered target,
-``selected_before_cap_share`` below 0.8, ``unconverged_share`` above 0.01, a run that answers nothing — or that
-there is none. Then the answer (the registered verdict per augmentation arm and primary endpoint, with its effect,
-CI, Holm p and MDE), the bookkeeping it rests on, and every test table.
+Its first line is the flags line: the cells whose training diverged (deviation D-d, ``diverged_cells``), a partial
+grid, a primary test whose MDE misses its registered target, ``selected_before_cap_share`` below 0.8,
+``unconverged_share`` above 0.01, a run that answers nothing — or that there is none. Then the answer (the
+registered verdict per augmentation arm and primary endpoint, with its effect, CI, Holm p and MDE), the bookkeeping
+it rests on, and every test table.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def flag_line(analysis: dict[str, Any]) -> str:
         f"> **No flags:** complete grid ({cells['present']} cells), every primary MDE within its target, "
         f"selected_before_cap_share {_num(analysis['selected_before_cap_share'])} ≥ "
         f"{targets['selected_before_cap_share']}, unconverged_share {_num(analysis['unconverged_share'], 4)} ≤ "
-        f"{targets['unconverged_share']}."
+        f"{targets['unconverged_share']}, no cell diverged."
     )
 
 

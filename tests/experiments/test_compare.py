@@ -393,3 +393,40 @@ def test_the_makefile_command_still_finds_the_committed_cells_finished(target, r
     for done in cells:
         info = json.loads(done.read_text())
         assert cell_fingerprint(plan, info["method"]) == info["fingerprint"], done
+
+
+def test_a_diverged_cell_is_evaluated_with_its_best_dev_state_and_flagged(tmp_path, teacher, monkeypatch):
+    """Protocol v3 deviation D-d: a cell whose step 2 goes NaN stops there, keeps its best dev state (here the
+    untrained student, step 0: its only dev evaluation), is evaluated like any cell and flagged in done.json;
+    the grid goes on, and a restart reads the cell as finished instead of training it into divergence again."""
+    from optical_lab.methods import trainer as trainer_module
+
+    build = trainer_module.build_objective
+
+    def nan_from_step_2(method, config, pairs):
+        objective, calls = build(method, config, pairs), [0]
+        forward = objective.forward
+
+        def nan_loss(*args):
+            calls[0] += 1
+            loss = forward(*args)
+            return loss if calls[0] < 2 else loss * float("nan")
+
+        objective.forward = nan_loss
+        return objective
+
+    monkeypatch.setattr(trainer_module, "build_objective", nan_from_step_2)
+    first = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"])
+    first.run()
+    cell = tmp_path / "runs/hau/sentence-kd/fold0-seed0"
+    done = read_json(cell / "done.json")
+    assert done["diverged"].startswith("training diverged: loss nan") and done["diverged_step"] == 2
+    assert done["steps"] == 1 and done["best_step"] == 0 and done["metrics"]
+    assert read_json(cell / "train_summary.json")["diverged_step"] == 2
+    assert "diverged" not in read_json(tmp_path / "runs/hau/zero-shot/fold0-seed0/done.json")
+    zero = tmp_path / "runs/hau/zero-shot/fold0-seed0"  # step 0 kept: the very zero-shot runs
+    assert _run_lines(zero / "clir.run.gz") == _run_lines(cell / "clir.run.gz")
+    monkeypatch.setattr(trainer_module, "build_objective", lambda *a: pytest.fail("retrained"))
+    again = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"])
+    again.run()
+    assert all(info.get("skipped") for info in again.timings)

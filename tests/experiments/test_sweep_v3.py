@@ -294,10 +294,14 @@ def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
         ComparePlan(langs=["hau"], methods=["optical"], method_config={"optical": {"dev_distractors": 10}})
 
 
-def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family, tmp_path, monkeypatch):
+@pytest.mark.parametrize("returned", [True, False], ids=["returned-best-state", "raised"])
+def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family, tmp_path, monkeypatch, returned):
     """A run whose loss or gradient goes non-finite (high lr, small epsilon, an extension of the edge rule) stops
-    its cell (``TrainingDiverged``): the sweep records it as finished without a dev score, the rule chooses among
-    the others, and a resumed sweep reads it instead of crashing on it again."""
+    there: the trainer returns its best dev state flagged ``diverged`` (deviation D-d; it raises ``TrainingDiverged``
+    without dev selection). Either way the sweep records the setting as finished without a dev score (deviation
+    D-b), the rule chooses among the others, and a resumed sweep reads it instead of crashing on it again."""
+    from dataclasses import replace
+
     from optical_lab.methods.train_state import TrainingDiverged
 
     small_v3(monkeypatch)
@@ -307,6 +311,11 @@ def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family
     def diverges_at_high_lr(*args, **kwargs):
         config, folder = args[5], Path(kwargs["out_dir"])
         if config.lr == 1e-3 and args[4].lang == LANGS[1]:
+            if returned:  # a best dev state that would win if the sweep scored it
+                student, objective, result = real(*args, **kwargs)
+                best = replace(result, best_dev_mrr=1.0, diverged="training diverged: loss nan", diverged_step=3)
+                (folder / "checkpoint.pt").write_bytes(b"a state saved before the run diverged")
+                return student, objective, best
             (folder / "checkpoint.pt").write_bytes(b"a state saved before the run diverged")
             raise TrainingDiverged("training diverged: loss nan, gradient norm nan")
         return real(*args, **kwargs)
@@ -318,6 +327,7 @@ def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family
     cell = out / "sentence-kd" / slug({"lr": 1e-3}) / LANGS[1]
     done = read_json(cell / "done.json")
     assert done["best_dev_mrr"] is None and "diverged" in done["diverged"] and done["lang"] == LANGS[1]
+    assert done.get("diverged_step") == (3 if returned else None)
     assert not (cell / "checkpoint.pt").exists()  # nothing of the diverged state is kept (or committed)
     assert "diverged" in (out / "sweep.md").read_text()
     monkeypatch.setattr(sweep_module, "train_student", lambda *a, **k: pytest.fail("retrained"))

@@ -12,7 +12,7 @@ import pytest
 
 from optical_lab.experiments.compact import compact_cell
 from optical_lab.experiments.plan import ComparePlan
-from optical_lab.io import write_json, write_text
+from optical_lab.io import read_json, write_json, write_text
 from optical_lab.methods.config import preset
 from optical_lab.methods.trainer import SUMMARY_NAME
 from optical_lab.reports import v3
@@ -232,6 +232,29 @@ def test_a_partial_grid_is_flagged_and_gets_no_verdict(grid):
     doc = render(analysis)
     assert doc.splitlines()[0].startswith(f"> **Flags:** partial grid: {expected - 1} of {expected} cells present")
     assert "No verdict: the grid is partial" in doc and "Seed-averaged means per language" in doc
+
+
+def test_a_diverged_cell_is_counted_and_named_on_the_first_line(grid):
+    """Protocol v3 deviation D-d: a cell whose training diverged is analysed with its best dev state like every cell,
+    listed in ``diverged_cells`` and named on the first line; it is left out of the plateau counts."""
+    root, before = grid
+    assert before["diverged_cells"] == [] and not any("diverged" in flag for flag in before["flags"])
+    cell = root / "runs" / "swa" / "code-switch" / "fold0-seed1"
+    done, summary = read_json(cell / "done.json"), read_json(cell / SUMMARY_NAME)
+    message = "training diverged: loss nan, gradient norm nan"
+    try:
+        write_json(done | {"diverged": message, "diverged_step": 120}, cell / "done.json")
+        write_json(summary | {"diverged": message, "diverged_step": 120}, cell / SUMMARY_NAME)
+        analysis = v3.analyse(root, n_resamples=B)
+    finally:
+        write_json(done, cell / "done.json")
+        write_json(summary, cell / SUMMARY_NAME)
+    assert analysis["diverged_cells"] == [{"arm": "code-switch", "lang": "swa", "fold": 0, "seed": 1, "step": 120}]
+    assert read_json(root / "analysis.json")["diverged_cells"] == analysis["diverged_cells"]
+    first = render(analysis).splitlines()[0]
+    assert first.startswith("> **Flags:** 1 diverged cell(s)") and "code-switch swa seed 1 at step 120" in first
+    assert analysis["complete"] and analysis["verdicts"]  # a diverged cell is a finished cell
+    assert analysis["plateau"]["cells"] == before["plateau"]["cells"] - 1
 
 
 def test_the_command_writes_analysis_json_and_the_document(grid, tmp_path):
