@@ -115,7 +115,7 @@ V3_EXTRA ?=
 V3_MINILM = --langs $(V3_LANGS) --methods $(V3_ARMS) --preset v3 --bitext mafand --fold-scheme all-eval \
 	    --folds 1 --seeds $(V3_SEEDS) --task sib-topics --afriqa-split all \
 	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
-	    --method-config $(V3_OUT)/sweep/chosen.json --cap-check $(V3_EXTRA)
+	    --method-config $(V3_OUT)/sweep/chosen.json --cap-check --keep-diverged $(V3_EXTRA)
 sweep-v3-minilm: venv  ## protocol v3 step 1: every trained arm's 12 settings (+ edge rule) on V3_SELECT dev bitext (SWEEP_JOBS processes of SWEEP_THREADS threads)
 	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model minilm --out $(V3_OUT)/sweep \
 	    --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)
@@ -132,7 +132,7 @@ V3_ME5_DOC ?= docs/results_v3_me5_small.md
 V3_ME5 = --model me5-small --freeze-word-embeddings --langs $(V3_SELECT) --methods $(V3_ARMS) --preset v3 --bitext mafand \
 	    --fold-scheme all-eval --folds 1 --seeds 2 --task sib-topics --afriqa-split all \
 	    --eval-tasks afriqa-passages,flores-sentences,afriqa-questions,tico-sentences,ntrex-clir,ntrex-sentences \
-	    --method-config $(V3_ME5_OUT)/sweep/chosen.json --cap-check $(V3_EXTRA)
+	    --method-config $(V3_ME5_OUT)/sweep/chosen.json --cap-check --keep-diverged $(V3_EXTRA)
 sweep-v3-me5: venv  ## protocol v3 on me5-small, step 1: the same sweep design on V3_SELECT dev bitext, table frozen
 	$(BIN)/optical-lab sweep --design v3 --langs $(V3_SELECT) --model me5-small --freeze-word-embeddings \
 	    --out $(V3_ME5_OUT)/sweep --jobs $(SWEEP_JOBS) --threads $(SWEEP_THREADS) $(V3_EXTRA)

@@ -164,6 +164,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write every trained student to <cell>/student (safetensors + tokenizer), for "
         "`optical-lab evaluate --student`",
     )
+    run.add_argument(
+        "--keep-diverged",
+        action="store_true",
+        help="a cell whose training diverges keeps its best dev state, is evaluated and flagged (protocol v3, "
+        "deviation 2; the v3 grids pass it); default: the run stops with one error line",
+    )
     run.add_argument("--threads", type=int, default=PLAN["threads"], help="torch threads (0 = auto: free cores)")
     run.add_argument(
         "--join",
@@ -387,6 +393,7 @@ def main(args: argparse.Namespace) -> None:
         resume=args.resume,
         progress=not args.no_progress,
         save_student=args.save_student,
+        keep_diverged=args.keep_diverged,
         worker=args.join,
         join_wait=args.join_wait,
     )

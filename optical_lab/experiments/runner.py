@@ -37,6 +37,7 @@ from ..io import BLOBS, read_json, write_json
 from ..methods.registry import REFERENCE
 from ..methods.runtime import device_description, release_memory, set_threads
 from ..methods.teacher import FrozenTeacher
+from ..methods.train_state import TrainingDiverged
 from ..methods.trainer import dev_mrr, make_accelerator, train_student
 from ..models.encoder import Encoder
 from ..tasks.base import Task, TaskFold, save_results
@@ -73,6 +74,7 @@ class Runner:
         resume: bool = True,
         progress: bool = True,
         save_student: bool = False,
+        keep_diverged: bool = False,
         worker: bool = False,
         poll_seconds: float = 30.0,
         join_wait: float = 0.0,
@@ -86,6 +88,8 @@ class Runner:
                 "--join needs --resume: a worker must never delete cells others finished", fix="drop --no-resume"
             )
         self.save_student = save_student  # write each trained student to <cell>/student (Encoder.save)
+        # a diverged cell: kept with its best dev state and flagged (protocol v3, deviation 2), or the run stops
+        self.keep_diverged = keep_diverged
         self.task = task or get_task(plan.task, **plan.task_options)
         self.eval_tasks = {name: get_task(name, **plan.task_options) for name in plan.eval_tasks if name != plan.task}
         for each in (self.task, *self.eval_tasks.values()):
@@ -253,6 +257,8 @@ class Runner:
                 desc=f"{lang} {method} f{fold.index} s{seed}",
                 initial_dev_score=self.initial_dev_score(frozen, dev),
             )
+            if result.diverged and not self.keep_diverged:  # the trainer kept its best dev state; not asked for
+                raise TrainingDiverged(result.diverged)
             train_info = asdict(result)
             if self.save_student and self.accelerator.is_main_process:
                 student.save(folder / "student", teacher=self.plan.model, lang=lang, method=method)

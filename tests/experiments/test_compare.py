@@ -16,6 +16,7 @@ from optical_lab.experiments.plan import ComparePlan, plan_from_saved, training_
 from optical_lab.experiments.runner import Runner
 from optical_lab.io import open_stored, read_json, stored_exists
 from optical_lab.methods import TrainConfig, preset
+from optical_lab.methods.train_state import TrainingDiverged
 from optical_lab.tasks.base import TaskFold
 from optical_lab.tasks.ntrex import NtrexTask
 
@@ -416,7 +417,12 @@ def test_a_diverged_cell_is_evaluated_with_its_best_dev_state_and_flagged(tmp_pa
         return objective
 
     monkeypatch.setattr(trainer_module, "build_objective", nan_from_step_2)
+    stopping = _runner(tmp_path / "stop", teacher, ["sentence-kd"])  # the default: the run stops, nothing kept
+    with pytest.raises(TrainingDiverged, match="training diverged: loss nan"):
+        stopping.run()
+    assert not (tmp_path / "stop/runs/hau/sentence-kd/fold0-seed0/done.json").exists()
     first = _runner(tmp_path, teacher, ["zero-shot", "sentence-kd"])
+    first.keep_diverged = True  # compare --keep-diverged (the v3 grids)
     first.run()
     cell = tmp_path / "runs/hau/sentence-kd/fold0-seed0"
     done = read_json(cell / "done.json")
