@@ -291,7 +291,7 @@ class Runner:
             "steps": train_info.get("steps"),
             "stopped_early": train_info.get("stopped_early"),
             "selected_before_cap": train_info.get("selected_before_cap"),
-            # protocol v3 deviation D-d: a diverged cell stopped at that step and was evaluated with its best dev
+            # protocol v3 deviation 2: a diverged cell stopped at that step and was evaluated with its best dev
             # state (methods/trainer.py, "Divergence"), flagged here and by `optical-lab report v3`
             **({k: train_info[k] for k in ("diverged", "diverged_step")} if train_info.get("diverged") else {}),
             "train_s": round(train_s, 2),

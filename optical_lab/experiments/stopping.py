@@ -63,8 +63,8 @@ def selected_steps(folder: str | Path) -> list[dict[str, Any]]:
     (its path relative to ``folder``), ``selected_step``, ``cap``, ``steps`` done, ``stopped_early`` and
     ``selected_before_cap`` (selected step < cap). A run that diverged (``diverged`` in its summary: it stopped at a
     non-finite step and kept its best dev state so far, ``methods/trainer.py``) is left out: it says nothing about
-    where dev selection plateaus under the cap (a diverged sweep run has no score, deviation D-b; a diverged grid
-    cell is counted apart, deviation D-d)."""
+    where dev selection plateaus under the cap (a diverged sweep run has no score, deviation 2; a diverged grid
+    cell is counted apart, deviation 2)."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError("no such results folder", path=root, fix="pass a folder written by compare or sweep")

@@ -237,7 +237,7 @@ class Sweep:
     def diverged(
         self, cell: ResultFolder, folder: Path, config: TrainConfig, info: dict[str, Any], start: float
     ) -> dict[str, Any]:
-        """Finish a setting whose run diverged without a dev score (protocol v3 deviation D-b: its setting cannot be
+        """Finish a setting whose run diverged without a dev score (protocol v3 deviation 2: its setting cannot be
         chosen, whatever dev state the trainer fell back on), not retried on every resume."""
         (folder / CHECKPOINT_NAME).unlink(missing_ok=True)  # its resume state: never resumed, never committed
         info |= {"best_dev_mrr": None, "best_step": None, "train_s": round(time.perf_counter() - start, 1)}

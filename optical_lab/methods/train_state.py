@@ -25,13 +25,14 @@ measurement, 2026-12-07): OPTICAL 22.7 -> 15.5, OPTICAL+aug 26.6 -> 18.9, code-s
 11.0 -> 7.5, translate-train 10.3 -> 7.4 (3 digits: 12.1 for OPTICAL). The precision is not a training setting:
 it enters no configuration or cell fingerprint, and a log written before it (full digits) reads as it always did.
 
-**Divergence** (protocol v3 deviation D-d). A step whose loss or gradient norm is not finite is never applied:
+**Divergence** (protocol v3 deviation 2). A step whose loss or gradient norm is not finite is never applied:
 :func:`check_finite` raises :class:`TrainingDiverged` before the optimizer step. With dev selection the trainer stops
 there and returns the best dev state so far, like any other run (the untrained student when nothing beat it),
 flagged: :attr:`TrainResult.diverged` (the one-line message) and ``diverged_step``, a ``"diverged"`` record in the log,
-then the ``"end"`` record and ``train_summary.json`` as always; a grid cell is then evaluated and flagged in its
-``done.json`` (``experiments/runner.py``, ``optical-lab report v3``'s ``diverged_cells``) instead of stopping the grid,
-and a sweep run still gets no score (deviation D-b, ``experiments/sweep.py``). Its checkpoint is deleted, never kept
+then the ``"end"`` record and ``train_summary.json`` as always; with ``compare --keep-diverged`` (the v3 grids) a grid
+cell is then evaluated and flagged in its ``done.json`` (``experiments/runner.py``, ``optical-lab report v3``'s
+``diverged_cells``) instead of stopping the grid (without it the comparison stops with the one-line message),
+and a sweep run still gets no score (deviation 2, ``experiments/sweep.py``). Its checkpoint is deleted, never kept
 as resumable state (not even with ``keep_checkpoint``): a restart before the caller marks the run finished trains it
 again from step 0 and diverges at the same step (same seed, same batches: CPU-deterministic). Without dev selection
 there is no state to fall back on: the exception propagates. ``stopping.selected_steps`` leaves diverged runs out.

@@ -27,7 +27,7 @@ vs present — a partial grid is analysed as it stands, with no test and no verd
 (trained cells whose selected step is > 0 and < the cap, over trained cells; step-0 cells counted separately;
 target ≥ 0.8); ``unconverged_share`` of the registered OPTICAL over all its training steps (target ≤ 0.01); every
 primary test's MDE against its registered target; more than half of the trained cells keeping the untrained
-student (the me5-small rule: the run answers nothing, no verdict); the cells whose training diverged (deviation D-d).
+student (the me5-small rule: the run answers nothing, no verdict); the cells whose training diverged (deviation 2).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def cell_counts(results: Path, plan_cells_: list[tuple], present: list[tuple], a
 
 
 def diverged_cells(finished: list[tuple]) -> list[dict[str, Any]]:
-    """The finished cells whose training diverged at ``step``, evaluated with their best dev state (deviation D-d)."""
+    """The finished cells whose training diverged at ``step``, evaluated with their best dev state (deviation 2)."""
     infos = [(cell, read_json(cell[-1] / "done.json")) for cell in finished]
     return [
         {"arm": arm, "lang": lang, "fold": fold, "seed": seed, "step": info.get("diverged_step")}
@@ -351,7 +351,7 @@ def flags(out: dict[str, Any]) -> list[str]:
     cells = out["cells"]
     if diverged := out["diverged_cells"]:
         named = ", ".join(f"{d['arm']} {d['lang']} seed {d['seed']} at step {d['step']}" for d in diverged)
-        found.append(f"{len(diverged)} diverged cell(s), evaluated with their best dev state (deviation D-d): {named}")
+        found.append(f"{len(diverged)} diverged cell(s), evaluated with their best dev state (deviation 2): {named}")
     if not out["complete"]:
         found.append(f"partial grid: {cells['present']} of {cells['expected']} cells present, no verdict")
     if out["afriqa_split"] != REGISTERED_AFRIQA_SPLIT:

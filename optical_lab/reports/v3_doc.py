@@ -1,7 +1,7 @@
 """The protocol-v3 results document (``docs/results_v3.md``), rendered from ``analysis.json`` (:mod:`.v3`) alone:
 nothing is recomputed here, so the document and the file cannot disagree.
 
-Its first line is the flags line: the cells whose training diverged (deviation D-d, ``diverged_cells``), a partial
+Its first line is the flags line: the cells whose training diverged (deviation 2, ``diverged_cells``), a partial
 grid, a primary test whose MDE misses its registered target, ``selected_before_cap_share`` below 0.8,
 ``unconverged_share`` above 0.01, a run that answers nothing — or that there is none. Then the answer (the
 registered verdict per augmentation arm and primary endpoint, with its effect, CI, Holm p and MDE), the bookkeeping

@@ -397,7 +397,7 @@ def test_the_makefile_command_still_finds_the_committed_cells_finished(target, r
 
 
 def test_a_diverged_cell_is_evaluated_with_its_best_dev_state_and_flagged(tmp_path, teacher, monkeypatch):
-    """Protocol v3 deviation D-d: a cell whose step 2 goes NaN stops there, keeps its best dev state (here the
+    """Protocol v3 deviation 2: a cell whose step 2 goes NaN stops there, keeps its best dev state (here the
     untrained student, step 0: its only dev evaluation), is evaluated like any cell and flagged in done.json;
     the grid goes on, and a restart reads the cell as finished instead of training it into divergence again."""
     from optical_lab.methods import trainer as trainer_module

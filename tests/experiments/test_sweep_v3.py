@@ -297,9 +297,9 @@ def test_a_v3_chosen_json_configures_the_v3_grid(tmp_path):
 @pytest.mark.parametrize("returned", [True, False], ids=["returned-best-state", "raised"])
 def test_a_diverged_setting_is_recorded_and_cannot_win_nor_stop_the_sweep(family, tmp_path, monkeypatch, returned):
     """A run whose loss or gradient goes non-finite (high lr, small epsilon, an extension of the edge rule) stops
-    there: the trainer returns its best dev state flagged ``diverged`` (deviation D-d; it raises ``TrainingDiverged``
+    there: the trainer returns its best dev state flagged ``diverged`` (deviation 2; it raises ``TrainingDiverged``
     without dev selection). Either way the sweep records the setting as finished without a dev score (deviation
-    D-b), the rule chooses among the others, and a resumed sweep reads it instead of crashing on it again."""
+    2), the rule chooses among the others, and a resumed sweep reads it instead of crashing on it again."""
     from dataclasses import replace
 
     from optical_lab.methods.train_state import TrainingDiverged

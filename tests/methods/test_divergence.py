@@ -1,4 +1,4 @@
-"""A run whose step goes non-finite (protocol v3 deviation D-d): with dev selection it stops there and returns its
+"""A run whose step goes non-finite (protocol v3 deviation 2): with dev selection it stops there and returns its
 best dev state so far, flagged; without dev selection it raises, as before."""
 
 from __future__ import annotations

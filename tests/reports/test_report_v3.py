@@ -235,7 +235,7 @@ def test_a_partial_grid_is_flagged_and_gets_no_verdict(grid):
 
 
 def test_a_diverged_cell_is_counted_and_named_on_the_first_line(grid):
-    """Protocol v3 deviation D-d: a cell whose training diverged is analysed with its best dev state like every cell,
+    """Protocol v3 deviation 2: a cell whose training diverged is analysed with its best dev state like every cell,
     listed in ``diverged_cells`` and named on the first line; it is left out of the plateau counts."""
     root, before = grid
     assert before["diverged_cells"] == [] and not any("diverged" in flag for flag in before["flags"])
