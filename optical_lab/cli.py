@@ -130,7 +130,7 @@ COMMANDS: dict[str, Command] = {
         PLAN,
     ),
     "test-calibration": Command(
-        "optical_lab.experiments.test_calibration",
+        "optical_lab.experiments.test_calibration_cli",
         "simulated level, coverage and power of protocol v3's registered primary test (docs/v3_test_calibration.md)",
         PLAN,
     ),
