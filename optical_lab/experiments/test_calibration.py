@@ -108,6 +108,20 @@ class Design:
         comp = asdict(self)
         return math.sqrt(sum(language_variance(comp, n, self.seeds) for n in self.queries.values())) / len(self.queries)
 
+    def bootstrap_sd(self, seed_stage: str) -> float:
+        """The sd a seed stage of :func:`.stats.hierarchical_draws` gives in expectation under the Gaussian model
+        (its docstring; per language, with the query stage's :math:`(n-1)/n`; the ``effects`` stage's truncation
+        of the seed variance at 0 ignored): the theory the simulated ``sd_ratio`` is checked against."""
+        k = self.seeds
+
+        def variance(n: int) -> float:
+            if seed_stage == "effects":
+                return (n - 1) / n * (self.sigma2_query + self.sigma2_resid / k) / n + self.sigma2_seed / k
+            query = (n - 1) / n * (self.sigma2_query + self.sigma2_resid * (2 * k - 1) / k**2) / n
+            return query + (k - 1) / k**2 * (self.sigma2_seed + self.sigma2_resid / n)
+
+        return math.sqrt(sum(variance(n) for n in self.queries.values())) / len(self.queries)
+
 
 def designs(
     per_query: pd.DataFrame, langs: Sequence[str] = FAMILY_LANGS, seeds: int = SEEDS, family: int = FAMILY

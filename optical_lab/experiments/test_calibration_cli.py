@@ -110,9 +110,16 @@ def document(rows: Sequence[Mapping], tests: Sequence[Design], command: str, met
         "",
         "## Gaussian model: level, coverage, sd",
         "",
-        _table(frame[frame.model == "gaussian"], ["type1", "type1_m", "coverage", "sd_ratio"], ["true_sd"]),
+        _table(
+            _with_theory(frame[frame.model == "gaussian"], tests),
+            ["type1", "type1_m", "coverage", "sd_ratio"],
+            ["true_sd", "theory_sd_ratio"],
+        ),
         "",
-        "`sd ratio` = mean bootstrap sd / the statistic's true sd (analytic, module doc).",
+        "`sd ratio` = mean bootstrap sd / the statistic's true sd (analytic, module doc); `theory_sd_ratio` = the "
+        "ratio the variance formula of `stats.hierarchical_draws`'s docstring predicts for that seed stage "
+        "(`Design.bootstrap_sd`). A ratio r above 1 makes a two-sided test at α reject about "
+        "2Φ(−z₁₋α/₂·r) of the time under the null and its `mde` r times the projected one; below 1 the reverse.",
         "",
         "## Gaussian model: power (p < α/m, right sign)",
         "",
@@ -147,6 +154,15 @@ def document(rows: Sequence[Mapping], tests: Sequence[Design], command: str, met
     return "\n".join(lines)
 
 
+def _with_theory(frame: pd.DataFrame, tests: Sequence[Design]) -> pd.DataFrame:
+    by_label = {(d.endpoint, f"{REFERENCE} − {d.contrast}"): d for d in tests}
+    theory = [
+        by_label[(r.endpoint, r.contrast)].bootstrap_sd(r.seed_stage) / by_label[(r.endpoint, r.contrast)].true_sd()
+        for r in frame.itertuples()
+    ]
+    return frame.assign(theory_sd_ratio=theory)
+
+
 def _table(frame: pd.DataFrame, measured_keys: Sequence[str], plain: Sequence[str], digits: int = 3) -> str:
     out = frame[["endpoint", "contrast", "seed_stage"]].copy()
     for key in plain:
@@ -159,12 +175,26 @@ def _table(frame: pd.DataFrame, measured_keys: Sequence[str], plain: Sequence[st
 # ----------------------------------------------------------------------------------------- the command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``optical-lab test-calibration``."""
-    parser.add_argument("results", type=Path, help="a finished v2 grid (its runs/ per-query files): the components")
+    parser.add_argument(
+        "results", type=Path, nargs="?", help="a finished v2 grid (its runs/ per-query files): the components"
+    )
     parser.add_argument("--sims", type=int, default=1000, help="simulated data sets per test")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap draws per data set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated data")
     parser.add_argument("--doc", type=Path, help="write the markdown document here (and its JSON beside it)")
     parser.add_argument("--no-binary", action="store_true", help="skip the non-Gaussian (binary) check")
+    parser.add_argument(
+        "--render", type=Path, help="only re-render --doc from this JSON record of a finished run (no simulation)"
+    )
+
+
+def render(record: Path, doc: Path | None) -> None:
+    """Write ``doc`` (default: beside the record) from a run's JSON record alone: the numbers are the run's."""
+    from ..io import read_json
+
+    meta = read_json(record)
+    tests = [Design(**d) for d in meta["designs"]]
+    write_text(document(meta["rows"], tests, meta["command"], meta) + "\n", doc or record.with_suffix(".md"))
 
 
 def main(args: argparse.Namespace) -> None:
@@ -174,6 +204,10 @@ def main(args: argparse.Namespace) -> None:
     from .per_query import load_per_query
     from .records import git_state
 
+    if args.render:
+        return render(args.render, args.doc)
+    if args.results is None:
+        raise ValueError("name a finished v2 grid (RESULTS), or --render a JSON record")
     if args.sims < 2 or args.resamples < 2:
         raise ValueError("--sims and --resamples must be at least 2")
     tests = designs(load_per_query(args.results / "runs"))

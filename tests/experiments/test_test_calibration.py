@@ -83,6 +83,20 @@ def test_the_effects_option_counts_the_seed_by_query_interaction_once_the_regist
     rows, effects = (summarise(outcomes[v], design.true_sd()) for v in ("rows", "effects"))
     assert rows["sd_ratio"] > 1.3  # about sqrt(1 + 2 (k-1)/k) = 1.61 with k = 5 (stats.hierarchical_draws doc)
     assert effects["sd_ratio"] == pytest.approx(1.0, abs=0.12)
+    for stage, row in (("rows", rows), ("effects", effects)):  # the variance formula the document prints beside
+        assert row["bootstrap_sd"] == pytest.approx(design.bootstrap_sd(stage), rel=0.1), stage
+
+
+def test_the_bootstrap_sd_formula_follows_a_seed_term_and_the_seed_count():
+    seedy = _design(query=0.01, seed=0.01, resid=0.0, queries={"aa": 300})
+    outcomes = simulate(seedy, 60, 300, 6, gaussian, progress=False)
+    for stage in ("rows", "effects"):
+        got = np.mean([outcomes[stage].test(i)["sd"] for i in range(60)])
+        assert got == pytest.approx(seedy.bootstrap_sd(stage), rel=0.2), stage
+    # rows: the seed term shrunk by (k-1)/k, effects: not
+    assert seedy.bootstrap_sd("rows") < 0.92 * seedy.true_sd() and seedy.bootstrap_sd("effects") == pytest.approx(
+        seedy.true_sd(), rel=0.01
+    )
 
 
 def test_power_is_measured_at_the_projected_and_at_the_own_mde():
@@ -116,3 +130,23 @@ def test_outcome_test_reads_back_the_draws():
     outcome = Outcome(np.array([0.1]), np.array([np.linspace(-0.1, 0.3, 101)]))
     got = outcome.test(0)
     assert got["reference_minus_method"] == pytest.approx(0.1) and got["ci_low"] < 0 < got["ci_high"]
+
+
+def test_the_document_is_rendered_from_the_json_record_alone(tmp_path):
+    import argparse
+    from dataclasses import asdict
+
+    from optical_lab.experiments.test_calibration import calibrate
+    from optical_lab.experiments.test_calibration_cli import main
+    from optical_lab.io import write_json
+
+    design = _design(queries={"aa": 40, "bb": 50})
+    rows = calibrate([design], 6, 100, progress=False, binary_endpoints=())
+    assert [r["seed_stage"] for r in rows] == ["rows", "effects"] and rows[0]["registered"]
+    meta = {"command": "optical-lab test-calibration X", "sims": 6, "resamples": 100, "registered_resamples": 10000}
+    meta |= {"seed": 0, "seconds": 1.0, "cpu": "a CPU", "designs": [asdict(design)], "rows": rows}
+    write_json(meta, tmp_path / "record.json")
+    main(argparse.Namespace(render=tmp_path / "record.json", doc=None))
+    text = (tmp_path / "record.md").read_text(encoding="utf-8")
+    assert "`optical-lab test-calibration X`" in text and "Registered test:" in text
+    assert text.count("endpoint, optical − arm (gaussian, seed stage") == 2
