@@ -148,5 +148,5 @@ def test_the_document_is_rendered_from_the_json_record_alone(tmp_path):
     write_json(meta, tmp_path / "record.json")
     main(argparse.Namespace(render=tmp_path / "record.json", doc=None))
     text = (tmp_path / "record.md").read_text(encoding="utf-8")
-    assert "`optical-lab test-calibration X`" in text and "Registered test:" in text
+    assert "`optical-lab test-calibration X` (this text re-rendered" in text and "Registered test:" in text
     assert text.count("endpoint, optical − arm (gaussian, seed stage") == 2
