@@ -150,3 +150,10 @@ def test_the_document_is_rendered_from_the_json_record_alone(tmp_path):
     text = (tmp_path / "record.md").read_text(encoding="utf-8")
     assert "`optical-lab test-calibration X` (this text re-rendered" in text and "Registered test:" in text
     assert text.count("endpoint, optical − arm (gaussian, seed stage") == 2
+
+
+def test_the_implied_level_of_a_wider_sd_is_lower():
+    from optical_lab.experiments.test_calibration_cli import implied_level
+
+    assert implied_level(1.0) == pytest.approx(0.05) and implied_level(1.175) == pytest.approx(0.0214, abs=5e-4)
+    assert implied_level(0.9) > 0.05
