@@ -81,6 +81,7 @@ FAMILY = 4  # the primary family's size: 2 endpoints x 2 contrasts
 SEEDS = 5  # seeds per arm, as registered
 VARIANTS = ("rows", "effects")  # stats.hierarchical_draws(seed_stage=...): the registered one first
 BINARY = ("FLORES en→xx acc@1",)  # endpoints whose score is 0/1: the non-Gaussian check
+MODELS = ("gaussian", "binary")  # the Gaussian model (level and power) and the binary one (null only)
 Matrices = dict[str, tuple[pd.DataFrame, pd.DataFrame]]
 
 
@@ -124,15 +125,20 @@ class Design:
 
 
 def designs(
-    per_query: pd.DataFrame, langs: Sequence[str] = FAMILY_LANGS, seeds: int = SEEDS, family: int = FAMILY
+    per_query: pd.DataFrame,
+    langs: Sequence[str] = FAMILY_LANGS,
+    seeds: int = SEEDS,
+    family: int = FAMILY,
+    contrasts: Sequence[str] = CONTRASTS,
 ) -> list[Design]:
-    """The registered primary tests, their components measured in ``per_query`` (v2's) by :mod:`.power`."""
+    """The registered primary tests (those of ``contrasts``), their components measured in ``per_query`` (v2's)
+    by :mod:`.power`; the projected MDE is at family size ``family`` whatever ``contrasts`` keeps."""
     out = []
     for cand in (c for c in CANDIDATES if c.name in PRIMARY):
         comp = measured(per_query, cand.source, REFERENCE, CONTRASTS)
         detail = project(comp, langs, seeds, [family], [f"{REFERENCE} − {m}" for m in CONTRASTS])[0]
         counts = {lang: n for lang in langs if (n := cand.queries(lang))}
-        for contrast in CONTRASTS:
+        for contrast in contrasts:
             row = detail[(detail.candidate == cand.name) & (detail.contrast == f"{REFERENCE} − {contrast}")].iloc[0]
             out.append(
                 Design(
@@ -307,13 +313,14 @@ def calibrate(
     seed: int = 0,
     progress: bool = True,
     on_row: Callable[[list[dict]], None] | None = None,
-    binary_endpoints: Sequence[str] = BINARY,
+    models: Sequence[str] = MODELS,
 ) -> list[dict]:
     """Every design under the Gaussian model (type-I, coverage, sd, power at the projected and at the own
-    MDE), then the binary check of ``binary_endpoints`` (null only); one row per design, model and variant.
+    MDE), then the binary check of the :data:`BINARY` endpoints (null only), each of ``models`` asked; one row per
+    design, model and variant.
     ``on_row(rows)`` after each design (results written as they land)."""
     rows: list[dict] = []
-    for index, design in enumerate(tests):
+    for index, design in enumerate(tests if "gaussian" in models else ()):
         outcomes = simulate(design, sims, resamples, seed, gaussian, index=index, progress=progress)
         for variant, outcome in outcomes.items():
             deltas = {"projected": design.projected_mde, "own": 0.0}
@@ -321,7 +328,7 @@ def calibrate(
         if on_row:
             on_row(rows)
     for index, design in enumerate(tests):
-        if design.endpoint not in binary_endpoints:
+        if "binary" not in models or design.endpoint not in BINARY:
             continue
         scale = binary_scale(design, seed)
         outcomes = simulate(

@@ -141,14 +141,15 @@ def test_the_document_is_rendered_from_the_json_record_alone(tmp_path):
     from optical_lab.io import write_json
 
     design = _design(queries={"aa": 40, "bb": 50})
-    rows = calibrate([design], 6, 100, progress=False, binary_endpoints=())
+    rows = calibrate([design], 6, 100, progress=False, models=("gaussian",))
     assert [r["seed_stage"] for r in rows] == ["rows", "effects"] and rows[0]["registered"]
     meta = {"command": "optical-lab test-calibration X", "sims": 6, "resamples": 100, "registered_resamples": 10000}
     meta |= {"seed": 0, "seconds": 1.0, "cpu": "a CPU", "designs": [asdict(design)], "rows": rows}
     write_json(meta, tmp_path / "record.json")
-    main(argparse.Namespace(render=tmp_path / "record.json", doc=None))
+    main(argparse.Namespace(render=[tmp_path / "record.json"], doc=tmp_path / "record.md"))
     text = (tmp_path / "record.md").read_text(encoding="utf-8")
-    assert "`optical-lab test-calibration X` (this text re-rendered" in text and "Registered test:" in text
+    assert "* `optical-lab test-calibration X`: 6 simulated" in text and "rendered from their JSON" in text
+    assert "Registered test:" in text and "## Gaussian model: power" in text and "Non-Gaussian" not in text
     assert text.count("endpoint, optical − arm (gaussian, seed stage") == 2
 
 
