@@ -72,10 +72,12 @@ def verdict(rows: Sequence[Mapping]) -> list[str]:
 
 
 def _run_line(meta: Mapping) -> str:
+    """One run: its command, size, time and the rows its record holds (a run stopped early holds fewer)."""
+    held = pd.Series([f"{r['model']} {r['endpoint']}, {r['contrast']}" for r in meta["rows"] if r["registered"]])
     return (
         f"* `{meta['command']}`: {meta['sims']} simulated data sets per test, B = {meta['resamples']:,} bootstrap "
         f"draws each, data seed {meta['seed']}, bootstrap seed 0; {meta['seconds']:.0f} s on {meta['cpu']} "
-        "(shared machine: the time is indicative only)."
+        f"(shared machine: the time is indicative only). Its record holds: {'; '.join(held) or 'nothing yet'}."
     )
 
 
