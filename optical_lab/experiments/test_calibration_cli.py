@@ -277,7 +277,7 @@ def main(args: argparse.Namespace) -> None:
         if args.doc:
             meta["seconds"] = time.perf_counter() - start
             write_json({**meta, "rows": rows}, args.doc.with_suffix(".json"))
-            write_text(document(rows, tests, [meta]) + "\n", args.doc)
+            write_text(document(rows, tests, [{**meta, "rows": rows}]) + "\n", args.doc)
 
     models = args.models.split(",")
     if not models or set(models) - set(MODELS):
