@@ -129,6 +129,11 @@ COMMANDS: dict[str, Command] = {
         "expected power and minimum detectable effects of candidate endpoints (docs/v3_power.md)",
         PLAN,
     ),
+    "test-calibration": Command(
+        "optical_lab.experiments.test_calibration_cli",
+        "simulated level, coverage and power of protocol v3's registered primary test (docs/v3_test_calibration.md)",
+        PLAN,
+    ),
     "coverage": Command(
         "optical_lab.experiments.coverage",
         "dev text coverage of the evaluation texts per backbone (docs/dev_coverage.md)",

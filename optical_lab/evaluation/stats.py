@@ -290,10 +290,27 @@ def per_seed_differences(
     return pd.DataFrame(rows, columns=["lang", "method", "seed", DIFFERENCE])
 
 
-def _language_draws(ref: np.ndarray, other: np.ndarray, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
+SEED_STAGES = ("rows", "effects")  # the seed stage of the two-stage bootstrap; "rows" is protocol v3's registered one
+
+
+def _language_draws(
+    ref: np.ndarray, other: np.ndarray, rng: np.random.Generator, n_resamples: int, seed_stage: str = "rows"
+) -> np.ndarray:
     """One language's two-stage bootstrap of ``mean_q(mean_s ref − mean_s other)`` from its (seed x query) score
-    matrices: each arm's seeds drawn with replacement (a deterministic arm's identical seeds resample to
-    itself), then the queries; ``n_resamples`` draws."""
+    matrices, ``n_resamples`` draws. ``seed_stage="rows"`` (registered): each arm's seeds drawn with replacement
+    (a deterministic arm's identical seeds resample to itself), then the queries. ``"effects"``: the queries of
+    the seed-averaged difference, plus each arm's resampled seed effects (:func:`_seed_effects`)."""
+    if seed_stage == "effects":
+        n = ref.shape[1]
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples) / n
+        total = counts @ (ref.mean(0) - other.mean(0))
+        for sign, matrix in ((1, ref), (-1, other)):
+            k = len(matrix)
+            weights = rng.multinomial(k, np.full(k, 1 / k), size=n_resamples) / k
+            total += sign * (weights @ _seed_effects(matrix))
+        return total
+    if seed_stage != "rows":
+        raise ValueError(f"seed_stage {seed_stage!r}: choose one of {', '.join(SEED_STAGES)}")
     means = []
     for matrix in (ref, other):
         k = len(matrix)  # seeds: each resample draws k of them with replacement (multiplicities / k)
@@ -302,6 +319,29 @@ def _language_draws(ref: np.ndarray, other: np.ndarray, rng: np.random.Generator
     n = ref.shape[1]
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_resamples) / n  # the drawn queries
     return np.sum(counts * (means[0] - means[1]), axis=1)
+
+
+def _seed_effects(matrix: np.ndarray) -> np.ndarray:
+    r"""One arm's seed effects, scaled so that the mean of :math:`k` of them drawn with replacement has the
+    method-of-moments variance of the arm's seed term, :math:`\hat\sigma^2_s / k`.
+
+    With :math:`r_s` the seed's mean over the :math:`n` queries, :math:`s^2_r` their variance (ddof 1) and
+    :math:`M_e` the seed x query residual mean square (:mod:`optical_lab.experiments.power`'s ANOVA),
+    :math:`\hat\sigma^2_s = \max(0, s^2_r - M_e/n)`: a seed's mean carries its own share :math:`M_e/n` of the
+    seed x query interaction, which the query stage already counts (a crossed design; Owen 2007, "The pigeonhole
+    bootstrap"; McCullagh 2000). The deviations :math:`r_s - \bar r` are multiplied by
+    :math:`\lambda = \sqrt{\tfrac{k}{k-1}\,\hat\sigma^2_s / s^2_r}`: the mean of :math:`k` draws with
+    replacement has variance :math:`\tfrac{k-1}{k}\, s^2_r / k` (Davison & Hinkley 1997, §3.8), so the factor
+    :math:`k/(k-1)` undoes that small-sample shrinkage. An arm with one distinct run (or one seed) has none."""
+    k, n = matrix.shape
+    rows = matrix.mean(1)
+    spread = float(rows.var(ddof=1)) if k > 1 else 0.0
+    if spread <= 0 or n < 2:
+        return np.zeros(k)
+    residual = matrix - rows[:, None] - matrix.mean(0)[None, :] + matrix.mean()
+    interaction = float((residual**2).sum()) / ((k - 1) * (n - 1))
+    seed_var = max(0.0, spread - interaction / n)
+    return (rows - rows.mean()) * math.sqrt(k / (k - 1) * seed_var / spread)
 
 
 def seed_matrices(
@@ -317,19 +357,30 @@ def seed_matrices(
 
 
 def hierarchical_draws(
-    matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], n_resamples: int = 2_000, seed: int = 0
+    matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    n_resamples: int = 2_000,
+    seed: int = 0,
+    seed_stage: str = "rows",
 ) -> dict[str, tuple[float, np.ndarray]]:
-    """Per language of ``matrices`` (language -> the reference's and the method's seed x query scores,
+    r"""Per language of ``matrices`` (language -> the reference's and the method's seed x query scores,
     :func:`seed_matrix`), in its order, one generator seeded ``seed``: the observed ``reference − method`` (the mean
     over the queries both arms have of each query's seed-averaged difference) and its ``n_resamples`` two-stage
-    bootstrap draws (:func:`_language_draws`)."""
+    bootstrap draws (:func:`_language_draws`).
+
+    ``seed_stage``: ``"rows"`` (the default, protocol v3's registered test) resamples whole seed rows, then
+    queries. For a crossed design (every seed scores the same queries) its variance is, per language, about
+    :math:`\sigma^2_q/n + \sigma^2_e/(nk)\,[1 + 2\tfrac{k-1}{k}] + \tfrac{k-1}{k}\,\sigma^2_s/k` against the
+    statistic's :math:`\sigma^2_q/n + \sigma^2_e/(nk) + \sigma^2_s/k` (components of
+    :mod:`optical_lab.experiments.power`): the seed x query interaction counted up to three times, the seed term
+    shrunk by :math:`(k-1)/k`. ``"effects"`` counts each once (:func:`_seed_effects`); it is an explicit option,
+    measured by ``optical-lab test-calibration`` (``docs/v3_test_calibration.md``), not the registered test."""
     rng = np.random.default_rng(seed)
     out = {}
     for lang, (ref, other) in matrices.items():
         common = ref.columns.intersection(other.columns)
         ref_scores, other_scores = ref[common].to_numpy(float), other[common].to_numpy(float)
         observed = float(np.mean(ref_scores.mean(0) - other_scores.mean(0)))
-        out[lang] = (observed, _language_draws(ref_scores, other_scores, rng, n_resamples))
+        out[lang] = (observed, _language_draws(ref_scores, other_scores, rng, n_resamples, seed_stage))
     return out
 
 

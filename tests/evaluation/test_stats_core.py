@@ -238,3 +238,26 @@ def test_bootstrap_test_floors_p_and_states_the_mde_at_the_family_size():
     draws = rng.normal(0.0, 0.1, 1000)
     near = bootstrap_test({"a": (0.0, draws), "b": (0.0, -draws)})  # the language-balanced draws are all 0
     assert near["p"] == 1.0 and near["sd"] == 0.0
+
+
+def test_the_effects_seed_stage_is_an_option_the_registered_rows_stay_the_default():
+    """seed_stage="effects" (not registered): a deterministic arm has no seed effects; the seed effects of a
+    crossed table with no seed term are (nearly) 0 where whole rows still carry the interaction; unknown: error."""
+    from optical_lab.evaluation.stats import _seed_effects, hierarchical_draws
+
+    rng = np.random.default_rng(5)
+    noise = pd.DataFrame(rng.normal(0, 1, (5, 400)))  # interaction only: each row mean carries 1/n of it
+    same = pd.DataFrame(np.tile(rng.normal(0, 1, 400), (5, 1)))  # a deterministic arm: identical seeds
+    shifted = noise + np.array([[0.0], [0.5], [1.0], [-0.5], [-1.0]])  # a real seed term
+    assert np.all(_seed_effects(same.to_numpy()) == 0)
+    assert np.abs(_seed_effects(noise.to_numpy())).max() < 0.05
+    big = _seed_effects(shifted.to_numpy())
+    # the mean of k draws of them has variance var0 / k = the seed term's variance / k (ddof 1 of the shifts: 0.625)
+    assert big.var(ddof=0) == pytest.approx(0.625 - 1 / 400, rel=0.05)
+    matrices = {"a": (noise, same)}
+    default = hierarchical_draws(matrices, 300, seed=1)
+    assert np.array_equal(default["a"][1], hierarchical_draws(matrices, 300, seed=1, seed_stage="rows")["a"][1])
+    effects = hierarchical_draws(matrices, 300, seed=1, seed_stage="effects")
+    assert effects["a"][0] == default["a"][0] and effects["a"][1].std() < default["a"][1].std()
+    with pytest.raises(ValueError, match="seed_stage"):
+        hierarchical_draws(matrices, 10, seed_stage="columns")
