@@ -37,7 +37,7 @@ def wilson(share: float, n: int, z: float = 2.0) -> tuple[float, float]:
 
 
 def _judge(share: float, low: float, high: float) -> str:
-    return "below" if share < low else ("above" if share > high else "within")
+    return "below" if share < low else ("above" if share > high else "not clearly outside")
 
 
 def implied_level(ratio: float, alpha: float = ALPHA) -> float:
@@ -54,7 +54,7 @@ def verdict(rows: Sequence[Mapping]) -> list[str]:
     out = []
     for r in rows:
         low, high = wilson(r["type1"], r["sims"])
-        mc = "clearly below" if high < 0.03 else ("clearly above" if low > 0.07 else "within")
+        mc = "clearly below" if high < 0.03 else ("clearly above" if low > 0.07 else "not clearly outside")
         implied = implied_level(r["sd_ratio"])
         text = (
             f"* {r['endpoint']}, {r['contrast']} ({r['model']}, seed stage `{r['seed_stage']}`): type-I "
@@ -64,7 +64,7 @@ def verdict(rows: Sequence[Mapping]) -> list[str]:
         )
         if "power_own" in r:
             lo, hi = wilson(r["power_own"], r["sims"])
-            judged = "clearly below 0.8" if hi < 0.8 else ("clearly above 0.9" if lo > 0.9 else "within [0.8, 0.9]")
+            judged = "clearly below 0.8" if hi < 0.8 else ("clearly above 0.9" if lo > 0.9 else "not clearly outside [0.8, 0.9]")
             text += f"; power at its own mde {_pm(r, 'power_own')} ({judged})"
             text += f"; power at the projected MDE {_pm(r, 'power_projected')}"
         out.append(text + ".")
