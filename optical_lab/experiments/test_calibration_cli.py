@@ -64,7 +64,11 @@ def verdict(rows: Sequence[Mapping]) -> list[str]:
         )
         if "power_own" in r:
             lo, hi = wilson(r["power_own"], r["sims"])
-            judged = "clearly below 0.8" if hi < 0.8 else ("clearly above 0.9" if lo > 0.9 else "not clearly outside [0.8, 0.9]")
+            judged = (
+                "clearly below 0.8"
+                if hi < 0.8
+                else ("clearly above 0.9" if lo > 0.9 else "not clearly outside [0.8, 0.9]")
+            )
             text += f"; power at its own mde {_pm(r, 'power_own')} ({judged})"
             text += f"; power at the projected MDE {_pm(r, 'power_projected')}"
         out.append(text + ".")

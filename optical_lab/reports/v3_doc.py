@@ -18,6 +18,7 @@ from ..experiments.results_doc import corrections_lines
 from .v2_setup import markdown_table
 
 COVERAGE = "[docs/dev_coverage.md](dev_coverage.md)"  # `optical-lab coverage --doc docs/dev_coverage.md`
+CALIBRATION = "[docs/v3_test_calibration.md](v3_test_calibration.md)"  # `optical-lab test-calibration` (deviation 3)
 TEST_COLUMNS = ("endpoint", "arm", "difference", "ci_low", "ci_high", "p", "p_holm", "mde", "languages", "queries")
 
 
@@ -99,6 +100,8 @@ def bookkeeping_lines(analysis: dict[str, Any]) -> list[str]:
         "problems left above tolerance.",
         f"- Dev text coverage (protocol v3, Orthography: reported beside the results): {COVERAGE}, the letters and "
         "unknown word pieces of each language's MAFAND-MT dev text against each evaluation text.",
+        f"- The registered test's level and power, simulated before any v3 number under v2's variance components "
+        f"(protocol v3, deviation 3): {CALIBRATION}; each test's own `mde` is the one judged against its target.",
         "",
     ]
     per_arm = pd.DataFrame(

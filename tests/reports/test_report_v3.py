@@ -190,6 +190,7 @@ def test_stopping_and_ot_convergence_are_counted_from_the_logs(grid):
     assert analysis["plateau"]["stopped_early"] == trained - at_cap  # planted: every cell before the cap stopped
     assert f"{trained - at_cap} were stopped early by the patience rule" in render(analysis)
     assert "[docs/dev_coverage.md](dev_coverage.md)" in render(analysis)  # reported beside the results
+    assert "[docs/v3_test_calibration.md](v3_test_calibration.md)" in render(analysis)  # deviation 3
     assert analysis["selected_before_cap_share"] == pytest.approx((trained - at_cap - step0) / trained)
     shares = [s for lang in LANGS for seed in range(SEEDS) for s in _shares(lang, "optical", seed)]
     assert analysis["unconverged_share"] == pytest.approx(np.mean(shares))
