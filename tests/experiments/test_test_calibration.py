@@ -18,7 +18,7 @@ from optical_lab.experiments.test_calibration import (
     simulate,
     summarise,
 )
-from optical_lab.experiments.test_calibration_cli import wilson
+from optical_lab.experiments.test_calibration_cli import in_brief, wilson
 
 
 def _design(query=0.04, seed=0.002, resid=0.06, queries=None, seeds=5, mean_score=0.4):
@@ -158,3 +158,18 @@ def test_the_implied_level_of_a_wider_sd_is_lower():
 
     assert implied_level(1.0) == pytest.approx(0.05) and implied_level(1.175) == pytest.approx(0.0214, abs=5e-4)
     assert implied_level(0.9) > 0.05
+
+
+def test_in_brief_counts_conservative_and_too_liberal_tests_of_the_registered_stage_only():
+    rows = [
+        {"registered": True, "type1": 0.02, "sims": 500, "sd_ratio": 1.17, "power_own": 0.84},
+        {"registered": True, "type1": 0.15, "sims": 500, "sd_ratio": 0.80, "power_own": 0.95},
+        {"registered": True, "type1": 0.05, "sims": 500, "sd_ratio": 1.00},  # a null-only (binary) row
+        {"registered": False, "type1": 0.30, "sims": 500, "sd_ratio": 2.0, "power_own": 0.1},  # another stage
+    ]
+    line = in_brief(rows)
+    assert "3 simulated tests" in line
+    assert "0.020-0.150 (1 clearly above 0.07)" in line
+    assert "0.800-1.170, above 1.05 (conservative) in 1 of 3" in line
+    assert "power at its own reported mde 0.840-0.950" in line
+    assert "no row of the registered test" in in_brief(rows[3:])
