@@ -71,6 +71,7 @@ import pandas as pd
 from scipy import stats
 
 from ..evaluation.pooled import Endpoint
+from ..evaluation.stats import SEED_STAGES, _stratified, bootstrap_test, hierarchical_draws
 from ..evaluation.verdict import ALPHA, REFERENCE
 from ..methods.registry import AUGMENTATIONS
 from .power import CANDIDATES, FAMILY_LANGS, components, language_variance, measured, project
@@ -79,7 +80,6 @@ PRIMARY = ("AfriQA passages MRR@10, all splits", "FLORES en→xx acc@1")  # prot
 CONTRASTS = AUGMENTATIONS  # the primary family's augmentation arms, as power.py projects them (v2's names)
 FAMILY = 4  # the primary family's size: 2 endpoints x 2 contrasts
 SEEDS = 5  # seeds per arm, as registered
-VARIANTS = ("rows", "effects")  # stats.hierarchical_draws(seed_stage=...): the registered one first
 BINARY = ("FLORES en→xx acc@1",)  # endpoints whose score is 0/1: the non-Gaussian check
 MODELS = ("gaussian", "binary")  # the Gaussian model (level and power) and the binary one (null only)
 Matrices = dict[str, tuple[pd.DataFrame, pd.DataFrame]]
@@ -237,8 +237,6 @@ class Outcome:
         """:func:`.stats.bootstrap_test` of data set ``i`` with ``delta`` added to the reference arm (module doc:
         the draws shift by exactly ``delta``). The language-balanced draws are passed as one stratum: the
         mean over one language is itself."""
-        from ..evaluation.stats import bootstrap_test
-
         return bootstrap_test({"all": (self.observed[i] + delta, self.draws[i] + delta)}, family)
 
 
@@ -252,13 +250,11 @@ def simulate(
     index: int = 0,
     progress: bool = True,
 ) -> dict[str, Outcome]:
-    """Run each variant of the two-stage bootstrap (default: :data:`VARIANTS` of
-    :func:`.stats.hierarchical_draws`, bootstrap seed 0) on ``sims`` data sets of ``generate``."""
+    """Run each variant of the two-stage bootstrap (default: every seed stage of :func:`.stats.hierarchical_draws`,
+    :data:`.stats.SEED_STAGES`, bootstrap seed 0) on ``sims`` data sets of ``generate``."""
     from tqdm.auto import tqdm
 
-    from ..evaluation.stats import _stratified, hierarchical_draws
-
-    variants = variants or {v: (lambda m, b, v=v: hierarchical_draws(m, b, seed=0, seed_stage=v)) for v in VARIANTS}
+    variants = variants or {v: (lambda m, b, v=v: hierarchical_draws(m, b, seed=0, seed_stage=v)) for v in SEED_STAGES}
     observed = np.empty(sims)
     draws = {name: np.empty((sims, resamples)) for name in variants}
     for i in tqdm(range(sims), desc=design.label, disable=not progress):
@@ -354,7 +350,7 @@ def _row(design: Design, model: str, variant: str, summary: dict, **extra) -> di
         "contrast": f"{REFERENCE} − {design.contrast}",
         "model": model,
         "seed_stage": variant,
-        "registered": variant == VARIANTS[0],
+        "registered": variant == SEED_STAGES[0],
         **summary,
         **extra,
     }
